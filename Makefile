@@ -1,0 +1,35 @@
+# Two commands matter: `make run` and `make test`. Everything else is a step they share.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.setup-stamp
+PYTHON ?= python3
+
+.PHONY: setup run test lint pytest bench screenshots chaos clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/loyalty-desk
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+pytest: setup
+	$(VENV)/bin/python -m runtime.testenv $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test: lint pytest
+
+bench: setup
+	$(PY) -m bench.ingest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,367 @@
+"""`loyalty-desk`: the headless command line; without a subcommand it opens the window.
+
+Every subcommand prints JSON with --json and exits non-zero with a one-line reason
+on stderr when it fails. Heavy imports stay inside the commands so startup is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from runtime.connect import ConnectError, Target, resolve_target
+
+
+class CliError(RuntimeError):
+    """A failure with a one-line reason for the person at the terminal."""
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    if args.json:
+        print(json.dumps(data, indent=None, default=str))
+    else:
+        print(text)
+
+
+def _target(args: argparse.Namespace) -> Target:
+    return resolve_target(
+        args.address,
+        args.namespace,
+        args.data_dir,
+        task_queue=getattr(args, "task_queue", None),
+        deployment=getattr(args, "deployment", None),
+    )
+
+
+# -- server / worker ----------------------------------------------------------
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    from runtime.server import ServerConfig, run_foreground
+
+    target = _target(args)
+    if target.address:
+        raise CliError("`server` runs the embedded server; it takes no --address")
+    config = ServerConfig(
+        data_dir=target.data_dir,
+        port=args.port,
+        ui_port=args.ui_port,
+        namespace=target.namespace,
+        retention_days=args.retention_days,
+        headless_ui=args.headless,
+    )
+    return run_foreground(config, print_json=args.json)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from runtime.connect import connect
+    from runtime.worker import WorkerSettings, default_build_id, run_worker
+
+    target = _target(args)
+    settings = WorkerSettings(
+        task_queue=target.task_queue,
+        deployment=target.deployment,
+        build_id=args.build_id or default_build_id(),
+        drill=args.drill,
+        make_current_if_none=not args.no_make_current,
+    )
+
+    async def main() -> None:
+        client = await connect(target)
+        ready = asyncio.Event()
+
+        async def say_ready() -> None:
+            await ready.wait()
+            label = f" (DRILL: {settings.drill})" if settings.drill else ""
+            _emit(
+                args,
+                {"worker": "running", "build_id": settings.build_id, "drill": settings.drill,
+                 "task_queue": settings.task_queue, "deployment": settings.deployment},
+                f"worker for build {settings.build_id}{label} polling {settings.task_queue!r}",
+            )
+            sys.stdout.flush()
+
+        announcer = asyncio.create_task(say_ready())
+        await run_worker(client, settings, ready=ready)
+        announcer.cancel()
+
+    asyncio.run(main())
+    return 0
+
+
+# -- feed ---------------------------------------------------------------------
+
+
+async def _feed(args: argparse.Namespace) -> int:
+    from runtime import feed
+    from runtime.connect import connect
+
+    target = _target(args)
+    if args.simulate is not None:
+        from runtime.simulate import simulate
+
+        generated = list(simulate(args.simulate, args.members, args.seed, prefix=args.prefix))
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as out:
+                out.writelines(json.dumps(e) + "\n" for e in generated)
+        numbered: list[tuple[int, object]] = list(enumerate(generated, start=1))
+        source = f"simulate:{args.simulate}x{args.members}:seed{args.seed}"
+    elif args.file == "-":
+        numbered = list(feed.read_lines(sys.stdin))
+        source = "stdin"
+    elif args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise CliError(f"no such file: {path}")
+        try:
+            with path.open(encoding="utf-8") as stream:
+                numbered = list(feed.read_lines(stream))
+        except UnicodeDecodeError as error:
+            raise CliError(f"{path} is not UTF-8 text: {error.reason}") from None
+        source = str(path)
+    else:
+        raise CliError("give a JSON Lines FILE, - for stdin, or --simulate N")
+    batch = feed.check(numbered)
+    client = await connect(target)
+    report = await feed.deliver(client, target, batch, bulk=args.bulk)
+    feed.record_rejects(target.data_dir, source, report.rejects)
+    data = report.as_json()
+    if args.wait:
+        states = await feed.wait_applied(client, batch.by_member)
+        data["applied"] = {
+            "members": len(states),
+            "events_processed": sum(s["events_processed"] for s in states.values()),
+            "events_rejected": sum(s["events_rejected"] for s in states.values()),
+        }
+    lines = [
+        f"accepted {report.accepted}, rejected {report.rejected}"
+        + (f", {report.duplicates} repeated ids (counted once)" if report.duplicates else "")
+        + f"; {report.members} members, {report.signals} signals in {report.seconds:.2f} s"
+    ]
+    lines += [
+        f"  line {r.line}: {r.reason}" + (f" [{r.event_id}]" if r.event_id else "")
+        for r in report.rejects
+    ]
+    _emit(args, data, "\n".join(lines))
+    return 0
+
+
+# -- member / members -----------------------------------------------------------
+
+
+async def _member(args: argparse.Namespace) -> int:
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from runtime.connect import connect
+    from workflows.member import MemberWorkflow, member_workflow_id
+
+    client = await connect(_target(args))
+    handle = client.get_workflow_handle_for(MemberWorkflow.run, member_workflow_id(args.member_id))
+    try:
+        state = await handle.query(MemberWorkflow.state)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise CliError(f"unknown member {args.member_id!r}") from None
+        raise
+    text = [
+        f"{state['member_id']}: {state['points']} points, {state['tier']}, "
+        f"lifetime {state['lifetime_points']}, build {state['build_id']}"
+        + (f" (DRILL {state['drill']})" if state.get("drill") else ""),
+        f"  events processed {state['events_processed']}, rejected {state['events_rejected']}, "
+        f"duplicates ignored {state['duplicates_ignored']}, run {state['runs']}",
+    ]
+    text += [
+        f"  #{e['seq']} {e['at']} {e['kind']:<10} {e['delta']:+7d} -> {e['balance']:>7d}  "
+        f"{e['cause']} [{e['build']}]"
+        for e in state["ledger"][-args.ledger :]
+    ]
+    text += [f"  rejected {r['event_id']}: {r['reason']}" for r in state["rejections"][-10:]]
+    _emit(args, state, "\n".join(text))
+    return 0
+
+
+async def _members(args: argparse.Namespace) -> int:
+    from runtime.connect import connect
+    from runtime.members import list_members
+
+    client = await connect(_target(args))
+    rows = await list_members(client, args.query, limit=args.limit)
+    text = [f"{'member':<20} {'tier':<9} {'points':>8}  {'last event':<21} build"]
+    text += [
+        f"{r['member_id']:<20} {r['tier'] or '-':<9} {r['points'] or 0:>8}  "
+        f"{r['last_event_at'] or '-':<21} {r['build_id'] or '-'}"
+        + (f" DRILL {r['drill']}" if r["drill"] else "")
+        for r in rows
+    ]
+    text.append(f"{len(rows)} members")
+    _emit(args, rows, "\n".join(text))
+    return 0
+
+
+# -- releases -------------------------------------------------------------------
+
+
+async def _release(args: argparse.Namespace) -> int:
+    from runtime import deployment
+    from runtime.connect import connect
+
+    target = _target(args)
+    client = await connect(target)
+    if args.release_command == "set-current":
+        if args.ramp is not None:
+            await deployment.set_ramping(client, target.deployment, args.build, args.ramp)
+            _emit(args, {"ramping": args.build, "percentage": args.ramp},
+                  f"build {args.build} ramping at {args.ramp}%")
+        else:
+            await deployment.set_current(client, target.deployment, args.build)
+            _emit(args, {"current": args.build}, f"build {args.build} is now current")
+        return 0
+    info = await deployment.describe(client, target.deployment)
+    if info is None:
+        raise CliError(f"deployment {target.deployment!r} has no versions yet: start a worker")
+    await deployment.load_drills(client, target.deployment)
+    from workflows import drill
+
+    rows = [
+        {"build_id": v.build_id, "status": v.status, "ramp_percentage": v.ramp_percentage,
+         "drill": drill.drill_for(v.build_id)}
+        for v in info.versions
+    ]
+    text = [f"{r['build_id']:<30} {r['status']:<9}" + (f" DRILL {r['drill']}" if r["drill"] else "")
+            for r in rows]
+    _emit(args, {"deployment": info.name, "versions": rows}, "\n".join(text))
+    return 0
+
+
+# -- app ------------------------------------------------------------------------
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    from desktop.app import run_app
+
+    return run_app(_target(args))
+
+
+# -- parser ---------------------------------------------------------------------
+
+
+def _async(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]]) -> Callable[
+    [argparse.Namespace], int
+]:
+    def run(args: argparse.Namespace) -> int:
+        return asyncio.run(command(args))
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS lets the options stand before or after the subcommand
+    common.add_argument("--address", default=argparse.SUPPRESS,
+                        help="Temporal frontend HOST:PORT (env LOYALTY_DESK_ADDRESS); "
+                        "default: the embedded server")
+    common.add_argument("--namespace", default=argparse.SUPPRESS,
+                        help="Temporal namespace (env LOYALTY_DESK_NAMESPACE)")
+    common.add_argument("--data-dir", default=argparse.SUPPRESS,
+                        help="where the embedded server keeps its data (env LOYALTY_DESK_DATA_DIR)")
+    common.add_argument("--task-queue", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("--deployment", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print JSON")
+
+    parser = argparse.ArgumentParser(
+        prog="loyalty-desk", parents=[common],
+        description="Operator console for perpetual loyalty-member workflows on Temporal.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("server", parents=[common], help="run the embedded Temporal server")
+    p.add_argument("--port", type=int, help="gRPC port (default: a free one)")
+    p.add_argument("--ui-port", type=int, help="Web UI port (default: a free one)")
+    p.add_argument("--retention-days", type=int, default=30)
+    p.add_argument("--headless", action="store_true", help="no Web UI")
+    p.set_defaults(func=cmd_server)
+
+    p = sub.add_parser("worker", parents=[common], help="run a worker for one build")
+    p.add_argument("--build-id", help="build id (default: the package version)")
+    from workflows.rules import DRILL_BUGS
+
+    p.add_argument("--drill", choices=DRILL_BUGS, help="run with a deliberately injected bug")
+    p.add_argument("--no-make-current", action="store_true",
+                   help="never make this build current, even on a new deployment")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("feed", parents=[common], help="send events from JSON Lines")
+    p.add_argument("file", nargs="?", help="JSON Lines file, or - for stdin")
+    p.add_argument("--simulate", type=int, metavar="N", help="generate N events instead")
+    p.add_argument("--members", type=int, default=100, help="members for --simulate")
+    p.add_argument("--seed", type=int, default=0, help="seed for --simulate")
+    p.add_argument("--prefix", default="sim", help="member id prefix for --simulate")
+    p.add_argument("--out", help="also write the generated events to this file")
+    p.add_argument("--bulk", action="store_true", help="one `events` signal per member chunk")
+    p.add_argument("--wait", action="store_true", help="wait until members applied them")
+    p.set_defaults(func=_async(_feed))
+
+    p = sub.add_parser("member", parents=[common], help="one member's state")
+    p.add_argument("member_id")
+    p.add_argument("--ledger", type=int, default=10, help="ledger entries to show")
+    p.set_defaults(func=_async(_member))
+
+    p = sub.add_parser("members", parents=[common], help="list members")
+    p.add_argument("--query", help="visibility query, e.g. \"LoyaltyTier='Gold'\"")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(func=_async(_members))
+
+    p = sub.add_parser("release", parents=[common], help="deployment versions")
+    rsub = p.add_subparsers(dest="release_command", metavar="ACTION", required=True)
+    rsub.add_parser("list", parents=[common], help="versions and which is current")
+    q = rsub.add_parser("set-current", parents=[common], help="make a build current or ramp it")
+    q.add_argument("build")
+    q.add_argument("--ramp", type=float, metavar="PCT", help="ramp to PCT percent instead")
+    p.set_defaults(func=_async(_release))
+    return parser
+
+
+def _defaults(args: argparse.Namespace) -> argparse.Namespace:
+    for name, value in (("address", None), ("namespace", None), ("data_dir", None),
+                        ("task_queue", None), ("deployment", None), ("json", False)):
+        if not hasattr(args, name):
+            setattr(args, name, value)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _defaults(build_parser().parse_args(argv))
+    func = getattr(args, "func", cmd_app)
+    try:
+        return int(func(args))
+    except KeyboardInterrupt:
+        return 130
+    except (CliError, ConnectError, TimeoutError, ValueError) as error:
+        return _fail(args, str(error))
+    except Exception as error:  # an RPC failure and the like: one line, no traceback
+        from temporalio.service import RPCError
+
+        if isinstance(error, RPCError):
+            return _fail(args, f"Temporal refused: {error.message}")
+        if os.environ.get("LOYALTY_DESK_DEBUG"):
+            raise
+        return _fail(args, f"{type(error).__name__}: {error}")
+
+
+def _fail(args: argparse.Namespace, reason: str) -> int:
+    reason = reason.splitlines()[0] if reason else "failed"
+    if args.json:
+        print(json.dumps({"error": reason}))
+    print(f"loyalty-desk: error: {reason}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

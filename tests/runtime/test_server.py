@@ -1,0 +1,256 @@
+"""The embedded server supervisor against the real `temporal` binary."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client
+
+from runtime.server import (
+    SEARCH_ATTRIBUTES,
+    EmbeddedServer,
+    ServerConfig,
+    ServerError,
+    default_data_dir,
+    find_running_server,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[EmbeddedServer]:
+    server = EmbeddedServer(ServerConfig(data_dir=tmp_path / "data"))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def test_start_registers_attributes_and_retention_and_stop_cleans_up(
+    server: EmbeddedServer,
+) -> None:
+    client = await Client.connect(server.address)
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace="default")
+    )
+    registered = {
+        name: IndexedValueType.Name(kind) for name, kind in listed.custom_attributes.items()
+    }
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        assert registered.get(name) == f"INDEXED_VALUE_TYPE_{kind.upper()}"
+    namespace = await client.workflow_service.describe_namespace(
+        DescribeNamespaceRequest(namespace="default")
+    )
+    assert namespace.config.workflow_execution_retention_ttl.seconds == 30 * 86400
+    data_dir = server.config.data_dir
+    info = find_running_server(data_dir)
+    assert info is not None and info["address"] == server.address and info["pid"] == server.pid
+    assert server.ui_url is not None and _port_open(int(server.ui_url.rsplit(":", 1)[1]))
+
+    pid = server.pid
+    assert pid is not None
+    await server.stop()
+    assert server.state == "stopped" and server.pid is None
+    assert _process_gone(pid)
+    assert not (data_dir / "server.json").exists()
+    assert not _port_open(int(server.address.rsplit(":", 1)[1]))
+    assert find_running_server(data_dir) is None
+
+
+@pytest.mark.slow
+async def test_killed_server_is_restarted_on_same_address_with_its_data(
+    server: EmbeddedServer,
+) -> None:
+    states: list[str] = []
+    server.on_state_changed = states.append
+    client = await Client.connect(server.address)
+    await client.start_workflow("Anything", id="before-crash", task_queue="nobody")
+    old_pid, address = server.pid, server.address
+    assert old_pid is not None
+
+    os.kill(old_pid, signal.SIGKILL)
+    await _wait_for(lambda: server.state == "running" and server.restarts == 1, timeout=15)
+
+    assert states == ["restarting", "running"]
+    assert server.address == address and server.pid not in (None, old_pid)
+    info = find_running_server(server.config.data_dir)
+    assert info is not None and info["pid"] == server.pid and info["address"] == address
+    client = await Client.connect(address)
+    description = await client.get_workflow_handle("before-crash").describe()
+    assert description.workflow_type == "Anything"
+
+
+async def test_clean_restart_on_same_data_dir_keeps_workflows(tmp_path: Path) -> None:
+    config = ServerConfig(data_dir=tmp_path / "data")
+    async with EmbeddedServer(config) as first:
+        client = await Client.connect(first.address)
+        await client.start_workflow("Anything", id="kept", task_queue="nobody")
+    assert list((tmp_path / "data" / "logs").iterdir()) == [tmp_path / "data/logs/server.log"]
+
+    async with EmbeddedServer(config) as second:
+        client = await Client.connect(second.address)
+        description = await client.get_workflow_handle("kept").describe()
+        assert description.workflow_type == "Anything"
+    # The previous run's log is kept, one generation deep.
+    assert (tmp_path / "data" / "logs" / "server.log.1").exists()
+
+
+async def test_second_server_on_same_data_dir_is_refused(server: EmbeddedServer) -> None:
+    data_dir = server.config.data_dir
+    second = EmbeddedServer(ServerConfig(data_dir=data_dir))
+    expected = f"an embedded server is already running for {data_dir} at {server.address}"
+    with pytest.raises(ServerError, match=expected):
+        await second.start()
+    assert second.state == "failed"
+    assert find_running_server(data_dir) is not None  # the first one is untouched
+
+
+async def test_start_failure_reports_the_server_log(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = EmbeddedServer(ServerConfig(data_dir=tmp_path / "data", port=port))
+        with pytest.raises(ServerError) as failure:
+            await server.start(timeout=15)
+    assert "exited with code" in failure.value.reason
+    assert "address already in use" in failure.value.log_tail
+    assert server.state == "failed" and server.pid is None
+    # The lock was released: the data dir is usable again.
+    async with EmbeddedServer(ServerConfig(data_dir=tmp_path / "data")) as retry:
+        assert retry.state == "running"
+
+
+@pytest.mark.slow
+async def test_server_that_keeps_dying_ends_failed(server: EmbeddedServer) -> None:
+    states: list[str] = []
+    server.on_state_changed = states.append
+    pid = server.pid
+    assert pid is not None
+    port = int(server.address.rsplit(":", 1)[1])
+    os.kill(pid, signal.SIGKILL)
+    await _wait_for(lambda: _process_gone(pid), timeout=5)
+    # Holding its port makes every relaunch die at once.
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        await _wait_for(lambda: server.state == "failed", timeout=30)
+    assert states == ["restarting", "failed"]
+    assert server.restarts == 4
+    assert "address already in use" in (server.last_error or "")
+    assert not (server.config.data_dir / "server.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="parent-death signal is Linux only")
+async def test_no_orphan_when_parent_is_killed(tmp_path: Path) -> None:
+    script = (
+        "import asyncio, sys, pathlib\n"
+        "from runtime.server import EmbeddedServer, ServerConfig\n"
+        "async def main():\n"
+        "    server = EmbeddedServer(ServerConfig(pathlib.Path(sys.argv[1])))\n"
+        "    await server.start()\n"
+        "    print(server.pid, flush=True)\n"
+        "    await asyncio.sleep(3600)\n"
+        "asyncio.run(main())\n"
+    )
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        script,
+        str(tmp_path / "data"),
+        cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert parent.stdout is not None
+    pid = int(await asyncio.wait_for(parent.stdout.readline(), timeout=30))
+    try:
+        assert not _process_gone(pid)
+        parent.kill()
+        await parent.wait()
+        await _wait_for(lambda: _process_gone(pid), timeout=5)
+        assert find_running_server(tmp_path / "data") is None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+async def test_run_foreground_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    script = (
+        "import sys, pathlib\n"
+        "from runtime.server import ServerConfig, run_foreground\n"
+        "sys.exit(run_foreground(ServerConfig(pathlib.Path(sys.argv[1])), print_json=True))\n"
+    )
+    data_dir = tmp_path / "data"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        script,
+        str(data_dir),
+        cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
+        info = json.loads(line)
+        assert find_running_server(data_dir) is not None
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), timeout=15) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert _process_gone(info["pid"])
+    assert not (data_dir / "server.json").exists()
+    assert await process.stdout.read() == b""  # the server's own output went to the log
+    assert (data_dir / "logs" / "server.log").stat().st_size > 0
+
+
+def test_default_data_dir_can_be_overridden(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("LOYALTY_DESK_DATA_DIR", raising=False)
+    assert default_data_dir().name == "loyalty-desk"
+    monkeypatch.setenv("LOYALTY_DESK_DATA_DIR", str(tmp_path))
+    assert default_data_dir() == tmp_path
+
+
+async def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+def _process_gone(pid: int) -> bool:
+    """Gone or a zombie: a container's init may never reap the reparented child."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False

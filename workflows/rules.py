@@ -1,0 +1,351 @@
+"""Loyalty rules as pure, deterministic code.
+
+`MemberBook` owns one member's state and applies events to it. It never reads the
+clock: every time it uses comes from the events, so the same events in the same
+order always give the same state. The member workflow wraps it; the rollback
+preview and the tests run it without Temporal.
+
+Rules:
+- base points: one per whole currency unit of a trip fare or purchase, times the
+  multiplier of the member's tier at the time of the event;
+- tiers by points earned in the trailing `TIER_WINDOW_DAYS` days (event time);
+- a refund claws back the points its event earned (never below zero);
+- points expire after `INACTIVITY_DAYS` without any event;
+- every change of balance is a ledger entry; balance == ledger_base + sum(ledger).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from workflows.events import Event, EventError, parse_event
+
+TIERS: tuple[tuple[str, int, int], ...] = (
+    # name, points earned in the trailing window to reach it, multiplier in percent
+    ("Blue", 0, 100),
+    ("Gold", 1_000, 125),
+    ("Platinum", 3_000, 150),
+    ("Diamond", 8_000, 200),
+)
+TIER_NAMES = tuple(name for name, _, _ in TIERS)
+TIER_WINDOW_DAYS = 90
+INACTIVITY_DAYS = 365
+MAX_FUTURE_DAYS = 366
+MAX_ADJUSTMENT = 1_000_000
+
+LEDGER_KEEP = 100  # entries carried across continue-as-new; older ones fold into ledger_base
+REJECTIONS_KEEP = 50
+SEEN_KEEP = 4_096  # dedup window of accepted event ids, carried across runs
+
+DRILL_BUGS = ("zero-on-trip", "double-points", "wrong-tier", "drop-refunds")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def tier_for(window_points: int) -> str:
+    name = TIERS[0][0]
+    for tier, threshold, _ in TIERS:
+        if window_points >= threshold:
+            name = tier
+    return name
+
+
+def multiplier_pct(tier: str) -> int:
+    for name, _, pct in TIERS:
+        if name == tier:
+            return pct
+    raise ValueError(f"unknown tier {tier!r}")
+
+
+def _day(moment: datetime) -> int:
+    return (moment - _EPOCH).days
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+@dataclass
+class MemberSnapshot:
+    """Everything a member carries across continue-as-new; bounded in size."""
+
+    member_id: str
+    points: int = 0
+    lifetime_points: int = 0
+    tier: str = "Blue"
+    events_processed: int = 0
+    events_rejected: int = 0
+    duplicates_ignored: int = 0
+    watermark: str | None = None  # latest event time seen (ISO 8601)
+    window: dict[str, int] = field(default_factory=dict)  # day number -> points earned
+    ledger: list[dict[str, Any]] = field(default_factory=list)
+    ledger_base: int = 0
+    ledger_seq: int = 0
+    # event id -> [fingerprint, points earned, day, refunded]
+    seen: dict[str, list[Any]] = field(default_factory=dict)
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    runs: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What applying one raw event did: `accepted`, `duplicate` or `rejected` (with reason)."""
+
+    status: str
+    event_id: str | None = None
+    reason: str | None = None
+    event: Event | None = None
+
+
+class MemberBook:
+    """One member's state and the rules that change it."""
+
+    def __init__(self, snapshot: MemberSnapshot, *, drill: str | None = None) -> None:
+        if drill is not None and drill not in DRILL_BUGS:
+            raise ValueError(f"unknown drill {drill!r}; expected one of {DRILL_BUGS}")
+        self.s = snapshot
+        self.drill = drill
+        self._watermark = _parse_iso(snapshot.watermark) if snapshot.watermark else None
+
+    @property
+    def member_id(self) -> str:
+        return self.s.member_id
+
+    @property
+    def last_event_at(self) -> datetime | None:
+        return self._watermark
+
+    @property
+    def window_points(self) -> int:
+        return sum(self.s.window.values())
+
+    # -- events ---------------------------------------------------------------
+
+    def apply(self, raw: object, *, build_id: str) -> Outcome:
+        """Apply one raw event; never raises for bad input, records it instead."""
+        try:
+            event = parse_event(raw)
+            if event.member_id != self.s.member_id:
+                raise EventError(
+                    f"event for member {event.member_id!r} sent to member {self.s.member_id!r}",
+                    event.event_id,
+                )
+            seen = self.s.seen.get(event.event_id)
+            if seen is not None:
+                if seen[0] == event.fingerprint:
+                    self.s.duplicates_ignored += 1
+                    return Outcome("duplicate", event.event_id)
+                raise EventError(
+                    f"event_id {event.event_id!r} was already used by a different event",
+                    event.event_id,
+                )
+            self._check_time(event)
+            earned = self._apply_valid(event, build_id)
+        except EventError as error:
+            self.reject(error.event_id, error.reason)
+            return Outcome("rejected", error.event_id, error.reason)
+        self.s.events_processed += 1
+        self._remember(event, earned)
+        return Outcome("accepted", event.event_id, event=event)
+
+    def _check_time(self, event: Event) -> None:
+        if self._watermark is None:
+            return
+        if event.occurred_at - self._watermark > timedelta(days=MAX_FUTURE_DAYS):
+            raise EventError(
+                f"occurred_at {_iso(event.occurred_at)} is more than {MAX_FUTURE_DAYS} days "
+                f"after the member's latest event ({_iso(self._watermark)})",
+                event.event_id,
+            )
+
+    def _apply_valid(self, event: Event, build_id: str) -> int:
+        if event.type == "refund":
+            target = self._refund_target(event)  # validate before moving time forward
+            self._advance(event.occurred_at, build_id)
+            self._refund(event, target, build_id)
+            return 0
+        self._advance(event.occurred_at, build_id)
+        if event.type == "support_ticket":
+            return 0
+        earned = event.amount_cents // 100 * multiplier_pct(self.s.tier) // 100
+        if self.drill == "double-points":
+            earned *= 2
+        day = _day(event.occurred_at)
+        if self._in_window(day):
+            self.s.window[str(day)] = self.s.window.get(str(day), 0) + earned
+        self.s.lifetime_points += earned
+        if earned:
+            self._post("earn", event.event_id, earned, event.occurred_at, build_id)
+        if self.drill == "zero-on-trip" and event.type == "trip_completed" and self.s.points:
+            self._post("earn", event.event_id, -self.s.points, event.occurred_at, build_id)
+        self._retier()
+        return earned
+
+    def _refund_target(self, event: Event) -> list[Any]:
+        assert event.refers_to is not None
+        target = self.s.seen.get(event.refers_to)
+        if target is None:
+            raise EventError(
+                f"refund refers to unknown event {event.refers_to!r}", event.event_id
+            )
+        if target[1] is None:
+            raise EventError(
+                f"refund refers to {event.refers_to!r}, which earned no points", event.event_id
+            )
+        if target[3]:
+            raise EventError(f"event {event.refers_to!r} was already refunded", event.event_id)
+        return target
+
+    def _refund(self, event: Event, target: list[Any], build_id: str) -> None:
+        _, earned, day, _ = target
+        target[3] = True
+        if self.drill == "drop-refunds":
+            return
+        clawback = min(earned, max(self.s.points, 0))
+        self.s.lifetime_points -= earned
+        key = str(day)
+        if key in self.s.window:
+            self.s.window[key] = max(0, self.s.window[key] - earned)
+        if clawback:
+            self._post("refund", event.event_id, -clawback, event.occurred_at, build_id)
+        self._retier()
+
+    def _advance(self, moment: datetime, build_id: str) -> None:
+        """Move event time forward: expire an inactive balance, slide the tier window."""
+        previous = self._watermark
+        if previous is not None and moment <= previous:
+            return
+        if previous is not None and self.s.points > 0:
+            deadline = previous + timedelta(days=INACTIVITY_DAYS)
+            if moment > deadline:
+                self._post("expiry", "inactivity", -self.s.points, deadline, build_id)
+        self._watermark = moment
+        self.s.watermark = _iso(moment)
+        horizon = _day(moment) - TIER_WINDOW_DAYS
+        for key in [k for k in self.s.window if int(k) <= horizon]:
+            del self.s.window[key]
+        self._retier()
+
+    def expire_if_due(self, now: datetime, build_id: str) -> bool:
+        """Expire the balance when `now` (a durable timer's time) passed the deadline."""
+        deadline = self.expiry_deadline()
+        if deadline is None or now < deadline:
+            return False
+        self._post("expiry", "inactivity", -self.s.points, deadline, build_id)
+        return True
+
+    def expiry_deadline(self) -> datetime | None:
+        if self._watermark is None or self.s.points <= 0:
+            return None
+        return self._watermark + timedelta(days=INACTIVITY_DAYS)
+
+    def _in_window(self, day: int) -> bool:
+        return self._watermark is None or day > _day(self._watermark) - TIER_WINDOW_DAYS
+
+    def _retier(self) -> None:
+        if self.drill == "wrong-tier":
+            self.s.tier = tier_for(self.s.lifetime_points * 4)
+        else:
+            self.s.tier = tier_for(self.window_points)
+
+    # -- ledger ---------------------------------------------------------------
+
+    def adjust(self, delta: int, reason: str, at: datetime, build_id: str) -> dict[str, Any]:
+        """A manual adjustment or an approved grant; validate first with check_adjustment."""
+        problem = self.check_adjustment(delta, reason)
+        if problem:
+            raise ValueError(problem)
+        return self._post("adjustment", reason, delta, at, build_id)
+
+    def check_adjustment(self, delta: int, reason: str) -> str | None:
+        if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0:
+            return "the adjustment must be a non-zero whole number of points"
+        if abs(delta) > MAX_ADJUSTMENT:
+            return f"an adjustment is limited to {MAX_ADJUSTMENT:,} points"
+        if self.s.points + delta < 0:
+            return f"the balance is {self.s.points}; it cannot go below zero"
+        if not isinstance(reason, str) or not reason.strip():
+            return "a reason is required"
+        return None
+
+    def _post(
+        self, kind: str, cause: str, delta: int, at: datetime, build_id: str
+    ) -> dict[str, Any]:
+        self.s.points += delta
+        self.s.ledger_seq += 1
+        entry = {
+            "seq": self.s.ledger_seq,
+            "kind": kind,
+            "cause": cause,
+            "delta": delta,
+            "balance": self.s.points,
+            "at": _iso(at),
+            "build": build_id,
+        }
+        self.s.ledger.append(entry)
+        if len(self.s.ledger) > LEDGER_KEEP * 2:
+            # trim in batches so the per-event cost stays flat
+            dropped = self.s.ledger[:-LEDGER_KEEP]
+            self.s.ledger_base += sum(e["delta"] for e in dropped)
+            del self.s.ledger[:-LEDGER_KEEP]
+        return entry
+
+    def reject(self, event_id: str | None, reason: str) -> None:
+        """Record input that never became an event (e.g. a malformed bulk signal)."""
+        self.s.events_rejected += 1
+        self.s.rejections.append({"event_id": event_id, "reason": reason})
+        if len(self.s.rejections) > REJECTIONS_KEEP:
+            del self.s.rejections[:-REJECTIONS_KEEP]
+
+    def _remember(self, event: Event, earned: int) -> None:
+        earning = event.type in ("trip_completed", "purchase")
+        self.s.seen[event.event_id] = [
+            event.fingerprint,
+            earned if earning else None,
+            _day(event.occurred_at),
+            False,
+        ]
+        if len(self.s.seen) > SEEN_KEEP * 5 // 4:
+            # dicts keep insertion order: drop the oldest ids in one batch
+            for key in list(self.s.seen)[: len(self.s.seen) - SEEN_KEEP]:
+                del self.s.seen[key]
+
+    # -- views ----------------------------------------------------------------
+
+    def ledger_sum(self) -> int:
+        return self.s.ledger_base + sum(e["delta"] for e in self.s.ledger)
+
+    def summary(self) -> dict[str, Any]:
+        """The public `state` view (see README: member workflow contract)."""
+        s = self.s
+        return {
+            "member_id": s.member_id,
+            "points": s.points,
+            "tier": s.tier,
+            "lifetime_points": s.lifetime_points,
+            "window_points": self.window_points,
+            "events_processed": s.events_processed,
+            "events_rejected": s.events_rejected,
+            "duplicates_ignored": s.duplicates_ignored,
+            "last_event_at": s.watermark,
+            # the entries shown plus ledger_base always add up to points
+            "ledger_base": s.ledger_base + sum(e["delta"] for e in s.ledger[:-LEDGER_KEEP]),
+            "ledger": s.ledger[-LEDGER_KEEP:],
+            "rejections": list(s.rejections),
+            "runs": s.runs,
+        }
+
+
+def replay(
+    member_id: str, events: list[Any], *, build_id: str = "rules", drill: str | None = None
+) -> MemberBook:
+    """Apply events to a fresh member: what any correct build must end up with."""
+    book = MemberBook(MemberSnapshot(member_id=member_id), drill=drill)
+    for raw in events:
+        book.apply(raw, build_id=build_id)
+    return book
