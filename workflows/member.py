@@ -39,6 +39,9 @@ class MemberInput:
     snapshot: MemberSnapshot | None = None
     # idempotency keys of recent adjustments, carried across runs
     requests: list[str] | None = None
+    # continue-as-new thresholds; set at the first start and carried across runs
+    max_signals: int = MAX_SIGNALS_PER_RUN
+    max_events: int = MAX_EVENTS_PER_RUN
 
 
 @dataclass
@@ -68,6 +71,7 @@ class MemberWorkflow:
         self._events = 0
         self._published: dict[str, Any] = {}
         self._dirty = True
+        self._limits = (max(1, input.max_signals), max(1, input.max_events))
 
     @workflow.run
     async def run(self, input: MemberInput) -> None:
@@ -87,13 +91,15 @@ class MemberWorkflow:
                         member_id=self._book.member_id,
                         snapshot=self._book.s,
                         requests=list(self._requests)[-REQUESTS_KEEP:],
+                        max_signals=self._limits[0],
+                        max_events=self._limits[1],
                     )
                 )
 
     def _should_continue(self) -> bool:
         return (
-            self._signals >= MAX_SIGNALS_PER_RUN
-            or self._events >= MAX_EVENTS_PER_RUN
+            self._signals >= self._limits[0]
+            or self._events >= self._limits[1]
             or workflow.info().is_continue_as_new_suggested()
         )
 
