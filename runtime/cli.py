@@ -363,5 +363,18 @@ def _fail(args: argparse.Namespace, reason: str) -> int:
     return 1
 
 
+def entry() -> None:
+    """Console entry point.
+
+    Leaves with os._exit once the output is flushed: the Temporal SDK's native
+    threads can crash the interpreter's finalization (seen here about one exit in
+    thirty), which would turn a finished command into a signal exit code.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
