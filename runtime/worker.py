@@ -52,13 +52,15 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     )
 
 
-def build_worker(client: Client, settings: WorkerSettings) -> Worker:
+def build_worker(
+    client: Client, settings: WorkerSettings, *, extra_workflows: Sequence[type] = ()
+) -> Worker:
     if settings.drill:
         drill.register(settings.build_id, settings.drill)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=list(workflow_classes()),
+        workflows=[*workflow_classes(), *extra_workflows],
         activities=list(activity_functions()),
         workflow_runner=sandbox_runner(),
         deployment_config=WorkerDeploymentConfig(
@@ -91,10 +93,14 @@ async def announce(client: Client, settings: WorkerSettings) -> None:
 
 
 async def run_worker(
-    client: Client, settings: WorkerSettings, *, ready: asyncio.Event | None = None
+    client: Client,
+    settings: WorkerSettings,
+    *,
+    ready: asyncio.Event | None = None,
+    extra_workflows: Sequence[type] = (),
 ) -> None:
     """Run until cancelled or SIGTERM/SIGINT; shuts down gracefully."""
-    worker = build_worker(client, settings)
+    worker = build_worker(client, settings, extra_workflows=extra_workflows)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

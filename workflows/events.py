@@ -47,11 +47,15 @@ class Event:
 
 
 def valid_member_id(member_id: object) -> bool:
-    return isinstance(member_id, str) and bool(_MEMBER_ID.match(member_id))
+    return isinstance(member_id, str) and bool(_MEMBER_ID.fullmatch(member_id))
 
 
 def _clip(value: object, limit: int = 60) -> str:
-    text = repr(value)
+    """A short, one-line rendering of a bad value for a rejection reason."""
+    try:
+        text = repr(value)
+    except ValueError:  # ints too long for Python to print
+        return f"<{type(value).__name__} too large to show>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -77,9 +81,12 @@ def _timestamp(value: object) -> datetime:
         raise EventError(f"occurred_at is not an ISO 8601 time: {_clip(value)}") from None
     if moment.tzinfo is None:
         raise EventError(f"occurred_at has no time zone (add Z or +00:00): {_clip(value)}")
-    moment = moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset: far out of range anyway
+        moment = LATEST
     if not EARLIEST <= moment < LATEST:
-        raise EventError(f"occurred_at {value} is outside 2000-01-01..2100-01-01")
+        raise EventError(f"occurred_at {_clip(value)} is outside 2000-01-01..2100-01-01")
     return moment
 
 
@@ -91,9 +98,9 @@ def _amount(raw: dict[str, Any], key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise EventError(f"{key} must be a whole number of cents, got {_clip(value)}")
     if value <= 0:
-        raise EventError(f"{key} must be positive, got {value}")
+        raise EventError(f"{key} must be positive, got {_clip(value)}")
     if value > MAX_AMOUNT_CENTS:
-        raise EventError(f"{key} {value} is above the limit of {MAX_AMOUNT_CENTS} cents")
+        raise EventError(f"{key} {_clip(value)} is above the limit of {MAX_AMOUNT_CENTS} cents")
     return value
 
 

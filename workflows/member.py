@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -27,6 +27,8 @@ MAX_EVENTS_PER_RUN = 5_000
 SIGNAL_EVENT = "event"
 SIGNAL_EVENTS = "events"
 REQUESTS_KEEP = 256
+# search attributes (what the members table shows) lag the state by at most this much
+PUBLISH_INTERVAL = timedelta(seconds=1)
 
 
 def member_workflow_id(member_id: str) -> str:
@@ -70,6 +72,7 @@ class MemberWorkflow:
         self._signals = 0
         self._events = 0
         self._published: dict[str, Any] = {}
+        self._published_at: datetime | None = None
         self._dirty = True
         self._limits = (max(1, input.max_signals), max(1, input.max_events))
 
@@ -78,9 +81,10 @@ class MemberWorkflow:
         expiry = asyncio.create_task(self._expire_when_inactive())
         while True:
             await workflow.wait_condition(lambda: self._dirty or self._should_continue())
-            if self._dirty:
-                self._publish()
+            if self._dirty and not self._should_continue():
+                await self._publish_soon()
             if self._should_continue():
+                self._publish()
                 # signal handlers apply events synchronously, so once every update
                 # handler finished nothing received is left unapplied
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -115,7 +119,7 @@ class MemberWorkflow:
     def event(self, raw: Any) -> None:
         self._signals += 1
         self._events += 1
-        self._book.apply(raw, build_id=self._build())
+        self._book.apply(raw, build_id=self._build(), received_at=workflow.now())
         self._dirty = True
 
     @workflow.signal(name="events")
@@ -126,9 +130,9 @@ class MemberWorkflow:
             self._book.reject(None, "the events signal takes a JSON list of event objects")
             return
         self._events += len(raw)
-        build = self._build()
+        build, now = self._build(), workflow.now()
         for item in raw:
-            self._book.apply(item, build_id=build)
+            self._book.apply(item, build_id=build, received_at=now)
 
     # -- updates --------------------------------------------------------------
 
@@ -189,6 +193,22 @@ class MemberWorkflow:
             if self._book.expire_if_due(workflow.now(), self._build()):
                 self._dirty = True
 
+    async def _publish_soon(self) -> None:
+        """Publish at most once per PUBLISH_INTERVAL while events stream in.
+
+        A member that hears from its rider now and then publishes at once; a busy
+        one batches a second of changes into one upsert instead of one per event.
+        """
+        since = workflow.now() - self._published_at if self._published_at else None
+        if since is not None and since < PUBLISH_INTERVAL:
+            try:
+                await workflow.wait_condition(
+                    self._should_continue, timeout=PUBLISH_INTERVAL - since
+                )
+            except TimeoutError:
+                pass
+        self._publish()
+
     def _publish(self) -> None:
         """Upsert the search attributes the members table filters on, when they change."""
         s = self._book.s
@@ -211,4 +231,5 @@ class MemberWorkflow:
         if updates:
             workflow.upsert_search_attributes(updates)
         self._published = wanted
+        self._published_at = workflow.now()
         self._dirty = False

@@ -32,7 +32,7 @@ TIERS: tuple[tuple[str, int, int], ...] = (
 TIER_NAMES = tuple(name for name, _, _ in TIERS)
 TIER_WINDOW_DAYS = 90
 INACTIVITY_DAYS = 365
-MAX_FUTURE_DAYS = 366
+MAX_AHEAD = timedelta(days=1)  # how far an event may lie ahead of its receipt (clock skew)
 MAX_ADJUSTMENT = 1_000_000
 
 LEDGER_KEEP = 100  # entries carried across continue-as-new; older ones fold into ledger_base
@@ -82,6 +82,7 @@ class MemberSnapshot:
     events_rejected: int = 0
     duplicates_ignored: int = 0
     watermark: str | None = None  # latest event time seen (ISO 8601)
+    active_at: str | None = None  # latest manual adjustment or grant: activity too
     window: dict[str, int] = field(default_factory=dict)  # day number -> points earned
     ledger: list[dict[str, Any]] = field(default_factory=list)
     ledger_base: int = 0
@@ -126,8 +127,14 @@ class MemberBook:
 
     # -- events ---------------------------------------------------------------
 
-    def apply(self, raw: object, *, build_id: str) -> Outcome:
-        """Apply one raw event; never raises for bad input, records it instead."""
+    def apply(
+        self, raw: object, *, build_id: str, received_at: datetime | None = None
+    ) -> Outcome:
+        """Apply one raw event; never raises for bad input, records it instead.
+
+        `received_at` is when the event reached the member (the signal's time in
+        history), used only to refuse events from the future.
+        """
         try:
             event = parse_event(raw)
             if event.member_id != self.s.member_id:
@@ -144,22 +151,26 @@ class MemberBook:
                     f"event_id {event.event_id!r} was already used by a different event",
                     event.event_id,
                 )
-            self._check_time(event)
+            self._check_time(event, received_at)
             earned = self._apply_valid(event, build_id)
         except EventError as error:
             self.reject(error.event_id, error.reason)
             return Outcome("rejected", error.event_id, error.reason)
+        except (ValueError, TypeError, OverflowError, RecursionError) as error:
+            # input no rule foresaw must not fail the workflow task (it would retry
+            # forever and stall the member): record it like any other rejection
+            reason = f"unreadable event ({type(error).__name__})"
+            self.reject(None, reason)
+            return Outcome("rejected", None, reason)
         self.s.events_processed += 1
         self._remember(event, earned)
         return Outcome("accepted", event.event_id, event=event)
 
-    def _check_time(self, event: Event) -> None:
-        if self._watermark is None:
-            return
-        if event.occurred_at - self._watermark > timedelta(days=MAX_FUTURE_DAYS):
+    def _check_time(self, event: Event, received_at: datetime | None) -> None:
+        if received_at is not None and event.occurred_at > received_at + MAX_AHEAD:
             raise EventError(
-                f"occurred_at {_iso(event.occurred_at)} is more than {MAX_FUTURE_DAYS} days "
-                f"after the member's latest event ({_iso(self._watermark)})",
+                f"occurred_at {_iso(event.occurred_at)} is in the future "
+                f"(received {_iso(received_at)})",
                 event.event_id,
             )
 
@@ -221,7 +232,7 @@ class MemberBook:
         if previous is not None and moment <= previous:
             return
         if previous is not None and self.s.points > 0:
-            deadline = previous + timedelta(days=INACTIVITY_DAYS)
+            deadline = self._last_activity(previous) + timedelta(days=INACTIVITY_DAYS)
             if moment > deadline:
                 self._post("expiry", "inactivity", -self.s.points, deadline, build_id)
         self._watermark = moment
@@ -242,7 +253,12 @@ class MemberBook:
     def expiry_deadline(self) -> datetime | None:
         if self._watermark is None or self.s.points <= 0:
             return None
-        return self._watermark + timedelta(days=INACTIVITY_DAYS)
+        return self._last_activity(self._watermark) + timedelta(days=INACTIVITY_DAYS)
+
+    def _last_activity(self, watermark: datetime) -> datetime:
+        if self.s.active_at is None:
+            return watermark
+        return max(watermark, _parse_iso(self.s.active_at))
 
     def _in_window(self, day: int) -> bool:
         return self._watermark is None or day > _day(self._watermark) - TIER_WINDOW_DAYS
@@ -260,6 +276,7 @@ class MemberBook:
         problem = self.check_adjustment(delta, reason)
         if problem:
             raise ValueError(problem)
+        self.s.active_at = _iso(at)
         return self._post("adjustment", reason, delta, at, build_id)
 
     def check_adjustment(self, delta: int, reason: str) -> str | None:
@@ -342,10 +359,15 @@ class MemberBook:
 
 
 def replay(
-    member_id: str, events: list[Any], *, build_id: str = "rules", drill: str | None = None
+    member_id: str,
+    events: list[Any],
+    *,
+    build_id: str = "rules",
+    drill: str | None = None,
+    received_at: list[datetime] | None = None,
 ) -> MemberBook:
     """Apply events to a fresh member: what any correct build must end up with."""
     book = MemberBook(MemberSnapshot(member_id=member_id), drill=drill)
-    for raw in events:
-        book.apply(raw, build_id=build_id)
+    for i, raw in enumerate(events):
+        book.apply(raw, build_id=build_id, received_at=received_at[i] if received_at else None)
     return book

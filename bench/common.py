@@ -1,0 +1,88 @@
+"""Shared pieces of the benchmarks: a real embedded server, a worker process, timing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+
+from runtime.server import DEFAULT_SQLITE_PRAGMAS, EmbeddedServer, ServerConfig
+
+
+@dataclass
+class Bench:
+    client: Client
+    server: EmbeddedServer
+    task_queue: str
+    deployment: str
+    data_dir: Path
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+@asynccontextmanager
+async def embedded(
+    pragmas: tuple[str, ...] = DEFAULT_SQLITE_PRAGMAS, *, worker: bool = True
+) -> AsyncIterator[Bench]:
+    """A fresh persistent embedded server (the app's settings) and a worker process."""
+    with tempfile.TemporaryDirectory(prefix="ld-bench-") as tmp:
+        config = ServerConfig(data_dir=Path(tmp), headless_ui=True, sqlite_pragmas=pragmas)
+        async with EmbeddedServer(config) as server:
+            client = await Client.connect(server.address)
+            suffix = uuid.uuid4().hex[:6]
+            bench = Bench(client, server, f"bench-{suffix}", f"bench-{suffix}", Path(tmp))
+            proc = None
+            if worker:
+                proc = await start_worker(bench)
+            try:
+                yield bench
+            finally:
+                if proc is not None:
+                    proc.terminate()
+                    await proc.wait()
+
+
+async def start_worker(bench: Bench, build_id: str = "bench") -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.worker", "--address", bench.server.address,
+        "--task-queue", bench.task_queue, "--deployment", bench.deployment,
+        "--build-id", build_id,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 60)
+    if line.strip() != b"ready":
+        raise RuntimeError(f"bench worker did not start: {line!r}")
+    return proc
+
+
+class Timer:
+    def __enter__(self) -> Timer:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+def emit(result: dict[str, Any]) -> None:
+    print(json.dumps(result, indent=2, sort_keys=True))
