@@ -63,10 +63,19 @@ async def embedded(
 
 async def start_worker(bench: Bench, build_id: str = "bench") -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.worker", "--address", bench.server.address,
-        "--task-queue", bench.task_queue, "--deployment", bench.deployment,
-        "--build-id", build_id,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "bench.worker",
+        "--address",
+        bench.server.address,
+        "--task-queue",
+        bench.task_queue,
+        "--deployment",
+        bench.deployment,
+        "--build-id",
+        build_id,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 60)

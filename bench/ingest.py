@@ -45,8 +45,12 @@ async def send_all(
         async with gate:
             for name, payload in chunks:
                 await client.start_workflow(
-                    workflow, arg, id=workflow_id, task_queue=bench.task_queue,
-                    start_signal=name, start_signal_args=[payload],
+                    workflow,
+                    arg,
+                    id=workflow_id,
+                    task_queue=bench.task_queue,
+                    start_signal=name,
+                    start_signal_args=[payload],
                 )
             await client.get_workflow_handle(workflow_id).execute_update("sync")
 
@@ -65,13 +69,24 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         live, noop, bulk = [], [], []
         for r in range(args.rounds):
             # alternate so that drift (a growing database) hits both sides alike
-            noop.append(await send_all(
-                bench, "NoopWorkflow", traffic(args.members, args.events, f"n{r}"), bulk=False))
-            live.append(await send_all(
-                bench, "MemberWorkflow", traffic(args.members, args.events, f"l{r}"), bulk=False))
-            bulk.append(await send_all(
-                bench, "MemberWorkflow",
-                traffic(args.members, args.bulk_events, f"b{r}"), bulk=True))
+            noop.append(
+                await send_all(
+                    bench, "NoopWorkflow", traffic(args.members, args.events, f"n{r}"), bulk=False
+                )
+            )
+            live.append(
+                await send_all(
+                    bench, "MemberWorkflow", traffic(args.members, args.events, f"l{r}"), bulk=False
+                )
+            )
+            bulk.append(
+                await send_all(
+                    bench,
+                    "MemberWorkflow",
+                    traffic(args.members, args.bulk_events, f"b{r}"),
+                    bulk=True,
+                )
+            )
     result.update(
         live_events_per_s=round(sum(live) / len(live), 1),
         noop_events_per_s=round(sum(noop) / len(noop), 1),
@@ -88,7 +103,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         async with embedded(()) as bench:
             await send_all(bench, "MemberWorkflow", traffic(10, 5, "warm"), bulk=False)
             rate = await send_all(
-                bench, "MemberWorkflow", traffic(args.members, args.events, "d"), bulk=False)
+                bench, "MemberWorkflow", traffic(args.members, args.events, "d"), bulk=False
+            )
         result["live_events_per_s_default_sqlite"] = round(rate, 1)
         result["chosen_vs_default_sqlite"] = round(result["live_events_per_s"] / rate, 2)
     return result

@@ -81,8 +81,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
             label = f" (DRILL: {settings.drill})" if settings.drill else ""
             _emit(
                 args,
-                {"worker": "running", "build_id": settings.build_id, "drill": settings.drill,
-                 "task_queue": settings.task_queue, "deployment": settings.deployment},
+                {
+                    "worker": "running",
+                    "build_id": settings.build_id,
+                    "drill": settings.drill,
+                    "task_queue": settings.task_queue,
+                    "deployment": settings.deployment,
+                },
                 f"worker for build {settings.build_id}{label} polling {settings.task_queue!r}",
             )
             sys.stdout.flush()
@@ -98,11 +103,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 # -- feed ---------------------------------------------------------------------
 
 
-async def _feed(args: argparse.Namespace) -> int:
+def _read_feed(args: argparse.Namespace) -> tuple[list[tuple[int, object]], str]:
+    """The numbered input lines (or generated events) and a label for the rejects log."""
     from runtime import feed
-    from runtime.connect import connect
 
-    target = _target(args)
     if args.simulate is not None:
         from runtime.simulate import simulate
 
@@ -110,23 +114,32 @@ async def _feed(args: argparse.Namespace) -> int:
         if args.out:
             with open(args.out, "w", encoding="utf-8") as out:
                 out.writelines(json.dumps(e) + "\n" for e in generated)
-        numbered: list[tuple[int, object]] = list(enumerate(generated, start=1))
         source = f"simulate:{args.simulate}x{args.members}:seed{args.seed}"
-    elif args.file == "-":
-        numbered = list(feed.read_lines(sys.stdin))
-        source = "stdin"
-    elif args.file:
-        path = Path(args.file)
-        if not path.is_file():
-            raise CliError(f"no such file: {path}")
-        try:
-            with path.open(encoding="utf-8") as stream:
-                numbered = list(feed.read_lines(stream))
-        except UnicodeDecodeError as error:
-            raise CliError(f"{path} is not UTF-8 text: {error.reason}") from None
-        source = str(path)
-    else:
+        return list(enumerate(generated, start=1)), source
+    if args.file == "-":
+        return list(feed.read_lines(sys.stdin)), "stdin"
+    if not args.file:
         raise CliError("give a JSON Lines FILE, - for stdin, or --simulate N")
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"no such file: {path}")
+    try:
+        with path.open(encoding="utf-8") as stream:
+            return list(feed.read_lines(stream)), str(path)
+    except UnicodeDecodeError as error:
+        raise CliError(f"{path} is not UTF-8 text: {error.reason}") from None
+
+
+def cmd_feed(args: argparse.Namespace) -> int:
+    numbered, source = _read_feed(args)
+    return asyncio.run(_feed(args, numbered, source))
+
+
+async def _feed(args: argparse.Namespace, numbered: list[tuple[int, object]], source: str) -> int:
+    from runtime import feed
+    from runtime.connect import connect
+
+    target = _target(args)
     batch = feed.check(numbered)
     client = await connect(target)
     report = await feed.deliver(client, target, batch, bulk=args.bulk)
@@ -216,8 +229,11 @@ async def _release(args: argparse.Namespace) -> int:
     if args.release_command == "set-current":
         if args.ramp is not None:
             await deployment.set_ramping(client, target.deployment, args.build, args.ramp)
-            _emit(args, {"ramping": args.build, "percentage": args.ramp},
-                  f"build {args.build} ramping at {args.ramp}%")
+            _emit(
+                args,
+                {"ramping": args.build, "percentage": args.ramp},
+                f"build {args.build} ramping at {args.ramp}%",
+            )
         else:
             await deployment.set_current(client, target.deployment, args.build)
             _emit(args, {"current": args.build}, f"build {args.build} is now current")
@@ -229,12 +245,18 @@ async def _release(args: argparse.Namespace) -> int:
     from workflows import drill
 
     rows = [
-        {"build_id": v.build_id, "status": v.status, "ramp_percentage": v.ramp_percentage,
-         "drill": drill.drill_for(v.build_id)}
+        {
+            "build_id": v.build_id,
+            "status": v.status,
+            "ramp_percentage": v.ramp_percentage,
+            "drill": drill.drill_for(v.build_id),
+        }
         for v in info.versions
     ]
-    text = [f"{r['build_id']:<30} {r['status']:<9}" + (f" DRILL {r['drill']}" if r["drill"] else "")
-            for r in rows]
+    text = [
+        f"{r['build_id']:<30} {r['status']:<9}" + (f" DRILL {r['drill']}" if r["drill"] else "")
+        for r in rows
+    ]
     _emit(args, {"deployment": info.name, "versions": rows}, "\n".join(text))
     return 0
 
@@ -251,9 +273,9 @@ def cmd_app(args: argparse.Namespace) -> int:
 # -- parser ---------------------------------------------------------------------
 
 
-def _async(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]]) -> Callable[
-    [argparse.Namespace], int
-]:
+def _async(
+    command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]],
+) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         return asyncio.run(command(args))
 
@@ -263,20 +285,28 @@ def _async(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]]) ->
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS lets the options stand before or after the subcommand
-    common.add_argument("--address", default=argparse.SUPPRESS,
-                        help="Temporal frontend HOST:PORT (env LOYALTY_DESK_ADDRESS); "
-                        "default: the embedded server")
-    common.add_argument("--namespace", default=argparse.SUPPRESS,
-                        help="Temporal namespace (env LOYALTY_DESK_NAMESPACE)")
-    common.add_argument("--data-dir", default=argparse.SUPPRESS,
-                        help="where the embedded server keeps its data (env LOYALTY_DESK_DATA_DIR)")
+    common.add_argument(
+        "--address",
+        default=argparse.SUPPRESS,
+        help="Temporal frontend HOST:PORT (env LOYALTY_DESK_ADDRESS); default: the embedded server",
+    )
+    common.add_argument(
+        "--namespace",
+        default=argparse.SUPPRESS,
+        help="Temporal namespace (env LOYALTY_DESK_NAMESPACE)",
+    )
+    common.add_argument(
+        "--data-dir",
+        default=argparse.SUPPRESS,
+        help="where the embedded server keeps its data (env LOYALTY_DESK_DATA_DIR)",
+    )
     common.add_argument("--task-queue", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument("--deployment", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="print JSON")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
 
     parser = argparse.ArgumentParser(
-        prog="loyalty-desk", parents=[common],
+        prog="loyalty-desk",
+        parents=[common],
         description="Operator console for perpetual loyalty-member workflows on Temporal.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -293,8 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
     from workflows.rules import DRILL_BUGS
 
     p.add_argument("--drill", choices=DRILL_BUGS, help="run with a deliberately injected bug")
-    p.add_argument("--no-make-current", action="store_true",
-                   help="never make this build current, even on a new deployment")
+    p.add_argument(
+        "--no-make-current",
+        action="store_true",
+        help="never make this build current, even on a new deployment",
+    )
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("feed", parents=[common], help="send events from JSON Lines")
@@ -306,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write the generated events to this file")
     p.add_argument("--bulk", action="store_true", help="one `events` signal per member chunk")
     p.add_argument("--wait", action="store_true", help="wait until members applied them")
-    p.set_defaults(func=_async(_feed))
+    p.set_defaults(func=cmd_feed)
 
     p = sub.add_parser("member", parents=[common], help="one member's state")
     p.add_argument("member_id")
@@ -329,8 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _defaults(args: argparse.Namespace) -> argparse.Namespace:
-    for name, value in (("address", None), ("namespace", None), ("data_dir", None),
-                        ("task_queue", None), ("deployment", None), ("json", False)):
+    for name, value in (
+        ("address", None),
+        ("namespace", None),
+        ("data_dir", None),
+        ("task_queue", None),
+        ("deployment", None),
+        ("json", False),
+    ):
         if not hasattr(args, name):
             setattr(args, name, value)
     return args

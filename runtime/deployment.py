@@ -50,9 +50,7 @@ class DeploymentInfo:
 async def describe(client: Client, deployment: str) -> DeploymentInfo | None:
     try:
         response = await client.workflow_service.describe_worker_deployment(
-            DescribeWorkerDeploymentRequest(
-                namespace=client.namespace, deployment_name=deployment
-            )
+            DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=deployment)
         )
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
@@ -77,7 +75,9 @@ async def describe(client: Client, deployment: str) -> DeploymentInfo | None:
                 build_id=build,
                 status=status,
                 ramp_percentage=routing.ramping_version_percentage if build == ramping else 0,
-                created_at=summary.create_time.ToSeconds() if summary.HasField("create_time") else None,
+                created_at=summary.create_time.ToSeconds()
+                if summary.HasField("create_time")
+                else None,
             )
         )
     return DeploymentInfo(

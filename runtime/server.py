@@ -219,7 +219,7 @@ class EmbeddedServer:
             self._set_state("starting")
             await self._launch(binary, timeout)
         except BaseException as e:
-            self._last_error = str(e) or type(e).__name__
+            self._last_error = e.reason if isinstance(e, ServerError) else repr(e)
             await self._kill()
             self._release_data_dir()
             self._set_state("failed" if isinstance(e, Exception) else "stopped")
@@ -305,34 +305,36 @@ class EmbeddedServer:
             )
 
     async def _wait_healthy(self, deadline: float) -> Client:
-        from temporalio.client import Client
-
         assert self._process is not None
         last_error = "no answer"
         while True:
             code = self._process.poll()
             if code is not None:
                 raise ServerError(
-                    f"temporal server exited with code {code} while starting", self._log_tail()
+                    f"temporal server {_describe_exit(code)} while starting", self._log_tail()
                 )
-            try:
-                # A refused connection fails in milliseconds, so no separate port probe.
-                client = await Client.connect(
-                    self.address,
-                    namespace=self.config.namespace,
-                    connect_timeout=timedelta(seconds=2),
-                )
-                if await client.service_client.check_health(timeout=timedelta(seconds=2)):
-                    return client
-                last_error = "health check answered NOT_SERVING"
-            except Exception as e:
-                last_error = str(e) or type(e).__name__
             if time.monotonic() >= deadline:
                 raise ServerError(
                     f"temporal server at {self.address} not healthy in time ({last_error})",
                     self._log_tail(),
                 )
+            try:
+                # Bounded, so that an exit is noticed soon even if something else holds
+                # the port and never answers (a refused connection fails in milliseconds).
+                client = await asyncio.wait_for(self._connect_if_healthy(), timeout=2)
+                if client is not None:
+                    return client
+                last_error = "health check answered NOT_SERVING"
+            except Exception as e:
+                last_error = str(e) or type(e).__name__
             await asyncio.sleep(0.05)
+
+    async def _connect_if_healthy(self) -> Client | None:
+        from temporalio.client import Client  # heavy; not needed to import this module
+
+        client = await Client.connect(self.address, namespace=self.config.namespace)
+        healthy = await client.service_client.check_health(timeout=timedelta(seconds=2))
+        return client if healthy else None
 
     async def _supervise(self, binary: Path) -> None:
         deaths: deque[float] = deque()
@@ -348,7 +350,7 @@ class EmbeddedServer:
                 self._last_error = f"server stopped answering ({failed_checks} checks); killed it"
                 await self._kill()
             else:
-                self._last_error = f"server exited unexpectedly with code {code}"
+                self._last_error = f"server {_describe_exit(code)} unexpectedly"
             failed_checks = 0
             log.warning("embedded Temporal server: %s", self._last_error)
             if not await self._relaunch(binary, deaths):
@@ -371,7 +373,7 @@ class EmbeddedServer:
             try:
                 await self._launch(binary, RESTART_TIMEOUT_S)
             except ServerError as e:
-                self._last_error = str(e)
+                self._last_error = e.reason
                 await self._kill()
                 continue
             self._set_state("running")
@@ -517,6 +519,12 @@ def _die_with_parent() -> Callable[[], None]:
             os._exit(1)
 
     return set_parent_death_signal
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -79,17 +79,14 @@ async def announce(client: Client, settings: WorkerSettings) -> None:
     """After the worker polls: label a drill, learn other drills, claim current if none."""
     await deployment.wait_registered(client, settings.deployment, settings.build_id)
     if settings.drill:
-        await deployment.label_drill(
-            client, settings.deployment, settings.build_id, settings.drill
-        )
+        await deployment.label_drill(client, settings.deployment, settings.build_id, settings.drill)
     await deployment.load_drills(client, settings.deployment)
     if settings.make_current_if_none:
-        made = await deployment.make_current_if_none(
-            client, settings.deployment, settings.build_id
-        )
+        made = await deployment.make_current_if_none(client, settings.deployment, settings.build_id)
         if made:
-            log.info("build %s is now the current version of %s", settings.build_id,
-                     settings.deployment)
+            log.info(
+                "build %s is now the current version of %s", settings.build_id, settings.deployment
+            )
 
 
 async def run_worker(

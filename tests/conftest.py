@@ -38,7 +38,11 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         search_attributes=[
-            sa.TIER, sa.POINTS, sa.LAST_EVENT_AT, sa.PENDING_PROPOSALS, sa.DRILL,
+            sa.TIER,
+            sa.POINTS,
+            sa.LAST_EVENT_AT,
+            sa.PENDING_PROPOSALS,
+            sa.DRILL,
             sa.ROLLBACK_STATE,
         ],
         dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal"],
@@ -77,9 +81,7 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(
-    temporal_env: WorkflowEnvironment, tmp_path: Path
-) -> Deployment:
+def deployment(temporal_env: WorkflowEnvironment, tmp_path: Path) -> Deployment:
     suffix = uuid.uuid4().hex[:8]
     client = temporal_env.client
     address = client.service_client.config.target_host

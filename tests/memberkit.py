@@ -12,12 +12,20 @@ from workflows.member import MemberInput, MemberWorkflow, member_workflow_id
 from workflows.rules import replay
 
 COMPARED = (
-    "points", "tier", "lifetime_points", "window_points", "events_processed",
-    "events_rejected", "duplicates_ignored", "last_event_at",
+    "points",
+    "tier",
+    "lifetime_points",
+    "window_points",
+    "events_processed",
+    "events_rejected",
+    "duplicates_ignored",
+    "last_event_at",
 )
 
 
-def trip(member: str, n: int, fare: int = 2_500, day: int = 1, event_id: str | None = None) -> dict[str, Any]:
+def trip(
+    member: str, n: int, fare: int = 2_500, day: int = 1, event_id: str | None = None
+) -> dict[str, Any]:
     return {
         "type": "trip_completed",
         "event_id": event_id or f"{member}-t{n}",

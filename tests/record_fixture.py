@@ -30,8 +30,14 @@ FIXTURES = Path(__file__).parent / "fixtures" / "histories"
 async def record(build_id: str) -> Path:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
-        search_attributes=[sa.TIER, sa.POINTS, sa.LAST_EVENT_AT, sa.PENDING_PROPOSALS, sa.DRILL,
-                           sa.ROLLBACK_STATE],
+        search_attributes=[
+            sa.TIER,
+            sa.POINTS,
+            sa.LAST_EVENT_AT,
+            sa.PENDING_PROPOSALS,
+            sa.DRILL,
+            sa.ROLLBACK_STATE,
+        ],
     )
     try:
         client = env.client
@@ -51,8 +57,12 @@ async def record(build_id: str) -> Path:
             history = await handle.fetch_history()
         FIXTURES.mkdir(parents=True, exist_ok=True)
         path = FIXTURES / f"member-{build_id}.json"
-        path.write_text(json.dumps({"build_id": build_id, "state": state,
-                                    "history": json.loads(history.to_json())}, indent=1))
+        path.write_text(
+            json.dumps(
+                {"build_id": build_id, "state": state, "history": json.loads(history.to_json())},
+                indent=1,
+            )
+        )
         return path
     finally:
         await env.shutdown()

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
+from temporalio.common import SearchAttributeUpdate, VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from workflows import drill, search_attributes
@@ -187,7 +187,9 @@ class MemberWorkflow:
         while True:
             deadline = self._book.expiry_deadline()
             if deadline is None or deadline <= workflow.now():
-                await workflow.wait_condition(lambda: self._book.expiry_deadline() != deadline)
+                await workflow.wait_condition(
+                    lambda old=deadline: self._book.expiry_deadline() != old  # type: ignore[misc]
+                )
                 continue
             await workflow.sleep(deadline - workflow.now() + timedelta(seconds=1))
             if self._book.expire_if_due(workflow.now(), self._build()):
@@ -219,7 +221,7 @@ class MemberWorkflow:
             "last": s.watermark,
             "drill": drill_bug,
         }
-        updates = []
+        updates: list[SearchAttributeUpdate[Any]] = []
         if wanted["tier"] != self._published.get("tier"):
             updates.append(search_attributes.TIER.value_set(s.tier))
         if wanted["points"] != self._published.get("points"):

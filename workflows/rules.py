@@ -127,9 +127,7 @@ class MemberBook:
 
     # -- events ---------------------------------------------------------------
 
-    def apply(
-        self, raw: object, *, build_id: str, received_at: datetime | None = None
-    ) -> Outcome:
+    def apply(self, raw: object, *, build_id: str, received_at: datetime | None = None) -> Outcome:
         """Apply one raw event; never raises for bad input, records it instead.
 
         `received_at` is when the event reached the member (the signal's time in
@@ -201,9 +199,7 @@ class MemberBook:
         assert event.refers_to is not None
         target = self.s.seen.get(event.refers_to)
         if target is None:
-            raise EventError(
-                f"refund refers to unknown event {event.refers_to!r}", event.event_id
-            )
+            raise EventError(f"refund refers to unknown event {event.refers_to!r}", event.event_id)
         if target[1] is None:
             raise EventError(
                 f"refund refers to {event.refers_to!r}, which earned no points", event.event_id

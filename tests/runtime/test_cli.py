@@ -16,16 +16,34 @@ from tests.memberkit import COMPARED
 from workflows.rules import replay
 
 
-async def cli(deployment: Deployment | None, *args: str, stdin: str | None = None,
-              env: dict[str, str] | None = None) -> tuple[int, str, str]:
+async def cli(
+    deployment: Deployment | None,
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[int, str, str]:
     options = []
     if deployment is not None:
         t = deployment.target
-        options = ["--address", deployment.address, "--task-queue", t.task_queue,
-                   "--deployment", t.deployment, "--data-dir", str(t.data_dir)]
+        options = [
+            "--address",
+            deployment.address,
+            "--task-queue",
+            t.task_queue,
+            "--deployment",
+            t.deployment,
+            "--data-dir",
+            str(t.data_dir),
+        ]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "runtime.cli", *args, *options,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "runtime.cli",
+        *args,
+        *options,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         env={**os.environ, **(env or {})},
     )
     out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
@@ -39,8 +57,18 @@ async def test_feed_simulation_gives_every_member_the_rules_state(
     out = tmp_path / "events.jsonl"
     async with deployment.worker("1.0"):
         code, stdout, err = await cli(
-            deployment, "feed", "--simulate", "600", "--members", "12", "--seed", "3",
-            "--out", str(out), "--wait", "--json",
+            deployment,
+            "feed",
+            "--simulate",
+            "600",
+            "--members",
+            "12",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--wait",
+            "--json",
         )
         assert code == 0, err
         report = json.loads(stdout)
@@ -60,21 +88,30 @@ async def test_feed_simulation_gives_every_member_the_rules_state(
             same = [k for k in COMPARED if k != "duplicates_ignored"]
             assert {k: state[k] for k in same} == {k: expected[k] for k in same}
             assert state["duplicates_ignored"] == len(mine)
-        code, stdout, err = await cli(deployment, "members", "--json", "--query",
-                                      "LoyaltyPoints >= 0")
+        code, stdout, err = await cli(
+            deployment, "members", "--json", "--query", "LoyaltyPoints >= 0"
+        )
         assert code == 0, err
         rows = [r for r in json.loads(stdout) if r["member_id"].startswith("sim-")]
         assert len(rows) >= 12
-        assert all(r["build_id"] == "1.0" for r in rows if r["member_id"] in
-                   {e["member_id"] for e in events})
+        assert all(
+            r["build_id"] == "1.0"
+            for r in rows
+            if r["member_id"] in {e["member_id"] for e in events}
+        )
 
 
 async def test_feed_reports_bad_lines_with_numbers_and_reasons(
     deployment: Deployment,
 ) -> None:
     member = "cli-bad-lines"
-    good = {"type": "trip_completed", "event_id": "ok-1", "member_id": member,
-            "occurred_at": "2026-02-01T10:00:00Z", "fare_cents": 1_234}
+    good = {
+        "type": "trip_completed",
+        "event_id": "ok-1",
+        "member_id": member,
+        "occurred_at": "2026-02-01T10:00:00Z",
+        "fare_cents": 1_234,
+    }
     lines = [
         json.dumps(good),
         "{not json",
@@ -84,8 +121,9 @@ async def test_feed_reports_bad_lines_with_numbers_and_reasons(
         json.dumps(good),  # repeated in the file: counted once
     ]
     async with deployment.worker("1.0"):
-        code, stdout, err = await cli(deployment, "feed", "-", "--wait",
-                                      stdin="\n".join(lines) + "\n")
+        code, stdout, err = await cli(
+            deployment, "feed", "-", "--wait", stdin="\n".join(lines) + "\n"
+        )
     assert code == 0, err
     assert "accepted 1, rejected 3, 1 repeated ids" in stdout
     assert "line 2: invalid JSON" in stdout
@@ -106,19 +144,21 @@ async def test_feed_reports_bad_lines_with_numbers_and_reasons(
 async def test_errors_are_one_line_and_non_zero(
     deployment: Deployment, args: list[str], message: str
 ) -> None:
-    code, stdout, err = await cli(deployment, *args)
+    code, _stdout, err = await cli(deployment, *args)
     assert code == 1
     assert message in err
     assert len(err.strip().splitlines()) == 1
 
 
 async def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
-    code, _, err = await cli(None, "members", "--address", "127.0.0.1:1",
-                             "--data-dir", str(tmp_path))
+    code, _, err = await cli(
+        None, "members", "--address", "127.0.0.1:1", "--data-dir", str(tmp_path)
+    )
     assert code == 1
     assert "cannot reach Temporal at 127.0.0.1:1" in err
-    code, _, err = await cli(None, "members", "--data-dir", str(tmp_path),
-                             env={"LOYALTY_DESK_ADDRESS": ""})
+    code, _, err = await cli(
+        None, "members", "--data-dir", str(tmp_path), env={"LOYALTY_DESK_ADDRESS": ""}
+    )
     assert code == 1
     assert "no embedded server is running" in err
 
@@ -127,11 +167,23 @@ async def test_environment_variables_choose_the_server(deployment: Deployment) -
     t = deployment.target
     async with deployment.worker("1.0"):
         code, stdout, err = await cli(
-            None, "feed", "--simulate", "5", "--members", "1", "--prefix", "envvar", "--json",
+            None,
+            "feed",
+            "--simulate",
+            "5",
+            "--members",
+            "1",
+            "--prefix",
+            "envvar",
+            "--json",
             "--wait",
-            env={"LOYALTY_DESK_ADDRESS": deployment.address, "LOYALTY_DESK_NAMESPACE": "default",
-                 "LOYALTY_DESK_TASK_QUEUE": t.task_queue, "LOYALTY_DESK_DEPLOYMENT": t.deployment,
-                 "LOYALTY_DESK_DATA_DIR": str(t.data_dir)},
+            env={
+                "LOYALTY_DESK_ADDRESS": deployment.address,
+                "LOYALTY_DESK_NAMESPACE": "default",
+                "LOYALTY_DESK_TASK_QUEUE": t.task_queue,
+                "LOYALTY_DESK_DEPLOYMENT": t.deployment,
+                "LOYALTY_DESK_DATA_DIR": str(t.data_dir),
+            },
         )
     assert code == 0, err
     assert json.loads(stdout)["applied"]["events_processed"] == 5

@@ -21,11 +21,23 @@ def new_member() -> str:
 
 async def test_signal_with_start_applies_rules(deployment: Deployment) -> None:
     member = new_member()
-    events = [trip(member, 1, 2_575), trip(member, 2, 10_000)] + [
-        {"type": "purchase", "event_id": f"{member}-p", "member_id": member,
-         "occurred_at": "2026-03-02T09:00:00Z", "amount_cents": 4_999},
-        {"type": "refund", "event_id": f"{member}-r", "member_id": member,
-         "occurred_at": "2026-03-03T09:00:00Z", "refers_to": f"{member}-t2"},
+    events = [
+        trip(member, 1, 2575),
+        trip(member, 2, 10000),
+        {
+            "type": "purchase",
+            "event_id": f"{member}-p",
+            "member_id": member,
+            "occurred_at": "2026-03-02T09:00:00Z",
+            "amount_cents": 4999,
+        },
+        {
+            "type": "refund",
+            "event_id": f"{member}-r",
+            "member_id": member,
+            "occurred_at": "2026-03-03T09:00:00Z",
+            "refers_to": f"{member}-t2",
+        },
     ]
     async with deployment.worker("1.0"):
         state = await feed_and_sync(deployment.client, deployment.target, member, events)
@@ -71,8 +83,13 @@ async def test_malformed_events_are_rejected_listed_and_the_member_goes_on(
         {**trip(member, 3), "fare_cents": -5},
         {**trip(member, 4), "fare_cents": 10**12},
         {**trip(member, 5), "occurred_at": "yesterday"},
-        {"type": "refund", "event_id": "r1", "member_id": member,
-         "occurred_at": "2026-03-01T12:00:00Z", "refers_to": "never-happened"},
+        {
+            "type": "refund",
+            "event_id": "r1",
+            "member_id": member,
+            "occurred_at": "2026-03-01T12:00:00Z",
+            "refers_to": "never-happened",
+        },
         {**trip(member, 1), "fare_cents": 9_999},  # same id as a counted trip, other content
     ]
     async with deployment.worker("1.0"):
@@ -101,8 +118,10 @@ async def test_member_with_5000_events_continues_as_new_and_is_right(
     deployment: Deployment,
 ) -> None:
     member = new_member()
-    events = [trip(member, n, 700 + (n * 37) % 5_000, day=1 + n % 28, event_id=f"{member}-{n}")
-              for n in range(5_000)]
+    events = [
+        trip(member, n, 700 + (n * 37) % 5_000, day=1 + n % 28, event_id=f"{member}-{n}")
+        for n in range(5_000)
+    ]
     async with deployment.worker("1.0"):
         await feed_and_sync(deployment.client, deployment.target, member, events, bulk=True)
         handle = deployment.client.get_workflow_handle_for(
@@ -124,10 +143,19 @@ async def test_event_sent_with_the_temporal_cli_counts(deployment: Deployment) -
         await feed_and_sync(deployment.client, deployment.target, member, [trip(member, 1)])
         event = trip(member, 2, 4_200)
         proc = await asyncio.create_subprocess_exec(
-            temporal_binary(), "workflow", "signal", "--address", deployment.address,
-            "--workflow-id", member_workflow_id(member), "--name", "event",
-            "--input", json.dumps(event),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            temporal_binary(),
+            "workflow",
+            "signal",
+            "--address",
+            deployment.address,
+            "--workflow-id",
+            member_workflow_id(member),
+            "--name",
+            "event",
+            "--input",
+            json.dumps(event),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         _, err = await proc.communicate()
         assert proc.returncode == 0, err.decode()
