@@ -87,6 +87,7 @@ async def test_killed_server_is_restarted_on_same_address_with_its_data(
     await _wait_for(lambda: server.state == "running" and server.restarts == 1, timeout=15)
 
     assert states == ["restarting", "running"]
+    assert server.last_error == "server was killed by SIGKILL unexpectedly"
     assert server.address == address and server.pid not in (None, old_pid)
     info = find_running_server(server.config.data_dir)
     assert info is not None and info["pid"] == server.pid and info["address"] == address
@@ -116,7 +117,7 @@ async def test_second_server_on_same_data_dir_is_refused(server: EmbeddedServer)
     expected = f"an embedded server is already running for {data_dir} at {server.address}"
     with pytest.raises(ServerError, match=expected):
         await second.start()
-    assert second.state == "failed"
+    assert second.state == "stopped"
     assert find_running_server(data_dir) is not None  # the first one is untouched
 
 
@@ -142,18 +143,34 @@ async def test_server_that_keeps_dying_ends_failed(server: EmbeddedServer) -> No
     server.on_state_changed = states.append
     pid = server.pid
     assert pid is not None
-    port = int(server.address.rsplit(":", 1)[1])
+    assert server.ui_url is not None
+    ui_port = int(server.ui_url.rsplit(":", 1)[1])
     os.kill(pid, signal.SIGKILL)
-    await _wait_for(lambda: _process_gone(pid), timeout=5)
-    # Holding its port makes every relaunch die at once.
+    await _wait_for(lambda: not _port_open(ui_port), timeout=5)
+    # Holding its Web UI port makes every relaunch die at once.
     with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", port))
+        squatter.bind(("127.0.0.1", ui_port))
         squatter.listen()
         await _wait_for(lambda: server.state == "failed", timeout=30)
     assert states == ["restarting", "failed"]
     assert server.restarts == 4
-    assert "address already in use" in (server.last_error or "")
+    assert server.last_error == "temporal server exited with code 1 while starting"
     assert not (server.config.data_dir / "server.json").exists()
+
+
+@pytest.mark.slow
+async def test_server_that_stops_answering_is_replaced(
+    server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("runtime.server.HUNG_AFTER_CHECKS", 2)
+    hung_pid = server.pid
+    assert hung_pid is not None
+    os.kill(hung_pid, signal.SIGSTOP)  # alive, but answers nothing
+    await _wait_for(lambda: server.state == "running" and server.restarts == 1, timeout=20)
+    assert _process_gone(hung_pid)
+    assert "stopped answering" in (server.last_error or "")
+    client = await Client.connect(server.address)
+    assert await client.service_client.check_health()
 
 
 @pytest.mark.slow
@@ -183,8 +200,11 @@ async def test_no_orphan_when_parent_is_killed(tmp_path: Path) -> None:
         assert not _process_gone(pid)
         parent.kill()
         await parent.wait()
-        await _wait_for(lambda: _process_gone(pid), timeout=5)
-        assert find_running_server(tmp_path / "data") is None
+        # The server's other threads may still be exiting while its main one is a zombie.
+        await _wait_for(
+            lambda: _process_gone(pid) and find_running_server(tmp_path / "data") is None,
+            timeout=5,
+        )
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
