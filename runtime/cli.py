@@ -11,33 +11,11 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from runtime.connect import ConnectError, Target, resolve_target
-
-
-class CliError(RuntimeError):
-    """A failure with a one-line reason for the person at the terminal."""
-
-
-def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    if args.json:
-        print(json.dumps(data, indent=None, default=str))
-    else:
-        print(text)
-
-
-def _target(args: argparse.Namespace) -> Target:
-    return resolve_target(
-        args.address,
-        args.namespace,
-        args.data_dir,
-        task_queue=getattr(args, "task_queue", None),
-        deployment=getattr(args, "deployment", None),
-    )
-
+from runtime.cliutil import CliError, async_command, emit, target_of
+from runtime.connect import ConnectError
 
 # -- server / worker ----------------------------------------------------------
 
@@ -45,7 +23,7 @@ def _target(args: argparse.Namespace) -> Target:
 def cmd_server(args: argparse.Namespace) -> int:
     from runtime.server import ServerConfig, run_foreground
 
-    target = _target(args)
+    target = target_of(args)
     if target.address:
         raise CliError("`server` runs the embedded server; it takes no --address")
     config = ServerConfig(
@@ -63,7 +41,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from runtime.connect import connect
     from runtime.worker import WorkerSettings, default_build_id, run_worker
 
-    target = _target(args)
+    target = target_of(args)
     settings = WorkerSettings(
         task_queue=target.task_queue,
         deployment=target.deployment,
@@ -79,7 +57,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         async def say_ready() -> None:
             await ready.wait()
             label = f" (DRILL: {settings.drill})" if settings.drill else ""
-            _emit(
+            emit(
                 args,
                 {
                     "worker": "running",
@@ -139,7 +117,7 @@ async def _feed(args: argparse.Namespace, numbered: list[tuple[int, object]], so
     from runtime import feed
     from runtime.connect import connect
 
-    target = _target(args)
+    target = target_of(args)
     batch = feed.check(numbered)
     client = await connect(target)
     report = await feed.deliver(client, target, batch, bulk=args.bulk)
@@ -161,7 +139,7 @@ async def _feed(args: argparse.Namespace, numbered: list[tuple[int, object]], so
         f"  line {r.line}: {r.reason}" + (f" [{r.event_id}]" if r.event_id else "")
         for r in report.rejects
     ]
-    _emit(args, data, "\n".join(lines))
+    emit(args, data, "\n".join(lines))
     return 0
 
 
@@ -174,7 +152,7 @@ async def _member(args: argparse.Namespace) -> int:
     from runtime.connect import connect
     from workflows.member import MemberWorkflow, member_workflow_id
 
-    client = await connect(_target(args))
+    client = await connect(target_of(args))
     handle = client.get_workflow_handle_for(MemberWorkflow.run, member_workflow_id(args.member_id))
     try:
         state = await handle.query(MemberWorkflow.state)
@@ -195,7 +173,7 @@ async def _member(args: argparse.Namespace) -> int:
         for e in state["ledger"][-args.ledger :]
     ]
     text += [f"  rejected {r['event_id']}: {r['reason']}" for r in state["rejections"][-10:]]
-    _emit(args, state, "\n".join(text))
+    emit(args, state, "\n".join(text))
     return 0
 
 
@@ -203,7 +181,7 @@ async def _members(args: argparse.Namespace) -> int:
     from runtime.connect import connect
     from runtime.members import list_members
 
-    client = await connect(_target(args))
+    client = await connect(target_of(args))
     rows = await list_members(client, args.query, limit=args.limit)
     text = [f"{'member':<20} {'tier':<9} {'points':>8}  {'last event':<21} build"]
     text += [
@@ -213,7 +191,7 @@ async def _members(args: argparse.Namespace) -> int:
         for r in rows
     ]
     text.append(f"{len(rows)} members")
-    _emit(args, rows, "\n".join(text))
+    emit(args, rows, "\n".join(text))
     return 0
 
 
@@ -224,19 +202,19 @@ async def _release(args: argparse.Namespace) -> int:
     from runtime import deployment
     from runtime.connect import connect
 
-    target = _target(args)
+    target = target_of(args)
     client = await connect(target)
     if args.release_command == "set-current":
         if args.ramp is not None:
             await deployment.set_ramping(client, target.deployment, args.build, args.ramp)
-            _emit(
+            emit(
                 args,
                 {"ramping": args.build, "percentage": args.ramp},
                 f"build {args.build} ramping at {args.ramp}%",
             )
         else:
             await deployment.set_current(client, target.deployment, args.build)
-            _emit(args, {"current": args.build}, f"build {args.build} is now current")
+            emit(args, {"current": args.build}, f"build {args.build} is now current")
         return 0
     info = await deployment.describe(client, target.deployment)
     if info is None:
@@ -257,7 +235,7 @@ async def _release(args: argparse.Namespace) -> int:
         f"{r['build_id']:<30} {r['status']:<9}" + (f" DRILL {r['drill']}" if r["drill"] else "")
         for r in rows
     ]
-    _emit(args, {"deployment": info.name, "versions": rows}, "\n".join(text))
+    emit(args, {"deployment": info.name, "versions": rows}, "\n".join(text))
     return 0
 
 
@@ -267,19 +245,10 @@ async def _release(args: argparse.Namespace) -> int:
 def cmd_app(args: argparse.Namespace) -> int:
     from desktop.app import run_app
 
-    return run_app(_target(args))
+    return run_app(target_of(args))
 
 
 # -- parser ---------------------------------------------------------------------
-
-
-def _async(
-    command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]],
-) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        return asyncio.run(command(args))
-
-    return run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -344,12 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("member", parents=[common], help="one member's state")
     p.add_argument("member_id")
     p.add_argument("--ledger", type=int, default=10, help="ledger entries to show")
-    p.set_defaults(func=_async(_member))
+    p.set_defaults(func=async_command(_member))
 
     p = sub.add_parser("members", parents=[common], help="list members")
     p.add_argument("--query", help="visibility query, e.g. \"LoyaltyTier='Gold'\"")
     p.add_argument("--limit", type=int, default=100)
-    p.set_defaults(func=_async(_members))
+    p.set_defaults(func=async_command(_members))
 
     p = sub.add_parser("release", parents=[common], help="deployment versions")
     rsub = p.add_subparsers(dest="release_command", metavar="ACTION", required=True)
@@ -357,7 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     q = rsub.add_parser("set-current", parents=[common], help="make a build current or ramp it")
     q.add_argument("build")
     q.add_argument("--ramp", type=float, metavar="PCT", help="ramp to PCT percent instead")
-    p.set_defaults(func=_async(_release))
+    p.set_defaults(func=async_command(_release))
+    # each capability registers its own subcommands
+    from runtime import cli_agent
+
+    cli_agent.register(sub, common)
     return parser
 
 
