@@ -158,20 +158,30 @@ async def make_current_if_none(
     return True
 
 
-async def label_drill(client: Client, deployment: str, build_id: str, bug: str) -> None:
+async def label_drill(
+    client: Client, deployment: str, build_id: str, bug: str, *, timeout: float = 30.0
+) -> None:
     """Record on the server that `build_id` is a drill, so every worker and view knows."""
     from temporalio.api.common.v1 import Payload
     from temporalio.converter import default
 
     payload: Payload = default().payload_converter.to_payloads([bug])[0]
-    await client.workflow_service.update_worker_deployment_version_metadata(
-        UpdateWorkerDeploymentVersionMetadataRequest(
-            namespace=client.namespace,
-            deployment_version=ApiVersion(deployment_name=deployment, build_id=build_id),
-            upsert_entries={DRILL_METADATA_KEY: payload},
-            identity=identity(),
-        )
+    request = UpdateWorkerDeploymentVersionMetadataRequest(
+        namespace=client.namespace,
+        deployment_version=ApiVersion(deployment_name=deployment, build_id=build_id),
+        upsert_entries={DRILL_METADATA_KEY: payload},
+        identity=identity(),
     )
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await client.workflow_service.update_worker_deployment_version_metadata(request)
+            return
+        except RPCError as error:
+            # the version is listed a moment before its own record exists
+            if error.status != RPCStatusCode.NOT_FOUND or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 async def version_drill(client: Client, deployment: str, build_id: str) -> str | None:
