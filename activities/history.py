@@ -1,51 +1,118 @@
-"""Reading member histories: the events a member received, across every run of its chain."""
+"""Reading member histories: what a member received, across every run of its chain."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 
-SIGNAL_NAMES = ("event", "events")
+from workflows.member import SIGNAL_EVENT, SIGNAL_EVENTS, Adjustment, MemberInput
+
+SIGNAL_NAMES = (SIGNAL_EVENT, SIGNAL_EVENTS)
+_converter = DataConverter.default.payload_converter
+
+
+@dataclass(frozen=True)
+class Received:
+    """One thing a member received: an event (by signal) or an adjustment (by update)."""
+
+    kind: str  # "event" or "adjust"
+    payload: Any  # the raw event, or the Adjustment
+    at: datetime  # when the server recorded it
+
+    def key(self) -> str:
+        """Identity across runs: reapplied copies of a signal have the same key."""
+        body = self.payload.__dict__ if isinstance(self.payload, Adjustment) else self.payload
+        return self.kind + json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _decode(payloads: Any) -> Any:
+    items = list(payloads)
+    if not items:
+        return None
+    try:
+        return _converter.from_payloads(items[:1])[0]
+    except Exception:  # a payload nobody can decode: the workflow rejected it too
+        return None
+
+
+def _received(event: HistoryEvent) -> Iterator[Received]:
+    at = event.event_time.ToDatetime().replace(tzinfo=None)
+    if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+        attrs = event.workflow_execution_signaled_event_attributes
+        if attrs.signal_name not in SIGNAL_NAMES:
+            return
+        value = _decode(attrs.input.payloads)
+        if attrs.signal_name == SIGNAL_EVENTS and isinstance(value, list):
+            for item in value:
+                yield Received("event", item, at)
+        else:
+            yield Received("event", value, at)
+    elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+        request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+        if request.input.name != "adjust":
+            return
+        try:
+            adjustment = _converter.from_payloads(list(request.input.args.payloads), [Adjustment])[
+                0
+            ]
+        except Exception:
+            return
+        yield Received("adjust", adjustment, at)
+
+
+def received(history: WorkflowHistory) -> Iterator[Received]:
+    for event in history.events:
+        yield from _received(event)
 
 
 def received_events(history: WorkflowHistory) -> Iterator[Any]:
     """Every raw event the run received by signal, in order (bulk signals flattened)."""
-    converter = DataConverter.default.payload_converter
-    for event in history.events:
-        if event.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-            continue
-        attrs = event.workflow_execution_signaled_event_attributes
-        if attrs.signal_name not in SIGNAL_NAMES:
-            continue
-        payloads = list(attrs.input.payloads)
-        if not payloads:
-            continue
-        try:
-            value = converter.from_payloads(payloads[:1])[0]
-        except Exception:  # a payload nobody can decode: the workflow rejected it too
-            value = None
-        if attrs.signal_name == "events" and isinstance(value, list):
-            yield from value
-        else:
-            yield value
+    for item in received(history):
+        if item.kind == "event":
+            yield item.payload
 
 
-async def chain_histories(client: Client, workflow_id: str) -> list[WorkflowHistory]:
-    """Histories of the member's runs, oldest first, following continue-as-new links."""
+def run_input(history: WorkflowHistory) -> MemberInput:
+    start = history.events[0].workflow_execution_started_event_attributes
+    value: MemberInput = _converter.from_payloads(list(start.input.payloads), [MemberInput])[0]
+    return value
+
+
+def started_at(history: WorkflowHistory) -> datetime:
+    return history.events[0].event_time.ToDatetime()
+
+
+def previous_run(history: WorkflowHistory) -> str | None:
+    start = history.events[0].workflow_execution_started_event_attributes
+    return start.continued_execution_run_id or None
+
+
+async def chain_histories(
+    client: Client, workflow_id: str, *, run_id: str, stop_at: str | None = None
+) -> list[WorkflowHistory]:
+    """Histories of a chain of runs, oldest first, following continue-as-new links back
+    from `run_id` to `stop_at` (default: the first run)."""
     runs: list[WorkflowHistory] = []
-    handle = client.get_workflow_handle(workflow_id)
-    history = await handle.fetch_history()
-    runs.append(history)
+    current: str = run_id
     while True:
-        start = history.events[0].workflow_execution_started_event_attributes
-        previous = start.continued_execution_run_id
-        if not previous:
-            break
-        history = await client.get_workflow_handle(workflow_id, run_id=previous).fetch_history()
+        history = await client.get_workflow_handle(workflow_id, run_id=current).fetch_history()
         runs.append(history)
+        this_run = history.events[0].workflow_execution_started_event_attributes
+        if stop_at is not None and current == stop_at:
+            break
+        previous = this_run.continued_execution_run_id
+        if not previous:
+            if stop_at is not None:
+                raise LookupError(f"run {stop_at} is not in the chain of {workflow_id}")
+            break
+        current = previous
     runs.reverse()
     return runs

@@ -16,9 +16,12 @@ from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.rollback import ROLLBACK_ACTIVITIES
 from runtime import deployment
 from workflows import drill
+from workflows.audit import AuditWorkflow
 from workflows.member import MemberWorkflow
+from workflows.rollback import RollbackWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +40,11 @@ class WorkerSettings:
 
 
 def workflow_classes() -> Sequence[type]:
-    return [MemberWorkflow]
+    return [MemberWorkflow, RollbackWorkflow, AuditWorkflow]
 
 
 def activity_functions() -> Sequence[Any]:
-    return []
+    return [*ROLLBACK_ACTIVITIES]
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:

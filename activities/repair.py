@@ -1,0 +1,349 @@
+"""Finding, previewing, resetting and verifying members damaged by a bad build.
+
+Plain async functions over a Temporal client: the CLI's dry run calls them directly
+(reads only), the rollback workflow's activities wrap them (activities/rollback.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import ResetReapplyType
+from temporalio.api.workflow.v1 import PostResetOperation
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHistory
+from temporalio.converter import DataConverter
+
+from activities.history import (
+    Received,
+    chain_histories,
+    previous_run,
+    received,
+    run_input,
+    started_at,
+)
+from workflows.member import (
+    SIGNAL_EVENTS,
+    Adjustment,
+    MemberWorkflow,
+    member_workflow_id,
+)
+from workflows.rollback_messages import (
+    COMPARED_FIELDS,
+    Damage,
+    ResetOutcome,
+    ResetPoint,
+    VerifyOutcome,
+)
+from workflows.rules import MemberBook, MemberSnapshot
+
+MEMBER_QUERY = "WorkflowType = 'MemberWorkflow' AND ExecutionStatus = 'Running'"
+REDELIVER_CHUNK = 500
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+async def bounded(
+    items: Iterable[T], work: Callable[[T], Awaitable[R]], concurrency: int = 32
+) -> list[R]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(item: T) -> R:
+        async with gate:
+            return await work(item)
+
+    return await asyncio.gather(*(one(i) for i in items))
+
+
+def _member_id(workflow_id: str) -> str:
+    return workflow_id.removeprefix("member-")
+
+
+def reset_point_for(description: WorkflowExecutionDescription, build_id: str) -> ResetPoint | None:
+    """The member's reset point at the first task of `build_id`, across its runs.
+
+    The current run's auto reset points carry those of earlier runs of the chain, so a
+    member that continued as new since the bad build is still found."""
+    info = description.raw_description.workflow_execution_info
+    for point in info.auto_reset_points.points:
+        if point.build_id == build_id:
+            expires = (
+                point.expire_time.ToDatetime(tzinfo=UTC) if point.HasField("expire_time") else None
+            )
+            return ResetPoint(
+                build_id=build_id,
+                run_id=point.run_id,
+                event_id=point.first_workflow_task_completed_id,
+                expires_at=expires.isoformat() if expires else None,
+                resettable=point.resettable,
+            )
+    return None
+
+
+def current_build(description: WorkflowExecutionDescription) -> str | None:
+    versioning = description.raw_description.workflow_execution_info.versioning_info
+    if versioning.HasField("deployment_version"):
+        return versioning.deployment_version.build_id or None
+    return None
+
+
+def damage_of(description: WorkflowExecutionDescription, bad_build: str) -> Damage | None:
+    point = reset_point_for(description, bad_build)
+    if point is None:
+        return None
+    damage = Damage(_member_id(description.id), description.run_id, point)
+    if point.expires_at and datetime.fromisoformat(point.expires_at) <= datetime.now(UTC):
+        damage.problem = f"reset point expired on {point.expires_at[:10]} (namespace retention)"
+    elif not point.resettable:
+        damage.problem = "the server marks the reset point as not resettable"
+    return damage
+
+
+async def find_damage(
+    client: Client, bad_build: str, *, query: str | None = None, concurrency: int = 32
+) -> tuple[int, list[Damage]]:
+    """(members scanned, members the bad build touched); only running members count."""
+    full = MEMBER_QUERY + (f" AND ({query})" if query else "")
+    ids = [execution.id async for execution in client.list_workflows(full)]
+
+    async def check(workflow_id: str) -> Damage | None:
+        description = await client.get_workflow_handle(workflow_id).describe()
+        if description.status is None or description.status.name != "RUNNING":
+            return None
+        return damage_of(description, bad_build)
+
+    found = await bounded(ids, check, concurrency)
+    return len(ids), sorted((d for d in found if d), key=lambda d: d.member_id)
+
+
+# -- what a member received since a point --------------------------------------------
+
+
+@dataclass
+class Timeline:
+    """Everything needed to recompute a member from a run onwards."""
+
+    anchor: WorkflowHistory
+    chain: list[WorkflowHistory]  # anchor run .. current run
+    chain_items: list[Received]
+    stray: list[Received]  # received by runs outside the chain (lost by earlier resets)
+
+    def expected(self) -> MemberBook:
+        """The member as the current rules compute it from the anchor run's input."""
+        start = run_input(self.anchor)
+        snapshot = start.snapshot or MemberSnapshot(member_id=start.member_id)
+        book = MemberBook(_copy_snapshot(snapshot))
+        requests = set(start.requests or [])
+        for item in [*self.chain_items, *self.stray]:
+            if item.kind == "event":
+                book.apply(item.payload, build_id="preview", received_at=_aware(item.at))
+            elif item.payload.request_id not in requests:
+                adjustment: Adjustment = item.payload
+                cause = f"{adjustment.reason} (by {adjustment.actor})"
+                if book.check_adjustment(adjustment.points, adjustment.reason) is None:
+                    book.adjust(adjustment.points, cause, _aware(item.at), "preview")
+                requests.add(adjustment.request_id)
+        return book
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _copy_snapshot(snapshot: MemberSnapshot) -> MemberSnapshot:
+    converter = DataConverter.default.payload_converter
+    copy: MemberSnapshot = converter.from_payloads(
+        converter.to_payloads([snapshot]), [MemberSnapshot]
+    )[0]
+    return copy
+
+
+async def timeline(client: Client, member_id: str, current_run: str, anchor_run: str) -> Timeline:
+    workflow_id = member_workflow_id(member_id)
+    chain = await chain_histories(client, workflow_id, run_id=current_run, stop_at=anchor_run)
+    chain_items = [item for history in chain for item in received(history)]
+    known = {item.key() for item in chain_items}
+    since = started_at(chain[0])
+    stray: list[Received] = []
+    # the chain's own runs, plus the run before the anchor (closed before `since`)
+    in_chain = {current_run} | {previous_run(h) for h in chain}
+    query = (
+        f"WorkflowId = '{workflow_id}' AND ExecutionStatus != 'Running' "
+        f"AND CloseTime >= '{since.replace(tzinfo=UTC).isoformat()}'"
+    )
+    async for execution in client.list_workflows(query):
+        if execution.run_id in in_chain:
+            continue
+        history = await client.get_workflow_handle(
+            workflow_id, run_id=execution.run_id
+        ).fetch_history()
+        for item in received(history):
+            if _aware(item.at) >= _aware(since) and item.key() not in known:
+                known.add(item.key())
+                stray.append(item)
+    stray.sort(key=lambda item: item.at)
+    return Timeline(chain[0], chain, chain_items, stray)
+
+
+# -- preview -----------------------------------------------------------------------
+
+
+@dataclass
+class MemberPreview:
+    member_id: str
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+    ledger_removed: list[dict[str, Any]] = field(default_factory=list)
+    ledger_added: list[dict[str, Any]] = field(default_factory=list)
+    redeliver: int = 0
+    problem: str | None = None
+
+    @property
+    def changes(self) -> bool:
+        return any(self.before.get(k) != self.after.get(k) for k in COMPARED_FIELDS)
+
+
+def _fields(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: state[k] for k in COMPARED_FIELDS}
+
+
+def _ledger_diff(
+    before: list[dict[str, Any]], after: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def key(entry: dict[str, Any]) -> tuple[str, str, int]:
+        return (entry["kind"], entry["cause"], entry["delta"])
+
+    # compare the overlapping tail: both sides keep only their latest entries
+    span = min(len(before), len(after))
+    old, new = (
+        Counter(map(key, before[-span:] if span else [])),
+        Counter(map(key, after[-span:] if span else [])),
+    )
+    removed = [{"kind": k, "cause": c, "delta": d} for (k, c, d) in (old - new).elements()]
+    added = [{"kind": k, "cause": c, "delta": d} for (k, c, d) in (new - old).elements()]
+    return removed, added
+
+
+async def live_state(client: Client, member_id: str) -> dict[str, Any]:
+    handle = client.get_workflow_handle_for(MemberWorkflow.run, member_workflow_id(member_id))
+    state: dict[str, Any] = await handle.query(MemberWorkflow.state)
+    return state
+
+
+async def preview_member(client: Client, damage: Damage) -> MemberPreview:
+    """State now versus state after repair, computed from history; touches nothing."""
+    preview = MemberPreview(damage.member_id, problem=damage.problem)
+    now = await live_state(client, damage.member_id)
+    preview.before = _fields(now)
+    if damage.point is None or damage.problem:
+        preview.after = dict(preview.before)
+        return preview
+    line = await timeline(client, damage.member_id, damage.run_id, damage.point.run_id)
+    after = line.expected().summary()
+    preview.after = _fields(after)
+    preview.redeliver = len(line.stray)
+    preview.ledger_removed, preview.ledger_added = _ledger_diff(now["ledger"], after["ledger"])
+    return preview
+
+
+# -- reset -----------------------------------------------------------------------------
+
+
+async def reset_member(
+    client: Client, member_id: str, bad_build: str, *, request_id: str, reason: str, identity: str
+) -> ResetOutcome:
+    """Reset one member to the first task of the bad build and re-deliver what it lost.
+
+    Safe to retry: a member whose current run no longer carries the bad build's reset
+    point was already repaired (the reset replaced those tasks), and the server
+    deduplicates the reset request by `request_id`."""
+    workflow_id = member_workflow_id(member_id)
+    description = await client.get_workflow_handle(workflow_id).describe()
+    damage = damage_of(description, bad_build)
+    if damage is None or damage.point is None:
+        return ResetOutcome(member_id, "already-repaired", description.run_id)
+    if damage.problem:
+        return ResetOutcome(member_id, "failed", message=damage.problem)
+    line = await timeline(client, member_id, description.run_id, damage.point.run_id)
+    converter = DataConverter.default.payload_converter
+    lost_events = [item.payload for item in line.stray if item.kind == "event"]
+    operations = [
+        PostResetOperation(
+            signal_workflow=PostResetOperation.SignalWorkflow(
+                signal_name=SIGNAL_EVENTS,
+                input=converter.to_payloads_wrapper([lost_events[i : i + REDELIVER_CHUNK]]),
+            )
+        )
+        for i in range(0, len(lost_events), REDELIVER_CHUNK)
+    ]
+    response = await client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_execution=WorkflowExecution(
+                workflow_id=workflow_id, run_id=damage.point.run_id
+            ),
+            reason=reason,
+            workflow_task_finish_event_id=damage.point.event_id,
+            request_id=request_id,
+            reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_ALL_ELIGIBLE,
+            post_reset_operations=operations,
+            identity=identity,
+        )
+    )
+    # adjustments arrive by update, which a post-reset operation cannot carry; the
+    # workflow applies each request id once, so resending is safe
+    handle = client.get_workflow_handle_for(MemberWorkflow.run, workflow_id)
+    lost_adjustments = [item.payload for item in line.stray if item.kind == "adjust"]
+    for adjustment in lost_adjustments:
+        await handle.execute_update(MemberWorkflow.adjust, adjustment)
+    return ResetOutcome(
+        member_id,
+        "reset",
+        response.run_id,
+        redelivered=len(lost_events) + len(lost_adjustments),
+        message=f"reset to event {damage.point.event_id} of run {damage.point.run_id}",
+    )
+
+
+# -- verify ----------------------------------------------------------------------------
+
+
+async def verify_member(
+    client: Client,
+    member_id: str,
+    bad_build: str,
+    anchor_run_id: str | None,
+    expected: dict[str, Any] | None = None,
+) -> VerifyOutcome:
+    """After the repair: the member no longer runs the bad build and its live state is
+    what the current rules compute from its history since the reset."""
+    workflow_id = member_workflow_id(member_id)
+    handle = client.get_workflow_handle_for(MemberWorkflow.run, workflow_id)
+    live = _fields(await handle.execute_update(MemberWorkflow.sync))
+    description = await client.get_workflow_handle(workflow_id).describe()
+    build = current_build(description)
+    outcome = VerifyOutcome(member_id, ok=True, build_id=build, live=live)
+    if build == bad_build:
+        outcome.problems.append(f"still runs the bad build {bad_build}")
+    if reset_point_for(description, bad_build) is not None:
+        outcome.problems.append("the bad build's tasks are still in the member's chain")
+    if anchor_run_id:
+        line = await timeline(client, member_id, description.run_id, anchor_run_id)
+        outcome.expected = _fields(line.expected().summary())
+        if outcome.expected != live:
+            diffs = [
+                f"{k} {live[k]} != {outcome.expected[k]}"
+                for k in COMPARED_FIELDS
+                if live[k] != outcome.expected[k]
+            ]
+            outcome.problems.append("state differs from its history: " + ", ".join(diffs))
+    if expected is not None:
+        outcome.matches_preview = _fields(expected) == live
+    outcome.ok = not outcome.problems
+    return outcome

@@ -1,0 +1,238 @@
+"""RollbackWorkflow: repair every member a bad build touched, durably.
+
+Plan (find the damage), then reset each member to the first task of the bad build
+at a bounded rate, pausable and cancellable, then verify every repaired member.
+Progress is readable by query at any time; the workflow survives the app and the
+worker being killed, and a retried reset never resets a member twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, VersioningBehavior
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import search_attributes
+    from workflows.audit import AUDIT_WORKFLOW_ID, SIGNAL_RECORD, AuditEntry
+    from workflows.rollback_messages import (
+        FIND_DAMAGE,
+        RESET_MEMBER,
+        VERIFY_MEMBER,
+        Damage,
+        FindDamageInput,
+        FindDamageResult,
+        ResetInput,
+        ResetOutcome,
+        VerifyInput,
+        VerifyOutcome,
+    )
+
+ROLLBACK_ID_PREFIX = "rollback-"
+ACTIVITY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=10,
+)
+
+
+@dataclass
+class RollbackInput:
+    bad_build: str
+    reason: str
+    actor: str
+    rate_per_second: float = 50.0
+    concurrency: int = 16
+    query: str | None = None  # restrict to members matching a visibility query
+    expected: dict[str, dict[str, Any]] = field(default_factory=dict)  # preview "after"
+
+
+@dataclass
+class MemberProgress:
+    member_id: str
+    status: str = "pending"  # pending, resetting, reset, already-repaired, failed, cancelled,
+    # not-repairable
+    new_run_id: str | None = None
+    redelivered: int = 0
+    message: str = ""
+    verified: bool | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RollbackProgress:
+    bad_build: str
+    state: str  # planning, running, paused, verifying, done, cancelled
+    total: int
+    counts: dict[str, int]
+    verified_ok: int
+    mismatches: list[dict[str, Any]]
+    not_repairable: list[dict[str, Any]]
+    scanned: int
+
+
+@workflow.defn(name="RollbackWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+class RollbackWorkflow:
+    @workflow.init
+    def __init__(self, input: RollbackInput) -> None:
+        self._input = input
+        self._state = "planning"
+        self._paused = False
+        self._cancelled = False
+        self._members: dict[str, MemberProgress] = {}
+        self._scanned = 0
+
+    @workflow.run
+    async def run(self, input: RollbackInput) -> RollbackProgress:
+        plan = await workflow.execute_activity(
+            FIND_DAMAGE,
+            FindDamageInput(input.bad_build, input.query),
+            result_type=FindDamageResult,
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(minutes=1),
+            retry_policy=ACTIVITY_RETRY,
+        )
+        self._scanned = plan.scanned
+        for damage in plan.damaged:
+            progress = MemberProgress(damage.member_id)
+            if damage.problem:
+                progress.status, progress.message = "not-repairable", damage.problem
+            self._members[damage.member_id] = progress
+        self._set_state("running")
+        await self._reset_all(plan.damaged)
+        if not self._cancelled:
+            self._set_state("verifying")
+        await self._verify_all()
+        self._set_state("cancelled" if self._cancelled else "done")
+        return self.progress()
+
+    async def _reset_all(self, plan: list[Damage]) -> None:
+        pending = [d for d in plan if not d.problem]
+        gate = asyncio.Semaphore(max(1, self._input.concurrency))
+        wave = max(1, int(self._input.rate_per_second))
+        tasks: list[asyncio.Task[None]] = []
+        for start in range(0, len(pending), wave):
+            await workflow.wait_condition(lambda: not self._paused or self._cancelled)
+            if self._cancelled:
+                break
+            for damage in pending[start : start + wave]:
+                tasks.append(asyncio.create_task(self._reset_one(damage, gate)))
+            if start + wave < len(pending):
+                await workflow.sleep(timedelta(seconds=1))  # the rate limit: one wave a second
+        await asyncio.gather(*tasks)
+        for progress in self._members.values():
+            if progress.status == "pending":
+                progress.status = "cancelled"
+        await self._audit_resets()
+
+    async def _reset_one(self, damage: Damage, gate: asyncio.Semaphore) -> None:
+        async with gate:
+            progress = self._members[damage.member_id]
+            progress.status = "resetting"
+            outcome = await workflow.execute_activity(
+                RESET_MEMBER,
+                ResetInput(
+                    member_id=damage.member_id,
+                    bad_build=self._input.bad_build,
+                    # one reset per member and rollback, however often this is retried
+                    request_id=f"{workflow.info().workflow_id}/{damage.member_id}",
+                    reason=f"rollback of {self._input.bad_build}: {self._input.reason}",
+                    identity=f"{workflow.info().workflow_id} for {self._input.actor}",
+                ),
+                result_type=ResetOutcome,
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=ACTIVITY_RETRY,
+            )
+            progress.status = outcome.status
+            progress.new_run_id = outcome.new_run_id
+            progress.redelivered = outcome.redelivered
+            progress.message = outcome.message
+
+    async def _verify_all(self) -> None:
+        gate = asyncio.Semaphore(max(1, self._input.concurrency))
+
+        async def verify(progress: MemberProgress) -> None:
+            async with gate:
+                outcome = await workflow.execute_activity(
+                    VERIFY_MEMBER,
+                    VerifyInput(
+                        member_id=progress.member_id,
+                        bad_build=self._input.bad_build,
+                        anchor_run_id=progress.new_run_id if progress.status == "reset" else None,
+                        expected=self._input.expected.get(progress.member_id),
+                    ),
+                    result_type=VerifyOutcome,
+                    start_to_close_timeout=timedelta(minutes=2),
+                    retry_policy=ACTIVITY_RETRY,
+                )
+                progress.verified = outcome.ok
+                progress.problems = outcome.problems
+
+        done = [p for p in self._members.values() if p.status in ("reset", "already-repaired")]
+        await asyncio.gather(*(verify(p) for p in done))
+
+    async def _audit_resets(self) -> None:
+        reset = sorted(p.member_id for p in self._members.values() if p.status == "reset")
+        if not reset:
+            return
+        entry = AuditEntry(
+            action="rollback.reset",
+            actor=f"{workflow.info().workflow_id} for {self._input.actor}",
+            reason=self._input.reason,
+            subject=self._input.bad_build,
+            details={"members": reset, "count": len(reset)},
+        )
+        try:
+            await workflow.get_external_workflow_handle(AUDIT_WORKFLOW_ID).signal(
+                SIGNAL_RECORD, entry
+            )
+        except Exception:  # no audit log on this cluster yet (the CLI starts it)
+            workflow.logger.warning("audit log workflow not found; resets not recorded")
+
+    def _set_state(self, state: str) -> None:
+        self._state = state
+        workflow.upsert_search_attributes([search_attributes.ROLLBACK_STATE.value_set(state)])
+
+    # -- control ------------------------------------------------------------------
+
+    @workflow.signal(name="pause")
+    def pause(self) -> None:
+        if self._state in ("planning", "running"):
+            self._paused = True
+
+    @workflow.signal(name="resume")
+    def resume(self) -> None:
+        self._paused = False
+
+    @workflow.signal(name="cancel")
+    def cancel(self) -> None:
+        self._cancelled = True
+
+    @workflow.query(name="progress")
+    def progress(self) -> RollbackProgress:
+        counts: dict[str, int] = {}
+        for member in self._members.values():
+            counts[member.status] = counts.get(member.status, 0) + 1
+        state = "paused" if self._paused and self._state == "running" else self._state
+        return RollbackProgress(
+            bad_build=self._input.bad_build,
+            state=state,
+            total=len(self._members),
+            counts=counts,
+            verified_ok=sum(1 for m in self._members.values() if m.verified),
+            mismatches=[
+                {"member_id": m.member_id, "problems": m.problems}
+                for m in self._members.values()
+                if m.verified is False
+            ],
+            not_repairable=[
+                {"member_id": m.member_id, "reason": m.message}
+                for m in self._members.values()
+                if m.status == "not-repairable"
+            ],
+            scanned=self._scanned,
+        )

@@ -1,0 +1,94 @@
+"""Messages between the rollback workflow and its activities (one dataclass in, one out).
+
+Activity names are constants here so the workflow (which imports no effects) and the
+activities (which import this module) agree without string literals scattered around.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+FIND_DAMAGE = "find_damage"
+RESET_MEMBER = "reset_member"
+VERIFY_MEMBER = "verify_member"
+RECORD_AUDIT = "record_audit"
+
+COMPARED_FIELDS = ("points", "tier", "lifetime_points", "events_processed", "events_rejected")
+
+
+@dataclass
+class ResetPoint:
+    build_id: str
+    run_id: str
+    event_id: int  # first workflow task completed by the build
+    expires_at: str | None = None
+    resettable: bool = True
+
+
+@dataclass
+class Damage:
+    """A member the bad build touched; `problem` says why it cannot be repaired."""
+
+    member_id: str
+    run_id: str
+    point: ResetPoint | None = None
+    problem: str | None = None
+
+
+@dataclass
+class FindDamageInput:
+    bad_build: str
+    query: str | None = None
+
+
+@dataclass
+class FindDamageResult:
+    scanned: int
+    damaged: list[Damage] = field(default_factory=list)
+
+
+@dataclass
+class ResetInput:
+    member_id: str
+    bad_build: str
+    request_id: str
+    reason: str
+    identity: str
+
+
+@dataclass
+class ResetOutcome:
+    member_id: str
+    status: str  # reset, already-repaired, failed
+    new_run_id: str | None = None
+    redelivered: int = 0
+    message: str = ""
+
+
+@dataclass
+class VerifyInput:
+    member_id: str
+    bad_build: str
+    anchor_run_id: str | None  # the run the reset created
+    expected: dict[str, Any] | None = None  # the preview's "after", when known
+
+
+@dataclass
+class VerifyOutcome:
+    member_id: str
+    ok: bool
+    build_id: str | None
+    live: dict[str, Any] = field(default_factory=dict)
+    expected: dict[str, Any] = field(default_factory=dict)
+    matches_preview: bool | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AuditRecord:
+    action: str
+    actor: str
+    reason: str
+    subject: str
+    details: dict[str, Any] = field(default_factory=dict)
