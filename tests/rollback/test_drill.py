@@ -1,0 +1,124 @@
+"""The whole drill on a real dev server: a good build, a drill build that corrupts
+members across continue-as-new, the fixed build, then preview, rollback and verify."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from activities import repair
+from runtime import deployment as releases
+from runtime.feed import send_member, wait_applied
+from tests.conftest import Deployment
+from tests.memberkit import start_member
+from workflows.rollback import RollbackInput, RollbackWorkflow
+from workflows.rollback_messages import COMPARED_FIELDS
+from workflows.rules import DRILL_BUGS, replay
+
+
+def member_events(member: str, phase: str, count: int, day: int) -> list[dict[str, Any]]:
+    """Trips and purchases with refunds of earlier ones, dated within one phase."""
+    events: list[dict[str, Any]] = []
+    for n in range(count):
+        stamp = f"2026-04-{day + n // 6:02d}T{8 + n % 6:02d}:00:00Z"
+        if n % 5 == 4:
+            events.append(
+                {
+                    "type": "refund",
+                    "event_id": f"{member}-{phase}-r{n}",
+                    "member_id": member,
+                    "occurred_at": stamp,
+                    "refers_to": f"{member}-{phase}-{n - 2}",
+                }
+            )
+        else:
+            events.append(
+                {
+                    "type": "trip_completed" if n % 2 else "purchase",
+                    "event_id": f"{member}-{phase}-{n}",
+                    "member_id": member,
+                    "occurred_at": stamp,
+                    ("fare_cents" if n % 2 else "amount_cents"): 1_500 + 731 * n,
+                }
+            )
+    return events
+
+
+async def feed(
+    dep: Deployment, fed: dict[str, list], phase: str, members: list[str], count: int, day: int
+) -> None:
+    for member in members:
+        events = member_events(member, phase, count, day)
+        fed[member].extend(events)
+        await send_member(dep.client, dep.target, member, events, bulk=False)
+    await wait_applied(dep.client, members)
+
+
+@pytest.mark.parametrize("bug", DRILL_BUGS)
+async def test_drill_then_rollback_repairs_every_member(deployment: Deployment, bug: str) -> None:
+    client, target = deployment.client, deployment.target
+    tag = uuid.uuid4().hex[:6]
+    touched = [f"d{tag}-{i}" for i in range(4)]
+    untouched = f"d{tag}-quiet"
+    members = [*touched, untouched]
+    fed: dict[str, list] = {m: [] for m in members}
+    async with deployment.worker("1.0"):
+        for member in members:
+            await start_member(client, target, member, max_signals=6)
+        await feed(deployment, fed, "a", members, 8, day=1)
+        async with deployment.worker("1.1-drill", drill=bug):
+            await releases.set_current(client, target.deployment, "1.1-drill")
+            # several continue-as-new boundaries under the bad build
+            await feed(deployment, fed, "b", touched, 14, day=5)
+            async with deployment.worker("1.2"):
+                await releases.set_current(client, target.deployment, "1.2")
+                await feed(deployment, fed, "c", members, 7, day=9)
+
+                damaged_states = await wait_applied(client, members)
+                scanned, damage = await repair.find_damage(client, "1.1-drill")
+                assert scanned >= len(members)
+                assert sorted(d.member_id for d in damage) == sorted(touched)
+                assert all(d.problem is None for d in damage)
+                # the bad build's first task lies in a run that has since continued as new
+                assert all(d.point and d.point.run_id != d.run_id for d in damage)
+
+                previews = [await repair.preview_member(client, d) for d in damage]
+                for preview in previews:
+                    truth = replay(preview.member_id, fed[preview.member_id]).summary()
+                    assert preview.after == {k: truth[k] for k in COMPARED_FIELDS}
+                    assert preview.before == {
+                        k: damaged_states[preview.member_id][k] for k in COMPARED_FIELDS
+                    }
+                assert any(p.changes for p in previews), "the drill damaged nobody"
+                # the preview touched nothing
+                assert await wait_applied(client, members) == damaged_states
+
+                handle = await client.start_workflow(
+                    RollbackWorkflow.run,
+                    RollbackInput(
+                        bad_build="1.1-drill",
+                        reason="drill",
+                        actor="test",
+                        expected={p.member_id: p.after for p in previews},
+                    ),
+                    id=f"rollback-{tag}",
+                    task_queue=target.task_queue,
+                )
+                result = await handle.result()
+
+                assert result.state == "done"
+                assert result.total == len(touched)
+                assert result.counts == {"reset": len(touched)}
+                assert result.verified_ok == len(touched), result.mismatches
+                states = await wait_applied(client, members)
+    for member in members:
+        truth = replay(member, fed[member]).summary()
+        assert {k: states[member][k] for k in COMPARED_FIELDS} == {
+            k: truth[k] for k in COMPARED_FIELDS
+        }, member
+        assert states[member]["build_id"] == "1.2"
+    assert states[untouched] == damaged_states[untouched] | {
+        "run_signals": states[untouched]["run_signals"]
+    }
