@@ -26,6 +26,7 @@ class Received:
     kind: str  # "event" or "adjust"
     payload: Any  # the raw event, or the Adjustment
     at: datetime  # when the server recorded it
+    event_id: int = 0  # its position in the run's history
 
     def key(self) -> str:
         """Identity across runs: reapplied copies of a signal have the same key."""
@@ -52,9 +53,9 @@ def _received(event: HistoryEvent) -> Iterator[Received]:
         value = _decode(attrs.input.payloads)
         if attrs.signal_name == SIGNAL_EVENTS and isinstance(value, list):
             for item in value:
-                yield Received("event", item, at)
+                yield Received("event", item, at, event.event_id)
         else:
-            yield Received("event", value, at)
+            yield Received("event", value, at, event.event_id)
     elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
         request = event.workflow_execution_update_accepted_event_attributes.accepted_request
         if request.input.name != "adjust":
@@ -65,7 +66,7 @@ def _received(event: HistoryEvent) -> Iterator[Received]:
             ]
         except Exception:
             return
-        yield Received("adjust", adjustment, at)
+        yield Received("adjust", adjustment, at, event.event_id)
 
 
 def received(history: WorkflowHistory) -> Iterator[Received]:
@@ -88,6 +89,16 @@ def run_input(history: WorkflowHistory) -> MemberInput:
 
 def started_at(history: WorkflowHistory) -> datetime:
     return history.events[0].event_time.ToDatetime()
+
+
+def reset_base(history: WorkflowHistory) -> str | None:
+    """The run this run was reset from, if a reset created it."""
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+            attrs = event.workflow_task_failed_event_attributes
+            if attrs.base_run_id and attrs.new_run_id:
+                return attrs.base_run_id
+    return None
 
 
 def previous_run(history: WorkflowHistory) -> str | None:

@@ -22,9 +22,9 @@ from temporalio.converter import DataConverter
 
 from activities.history import (
     Received,
-    chain_histories,
     previous_run,
     received,
+    reset_base,
     run_input,
     started_at,
 )
@@ -126,13 +126,19 @@ async def find_damage(
 
 
 @dataclass
-class Timeline:
-    """Everything needed to recompute a member from a run onwards."""
+class Plan:
+    """What a member's run will hold after a reset to `cut` in the `anchor` run.
+
+    The reset keeps the anchor's history up to the cut; the server reapplies what the
+    anchor received after the cut and what the runs continuing it (its base chain)
+    received; everything else received since the anchor started (runs of other chains,
+    e.g. ones an earlier reset replaced) would be lost, so it is re-delivered.
+    """
 
     anchor: WorkflowHistory
-    chain: list[WorkflowHistory]  # anchor run .. current run
-    chain_items: list[Received]
-    stray: list[Received]  # received by runs outside the chain (lost by earlier resets)
+    kept: list[Received]
+    reapplied: list[Received]
+    missing: list[Received]
 
     def expected(self) -> MemberBook:
         """The member as the current rules compute it from the anchor run's input."""
@@ -140,7 +146,7 @@ class Timeline:
         snapshot = start.snapshot or MemberSnapshot(member_id=start.member_id)
         book = MemberBook(_copy_snapshot(snapshot))
         requests = set(start.requests or [])
-        for item in [*self.chain_items, *self.stray]:
+        for item in [*self.kept, *self.reapplied, *self.missing]:
             if item.kind == "event":
                 book.apply(item.payload, build_id="preview", received_at=_aware(item.at))
             elif item.payload.request_id not in requests:
@@ -164,31 +170,44 @@ def _copy_snapshot(snapshot: MemberSnapshot) -> MemberSnapshot:
     return copy
 
 
-async def timeline(client: Client, member_id: str, current_run: str, anchor_run: str) -> Timeline:
+async def plan(client: Client, member_id: str, anchor_run: str, cut: int | None) -> Plan:
+    """The plan for resetting to event `cut` of `anchor_run` (None: keep the whole run)."""
     workflow_id = member_workflow_id(member_id)
-    chain = await chain_histories(client, workflow_id, run_id=current_run, stop_at=anchor_run)
-    chain_items = [item for history in chain for item in received(history)]
-    known = {item.key() for item in chain_items}
-    since = started_at(chain[0])
-    stray: list[Received] = []
-    # the chain's own runs, plus the run before the anchor (closed before `since`)
-    in_chain = {current_run} | {previous_run(h) for h in chain}
-    query = (
-        f"WorkflowId = '{workflow_id}' AND ExecutionStatus != 'Running' "
-        f"AND CloseTime >= '{since.replace(tzinfo=UTC).isoformat()}'"
-    )
-    async for execution in client.list_workflows(query):
-        if execution.run_id in in_chain:
+    anchor = await client.get_workflow_handle(workflow_id, run_id=anchor_run).fetch_history()
+    since = _aware(started_at(anchor))
+    runs = {anchor_run: anchor}
+    async for execution in client.list_workflows(f"WorkflowId = '{workflow_id}'"):
+        if execution.run_id in runs:
             continue
-        history = await client.get_workflow_handle(
-            workflow_id, run_id=execution.run_id
-        ).fetch_history()
+        closed = execution.close_time
+        if closed is None or _aware(closed) >= since:
+            handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
+            runs[execution.run_id] = await handle.fetch_history()
+    successor: dict[str, str] = {}
+    for run_id, history in runs.items():
+        previous = previous_run(history)
+        if previous and reset_base(history) is None:  # a reset run replaces, not continues
+            successor[previous] = run_id
+    base = [anchor_run]
+    while base[-1] in successor and successor[base[-1]] not in base:
+        base.append(successor[base[-1]])
+
+    anchor_items = list(received(anchor))
+    kept = [i for i in anchor_items if cut is None or i.event_id < cut]
+    reapplied = [i for i in anchor_items if cut is not None and i.event_id >= cut]
+    for run_id in base[1:]:
+        reapplied.extend(received(runs[run_id]))
+    known = {item.key() for item in [*kept, *reapplied]}
+    missing: list[Received] = []
+    for run_id, history in runs.items():
+        if run_id in base:
+            continue
         for item in received(history):
-            if _aware(item.at) >= _aware(since) and item.key() not in known:
+            if _aware(item.at) >= since and item.key() not in known:
                 known.add(item.key())
-                stray.append(item)
-    stray.sort(key=lambda item: item.at)
-    return Timeline(chain[0], chain, chain_items, stray)
+                missing.append(item)
+    missing.sort(key=lambda item: item.at)
+    return Plan(anchor, kept, reapplied, missing)
 
 
 # -- preview -----------------------------------------------------------------------
@@ -244,10 +263,10 @@ async def preview_member(client: Client, damage: Damage) -> MemberPreview:
     if damage.point is None or damage.problem:
         preview.after = dict(preview.before)
         return preview
-    line = await timeline(client, damage.member_id, damage.run_id, damage.point.run_id)
-    after = line.expected().summary()
+    steps = await plan(client, damage.member_id, damage.point.run_id, damage.point.event_id)
+    after = steps.expected().summary()
     preview.after = _fields(after)
-    preview.redeliver = len(line.stray)
+    preview.redeliver = len(steps.missing)
     preview.ledger_removed, preview.ledger_added = _ledger_diff(now["ledger"], after["ledger"])
     return preview
 
@@ -270,9 +289,9 @@ async def reset_member(
         return ResetOutcome(member_id, "already-repaired", description.run_id)
     if damage.problem:
         return ResetOutcome(member_id, "failed", message=damage.problem)
-    line = await timeline(client, member_id, description.run_id, damage.point.run_id)
+    steps = await plan(client, member_id, damage.point.run_id, damage.point.event_id)
     converter = DataConverter.default.payload_converter
-    lost_events = [item.payload for item in line.stray if item.kind == "event"]
+    lost_events = [item.payload for item in steps.missing if item.kind == "event"]
     operations = [
         PostResetOperation(
             signal_workflow=PostResetOperation.SignalWorkflow(
@@ -299,7 +318,7 @@ async def reset_member(
     # adjustments arrive by update, which a post-reset operation cannot carry; the
     # workflow applies each request id once, so resending is safe
     handle = client.get_workflow_handle_for(MemberWorkflow.run, workflow_id)
-    lost_adjustments = [item.payload for item in line.stray if item.kind == "adjust"]
+    lost_adjustments = [item.payload for item in steps.missing if item.kind == "adjust"]
     for adjustment in lost_adjustments:
         await handle.execute_update(MemberWorkflow.adjust, adjustment)
     return ResetOutcome(
@@ -334,8 +353,10 @@ async def verify_member(
     if reset_point_for(description, bad_build) is not None:
         outcome.problems.append("the bad build's tasks are still in the member's chain")
     if anchor_run_id:
-        line = await timeline(client, member_id, description.run_id, anchor_run_id)
-        outcome.expected = _fields(line.expected().summary())
+        steps = await plan(client, member_id, anchor_run_id, None)
+        outcome.expected = _fields(steps.expected().summary())
+        if steps.missing:
+            outcome.problems.append(f"{len(steps.missing)} received events are not in its run")
         if outcome.expected != live:
             diffs = [
                 f"{k} {live[k]} != {outcome.expected[k]}"
