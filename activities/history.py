@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ class Received:
     payload: Any  # the raw event, or the Adjustment
     at: datetime  # when the server recorded it
     event_id: int = 0  # its position in the run's history
+    build: str | None = None  # the build whose workflow task applied it (None: not yet)
+    applied_at: int = 0  # event id of that task's completion (0: not yet)
 
     def key(self) -> str:
         """Identity across runs: reapplied copies of a signal have the same key."""
@@ -70,8 +73,17 @@ def _received(event: HistoryEvent) -> Iterator[Received]:
 
 
 def received(history: WorkflowHistory) -> Iterator[Received]:
+    """What the run received, each with the build of the workflow task that applied it."""
+    pending: list[Received] = []
     for event in history.events:
-        yield from _received(event)
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            build = event.workflow_task_completed_event_attributes.deployment_version.build_id
+            for item in pending:
+                yield dataclasses.replace(item, build=build or None, applied_at=event.event_id)
+            pending = []
+        else:
+            pending.extend(_received(event))
+    yield from pending
 
 
 def received_events(history: WorkflowHistory) -> Iterator[Any]:

@@ -7,6 +7,7 @@ Plain async functions over a Temporal client: the CLI's dry run calls them direc
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -15,7 +16,6 @@ from typing import Any, TypeVar
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import ResetReapplyType
-from temporalio.api.workflow.v1 import PostResetOperation
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHistory
 from temporalio.converter import DataConverter
@@ -28,6 +28,7 @@ from activities.history import (
     run_input,
     started_at,
 )
+from workflows.drill import drill_for
 from workflows.member import (
     SIGNAL_EVENTS,
     Adjustment,
@@ -146,7 +147,11 @@ class Plan:
         snapshot = start.snapshot or MemberSnapshot(member_id=start.member_id)
         book = MemberBook(_copy_snapshot(snapshot))
         requests = set(start.requests or [])
+        fresh = {id(item) for item in [*self.reapplied, *self.missing]}
         for item in [*self.kept, *self.reapplied, *self.missing]:
+            # what the reset keeps is replayed as the build that first applied it did
+            # (a drill build's damage included); the rest runs through current rules
+            book.drill = None if id(item) in fresh or not item.build else drill_for(item.build)
             if item.kind == "event":
                 book.apply(item.payload, build_id="preview", received_at=_aware(item.at))
             elif item.payload.request_id not in requests:
@@ -195,6 +200,10 @@ async def plan(client: Client, member_id: str, anchor_run: str, cut: int | None)
     anchor_items = list(received(anchor))
     kept = [i for i in anchor_items if cut is None or i.event_id < cut]
     reapplied = [i for i in anchor_items if cut is not None and i.event_id >= cut]
+    if cut is not None:
+        # what arrived before the cut but was applied by the task the reset fails is
+        # applied again by whichever build runs after the reset
+        kept = [i if 0 < i.applied_at < cut else dataclasses.replace(i, build=None) for i in kept]
     for run_id in base[1:]:
         reapplied.extend(received(runs[run_id]))
     known = {item.key() for item in [*kept, *reapplied]}
@@ -280,27 +289,17 @@ async def reset_member(
     """Reset one member to the first task of the bad build and re-deliver what it lost.
 
     Safe to retry: a member whose current run no longer carries the bad build's reset
-    point was already repaired (the reset replaced those tasks), and the server
-    deduplicates the reset request by `request_id`."""
+    point was already repaired (the reset replaced those tasks) and is only healed
+    again; the server deduplicates the reset request by `request_id`."""
     workflow_id = member_workflow_id(member_id)
     description = await client.get_workflow_handle(workflow_id).describe()
     damage = damage_of(description, bad_build)
     if damage is None or damage.point is None:
-        return ResetOutcome(member_id, "already-repaired", description.run_id)
+        anchor = await latest_reset_run(client, member_id, description.run_id)
+        healed = await heal_member(client, member_id, anchor) if anchor else 0
+        return ResetOutcome(member_id, "already-repaired", anchor, redelivered=healed)
     if damage.problem:
         return ResetOutcome(member_id, "failed", message=damage.problem)
-    steps = await plan(client, member_id, damage.point.run_id, damage.point.event_id)
-    converter = DataConverter.default.payload_converter
-    lost_events = [item.payload for item in steps.missing if item.kind == "event"]
-    operations = [
-        PostResetOperation(
-            signal_workflow=PostResetOperation.SignalWorkflow(
-                signal_name=SIGNAL_EVENTS,
-                input=converter.to_payloads_wrapper([lost_events[i : i + REDELIVER_CHUNK]]),
-            )
-        )
-        for i in range(0, len(lost_events), REDELIVER_CHUNK)
-    ]
     response = await client.workflow_service.reset_workflow_execution(
         ResetWorkflowExecutionRequest(
             namespace=client.namespace,
@@ -311,23 +310,48 @@ async def reset_member(
             workflow_task_finish_event_id=damage.point.event_id,
             request_id=request_id,
             reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_ALL_ELIGIBLE,
-            post_reset_operations=operations,
             identity=identity,
         )
     )
-    # adjustments arrive by update, which a post-reset operation cannot carry; the
-    # workflow applies each request id once, so resending is safe
-    handle = client.get_workflow_handle_for(MemberWorkflow.run, workflow_id)
-    lost_adjustments = [item.payload for item in steps.missing if item.kind == "adjust"]
-    for adjustment in lost_adjustments:
-        await handle.execute_update(MemberWorkflow.adjust, adjustment)
+    healed = await heal_member(client, member_id, response.run_id)
     return ResetOutcome(
         member_id,
         "reset",
         response.run_id,
-        redelivered=len(lost_events) + len(lost_adjustments),
+        redelivered=healed,
         message=f"reset to event {damage.point.event_id} of run {damage.point.run_id}",
     )
+
+
+async def heal_member(client: Client, member_id: str, anchor_run: str) -> int:
+    """Re-deliver what the member received since `anchor_run` started but its chain lacks
+    (the server reapplies only along the reset's base chain). Idempotent: the member
+    ignores an event it already counted and an adjustment whose request id it knows."""
+    steps = await plan(client, member_id, anchor_run, None)
+    handle = client.get_workflow_handle_for(MemberWorkflow.run, member_workflow_id(member_id))
+    events = [item.payload for item in steps.missing if item.kind == "event"]
+    for i in range(0, len(events), REDELIVER_CHUNK):
+        await handle.signal(SIGNAL_EVENTS, events[i : i + REDELIVER_CHUNK])
+    for item in steps.missing:
+        if item.kind == "adjust":
+            await handle.execute_update(MemberWorkflow.adjust, item.payload)
+    return len(steps.missing)
+
+
+async def latest_reset_run(
+    client: Client, member_id: str, current_run: str, max_runs: int = 50
+) -> str | None:
+    """The newest run of the member's chain that a reset created."""
+    workflow_id = member_workflow_id(member_id)
+    run: str | None = current_run
+    for _ in range(max_runs):
+        if run is None:
+            return None
+        history = await client.get_workflow_handle(workflow_id, run_id=run).fetch_history()
+        if reset_base(history):
+            return run
+        run = previous_run(history)
+    return None
 
 
 # -- verify ----------------------------------------------------------------------------
@@ -345,6 +369,16 @@ async def verify_member(
     workflow_id = member_workflow_id(member_id)
     handle = client.get_workflow_handle_for(MemberWorkflow.run, workflow_id)
     live = _fields(await handle.execute_update(MemberWorkflow.sync))
+    expected_now: dict[str, Any] | None = None
+    for _ in range(5):
+        # events may keep arriving: compare a state with the history that produced it
+        if anchor_run_id:
+            steps = await plan(client, member_id, anchor_run_id, None)
+            expected_now = _fields(steps.expected().summary())
+        settled = _fields(await handle.execute_update(MemberWorkflow.sync))
+        if settled == live:
+            break
+        live = settled
     description = await client.get_workflow_handle(workflow_id).describe()
     build = current_build(description)
     outcome = VerifyOutcome(member_id, ok=True, build_id=build, live=live)
@@ -352,11 +386,8 @@ async def verify_member(
         outcome.problems.append(f"still runs the bad build {bad_build}")
     if reset_point_for(description, bad_build) is not None:
         outcome.problems.append("the bad build's tasks are still in the member's chain")
-    if anchor_run_id:
-        steps = await plan(client, member_id, anchor_run_id, None)
-        outcome.expected = _fields(steps.expected().summary())
-        if steps.missing:
-            outcome.problems.append(f"{len(steps.missing)} received events are not in its run")
+    if expected_now is not None:
+        outcome.expected = expected_now
         if outcome.expected != live:
             diffs = [
                 f"{k} {live[k]} != {outcome.expected[k]}"

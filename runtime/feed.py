@@ -77,6 +77,8 @@ def read_lines(stream: IO[str]) -> Iterable[tuple[int, object]]:
             yield number, json.loads(line)
         except json.JSONDecodeError as error:
             yield number, EventError(f"invalid JSON: {error.msg} at column {error.colno}")
+        except (ValueError, RecursionError) as error:  # 5,000-digit numbers, deep nesting
+            yield number, EventError(f"unreadable JSON ({type(error).__name__})")
 
 
 def check(numbered: Iterable[tuple[int, object]]) -> Batch:

@@ -112,6 +112,16 @@ def fingerprint(raw: dict[str, Any]) -> str:
 
 def parse_event(raw: object) -> Event:
     """Validate one raw event; raise EventError with a one-line reason."""
+    try:
+        return _parse_event(raw)
+    except (TypeError, ValueError, OverflowError, RecursionError) as error:
+        if isinstance(error, EventError):
+            raise
+        # shapes no JSON decoder produces (sets, huge ints, absurd nesting)
+        raise EventError(f"unreadable event ({type(error).__name__})") from None
+
+
+def _parse_event(raw: object) -> Event:
     if not isinstance(raw, dict):
         raise EventError(f"an event must be a JSON object, got {type(raw).__name__}")
     event_id = raw.get("event_id")

@@ -227,10 +227,9 @@ class MemberBook:
         previous = self._watermark
         if previous is not None and moment <= previous:
             return
-        if previous is not None and self.s.points > 0:
-            deadline = self._last_activity(previous) + timedelta(days=INACTIVITY_DAYS)
-            if moment > deadline:
-                self._post("expiry", "inactivity", -self.s.points, deadline, build_id)
+        deadline = self.expiry_deadline()
+        if deadline is not None and moment > deadline:
+            self._post("expiry", "inactivity", -self.s.points, deadline, build_id)
         self._watermark = moment
         self.s.watermark = _iso(moment)
         horizon = _day(moment) - TIER_WINDOW_DAYS
@@ -247,14 +246,19 @@ class MemberBook:
         return True
 
     def expiry_deadline(self) -> datetime | None:
-        if self._watermark is None or self.s.points <= 0:
+        last = self._last_activity()
+        if last is None or self.s.points <= 0:
             return None
-        return self._last_activity(self._watermark) + timedelta(days=INACTIVITY_DAYS)
+        return last + timedelta(days=INACTIVITY_DAYS)
 
-    def _last_activity(self, watermark: datetime) -> datetime:
-        if self.s.active_at is None:
-            return watermark
-        return max(watermark, _parse_iso(self.s.active_at))
+    def _last_activity(self) -> datetime | None:
+        """The latest event time or adjustment, whichever is later: both are activity."""
+        moments = [m for m in (self._watermark, self.s.active_at) if m is not None]
+        return (
+            max(m if isinstance(m, datetime) else _parse_iso(m) for m in moments)
+            if moments
+            else None
+        )
 
     def _in_window(self, day: int) -> bool:
         return self._watermark is None or day > _day(self._watermark) - TIER_WINDOW_DAYS
@@ -274,6 +278,20 @@ class MemberBook:
             raise ValueError(problem)
         self.s.active_at = _iso(at)
         return self._post("adjustment", reason, delta, at, build_id)
+
+    def grant(self, points: int, proposal_id: str, at: datetime, build_id: str) -> dict[str, Any]:
+        """An approved goodwill proposal: ledger kind "goodwill", cause the proposal id.
+
+        Like an adjustment it moves the balance (not the tier window or lifetime
+        points, which count earned points only) and counts as activity.
+        """
+        problem = self.check_adjustment(points, proposal_id)
+        if problem is None and points < 0:
+            problem = "a grant is positive"
+        if problem:
+            raise ValueError(problem)
+        self.s.active_at = _iso(at)
+        return self._post("goodwill", proposal_id, points, at, build_id)
 
     def check_adjustment(self, delta: int, reason: str) -> str | None:
         if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0:

@@ -1,0 +1,158 @@
+"""The main window: the members panel, and a status bar with server, worker and Web UI."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QCloseEvent, QDesktopServices
+from PySide6.QtWidgets import QLabel, QMainWindow, QPushButton, QWidget
+
+from desktop.members_panel import MembersPanel
+
+if TYPE_CHECKING:
+    from desktop.session import Session
+
+log = logging.getLogger(__name__)
+
+_SERVER_TEXT = {
+    "stopped": "Server: stopped",
+    "starting": "Server: starting on {address}…",
+    "running": "Server: running on {address}",
+    "shared": "Server: running on {address} (shared)",
+    "external": "Server: {address} (external)",
+    "restarting": "Server: restarting on {address}…",
+    "failed": "Server: failed",
+}
+_WORKER_TEXT = {
+    "waiting": "Worker: waiting for the server",
+    "stopped": "Worker: stopped",
+    "starting": "Worker: starting…",
+    "running": "Worker: running · build {build}",
+    "restarting": "Worker: restarting…",
+    "failed": "Worker: failed",
+}
+
+
+class MainWindow(QMainWindow):
+    """Loyalty Desk's window; usable while the server is still starting.
+
+    Signals: none yet. Closing it quits the app, whose shutdown stops the rest.
+    """
+
+    def __init__(
+        self,
+        *,
+        session: Session,
+        open_url: Callable[[QUrl], Any] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._session = session
+        self._open_url = open_url or QDesktopServices.openUrl
+        self.setWindowTitle("Loyalty Desk")
+        self.resize(1100, 680)
+
+        self.members = MembersPanel(parent=self)
+        self.setCentralWidget(self.members)
+
+        status = self.statusBar()
+        status.setObjectName("statusBar")
+        self.server_label = QLabel(self)
+        self.server_label.setObjectName("serverStatus")
+        self.worker_label = QLabel(self)
+        self.worker_label.setObjectName("workerStatus")
+        self.web_ui_button = QPushButton("Open Web UI", self)
+        self.web_ui_button.setObjectName("webUiButton")
+        self.web_ui_button.setToolTip("Open the Temporal Web UI (at the selected member, if any)")
+        status.addPermanentWidget(self.server_label)
+        status.addPermanentWidget(self.worker_label)
+        status.addPermanentWidget(self.web_ui_button)
+        self._show_server(session.server_state, session.address or "")
+        self._show_worker(session.worker_state, session.worker_build)
+
+        session.server_changed.connect(self._on_session_server_changed)
+        session.worker_changed.connect(self._on_session_worker_changed)
+        session.client_connected.connect(self._on_session_client_connected)
+        self.web_ui_button.clicked.connect(self._on_web_ui_button_clicked)
+        self.members.status_posted.connect(self._on_members_status_posted)
+
+    @property
+    def session(self) -> Session:
+        return self._session
+
+    def show_message(self, text: str, timeout_ms: int = 10_000) -> None:
+        """A transient message in the status bar; "" clears it."""
+        if text:
+            self.statusBar().showMessage(text, timeout_ms)
+        else:
+            self.statusBar().clearMessage()
+
+    def web_ui_url(self) -> QUrl | None:
+        """The Web UI at the selected member, or at the namespace's workflows."""
+        base = self._session.ui_url
+        if not base:
+            return None
+        namespace = quote(self._session.target.namespace, safe="")
+        url = f"{base.rstrip('/')}/namespaces/{namespace}/workflows"
+        member = self.members.selected_member_id()
+        if member:
+            url += "/" + quote(f"member-{member}", safe="")
+        return QUrl(url)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.members.stop()
+        super().closeEvent(event)
+
+    # -- display ------------------------------------------------------------------
+
+    def _show_server(self, state: str, address: str) -> None:
+        if state == "starting" and not address:
+            text = "Server: starting…"
+        else:
+            text = _SERVER_TEXT.get(state, f"Server: {state}").format(address=address)
+        self.server_label.setText(text)
+        server = self._session.server
+        error = server.last_error if server is not None else None
+        self.server_label.setToolTip(error or "")
+        self.web_ui_button.setEnabled(
+            bool(self._session.ui_url) and state in ("running", "shared", "restarting")
+        )
+
+    def _show_worker(self, state: str, build: str) -> None:
+        if not self._session.start_worker and state == "stopped":
+            self.worker_label.setText("Worker: not started by this app")
+            return
+        self.worker_label.setText(
+            _WORKER_TEXT.get(state, f"Worker: {state}").format(build=build or "?")
+        )
+        worker = self._session.worker
+        self.worker_label.setToolTip((worker.last_error if worker else None) or "")
+
+    # -- slots --------------------------------------------------------------------
+
+    def _on_session_server_changed(self, state: str, address: str) -> None:
+        self._show_server(state, address)
+
+    def _on_session_worker_changed(self, state: str, build: str) -> None:
+        self._show_worker(state, build)
+
+    def _on_session_client_connected(self, client: Any) -> None:
+        from desktop.members_loader import TemporalMembersSource
+
+        self.members.set_source(TemporalMembersSource(client=client))
+
+    def _on_web_ui_button_clicked(self) -> None:
+        url = self.web_ui_url()
+        if url is None:
+            self.show_message("This server has no Web UI the app knows of")
+            return
+        log.info("opening %s", url.toString())
+        if self._open_url(url) is False:
+            self.show_message(f"Could not open a browser; the Web UI is at {url.toString()}")
+
+    def _on_members_status_posted(self, text: str) -> None:
+        self.show_message(text)

@@ -1,0 +1,170 @@
+"""The members table model: a thin Qt adapter over the Qt-free `MembersStore`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QBrush, QColor
+
+from desktop.members_store import COLUMNS, MembersStore, Row
+
+__all__ = ["COLUMNS", "MembersStore", "MembersTableModel"]
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+_NUMERIC = {"points", "pending_proposals"}
+_DRILL_COLOR = QColor(190, 30, 45)
+
+
+class MembersTableModel(QAbstractTableModel):
+    """Members as table rows; the store owns the data and announces every change.
+
+    Signals:
+        more_requested: the view reached the end and the query has more rows
+            (Qt asked `fetchMore`); whoever loads pages answers it.
+    """
+
+    more_requested = Signal()
+
+    RowRole = Qt.ItemDataRole.UserRole + 1  # the raw row dict (member_row's fields)
+    MemberIdRole = Qt.ItemDataRole.UserRole + 2
+    # every role whose value comes from the row, for dataChanged
+    ROW_ROLES = (
+        Qt.ItemDataRole.DisplayRole,
+        Qt.ItemDataRole.ToolTipRole,
+        Qt.ItemDataRole.ForegroundRole,
+        RowRole,
+        MemberIdRole,
+    )
+
+    def __init__(self, *, store: MembersStore, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._store = store
+        store.listener = self
+
+    @property
+    def store(self) -> MembersStore:
+        return self._store
+
+    # -- Qt model interface ---------------------------------------------------
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._store)
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.row() >= len(self._store):
+            return None
+        row = self._store.row(index.row())
+        key = COLUMNS[index.column()].key
+        if role == Qt.ItemDataRole.DisplayRole:
+            return _display(key, row)
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return _RIGHT if key in _NUMERIC else _LEFT
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if key == "build_id" and row.get("drill"):
+                return (
+                    f"Build {row.get('build_id')} is a drill with the injected bug {row['drill']}"
+                )
+            return None
+        if role == Qt.ItemDataRole.ForegroundRole:
+            if key == "build_id" and row.get("drill"):
+                return QBrush(_DRILL_COLOR)
+            return None
+        if role == self.RowRole:
+            return row
+        if role == self.MemberIdRole:
+            return row["member_id"]
+        return None
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section].title
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return _RIGHT if COLUMNS[section].key in _NUMERIC else _LEFT
+        return None
+
+    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return (
+            Qt.ItemFlag.ItemIsEnabled
+            | Qt.ItemFlag.ItemIsSelectable
+            | Qt.ItemFlag.ItemNeverHasChildren
+        )
+
+    def canFetchMore(self, parent: AnyIndex) -> bool:
+        if parent.isValid():
+            return False
+        return self._store.more_available and not self._store.loading
+
+    def fetchMore(self, parent: AnyIndex) -> None:
+        if self.canFetchMore(parent):
+            self.more_requested.emit()
+
+    # -- helpers for views ------------------------------------------------------
+
+    def member_id_at(self, row: int) -> str | None:
+        return self._store.row(row)["member_id"] if 0 <= row < len(self._store) else None
+
+    def index_of(self, member_id: str, column: int = 0) -> QModelIndex:
+        position = self._store.position_of(member_id)
+        return QModelIndex() if position is None else self.index(position, column)
+
+    # -- StoreListener: the store's changes inside Qt's begin/end pairs ---------
+
+    def before_reset(self) -> None:
+        self.beginResetModel()
+
+    def after_reset(self) -> None:
+        self.endResetModel()
+
+    def before_insert(self, first: int, last: int) -> None:
+        self.beginInsertRows(QModelIndex(), first, last)
+
+    def after_insert(self) -> None:
+        self.endInsertRows()
+
+    def before_remove(self, first: int, last: int) -> None:
+        self.beginRemoveRows(QModelIndex(), first, last)
+
+    def after_remove(self) -> None:
+        self.endRemoveRows()
+
+    def rows_changed(self, first: int, last: int, first_column: int, last_column: int) -> None:
+        self.dataChanged.emit(
+            self.index(first, first_column), self.index(last, last_column), list(self.ROW_ROLES)
+        )
+
+
+def _display(key: str, row: Row) -> str:
+    value = row.get(key)
+    if key == "points":
+        return "" if value is None else f"{value:,}"
+    if key == "pending_proposals":
+        return str(value or 0)
+    if key == "last_event_at":
+        # 2026-01-19T09:02:00Z -> 2026-01-19 09:02 UTC: the seconds add nothing here
+        return (
+            f"{value[:10]} {value[11:16]} UTC"
+            if isinstance(value, str) and len(value) >= 16
+            else ""
+        )
+    if key == "build_id":
+        build = value or ""
+        return f"{build} · DRILL {row['drill']}" if row.get("drill") else build
+    return "" if value is None else str(value)

@@ -1,0 +1,272 @@
+"""The members panel: search, refresh, and the lazily paged members table."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QTimer, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.asyncutil import async_slot, cancel_slot_tasks
+from desktop.members_loader import MembersLoader, MembersSource, search_query
+from desktop.members_model import MembersStore, MembersTableModel
+
+if TYPE_CHECKING:
+    import asyncio
+
+log = logging.getLogger(__name__)
+
+REFRESH_INTERVAL_MS = 2000
+_COLUMN_WIDTHS = (90, 100, 170, 220, 130)  # after the member column, which stretches
+
+
+class MembersPanel(QWidget):
+    """Members of the current search, kept up to date every two seconds.
+
+    Signals:
+        member_selected(member_id): the current row changed ("" when none).
+        status_posted(text): a short message for the status bar.
+    """
+
+    member_selected = Signal(str)
+    status_posted = Signal(str)
+
+    def __init__(self, *, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._store = MembersStore()
+        self.model = MembersTableModel(store=self._store, parent=self)
+        self._loader: MembersLoader | None = None
+
+        self.search = QLineEdit(self)
+        self.search.setObjectName("memberSearch")
+        self.search.setPlaceholderText(
+            "Member id prefix, or a visibility query such as "
+            "LoyaltyTier = 'Gold' AND LoyaltyPoints > 500"
+        )
+        self.search.setClearButtonEnabled(True)
+        self.refresh_button = QPushButton("Refresh", self)
+        self.refresh_button.setObjectName("refreshButton")
+        self.refresh_button.setEnabled(False)
+        self.count_label = QLabel("Waiting for the Temporal server…", self)
+        self.count_label.setObjectName("memberCount")
+        self.error_label = QLabel(self)
+        self.error_label.setObjectName("queryError")
+        self.error_label.setStyleSheet("color: #b3261e;")
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
+
+        self.table = QTableView(self)
+        self.table.setObjectName("membersTable")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.setSortingEnabled(False)  # rows keep the order they were first seen in
+        self.table.setWordWrap(False)
+        self.table.setStyleSheet("QTableView::item { padding: 0 6px; }")
+        self.table.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        rows = self.table.verticalHeader()
+        rows.hide()
+        # fixed row heights: with 100,000 rows Qt must never measure them
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        rows.setDefaultSectionSize(self.fontMetrics().height() + 8)
+        header = self.table.horizontalHeader()
+        header.setHighlightSections(False)
+        # never ResizeToContents: it measures every row
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column, width in enumerate(_COLUMN_WIDTHS, start=1):
+            self.table.setColumnWidth(column, width)
+
+        top = QHBoxLayout()
+        top.addWidget(self.search, 1)
+        top.addWidget(self.refresh_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.count_label)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(REFRESH_INTERVAL_MS)
+
+        self.search.returnPressed.connect(self._on_search_return_pressed)
+        self.search.textChanged.connect(self._on_search_text_changed)
+        self.refresh_button.clicked.connect(self._on_refresh_button_clicked)
+        self._timer.timeout.connect(self._on_timer_timeout)
+        self.model.more_requested.connect(self._on_model_more_requested)
+        self.model.rowsInserted.connect(self._on_model_rows_changed)
+        self.model.rowsRemoved.connect(self._on_model_rows_changed)
+        self.model.modelReset.connect(self._on_model_rows_changed)
+        selection = self.table.selectionModel()
+        selection.currentRowChanged.connect(self._on_selection_current_row_changed)
+
+    # -- public ---------------------------------------------------------------
+
+    @property
+    def loader(self) -> MembersLoader | None:
+        return self._loader
+
+    def set_source(self, source: MembersSource) -> asyncio.Task[Any]:
+        """Show members from `source` (once connected); returns the first load."""
+        self._loader = MembersLoader(store=self._store, source=source)
+        self.refresh_button.setEnabled(True)
+        self._timer.start()
+        return self._reload()
+
+    def selected_member_id(self) -> str:
+        index = self.table.selectionModel().currentIndex()
+        return (self.model.member_id_at(index.row()) or "") if index.isValid() else ""
+
+    def select_member(self, member_id: str) -> bool:
+        index = self.model.index_of(member_id)
+        if not index.isValid():
+            return False
+        self.table.selectionModel().setCurrentIndex(
+            index,
+            QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows,
+        )
+        self.table.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtCenter)
+        return True
+
+    def visible_member_ids(self) -> list[str]:
+        rows = len(self._store)
+        if not rows:
+            return []
+        first = self.table.rowAt(0)
+        if first < 0:
+            return []
+        last = self.table.rowAt(self.table.viewport().height() - 1)
+        return self._store.member_ids(first, rows - 1 if last < 0 else last)
+
+    def stop(self) -> list[asyncio.Task[Any]]:
+        """No more refreshes; returns the running loads to await."""
+        self._timer.stop()
+        return cancel_slot_tasks(self)
+
+    # -- loading ----------------------------------------------------------------
+
+    @async_slot(errors="status")
+    async def _reload(self) -> None:
+        loader = self._loader
+        if loader is None:
+            return
+        query = search_query(self.search.text())
+        self.count_label.setText("Loading members…")
+        try:
+            await loader.reload(query)
+        except Exception as error:
+            self._update_count()
+            if not self._show_query_error(error):
+                raise
+            return
+        self._clear_query_error()
+        self._update_count()
+
+    @async_slot(overlap="skip", errors="status")
+    async def _refresh(self) -> None:
+        loader = self._loader
+        if loader is None or self._store.loading:
+            return
+        try:
+            await loader.refresh(self.visible_member_ids())
+        except Exception as error:
+            if not self._show_query_error(error):
+                raise
+            return
+        self._clear_query_error()
+        self._update_count()
+
+    @async_slot(overlap="skip", errors="status")
+    async def _load_more(self) -> None:
+        if self._loader is None:
+            return
+        try:
+            await self._loader.load_more()
+        except Exception as error:
+            if not self._show_query_error(error):
+                raise
+            return
+        self._update_count()
+
+    def _update_count(self) -> None:
+        loader = self._loader
+        loaded = len(self._store)
+        total = loader.total if loader else None
+        if total is None:
+            text = f"{loaded:,} members"
+        elif loaded < total:
+            text = f"{total:,} members · {loaded:,} loaded (scroll for more)"
+        else:
+            text = f"{total:,} members"
+        if loader and loader.query:
+            text += f" matching {loader.query}"
+        self.count_label.setText(text)
+
+    def _show_query_error(self, error: Exception) -> bool:
+        """Temporal's refusals (a bad query, the server away) are shown here, not in dialogs."""
+        from temporalio.service import RPCError, RPCStatusCode
+
+        if not isinstance(error, RPCError):
+            return False
+        if error.status == RPCStatusCode.INVALID_ARGUMENT:
+            # the position would count from the start of the whole query, which
+            # includes the members filter the user never typed
+            reason = re.sub(r"^invalid query: | at position \d+", "", error.message)
+            text = f"Invalid query: {reason}"
+        else:
+            text = f"Temporal did not answer: {error.message}"
+        self.error_label.setText(text)
+        self.error_label.show()
+        self.status_posted.emit(text)
+        return True
+
+    def _clear_query_error(self) -> None:
+        if self.error_label.text():
+            self.status_posted.emit("")  # the status bar still told of the error
+        self.error_label.hide()
+        self.error_label.clear()
+
+    # -- slots --------------------------------------------------------------------
+
+    def _on_search_return_pressed(self) -> None:
+        self._reload()
+
+    def _on_search_text_changed(self, text: str) -> None:
+        if not text.strip() and self._loader is not None:
+            self._reload()  # the clear button: back to every member (and no error)
+
+    def _on_refresh_button_clicked(self) -> None:
+        if self._loader is not None and self._loader.query != search_query(self.search.text()):
+            self._reload()  # the search text changed without Enter: search first
+        else:
+            self._refresh()
+
+    def _on_timer_timeout(self) -> None:
+        if self.isVisible():
+            self._refresh()
+
+    def _on_model_more_requested(self) -> None:
+        self._load_more()
+
+    def _on_model_rows_changed(self, *_: Any) -> None:
+        if self._loader is not None and not self._store.loading:
+            self._update_count()
+
+    def _on_selection_current_row_changed(
+        self, current: QModelIndex, _previous: QModelIndex
+    ) -> None:
+        self.member_selected.emit(self.model.member_id_at(current.row()) or "")

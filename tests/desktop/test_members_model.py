@@ -1,0 +1,104 @@
+"""The members table model: Qt's model tester, in-place updates, lazy paging."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtTest import QSignalSpy
+
+from desktop.members_model import COLUMNS, MembersStore, MembersTableModel
+from tests.desktop.test_members_store import member
+
+POINTS = [c.key for c in COLUMNS].index("points")
+BUILD = [c.key for c in COLUMNS].index("build_id")
+
+
+def make_model(count: int = 5) -> MembersTableModel:
+    store = MembersStore()
+    model = MembersTableModel(store=store)
+    store.replace_all(member(f"m{i}", points=i * 100) for i in range(count))
+    return model
+
+
+@pytest.mark.parametrize("force_py", [False, True], ids=["qt-tester", "py-tester"])
+def test_model_passes_the_model_tester_loaded_and_after_changes(
+    qtmodeltester: Any, force_py: bool
+) -> None:
+    model = make_model()
+    # both testers stay connected and check every change as it happens; the Qt one
+    # reports through warnings, which fail the test (qt_log_level_fail)
+    qtmodeltester.check(model, force_py=force_py)
+    store = model.store
+
+    store.merge([member("m2", 250), member("new-1"), member("new-2", tier="Gold")])
+    store.remove(["m0", "new-1"])
+    store.sync([member("m3", 1)], scope=["m3", "m4"])
+    store.more_available = True
+    qtmodeltester.check(model, force_py=force_py)
+    assert model.store.member_ids() == ["m1", "m2", "m3", "new-2"]
+
+
+def test_update_in_place_emits_data_changed_with_roles_and_keeps_indexes(qtbot: Any) -> None:
+    model = make_model()
+    held = QPersistentModelIndex(model.index(3, 0))
+    changed = QSignalSpy(model.dataChanged)
+    reset = QSignalSpy(model.modelReset)
+
+    model.store.merge([member("m3", 999)])
+
+    assert changed.count() == 1
+    top_left, bottom_right, roles = (changed.at(0)[i] for i in range(3))
+    assert (top_left.row(), top_left.column()) == (3, POINTS)
+    assert (bottom_right.row(), bottom_right.column()) == (3, POINTS)
+    assert Qt.ItemDataRole.DisplayRole in roles and MembersTableModel.RowRole in roles
+    assert reset.count() == 0
+    assert held.isValid() and held.row() == 3
+    assert model.data(model.index(3, POINTS)) == "999"
+
+
+def test_insert_and_remove_keep_persistent_indexes_of_other_rows() -> None:
+    model = make_model()
+    held = QPersistentModelIndex(model.index(4, 0))
+
+    model.store.merge([member("late")])
+    model.store.remove(["m1"])
+
+    assert held.isValid() and held.row() == 3
+    assert held.data(MembersTableModel.MemberIdRole) == "m4"
+    assert model.rowCount() == 5
+
+
+def test_display_and_raw_roles() -> None:
+    store = MembersStore()
+    model = MembersTableModel(store=store)
+    store.replace_all(
+        [member("ann", 12345, build_id="2.0", drill="zero-on-trip", pending_proposals=2)]
+    )
+    row = [model.data(model.index(0, c)) for c in range(model.columnCount())]
+
+    assert row == ["ann", "Blue", "12,345", "2026-01-19 09:02 UTC", "2.0 · DRILL zero-on-trip", "2"]
+    assert model.data(model.index(0, 0), MembersTableModel.RowRole)["points"] == 12345
+    assert model.data(model.index(0, BUILD), Qt.ItemDataRole.ForegroundRole) is not None
+    assert model.headerData(0, Qt.Orientation.Horizontal) == "Member"
+    assert model.index_of("ann").row() == 0
+    assert not model.index_of("nobody").isValid()
+
+
+def test_fetch_more_asks_once_per_load() -> None:
+    model = make_model()
+    store = model.store
+    requests = QSignalSpy(model.more_requested)
+
+    assert not model.canFetchMore(QModelIndex())
+    store.more_available = True
+    assert model.canFetchMore(QModelIndex())
+    model.fetchMore(QModelIndex())
+    assert requests.count() == 1
+
+    store.loading = True  # what the loader sets while a page is on its way
+    assert not model.canFetchMore(QModelIndex())
+    model.fetchMore(QModelIndex())
+    assert requests.count() == 1
+    assert not model.canFetchMore(model.index(0, 0))  # a table: no children

@@ -1,0 +1,113 @@
+"""The members panel against a fake visibility source: paging by scrolling, refreshes
+that keep selection and scroll position, errors shown inline."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import qasync
+from PySide6.QtTest import QSignalSpy
+from temporalio.service import RPCError, RPCStatusCode
+
+from desktop.asyncutil import wait_until
+from desktop.members_panel import MembersPanel
+from tests.desktop.test_members_loader import FakeVisibility
+from tests.desktop.test_members_store import member
+
+
+def make_panel(qtbot: Any, rows: int) -> tuple[MembersPanel, FakeVisibility]:
+    panel = MembersPanel()
+    qtbot.addWidget(panel)
+    panel.resize(900, 500)
+    panel.show()
+    return panel, FakeVisibility([member(f"m{i:05d}", i) for i in range(rows)])
+
+
+def test_scrolling_to_the_end_loads_the_next_page(qloop: qasync.QEventLoop, qtbot: Any) -> None:
+    panel, source = make_panel(qtbot, 1_200)
+
+    async def scenario() -> None:
+        await panel.set_source(source)
+        assert panel.model.rowCount() == 500
+        assert panel.count_label.text() == "1,200 members · 500 loaded (scroll for more)"
+        for expected in (1_000, 1_200):
+            panel.table.scrollToBottom()
+            await wait_until(lambda n=expected: panel.model.rowCount() == n, timeout=5)
+        assert not panel.model.store.more_available
+        assert panel.count_label.text() == "1,200 members"
+        assert panel.model.store.member_ids()[-1] == "m01199"
+
+    qloop.run_until_complete(scenario())
+    panel.stop()
+
+
+def test_refresh_keeps_selection_and_scroll_and_updates_in_place(
+    qloop: qasync.QEventLoop, qtbot: Any
+) -> None:
+    panel, source = make_panel(qtbot, 300)
+
+    async def scenario() -> None:
+        await panel.set_source(source)
+        assert panel.select_member("m00150")
+        bar = panel.table.verticalScrollBar()
+        scrolled_to = bar.value()
+        assert scrolled_to > 0
+        resets = QSignalSpy(panel.model.modelReset)
+        # m00150 gains points and jumps to the top of the server's order; a new
+        # member arrives; m00151 (also on screen) is gone
+        source.rows = [member("m00150", 9_999), member("new")] + [
+            r for r in source.rows if r["member_id"] not in ("m00150", "m00151")
+        ]
+        await panel._refresh()
+        row = panel.model.store.position_of("m00150")
+        assert row == 150  # stays where it was
+        assert panel.model.store.row(row)["points"] == 9_999
+        assert panel.model.store.member_ids()[-1] == "new"
+        assert "m00151" not in panel.model.store.member_ids()
+        assert panel.selected_member_id() == "m00150"
+        assert bar.value() == scrolled_to
+        assert resets.count() == 0
+
+    qloop.run_until_complete(scenario())
+    panel.stop()
+
+
+class FailingVisibility(FakeVisibility):
+    async def page(self, query: str | None, token: bytes | None, size: int) -> Any:
+        if query and "bad" in query:
+            raise RPCError(
+                "invalid query: malformed SQL query: syntax error at position 113",
+                RPCStatusCode.INVALID_ARGUMENT,
+                b"",
+            )
+        return await super().page(query, token, size)
+
+
+def test_a_bad_query_is_shown_inline_and_cleared_by_a_good_one(
+    qloop: qasync.QEventLoop, qtbot: Any
+) -> None:
+    panel = MembersPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    posted = QSignalSpy(panel.status_posted)
+
+    async def scenario() -> None:
+        await panel.set_source(FailingVisibility([member("a"), member("b")]))
+        panel.search.setText("bad = ")
+        await panel._reload()
+        assert panel.error_label.isVisible()
+        assert panel.error_label.text() == "Invalid query: malformed SQL query: syntax error"
+        assert panel.model.rowCount() == 2  # the old rows stay, and their query
+        assert panel.loader is not None and panel.loader.query is None
+        assert panel.count_label.text() == "2 members"
+        panel.search.setText("")
+        await wait_until(lambda: not panel.error_label.isVisible(), timeout=5)
+        await asyncio.sleep(0)
+
+    qloop.run_until_complete(scenario())
+    assert [posted.at(i)[0] for i in range(posted.count())] == [
+        "Invalid query: malformed SQL query: syntax error",
+        "",
+    ]
+    panel.stop()
