@@ -6,7 +6,7 @@ import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
@@ -30,6 +30,10 @@ class Received:
     event_id: int = 0  # its position in the run's history
     build: str | None = None  # the build whose workflow task applied it (None: not yet)
     applied_at: int = 0  # event id of that task's completion (0: not yet)
+
+    @property
+    def at_utc(self) -> datetime:
+        return self.at.replace(tzinfo=UTC) if self.at.tzinfo is None else self.at
 
     def key(self) -> str:
         """Identity across runs: reapplied copies of a signal have the same key."""

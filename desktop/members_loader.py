@@ -12,6 +12,7 @@ import re
 from typing import TYPE_CHECKING, Protocol
 
 from desktop.members_store import MembersStore, MergeResult, Row
+from workflows.ids import MEMBER_PREFIX as WORKFLOW_ID_PREFIX
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -22,7 +23,7 @@ PAGE_SIZE = 500
 REFRESH_HEAD_SIZE = 100
 # The WorkflowId IN (...) query for the rows on screen stays well inside query limits.
 MAX_VISIBLE_IDS = 200
-WORKFLOW_ID_PREFIX = "member-"  # workflows.member.WORKFLOW_ID_PREFIX, without the import
+
 _ID_PREFIX = re.compile(r"^[A-Za-z0-9_.@-]+$")
 
 

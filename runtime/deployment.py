@@ -8,20 +8,15 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from temporalio.api.deployment.v1 import WorkerDeploymentVersion as ApiVersion
 from temporalio.api.workflowservice.v1 import (
     DescribeWorkerDeploymentRequest,
-    DescribeWorkerDeploymentVersionRequest,
     SetWorkerDeploymentCurrentVersionRequest,
     SetWorkerDeploymentRampingVersionRequest,
-    UpdateWorkerDeploymentVersionMetadataRequest,
 )
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows import drill
-
-DRILL_METADATA_KEY = "loyalty-desk-drill"
 
 
 def identity() -> str:
@@ -158,56 +153,13 @@ async def make_current_if_none(
     return True
 
 
-async def label_drill(
-    client: Client, deployment: str, build_id: str, bug: str, *, timeout: float = 30.0
-) -> None:
-    """Record on the server that `build_id` is a drill, so every worker and view knows."""
-    from temporalio.api.common.v1 import Payload
-    from temporalio.converter import default
-
-    payload: Payload = default().payload_converter.to_payloads([bug])[0]
-    request = UpdateWorkerDeploymentVersionMetadataRequest(
-        namespace=client.namespace,
-        deployment_version=ApiVersion(deployment_name=deployment, build_id=build_id),
-        upsert_entries={DRILL_METADATA_KEY: payload},
-        identity=identity(),
-    )
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            await client.workflow_service.update_worker_deployment_version_metadata(request)
-            return
-        except RPCError as error:
-            # the version is listed a moment before its own record exists
-            if error.status != RPCStatusCode.NOT_FOUND or time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-
-
-async def version_drill(client: Client, deployment: str, build_id: str) -> str | None:
-    from temporalio.converter import default
-
-    response = await client.workflow_service.describe_worker_deployment_version(
-        DescribeWorkerDeploymentVersionRequest(
-            namespace=client.namespace,
-            deployment_version=ApiVersion(deployment_name=deployment, build_id=build_id),
-        )
-    )
-    entries = response.worker_deployment_version_info.metadata.entries
-    if DRILL_METADATA_KEY not in entries:
-        return None
-    value = default().payload_converter.from_payloads([entries[DRILL_METADATA_KEY]])[0]
-    return str(value)
-
-
 async def load_drills(client: Client, deployment: str) -> dict[str, str]:
-    """Register every drill build of the deployment in this process's drill registry."""
+    """The deployment's drill builds and their bugs (a drill's build id names its bug)."""
     info = await describe(client, deployment)
     found: dict[str, str] = {}
     for version in info.versions if info else []:
-        bug = await version_drill(client, deployment, version.build_id)
+        bug = drill.drill_for(version.build_id)
         if bug:
-            drill.register(version.build_id, bug)
             found[version.build_id] = bug
             version.drill = bug
     return found

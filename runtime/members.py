@@ -8,7 +8,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecution
 
 from workflows import search_attributes as sa
-from workflows.member import WORKFLOW_ID_PREFIX
+from workflows.ids import member_id_of
 
 BASE_QUERY = "WorkflowType = 'MemberWorkflow' AND ExecutionStatus = 'Running'"
 DEPLOYMENT_VERSION_ATTRIBUTE = "TemporalWorkerDeploymentVersion"
@@ -31,7 +31,7 @@ def member_row(execution: WorkflowExecution) -> dict[str, Any]:
     attrs = execution.typed_search_attributes
     last: datetime | None = attrs.get(sa.LAST_EVENT_AT)
     return {
-        "member_id": execution.id.removeprefix(WORKFLOW_ID_PREFIX),
+        "member_id": member_id_of(execution.id),
         "tier": attrs.get(sa.TIER),
         "points": attrs.get(sa.POINTS),
         "last_event_at": last.isoformat().replace("+00:00", "Z") if last else None,

@@ -1,27 +1,56 @@
-"""Drill builds: which build ids run with a deliberately injected bug.
+"""Drill builds: builds that run the real code with one deliberately injected bug.
 
-The registry is shared between the worker process and the sandboxed workflow code
-(the worker passes this module through the sandbox). Workflow code looks the bug up
-by the build id of the task it is running, so a worker of another build replaying a
-drill build's tasks reproduces the same damage, and replay stays faithful.
+A drill build says so in its build id: `<build>+drill-<bug>`. Workflow code looks the
+bug up from the build id of the task it runs, so every worker of every build, also one
+started before the drill and one replaying a drill build's tasks, reproduces the same
+damage, and a drill is labelled as such wherever its build id shows.
 """
 
 from __future__ import annotations
 
 from workflows.rules import DRILL_BUGS
 
-_drills: dict[str, str] = {}
+DRILL_MARK = "+drill-"
 
 
-def register(build_id: str, bug: str) -> None:
+def drill_build_id(build_id: str, bug: str) -> str:
+    """The build id a drill of `bug` on top of `build_id` runs as."""
     if bug not in DRILL_BUGS:
         raise ValueError(f"unknown drill {bug!r}; choose one of: {', '.join(DRILL_BUGS)}")
-    _drills[build_id] = bug
+    if build_id.endswith(DRILL_MARK + bug):
+        return build_id
+    if DRILL_MARK in build_id:
+        raise ValueError(f"build {build_id!r} is already a drill of another bug")
+    return f"{build_id}{DRILL_MARK}{bug}"
 
 
-def drill_for(build_id: str) -> str | None:
-    return _drills.get(build_id)
+_candidate: list[str | None] = []
 
 
-def registered() -> dict[str, str]:
-    return dict(_drills)
+def drill_for(build_id: str | None) -> str | None:
+    """The bug a build injects (None for a real build)."""
+    if _candidate:
+        return _candidate[-1]
+    if not build_id or DRILL_MARK not in build_id:
+        return None
+    bug = build_id.rsplit(DRILL_MARK, 1)[1]
+    return bug if bug in DRILL_BUGS else None
+
+
+class candidate:
+    """Replay as if every task had run a candidate build with `bug` (None: the fixed code).
+
+    Only for replay checks: while it is active, the recorded build of each task no longer
+    decides which drill applies.
+    """
+
+    def __init__(self, bug: str | None) -> None:
+        if bug is not None and bug not in DRILL_BUGS:
+            raise ValueError(f"unknown drill {bug!r}")
+        self.bug = bug
+
+    def __enter__(self) -> None:
+        _candidate.append(self.bug)
+
+    def __exit__(self, *exc: object) -> None:
+        _candidate.pop()

@@ -13,6 +13,7 @@ from runtime import deployment as releases
 from runtime.feed import send_member, wait_applied
 from tests.conftest import Deployment
 from tests.memberkit import start_member
+from workflows.drill import drill_build_id
 from workflows.rollback import RollbackInput, RollbackWorkflow
 from workflows.rollback_messages import COMPARED_FIELDS
 from workflows.rules import DRILL_BUGS, replay
@@ -59,6 +60,7 @@ async def feed(
 @pytest.mark.parametrize("bug", DRILL_BUGS)
 async def test_drill_then_rollback_repairs_every_member(deployment: Deployment, bug: str) -> None:
     client, target = deployment.client, deployment.target
+    bad = drill_build_id("1.1", bug)
     tag = uuid.uuid4().hex[:6]
     touched = [f"d{tag}-{i}" for i in range(4)]
     untouched = f"d{tag}-quiet"
@@ -68,8 +70,8 @@ async def test_drill_then_rollback_repairs_every_member(deployment: Deployment, 
         for member in members:
             await start_member(client, target, member, max_signals=6)
         await feed(deployment, fed, "a", members, 8, day=1)
-        async with deployment.worker("1.1-drill", drill=bug):
-            await releases.set_current(client, target.deployment, "1.1-drill")
+        async with deployment.worker("1.1", drill=bug):
+            await releases.set_current(client, target.deployment, bad)
             # several continue-as-new boundaries under the bad build
             await feed(deployment, fed, "b", touched, 14, day=5)
             async with deployment.worker("1.2"):
@@ -77,7 +79,7 @@ async def test_drill_then_rollback_repairs_every_member(deployment: Deployment, 
                 await feed(deployment, fed, "c", members, 7, day=9)
 
                 damaged_states = await wait_applied(client, members)
-                scanned, damage = await repair.find_damage(client, "1.1-drill")
+                scanned, damage = await repair.find_damage(client, bad)
                 assert scanned >= len(members)
                 assert sorted(d.member_id for d in damage) == sorted(touched)
                 assert all(d.problem is None for d in damage)
@@ -98,7 +100,7 @@ async def test_drill_then_rollback_repairs_every_member(deployment: Deployment, 
                 handle = await client.start_workflow(
                     RollbackWorkflow.run,
                     RollbackInput(
-                        bad_build="1.1-drill",
+                        bad_build=bad,
                         reason="drill",
                         actor="test",
                         expected={p.member_id: p.after for p in previews},

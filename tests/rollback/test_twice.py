@@ -15,6 +15,9 @@ from tests.rollback.test_drill import member_events
 from workflows.rollback import RollbackInput, RollbackWorkflow
 from workflows.rules import replay
 
+B11 = "1.1+drill-double-points"
+B12 = "1.2+drill-zero-on-trip"
+
 
 async def rollback(dep: Deployment, bad: str, tag: str) -> Any:
     handle = await dep.client.start_workflow(
@@ -56,28 +59,28 @@ async def test_second_rollback_loses_nothing_that_arrived_after_the_first(
             await start_member(client, target, member, max_signals=5)
         await feed("a", 6, day=1)
         async with deployment.worker("1.1", drill="double-points"):
-            await releases.set_current(client, target.deployment, "1.1")
+            await releases.set_current(client, target.deployment, B11)
             await feed("b", 8, day=3)
             async with deployment.worker("1.2", drill="zero-on-trip"):
-                await releases.set_current(client, target.deployment, "1.2")
+                await releases.set_current(client, target.deployment, B12)
                 await feed("c", 8, day=6)
                 async with deployment.worker("1.3"):
                     await releases.set_current(client, target.deployment, "1.3")
                     await feed("d", 4, day=9)
                     # the newest bad build is found first; events arrive during its rollback
                     first, _ = await asyncio.gather(
-                        rollback(deployment, "1.2", tag), feed_slowly("e", 6, day=12)
+                        rollback(deployment, B12, tag), feed_slowly("e", 6, day=12)
                     )
                     assert first.counts == {"reset": len(members)}
                     assert first.verified_ok == len(members), first.mismatches
                     await feed("f", 5, day=14)  # between the rollbacks
                     # then the older one: its reset point predates the first reset
                     second, _ = await asyncio.gather(
-                        rollback(deployment, "1.1", tag), feed_slowly("g", 6, day=17)
+                        rollback(deployment, B11, tag), feed_slowly("g", 6, day=17)
                     )
                     assert second.counts == {"reset": len(members)}, second
                     assert second.verified_ok == len(members), second.mismatches
-                    again = await rollback(deployment, "1.1", tag + "x")
+                    again = await rollback(deployment, B11, tag + "x")
                     assert again.total == 0  # nothing left to repair: nobody is reset twice
                     states = await wait_applied(client, members)
     for member in members:

@@ -1,0 +1,476 @@
+"""Releases, rollback, replay check and audit subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from runtime.cliutil import CliError, async_command, emit, target_of
+from workflows.rollback_messages import COMPARED_FIELDS
+
+ROLLBACK_ID_PREFIX = "rollback-"
+
+
+def rollback_id(build: str) -> str:
+    return f"{ROLLBACK_ID_PREFIX}{build}"
+
+
+# -- rollback ---------------------------------------------------------------------
+
+
+async def _preview(client: Any, build: str, query: str | None) -> dict[str, Any]:
+    from activities import repair
+
+    started = time.perf_counter()
+    scanned, damage = await repair.find_damage(client, build, query=query)
+    found_s = time.perf_counter() - started
+    previews = await repair.bounded(damage, lambda d: repair.preview_member(client, d), 16)
+    rows = []
+    totals = {f"{k}_before": 0 for k in ("points", "lifetime_points")} | {
+        f"{k}_after": 0 for k in ("points", "lifetime_points")
+    }
+    for p in previews:
+        for k in ("points", "lifetime_points"):
+            totals[f"{k}_before"] += p.before.get(k, 0)
+            totals[f"{k}_after"] += p.after.get(k, 0)
+        rows.append(
+            {
+                "member_id": p.member_id,
+                "before": p.before,
+                "after": p.after,
+                "changes": p.changes,
+                "ledger_removed": p.ledger_removed,
+                "ledger_added": p.ledger_added,
+                "redeliver": p.redeliver,
+                "problem": p.problem,
+            }
+        )
+    return {
+        "bad_build": build,
+        "scanned": scanned,
+        "affected": len(damage),
+        "repairable": sum(1 for p in previews if not p.problem),
+        "not_repairable": [
+            {"member_id": p.member_id, "reason": p.problem} for p in previews if p.problem
+        ],
+        "changing": sum(1 for p in previews if p.changes),
+        "totals": totals,
+        "members": rows,
+        "seconds": {"find": round(found_s, 3), "total": round(time.perf_counter() - started, 3)},
+    }
+
+
+def _preview_text(report: dict[str, Any]) -> str:
+    lines = [
+        f"bad build {report['bad_build']}: {report['affected']} of {report['scanned']} members "
+        f"touched, {report['changing']} change, {len(report['not_repairable'])} cannot be repaired"
+    ]
+    lines.append(f"  {'member':<22} {'points':>15} {'tier':>20} {'lifetime':>15}  ledger")
+    for row in report["members"]:
+        b, a = row["before"], row["after"]
+        mark = " " if row["changes"] else "="
+        lines.append(
+            f"{mark} {row['member_id']:<22} {b['points']:>6} -> {a['points']:<6} "
+            f"{b['tier']:>9} -> {a['tier']:<8} {b['lifetime_points']:>6} -> "
+            f"{a['lifetime_points']:<6}  -{len(row['ledger_removed'])} "
+            f"+{len(row['ledger_added'])}" + (f"  ({row['problem']})" if row["problem"] else "")
+        )
+    t = report["totals"]
+    lines.append(
+        f"  totals: points {t['points_before']} -> {t['points_after']}, lifetime "
+        f"{t['lifetime_points_before']} -> {t['lifetime_points_after']}"
+    )
+    return "\n".join(lines)
+
+
+def _progress_text(p: Any) -> str:
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(p.counts.items()))
+    text = (
+        f"rollback of {p.bad_build}: {p.state}; {p.total} members ({counts or 'none'}); "
+        f"verified {p.verified_ok}, mismatches {len(p.mismatches)}"
+    )
+    for m in p.mismatches:
+        text += f"\n  MISMATCH {m['member_id']}: {'; '.join(m['problems'])}"
+    for m in p.not_repairable:
+        text += f"\n  not repairable {m['member_id']}: {m['reason']}"
+    return text
+
+
+async def _rollback(args: argparse.Namespace) -> int:
+    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from runtime import audit, deployment
+    from runtime.connect import connect
+    from workflows.rollback import RollbackInput, RollbackWorkflow
+
+    target = target_of(args)
+    client = await connect(target)
+    build = args.build
+    control = next((c for c in ("pause", "resume", "cancel") if getattr(args, c)), None)
+    if args.status or control:
+        if not build:
+            return await _rollback_list(args, client)
+        handle = client.get_workflow_handle_for(RollbackWorkflow.run, rollback_id(build))
+        try:
+            if control:
+                if control == "cancel" and not args.reason:
+                    raise CliError("cancelling a rollback needs --reason")
+                await handle.signal(control)
+                if control == "cancel":
+                    await audit.record(
+                        client, target, "rollback.cancel", reason=args.reason, subject=build
+                    )
+            progress = await handle.query(RollbackWorkflow.progress)
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise CliError(f"no rollback of build {build!r}") from None
+            raise
+        emit(args, progress.__dict__, _progress_text(progress))
+        return 1 if progress.mismatches else 0
+    if not build:
+        raise CliError("name the bad build: loyalty-desk rollback BUILD --dry-run|--execute")
+    await deployment.load_drills(client, target.deployment)
+    if args.dry_run:
+        report = await _preview(client, build, args.query)
+        emit(args, report, _preview_text(report))
+        return 0
+    if not args.execute:
+        raise CliError("choose --dry-run (preview) or --execute (repair)")
+    if not args.reason:
+        raise CliError("a rollback needs --reason")
+    info = await deployment.describe(client, target.deployment)
+    if info and info.current == build:
+        raise CliError(f"build {build} is still current: make the fixed build current first")
+    started = time.perf_counter()
+    expected: dict[str, dict[str, Any]] = {}
+    preview_s = 0.0
+    if not args.no_preview:
+        report = await _preview(client, build, args.query)
+        preview_s = time.perf_counter() - started
+        expected = {r["member_id"]: r["after"] for r in report["members"] if not r["problem"]}
+    await audit.record(
+        client,
+        target,
+        "rollback.start",
+        reason=args.reason,
+        subject=build,
+        details={"members": len(expected), "query": args.query},
+    )
+    try:
+        description = await client.get_workflow_handle(rollback_id(build)).describe()
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            raise CliError(
+                f"a rollback of {build} is already running: see `rollback {build} --status`"
+            )
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+    from runtime.deployment import identity
+
+    handle = await client.start_workflow(
+        RollbackWorkflow.run,
+        RollbackInput(
+            bad_build=build,
+            reason=args.reason,
+            actor=identity(),
+            rate_per_second=args.rate,
+            concurrency=args.concurrency,
+            query=args.query,
+            expected=expected,
+        ),
+        id=rollback_id(build),
+        task_queue=target.task_queue,
+    )
+    if args.no_wait:
+        emit(
+            args,
+            {"rollback": rollback_id(build), "started": True},
+            f"rollback {rollback_id(build)} started; follow it with `rollback {build} --status`",
+        )
+        return 0
+    while True:
+        try:
+            result = await asyncio.wait_for(asyncio.shield(handle.result()), 2)
+            break
+        except TimeoutError:
+            if not args.json:
+                p = await handle.query(RollbackWorkflow.progress)
+                done = sum(v for k, v in p.counts.items() if k not in ("pending", "resetting"))
+                print(f"  {p.state}: {done}/{p.total}", file=sys.stderr)
+    data = dict(result.__dict__)
+    data["seconds"] = {
+        "preview": round(preview_s, 3),
+        "total": round(time.perf_counter() - started, 3),
+    }
+    emit(args, data, _progress_text(result) + f"\n  in {data['seconds']['total']} s")
+    return 1 if result.mismatches else 0
+
+
+async def _rollback_list(args: argparse.Namespace, client: Any) -> int:
+    rows = []
+    async for execution in client.list_workflows("WorkflowType = 'RollbackWorkflow'", limit=50):
+        rows.append(
+            {
+                "rollback": execution.id,
+                "status": execution.status.name,
+                "started": execution.start_time.isoformat(),
+            }
+        )
+    emit(
+        args,
+        rows,
+        "\n".join(f"{r['rollback']:<30} {r['status']:<12} {r['started']}" for r in rows)
+        or "no rollbacks",
+    )
+    return 0
+
+
+# -- replay check ---------------------------------------------------------------------
+
+
+async def _replay_check(args: argparse.Namespace) -> int:
+    from runtime.connect import connect
+    from runtime.replay_check import replay_check
+
+    target = target_of(args)
+    client = await connect(target)
+    report = await replay_check(
+        client, target.deployment, args.build, query=args.query, limit=args.limit
+    )
+    data = report.as_json()
+    lines = [
+        f"candidate {data['candidate']}" + (f" (drill {report.drill})" if report.drill else "")
+    ]
+    lines.append(f"  {'member':<22} {'runs':>4} {'events':>6}  verdict")
+    for m in report.members:
+        verdict = "GO" if m.go else "NO-GO"
+        why = m.nondeterminism or ", ".join(
+            f"{k} live {v[0]} vs candidate {v[1]}" for k, v in m.differences.items()
+        )
+        lines.append(
+            f"  {m.member_id:<22} {m.runs:>4} {m.events:>6}  {verdict}"
+            + (f": {why}" if why else "")
+        )
+    lines.append(
+        f"{'GO' if report.go else 'NO-GO'}: {data['nondeterministic']} non-deterministic,"
+        f" {data['state_differs']} with other numbers, of {data['members']} members"
+    )
+    emit(args, data, "\n".join(lines))
+    return 0 if report.go else 1
+
+
+# -- audit --------------------------------------------------------------------------
+
+
+async def _audit(args: argparse.Namespace) -> int:
+    from runtime import audit
+    from runtime.connect import connect
+
+    client = await connect(target_of(args))
+    rows = await audit.entries(client, limit=args.limit)
+    emit(
+        args,
+        rows,
+        "\n".join(
+            f"{r['at'][:19]}  {r['actor']:<28} {r['action']:<20} {r['subject']:<16} {r['reason']}"
+            for r in rows
+        )
+        or "the audit log is empty",
+    )
+    return 0
+
+
+# -- releases -------------------------------------------------------------------------
+
+
+async def _release(args: argparse.Namespace) -> int:
+    from runtime import audit, deployment
+    from runtime.connect import connect
+
+    target = target_of(args)
+    client = await connect(target)
+    if args.release_command == "start":
+        return await _release_start(args, client, target)
+    if args.release_command == "set-current":
+        if not args.reason:
+            raise CliError("a release needs --reason")
+        if args.ramp is not None:
+            await deployment.set_ramping(client, target.deployment, args.build, args.ramp)
+            message = f"build {args.build} ramping at {args.ramp}%"
+        else:
+            await deployment.set_current(client, target.deployment, args.build)
+            message = f"build {args.build} is now current"
+        await audit.record(
+            client,
+            target,
+            "release.set-current",
+            reason=args.reason,
+            subject=args.build,
+            details={"ramp": args.ramp},
+        )
+        emit(args, {"build": args.build, "ramp": args.ramp}, message)
+        return 0
+    return await _release_list(args, client, target)
+
+
+async def _release_list(args: argparse.Namespace, client: Any, target: Any) -> int:
+    from runtime import deployment
+    from runtime.members import count_members
+
+    info = await deployment.describe(client, target.deployment)
+    if info is None:
+        raise CliError(f"deployment {target.deployment!r} has no versions yet: start a worker")
+    drills = await deployment.load_drills(client, target.deployment)
+    rows = []
+    for v in info.versions:
+        members = await count_members(
+            client, f"TemporalWorkerDeploymentVersion = '{target.deployment}:{v.build_id}'"
+        )
+        rows.append(
+            {
+                "build_id": v.build_id,
+                "status": v.status,
+                "ramp_percentage": v.ramp_percentage,
+                "drill": drills.get(v.build_id),
+                "members": members,
+            }
+        )
+    text = [f"{'build':<24} {'status':<9} {'members':>8}"]
+    text += [
+        f"{r['build_id']:<24} {r['status']:<9} {r['members']:>8}"
+        + (f"  ramp {r['ramp_percentage']}%" if r["status"] == "ramping" else "")
+        + (f"  DRILL: {r['drill']}" if r["drill"] else "")
+        for r in rows
+    ]
+    emit(args, {"deployment": info.name, "versions": rows}, "\n".join(text))
+    return 0
+
+
+def _spawn_detached(command: list[str], log_path: Any) -> subprocess.Popen[bytes]:
+    """A worker that outlives this command: its own session, output to its log."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=os.environ.copy(),
+        )
+
+
+async def _release_start(args: argparse.Namespace, client: Any, target: Any) -> int:
+    """Start a worker for a build in the background, logging under the data dir."""
+    from runtime import audit
+    from runtime.connect import server_address
+
+    if not args.reason:
+        raise CliError("starting a release needs --reason")
+    logs = target.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"worker-{args.build}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "runtime.cli",
+        "worker",
+        "--build-id",
+        args.build,
+        "--no-make-current",
+        "--json",
+        "--address",
+        server_address(target),
+        "--namespace",
+        target.namespace,
+        "--task-queue",
+        target.task_queue,
+        "--deployment",
+        target.deployment,
+        "--data-dir",
+        str(target.data_dir),
+    ]
+    if args.drill:
+        command += ["--drill", args.drill]
+    process = _spawn_detached(command, log_path)
+    from runtime import deployment
+
+    try:
+        await deployment.wait_registered(client, target.deployment, args.build, timeout=60)
+    except TimeoutError:
+        process.kill()
+        raise CliError(f"the worker for {args.build} did not register; see {log_path}") from None
+    await audit.record(
+        client,
+        target,
+        "release.start",
+        reason=args.reason,
+        subject=args.build,
+        details={"pid": process.pid, "drill": args.drill},
+    )
+    label = f" (DRILL: {args.drill})" if args.drill else ""
+    emit(
+        args,
+        {"build": args.build, "pid": process.pid, "log": str(log_path), "drill": args.drill},
+        f"worker for build {args.build}{label} running as pid {process.pid}; log {log_path}",
+    )
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------------
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    from workflows.rules import DRILL_BUGS
+
+    p = sub.add_parser("release", parents=[common], help="deployment versions and workers")
+    rsub = p.add_subparsers(dest="release_command", metavar="ACTION", required=True)
+    rsub.add_parser("list", parents=[common], help="versions, which is current, members on each")
+    q = rsub.add_parser("set-current", parents=[common], help="make a build current or ramp it")
+    q.add_argument("build")
+    q.add_argument("--ramp", type=float, metavar="PCT", help="ramp to PCT percent instead")
+    q.add_argument("--reason", help="why (recorded in the audit log)")
+    q = rsub.add_parser("start", parents=[common], help="start a worker for a build")
+    q.add_argument("build")
+    q.add_argument("--drill", choices=DRILL_BUGS, help="a drill build with this injected bug")
+    q.add_argument("--reason", help="why (recorded in the audit log)")
+    p.set_defaults(func=async_command(_release))
+
+    p = sub.add_parser("rollback", parents=[common], help="repair members a bad build touched")
+    p.add_argument("build", nargs="?", help="the bad build")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="preview: touches nothing")
+    mode.add_argument("--execute", action="store_true", help="reset, re-deliver, verify")
+    mode.add_argument("--status", action="store_true", help="progress of a rollback")
+    mode.add_argument("--pause", action="store_true")
+    mode.add_argument("--resume", action="store_true")
+    mode.add_argument("--cancel", action="store_true")
+    p.add_argument("--reason", help="why (required for --execute and --cancel)")
+    p.add_argument("--query", help="only members matching this visibility query")
+    p.add_argument("--rate", type=float, default=50.0, help="resets per second")
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--no-preview", action="store_true", help="skip the preview before executing")
+    p.add_argument("--no-wait", action="store_true", help="start it and return")
+    p.set_defaults(func=async_command(_rollback))
+
+    p = sub.add_parser(
+        "replay-check",
+        parents=[common],
+        help="replay live members against a candidate build: go / no-go",
+    )
+    p.add_argument("build", nargs="?", help="candidate build (default: the code installed here)")
+    p.add_argument("--query", help="only members matching this visibility query")
+    p.add_argument("--limit", type=int, default=1000)
+    p.set_defaults(func=async_command(_replay_check))
+
+    p = sub.add_parser("audit", parents=[common], help="who did what, when and why")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(func=async_command(_audit))
+
+
+__all__ = ["COMPARED_FIELDS", "register"]

@@ -1,0 +1,147 @@
+"""Replay check: would a candidate build run the live members correctly?
+
+Replays every live member's whole chain against the candidate code (non-determinism:
+the candidate issues other commands than history recorded), and beyond that compares
+the state the candidate computes from the member's events with the live state (wrong
+numbers: replay alone cannot see them). One go / no-go per member and for the build.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Replayer
+
+from activities.history import chain_histories, received, run_input
+from activities.repair import bounded
+from runtime import deployment
+from runtime.members import list_members
+from runtime.worker import default_build_id, sandbox_runner, workflow_classes
+from workflows import drill
+from workflows.ids import member_workflow_id
+from workflows.member import MemberWorkflow
+from workflows.rollback_messages import COMPARED_FIELDS
+from workflows.rules import MemberBook, MemberSnapshot
+
+
+@dataclass
+class MemberCheck:
+    member_id: str
+    runs: int = 0
+    events: int = 0
+    nondeterminism: str | None = None
+    differences: dict[str, list[Any]] = field(default_factory=dict)  # field: [live, candidate]
+
+    @property
+    def go(self) -> bool:
+        return self.nondeterminism is None and not self.differences
+
+
+@dataclass
+class ReplayReport:
+    candidate: str
+    drill: str | None
+    members: list[MemberCheck]
+
+    @property
+    def go(self) -> bool:
+        return all(m.go for m in self.members)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "candidate": self.candidate,
+            "drill": self.drill,
+            "go": self.go,
+            "members": len(self.members),
+            "nondeterministic": sum(1 for m in self.members if m.nondeterminism),
+            "state_differs": sum(1 for m in self.members if m.differences),
+            "results": [
+                {
+                    "member_id": m.member_id,
+                    "go": m.go,
+                    "runs": m.runs,
+                    "events": m.events,
+                    "nondeterminism": m.nondeterminism,
+                    "differences": m.differences,
+                }
+                for m in self.members
+            ],
+        }
+
+
+async def resolve_candidate(client: Client, deployment_name: str, build: str | None) -> str | None:
+    """The drill bug of the candidate (None: the code installed here, unchanged)."""
+    if build is None or build == default_build_id():
+        return None
+    drills = await deployment.load_drills(client, deployment_name)
+    if build in drills:
+        return drills[build]
+    raise ValueError(
+        f"the code of build {build!r} is not installed here: replay-check runs the "
+        f"candidate's code, so run it from that build's installation (this one is "
+        f"{default_build_id()}{', drills: ' + ', '.join(drills) if drills else ''})"
+    )
+
+
+async def check_member(
+    client: Client, replayer: Replayer, member_id: str, bug: str | None
+) -> MemberCheck:
+    result = MemberCheck(member_id)
+    workflow_id = member_workflow_id(member_id)
+    description = await client.get_workflow_handle(workflow_id).describe()
+    chain = await chain_histories(client, workflow_id, run_id=description.run_id)
+    result.runs = len(chain)
+    with drill.candidate(bug):
+        for history in chain:
+            replay = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+            if replay.replay_failure is not None:
+                result.nondeterminism = str(replay.replay_failure).splitlines()[0][:300]
+                break
+    start = run_input(chain[0])
+    book = MemberBook(start.snapshot or MemberSnapshot(member_id=member_id), drill=bug)
+    requests: set[str] = set(start.requests or [])
+    for history in chain:
+        for item in received(history):
+            if item.kind == "event":
+                result.events += 1
+                book.apply(item.payload, build_id="candidate", received_at=item.at_utc)
+            elif item.payload.request_id not in requests:
+                requests.add(item.payload.request_id)
+                if book.check_adjustment(item.payload.points, item.payload.reason) is None:
+                    book.adjust(item.payload.points, item.payload.reason, item.at_utc, "candidate")
+    handle = client.get_workflow_handle_for(MemberWorkflow.run, workflow_id)
+    live = await handle.query(MemberWorkflow.state)
+    computed = book.summary()
+    result.differences = {
+        k: [live[k], computed[k]] for k in COMPARED_FIELDS if live[k] != computed[k]
+    }
+    return result
+
+
+async def replay_check(
+    client: Client,
+    deployment_name: str,
+    build: str | None,
+    *,
+    query: str | None = None,
+    limit: int | None = None,
+    concurrency: int = 4,
+) -> ReplayReport:
+    bug = await resolve_candidate(client, deployment_name, build)
+    members = [row["member_id"] for row in await list_members(client, query, limit=limit)]
+    replayer = Replayer(workflows=list(workflow_classes()), workflow_runner=sandbox_runner())
+    # the drill override is process-wide: replay members one at a time per candidate
+    lock = asyncio.Lock()
+
+    async def one(member_id: str) -> MemberCheck:
+        async with lock:
+            return await check_member(client, replayer, member_id, bug)
+
+    checks = await bounded(members, one, concurrency)
+    label = build or f"{default_build_id()} (the code installed here)"
+    return ReplayReport(
+        candidate=label, drill=bug, members=sorted(checks, key=lambda c: c.member_id)
+    )

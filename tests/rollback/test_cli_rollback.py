@@ -1,0 +1,216 @@
+"""The drill from the command line: release, preview, execute, status, audit, replay-check;
+and a worker SIGKILLed in the middle of a rollback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import uuid
+from typing import Any
+
+from runtime import deployment as releases
+from runtime.feed import send_member, wait_applied
+from tests.conftest import Deployment
+from tests.memberkit import start_member
+from tests.rollback.test_drill import member_events
+from tests.runtime.test_cli import cli
+from workflows.rollback import RollbackWorkflow
+from workflows.rollback_messages import COMPARED_FIELDS
+from workflows.rules import replay
+
+
+async def damaged_members(
+    dep: Deployment, members: list[str], fed: dict[str, list], bug: str = "zero-on-trip"
+) -> None:
+    """Feed under a good build, a drill build, then the fixed build (all in this process)."""
+
+    async def feed(phase: str, count: int, day: int) -> None:
+        for member in members:
+            events = member_events(member, phase, count, day)
+            fed[member].extend(events)
+            await send_member(dep.client, dep.target, member, events, bulk=False)
+        await wait_applied(dep.client, members)
+
+    for member in members:
+        await start_member(dep.client, dep.target, member, max_signals=6)
+    await feed("a", 6, day=1)
+    async with dep.worker("2.0", drill=bug):
+        await releases.set_current(dep.client, dep.target.deployment, BAD)
+        await feed("b", 10, day=4)
+    await releases.set_current(dep.client, dep.target.deployment, "2.1")
+    await feed("c", 5, day=8)
+
+
+BAD = "2.0+drill-zero-on-trip"
+
+
+def assert_repaired(states: dict[str, Any], fed: dict[str, list]) -> None:
+    for member, events in fed.items():
+        truth = replay(member, events).summary()
+        assert {k: states[member][k] for k in COMPARED_FIELDS} == {
+            k: truth[k] for k in COMPARED_FIELDS
+        }, member
+
+
+async def test_drill_preview_execute_status_audit_from_the_cli(deployment: Deployment) -> None:
+    tag = uuid.uuid4().hex[:6]
+    members = [f"c{tag}-{i}" for i in range(4)]
+    fed: dict[str, list] = {m: [] for m in members}
+    async with deployment.worker("1.0"), deployment.worker("2.1"):
+        code, out, err = await cli(
+            deployment, "release", "set-current", "1.0", "--reason", "first release", "--json"
+        )
+        assert code == 0, err
+        await damaged_members(deployment, members, fed)
+
+        code, out, err = await cli(deployment, "release", "list", "--json")
+        assert code == 0, err
+        versions = {v["build_id"]: v for v in json.loads(out)["versions"]}
+        assert versions[BAD]["drill"] == "zero-on-trip"
+        assert versions["2.1"]["status"] == "current"
+        assert versions["2.1"]["members"] == len(members)
+
+        code, out, err = await cli(deployment, "replay-check", BAD, "--json")
+        assert code == 1 and out.startswith("{"), err  # the drill's numbers differ: NO-GO
+        verdict = json.loads(out)
+        assert verdict.get("go") is False and verdict["state_differs"] >= 1, out
+        assert verdict["nondeterministic"] == 0  # same commands: only the state shows it
+
+        code, out, err = await cli(deployment, "rollback", BAD, "--dry-run", "--json")
+        assert code == 0, err
+        preview = json.loads(out)
+        assert preview["affected"] == len(members)
+        assert preview["changing"] >= 1
+        before = await wait_applied(deployment.client, members)
+        assert {m: {k: s[k] for k in COMPARED_FIELDS} for m, s in before.items()} == {
+            r["member_id"]: r["before"] for r in preview["members"]
+        }
+
+        code, out, err = await cli(deployment, "rollback", BAD, "--execute")
+        assert code == 1 and "needs --reason" in err
+
+        code, out, err = await cli(
+            deployment,
+            "rollback",
+            BAD,
+            "--execute",
+            "--reason",
+            "points zeroed on trips",
+            "--json",
+        )
+        assert code == 0, err
+        result = json.loads(out)
+        assert result["counts"] == {"reset": len(members)}
+        assert result["verified_ok"] == len(members) and result["mismatches"] == []
+
+        states = await wait_applied(deployment.client, members)
+        assert_repaired(states, fed)
+        assert {m: {k: s[k] for k in COMPARED_FIELDS} for m, s in states.items()} == {
+            r["member_id"]: r["after"] for r in preview["members"]
+        }
+
+        code, out, err = await cli(deployment, "rollback", BAD, "--status", "--json")
+        assert code == 0, err
+        assert json.loads(out)["state"] == "done"
+
+        code, out, err = await cli(deployment, "replay-check", "--json")
+        assert code == 0, out  # the installed code agrees with every repaired member
+
+        code, out, err = await cli(deployment, "audit", "--json")
+        assert code == 0, err
+        actions = [(e["action"], e["subject"]) for e in json.loads(out)]
+        assert ("release.set-current", "1.0") in actions
+        assert ("rollback.start", BAD) in actions
+        assert ("rollback.reset", BAD) in actions
+        entry = next(e for e in json.loads(out) if e["action"] == "rollback.start")
+        assert entry["reason"] == "points zeroed on trips" and "@" in entry["actor"]
+
+
+async def test_worker_killed_during_a_rollback_finishes_without_double_resets(
+    deployment: Deployment,
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    members = [f"k{tag}-{i}" for i in range(12)]
+    fed: dict[str, list] = {m: [] for m in members}
+    t = deployment.target
+    worker_args = [
+        sys.executable,
+        "-m",
+        "runtime.cli",
+        "worker",
+        "--build-id",
+        "2.1",
+        "--address",
+        deployment.address,
+        "--task-queue",
+        t.task_queue,
+        "--deployment",
+        t.deployment,
+        "--data-dir",
+        str(t.data_dir),
+    ]
+
+    async def spawn_worker() -> asyncio.subprocess.Process:
+        proc = await asyncio.create_subprocess_exec(
+            *worker_args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+        assert proc.stdout is not None
+        assert b"worker for build" in await asyncio.wait_for(proc.stdout.readline(), 60)
+        return proc
+
+    async with deployment.worker("1.0"):
+        worker = await spawn_worker()
+        try:
+            await damaged_members(deployment, members, fed)
+        finally:
+            pass
+    # from here on only the worker process runs the fixed build and the rollback
+    handle_id = f"rollback-kill-{tag}"
+    from workflows.rollback import RollbackInput
+
+    handle = await deployment.client.start_workflow(
+        RollbackWorkflow.run,
+        RollbackInput(
+            bad_build=BAD,
+            reason="kill test",
+            actor="test",
+            rate_per_second=3,
+            concurrency=2,
+        ),
+        id=handle_id,
+        task_queue=t.task_queue,
+    )
+    try:
+        for _ in range(2):
+            await asyncio.sleep(1.5)
+            worker.send_signal(signal.SIGKILL)
+            await worker.wait()
+            worker = await spawn_worker()
+        result = await asyncio.wait_for(handle.result(), 180)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        await worker.wait()
+    assert result.state == "done"
+    assert result.counts.get("failed", 0) == 0
+    assert result.counts.get("reset", 0) + result.counts.get("already-repaired", 0) == 12
+    assert result.verified_ok == 12, result.mismatches
+    # no member was reset twice: exactly one run of each member was created by a reset
+    for member in members:
+        resets = 0
+        async for execution in deployment.client.list_workflows(f"WorkflowId = 'member-{member}'"):
+            history = await deployment.client.get_workflow_handle(
+                execution.id, run_id=execution.run_id
+            ).fetch_history()
+            from activities.history import reset_base
+
+            resets += reset_base(history) is not None and any(
+                e.workflow_task_failed_event_attributes.new_run_id == execution.run_id
+                for e in history.events
+                if e.HasField("workflow_task_failed_event_attributes")
+            )
+        assert resets == 1, member
+    async with deployment.worker("2.1"):
+        assert_repaired(await wait_applied(deployment.client, members), fed)
