@@ -61,8 +61,10 @@ async def embedded(
                     await proc.wait()
 
 
-async def start_worker(bench: Bench, build_id: str = "bench") -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
+async def start_worker(
+    bench: Bench, build_id: str = "bench", *, namespace: str = "default", drill: str | None = None
+) -> asyncio.subprocess.Process:
+    args = [
         sys.executable,
         "-m",
         "bench.worker",
@@ -74,8 +76,13 @@ async def start_worker(bench: Bench, build_id: str = "bench") -> asyncio.subproc
         bench.deployment,
         "--build-id",
         build_id,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        "--namespace",
+        namespace,
+    ]
+    if drill:
+        args += ["--drill", drill]
+    proc = await asyncio.create_subprocess_exec(
+        *args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 60)

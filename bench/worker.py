@@ -14,8 +14,8 @@ from runtime.worker import WorkerSettings, run_worker
 
 
 async def main(args: argparse.Namespace) -> None:
-    client = await Client.connect(args.address)
-    settings = WorkerSettings(args.task_queue, args.deployment, args.build_id)
+    client = await Client.connect(args.address, namespace=args.namespace)
+    settings = WorkerSettings(args.task_queue, args.deployment, args.build_id, drill=args.drill)
     ready = asyncio.Event()
 
     async def say_ready() -> None:
@@ -33,6 +33,8 @@ if __name__ == "__main__":
     parser.add_argument("--task-queue", required=True)
     parser.add_argument("--deployment", required=True)
     parser.add_argument("--build-id", default="bench")
+    parser.add_argument("--namespace", default="default")
+    parser.add_argument("--drill", default=None)
     asyncio.run(main(parser.parse_args()))
     sys.stdout.flush()
     os._exit(0)

@@ -1,0 +1,238 @@
+"""Rollback: repairing members damaged by a drill build, Loyalty Desk versus the CLI.
+
+Two namespaces on one embedded server get identical data: members fed under a good
+build, a drill build (zero-on-trip) and the fixed build. In one, Loyalty Desk previews,
+executes (RollbackWorkflow) and verifies; in the other, the Temporal CLI's own batch
+reset by build id runs (no preview, no verification, no re-delivery), timed until the
+batch job finishes.
+
+    python -m bench.rollback [--members 1000] [--events 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any
+
+from google.protobuf.duration_pb2 import Duration
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+from temporalio.client import Client
+
+from activities import repair
+from bench.common import Bench, embedded, emit, machine, start_worker
+from runtime import deployment as releases
+from runtime.feed import wait_applied
+from runtime.server import find_temporal_binary
+from workflows.drill import drill_build_id
+from workflows.ids import member_workflow_id
+from workflows.member import MemberInput
+from workflows.rollback import RollbackInput, RollbackWorkflow
+from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES
+
+BUG = "zero-on-trip"
+BAD = drill_build_id("1.1", BUG)
+CLI_NAMESPACE = "cli-copy"
+
+
+def phase_events(member: str, phase: str, count: int, day: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "trip_completed",
+            "event_id": f"{member}-{phase}-{n}",
+            "member_id": member,
+            "occurred_at": f"2026-05-{day:02d}T{8 + n:02d}:00:00Z",
+            "fare_cents": 1_200 + 37 * n,
+        }
+        for n in range(count)
+    ]
+
+
+async def feed_phase(
+    client: Client, bench: Bench, members: list[str], phase: str, count: int, day: int
+) -> None:
+    gate = asyncio.Semaphore(64)
+
+    async def one(member: str) -> None:
+        async with gate:
+            await client.start_workflow(
+                "MemberWorkflow",
+                MemberInput(member_id=member),
+                id=member_workflow_id(member),
+                task_queue=bench.task_queue,
+                start_signal="events",
+                start_signal_args=[phase_events(member, phase, count, day)],
+            )
+
+    await asyncio.gather(*(one(m) for m in members))
+    await wait_applied(client, members)
+
+
+async def add_namespace(bench: Bench) -> Client:
+    await bench.client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(
+            namespace=CLI_NAMESPACE,
+            workflow_execution_retention_period=Duration(seconds=30 * 86400),
+        )
+    )
+    types = {
+        "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+        "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+        "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+    }
+    for _ in range(50):
+        try:
+            await bench.client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(
+                    namespace=CLI_NAMESPACE,
+                    search_attributes={k: types[v] for k, v in SEARCH_ATTRIBUTE_TYPES.items()},
+                )
+            )
+            break
+        except Exception:  # the namespace takes a moment to be usable
+            await asyncio.sleep(0.2)
+    return await Client.connect(bench.server.address, namespace=CLI_NAMESPACE)
+
+
+async def damage(
+    client: Client, bench: Bench, namespace: str, members: list[str], events: int
+) -> list[asyncio.subprocess.Process]:
+    workers = [await start_worker(bench, "1.0", namespace=namespace)]
+    await feed_phase(client, bench, members, "a", events, 1)
+    workers.append(await start_worker(bench, "1.1", namespace=namespace, drill=BUG))
+    await releases.set_current(client, bench.deployment, BAD)
+    await feed_phase(client, bench, members, "b", events, 3)
+    workers.append(await start_worker(bench, "1.2", namespace=namespace))
+    await releases.set_current(client, bench.deployment, "1.2")
+    await feed_phase(client, bench, members, "c", events, 5)
+    return workers
+
+
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "benchmark": "rollback",
+        "machine": machine(),
+        "members": args.members,
+        "bad_build": BAD,
+    }
+    members = [f"rb-{i:05d}" for i in range(args.members)]
+    async with embedded(worker=False) as bench:
+        cli_client = await add_namespace(bench)
+        workers = await damage(bench.client, bench, "default", members, args.events)
+        workers += await damage(cli_client, bench, CLI_NAMESPACE, members, args.events)
+        try:
+            # Loyalty Desk: preview + execute + verify
+            started = time.perf_counter()
+            _, found = await repair.find_damage(bench.client, BAD)
+            previews = await repair.bounded(
+                found, lambda d: repair.preview_member(bench.client, d), 32
+            )
+            preview_s = time.perf_counter() - started
+            handle = await bench.client.start_workflow(
+                RollbackWorkflow.run,
+                RollbackInput(
+                    bad_build=BAD,
+                    reason="bench",
+                    actor="bench",
+                    rate_per_second=args.rate,
+                    concurrency=args.concurrency,
+                    expected={p.member_id: p.after for p in previews},
+                ),
+                id="rollback-bench",
+                task_queue=bench.task_queue,
+            )
+            progress = await handle.result()
+            desk_s = time.perf_counter() - started
+            # the CLI: batch reset by build id, running members only
+            started = time.perf_counter()
+            proc = await asyncio.create_subprocess_exec(
+                str(find_temporal_binary()),
+                "workflow",
+                "reset",
+                "--address",
+                bench.server.address,
+                "--namespace",
+                CLI_NAMESPACE,
+                "--query",
+                "WorkflowType='MemberWorkflow' AND ExecutionStatus='Running'",
+                "--type",
+                "BuildId",
+                "--build-id",
+                BAD,
+                "--yes",
+                "--reason",
+                "bench",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            _, err = await proc.communicate()
+            if proc.returncode:
+                raise RuntimeError(f"temporal workflow reset failed: {err.decode()[:300]}")
+            job = await wait_batch(cli_client)
+            cli_s = time.perf_counter() - started
+            cli_states = await wait_applied(cli_client, members)
+            wrong_after_cli = sum(
+                1
+                for m in members
+                if cli_states[m]["points"]
+                != next(p.after["points"] for p in previews if p.member_id == m)
+            )
+        finally:
+            for worker in workers:
+                worker.terminate()
+                await worker.wait()
+    result.update(
+        affected=len(found),
+        preview_s=round(preview_s, 2),
+        desk_rollback_s=round(desk_s, 2),
+        cli_batch_reset_s=round(cli_s, 2),
+        desk_vs_cli=round(desk_s / cli_s, 3),
+        mismatches=len(progress.mismatches),
+        verified_ok=progress.verified_ok,
+        cli_batch_job=job,
+        cli_members_not_equal_to_preview=wrong_after_cli,
+    )
+    return result
+
+
+async def wait_batch(client: Client) -> dict[str, Any]:
+    """Wait for the namespace's batch operation to finish; the CLI returns when it starts."""
+    from temporalio.api.enums.v1 import BatchOperationState
+    from temporalio.api.workflowservice.v1 import (
+        DescribeBatchOperationRequest,
+        ListBatchOperationsRequest,
+    )
+
+    while True:
+        listing = await client.workflow_service.list_batch_operations(
+            ListBatchOperationsRequest(namespace=client.namespace)
+        )
+        if listing.operation_info:
+            job_id = listing.operation_info[0].job_id
+            described = await client.workflow_service.describe_batch_operation(
+                DescribeBatchOperationRequest(namespace=client.namespace, job_id=job_id)
+            )
+            if described.state != BatchOperationState.BATCH_OPERATION_STATE_RUNNING:
+                return {
+                    "job_id": job_id,
+                    "state": BatchOperationState.Name(described.state),
+                    "complete": described.complete_operation_count,
+                    "failed": described.failure_operation_count,
+                }
+        await asyncio.sleep(0.1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--members", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=6, help="events per member and phase")
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    emit(asyncio.run(measure(parser.parse_args())))
+
+
+if __name__ == "__main__":
+    main()
