@@ -48,6 +48,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         build_id=args.build_id or default_build_id(),
         drill=args.drill,
         make_current_if_none=not args.no_make_current,
+        data_dir=target.data_dir,
     )
 
     async def main() -> None:
@@ -195,50 +196,6 @@ async def _members(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- releases -------------------------------------------------------------------
-
-
-async def _release(args: argparse.Namespace) -> int:
-    from runtime import deployment
-    from runtime.connect import connect
-
-    target = target_of(args)
-    client = await connect(target)
-    if args.release_command == "set-current":
-        if args.ramp is not None:
-            await deployment.set_ramping(client, target.deployment, args.build, args.ramp)
-            emit(
-                args,
-                {"ramping": args.build, "percentage": args.ramp},
-                f"build {args.build} ramping at {args.ramp}%",
-            )
-        else:
-            await deployment.set_current(client, target.deployment, args.build)
-            emit(args, {"current": args.build}, f"build {args.build} is now current")
-        return 0
-    info = await deployment.describe(client, target.deployment)
-    if info is None:
-        raise CliError(f"deployment {target.deployment!r} has no versions yet: start a worker")
-    await deployment.load_drills(client, target.deployment)
-    from workflows import drill
-
-    rows = [
-        {
-            "build_id": v.build_id,
-            "status": v.status,
-            "ramp_percentage": v.ramp_percentage,
-            "drill": drill.drill_for(v.build_id),
-        }
-        for v in info.versions
-    ]
-    text = [
-        f"{r['build_id']:<30} {r['status']:<9}" + (f" DRILL {r['drill']}" if r["drill"] else "")
-        for r in rows
-    ]
-    emit(args, {"deployment": info.name, "versions": rows}, "\n".join(text))
-    return 0
-
-
 # -- app ------------------------------------------------------------------------
 
 
@@ -320,17 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100)
     p.set_defaults(func=async_command(_members))
 
-    p = sub.add_parser("release", parents=[common], help="deployment versions")
-    rsub = p.add_subparsers(dest="release_command", metavar="ACTION", required=True)
-    rsub.add_parser("list", parents=[common], help="versions and which is current")
-    q = rsub.add_parser("set-current", parents=[common], help="make a build current or ramp it")
-    q.add_argument("build")
-    q.add_argument("--ramp", type=float, metavar="PCT", help="ramp to PCT percent instead")
-    p.set_defaults(func=async_command(_release))
     # each capability registers its own subcommands
-    from runtime import cli_agent
+    from runtime import cli_agent, cli_rollback
 
     cli_agent.register(sub, common)
+    cli_rollback.register(sub, common)
     return parser
 
 

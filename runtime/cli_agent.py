@@ -1,10 +1,292 @@
-"""Agent and approvals subcommands (`approvals`, `secrets`, `costs`)."""
+"""Agent and approvals subcommands: `approvals`, `costs`, `secrets`, `model`.
+
+Every decision records who (the OS user), when (workflow time) and why (--reason,
+required). Heavy imports stay inside the commands.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
+
+from runtime.cliutil import CliError, async_command, emit, target_of
+
+
+def _args_text(p: dict[str, Any]) -> str:
+    args = p.get("arguments") or {}
+    if "points" in args:
+        return f"{args['points']} points"
+    if "tier" in args:
+        return f"to {args['tier']}"
+    if "text" in args:
+        text = str(args["text"])
+        return repr(text if len(text) <= 40 else text[:37] + "...")
+    return ""
+
+
+# -- approvals ------------------------------------------------------------------
+
+
+async def _approvals(args: argparse.Namespace) -> int:
+    from runtime import approvals
+    from runtime.connect import connect
+
+    target = target_of(args)
+    client = await connect(target)
+    args.task_queue = target.task_queue
+    try:
+        if args.approvals_command == "list":
+            return await _list(args, client)
+        if args.approvals_command in ("approve", "reject"):
+            result = await approvals.decide(
+                client,
+                args.proposal_id,
+                approve=args.approvals_command == "approve",
+                reason=args.reason,
+            )
+            emit(args, result.__dict__, f"{result.proposal_id}: {result.message}")
+            return 0
+        return await _decide(args, client)
+    except approvals.ApprovalError as error:
+        raise CliError(str(error)) from None
+
+
+async def _list(args: argparse.Namespace, client: Any) -> int:
+    from runtime import approvals
+
+    unreachable: list[str] = []
+    rows = await approvals.proposals(
+        client,
+        status=args.status,
+        action=args.action,
+        member=args.member,
+        query=args.query,
+        limit=args.limit,
+        task_queue=args.task_queue,
+        unreachable=unreachable,
+    )
+    if unreachable:
+        print(
+            f"loyalty-desk: warning: {len(unreachable)} members did not answer "
+            f"(is a worker running?), e.g. {unreachable[0]}",
+            file=sys.stderr,
+        )
+    text = [
+        f"{'proposal':<40} {'action':<15} {'arguments':<20} {'status':<9} {'expires / decided'}"
+    ]
+    for p in rows:
+        when = (
+            f"expires {p['expires_at']}"
+            if p["status"] == "pending"
+            else f"{p['decided_by']} {p['decided_at']}"
+        )
+        text.append(f"{p['id']:<40} {p['action']:<15} {_args_text(p):<20} {p['status']:<9} {when}")
+        text.append(f"    {p['reason']}  [{p['model']}]")
+    text.append(f"{len(rows)} proposals")
+    emit(args, rows, "\n".join(text))
+    return 0
+
+
+async def _decide(args: argparse.Namespace, client: Any) -> int:
+    from runtime import approvals
+
+    policy = approvals.parse_policy(args.policy)
+    report = await approvals.decide_by_policy(
+        client,
+        policy,
+        approve=args.approve,
+        reason=args.reason,
+        dry_run=args.dry_run,
+        task_queue=args.task_queue,
+    )
+    verb = "approve" if args.approve else "reject"
+    text = [
+        f"policy {policy.text!r}: {report.matched} pending proposals matched, "
+        + (f"would {verb} them" if args.dry_run else f"{len(report.decided)} {verb}d")
+        + (f", {len(report.failed)} failed" if report.failed else "")
+    ]
+    text += [f"  {f['proposal_id']}: {f['reason']}" for f in report.failed]
+    emit(args, report.as_json(), "\n".join(text))
+    if report.failed:
+        first = report.failed[0]
+        print(
+            f"loyalty-desk: error: {len(report.failed)} of {report.matched} decisions failed "
+            f"(first: {first['proposal_id']}: {first['reason']})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+# -- costs ----------------------------------------------------------------------
+
+
+async def _costs(args: argparse.Namespace) -> int:
+    from runtime import approvals
+    from runtime.connect import connect
+
+    target = target_of(args)
+    client = await connect(target)
+    data = await approvals.costs(client, args.query, task_queue=target.task_queue)
+    t = data["totals"]
+    text = [
+        f"{data['members_with_agent_use']} of {data['members_asked']} members used the agent: "
+        f"{t['model_calls']} model calls, {t['tokens']} tokens "
+        f"({t['input_tokens']} in, {t['output_tokens']} out), est. ${t['cost_usd']:.4f}",
+        f"  {'action':<16} {'proposals':>9} {'approved':>8} {'rejected':>8} {'expired':>7} "
+        f"{'tokens':>8} {'est. $':>9}",
+    ]
+    for action, row in data["by_action"].items():
+        text.append(
+            f"  {action:<16} {row.get('proposals', 0):>9} {row.get('approved', 0):>8} "
+            f"{row.get('rejected', 0):>8} {row.get('expired', 0):>7} {row.get('tokens', 0):>8} "
+            f"{row.get('cost_usd', 0.0):>9.4f}"
+        )
+    emit(args, data, "\n".join(text))
+    return 0
+
+
+# -- secrets ----------------------------------------------------------------------
+
+
+def _secrets(args: argparse.Namespace) -> int:
+    from runtime import secrets
+
+    try:
+        if args.secrets_command == "set":
+            if sys.stdin.isatty():
+                print(f"paste the {args.name} key, then Enter:", file=sys.stderr)
+                value = sys.stdin.readline()
+            else:
+                value = sys.stdin.read()
+            backend = secrets.set_secret(args.name, value)
+            emit(
+                args,
+                {
+                    "name": args.name,
+                    "stored": True,
+                    "backend": backend,
+                    "service": secrets.service(),
+                },
+                f"stored the {args.name} key in {backend}",
+            )
+            return 0
+        if args.secrets_command == "delete":
+            removed = secrets.delete_secret(args.name)
+            emit(
+                args,
+                {"name": args.name, "deleted": removed},
+                f"deleted the {args.name} key" if removed else f"no {args.name} key was stored",
+            )
+            return 0
+        status = secrets.status(args.name)
+        emit(args, status.as_json(), status.message)
+        return 0
+    except secrets.SecretsError as error:
+        raise CliError(str(error)) from None
+
+
+# -- model ------------------------------------------------------------------------
+
+
+def _model(args: argparse.Namespace) -> int:
+    from runtime import agent_config, secrets
+
+    target = target_of(args)
+    try:
+        raw = agent_config.load_raw(target.data_dir)
+        if args.model_command == "set":
+            model = dict(raw.get("model") or {})
+            for key in agent_config.MODEL_KEYS:
+                value = getattr(args, key, None)
+                if value is not None:
+                    model[key] = value
+            if args.provider == "offline":
+                model = {"provider": "offline"}
+            raw["model"] = model
+            agent_config.save(target.data_dir, raw)
+        config = agent_config.model_config(raw)
+    except agent_config.SettingsError as error:
+        raise CliError(str(error)) from None
+    data: dict[str, Any] = {
+        "provider": config.provider,
+        "model": config.model,
+        "label": config.label,
+        "base_url": config.base_url,
+        "api": config.api,
+        "input_usd_per_mtok": config.input_usd_per_mtok,
+        "output_usd_per_mtok": config.output_usd_per_mtok,
+        "agent": config.policy,
+        "settings_file": str(agent_config.settings_path(target.data_dir)),
+    }
+    text = [f"model: {config.label}", f"settings: {data['settings_file']}"]
+    if config.provider != "offline":
+        status = secrets.status("openai")
+        data["key"] = {"stored": status.stored, "backend": status.backend}
+        text.append(status.message)
+    text.append("workers read this file when they start: restart them to apply a change")
+    emit(args, data, "\n".join(text))
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add this capability's subcommands to the `loyalty-desk` parser."""
+    from workflows.agent_policy import ACTIONS
+
+    p = sub.add_parser("approvals", parents=[common], help="the agent's proposals across members")
+    asub = p.add_subparsers(dest="approvals_command", metavar="ACTION", required=True)
+    q = asub.add_parser("list", parents=[common], help="proposals (pending by default)")
+    q.add_argument(
+        "--status", default="pending", choices=("pending", "approved", "rejected", "expired", "all")
+    )
+    q.add_argument("--action", choices=ACTIONS)
+    q.add_argument("--member", help="one member's proposals")
+    q.add_argument("--query", help="narrow the members by a visibility query")
+    q.add_argument("--limit", type=int)
+    for name, verb in (("approve", "approve (applies it once)"), ("reject", "reject")):
+        q = asub.add_parser(name, parents=[common], help=f"{verb} one proposal")
+        q.add_argument("proposal_id")
+        q.add_argument("--reason", required=True, help="why (recorded with who and when)")
+    q = asub.add_parser("decide", parents=[common], help="decide every pending match of a policy")
+    q.add_argument(
+        "--policy",
+        required=True,
+        help='e.g. "action=grant_points,max_points=500"; keys: action, max_points, min_points, '
+        "tier, member",
+    )
+    which = q.add_mutually_exclusive_group(required=True)
+    which.add_argument("--approve", action="store_true")
+    which.add_argument("--reject", action="store_true")
+    q.add_argument("--reason", required=True)
+    q.add_argument("--dry-run", action="store_true", help="only say what would be decided")
+    p.set_defaults(func=async_command(_approvals))
+
+    p = sub.add_parser("costs", parents=[common], help="agent tokens, calls and cost")
+    p.add_argument("--query", help="narrow the members by a visibility query")
+    p.set_defaults(func=async_command(_costs))
+
+    p = sub.add_parser("secrets", parents=[common], help="secrets in the OS keyring")
+    ssub = p.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
+    q = ssub.add_parser("set", parents=[common], help="store a secret read from stdin")
+    q.add_argument("name", choices=("openai",))
+    q = ssub.add_parser("status", parents=[common], help="is it stored, and in which backend")
+    q.add_argument("name", nargs="?", default="openai", choices=("openai",))
+    q = ssub.add_parser("delete", parents=[common], help="remove a secret")
+    q.add_argument("name", choices=("openai",))
+    p.set_defaults(func=_secrets)
+
+    p = sub.add_parser("model", parents=[common], help="which model the agent uses")
+    msub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    msub.add_parser("show", parents=[common], help="the configured model")
+    q = msub.add_parser("set", parents=[common], help="configure the model (never the key)")
+    q.add_argument("--provider", choices=("offline", "openai"), required=True)
+    q.add_argument("--model", help="model name, e.g. gpt-4o-mini")
+    q.add_argument("--base-url", dest="base_url", help="an OpenAI-compatible endpoint")
+    q.add_argument("--api", choices=("chat_completions", "responses"))
+    q.add_argument("--input-usd-per-mtok", dest="input_usd_per_mtok", type=float)
+    q.add_argument("--output-usd-per-mtok", dest="output_usd_per_mtok", type=float)
+    p.set_defaults(func=_model)

@@ -116,7 +116,7 @@ async def _rollback(args: argparse.Namespace) -> int:
     if args.status or control:
         if not build:
             return await _rollback_list(args, client)
-        handle = client.get_workflow_handle_for(RollbackWorkflow.run, rollback_id(build))
+        handle = client.get_workflow_handle(rollback_id(build))
         try:
             if control:
                 if control == "cancel" and not args.reason:

@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib.metadata import version as package_version
+from pathlib import Path
 from typing import Any
 
+from temporalio.api.deployment.v1 import WorkerDeploymentVersion as ApiDeploymentVersion
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.workflowservice.v1 import DescribeWorkerDeploymentVersionRequest
 from temporalio.client import Client
-from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.common import RetryPolicy, VersioningBehavior, WorkerDeploymentVersion
+from temporalio.openai_agents import ModelActivityParameters, OpenAIAgentsPlugin
+from temporalio.service import RPCError
 from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.model_provider import AgentSettingsSource, LoyaltyModelProvider
+from activities.outbox import Outbox, outbox_path
 from activities.rollback import ROLLBACK_ACTIVITIES
-from runtime import deployment
+from runtime import agent_config, agents_compat, deployment, secrets
+from runtime.connect import default_data_dir
+from runtime.ingest_meter import IngestMeter, IngestMeterInterceptor
 from workflows import drill
+from workflows.agent import AgentTurnWorkflow
 from workflows.audit import AuditWorkflow
 from workflows.member import MemberWorkflow
 from workflows.rollback import RollbackWorkflow
@@ -37,10 +49,46 @@ class WorkerSettings:
     build_id: str
     drill: str | None = None
     make_current_if_none: bool = True
+    # settings.json (model, guardrails) and the outbox live here; None: the default data dir
+    data_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        # a drill build says so in its build id (see workflows/drill.py)
+        if self.drill:
+            object.__setattr__(self, "build_id", drill.drill_build_id(self.build_id, self.drill))
+
+
+# every model call: an activity with a timeout and a retry policy; after the last
+# attempt the agent run fails and the member's circuit breaker counts it
+MODEL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=3,
+)
+MODEL_ACTIVITY = ModelActivityParameters(
+    start_to_close_timeout=timedelta(seconds=60), retry_policy=MODEL_RETRY
+)
+# the offline model answers in microseconds, on this worker: a local activity spares the
+# server a task round trip and six history events per call
+OFFLINE_MODEL_ACTIVITY = ModelActivityParameters(
+    start_to_close_timeout=timedelta(seconds=10), retry_policy=MODEL_RETRY, use_local_activity=True
+)
+
+
+def model_activity_for(provider: LoyaltyModelProvider) -> ModelActivityParameters:
+    """Local for the offline model, a regular activity for a remote one.
+
+    A worker restarted with the other kind while an agent run is in flight makes that
+    run non-deterministic; it then ends by its run timeout and the trigger is retried.
+    """
+    if provider.config.provider == "offline" and provider.model_override is None:
+        return OFFLINE_MODEL_ACTIVITY
+    return MODEL_ACTIVITY
 
 
 def workflow_classes() -> Sequence[type]:
-    return [MemberWorkflow, RollbackWorkflow, AuditWorkflow]
+    return [MemberWorkflow, AgentTurnWorkflow, RollbackWorkflow, AuditWorkflow]
 
 
 def activity_functions() -> Sequence[Any]:
@@ -48,23 +96,64 @@ def activity_functions() -> Sequence[Any]:
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:
-    # the rules and the drill registry are pure and shared; passing them through
+    # the rules are pure and shared; passing them through
     # saves re-importing them for every workflow run
     return SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
     )
 
 
+def model_provider(data_dir: Path) -> LoyaltyModelProvider:
+    """The model the settings file asks for; an OpenAI key comes from the keyring, lazily."""
+    config = agent_config.load(data_dir)
+    return LoyaltyModelProvider(config, api_key=lambda: secrets.get_secret("openai"))
+
+
+def agents_client(client: Client) -> Client:
+    """The same connection with the pydantic converter that model payloads need.
+
+    The converter is the plugin's, with a shared adapter cache (see agents_compat);
+    the plugin itself goes on the worker, because given on the client it would
+    insist on its own converter class.
+    """
+    config = client.config()
+    config["plugins"] = [
+        p for p in config.get("plugins", []) if not isinstance(p, OpenAIAgentsPlugin)
+    ]
+    config["data_converter"] = dataclasses.replace(
+        client.data_converter, payload_converter_class=agents_compat.AgentsPayloadConverter
+    )
+    return Client(**config)
+
+
 def build_worker(
-    client: Client, settings: WorkerSettings, *, extra_workflows: Sequence[type] = ()
+    client: Client,
+    settings: WorkerSettings,
+    *,
+    extra_workflows: Sequence[type] = (),
+    provider: LoyaltyModelProvider | None = None,
+    model_activity: ModelActivityParameters | None = None,
 ) -> Worker:
-    if settings.drill:
-        drill.register(settings.build_id, settings.drill)
+    agents_compat.install()
+    data_dir = settings.data_dir or default_data_dir()
+    provider = provider or model_provider(data_dir)
+    log.info("agent model: %s", provider.settings().model_label)
+    plugin = OpenAIAgentsPlugin(
+        model_params=model_activity or model_activity_for(provider), model_provider=provider
+    )
+    outbox = Outbox(outbox_path(data_dir))
+    meter = IngestMeter()
     return Worker(
-        client,
+        agents_client(client),
         task_queue=settings.task_queue,
+        plugins=[plugin],
+        interceptors=[IngestMeterInterceptor(meter)],
         workflows=[*workflow_classes(), *extra_workflows],
-        activities=list(activity_functions()),
+        activities=[
+            *activity_functions(),
+            AgentSettingsSource(provider, meter.rate).agent_settings,
+            outbox.deliver,
+        ],
         workflow_runner=sandbox_runner(),
         deployment_config=WorkerDeploymentConfig(
             version=WorkerDeploymentVersion(
@@ -78,12 +167,40 @@ def build_worker(
     )
 
 
+async def wait_task_queues(client: Client, settings: WorkerSettings, timeout: float = 15.0) -> None:
+    """Until the version knows both of this worker's task queue types.
+
+    A version shows up as soon as its first poller (workflow or activity) registers;
+    making it current before the other one registered is refused by the server
+    ("missing active task queues from the current version").
+    """
+    wanted = {TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY}
+    request = DescribeWorkerDeploymentVersionRequest(
+        namespace=client.namespace,
+        deployment_version=ApiDeploymentVersion(
+            deployment_name=settings.deployment, build_id=settings.build_id
+        ),
+    )
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            described = await client.workflow_service.describe_worker_deployment_version(request)
+            seen = {
+                info.type
+                for info in described.worker_deployment_version_info.task_queue_infos
+                if info.name == settings.task_queue
+            }
+        except RPCError:
+            seen = set()
+        if wanted <= seen or asyncio.get_running_loop().time() > deadline:
+            return
+        await asyncio.sleep(0.1)
+
+
 async def announce(client: Client, settings: WorkerSettings) -> None:
-    """After the worker polls: label a drill, learn other drills, claim current if none."""
+    """After the worker polls: claim current when the deployment has no current build."""
     await deployment.wait_registered(client, settings.deployment, settings.build_id)
-    if settings.drill:
-        await deployment.label_drill(client, settings.deployment, settings.build_id, settings.drill)
-    await deployment.load_drills(client, settings.deployment)
+    await wait_task_queues(client, settings)
     if settings.make_current_if_none:
         made = await deployment.make_current_if_none(client, settings.deployment, settings.build_id)
         if made:

@@ -2,7 +2,13 @@
 
 Public contract (see README): id `member-<member_id>`, started by signal-with-start;
 signal `event` (one event object), signal `events` (a list), query `state`, update
-`adjust` (manual adjustment with a reason).
+`adjust` (manual adjustment with a reason); for the agent: update `decide` (approve or
+reject a proposal), queries `proposals` and `agent`.
+
+Ordinary events never wake the agent. Triggers (a support ticket, unusual activity,
+nearing a tier) queue up; one agent run at a time runs as a child workflow
+(`workflows.agent.AgentTurnWorkflow`) when the guardrails allow it, and its drafts
+become proposals that wait for a decision.
 """
 
 from __future__ import annotations
@@ -13,10 +19,41 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate, VersioningBehavior
+from temporalio.common import (
+    RetryPolicy,
+    SearchAttributeUpdate,
+    VersioningBehavior,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    FailureError,
+    WorkflowAlreadyStartedError,
+)
+from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from workflows import drill, search_attributes
+    from workflows.agent import (
+        SIGNAL_AGENT_RESULT,
+        AgentTurnWorkflow,
+        TurnInput,
+        TurnResult,
+        agent_workflow_id,
+        member_case,
+    )
+    from workflows.agent_desk import AgentCarry, AgentDesk
+    from workflows.agent_io import (
+        AgentSettings,
+        OutboxEntry,
+        agent_settings,
+        outbox_deliver,
+        parse_iso,
+    )
+    from workflows.agent_policy import OUTBOX_KINDS
+    from workflows.proposals import AUTO_APPROVE_POLICY
     from workflows.rules import MemberBook, MemberSnapshot
 
 WORKFLOW_ID_PREFIX = "member-"
@@ -29,6 +66,16 @@ SIGNAL_EVENTS = "events"
 REQUESTS_KEEP = 256
 # search attributes (what the members table shows) lag the state by at most this much
 PUBLISH_INTERVAL = timedelta(seconds=1)
+AGENT_RUN_TIMEOUT = timedelta(minutes=15)
+AGENT_RESULT_GRACE = timedelta(minutes=1)
+OUTBOX_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=6,
+)
+OUTBOX_PAUSE = timedelta(minutes=10)  # after a delivery failed every retry, before trying again
+MAX_ACTOR = 200
 
 
 def member_workflow_id(member_id: str) -> str:
@@ -44,6 +91,8 @@ class MemberInput:
     # continue-as-new thresholds; set at the first start and carried across runs
     max_signals: int = MAX_SIGNALS_PER_RUN
     max_events: int = MAX_EVENTS_PER_RUN
+    # proposals, queued triggers, budgets, breaker and costs of the member's agent
+    agent: AgentCarry | None = None
 
 
 @dataclass
@@ -62,6 +111,43 @@ class AdjustmentResult:
     message: str
 
 
+@dataclass
+class Decision:
+    """Approve or reject one proposal; `actor` is who decides, `reason` is required."""
+
+    proposal_id: str
+    approve: bool
+    reason: str
+    actor: str
+    # the bulk policy that selected the proposal, when one did
+    policy: str | None = None
+
+
+@dataclass
+class DecisionResult:
+    proposal_id: str
+    status: str
+    applied: bool
+    message: str
+    ledger_seq: int | None = None
+
+
+def trigger_key_of(proposal_id: str) -> str:
+    """`<member>:<trigger key>:<index>` -> trigger key (which may itself contain colons)."""
+    rest = proposal_id.split(":", 1)[1] if ":" in proposal_id else ""
+    return rest.rsplit(":", 1)[0]
+
+
+def _raise_if_crashed(tasks: list[asyncio.Task[None]]) -> None:
+    """A background loop (expiry, agent, outbox) that died of a bug fails the workflow
+    task, visibly and retried until a fixed build runs it, instead of dying silently;
+    never the workflow itself."""
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            raise RuntimeError(f"a member background loop crashed: {error!r}") from error
+
+
 @workflow.defn(name="MemberWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class MemberWorkflow:
     @workflow.init
@@ -75,20 +161,41 @@ class MemberWorkflow:
         self._published_at: datetime | None = None
         self._dirty = True
         self._limits = (max(1, input.max_signals), max(1, input.max_events))
+        self._desk = AgentDesk(input.member_id, input.agent)
+        self._closing = False  # continuing as new: start no agent run or delivery
+        self._agent_paused: str | None = None
+        self._agent_busy = False  # starting an agent run
+        self._child: ChildWorkflowHandle[Any, TurnResult] | None = None
 
     @workflow.run
     async def run(self, input: MemberInput) -> None:
-        expiry = asyncio.create_task(self._expire_when_inactive())
+        tasks = [
+            asyncio.create_task(self._expire_when_inactive()),
+            asyncio.create_task(self._run_agent()),
+            asyncio.create_task(self._deliver_effects()),
+            asyncio.create_task(self._expire_proposals()),
+        ]
         while True:
-            await workflow.wait_condition(lambda: self._dirty or self._should_continue())
+            await workflow.wait_condition(
+                lambda: self._dirty or self._should_continue() or any(t.done() for t in tasks)
+            )
+            _raise_if_crashed(tasks)
             if self._dirty and not self._should_continue():
                 await self._publish_soon()
             if self._should_continue():
+                self._closing = True
                 self._publish()
+                await self._hand_over_agent_run()
                 # signal handlers apply events synchronously, so once every update
-                # handler finished nothing received is left unapplied
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                expiry.cancel()
+                # handler finished nothing received is left unapplied. Agent runs and
+                # outbox deliveries don't hold it up: a running agent run answers the
+                # next run by signal, an interrupted delivery is redone (idempotent).
+                await workflow.wait_condition(
+                    lambda: workflow.all_handlers_finished() and not self._agent_busy
+                )
+                self._publish()
+                for task in tasks:
+                    task.cancel()
                 self._book.s.runs += 1
                 workflow.continue_as_new(
                     MemberInput(
@@ -97,6 +204,7 @@ class MemberWorkflow:
                         requests=list(self._requests)[-REQUESTS_KEEP:],
                         max_signals=self._limits[0],
                         max_events=self._limits[1],
+                        agent=self._desk.carry(),
                     )
                 )
 
@@ -119,7 +227,9 @@ class MemberWorkflow:
     def event(self, raw: Any) -> None:
         self._signals += 1
         self._events += 1
-        self._book.apply(raw, build_id=self._build(), received_at=workflow.now())
+        now = workflow.now()
+        outcome = self._book.apply(raw, build_id=self._build(), received_at=now)
+        self._desk.observe(outcome, self._book, now)
         self._dirty = True
 
     @workflow.signal(name="events")
@@ -132,7 +242,13 @@ class MemberWorkflow:
         self._events += len(raw)
         build, now = self._build(), workflow.now()
         for item in raw:
-            self._book.apply(item, build_id=build, received_at=now)
+            outcome = self._book.apply(item, build_id=build, received_at=now)
+            self._desk.observe(outcome, self._book, now)
+
+    @workflow.signal(name=SIGNAL_AGENT_RESULT)
+    def agent_result(self, result: TurnResult) -> None:
+        """An agent run's result (sent by AgentTurnWorkflow); not a member event."""
+        self._take_result(result)
 
     # -- updates --------------------------------------------------------------
 
@@ -161,19 +277,94 @@ class MemberWorkflow:
 
     @workflow.update(name="sync")
     def sync(self) -> dict[str, Any]:
-        """The state after every signal sent before this call has been applied."""
-        return self.state()
+        """The member's state after every signal sent before this call has been applied.
+
+        Without the agent's sections (`proposals`, `agent`, `costs`): those change in
+        the background, on the agent's own time; the `state` query has them.
+        """
+        return self._member_state()
+
+    @workflow.update(name="decide")
+    async def decide(self, decision: Decision) -> DecisionResult:
+        """Approve or reject a proposal; an approval applies once.
+
+        A decision for a proposal whose agent run is still queued or running (e.g. an
+        approval reapplied after a reset, before the agent re-ran) waits for it.
+        """
+        pid = decision.proposal_id
+        key = trigger_key_of(pid)
+        if self._desk.proposals.get(pid) is None and self._desk.awaiting(key):
+            await workflow.wait_condition(
+                lambda: (
+                    self._desk.proposals.get(pid) is not None
+                    or not self._desk.awaiting(key)
+                    or (self._closing and not self._agent_busy)
+                )
+            )
+        problem = self._desk.check_decision(pid, decision.approve, workflow.now())
+        if problem:
+            raise ApplicationError(problem, type="DecisionRefused", non_retryable=True)
+        return self._apply_decision(
+            pid,
+            decision.approve,
+            actor=decision.actor.strip(),
+            reason=decision.reason.strip(),
+            policy_text=decision.policy,
+        )
+
+    @decide.validator
+    def _validate_decide(self, decision: Decision) -> None:
+        if not isinstance(decision.reason, str) or not decision.reason.strip():
+            raise ValueError("a reason is required for a decision")
+        if not isinstance(decision.actor, str) or not decision.actor.strip():
+            raise ValueError("who decides (the actor) is required")
+        if len(decision.actor) > MAX_ACTOR:
+            raise ValueError(f"the actor is longer than {MAX_ACTOR} characters")
+        pid = decision.proposal_id
+        if (
+            self._desk.proposals.get(pid) is None
+            and pid.split(":", 1)[0] == self._book.member_id
+            and self._desk.awaiting(trigger_key_of(pid))
+        ):
+            return  # its agent run is still to come: the handler waits for it
+        problem = self._desk.check_decision(pid, decision.approve, workflow.now())
+        if problem:
+            raise ValueError(problem)
 
     # -- queries --------------------------------------------------------------
 
     @workflow.query(name="state")
     def state(self) -> dict[str, Any]:
+        summary = self._member_state()
+        summary["proposals"] = self.proposals()
+        summary["agent"] = self._desk.view(workflow.now(), self._agent_paused)
+        summary["costs"] = self._desk.guard.costs_view()
+        return summary
+
+    def _member_state(self) -> dict[str, Any]:
         summary = self._book.summary()
         version = workflow.info().get_current_deployment_version()
         summary["build_id"] = version.build_id if version else "unversioned"
         summary["drill"] = drill.drill_for(summary["build_id"])
         summary["run_signals"] = self._signals
         return summary
+
+    @workflow.query(name="proposals")
+    def proposals(self) -> list[dict[str, Any]]:
+        """Pending proposals and the most recent decided ones, oldest first."""
+        return [dict(r) for r in self._desk.proposals.records]
+
+    @workflow.query(name="agent")
+    def agent(self) -> dict[str, Any]:
+        """The agent's side of the member without the ledger: what `costs` aggregates."""
+        return {
+            "member_id": self._book.member_id,
+            "tier": self._book.s.tier,
+            "points": self._book.s.points,
+            "pending_proposals": self._desk.proposals.pending_count(),
+            "agent": self._desk.view(workflow.now(), self._agent_paused),
+            "costs": self._desk.guard.costs_view(),
+        }
 
     # -- internals ------------------------------------------------------------
 
@@ -193,6 +384,267 @@ class MemberWorkflow:
                 continue
             await workflow.sleep(deadline - workflow.now() + timedelta(seconds=1))
             if self._book.expire_if_due(workflow.now(), self._build()):
+                self._dirty = True
+
+    # -- agent ------------------------------------------------------------------
+
+    async def _run_agent(self) -> None:
+        """One agent run at a time, for the oldest queued trigger, when guardrails allow.
+
+        The run is a child workflow that outlives this run if need be (parent close
+        policy ABANDON) and sends its result back by signal (`agent_result`), so
+        continue-as-new never waits for a model: the running trigger is carried over
+        and the next run takes the result.
+        """
+        while True:
+            await workflow.wait_condition(
+                lambda: (
+                    self._desk.running is not None or (bool(self._desk.queue) and not self._closing)
+                )
+            )
+            if self._desk.running is not None:
+                await self._await_result()
+                continue
+            pause = await self._agent_step()
+            if pause is not None:
+                # paused (budget used up, breaker open): events keep flowing meanwhile
+                self._agent_paused, wait = pause
+                try:
+                    await workflow.wait_condition(lambda: self._closing, timeout=wait)
+                except TimeoutError:
+                    pass
+                self._agent_paused = None
+
+    async def _agent_step(self) -> tuple[str, timedelta] | None:
+        """Start a run for the next trigger if the guardrails allow; else how long to pause."""
+        # the worker's settings, read for every run: a changed guardrail applies at once
+        await self._refresh_settings()
+        if self._closing:
+            return None
+        gate = self._desk.gate(workflow.now())
+        if gate.wait is not None:
+            return gate.reason or "paused", gate.wait
+        if not gate.run:
+            return None
+        now = workflow.now()
+        trigger = self._desk.take(now)
+        calls, tokens = self._desk.turn_budget(now)
+        policy = self._desk.policy
+        turn = TurnInput(
+            member_id=self._book.member_id,
+            reply_to=workflow.info().workflow_id,
+            trigger=trigger,
+            case=member_case(self._book, trigger, self._desk.proposals.pending()),
+            model_label=self._desk.model_label,
+            max_turns=policy.max_turns,
+            calls_left=calls,
+            tokens_left=tokens,
+            max_proposals=policy.max_proposals_per_run,
+            points_cap=policy.points_cap,
+        )
+        # continue-as-new waits for the start (a few milliseconds), never for the run
+        self._agent_busy = True
+        try:
+            self._child = await workflow.start_child_workflow(
+                AgentTurnWorkflow.run,
+                turn,
+                id=agent_workflow_id(self._book.member_id, trigger["key"]),
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                run_timeout=AGENT_RUN_TIMEOUT,
+                static_summary=f"agent: {trigger['kind']} {trigger['event_id']}",
+            )
+        except WorkflowAlreadyStartedError:
+            # a run for this trigger is still going (started before a reset): ask it
+            # for its result by signal
+            self._child = None
+            try:
+                await workflow.get_external_workflow_handle_for(
+                    AgentTurnWorkflow.run, agent_workflow_id(self._book.member_id, trigger["key"])
+                ).signal(AgentTurnWorkflow.reply_by_signal)
+            except FailureError:
+                pass  # it ended meanwhile: no result comes, the wait times out, a retry runs
+        finally:
+            self._agent_busy = False
+        return None
+
+    async def _hand_over_agent_run(self) -> None:
+        """Before continuing as new: a running agent run answers the next run by signal.
+
+        Normally a run's result is its child-completion event in this history; once
+        this run is gone only a signal can reach the member.
+        """
+        child = self._child
+        if self._desk.running is None or child is None:
+            return
+        if not child.done():
+            self._agent_busy = True
+            try:
+                await child.signal(AgentTurnWorkflow.reply_by_signal)
+            except FailureError:
+                # it has ended, so its completion is on its way into this run
+                await workflow.wait_condition(child.done)
+            finally:
+                self._agent_busy = False
+        if child.done():
+            # its end is in this run's history: _await_result takes it before we go
+            await workflow.wait_condition(lambda: self._desk.running is None)
+
+    async def _await_result(self) -> None:
+        """Until the running trigger's result arrives (signal, or this run's child ending)."""
+        running = self._desk.running
+        assert running is not None
+        child = self._child
+        if child is not None:
+            # this run started it: the child's own end (result, failure or its run
+            # timeout) is in this history, no timer needed
+            await workflow.wait_condition(lambda: self._desk.running is not running or child.done())
+        else:
+            # carried over from an earlier run: only its signal can tell
+            deadline = parse_iso(running["started_at"]) + AGENT_RUN_TIMEOUT + AGENT_RESULT_GRACE
+            try:
+                await workflow.wait_condition(
+                    lambda: self._desk.running is not running,
+                    timeout=max(timedelta(seconds=1), deadline - workflow.now()),
+                )
+            except TimeoutError:
+                pass
+        if self._desk.running is not running:
+            return  # the signal brought it
+        if child is not None and child.done():
+            try:
+                result = child.result()
+            except ChildWorkflowError as error:
+                cause = error.cause or error
+                result = TurnResult(
+                    status="error",
+                    model=self._desk.model_label,
+                    trigger_key=running["key"],
+                    error=str(cause).splitlines()[0][:300],
+                )
+        else:
+            result = TurnResult(
+                status="error",
+                model=self._desk.model_label,
+                trigger_key=running["key"],
+                error="the agent run sent no result in time",
+            )
+        self._take_result(result)
+
+    def _take_result(self, result: TurnResult) -> None:
+        running = self._desk.running
+        if running is None or running["key"] != result.trigger_key:
+            return  # a late result of a run this member no longer waits for
+        self._child = None
+        made = self._desk.finish(result, workflow.now(), tier=self._book.s.tier)
+        limit = self._desk.policy.auto_approve_max_points
+        for record in made:
+            if self._desk.proposals.auto_approvable(record, self._desk.policy):
+                self._apply_decision(
+                    record["id"],
+                    True,
+                    actor=AUTO_APPROVE_POLICY,
+                    reason=f"a grant of at most {limit} points is approved by policy",
+                    policy_text=f"action=grant_points,max_points={limit}",
+                )
+        if made:
+            self._dirty = True  # the pending count (a search attribute) changed
+
+    async def _refresh_settings(self) -> None:
+        try:
+            settings = await workflow.execute_local_activity(
+                agent_settings,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+        except ActivityError:
+            settings = self._desk.settings or AgentSettings()
+        self._desk.use_settings(settings, workflow.now())
+
+    def _apply_decision(
+        self, proposal_id: str, approve: bool, *, actor: str, reason: str, policy_text: str | None
+    ) -> DecisionResult:
+        now = workflow.now()
+        record = self._desk.decide(
+            proposal_id, approve, actor=actor, reason=reason, now=now, policy_text=policy_text
+        )
+        self._dirty = True
+        if not approve:
+            return DecisionResult(proposal_id, record["status"], False, "rejected; nothing changes")
+        if record["action"] == "grant_points":
+            points = record["arguments"]["points"]
+            entry = self._book.grant(points, proposal_id, now, self._build())
+            record["ledger_seq"] = entry["seq"]
+            return DecisionResult(
+                proposal_id,
+                record["status"],
+                True,
+                f"approved: {points} points granted (ledger #{entry['seq']})",
+                entry["seq"],
+            )
+        kind = OUTBOX_KINDS[record["action"]]
+        return DecisionResult(
+            proposal_id, record["status"], True, f"approved: a {kind} goes to the outbox"
+        )
+
+    async def _deliver_effects(self) -> None:
+        """Approved messages, fraud cases and tier changes go to the outbox, once each."""
+        while True:
+            await workflow.wait_condition(
+                lambda: bool(self._desk.proposals.undelivered()) and not self._closing
+            )
+            record = self._desk.proposals.undelivered()[0]
+            entry = OutboxEntry(
+                proposal_id=record["id"],
+                member_id=self._book.member_id,
+                kind=OUTBOX_KINDS[record["action"]],
+                payload={
+                    "action": record["action"],
+                    "arguments": record["arguments"],
+                    "reason": record["reason"],
+                    "decision_reason": record["decision_reason"],
+                },
+                decided_by=record["decided_by"],
+                decided_at=record["decided_at"],
+            )
+            try:
+                receipt = await workflow.execute_activity(
+                    outbox_deliver,
+                    entry,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=OUTBOX_RETRY,
+                )
+            except ActivityError as error:
+                record["effect_error"] = str(error.cause or error).splitlines()[0][:300]
+                try:
+                    await workflow.wait_condition(lambda: self._closing, timeout=OUTBOX_PAUSE)
+                except TimeoutError:
+                    pass
+                continue
+            record["effect"] = "delivered"
+            record["outbox_id"] = receipt.row_id
+            record.pop("effect_error", None)
+
+    async def _expire_proposals(self) -> None:
+        """A durable timer for the earliest pending deadline; expiry changes nothing else."""
+        while True:
+            deadline = self._desk.proposals.next_expiry()
+            if deadline is None:
+                await workflow.wait_condition(
+                    lambda: self._desk.proposals.next_expiry() is not None
+                )
+                continue
+            now = workflow.now()
+            if deadline > now:
+                try:
+                    await workflow.wait_condition(
+                        lambda d=deadline: self._desk.proposals.next_expiry() != d,  # type: ignore[misc]
+                        timeout=deadline - now,
+                    )
+                    continue
+                except TimeoutError:
+                    pass
+            if self._desk.expire(workflow.now()):
                 self._dirty = True
 
     async def _publish_soon(self) -> None:
@@ -220,6 +672,7 @@ class MemberWorkflow:
             "points": s.points,
             "last": s.watermark,
             "drill": drill_bug,
+            "pending": self._desk.proposals.pending_count(),
         }
         updates: list[SearchAttributeUpdate[Any]] = []
         if wanted["tier"] != self._published.get("tier"):
@@ -230,6 +683,8 @@ class MemberWorkflow:
             updates.append(search_attributes.LAST_EVENT_AT.value_set(self._book.last_event_at))
         if wanted["drill"] != self._published.get("drill", ""):
             updates.append(search_attributes.DRILL.value_set(drill_bug))
+        if wanted["pending"] != self._published.get("pending", 0):
+            updates.append(search_attributes.PENDING_PROPOSALS.value_set(wanted["pending"]))
         if updates:
             workflow.upsert_search_attributes(updates)
         self._published = wanted

@@ -1,0 +1,353 @@
+"""The approval queue across all members: one visibility query, then one query per member.
+
+Used by the CLI (`approvals`, `costs`) and the desktop's approvals panel. Members with
+pending proposals carry the search attribute `LoyaltyPendingProposals > 0`, so the
+queue never scans members that have nothing to decide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from runtime.members import list_members
+from workflows.agent_policy import ACTIONS
+from workflows.member import Decision, DecisionResult, MemberWorkflow, member_workflow_id
+from workflows.proposals import owner_of
+from workflows.rules import TIER_NAMES
+
+PENDING_QUERY = "LoyaltyPendingProposals > 0"
+STATUSES = ("pending", "approved", "rejected", "expired", "all")
+CONCURRENCY = 32
+POLICY_KEYS = ("action", "max_points", "min_points", "tier", "member")
+
+
+class ApprovalError(RuntimeError):
+    """A decision or a lookup that failed; the message is one line for people."""
+
+
+def operator() -> str:
+    """Who decides from this machine: the OS user."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no user database entry (some containers)
+        return "unknown-operator"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A bulk-decision policy, e.g. "action=grant_points,max_points=500"."""
+
+    text: str
+    action: str | None = None
+    max_points: int | None = None
+    min_points: int | None = None
+    tier: str | None = None
+    member: str | None = None
+
+    def matches(self, proposal: dict[str, Any]) -> bool:
+        if proposal.get("status") != "pending":
+            return False
+        if self.action and proposal["action"] != self.action:
+            return False
+        if self.member and proposal["member_id"] != self.member:
+            return False
+        if self.tier and proposal.get("member_tier") != self.tier:
+            return False
+        if self.max_points is not None or self.min_points is not None:
+            points = proposal["arguments"].get("points")
+            if not isinstance(points, int):
+                return False  # amount bounds select grants only
+            if self.max_points is not None and points > self.max_points:
+                return False
+            if self.min_points is not None and points < self.min_points:
+                return False
+        return True
+
+
+def parse_policy(text: str) -> Policy:
+    values: dict[str, Any] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not value:
+            raise ApprovalError(f"policy part {part!r} is not KEY=VALUE")
+        if key not in POLICY_KEYS:
+            raise ApprovalError(f"unknown policy key {key!r}; known: {', '.join(POLICY_KEYS)}")
+        if key in values:
+            raise ApprovalError(f"policy key {key!r} given twice")
+        if key in ("max_points", "min_points"):
+            if not value.isdigit():
+                raise ApprovalError(f"{key} must be a whole number, got {value!r}")
+            values[key] = int(value)
+        elif key == "action":
+            if value not in ACTIONS:
+                raise ApprovalError(f"unknown action {value!r}; known: {', '.join(ACTIONS)}")
+            values[key] = value
+        elif key == "tier":
+            if value not in TIER_NAMES:
+                raise ApprovalError(f"unknown tier {value!r}; known: {', '.join(TIER_NAMES)}")
+            values[key] = value
+        else:
+            values[key] = value
+    if not values:
+        raise ApprovalError("the policy is empty: say which proposals, e.g. action=grant_points")
+    return Policy(text=text.strip(), **values)
+
+
+# -- reading ------------------------------------------------------------------
+
+
+async def _gather_limited(
+    items: Iterable[Any], work: Any, concurrency: int = CONCURRENCY
+) -> list[Any]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(item: Any) -> Any:
+        async with gate:
+            return await work(item)
+
+    return list(await asyncio.gather(*(one(i) for i in items)))
+
+
+async def member_proposals(client: Client, member_id: str) -> list[dict[str, Any]]:
+    handle = client.get_workflow_handle_for(MemberWorkflow.run, member_workflow_id(member_id))
+    try:
+        return await handle.query(MemberWorkflow.proposals)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise ApprovalError(f"unknown member {member_id!r}") from None
+        raise
+
+
+def scoped(query: str | None, task_queue: str | None) -> str | None:
+    """Only this desk's members: those on its task queue (a namespace may hold others)."""
+    parts = [f"({query})" if query else None, f"TaskQueue = '{task_queue}'" if task_queue else None]
+    joined = " AND ".join(p for p in parts if p)
+    return joined or None
+
+
+async def proposals(
+    client: Client,
+    *,
+    status: str = "pending",
+    action: str | None = None,
+    member: str | None = None,
+    query: str | None = None,
+    limit: int | None = None,
+    task_queue: str | None = None,
+    unreachable: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Proposals across members, oldest first.
+
+    Pending ones: members from the visibility query `LoyaltyPendingProposals > 0`.
+    Other statuses live with members that may have nothing pending, so those list
+    every member the (optional) `query` selects. Members that can't answer (no worker)
+    are left out and named in `unreachable`.
+    """
+    if status not in STATUSES:
+        raise ApprovalError(f"unknown status {status!r}; choose one of {', '.join(STATUSES)}")
+    if action is not None and action not in ACTIONS:
+        raise ApprovalError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
+    if member is not None:
+        rows = [{"member_id": member, "tier": None}]
+    else:
+        extra = PENDING_QUERY if status == "pending" else None
+        if query:
+            extra = f"({extra}) AND ({query})" if extra else query
+        rows = await list_members(client, scoped(extra, task_queue), limit=None)
+
+    async def read(row: dict[str, Any]) -> list[dict[str, Any]]:
+        try:
+            found = await member_proposals(client, row["member_id"])
+        except ApprovalError:
+            if member is not None:
+                raise
+            return []  # closed since visibility listed it
+        except RPCError:
+            if member is not None:
+                raise
+            if unreachable is not None:
+                unreachable.append(row["member_id"])
+            return []
+        return [{**p, "member_tier": row.get("tier")} for p in found]
+
+    found = [p for group in await _gather_limited(rows, read) for p in group]
+    found = [
+        p
+        for p in found
+        if (status == "all" or p["status"] == status) and (action is None or p["action"] == action)
+    ]
+    found.sort(key=lambda p: (p["created_at"], p["id"]))
+    return found[:limit] if limit else found
+
+
+# -- deciding -----------------------------------------------------------------
+
+
+async def decide(
+    client: Client,
+    proposal_id: str,
+    *,
+    approve: bool,
+    reason: str,
+    actor: str | None = None,
+    policy: str | None = None,
+) -> DecisionResult:
+    if not reason or not reason.strip():
+        raise ApprovalError("a reason is required (--reason)")
+    member_id = owner_of(proposal_id)
+    if not member_id or ":" not in proposal_id:
+        raise ApprovalError(f"{proposal_id!r} is not a proposal id (member:trigger:index)")
+    handle = client.get_workflow_handle_for(MemberWorkflow.run, member_workflow_id(member_id))
+    decision = Decision(proposal_id, approve, reason.strip(), actor or operator(), policy)
+    try:
+        # the SDK's types don't see through an async update method's coroutine
+        return await handle.execute_update(MemberWorkflow.decide, decision)  # type: ignore[arg-type]
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        message = getattr(cause, "message", None) or str(cause or error)
+        raise ApprovalError(message.splitlines()[0]) from None
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise ApprovalError(f"unknown member {member_id!r} (from {proposal_id!r})") from None
+        raise
+
+
+@dataclass
+class BulkReport:
+    policy: str
+    approve: bool
+    matched: int = 0
+    decided: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "decision": "approve" if self.approve else "reject",
+            "matched": self.matched,
+            "decided": len(self.decided),
+            "failed": self.failed,
+            "results": self.decided,
+        }
+
+
+async def decide_by_policy(
+    client: Client,
+    policy: Policy,
+    *,
+    approve: bool,
+    reason: str,
+    actor: str | None = None,
+    dry_run: bool = False,
+    task_queue: str | None = None,
+) -> BulkReport:
+    """Every pending proposal the policy matches, decided the same way; one line per failure."""
+    if not reason or not reason.strip():
+        raise ApprovalError("a reason is required (--reason)")
+    unreachable: list[str] = []
+    queue = await proposals(
+        client,
+        status="pending",
+        member=policy.member,
+        task_queue=task_queue,
+        unreachable=unreachable,
+    )
+    chosen = [p for p in queue if policy.matches(p)]
+    report = BulkReport(policy.text, approve, matched=len(chosen))
+    report.failed += [
+        {"proposal_id": f"{m}:*", "reason": "the member did not answer (is a worker running?)"}
+        for m in unreachable
+    ]
+    if dry_run:
+        report.decided = [{"proposal_id": p["id"], "status": "would be decided"} for p in chosen]
+        return report
+    who = actor or operator()
+
+    async def one(p: dict[str, Any]) -> None:
+        try:
+            result = await decide(
+                client, p["id"], approve=approve, reason=reason, actor=who, policy=policy.text
+            )
+        except ApprovalError as error:
+            report.failed.append({"proposal_id": p["id"], "reason": str(error)})
+            return
+        report.decided.append(
+            {"proposal_id": result.proposal_id, "status": result.status, "message": result.message}
+        )
+
+    await _gather_limited(chosen, one)
+    report.decided.sort(key=lambda r: r["proposal_id"])
+    report.failed.sort(key=lambda r: r["proposal_id"])
+    return report
+
+
+# -- costs ----------------------------------------------------------------------
+
+
+async def costs(
+    client: Client, query: str | None = None, *, task_queue: str | None = None
+) -> dict[str, Any]:
+    """Tokens, model calls and estimated cost: per member and per action type, summed.
+
+    Asks every member the visibility query lists (all of the desk's running members
+    by default).
+    """
+    rows = await list_members(client, scoped(query, task_queue), limit=None)
+
+    async def read(row: dict[str, Any]) -> dict[str, Any] | None:
+        handle = client.get_workflow_handle_for(
+            MemberWorkflow.run, member_workflow_id(row["member_id"])
+        )
+        try:
+            return await handle.query(MemberWorkflow.agent)
+        except RPCError:
+            return None
+
+    totals = {"model_calls": 0, "input_tokens": 0, "output_tokens": 0, "tokens": 0, "cost_usd": 0.0}
+    by_action: dict[str, dict[str, Any]] = {}
+    members: list[dict[str, Any]] = []
+    states = await _gather_limited(rows, read)
+    for state in states:
+        if state is None:
+            continue
+        c = state["costs"]
+        if not c["model_calls"] and not c["by_action"]:
+            continue
+        for key in totals:
+            totals[key] += c[key]
+        for action, row in c["by_action"].items():
+            into = by_action.setdefault(action, {k: 0 for k in row})
+            for k, v in row.items():
+                into[k] = into.get(k, 0) + v
+        members.append(
+            {
+                "member_id": state["member_id"],
+                "model_calls": c["model_calls"],
+                "tokens": c["tokens"],
+                "cost_usd": c["cost_usd"],
+                "pending_proposals": state["pending_proposals"],
+                "model": state["agent"]["model"],
+            }
+        )
+    totals["cost_usd"] = round(totals["cost_usd"], 6)
+    for row in by_action.values():
+        row["cost_usd"] = round(row.get("cost_usd", 0.0), 6)
+    members.sort(key=lambda m: (-m["tokens"], m["member_id"]))
+    return {
+        "members_asked": len(rows),
+        "members_unreachable": sum(1 for s in states if s is None),
+        "members_with_agent_use": len(members),
+        "totals": totals,
+        "by_action": dict(sorted(by_action.items())),
+        "members": members,
+    }

@@ -1,0 +1,83 @@
+"""The agent's guardrails as data: budgets, caps, limits, triggers, expiry.
+
+Enforced by workflow code (see `agent_guard`, `proposals`, `agent_triggers`), never by
+the prompt. The worker reads overrides from `DATA_DIR/settings.json` ("agent" section);
+the member workflow fetches them through an activity, so a replay sees the values the
+original run used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+ACTIONS = ("grant_points", "change_tier", "flag_fraud", "message_member")
+# actions whose approval goes to the outbox (an external effect), by outbox kind
+OUTBOX_KINDS = {
+    "message_member": "message",
+    "flag_fraud": "fraud_case",
+    "change_tier": "tier_change",
+}
+OFFLINE_MODEL_LABEL = "offline rules model"
+
+
+@dataclass(frozen=True)
+class AgentPolicy:
+    enabled: bool = True
+    # per member and per day (of workflow time; `day_seconds` long)
+    max_calls_per_day: int = 20
+    max_tokens_per_day: int = 40_000
+    day_seconds: int = 86_400
+    # one proposal can never grant more than this, whoever approves it
+    points_cap: int = 5_000
+    # model calls in one agent run (the Agents SDK's max_turns)
+    max_turns: int = 4
+    # the breaker opens after this many consecutive failed runs, half-opens after the cool-down
+    breaker_failures: int = 3
+    breaker_cooldown_seconds: int = 600
+    proposal_ttl_seconds: int = 72 * 3600
+    # grants up to this many points are approved by policy; 0 turns it off
+    auto_approve_max_points: int = 0
+    # triggers
+    unusual_trips: int = 5  # more than this many trips ...
+    unusual_window_seconds: int = 3600  # ... within this much event time
+    tier_nudge_pct: int = 5  # within this percentage below the next tier's threshold
+    queue_max: int = 8  # triggers waiting for the agent; more are dropped (and counted)
+    # agent runs are background work: they wait while the worker ingests faster than
+    # this (events per second; 0 never waits), for at most yield_max_seconds
+    yield_events_per_s: int = 50
+    yield_max_seconds: int = 300
+    max_pending: int = 20  # pending proposals per member; more drafts are refused
+    max_proposals_per_run: int = 4
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> AgentPolicy:
+        """Known keys with the right type; anything else keeps its default."""
+        if not raw:
+            return cls()
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in raw:
+                continue
+            value = raw[f.name]
+            default = getattr(cls, f.name)
+            if isinstance(default, bool):
+                if isinstance(value, bool):
+                    values[f.name] = value
+            elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                values[f.name] = value
+        policy = cls(**values)
+        # a zero here would stall or disable guardrails in surprising ways
+        return dataclasses.replace(
+            policy,
+            day_seconds=max(1, policy.day_seconds),
+            max_turns=max(1, policy.max_turns),
+            breaker_failures=max(1, policy.breaker_failures),
+            proposal_ttl_seconds=max(1, policy.proposal_ttl_seconds),
+            unusual_trips=max(1, policy.unusual_trips),
+            queue_max=max(1, policy.queue_max),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

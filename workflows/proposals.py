@@ -1,0 +1,263 @@
+"""Proposals: what the agent wants to do, waiting for a person (or a policy) to decide.
+
+Pure code. A proposal is a plain dict so it reads the same in queries, the CLI and
+the continue-as-new input:
+
+    id            "<member_id>:<trigger key>:<index>", deterministic from content, so a
+                  reset that re-runs the agent recreates the same ids and a reapplied
+                  decision still finds its proposal
+    action        grant_points | change_tier | flag_fraud | message_member
+    arguments     {"points": 150} | {"tier": "Gold"} | {} | {"text": "..."}
+    reason        the agent's reason
+    trigger       {"kind", "key", "event_id"}
+    model         which model proposed it ("offline rules model", ...)
+    tokens, cost_usd   this proposal's share of the agent run that made it
+    status        pending | approved | rejected | expired
+    created_at, expires_at, decided_by, decided_at, decision_reason, policy
+    ledger_seq    the ledger entry an approved grant made
+    effect        for outbox actions once approved: pending | delivered
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from workflows.agent_io import iso, parse_iso
+from workflows.agent_policy import ACTIONS, OUTBOX_KINDS, AgentPolicy
+from workflows.rules import TIER_NAMES
+
+DECIDED_KEEP = 50  # decided proposals carried across runs (pending ones are all kept)
+MAX_TEXT = 1_000
+MAX_REASON = 500
+AUTO_APPROVE_POLICY = "policy:auto-approve-small-grants"
+EXPIRY = "system:expiry"
+
+
+def owner_of(proposal_id: str) -> str:
+    return proposal_id.split(":", 1)[0]
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_draft(
+    draft: dict[str, Any], policy: AgentPolicy, *, tier: str
+) -> tuple[dict[str, Any], str | None]:
+    """Normalized arguments and, when a guardrail refuses the draft, why (one line)."""
+    action = draft.get("action")
+    args = draft.get("arguments") or {}
+    if action not in ACTIONS:
+        return {}, f"unknown action {str(action)[:40]!r}"
+    if not isinstance(args, dict):
+        return {}, "arguments must be an object"
+    if action == "grant_points":
+        points = args.get("points")
+        if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
+            return {"points": points}, "points must be a positive whole number"
+        if points > policy.points_cap:
+            return {"points": points}, (
+                f"{points:,} points is above the cap of {policy.points_cap:,} per proposal"
+            )
+        return {"points": points}, None
+    if action == "change_tier":
+        target = args.get("tier")
+        if target not in TIER_NAMES:
+            return {"tier": str(target)[:40]}, f"unknown tier; expected one of {TIER_NAMES}"
+        if target == tier:
+            return {"tier": target}, f"the member is already {tier}"
+        return {"tier": target}, None
+    if action == "message_member":
+        text = args.get("text")
+        if not isinstance(text, str) or not text.strip():
+            return {"text": ""}, "the message is empty"
+        return {"text": _clip(text, MAX_TEXT)}, None
+    return {}, None  # flag_fraud: the reason says it all
+
+
+class ProposalBook:
+    """One member's proposals: pending ones and the most recent decided ones."""
+
+    def __init__(self, member_id: str, records: list[dict[str, Any]] | None = None) -> None:
+        self.member_id = member_id
+        self.records: list[dict[str, Any]] = list(records or [])
+        self._by_id = {r["id"]: r for r in self.records}
+
+    # -- creating -------------------------------------------------------------
+
+    def create(
+        self,
+        drafts: list[dict[str, Any]],
+        *,
+        trigger: dict[str, Any],
+        model: str,
+        tokens: int,
+        cost_usd: float,
+        tier: str,
+        now: datetime,
+        policy: AgentPolicy,
+    ) -> list[dict[str, Any]]:
+        """Turn an agent run's drafts into proposals; guardrails reject bad ones on the spot.
+
+        Ids are `<member>:<trigger key>:<index>`, so a re-run of the same trigger (after
+        a reset) makes the same ids; a draft whose id exists already is not made twice.
+        """
+        made: list[dict[str, Any]] = []
+        share = len(drafts) or 1
+        pending = len(self.pending())
+        for index, draft in enumerate(drafts[: policy.max_proposals_per_run]):
+            proposal_id = f"{self.member_id}:{trigger['key']}:{index}"
+            if proposal_id in self._by_id:
+                continue
+            args, refused = check_draft(draft, policy, tier=tier)
+            if refused is None and pending >= policy.max_pending:
+                refused = f"the member already has {pending} pending proposals"
+            record: dict[str, Any] = {
+                "id": proposal_id,
+                "member_id": self.member_id,
+                "action": draft.get("action") if draft.get("action") in ACTIONS else "unknown",
+                "arguments": args,
+                "reason": _clip(str(draft.get("reason") or ""), MAX_REASON),
+                "trigger": {k: trigger.get(k) for k in ("kind", "key", "event_id")},
+                "model": model,
+                "tokens": tokens // share + (tokens % share if index == 0 else 0),
+                "cost_usd": round(cost_usd / share, 6),
+                "status": "pending",
+                "created_at": iso(now),
+                "expires_at": iso(now + timedelta(seconds=policy.proposal_ttl_seconds)),
+                "decided_by": None,
+                "decided_at": None,
+                "decision_reason": None,
+                "policy": None,
+            }
+            if refused:
+                record.update(
+                    status="rejected",
+                    decided_by="guardrail",
+                    decided_at=iso(now),
+                    decision_reason=f"refused by guardrail: {refused}",
+                )
+            else:
+                pending += 1
+            self._add(record)
+            made.append(record)
+        self._trim()
+        return made
+
+    def auto_approvable(self, record: dict[str, Any], policy: AgentPolicy) -> bool:
+        return (
+            record["status"] == "pending"
+            and record["action"] == "grant_points"
+            and 0
+            < record["arguments"]["points"]
+            <= min(policy.auto_approve_max_points, policy.points_cap)
+        )
+
+    # -- deciding -------------------------------------------------------------
+
+    def check_decision(
+        self, proposal_id: str, approve: bool, *, now: datetime, policy: AgentPolicy
+    ) -> str | None:
+        """Why this decision cannot be made (one line), or None."""
+        owner = owner_of(proposal_id)
+        if owner != self.member_id:
+            return f"proposal {proposal_id!r} belongs to member {owner!r}, not {self.member_id!r}"
+        record = self._by_id.get(proposal_id)
+        if record is None:
+            return f"unknown proposal {proposal_id!r}"
+        if record["status"] == "expired":
+            return f"proposal {proposal_id} expired at {record['expires_at']}"
+        if record["status"] != "pending":
+            return (
+                f"proposal {proposal_id} was already {record['status']} "
+                f"by {record['decided_by']} at {record['decided_at']}"
+            )
+        if now >= parse_iso(record["expires_at"]):
+            return f"proposal {proposal_id} expired at {record['expires_at']}"
+        if approve and record["action"] == "grant_points":
+            points = record["arguments"].get("points", 0)
+            if points > policy.points_cap:
+                return (
+                    f"proposal {proposal_id} grants {points:,} points, above the cap of "
+                    f"{policy.points_cap:,} per proposal; it can only be rejected"
+                )
+        return None
+
+    def decide(
+        self,
+        proposal_id: str,
+        approve: bool,
+        *,
+        actor: str,
+        reason: str,
+        now: datetime,
+        policy_text: str | None = None,
+    ) -> dict[str, Any]:
+        """Record a decision; check_decision first. Outbox actions get an effect to deliver."""
+        record = self._by_id[proposal_id]
+        record.update(
+            status="approved" if approve else "rejected",
+            decided_by=actor,
+            decided_at=iso(now),
+            decision_reason=_clip(reason, MAX_REASON),
+            policy=policy_text,
+        )
+        if approve and record["action"] in OUTBOX_KINDS:
+            record["effect"] = "pending"
+        self._trim()
+        return record
+
+    def expire_due(self, now: datetime) -> list[dict[str, Any]]:
+        expired = []
+        for record in self.pending():
+            if parse_iso(record["expires_at"]) <= now:
+                record.update(
+                    status="expired",
+                    decided_by=EXPIRY,
+                    decided_at=record["expires_at"],
+                    decision_reason="not decided before it expired",
+                )
+                expired.append(record)
+        if expired:
+            self._trim()
+        return expired
+
+    # -- views ----------------------------------------------------------------
+
+    def get(self, proposal_id: str) -> dict[str, Any] | None:
+        return self._by_id.get(proposal_id)
+
+    def pending(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["status"] == "pending"]
+
+    def pending_count(self) -> int:
+        return sum(1 for r in self.records if r["status"] == "pending")
+
+    def undelivered(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("effect") == "pending"]
+
+    def next_expiry(self) -> datetime | None:
+        times = [r["expires_at"] for r in self.records if r["status"] == "pending"]
+        return parse_iso(min(times)) if times else None
+
+    def has_trigger(self, key: str) -> bool:
+        return any(r["trigger"]["key"] == key for r in self.records)
+
+    # -- internals --------------------------------------------------------------
+
+    def _add(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        self._by_id[record["id"]] = record
+
+    def _trim(self) -> None:
+        """Keep every pending or undelivered proposal and the most recent decided ones."""
+        decided = [
+            r for r in self.records if r["status"] != "pending" and r.get("effect") != "pending"
+        ]
+        if len(decided) <= DECIDED_KEEP:
+            return
+        drop = {r["id"] for r in decided[: len(decided) - DECIDED_KEEP]}
+        self.records = [r for r in self.records if r["id"] not in drop]
+        self._by_id = {r["id"]: r for r in self.records}
