@@ -259,7 +259,7 @@ def _ledger_diff(
 
 
 async def live_state(client: Client, member_id: str) -> dict[str, Any]:
-    handle = client.get_workflow_handle_for(MemberWorkflow.run, member_workflow_id(member_id))
+    handle = client.get_workflow_handle(member_workflow_id(member_id))
     state: dict[str, Any] = await handle.query(MemberWorkflow.state)
     return state
 
@@ -328,7 +328,7 @@ async def heal_member(client: Client, member_id: str, anchor_run: str) -> int:
     (the server reapplies only along the reset's base chain). Idempotent: the member
     ignores an event it already counted and an adjustment whose request id it knows."""
     steps = await plan(client, member_id, anchor_run, None)
-    handle = client.get_workflow_handle_for(MemberWorkflow.run, member_workflow_id(member_id))
+    handle = client.get_workflow_handle(member_workflow_id(member_id))
     events = [item.payload for item in steps.missing if item.kind == "event"]
     for i in range(0, len(events), REDELIVER_CHUNK):
         await handle.signal(SIGNAL_EVENTS, events[i : i + REDELIVER_CHUNK])
@@ -367,7 +367,7 @@ async def verify_member(
     """After the repair: the member no longer runs the bad build and its live state is
     what the current rules compute from its history since the reset."""
     workflow_id = member_workflow_id(member_id)
-    handle = client.get_workflow_handle_for(MemberWorkflow.run, workflow_id)
+    handle = client.get_workflow_handle(workflow_id)
     live = _fields(await handle.execute_update(MemberWorkflow.sync))
     expected_now: dict[str, Any] | None = None
     if expected is not None and _fields(expected) == live:

@@ -77,7 +77,7 @@ async def agents_idle(client: Client, members: list[str], timeout: float = 600) 
     started = time.perf_counter()
 
     async def busy(member: str) -> bool:
-        handle = client.get_workflow_handle_for(MemberWorkflow.run, member_workflow_id(member))
+        handle = client.get_workflow_handle(member_workflow_id(member))
         agent = (await handle.query(MemberWorkflow.agent))["agent"]
         return bool(agent["queued"] or agent["running"])
 
@@ -193,9 +193,9 @@ async def scenario(args: argparse.Namespace, data_dir: Path, *, agent: bool) -> 
         owners = sorted({pid.split(":", 1)[0] for pid in approved})
 
         async def goodwill(member: str) -> list[str]:
-            state = await client.get_workflow_handle_for(
-                MemberWorkflow.run, member_workflow_id(member)
-            ).query(MemberWorkflow.state)
+            state = await client.get_workflow_handle(member_workflow_id(member)).query(
+                MemberWorkflow.state
+            )
             return [e["cause"] for e in state["ledger"] if e["kind"] == "goodwill"]
 
         causes = Counter(c for group in await gather_limited(owners, goodwill) for c in group)

@@ -119,7 +119,7 @@ async def _gather_limited(
 
 
 async def member_proposals(client: Client, member_id: str) -> list[dict[str, Any]]:
-    handle = client.get_workflow_handle_for(MemberWorkflow.run, member_workflow_id(member_id))
+    handle = client.get_workflow_handle(member_workflow_id(member_id))
     try:
         return await handle.query(MemberWorkflow.proposals)
     except RPCError as error:
@@ -207,7 +207,7 @@ async def decide(
     member_id = owner_of(proposal_id)
     if not member_id or ":" not in proposal_id:
         raise ApprovalError(f"{proposal_id!r} is not a proposal id (member:trigger:index)")
-    handle = client.get_workflow_handle_for(MemberWorkflow.run, member_workflow_id(member_id))
+    handle = client.get_workflow_handle(member_workflow_id(member_id))
     decision = Decision(proposal_id, approve, reason.strip(), actor or operator(), policy)
     try:
         # the SDK's types don't see through an async update method's coroutine
@@ -305,9 +305,7 @@ async def costs(
     rows = await list_members(client, scoped(query, task_queue), limit=None)
 
     async def read(row: dict[str, Any]) -> dict[str, Any] | None:
-        handle = client.get_workflow_handle_for(
-            MemberWorkflow.run, member_workflow_id(row["member_id"])
-        )
+        handle = client.get_workflow_handle(member_workflow_id(row["member_id"]))
         try:
             return await handle.query(MemberWorkflow.agent)
         except RPCError:

@@ -154,7 +154,7 @@ async def _member(args: argparse.Namespace) -> int:
     from workflows.member import MemberWorkflow, member_workflow_id
 
     client = await connect(target_of(args))
-    handle = client.get_workflow_handle_for(MemberWorkflow.run, member_workflow_id(args.member_id))
+    handle = client.get_workflow_handle(member_workflow_id(args.member_id))
     try:
         state = await handle.query(MemberWorkflow.state)
     except RPCError as error:

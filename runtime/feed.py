@@ -158,9 +158,7 @@ async def wait_applied(
 
     async def one(member_id: str) -> tuple[str, dict[str, Any]]:
         async with gate:
-            handle = client.get_workflow_handle_for(
-                MemberWorkflow.run, member_workflow_id(member_id)
-            )
+            handle = client.get_workflow_handle(member_workflow_id(member_id))
             return member_id, await handle.execute_update(MemberWorkflow.sync)
 
     return dict(await asyncio.gather(*(one(m) for m in member_ids)))

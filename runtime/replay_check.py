@@ -112,7 +112,7 @@ async def check_member(
                 requests.add(item.payload.request_id)
                 if book.check_adjustment(item.payload.points, item.payload.reason) is None:
                     book.adjust(item.payload.points, item.payload.reason, item.at_utc, "candidate")
-    handle = client.get_workflow_handle_for(MemberWorkflow.run, workflow_id)
+    handle = client.get_workflow_handle(workflow_id)
     live = await handle.query(MemberWorkflow.state)
     computed = book.summary()
     result.differences = {

@@ -22,7 +22,7 @@ from runtime.simulate import simulate
 from runtime.worker import WorkerSettings, announce, build_worker
 from tests.conftest import temporal_binary
 from workflows import search_attributes as sa
-from workflows.member import MemberWorkflow, member_workflow_id
+from workflows.member import member_workflow_id
 
 FIXTURES = Path(__file__).parent / "fixtures" / "histories"
 
@@ -53,7 +53,7 @@ async def record(build_id: str) -> Path:
             await send_member(client, target, member, events[:60], bulk=False)
             await send_member(client, target, member, events[60:], bulk=True)
             state = (await wait_applied(client, [member]))[member]
-            handle = client.get_workflow_handle_for(MemberWorkflow.run, member_workflow_id(member))
+            handle = client.get_workflow_handle(member_workflow_id(member))
             history = await handle.fetch_history()
         FIXTURES.mkdir(parents=True, exist_ok=True)
         path = FIXTURES / f"member-{build_id}.json"

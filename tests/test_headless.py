@@ -173,7 +173,7 @@ async def test_restart_on_the_same_data_dir_keeps_every_member(tmp_path: Path) -
         client = await Client.connect(info["address"])
         states = await wait_applied(client, members)
         assert states == before
-        handle = client.get_workflow_handle_for(MemberWorkflow.run, member_workflow_id(members[0]))
+        handle = client.get_workflow_handle(member_workflow_id(members[0]))
         assert (await handle.query(MemberWorkflow.state))["events_processed"] == 10
     finally:
         await stop(worker)

@@ -115,7 +115,7 @@ class AgentDeployment:
             yield
 
     def handle(self, member: str) -> WorkflowHandle[MemberWorkflow, None]:
-        return self.client.get_workflow_handle_for(MemberWorkflow.run, member_workflow_id(member))
+        return self.client.get_workflow_handle(member_workflow_id(member))
 
     async def start(self, member: str, **limits: int) -> None:
         await self.client.start_workflow(

@@ -124,9 +124,7 @@ async def test_member_with_5000_events_continues_as_new_and_is_right(
     ]
     async with deployment.worker("1.0"):
         await feed_and_sync(deployment.client, deployment.target, member, events, bulk=True)
-        handle = deployment.client.get_workflow_handle_for(
-            MemberWorkflow.run, member_workflow_id(member)
-        )
+        handle = deployment.client.get_workflow_handle(member_workflow_id(member))
 
         async def next_run() -> dict | None:
             state = await handle.query(MemberWorkflow.state)
@@ -169,7 +167,7 @@ async def test_adjustment_update_validates_and_is_idempotent(deployment: Deploym
     client = deployment.client
     async with deployment.worker("1.0"):
         await feed_and_sync(client, deployment.target, member, [trip(member, 1, 10_000)])
-        handle = client.get_workflow_handle_for(MemberWorkflow.run, member_workflow_id(member))
+        handle = client.get_workflow_handle(member_workflow_id(member))
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(
                 MemberWorkflow.adjust, Adjustment(-500, "typo fix", "ops", "req-1")
