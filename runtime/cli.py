@@ -299,7 +299,29 @@ def _defaults(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
+def _quiet_sdk_logs() -> None:
+    """The SDK's native core logs to stdout by default, which would corrupt --json output:
+    forward its warnings to Python logging, which writes to stderr."""
+    import logging
+
+    from temporalio.runtime import (
+        LogForwardingConfig,
+        LoggingConfig,
+        Runtime,
+        TelemetryConfig,
+        TelemetryFilter,
+    )
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    forwarding = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
+    logs = LoggingConfig(TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding)
+    Runtime.set_default(
+        Runtime(telemetry=TelemetryConfig(logging=logs)), error_if_already_set=False
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_sdk_logs()
     args = _defaults(build_parser().parse_args(argv))
     func = getattr(args, "func", cmd_app)
     try:
