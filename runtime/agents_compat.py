@@ -86,9 +86,33 @@ def install() -> None:
             return _set(provider, disabled)
 
         model_retry.provider_managed_retries_disabled = provider_managed_retries_disabled
+    _tolerant_trace_scope()
     if websocket is not None and hasattr(model_retry, "websocket_pre_event_retries_disabled"):
 
         def websocket_pre_event_retries_disabled(disabled: bool) -> Any:
             return _set(websocket, disabled)
 
         model_retry.websocket_pre_event_retries_disabled = websocket_pre_event_retries_disabled
+
+
+def _tolerant_trace_scope() -> None:
+    """The run's trace scope resets its ContextVars the same way (even with tracing off)."""
+    try:
+        from agents.tracing import scope
+    except ImportError:
+        return
+    for method, var_name in (
+        ("reset_current_span", "_current_span"),
+        ("reset_current_trace", "_current_trace"),
+    ):
+        var = getattr(scope, var_name, None)
+        if var is None or not hasattr(scope.Scope, method):
+            continue
+
+        def reset(cls: Any, token: Any, _var: ContextVar[Any] = var) -> None:
+            try:
+                _var.reset(token)
+            except ValueError:
+                pass  # finalized by the garbage collector in another Context
+
+        setattr(scope.Scope, method, classmethod(reset))

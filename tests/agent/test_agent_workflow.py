@@ -329,7 +329,9 @@ async def test_agent_state_survives_continue_as_new(agents: AgentDeployment) -> 
         await agents.start(member, max_signals=3)
         await agents.feed(member, [ticket(member, 1, CHARGE)])
         first = by_action(await agents.proposals_made(member, 2))
-        state = await agents.feed(member, [trip(member, n, 1_000 + n) for n in range(1, 8)])
+        state = await agents.feed(
+            member, [trip(member, n, 1_000 + n, hour=8 + n) for n in range(1, 8)]
+        )
         state = await agents.wait_for(member, lambda s: s["runs"] >= 2)
         assert by_action(state["proposals"])["grant_points"]["status"] == "pending"
         assert state["costs"]["model_calls"] == 1

@@ -55,7 +55,13 @@ async def test_stopping_mid_run_is_clean_and_the_run_resumes(agents: AgentDeploy
     assert [r for r in raised if "different Context" in r] == []
     async with agents.worker():
         state = await agents.wait_for(
-            member, lambda s: s["agent"]["runs"] >= 3 and s["agent"]["running"] is None, timeout=60
+            member,
+            lambda s: (
+                s["agent"]["runs"] >= 3
+                and s["agent"]["running"] is None
+                and not s["agent"]["queued"]
+            ),
+            timeout=60,
         )
     # the run in flight met a worker with another model activity kind (a local activity
     # for the offline model): it failed fast as non-deterministic and its trigger reran
