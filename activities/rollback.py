@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from temporalio import activity
 
@@ -22,39 +24,49 @@ from workflows.rollback_messages import (
 
 @activity.defn(name=FIND_DAMAGE)
 async def find_damage(input: FindDamageInput) -> FindDamageResult:
-    heartbeat = asyncio.create_task(_heartbeat_until_done())
-    try:
+    async with heartbeating():
         scanned, damaged = await repair.find_damage(
             activity.client(), input.bad_build, query=input.query
         )
-    finally:
-        heartbeat.cancel()
     return FindDamageResult(scanned=scanned, damaged=damaged)
 
 
 @activity.defn(name=RESET_MEMBER)
 async def reset_member(input: ResetInput) -> ResetOutcome:
-    return await repair.reset_member(
-        activity.client(),
-        input.member_id,
-        input.bad_build,
-        request_id=input.request_id,
-        reason=input.reason,
-        identity=input.identity,
-    )
+    async with heartbeating():
+        return await repair.reset_member(
+            activity.client(),
+            input.member_id,
+            input.bad_build,
+            request_id=input.request_id,
+            reason=input.reason,
+            identity=input.identity,
+        )
 
 
 @activity.defn(name=VERIFY_MEMBER)
 async def verify_member(input: VerifyInput) -> VerifyOutcome:
-    return await repair.verify_member(
-        activity.client(), input.member_id, input.bad_build, input.anchor_run_id, input.expected
-    )
+    async with heartbeating():
+        return await repair.verify_member(
+            activity.client(), input.member_id, input.bad_build, input.anchor_run_id, input.expected
+        )
 
 
-async def _heartbeat_until_done() -> None:
-    while True:
-        activity.heartbeat()
-        await asyncio.sleep(10)
+@asynccontextmanager
+async def heartbeating(interval_s: float = 2.0) -> AsyncIterator[None]:
+    """Heartbeat while the body runs, so a killed worker's activity is retried elsewhere
+    after the heartbeat timeout rather than after the whole start-to-close timeout."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(interval_s)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 ROLLBACK_ACTIVITIES = [find_damage, reset_member, verify_member]

@@ -74,12 +74,12 @@ async def _cancel_leftovers() -> None:
 
 
 def _configure_logging() -> None:
+    """The app logs at INFO unless LOYALTY_DESK_LOG_LEVEL says otherwise; the CLI may
+    already have installed a stderr handler at its own (quieter) default."""
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(
-            level=os.environ.get("LOYALTY_DESK_LOG_LEVEL", "INFO").upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root.setLevel(os.environ.get("LOYALTY_DESK_LOG_LEVEL", "INFO").upper())
 
 
 def _log_window_shown() -> None:

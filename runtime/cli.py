@@ -312,7 +312,11 @@ def _quiet_sdk_logs() -> None:
         TelemetryFilter,
     )
 
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    logging.basicConfig(
+        level=os.environ.get("LOYALTY_DESK_LOG_LEVEL", "WARNING").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     forwarding = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
     logs = LoggingConfig(TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding)
     Runtime.set_default(

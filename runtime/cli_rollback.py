@@ -250,8 +250,10 @@ async def _replay_check(args: argparse.Namespace) -> int:
     lines.append(f"  {'member':<22} {'runs':>4} {'events':>6}  verdict")
     for m in report.members:
         verdict = "GO" if m.go else "NO-GO"
-        why = m.nondeterminism or ", ".join(
-            f"{k} live {v[0]} vs candidate {v[1]}" for k, v in m.differences.items()
+        why = (
+            m.nondeterminism
+            or m.unchecked
+            or ", ".join(f"{k} live {v[0]} vs candidate {v[1]}" for k, v in m.differences.items())
         )
         lines.append(
             f"  {m.member_id:<22} {m.runs:>4} {m.events:>6}  {verdict}"

@@ -42,6 +42,13 @@ def member_row(execution: WorkflowExecution) -> dict[str, Any]:
     }
 
 
+def deployment_query(deployment_name: str, query: str | None = None) -> str:
+    """Members whose current run belongs to one worker deployment (other deployments on
+    the same namespace run other code and have other workers), plus an optional filter."""
+    scope = f"TemporalWorkerDeployment = '{deployment_name}'"
+    return f"{scope} AND ({query})" if query else scope
+
+
 async def list_members(
     client: Client, query: str | None = None, *, limit: int | None = 100
 ) -> list[dict[str, Any]]:

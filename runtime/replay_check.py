@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from activities.history import chain_histories, received, run_input
 from activities.repair import bounded
 from runtime import deployment
-from runtime.members import list_members
+from runtime.members import deployment_query, list_members
 from runtime.worker import default_build_id, sandbox_runner, workflow_classes
 from workflows import drill
 from workflows.ids import member_workflow_id
@@ -34,10 +35,11 @@ class MemberCheck:
     events: int = 0
     nondeterminism: str | None = None
     differences: dict[str, list[Any]] = field(default_factory=dict)  # field: [live, candidate]
+    unchecked: str | None = None  # why the live state could not be compared
 
     @property
     def go(self) -> bool:
-        return self.nondeterminism is None and not self.differences
+        return self.nondeterminism is None and not self.differences and self.unchecked is None
 
 
 @dataclass
@@ -58,6 +60,7 @@ class ReplayReport:
             "members": len(self.members),
             "nondeterministic": sum(1 for m in self.members if m.nondeterminism),
             "state_differs": sum(1 for m in self.members if m.differences),
+            "unchecked": sum(1 for m in self.members if m.unchecked),
             "results": [
                 {
                     "member_id": m.member_id,
@@ -66,6 +69,7 @@ class ReplayReport:
                     "events": m.events,
                     "nondeterminism": m.nondeterminism,
                     "differences": m.differences,
+                    "unchecked": m.unchecked,
                 }
                 for m in self.members
             ],
@@ -113,7 +117,12 @@ async def check_member(
                 if book.check_adjustment(item.payload.points, item.payload.reason) is None:
                     book.adjust(item.payload.points, item.payload.reason, item.at_utc, "candidate")
     handle = client.get_workflow_handle(workflow_id)
-    live = await handle.query(MemberWorkflow.state)
+    try:
+        live = await handle.query(MemberWorkflow.state)
+    except RPCError as err:
+        # no worker for its task queue, or the query timed out: say so, never guess
+        result.unchecked = f"live state unavailable: {err.message}"
+        return result
     computed = book.summary()
     result.differences = {
         k: [live[k], computed[k]] for k in COMPARED_FIELDS if live[k] != computed[k]
@@ -131,7 +140,10 @@ async def replay_check(
     concurrency: int = 4,
 ) -> ReplayReport:
     bug = await resolve_candidate(client, deployment_name, build)
-    members = [row["member_id"] for row in await list_members(client, query, limit=limit)]
+    members = [
+        row["member_id"]
+        for row in await list_members(client, deployment_query(deployment_name, query), limit=limit)
+    ]
     replayer = Replayer(workflows=list(workflow_classes()), workflow_runner=sandbox_runner())
     # the drill override is process-wide: replay members one at a time per candidate
     lock = asyncio.Lock()

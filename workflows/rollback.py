@@ -39,6 +39,9 @@ ACTIVITY_RETRY = RetryPolicy(
     maximum_attempts=10,
 )
 
+# a killed worker's activity is retried after this long, not after its whole timeout
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+
 
 @dataclass
 class RollbackInput:
@@ -93,7 +96,7 @@ class RollbackWorkflow:
             FindDamageInput(input.bad_build, input.query),
             result_type=FindDamageResult,
             start_to_close_timeout=timedelta(minutes=10),
-            heartbeat_timeout=timedelta(minutes=1),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=ACTIVITY_RETRY,
         )
         self._scanned = plan.scanned
@@ -145,6 +148,7 @@ class RollbackWorkflow:
                 ),
                 result_type=ResetOutcome,
                 start_to_close_timeout=timedelta(minutes=2),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=ACTIVITY_RETRY,
             )
             progress.status = outcome.status
@@ -167,6 +171,7 @@ class RollbackWorkflow:
                     ),
                     result_type=VerifyOutcome,
                     start_to_close_timeout=timedelta(minutes=2),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=ACTIVITY_RETRY,
                 )
                 progress.verified = outcome.ok
