@@ -37,14 +37,7 @@ def temporal_binary() -> str:
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
-        search_attributes=[
-            sa.TIER,
-            sa.POINTS,
-            sa.LAST_EVENT_AT,
-            sa.PENDING_PROPOSALS,
-            sa.DRILL,
-            sa.ROLLBACK_STATE,
-        ],
+        search_attributes=sa.ALL_KEYS,
         dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal"],
     )
     yield env

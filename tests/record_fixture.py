@@ -30,14 +30,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "histories"
 async def record(build_id: str) -> Path:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
-        search_attributes=[
-            sa.TIER,
-            sa.POINTS,
-            sa.LAST_EVENT_AT,
-            sa.PENDING_PROPOSALS,
-            sa.DRILL,
-            sa.ROLLBACK_STATE,
-        ],
+        search_attributes=sa.ALL_KEYS,
     )
     try:
         client = env.client

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from temporalio.common import SearchAttributeKey
 
-SEARCH_ATTRIBUTE_TYPES: dict[str, str] = {
-    "LoyaltyTier": "Keyword",
-    "LoyaltyPoints": "Int",
-    "LoyaltyLastEventAt": "Datetime",
-    "LoyaltyPendingProposals": "Int",
-    "LoyaltyDrill": "Keyword",
-    "LoyaltyRollbackState": "Keyword",
-}
-
 TIER = SearchAttributeKey.for_keyword("LoyaltyTier")
 POINTS = SearchAttributeKey.for_int("LoyaltyPoints")
 LAST_EVENT_AT = SearchAttributeKey.for_datetime("LoyaltyLastEventAt")
 PENDING_PROPOSALS = SearchAttributeKey.for_int("LoyaltyPendingProposals")
 DRILL = SearchAttributeKey.for_keyword("LoyaltyDrill")
 ROLLBACK_STATE = SearchAttributeKey.for_keyword("LoyaltyRollbackState")
+
+ALL_KEYS = (TIER, POINTS, LAST_EVENT_AT, PENDING_PROPOSALS, DRILL, ROLLBACK_STATE)
+
+# as `temporal server start-dev --search-attribute NAME=TYPE` spells the types
+_CLI_TYPE = {"KEYWORD": "Keyword", "INT": "Int", "DATETIME": "Datetime"}
+SEARCH_ATTRIBUTE_TYPES: dict[str, str] = {
+    key.name: _CLI_TYPE[key.indexed_value_type.name] for key in ALL_KEYS
+}
