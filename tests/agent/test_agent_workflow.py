@@ -15,12 +15,14 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.openai_agents.testing import ResponseBuilders, TestModel
+from temporalio.worker import Replayer
 
 from activities.offline_model import OfflineRulesModel
+from runtime.worker import sandbox_runner
 from tests.agent.conftest import CHARGE, INJECTION, AgentDeployment, new_member, ticket, trip
 from tests.conftest import eventually
 from workflows import search_attributes as sa
-from workflows.member import member_workflow_id
+from workflows.member import MemberWorkflow, member_workflow_id
 
 
 def by_action(proposals: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -469,6 +471,12 @@ async def test_approved_tier_change_moves_the_tier_once_and_survives_continue_as
         )
         (row,) = agents.outbox(change["id"])
         assert row["kind"] == "tier_change"
+        # the history with the approval (and its patch marker) replays deterministically
+        history = await agents.handle(member).fetch_history()
+        assert any(e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED for e in history.events)
+        replayer = Replayer(workflows=[MemberWorkflow], workflow_runner=sandbox_runner())
+        replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        assert replayed.replay_failure is None, replayed.replay_failure
 
         # the next trips earn at Gold's 125 % and the grant outlives continue-as-new
         state = await agents.feed(member, [trip(member, n, 10_000, day=2) for n in range(2, 5)])
