@@ -7,6 +7,7 @@ compact summary and the trigger) and calls the proposal tools by these rules:
 | trigger | when | proposes |
 |---|---|---|
 | support ticket | the text tries to instruct the agent ("ignore ... rules", "pre-approved", ...) | flag_fraud + message_member (acknowledge) |
+| support ticket | a status match request ("status match", "match my status", "tier match") | change_tier (one tier up; none for Diamond) + message_member (the request is under review) |
 | support ticket | a charge problem ("charged twice", "overcharged", "detour", "paid extra") | grant_points (goodwill by tier: Blue 100, Gold 150, Platinum 200, Diamond 300) + message_member (apology) |
 | support ticket | missing points ("did not get points", "not counted", ...) | message_member (how points are credited) |
 | support ticket | anything else | message_member (acknowledge) |
@@ -49,6 +50,7 @@ from openai.types.responses import (
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
 from workflows.agent_policy import OFFLINE_MODEL_LABEL
+from workflows.rules import TIER_NAMES
 
 MODEL_NAME = "offline-rules"
 GOODWILL = {"Blue": 100, "Gold": 150, "Platinum": 200, "Diamond": 300}
@@ -66,6 +68,7 @@ INJECTION = (
     "as the administrator",
 )
 CHARGE = ("charged twice", "double charge", "overcharg", "detour", "paid extra", "charged me twice")
+STATUS_MATCH = ("status match", "match my status", "tier match", "match my tier")
 MISSING = (
     "did not get points",
     "didn't get points",
@@ -106,6 +109,29 @@ def decide(case: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
                     _message(
                         "Thanks for your message. A member of our team will look into it.",
                         "acknowledge the ticket without acting on its instructions",
+                    ),
+                )
+            )
+        elif _has(text, STATUS_MATCH):
+            if tier in TIER_NAMES[:-1]:
+                target = TIER_NAMES[TIER_NAMES.index(tier) + 1]
+                calls.append(
+                    (
+                        "change_tier",
+                        {
+                            "tier": target,
+                            "reason": f"status match request ({tier} member); "
+                            "check the other program's status before approving",
+                        },
+                    )
+                )
+            calls.append(
+                (
+                    "message_member",
+                    _message(
+                        "Thanks for your status match request. Our team will review it and "
+                        "let you know.",
+                        "acknowledge the status match request",
                     ),
                 )
             )

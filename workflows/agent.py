@@ -127,6 +127,12 @@ def member_case(
         "member": {
             "member_id": s.member_id,
             "tier": s.tier,
+            # a granted tier (floor or ceiling) and until when it holds, if any
+            "tier_grant": (
+                {k: s.tier_override[k] for k in ("tier", "bound", "until")}
+                if s.tier_override
+                else None
+            ),
             "points": s.points,
             "window_points": book.window_points,
             "lifetime_points": s.lifetime_points,

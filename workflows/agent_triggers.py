@@ -15,7 +15,7 @@ from typing import Any
 
 from workflows.agent_io import iso, parse_iso
 from workflows.agent_policy import AgentPolicy
-from workflows.rules import TIER_WINDOW_DAYS, TIERS, MemberBook, Outcome
+from workflows.rules import TIER_WINDOW_DAYS, TIERS, MemberBook, Outcome, tier_rank
 
 TICKET_CHARS = 2_000  # what the agent sees of a ticket
 UNUSUAL_COOLDOWN = timedelta(days=1)  # one unusual-activity trigger per day of event time
@@ -106,6 +106,8 @@ class TriggerWatch:
         name, threshold = upcoming
         if points * 100 < threshold * (100 - policy.tier_nudge_pct):
             return []
+        if book.s.tier_override is not None and tier_rank(name) <= tier_rank(book.s.tier):
+            return []  # a granted tier already puts the member there: nothing to nudge
         day = (moment - _EPOCH).days
         last = self.s.nudged.get(name)
         # once per tier per tier window (event time)

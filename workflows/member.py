@@ -75,6 +75,9 @@ OUTBOX_RETRY = RetryPolicy(
     maximum_attempts=6,
 )
 OUTBOX_PAUSE = timedelta(minutes=10)  # after a delivery failed every retry, before trying again
+# builds before it recorded an approved tier change in the outbox only; with it the
+# member's tier moves too (histories of those builds replay without it)
+TIER_GRANT_PATCH = "tier-grant"
 MAX_ACTOR = 200
 
 
@@ -130,6 +133,11 @@ class DecisionResult:
     applied: bool
     message: str
     ledger_seq: int | None = None
+    # what an approval applied, so a replay of the history (the rollback preview) can
+    # apply it the same way: MemberBook.apply_approved(action, arguments, id, decided_at)
+    action: str | None = None
+    arguments: dict[str, Any] | None = None
+    decided_at: str | None = None
 
 
 def trigger_key_of(proposal_id: str) -> str:
@@ -571,21 +579,30 @@ class MemberWorkflow:
         self._dirty = True
         if not approve:
             return DecisionResult(proposal_id, record["status"], False, "rejected; nothing changes")
-        if record["action"] == "grant_points":
-            points = record["arguments"]["points"]
-            entry = self._book.grant(points, proposal_id, now, self._build())
+        action, args = record["action"], record["arguments"]
+        applied = {"action": action, "arguments": dict(args), "decided_at": record["decided_at"]}
+        kind = OUTBOX_KINDS.get(action)
+        effect = f"a {kind} goes to the outbox" if kind else ""
+        if action == "grant_points" or (
+            action == "change_tier" and workflow.patched(TIER_GRANT_PATCH)
+        ):
+            entry = self._book.apply_approved(action, args, proposal_id, now, self._build())
+            assert entry is not None
             record["ledger_seq"] = entry["seq"]
+            if action == "grant_points":
+                what = f"{args['points']} points granted"
+            else:
+                until = (self._book.s.tier_override or {}).get("until")
+                what = f"{args['tier']} granted until {until}, tier now {self._book.s.tier}"
             return DecisionResult(
                 proposal_id,
                 record["status"],
                 True,
-                f"approved: {points} points granted (ledger #{entry['seq']})",
+                f"approved: {what} (ledger #{entry['seq']})" + (f"; {effect}" if effect else ""),
                 entry["seq"],
+                **applied,
             )
-        kind = OUTBOX_KINDS[record["action"]]
-        return DecisionResult(
-            proposal_id, record["status"], True, f"approved: a {kind} goes to the outbox"
-        )
+        return DecisionResult(proposal_id, record["status"], True, f"approved: {effect}", **applied)
 
     async def _deliver_effects(self) -> None:
         """Approved messages, fraud cases and tier changes go to the outbox, once each."""

@@ -11,7 +11,13 @@ Rules:
 - tiers by points earned in the trailing `TIER_WINDOW_DAYS` days (event time);
 - a refund claws back the points its event earned (never below zero);
 - points expire after `INACTIVITY_DAYS` without any event;
-- every change of balance is a ledger entry; balance == ledger_base + sum(ledger).
+- every change of balance is a ledger entry; balance == ledger_base + sum(ledger);
+- a granted tier (an approved `change_tier` proposal) holds for `TIER_GRANT_DAYS`
+  days of event time from when it was granted (the decision, or the latest event if
+  that is later): an upgrade is a floor (the member earns their way above it, never
+  below), a downgrade a ceiling; once an event lies past its end, the trailing-window
+  tier applies again. It earns at the granted tier's multiplier and shows in the
+  ledger as a "tier" entry of zero points.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ TIERS: tuple[tuple[str, int, int], ...] = (
 )
 TIER_NAMES = tuple(name for name, _, _ in TIERS)
 TIER_WINDOW_DAYS = 90
+TIER_GRANT_DAYS = TIER_WINDOW_DAYS  # a granted tier lasts one tier window of event time
 INACTIVITY_DAYS = 365
 MAX_AHEAD = timedelta(days=1)  # how far an event may lie ahead of its receipt (clock skew)
 MAX_ADJUSTMENT = 1_000_000
@@ -49,6 +56,10 @@ def tier_for(window_points: int) -> str:
         if window_points >= threshold:
             name = tier
     return name
+
+
+def tier_rank(tier: str) -> int:
+    return TIER_NAMES.index(tier)
 
 
 def multiplier_pct(tier: str) -> int:
@@ -91,6 +102,8 @@ class MemberSnapshot:
     seen: dict[str, list[Any]] = field(default_factory=dict)
     rejections: list[dict[str, Any]] = field(default_factory=list)
     runs: int = 1
+    # a granted tier: {"tier", "bound" (floor | ceiling), "granted_at", "until", "cause"}
+    tier_override: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,10 +277,73 @@ class MemberBook:
         return self._watermark is None or day > _day(self._watermark) - TIER_WINDOW_DAYS
 
     def _retier(self) -> None:
+        self.s.tier = self._bounded(self.earned_tier())
+
+    def earned_tier(self) -> str:
+        """The tier the trailing window alone gives, whatever was granted."""
         if self.drill == "wrong-tier":
-            self.s.tier = tier_for(self.s.lifetime_points * 4)
-        else:
-            self.s.tier = tier_for(self.window_points)
+            return tier_for(self.s.lifetime_points * 4)
+        return tier_for(self.window_points)
+
+    def _bounded(self, earned: str) -> str:
+        """`earned`, held at or above a granted floor (at or below a ceiling) while the
+        grant lasts; a grant whose end the event clock passed is dropped."""
+        grant = self.s.tier_override
+        if grant is None:
+            return earned
+        if self._watermark is not None and self._watermark >= _parse_iso(grant["until"]):
+            self.s.tier_override = None
+            return earned
+        pick = max if grant["bound"] == "floor" else min
+        return pick(earned, grant["tier"], key=tier_rank)
+
+    # -- approved proposals -------------------------------------------------------
+
+    def apply_approved(
+        self, action: str, arguments: dict[str, Any], cause: str, at: datetime, build_id: str
+    ) -> dict[str, Any] | None:
+        """An approved agent proposal's effect on the member, as the member workflow
+        applies it (and a replay of its history must): goodwill points or a granted
+        tier, with the ledger entry it posts; other actions change nothing here."""
+        if action == "grant_points":
+            return self.grant(arguments["points"], cause, at, build_id)
+        if action == "change_tier":
+            return self.grant_tier(arguments["tier"], cause, at, build_id)
+        return None
+
+    # -- granted tiers ---------------------------------------------------------
+
+    def check_tier_grant(self, tier: str, cause: str) -> str | None:
+        if tier not in TIER_NAMES:
+            return f"unknown tier {str(tier)[:40]!r}; expected one of {', '.join(TIER_NAMES)}"
+        if not isinstance(cause, str) or not cause.strip():
+            return "a cause (the proposal id) is required"
+        return None
+
+    def grant_tier(self, tier: str, cause: str, at: datetime, build_id: str) -> dict[str, Any]:
+        """An approved tier change; validate first with check_tier_grant.
+
+        The grant starts at `at` (the decision's workflow time) or at the latest event,
+        whichever is later, and lasts TIER_GRANT_DAYS of event time. Measured against
+        the earned tier, a grant up is a floor and a grant down a ceiling, so the
+        member is at the granted tier right away. A later grant replaces an earlier
+        one. Returns the ledger entry it posts.
+        """
+        problem = self.check_tier_grant(tier, cause)
+        if problem:
+            raise ValueError(problem)
+        start = max(at, self._watermark) if self._watermark is not None else at
+        self.s.tier_override = {
+            "tier": tier,
+            "bound": "floor" if tier_rank(tier) >= tier_rank(self.earned_tier()) else "ceiling",
+            "granted_at": _iso(start),
+            "until": _iso(start + timedelta(days=TIER_GRANT_DAYS)),
+            "cause": cause,
+        }
+        self._retier()
+        entry = self._post("tier", cause, 0, at, build_id)
+        entry["tier"] = self.s.tier
+        return entry
 
     # -- ledger ---------------------------------------------------------------
 
@@ -358,6 +434,7 @@ class MemberBook:
             "member_id": s.member_id,
             "points": s.points,
             "tier": s.tier,
+            "tier_override": dict(s.tier_override) if s.tier_override else None,
             "lifetime_points": s.lifetime_points,
             "window_points": self.window_points,
             "events_processed": s.events_processed,

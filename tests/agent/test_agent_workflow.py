@@ -15,12 +15,14 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.openai_agents.testing import ResponseBuilders, TestModel
+from temporalio.worker import Replayer
 
 from activities.offline_model import OfflineRulesModel
+from runtime.worker import sandbox_runner
 from tests.agent.conftest import CHARGE, INJECTION, AgentDeployment, new_member, ticket, trip
 from tests.conftest import eventually
 from workflows import search_attributes as sa
-from workflows.member import member_workflow_id
+from workflows.member import MemberWorkflow, member_workflow_id
 
 
 def by_action(proposals: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -423,3 +425,90 @@ async def test_unusual_activity_and_tier_boundary_trigger_once(agents: AgentDepl
         await asyncio.sleep(0.5)
         state = await agents.state(member)
     assert state["agent"]["runs"] == 2  # neither fires again
+
+
+STATUS_MATCH = "Can you do a status match? I am Gold with another ride app."
+
+
+async def _tier_attr(agents: AgentDeployment, member: str, tier: str) -> bool:
+    description = await agents.handle(member).describe()
+    return description.typed_search_attributes.get(sa.TIER) == tier
+
+
+async def test_approved_tier_change_moves_the_tier_once_and_survives_continue_as_new(
+    agents: AgentDeployment,
+) -> None:
+    member = new_member()
+    async with agents.worker():
+        await agents.start(member, max_signals=4)
+        await agents.feed(member, [trip(member, 1, 10_000), ticket(member, 1, STATUS_MATCH)])
+        proposals = by_action(await agents.proposals_made(member, 2))
+        change = proposals["change_tier"]
+        assert change["arguments"] == {"tier": "Gold"} and change["status"] == "pending"
+        state = await agents.state(member)
+        assert state["tier"] == "Blue" and state["tier_override"] is None  # nothing moved yet
+
+        result = await agents.decide(change["id"], True, "saw their Gold card", "ops-anna")
+        assert result.applied and "Gold" in result.message
+        assert (result.action, result.arguments) == ("change_tier", {"tier": "Gold"})
+        assert "already approved by ops-anna" in await refused(agents, change["id"])
+        state = await agents.state(member)
+        assert state["tier"] == "Gold" and state["points"] == 100
+        granted = state["tier_override"]
+        assert (granted["tier"], granted["bound"], granted["cause"]) == (
+            "Gold",
+            "floor",
+            change["id"],
+        )
+        assert granted["granted_at"] == result.decided_at
+        entry = state["ledger"][-1]
+        assert (entry["kind"], entry["cause"], entry["delta"]) == ("tier", change["id"], 0)
+        assert entry["tier"] == "Gold" and entry["build"] == "1.0"
+        assert by_action(state["proposals"])["change_tier"]["ledger_seq"] == entry["seq"]
+        await eventually(lambda: _tier_attr(agents, member, "Gold"), timeout=10)
+        await agents.wait_for(
+            member, lambda s: by_action(s["proposals"])["change_tier"].get("effect") == "delivered"
+        )
+        (row,) = agents.outbox(change["id"])
+        assert row["kind"] == "tier_change"
+        # the history with the approval (and its patch marker) replays deterministically
+        history = await agents.handle(member).fetch_history()
+        assert any(e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED for e in history.events)
+        replayer = Replayer(workflows=[MemberWorkflow], workflow_runner=sandbox_runner())
+        replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        assert replayed.replay_failure is None, replayed.replay_failure
+
+        # the next trips earn at Gold's 125 % and the grant outlives continue-as-new
+        state = await agents.feed(member, [trip(member, n, 10_000, day=2) for n in range(2, 5)])
+        state = await agents.wait_for(member, lambda s: s["runs"] >= 2)
+        assert state["tier"] == "Gold" and state["tier_override"] == granted
+        assert state["points"] == 100 + 3 * 125
+    tier_entries = [e for e in state["ledger"] if e["kind"] == "tier"]
+    assert len(tier_entries) == 1  # applied once
+    assert len(agents.outbox(change["id"])) == 1
+
+
+async def test_rejected_or_expired_tier_change_changes_nothing(agents: AgentDeployment) -> None:
+    member = new_member()
+    async with agents.worker():
+        await agents.feed(member, [trip(member, 1, 10_000), ticket(member, 1, STATUS_MATCH)])
+        first = by_action(await agents.proposals_made(member, 2))["change_tier"]
+        result = await agents.decide(first["id"], False, "no proof of status")
+        assert result.status == "rejected" and not result.applied
+    # proposals made from now on expire after two seconds
+    agents.configure(agent={"proposal_ttl_seconds": 2})
+    async with agents.worker():
+        await agents.feed(member, [ticket(member, 2, STATUS_MATCH, day=3)])
+        state = await agents.wait_for(
+            member,
+            lambda s: any(
+                p["action"] == "change_tier" and p["status"] == "expired" for p in s["proposals"]
+            ),
+        )
+        second = next(p for p in state["proposals"] if p["status"] == "expired")
+        assert second["id"] != first["id"] and "expired" in await refused(agents, second["id"])
+        state = await agents.state(member)
+    assert state["tier"] == "Blue" and state["tier_override"] is None
+    assert [e["kind"] for e in state["ledger"]] == ["earn"]
+    assert not [r for r in agents.outbox() if r["kind"] == "tier_change"]
+    assert await _tier_attr(agents, member, "Blue")

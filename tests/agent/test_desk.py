@@ -291,6 +291,16 @@ def test_triggers_fire_on_tickets_bursts_and_tier_boundaries_only() -> None:
     assert _apply(book, watch, dict(ticket)) == []  # a resent ticket is a duplicate
 
 
+def test_no_nudge_toward_a_tier_the_member_was_granted() -> None:
+    book, watch = MemberBook(MemberSnapshot("ada")), TriggerWatch()
+    book.grant_tier("Gold", "ada:k1:0", NOW, "t")
+    # 760 x 1.25 (Gold earns at its multiplier) = 950 of 1,000: near Gold, but Gold already
+    assert _apply(book, watch, _trip(1, "2026-03-10T13:00:00Z", 76_000)) == []
+    # ...but the next tier up still gets one
+    (near,) = _apply(book, watch, _trip(2, "2026-03-11T10:00:00Z", 152_000))
+    assert near["details"]["next_tier"] == "Platinum"
+
+
 # -- the offline rules model ----------------------------------------------------------
 
 
@@ -321,6 +331,12 @@ def test_offline_rules() -> None:
         n
         for n, _ in decide(_case("unusual_activity", trips_in_window=7, window_minutes=60, limit=5))
     ] == ["flag_fraud"]
+    match = decide(_case("support_ticket", ticket_text="Could you do a Status Match?"))
+    assert [n for n, _ in match] == ["change_tier", "message_member"]
+    assert match[0][1]["tier"] == "Platinum"  # one up from Gold
+    top = _case("support_ticket", ticket_text="please match my status")
+    top["member"]["tier"] = "Diamond"
+    assert [n for n, _ in decide(top)] == ["message_member"]  # nothing above Diamond
     nudge = decide(_case("tier_boundary", next_tier="Gold", points_needed=40))
     assert "40 points away from Gold" in nudge[0][1]["text"]
     pending = _case("support_ticket", ticket_text="charged twice")

@@ -9,145 +9,35 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import uuid
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import keyring
 import pytest
 
 from runtime import secrets
-from tests.agent.conftest import CHARGE, AgentDeployment, files_containing, new_member, ticket
+from tests.agent.conftest import (
+    CHARGE,
+    AgentDeployment,
+    files_containing,
+    new_member,
+    sentinel,
+    ticket,
+)
+from tests.agent.fake_openai import FakeOpenAI
 from workflows.agent import agent_workflow_id
 from workflows.member import member_workflow_id
-
-
-class FakeOpenAI(BaseHTTPRequestHandler):
-    """Answers chat completions and responses with one `message_member` tool call."""
-
-    seen: list[dict[str, Any]]
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.seen.append(  # type: ignore[attr-defined]
-            {"path": self.path, "authorization": self.headers.get("Authorization"), "body": body}
-        )
-        arguments = json.dumps({"text": "We are on it.", "reason": "answer the ticket"})
-        if self.path.endswith("/chat/completions"):
-            reply: dict[str, Any] = {
-                "id": "chatcmpl-1",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "tool_calls",
-                        "message": {
-                            "role": "assistant",
-                            "content": None,
-                            "tool_calls": [
-                                {
-                                    "id": "call_1",
-                                    "type": "function",
-                                    "function": {"name": "message_member", "arguments": arguments},
-                                }
-                            ],
-                        },
-                    }
-                ],
-                "usage": {"prompt_tokens": 1_200, "completion_tokens": 300, "total_tokens": 1_500},
-            }
-        elif self.path.endswith("/responses"):
-            reply = {
-                "id": "resp_1",
-                "object": "response",
-                "created_at": 0,
-                "status": "completed",
-                "model": body["model"],
-                "output": [
-                    {
-                        "type": "function_call",
-                        "id": "fc_1",
-                        "call_id": "call_1",
-                        "name": "message_member",
-                        "arguments": arguments,
-                        "status": "completed",
-                    }
-                ],
-                "parallel_tool_calls": True,
-                "tool_choice": "auto",
-                "tools": [],
-                "usage": {
-                    "input_tokens": 1_200,
-                    "output_tokens": 300,
-                    "total_tokens": 1_500,
-                    "input_tokens_details": {"cached_tokens": 0},
-                    "output_tokens_details": {"reasoning_tokens": 0},
-                },
-            }
-        else:
-            self.send_error(404)
-            return
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-@pytest.fixture
-def fake_openai() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
-    server.seen = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", server.seen  # type: ignore[attr-defined]
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def real_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A real OS keyring and a service name of this test's own (deleted afterwards)."""
-    backend = keyring.get_keyring()
-    if not secrets.usable(backend):
-        pytest.fail(
-            f"no real keyring backend ({secrets.backend_name(backend)}): run the tests with "
-            "`python -m runtime.testenv pytest ...` (D-Bus session + gnome-keyring)"
-        )
-    service = f"loyalty-desk-test-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv(secrets.SERVICE_ENV, service)
-    yield service
-    try:
-        keyring.delete_password(service, "openai")
-    except Exception:
-        pass
-
-
-def sentinel() -> str:
-    return f"sk-test-SENTINEL-{uuid.uuid4().hex}"
 
 
 @pytest.mark.parametrize("api", ["chat_completions", "responses"])
 async def test_openai_compatible_server_gets_the_keyring_key_and_nothing_leaks(
     agents: AgentDeployment,
-    fake_openai: tuple[str, list[dict[str, Any]]],
+    fake_openai: FakeOpenAI,
     real_keyring: str,
     api: str,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    base_url, seen = fake_openai
+    base_url, seen = fake_openai.base_url, fake_openai.seen
     key = sentinel()
     backend = secrets.set_secret("openai", key)
     assert "fail" not in backend.lower()
@@ -208,9 +98,9 @@ async def test_openai_compatible_server_gets_the_keyring_key_and_nothing_leaks(
 
 
 async def test_without_a_key_the_run_fails_clearly_and_the_breaker_counts_it(
-    agents: AgentDeployment, fake_openai: tuple[str, list[dict[str, Any]]], real_keyring: str
+    agents: AgentDeployment, fake_openai: FakeOpenAI, real_keyring: str
 ) -> None:
-    base_url, seen = fake_openai
+    base_url, seen = fake_openai.base_url, fake_openai.seen
     agents.configure(
         model={"provider": "openai", "model": "local-test-model", "base_url": base_url},
         agent={"breaker_failures": 1, "breaker_cooldown_seconds": 3600},

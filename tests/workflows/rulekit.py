@@ -6,6 +6,7 @@ A scenario is a list of steps `(tag, payload, received_at)`:
   rejected); `foreign` and `bad`: events known to be rejected before the rules run;
   `received_at` is when it reached the member, or None (no future check);
 - `adjust`: payload `(delta, reason, at)`, a manual adjustment made at workflow time;
+- `tier`: payload `(tier, cause, at)`, an approved tier change decided at workflow time;
 - `timer`: payload `now`, the durable inactivity timer firing at workflow time.
 """
 
@@ -29,6 +30,8 @@ T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 AHEAD = DAY  # documented: an event may lie at most one day ahead of its receipt
 INACTIVE = timedelta(days=365)  # documented inactivity period
+GRANT = timedelta(days=90)  # documented: a granted tier holds 90 days of event time
+NOT_EVENTS = ("adjust", "timer", "tier")  # scenario steps that are no event
 LIMIT = datetime(2090, 1, 1, tzinfo=UTC)  # scenario clocks stay well inside 2000..2100
 
 # Independent copy of the documented tier table (name, threshold, multiplier %).
@@ -99,12 +102,12 @@ def apply_all(
 
 def events_of(items: list[Step]) -> list[Any]:
     """The raw events of a scenario (adjustments and timers left out)."""
-    return [raw for tag, raw, _ in items if tag not in ("adjust", "timer")]
+    return [raw for tag, raw, _ in items if tag not in NOT_EVENTS]
 
 
 def receipts_of(items: list[Step]) -> list[datetime | None]:
     """When each of `events_of(items)` reached the member."""
-    return [received for tag, _, received in items if tag not in ("adjust", "timer")]
+    return [received for tag, _, received in items if tag not in NOT_EVENTS]
 
 
 def drive(book: MemberBook, items: list[Step]) -> MemberBook:
@@ -116,6 +119,10 @@ def drive(book: MemberBook, items: list[Step]) -> MemberBook:
                 book.adjust(delta, reason, at, BUILD)
         elif tag == "timer":
             book.expire_if_due(payload, BUILD)
+        elif tag == "tier":
+            tier, cause, at = payload
+            if book.check_tier_grant(tier, cause) is None:
+                book.grant_tier(tier, cause, at, BUILD)
         else:
             book.apply(payload, build_id=BUILD, received_at=received)
     return book
@@ -172,7 +179,7 @@ def assert_invariants(book: MemberBook) -> None:
     for prev, entry in zip([None, *s.ledger], s.ledger, strict=False):
         running += entry["delta"]
         assert entry["balance"] == running
-        assert entry["delta"] != 0
+        assert entry["delta"] != 0 or entry["kind"] == "tier"
         if prev is not None:
             assert entry["seq"] == prev["seq"] + 1
     if s.ledger:
@@ -181,6 +188,13 @@ def assert_invariants(book: MemberBook) -> None:
     assert view["window_points"] == sum(s.window.values())
     assert all(v >= 0 for v in s.window.values())
     assert s.tier in ("Blue", "Gold", "Platinum", "Diamond")
+    grant = s.tier_override
+    if grant is not None:
+        # a grant that still holds bounds the tier; one the event clock passed is gone
+        assert book.last_event_at is None or book.last_event_at < ref_parse(grant["until"])
+        order = [name for name, _, _ in REF_TIERS]
+        rank, granted = order.index(s.tier), order.index(grant["tier"])
+        assert rank >= granted if grant["bound"] == "floor" else rank <= granted
     for rejection in s.rejections:
         assert_one_line_reason(rejection["reason"])
     if book.drill is None:
@@ -226,6 +240,7 @@ class Ref:
     lifetime: int = 0
     latest: datetime | None = None  # latest event time
     active: datetime | None = None  # latest adjustment: activity too
+    grant: tuple[str, str, datetime] | None = None  # granted tier, floor|ceiling, until
     records: dict[str, RefRecord] = field(default_factory=dict)
     entries: list[tuple[str, str, int, str]] = field(default_factory=list)
     processed: int = 0
@@ -242,8 +257,34 @@ class Ref:
             if r.earned is not None and not r.refunded and r.day >= first_day
         )
 
-    def tier(self) -> str:
+    def earned_tier(self) -> str:
         return ref_tier(self.window_points())
+
+    def granted(self) -> tuple[str, str, datetime] | None:
+        """The tier grant, while the event clock has not reached its end."""
+        if self.grant is None or (self.latest is not None and self.latest >= self.grant[2]):
+            return None
+        return self.grant
+
+    def tier(self) -> str:
+        earned, grant = self.earned_tier(), self.granted()
+        if grant is None:
+            return earned
+        order = [name for name, _, _ in REF_TIERS]
+        if grant[1] == "floor":
+            return order[max(order.index(earned), order.index(grant[0]))]
+        return order[min(order.index(earned), order.index(grant[0]))]
+
+    def grant_tier(self, tier: str, cause: str, at: datetime) -> bool:
+        """An approved tier change; False (and nothing changes) when it is not allowed."""
+        order = [name for name, _, _ in REF_TIERS]
+        if tier not in order or not cause.strip():
+            return False
+        start = max(at, self.latest) if self.latest is not None else at
+        bound = "floor" if order.index(tier) >= order.index(self.earned_tier()) else "ceiling"
+        self.grant = (tier, bound, start + GRANT)
+        self._post("tier", cause, 0, at)
+        return True
 
     def last_activity(self) -> datetime | None:
         """The latest of the latest event and the latest adjustment."""
@@ -334,6 +375,12 @@ class Ref:
         assert view["lifetime_points"] == self.lifetime
         assert view["window_points"] == self.window_points()
         assert view["tier"] == self.tier()
+        grant = self.granted()
+        shown_grant = view["tier_override"]
+        assert (shown_grant is None) == (grant is None)
+        if grant is not None:
+            assert (shown_grant["tier"], shown_grant["bound"]) == grant[:2]
+            assert shown_grant["until"] == iso(grant[2])
         assert view["events_processed"] == self.processed
         assert view["events_rejected"] == self.rejected
         assert view["duplicates_ignored"] == self.duplicates
@@ -423,7 +470,7 @@ def scenarios(
     names += ["ticket", "resend", "resend", "collide", "foreign", "far", "ahead", "wait"]
     names += ["bad", "old"]
     if adjustments:
-        names += ["adjust"] * 3 + ["timer"] * 3
+        names += ["adjust"] * 3 + ["timer"] * 3 + ["tier"] * 2
     ops = st.sampled_from(names)
 
     def received() -> datetime | None:
@@ -487,6 +534,11 @@ def scenarios(
             )
             reason = draw(st.sampled_from(["goodwill", "spent at a partner", " "]))
             items.append(("adjust", (delta, reason, now), None))
+        elif op == "tier":  # an approved tier change
+            now = min(now + timedelta(seconds=draw(st.integers(0, 3 * 86400))), LIMIT)
+            tier = draw(st.sampled_from(["Blue", "Gold", "Platinum", "Diamond", "Bronze"]))
+            cause = draw(st.sampled_from([f"{MEMBER}:k{n}:0", " "]))
+            items.append(("tier", (tier, cause, now), None))
         elif op == "timer":  # the inactivity timer fires, maybe after a long quiet time
             now = min(now + timedelta(seconds=draw(st.integers(0, 800 * 86400))), LIMIT)
             items.append(("timer", now, None))

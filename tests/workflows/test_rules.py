@@ -68,7 +68,7 @@ def run(
 ) -> tuple[MemberBook, Ref, list]:
     """Apply the scenario to a fresh book and the reference model; with `check`,
     compare them and the invariants after every step, else only at the end.
-    `outcomes` has one entry per step (None for adjustments and timers)."""
+    `outcomes` has one entry per step (None for adjustments, timers and tier grants)."""
     book, ref = fresh(drill), Ref()
     outcomes: list[Any] = []
     for tag, payload, received in items:
@@ -90,6 +90,21 @@ def run(
                     book.adjust(delta, reason, at, BUILD)
         elif tag == "timer":
             assert book.expire_if_due(payload, BUILD) == ref.expire_if_due(payload)
+        elif tag == "tier":
+            tier, cause, at = payload
+            allowed = ref.grant_tier(tier, cause, at)
+            problem = book.check_tier_grant(tier, cause)
+            assert (problem is None) == allowed, (tier, cause, problem)
+            if allowed:
+                entry = book.grant_tier(tier, cause, at, BUILD)
+                assert (entry["kind"], entry["delta"], entry["tier"]) == ("tier", 0, tier)
+                assert book.s.tier == ref.tier() == tier  # at the granted tier right away
+            else:
+                assert_one_line_reason(problem)
+                before = state_of(book)
+                with pytest.raises(ValueError):
+                    book.grant_tier(tier, cause, at, BUILD)
+                assert state_of(book) == before
         else:
             outcome = book.apply(payload, build_id=BUILD, received_at=received)
             expected = ref.apply(tag, payload, received)
@@ -1007,6 +1022,120 @@ def test_drills_only_differ_where_their_bug_applies(items: list[Step]) -> None:
         assert (
             replay(MEMBER, events, drill="drop-refunds", received_at=receipts).summary() == normal
         )
+
+
+# -- granted tiers (approved change_tier proposals) ----------------------------------
+
+
+def test_granted_tier_is_a_floor_for_90_days_of_event_time_then_the_window_rules() -> None:
+    book = fresh()
+    apply_all(book, [trip("t1", T0, 10_000)])  # 100 points: Blue
+    decided = T0 + 2 * DAY
+    entry = book.grant_tier("Gold", "m1:k1:0", decided, BUILD)
+    assert (entry["kind"], entry["cause"], entry["delta"], entry["tier"]) == (
+        "tier",
+        "m1:k1:0",
+        0,
+        "Gold",
+    )
+    assert entry["build"] == BUILD and entry["balance"] == 100 == book.s.points
+    view = book.summary()
+    assert view["tier"] == "Gold"
+    assert view["tier_override"] == {
+        "tier": "Gold",
+        "bound": "floor",
+        "granted_at": iso(decided),
+        "until": iso(decided + 90 * DAY),
+        "cause": "m1:k1:0",
+    }
+    # earns at the granted tier's multiplier (125 %) while it holds
+    apply_all(book, [trip("t2", decided + 10 * DAY, 10_000)])
+    assert book.s.points == 225 and book.s.tier == "Gold"
+    # earning past the floor lifts the tier above it
+    apply_all(book, [purchase("p1", decided + 11 * DAY, 250_000)])
+    assert book.s.tier == "Platinum" and book.summary()["tier_override"]["tier"] == "Gold"
+    # out-of-order events don't end it; the first event at its end does
+    apply_all(book, [trip("t3", decided + 80 * DAY, 100)])
+    apply_all(book, [trip("old", T0 + DAY, 100)])
+    assert book.s.tier_override is not None
+    apply_all(book, [trip("t4", decided + 90 * DAY, 100)])
+    assert book.s.tier_override is None and book.summary()["tier_override"] is None
+    assert book.s.tier == tier_for(book.window_points)
+    assert_invariants(book)
+
+
+def test_granted_tier_down_is_a_ceiling() -> None:
+    book = fresh()
+    apply_all(book, [purchase("p1", T0, 400_000)])  # 4,000 points: Platinum
+    assert book.s.tier == "Platinum"
+    book.grant_tier("Blue", "m1:fraud:0", T0 + DAY, BUILD)
+    assert book.s.tier == "Blue" and book.s.tier_override["bound"] == "ceiling"
+    apply_all(book, [purchase("p2", T0 + 2 * DAY, 1_000_000)])
+    assert book.s.tier == "Blue" and book.s.points == 4_000 + 10_000  # Blue's 100 %
+    apply_all(book, [trip("t1", T0 + DAY + 90 * DAY, 100)])  # the grant ends, p2 counts
+    assert book.s.tier == tier_for(book.window_points) == "Diamond"
+
+
+def test_grant_starts_at_the_latest_event_when_that_is_later_than_the_decision() -> None:
+    """Events may lie up to a day ahead of the clock: the grant still gets its 90 days."""
+    book = fresh()
+    apply_all(book, [trip("t1", T0 + DAY, 1_000)])
+    book.grant_tier("Gold", "m1:k1:0", T0, BUILD)
+    assert book.s.tier_override["granted_at"] == iso(T0 + DAY)
+    assert book.s.tier_override["until"] == iso(T0 + 91 * DAY)
+
+
+def test_a_later_grant_replaces_the_earlier_one() -> None:
+    book = fresh()
+    book.grant_tier("Diamond", "m1:a:0", T0, BUILD)
+    book.grant_tier("Gold", "m1:b:0", T0 + 5 * DAY, BUILD)
+    assert book.s.tier == "Gold" and book.s.tier_override["cause"] == "m1:b:0"
+    # measured against the earned tier (Blue), not the Diamond granted before
+    assert book.s.tier_override["bound"] == "floor"
+    assert [e["tier"] for e in book.s.ledger] == ["Diamond", "Gold"]
+
+
+@pytest.mark.parametrize(
+    ("tier", "cause", "words"),
+    [
+        ("Bronze", "m1:k1:0", "unknown tier"),
+        (None, "m1:k1:0", "unknown tier"),
+        ("Gold", " ", "cause"),
+    ],
+)
+def test_refused_tier_grant_changes_nothing(tier: Any, cause: str, words: str) -> None:
+    book = fresh()
+    apply_all(book, [trip("t1", T0, 10_000)])
+    before = state_of(book)
+    problem = book.check_tier_grant(tier, cause)
+    assert problem is not None and words in problem
+    assert_one_line_reason(problem)
+    with pytest.raises(ValueError, match=words):
+        book.grant_tier(tier, cause, T0, BUILD)
+    assert state_of(book) == before
+
+
+def test_apply_approved_applies_grants_and_tiers_and_nothing_else() -> None:
+    book = fresh()
+    grant = book.apply_approved("grant_points", {"points": 150}, "m1:k1:0", T0, BUILD)
+    assert grant is not None and (grant["kind"], grant["delta"]) == ("goodwill", 150)
+    tier = book.apply_approved("change_tier", {"tier": "Gold"}, "m1:k2:0", T0, BUILD)
+    assert tier is not None and (tier["kind"], tier["tier"]) == ("tier", "Gold")
+    before = state_of(book)
+    assert book.apply_approved("message_member", {"text": "hi"}, "m1:k3:0", T0, BUILD) is None
+    assert book.apply_approved("flag_fraud", {}, "m1:k3:1", T0, BUILD) is None
+    assert state_of(book) == before
+
+
+def test_snapshot_from_before_tier_grants_still_loads() -> None:
+    book = fresh()
+    apply_all(book, [purchase("p1", T0, 200_000)])
+    carried = json.loads(json.dumps(dataclasses.asdict(book.s)))
+    del carried["tier_override"]
+    resumed = MemberBook(MemberSnapshot(**carried))
+    assert resumed.s.tier_override is None and resumed.summary()["tier_override"] is None
+    resumed.grant_tier("Platinum", "m1:k1:0", T0, BUILD)
+    assert resumed.s.tier == "Platinum"
 
 
 # -- problems found and fixed ---------------------------------------------------------

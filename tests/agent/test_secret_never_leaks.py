@@ -1,0 +1,132 @@
+"""Issue 6, secrets: a sentinel key stored with `loyalty-desk secrets set openai` (a real
+keyring backend) drives an agent run against a local OpenAI-compatible server, on a
+persistent embedded server, all as separate CLI processes. Afterwards the key is in
+no file of the data dir (the server's SQLite files, logs, outbox, settings), in no
+workflow history of the namespace and in no output of the CLI or the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+
+from runtime import secrets
+from runtime.server import find_running_server
+from tests.agent.conftest import CHARGE, files_containing, sentinel, ticket
+from tests.agent.fake_openai import FakeOpenAI
+from tests.conftest import eventually
+
+
+def _env() -> dict[str, str]:
+    """This environment without LOYALTY_DESK_* settings, but with the test's keyring service."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_DESK_")}
+    env[secrets.SERVICE_ENV] = secrets.service()
+    return env
+
+
+async def _spawn(data_dir: Path, *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "runtime.cli",
+        *args,
+        "--data-dir",
+        str(data_dir),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> str:
+    """SIGTERM, wait, and everything it printed."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return out.decode() + err.decode()
+
+
+async def test_sentinel_key_never_leaves_the_keyring(
+    tmp_path: Path, fake_openai: FakeOpenAI, real_keyring: str
+) -> None:
+    key = sentinel()
+    data_dir = tmp_path / "desk"
+    printed: list[str] = []  # everything any CLI process wrote to stdout or stderr
+
+    async def run(*args: str, stdin: str | None = None) -> str:
+        proc = await _spawn(data_dir, *args)
+        out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
+        printed.append(out.decode() + err.decode())
+        assert proc.returncode == 0, err.decode()
+        return out.decode()
+
+    server = await _spawn(data_dir, "server", "--headless")
+    worker = None
+    try:
+        info = await eventually(lambda: find_running_server(data_dir), timeout=30)
+        await run("secrets", "set", "openai", stdin=key + "\n")
+        status = json.loads(await run("secrets", "status", "--json"))
+        assert status["stored"] and status["usable"]
+        await run(
+            "model",
+            "set",
+            "--provider",
+            "openai",
+            "--model",
+            "local-test-model",
+            "--base-url",
+            fake_openai.base_url,
+        )
+        worker = await _spawn(data_dir, "worker")
+        assert worker.stdout is not None
+        first = await asyncio.wait_for(worker.stdout.readline(), 60)
+        printed.append(first.decode())
+        assert b"worker for build" in first
+        member = "leak-00001"
+        await run("feed", "-", "--wait", stdin=json.dumps(ticket(member, 1, CHARGE)) + "\n")
+
+        async def proposals() -> list[dict[str, Any]]:
+            listed: list[dict[str, Any]] = json.loads(await run("approvals", "list", "--json"))
+            return listed
+
+        (proposal,) = await eventually(proposals, timeout=60)
+        await run("approvals", "approve", proposal["id"], "--reason", "send it")
+        await run("approvals", "list", "--status", "approved")
+        await run("costs")
+        await run("member", member)
+        await run("model", "show")
+        # the approved message reaches the outbox
+        await eventually(lambda: files_containing(data_dir, "We are on it."), timeout=30)
+
+        # the key did reach the provider, as a bearer token
+        assert fake_openai.seen and all(
+            r["authorization"] == f"Bearer {key}" for r in fake_openai.seen
+        )
+        # no history of any workflow in the namespace holds it
+        client = await Client.connect(info["address"])
+        ids = []
+        async for execution in client.list_workflows():
+            handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+            history = (await handle.fetch_history()).to_json()
+            assert key not in history, execution.id
+            ids.append(execution.id)
+        assert f"member-{member}" in ids and any(i != f"member-{member}" for i in ids)
+    finally:
+        if worker is not None:
+            printed.append(await _stop(worker))
+        printed.append(await _stop(server))
+
+    # the server is down: its SQLite files are complete on disk
+    assert sorted(p.name for p in data_dir.rglob("*.sqlite*"))
+    assert files_containing(data_dir, key) == []
+    assert files_containing(data_dir, "We are on it.")  # ...where the run's traces are
+    for text in printed:
+        assert key not in text
