@@ -1,0 +1,93 @@
+"""Item models of the member detail: the ledger and the timeline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from PySide6.QtGui import QBrush, QColor
+
+from desktop.keyed_rows_model import Column, KeyedRowsModel, Row
+
+_LOSS = QColor(179, 38, 30)
+_GAIN = QColor(27, 110, 53)
+_KIND_COLORS = {
+    "reset": QColor(179, 38, 30),
+    "build": QColor(110, 60, 160),
+    "proposal": QColor(20, 90, 160),
+    "decision": QColor(20, 90, 160),
+    "adjustment": QColor(150, 90, 0),
+}
+
+
+def short_time(value: Any) -> str:
+    """2026-03-01T10:01:00Z or a datetime -> 2026-03-01 10:01:00 (UTC throughout)."""
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    if not isinstance(value, str) or len(value) < 19:
+        return ""
+    return f"{value[:10]} {value[11:19]}"
+
+
+class LedgerModel(KeyedRowsModel):
+    """Ledger entries, oldest first: every change of balance with its cause and build."""
+
+    KEY_FIELD = "seq"
+    COLUMNS = (
+        Column("seq", "#", numeric=True),
+        Column("at", "When (UTC)"),
+        Column("kind", "Kind"),
+        Column("cause", "Cause"),
+        Column("delta", "Change", numeric=True),
+        Column("balance", "Balance", numeric=True),
+        Column("build", "Build"),
+    )
+
+    def display(self, row: Row, key: str) -> str:
+        value = row.get(key)
+        if key == "at":
+            return short_time(value)
+        if key == "delta" and isinstance(value, int):
+            return f"{value:+,}"
+        if key == "balance" and isinstance(value, int):
+            return f"{value:,}"
+        return super().display(row, key)
+
+    def tooltip(self, row: Row, key: str) -> str | None:
+        return str(row.get("cause") or "") if key == "cause" else None
+
+    def foreground(self, row: Row, key: str) -> Any:
+        if key == "delta" and isinstance(row.get("delta"), int):
+            return QBrush(_LOSS if row["delta"] < 0 else _GAIN)
+        return None
+
+
+class TimelineModel(KeyedRowsModel):
+    """The member's timeline across runs and resets (see `member_detail_timeline`)."""
+
+    COLUMNS = (
+        Column("at", "When (UTC)"),
+        Column("kind", "What"),
+        Column("detail", "Detail"),
+        Column("build", "Build"),
+        Column("run_id", "Run"),
+    )
+
+    def display(self, row: Row, key: str) -> str:
+        value = row.get(key)
+        if key == "at":
+            return short_time(value)
+        if key == "run_id":
+            return str(value or "")[:8]
+        return super().display(row, key)
+
+    def tooltip(self, row: Row, key: str) -> str | None:
+        if key == "detail":
+            return str(row.get("detail") or "")
+        if key == "run_id":
+            return str(row.get("run_id") or "") or None
+        return None
+
+    def foreground(self, row: Row, key: str) -> Any:
+        color = _KIND_COLORS.get(str(row.get("kind")))
+        return QBrush(color) if color is not None and key == "kind" else None

@@ -1,0 +1,183 @@
+"""A member's timeline, stitched from the histories of its runs (no Qt).
+
+A member is one chain of runs: continue-as-new starts the next, and a reset starts
+a new run from a point in an old one (the bad run drops out of the chain). The
+timeline walks that chain back from the current run and lists, by time, what
+happened: runs starting, events and adjustments received, builds taking over,
+and the agent's proposals and their decisions (from the member's state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from temporalio.api.enums.v1 import EventType
+
+from activities.history import previous_run, received, reset_base
+
+if TYPE_CHECKING:
+    from temporalio.client import Client, WorkflowHistory
+
+Row = dict[str, Any]
+_AMOUNT_FIELDS = ("fare_cents", "amount_cents")
+
+
+async def fetch_chain(
+    client: Client, workflow_id: str, cache: dict[str, WorkflowHistory]
+) -> list[tuple[str, WorkflowHistory]]:
+    """(run id, history) of every run of the chain, oldest first.
+
+    Closed runs never change, so `cache` keeps theirs; only the current run is
+    fetched again on each refresh.
+    """
+    handle = client.get_workflow_handle(workflow_id)
+    current = (await handle.describe()).run_id
+    runs: list[tuple[str, WorkflowHistory]] = []
+    run_id: str | None = current
+    while run_id:
+        history = cache.get(run_id)
+        if history is None:
+            history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+            if run_id != current:
+                cache[run_id] = history
+        runs.append((run_id, history))
+        run_id = previous_run(history)
+    runs.reverse()
+    return runs
+
+
+def timeline(runs: Iterable[tuple[str, WorkflowHistory]], proposals: Iterable[Row]) -> list[Row]:
+    """Timeline rows, oldest first: {key, at, kind, detail, build, run_id}."""
+    rows: list[Row] = []
+    seen: set[str] = set()
+    build: str | None = None
+    for number, (run_id, history) in enumerate(runs, start=1):
+        rows.append(_run_row(number, run_id, history))
+        for item in received(history):
+            key = item.key()
+            if key in seen:
+                continue  # a reset reapplies signals: the copy is the same event
+            seen.add(key)
+            rows.append(
+                {
+                    "key": f"r:{key}",
+                    "at": item.at_utc,
+                    "kind": "event" if item.kind == "event" else "adjustment",
+                    "detail": _describe_event(item.payload)
+                    if item.kind == "event"
+                    else _describe_adjustment(item.payload),
+                    "build": item.build or "",
+                    "run_id": run_id,
+                }
+            )
+        for at, new_build in _builds(history):
+            if new_build != build:
+                rows.append(
+                    {
+                        "key": f"b:{run_id}:{at.isoformat()}:{new_build}",
+                        "at": at,
+                        "kind": "build",
+                        "detail": f"build {new_build} takes over"
+                        + (f" from {build}" if build else ""),
+                        "build": new_build,
+                        "run_id": run_id,
+                    }
+                )
+                build = new_build
+    rows.extend(_proposal_rows(proposals))
+    rows.sort(key=lambda r: r["at"])
+    return rows
+
+
+def _run_row(number: int, run_id: str, history: WorkflowHistory) -> Row:
+    at = _utc(history.events[0].event_time.ToDatetime())
+    base = reset_base(history)
+    if base:
+        kind, detail = "reset", f"run {number} reset from run {base[:8]}"
+    elif previous_run(history):
+        kind, detail = "run", f"run {number} continued as new"
+    else:
+        kind, detail = "run", "run 1: member started"
+    return {
+        "key": f"run:{run_id}",
+        "at": at,
+        "kind": kind,
+        "detail": detail,
+        "build": "",
+        "run_id": run_id,
+    }
+
+
+def _builds(history: WorkflowHistory) -> Iterator[tuple[datetime, str]]:
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            version = event.workflow_task_completed_event_attributes.deployment_version
+            if version.build_id:
+                yield _utc(event.event_time.ToDatetime()), version.build_id
+
+
+def _proposal_rows(proposals: Iterable[Row]) -> Iterator[Row]:
+    for p in proposals:
+        created = _parse(p.get("created_at"))
+        if created is not None:
+            yield {
+                "key": f"p:{p['id']}",
+                "at": created,
+                "kind": "proposal",
+                "detail": f"{p['action']} {_arguments(p)} proposed: {p.get('reason') or ''}".strip(),
+                "build": "",
+                "run_id": "",
+            }
+        decided = _parse(p.get("decided_at"))
+        if decided is not None and p.get("status") != "pending":
+            yield {
+                "key": f"d:{p['id']}",
+                "at": decided,
+                "kind": "decision",
+                "detail": f"{p['action']} {p['status']} by {p.get('decided_by') or '?'}: "
+                f"{p.get('decision_reason') or ''}".strip(),
+                "build": "",
+                "run_id": "",
+            }
+
+
+def _arguments(proposal: Row) -> str:
+    args = proposal.get("arguments") or {}
+    if "points" in args:
+        return f"{args['points']:,} points" if isinstance(args["points"], int) else "?"
+    if "tier" in args:
+        return f"to {args['tier']}"
+    return ""
+
+
+def _describe_event(raw: Any) -> str:
+    if not isinstance(raw, dict):
+        return "unreadable event"
+    kind = raw.get("type", "?")
+    text = f"{kind} {raw.get('event_id', '?')}"
+    for name in _AMOUNT_FIELDS:
+        amount = raw.get(name)
+        if isinstance(amount, int):
+            text += f" ${amount / 100:,.2f}"
+    if kind == "refund" and raw.get("refers_to"):
+        text += f" of {raw['refers_to']}"
+    return text
+
+
+def _describe_adjustment(adjustment: Any) -> str:
+    return f"{adjustment.points:+,} points by {adjustment.actor}: {adjustment.reason}"
+
+
+def _parse(text: Any) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return _utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
