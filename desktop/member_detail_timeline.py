@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio.api.enums.v1 import EventType
 
-from activities.history import previous_run, received, reset_base
+from activities.history import Received, previous_run, received, reset_base
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHistory
@@ -55,6 +55,7 @@ def timeline(runs: Iterable[tuple[str, WorkflowHistory]], proposals: Iterable[Ro
     build: str | None = None
     for number, (run_id, history) in enumerate(runs, start=1):
         rows.append(_run_row(number, run_id, history))
+        builds = list(_builds(history))
         for item in received(history):
             key = item.key()
             if key in seen:
@@ -68,11 +69,11 @@ def timeline(runs: Iterable[tuple[str, WorkflowHistory]], proposals: Iterable[Ro
                     "detail": _describe_event(item.payload)
                     if item.kind == "event"
                     else _describe_adjustment(item.payload),
-                    "build": item.build or "",
+                    "build": _applied_by(item, builds),
                     "run_id": run_id,
                 }
             )
-        for at, new_build in _builds(history):
+        for _, at, new_build in builds:
             if new_build != build:
                 rows.append(
                     {
@@ -110,12 +111,26 @@ def _run_row(number: int, run_id: str, history: WorkflowHistory) -> Row:
     }
 
 
-def _builds(history: WorkflowHistory) -> Iterator[tuple[datetime, str]]:
+def _builds(history: WorkflowHistory) -> Iterator[tuple[int, datetime, str]]:
+    """(event id, time, build) of each completed workflow task that names its build."""
     for event in history.events:
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
             version = event.workflow_task_completed_event_attributes.deployment_version
             if version.build_id:
-                yield _utc(event.event_time.ToDatetime()), version.build_id
+                yield event.event_id, _utc(event.event_time.ToDatetime()), version.build_id
+
+
+def _applied_by(item: Received, builds: list[tuple[int, datetime, str]]) -> str:
+    """The build that applied what the member received.
+
+    A signal is applied by the next task (`received` says which); an update is
+    accepted after the task that ran its handler completed, so that task is the
+    last one before it.
+    """
+    if item.kind == "event":
+        return item.build or ""
+    earlier = [build for event_id, _, build in builds if event_id < item.event_id]
+    return earlier[-1] if earlier else ""
 
 
 def _proposal_rows(proposals: Iterable[Row]) -> Iterator[Row]:
