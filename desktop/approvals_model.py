@@ -55,11 +55,11 @@ class ApprovalsModel(KeyedRowsModel):
         Column("member_tier", "Tier"),
         Column("action", "Action"),
         Column("what", "Proposal"),
-        Column("reason", "Agent's reason"),
         Column("age", "Age", numeric=True),
         Column("model", "Model"),
         Column("tokens", "Tokens", numeric=True),
         Column("cost_usd", "Cost", numeric=True),
+        Column("reason", "Agent's reason"),  # last: it takes the room that is left
     )
 
     def __init__(self, *, now: Any = None, parent: Any = None) -> None:

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 REFRESH_INTERVAL_MS = 3000
 ANY = "Any"
 _REFUSED = QColor(179, 38, 30)
+_COLUMN_WIDTHS = (110, 70, 130, 260, 90, 140, 70, 80)  # the agent's reason stretches
 _TRIAGE_KEYS = {Qt.Key.Key_A: "approve", Qt.Key.Key_R: "reject", Qt.Key.Key_N: "next"}
 
 
@@ -104,8 +105,11 @@ class ApprovalsPanel(QWidget):
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)  # the agent's reason
+        # fixed widths: measuring every row's text (ResizeToContents) grows with the queue
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        for column, width in enumerate(_COLUMN_WIDTHS):
+            self.table.setColumnWidth(column, width)
         self.table.installEventFilter(self)
 
         self.reason = QLineEdit(self)
@@ -257,11 +261,12 @@ class ApprovalsPanel(QWidget):
             result = await approvals.decide(client, pid, approve=approve, reason=reason)
         except approvals.ApprovalError as error:
             self._record(pid, False, f"could not {verb} {pid}: {error}")
+            self.refresh()  # most refusals mean the queue is stale (decided elsewhere)
             return
         self._record(
             pid,
             True,
-            f"{result.status} {pid} ({proposal['action']} {what(proposal)}): {result.message}",
+            f"{pid} ({proposal['action']} {what(proposal)}) — {result.message}",
         )
         self.model.remove_key(pid)
         self.select_row(row)

@@ -108,11 +108,15 @@ class MemberDetail(QWidget):
             grid.addWidget(value, position // 3, (position % 3) * 2 + 1)
 
         self.ledger_model = LedgerModel(parent=self)
-        self.ledger_table = _table(self.ledger_model, self, "ledgerTable", stretch=3)
+        self.ledger_table = _table(
+            self.ledger_model, self, "ledgerTable", stretch=3, widths=(50, 150, 90, 0, 80, 90, 90)
+        )
         self.chart = PointsChart(parent=self)
         self.chart.setObjectName("pointsChart")
         self.timeline_model = TimelineModel(parent=self)
-        self.timeline_table = _table(self.timeline_model, self, "timelineTable", stretch=2)
+        self.timeline_table = _table(
+            self.timeline_model, self, "timelineTable", stretch=2, widths=(150, 90, 0, 90, 90)
+        )
         self.tabs = QTabWidget(self)
         self.tabs.addTab(self.ledger_table, "Ledger")
         self.tabs.addTab(self.chart, "Points over time")
@@ -248,10 +252,14 @@ class MemberDetail(QWidget):
 
         client = self._session.client
         assert client is not None
-        runs = await fetch_chain(client, self.workflow_id, self._histories)
-        self.timeline_model.set_rows(timeline(runs, state.get("proposals") or []))
+        runs, complete = await fetch_chain(client, self.workflow_id, self._histories)
+        total = len(runs) if complete else max(len(runs), int(state.get("runs") or 0))
+        first = total - len(runs) + 1
+        self.timeline_model.set_rows(
+            timeline(runs, state.get("proposals") or [], first_number=first)
+        )
         self._run_ids = [run_id for run_id, _ in runs]
-        self._show_runs()
+        self._show_runs(first)
         self.timeline_loaded.emit()
 
     def _show_state(self, state: dict[str, Any]) -> None:
@@ -265,9 +273,9 @@ class MemberDetail(QWidget):
         self.chart.set_points(_chart_points(state))
         self.state_loaded.emit(state)
 
-    def _show_runs(self) -> None:
-        parts = []
-        for number, run_id in enumerate(self._run_ids, start=1):
+    def _show_runs(self, first: int) -> None:
+        parts = [f"runs 1 to {first - 1} not shown"] if first > 1 else []
+        for number, run_id in enumerate(self._run_ids, start=first):
             url = self.run_url(run_id)
             text = f"run {number} ({run_id[:8]})"
             parts.append(f'<a href="{url}">{text}</a>' if url else text)
@@ -371,7 +379,9 @@ class MemberDetail(QWidget):
             self.status.setText(f"Could not open a browser; the run is at {link}")
 
 
-def _table(model: Any, parent: QWidget, name: str, *, stretch: int) -> QTableView:
+def _table(
+    model: Any, parent: QWidget, name: str, *, stretch: int, widths: tuple[int, ...]
+) -> QTableView:
     table = QTableView(parent)
     table.setObjectName(name)
     table.setModel(model)
@@ -381,8 +391,12 @@ def _table(model: Any, parent: QWidget, name: str, *, stretch: int) -> QTableVie
     table.verticalHeader().hide()
     table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
     header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    # fixed widths: a long timeline must not be measured row by row (ResizeToContents)
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
     header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
+    for column, width in enumerate(widths):
+        if column != stretch:
+            table.setColumnWidth(column, width)
     return table
 
 

@@ -21,13 +21,20 @@ if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHistory
 
 Row = dict[str, Any]
+# a member's runs are read back only this far: each is one history fetch
+MAX_RUNS = 20
 _AMOUNT_FIELDS = ("fare_cents", "amount_cents")
 
 
 async def fetch_chain(
-    client: Client, workflow_id: str, cache: dict[str, WorkflowHistory]
-) -> list[tuple[str, WorkflowHistory]]:
-    """(run id, history) of every run of the chain, oldest first.
+    client: Client,
+    workflow_id: str,
+    cache: dict[str, WorkflowHistory],
+    *,
+    max_runs: int = MAX_RUNS,
+) -> tuple[list[tuple[str, WorkflowHistory]], bool]:
+    """(run id, history) of the chain's latest `max_runs` runs, oldest first, and
+    whether that is every run.
 
     Closed runs never change, so `cache` keeps theirs; only the current run is
     fetched again on each refresh.
@@ -36,7 +43,7 @@ async def fetch_chain(
     current = (await handle.describe()).run_id
     runs: list[tuple[str, WorkflowHistory]] = []
     run_id: str | None = current
-    while run_id:
+    while run_id and len(runs) < max_runs:
         history = cache.get(run_id)
         if history is None:
             history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
@@ -45,15 +52,18 @@ async def fetch_chain(
         runs.append((run_id, history))
         run_id = previous_run(history)
     runs.reverse()
-    return runs
+    return runs, not run_id
 
 
-def timeline(runs: Iterable[tuple[str, WorkflowHistory]], proposals: Iterable[Row]) -> list[Row]:
-    """Timeline rows, oldest first: {key, at, kind, detail, build, run_id}."""
+def timeline(
+    runs: Iterable[tuple[str, WorkflowHistory]], proposals: Iterable[Row], *, first_number: int = 1
+) -> list[Row]:
+    """Timeline rows, oldest first: {key, at, kind, detail, build, run_id}; runs are
+    numbered from `first_number` (when earlier ones are left out)."""
     rows: list[Row] = []
     seen: set[str] = set()
     build: str | None = None
-    for number, (run_id, history) in enumerate(runs, start=1):
+    for number, (run_id, history) in enumerate(runs, start=first_number):
         rows.append(_run_row(number, run_id, history))
         builds = list(_builds(history))
         for item in received(history):
@@ -100,7 +110,7 @@ def _run_row(number: int, run_id: str, history: WorkflowHistory) -> Row:
     elif previous_run(history):
         kind, detail = "run", f"run {number} continued as new"
     else:
-        kind, detail = "run", "run 1: member started"
+        kind, detail = "run", f"run {number}: member started"
     return {
         "key": f"run:{run_id}",
         "at": at,

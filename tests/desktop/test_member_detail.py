@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 from desktop.asyncutil import wait_until
 from desktop.member_detail import MemberDetail
 from desktop.member_detail_models import LedgerModel, TimelineModel
+from desktop.member_detail_timeline import fetch_chain
 from desktop.session import Session
 from runtime.connect import connect
 from runtime.feed import send_member, wait_applied
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.slow
 
 UI = "http://ui.test:8233"
 TIMEOUT_S = 20
+QWIDGETSIZE_MAX = (1 << 24) - 1
 
 
 @asynccontextmanager
@@ -114,6 +116,9 @@ def test_fed_events_show_in_ledger_chart_and_timeline_across_runs(
             ]
             detail.runs_label.linkActivated.emit(links[1])
             assert [u.toString() for u in opened] == [links[1]]
+            # a long chain is read back only so far
+            latest, complete = await fetch_chain(client, detail.workflow_id, {}, max_runs=1)
+            assert ([r for r, _ in latest], complete) == (runs[1:], False)
 
             # an event fed from outside arrives on its own, and the ledger keeps its
             # selection and scroll position
@@ -127,7 +132,9 @@ def test_fed_events_show_in_ledger_chart_and_timeline_across_runs(
             bar.setValue(bar.maximum() // 2)
             scrolled = bar.value()
             assert scrolled > 0
-            await send_member(client, deployment.target, member, [trip(member, 7, 5_000, 7)], bulk=False)
+            await send_member(
+                client, deployment.target, member, [trip(member, 7, 5_000, 7)], bulk=False
+            )
             await wait_until(lambda: detail.ledger_model.rowCount() == 7, timeout=TIMEOUT_S)
             await wait_until(lambda: len(detail.chart.points) == 7, timeout=TIMEOUT_S)
             await wait_until(
@@ -137,6 +144,8 @@ def test_fed_events_show_in_ledger_chart_and_timeline_across_runs(
             assert detail.ledger_table.selectionModel().currentIndex().row() == 3
             assert bar.value() == scrolled
             assert detail.state_labels["points"].text() == "260"
+            detail.ledger_table.setMinimumHeight(0)
+            detail.ledger_table.setMaximumHeight(QWIDGETSIZE_MAX)
 
             # a test event from the form
             detail.event_type.setCurrentText("purchase")
