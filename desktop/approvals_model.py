@@ -9,7 +9,7 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel
 
 from desktop.keyed_rows_model import Column, KeyedRowsModel, Row
-from desktop.member_detail_models import short_time
+from desktop.member_detail_text import short_time
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QKeyEvent
+from PySide6.QtGui import QBrush, QColor, QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -364,6 +364,12 @@ class ApprovalsPanel(QWidget):
                 self.decide_current(command == "approve")
                 return True
         return super().eventFilter(watched, event)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Back in view: the queue may have changed while hidden (no refresh then)."""
+        super().showEvent(event)
+        if self._session.client is not None:
+            self.refresh()
 
     def _on_session_client_connected(self, _client: Any) -> None:
         self.count_label.setText("Loading proposals…")

@@ -38,7 +38,8 @@ from PySide6.QtWidgets import (
 
 from desktop.asyncutil import async_slot, cancel_slot_tasks, show_error
 from desktop.member_detail_chart import PointsChart
-from desktop.member_detail_models import LedgerModel, TimelineModel, short_time
+from desktop.member_detail_models import LedgerModel, TimelineModel
+from desktop.member_detail_text import short_run, short_time
 
 if TYPE_CHECKING:
     import asyncio
@@ -277,7 +278,7 @@ class MemberDetail(QWidget):
         parts = [f"runs 1 to {first - 1} not shown"] if first > 1 else []
         for number, run_id in enumerate(self._run_ids, start=first):
             url = self.run_url(run_id)
-            text = f"run {number} ({run_id[:8]})"
+            text = f"run {number} ({short_run(run_id)})"
             parts.append(f'<a href="{url}">{text}</a>' if url else text)
         self.runs_label.setText(" · ".join(parts) if parts else "No runs")
         if not self._session.ui_url:

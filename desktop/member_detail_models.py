@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from PySide6.QtGui import QBrush, QColor
 
 from desktop.keyed_rows_model import Column, KeyedRowsModel, Row
+from desktop.member_detail_text import short_run, short_time
 
 _LOSS = QColor(179, 38, 30)
 _GAIN = QColor(27, 110, 53)
@@ -18,15 +18,6 @@ _KIND_COLORS = {
     "decision": QColor(20, 90, 160),
     "adjustment": QColor(150, 90, 0),
 }
-
-
-def short_time(value: Any) -> str:
-    """2026-03-01T10:01:00Z or a datetime -> 2026-03-01 10:01:00 (UTC throughout)."""
-    if isinstance(value, datetime):
-        value = value.isoformat()
-    if not isinstance(value, str) or len(value) < 19:
-        return ""
-    return f"{value[:10]} {value[11:19]}"
 
 
 class LedgerModel(KeyedRowsModel):
@@ -78,7 +69,7 @@ class TimelineModel(KeyedRowsModel):
         if key == "at":
             return short_time(value)
         if key == "run_id":
-            return str(value or "")[:8]
+            return short_run(str(value or ""))
         return super().display(row, key)
 
     def tooltip(self, row: Row, key: str) -> str | None:

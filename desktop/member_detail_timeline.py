@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from temporalio.api.enums.v1 import EventType
 
 from activities.history import Received, previous_run, received, reset_base
+from desktop.member_detail_text import short_run
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHistory
@@ -106,7 +107,7 @@ def _run_row(number: int, run_id: str, history: WorkflowHistory) -> Row:
     at = _utc(history.events[0].event_time.ToDatetime())
     base = reset_base(history)
     if base:
-        kind, detail = "reset", f"run {number} reset from run {base[:8]}"
+        kind, detail = "reset", f"run {number} reset from run {short_run(base)}"
     elif previous_run(history):
         kind, detail = "run", f"run {number} continued as new"
     else:

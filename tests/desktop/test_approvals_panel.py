@@ -22,7 +22,7 @@ from runtime import approvals
 from runtime.feed import send_member, wait_applied
 from tests.agent.conftest import CHARGE, ticket, trip
 from tests.conftest import Deployment
-from tests.desktop.test_member_detail import TIMEOUT_S, cells, desk_session, screenshot
+from tests.desktop.test_member_detail import TIMEOUT_S, cells, desk_session, screenshot, unique
 from workflows.member import MemberWorkflow, member_workflow_id
 
 pytestmark = pytest.mark.slow
@@ -81,14 +81,15 @@ def test_an_approval_from_the_queue_changes_the_member_and_the_queue(
 
     async def scenario() -> None:
         async with desk_session(deployment) as session:
-            panel = await open_queue(qtbot, session, deployment, ["pia", "quinn"])
+            pia, quinn = unique("pia"), unique("quinn")
+            panel = await open_queue(qtbot, session, deployment, [pia, quinn])
             panel.status_posted.connect(posted.append)
             assert panel.count_label.text() == "4 pending"
             assert (
                 sorted(cells(panel.model, "action"))
                 == ["grant_points", "grant_points"] + ["message_member"] * 2
             )
-            grant = panel.model.rows[row_of(panel, "pia:pia-k1:0")]
+            grant = panel.model.rows[row_of(panel, f"{pia}:{pia}-k1:0")]
             assert (grant["member_tier"], grant["model"]) == ("Blue", "offline rules model")
             assert grant["tokens"] > 0
             assert cells(panel.model, "what")[0] == "100 points"
@@ -113,19 +114,20 @@ def test_an_approval_from_the_queue_changes_the_member_and_the_queue(
             screenshot(panel, "approvals")
 
             # no reason: nothing is decided, and the panel says why
-            panel.select_row(row_of(panel, "pia:pia-k1:0"))
+            panel.select_row(row_of(panel, f"{pia}:{pia}-k1:0"))
             await panel.decide_current(True)
             assert posted[-1] == "Type a reason first: every decision needs one"
-            assert await points(session, "pia") == 100
+            assert await points(session, pia) == 100
 
             panel.reason.setText("double charge confirmed")
             panel.approve_button.click()
             await wait_until(lambda: panel.results.count() == 1, timeout=TIMEOUT_S)
             assert results(panel) == [
-                "✓ pia:pia-k1:0 (grant_points 100 points) — approved: 100 points granted (ledger #2)"
+                f"✓ {pia}:{pia}-k1:0 (grant_points 100 points) — approved: 100 points granted "
+                "(ledger #2)"
             ]
-            assert await points(session, "pia") == 200
-            assert "pia:pia-k1:0" not in [r["id"] for r in panel.model.rows]
+            assert await points(session, pia) == 200
+            assert f"{pia}:{pia}-k1:0" not in [r["id"] for r in panel.model.rows]
             assert panel.model.rowCount() == 3
             # the next proposal is current, ready for the next decision
             assert panel.current_proposal() is not None
@@ -135,18 +137,18 @@ def test_an_approval_from_the_queue_changes_the_member_and_the_queue(
             # decided elsewhere meanwhile: the refusal is shown with its reason
             assert session.client is not None
             await approvals.decide(
-                session.client, "quinn:quinn-k1:1", approve=False, reason="no", actor="ops-bo"
+                session.client, f"{quinn}:{quinn}-k1:1", approve=False, reason="no", actor="ops-bo"
             )
-            panel.select_row(row_of(panel, "quinn:quinn-k1:1"))
+            panel.select_row(row_of(panel, f"{quinn}:{quinn}-k1:1"))
             await panel.decide_current(True)
             assert results(panel)[0].startswith(
-                "✗ could not approve quinn:quinn-k1:1: proposal quinn:quinn-k1:1 was already "
+                f"✗ could not approve {quinn}:{quinn}-k1:1: proposal {quinn}:{quinn}-k1:1 was already "
                 "rejected by ops-bo"
             )
             assert posted[-1] == results(panel)[0][2:]
             # and the stale row leaves the queue
             await wait_until(
-                lambda: "quinn:quinn-k1:1" not in [r["id"] for r in panel.model.rows],
+                lambda: f"{quinn}:{quinn}-k1:1" not in [r["id"] for r in panel.model.rows],
                 timeout=TIMEOUT_S,
             )
             screenshot(panel, "approvals-decided")
@@ -160,7 +162,8 @@ def test_bulk_decision_by_policy_counts_asks_and_decides(
 ) -> None:
     async def scenario() -> None:
         async with desk_session(deployment) as session:
-            panel = await open_queue(qtbot, session, deployment, ["rae", "sam"])
+            rae, sam = unique("rae"), unique("sam")
+            panel = await open_queue(qtbot, session, deployment, [rae, sam])
             panel.reason.setText("goodwill for the outage")
 
             panel.policy.setText("colour=red")
@@ -183,7 +186,7 @@ def test_bulk_decision_by_policy_counts_asks_and_decides(
             confirm.button(QMessageBox.StandardButton.Cancel).click()
             await task
             assert results(panel) == []
-            assert [await points(session, m) for m in ("rae", "sam")] == [100, 100]
+            assert [await points(session, m) for m in (rae, sam)] == [100, 100]
 
             task = panel.decide_by_policy(True)
             await wait_until(lambda: panel.confirm_box is not None, timeout=TIMEOUT_S)
@@ -193,10 +196,10 @@ def test_bulk_decision_by_policy_counts_asks_and_decides(
             assert results(panel) == [
                 "✓ policy action=grant_points,max_points=500: 2 of 2 approved, 0 failed"
             ]
-            assert [await points(session, m) for m in ("rae", "sam")] == [200, 200]
+            assert [await points(session, m) for m in (rae, sam)] == [200, 200]
             assert cells(panel.model, "action") == ["message_member", "message_member"]
             assert session.client is not None
-            state = await session.client.get_workflow_handle(member_workflow_id("rae")).query(
+            state = await session.client.get_workflow_handle(member_workflow_id(rae)).query(
                 MemberWorkflow.state
             )
             grant = next(p for p in state["proposals"] if p["action"] == "grant_points")
@@ -214,7 +217,7 @@ def test_keyboard_triage_approves_moves_on_and_rejects(
 
     async def scenario() -> None:
         async with desk_session(deployment) as session:
-            panel = await open_queue(qtbot, session, deployment, ["uma", "vic"])
+            panel = await open_queue(qtbot, session, deployment, [unique("uma"), unique("vic")])
             panel.status_posted.connect(posted.append)
             order = [r["id"] for r in panel.model.rows]
             first_member = order[0].split(":")[0]

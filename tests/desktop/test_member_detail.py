@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -52,6 +53,11 @@ async def desk_session(deployment: Deployment) -> AsyncIterator[Session]:
         yield session
 
 
+def unique(name: str) -> str:
+    """A member id no other test on the shared server uses."""
+    return f"{name}-{uuid.uuid4().hex[:6]}"
+
+
 def screenshot(widget: QWidget, name: str) -> None:
     """For people to look at: LOYALTY_DESK_SCREENSHOTS=DIR keeps NAME.png."""
     where = os.environ.get("LOYALTY_DESK_SCREENSHOTS")
@@ -80,7 +86,7 @@ def cells(model: Any, key: str) -> list[str]:
 def test_fed_events_show_in_ledger_chart_and_timeline_across_runs(
     qloop: qasync.QEventLoop, qtbot: Any, deployment: Deployment
 ) -> None:
-    member = "dora"
+    member = unique("dora")
     opened: list[QUrl] = []
 
     async def scenario() -> None:
@@ -174,7 +180,7 @@ def test_fed_events_show_in_ledger_chart_and_timeline_across_runs(
 def test_manual_adjustment_changes_the_member_and_a_bad_one_says_why(
     qloop: qasync.QEventLoop, qtbot: Any, deployment: Deployment
 ) -> None:
-    member = "eli"
+    member = unique("eli")
 
     async def scenario() -> None:
         async with desk_session(deployment) as session:
@@ -247,7 +253,7 @@ def test_detail_models_pass_the_model_tester(qtmodeltester: Any) -> None:
     ]
     timeline.set_rows([{"at": "2026-03-01T10:00:00Z", "build": "", **r} for r in rows])
     qtmodeltester.check(timeline)
-    assert cells(timeline, "run_id")[0] == "aaaaaaaa"
+    assert cells(timeline, "run_id")[0] == "aaaaaaaa"  # the run id's last 8 characters
 
 
 def test_a_refresh_inserts_and_updates_rows_in_place_without_a_reset(qtbot: Any) -> None:
