@@ -77,34 +77,61 @@ class KeyedRowsModel(QAbstractTableModel):
             return None
 
     def set_rows(self, rows: Sequence[Row]) -> None:
-        """Show `rows`, changing only what changed (selection and scroll survive)."""
+        """Show `rows`, changing only what changed (selection and scroll survive).
+
+        Removals and insertions go in contiguous blocks, one begin/end pair each, so
+        a first load or a burst of new rows costs one notice, not one per row.
+        """
         new_keys = [self.key_of(r) for r in rows]
         if len(set(new_keys)) != len(new_keys):
             raise ValueError("rows must have distinct keys")
+        if not self._rows or not rows:
+            self._reset(rows, new_keys)
+            return
         wanted = set(new_keys)
-        for position in range(len(self._keys) - 1, -1, -1):
-            if self._keys[position] not in wanted:
-                self._remove(position)
+        end = len(self._keys)
+        while end > 0:
+            if self._keys[end - 1] in wanted:
+                end -= 1
+                continue
+            start = end - 1
+            while start > 0 and self._keys[start - 1] not in wanted:
+                start -= 1
+            self.beginRemoveRows(QModelIndex(), start, end - 1)
+            del self._rows[start:end], self._keys[start:end]
+            self.endRemoveRows()
+            end = start
         kept = set(self._keys)
         if self._keys != [k for k in new_keys if k in kept]:
             # the order of surviving rows changed: no cheap merge keeps it meaningful
-            self.beginResetModel()
-            self._rows, self._keys = list(rows), new_keys
-            self.endResetModel()
+            self._reset(rows, new_keys)
             return
-        for position, (key, row) in enumerate(zip(new_keys, rows, strict=True)):
-            if key not in kept:
-                self.beginInsertRows(QModelIndex(), position, position)
-                self._rows.insert(position, row)
-                self._keys.insert(position, key)
+        # invariant: self._keys[:position] == new_keys[:position]
+        position = 0
+        while position < len(new_keys):
+            if new_keys[position] not in kept:
+                stop = position
+                while stop < len(new_keys) and new_keys[stop] not in kept:
+                    stop += 1
+                self.beginInsertRows(QModelIndex(), position, stop - 1)
+                self._rows[position:position] = rows[position:stop]
+                self._keys[position:position] = new_keys[position:stop]
                 self.endInsertRows()
-            elif self._rows[position] != row:
-                self._rows[position] = row
+                position = stop
+                continue
+            if self._rows[position] != rows[position]:
+                self._rows[position] = rows[position]
                 self.dataChanged.emit(
                     self.index(position, 0),
                     self.index(position, len(self.COLUMNS) - 1),
                     list(self.ROW_ROLES),
                 )
+            position += 1
+
+    def _reset(self, rows: Sequence[Row], keys: list[str]) -> None:
+        self.beginResetModel()
+        self._rows, self._keys = list(rows), keys
+        self.endResetModel()
 
     def remove_key(self, key: str) -> bool:
         position = self.position_of(key)

@@ -7,6 +7,7 @@ for its state every two seconds while shown, and reads the histories of its runs
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -42,8 +43,6 @@ from desktop.member_detail_models import LedgerModel, TimelineModel
 from desktop.member_detail_text import short_run, short_time
 
 if TYPE_CHECKING:
-    import asyncio
-
     from temporalio.client import WorkflowHistory
 
     from desktop.session import Session
@@ -222,6 +221,7 @@ class MemberDetail(QWidget):
     @async_slot(overlap="skip", errors="status")
     async def refresh(self) -> None:
         """The state; the timeline too when the state changed since the last look."""
+        from temporalio.client import WorkflowQueryFailedError
         from temporalio.service import RPCError
 
         from workflows.member import MemberWorkflow
@@ -236,6 +236,9 @@ class MemberDetail(QWidget):
         except RPCError as error:
             self.status.setText(f"Temporal did not answer: {error.message}")
             return
+        except WorkflowQueryFailedError as error:  # e.g. the member's workflow task fails
+            self.status.setText(f"The member did not answer: {_first_line(error)}")
+            return
         self._show_state(state)
         signature = _signature(state)
         if signature != self._seen_signature:
@@ -245,20 +248,26 @@ class MemberDetail(QWidget):
                 self.status.setText(f"Could not read the run histories: {error.message}")
                 return
             self._seen_signature = signature
-        if self.status.text().startswith(("Temporal did not", "Could not read", "Waiting")):
+        if self.status.text().startswith(
+            ("Temporal did not", "The member did not", "Could not read", "Waiting")
+        ):
             self.status.clear()
 
     async def _load_timeline(self, state: dict[str, Any]) -> None:
-        from desktop.member_detail_timeline import fetch_chain, timeline
+        from desktop.member_detail_timeline import TimelineBuilder, fetch_chain
 
         client = self._session.client
         assert client is not None
         runs, complete = await fetch_chain(client, self.workflow_id, self._histories)
         total = len(runs) if complete else max(len(runs), int(state.get("runs") or 0))
         first = total - len(runs) + 1
-        self.timeline_model.set_rows(
-            timeline(runs, state.get("proposals") or [], first_number=first)
-        )
+        builder = TimelineBuilder(first_number=first)
+        for run_id, history in runs:
+            builder.add_run(run_id, history)
+            # a run holds up to 500 signals to decode: the loop runs between runs
+            # (a thread would not do: Python could collect Qt objects on it)
+            await asyncio.sleep(0)
+        self.timeline_model.set_rows(builder.rows(state.get("proposals") or []))
         self._run_ids = [run_id for run_id, _ in runs]
         self._show_runs(first)
         self.timeline_loaded.emit()
@@ -443,3 +452,8 @@ def _update_refusal(error: Exception) -> str:
     cause = getattr(error, "cause", None)
     message = getattr(cause, "message", None) or str(cause or error)
     return message.strip().splitlines()[0] if message.strip() else type(error).__name__
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -56,23 +56,30 @@ async def fetch_chain(
     return runs, not run_id
 
 
-def timeline(
-    runs: Iterable[tuple[str, WorkflowHistory]], proposals: Iterable[Row], *, first_number: int = 1
-) -> list[Row]:
-    """Timeline rows, oldest first: {key, at, kind, detail, build, run_id}; runs are
-    numbered from `first_number` (when earlier ones are left out)."""
-    rows: list[Row] = []
-    seen: set[str] = set()
-    build: str | None = None
-    for number, (run_id, history) in enumerate(runs, start=first_number):
-        rows.append(_run_row(number, run_id, history))
+class TimelineBuilder:
+    """Timeline rows, oldest first: {key, at, kind, detail, build, run_id}.
+
+    Fed one run at a time (oldest first), so a caller on the GUI thread can let the
+    event loop breathe between runs; runs are numbered from `first_number` (when
+    earlier ones are left out).
+    """
+
+    def __init__(self, *, first_number: int = 1) -> None:
+        self._number = first_number
+        self._rows: list[Row] = []
+        self._seen: set[str] = set()
+        self._build: str | None = None
+
+    def add_run(self, run_id: str, history: WorkflowHistory) -> None:
+        self._rows.append(_run_row(self._number, run_id, history))
+        self._number += 1
         builds = list(_builds(history))
         for item in received(history):
             key = item.key()
-            if key in seen:
+            if key in self._seen:
                 continue  # a reset reapplies signals: the copy is the same event
-            seen.add(key)
-            rows.append(
+            self._seen.add(key)
+            self._rows.append(
                 {
                     "key": f"r:{key}",
                     "at": item.at_utc,
@@ -84,23 +91,26 @@ def timeline(
                     "run_id": run_id,
                 }
             )
-        for _, at, new_build in builds:
-            if new_build != build:
-                rows.append(
+        for _, at, build in builds:
+            if build != self._build:
+                self._rows.append(
                     {
-                        "key": f"b:{run_id}:{at.isoformat()}:{new_build}",
+                        "key": f"b:{run_id}:{at.isoformat()}:{build}",
                         "at": at,
                         "kind": "build",
-                        "detail": f"build {new_build} takes over"
-                        + (f" from {build}" if build else ""),
-                        "build": new_build,
+                        "detail": f"build {build} takes over"
+                        + (f" from {self._build}" if self._build else ""),
+                        "build": build,
                         "run_id": run_id,
                     }
                 )
-                build = new_build
-    rows.extend(_proposal_rows(proposals))
-    rows.sort(key=lambda r: r["at"])
-    return rows
+                self._build = build
+
+    def rows(self, proposals: Iterable[Row]) -> list[Row]:
+        """Every run's rows with the proposals and their decisions, by time."""
+        rows = [*self._rows, *_proposal_rows(proposals)]
+        rows.sort(key=lambda r: r["at"])
+        return rows
 
 
 def _run_row(number: int, run_id: str, history: WorkflowHistory) -> Row:
