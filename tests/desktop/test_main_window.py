@@ -61,8 +61,13 @@ def test_tabs_open_the_detail_count_proposals_and_take_new_panels(
                 lambda: detail.state_labels["points"].text() == "100", timeout=TIMEOUT_S
             )
             assert detail.isWindow() and detail.windowTitle() == f"Member {member} · Loyalty Desk"
-            qtbot.keyClick(panel.table, Qt.Key.Key_Return)
-            assert list(window.details) == [member]  # the same window, raised again
+            detail.close()
+            cell = panel.table.visualRect(panel.model.index_of(member)).center()
+            # as a mouse sends it: a click, then the double click
+            qtbot.mouseClick(panel.table.viewport(), Qt.MouseButton.LeftButton, pos=cell)
+            qtbot.mouseDClick(panel.table.viewport(), Qt.MouseButton.LeftButton, pos=cell)
+            assert detail.isVisible()
+            assert list(window.details) == [member]  # the same window, opened again
 
             # the approvals tab loads when shown and says how many proposals wait
             window.show_panel("Approvals")

@@ -18,10 +18,14 @@ import pytest
 import qasync
 from PySide6.QtCore import QItemSelectionModel, QUrl
 from PySide6.QtWidgets import QMessageBox, QWidget
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 
 from desktop.asyncutil import wait_until
 from desktop.member_detail import MemberDetail
 from desktop.member_detail_models import LedgerModel, TimelineModel
+from desktop.member_detail_text import short_run
 from desktop.member_detail_timeline import fetch_chain
 from desktop.session import Session
 from runtime.connect import connect
@@ -237,6 +241,56 @@ def test_manual_adjustment_changes_the_member_and_a_bad_one_says_why(
             assert state["points"] == 275 and len(state["ledger"]) == 2
             await detail.refresh()
             assert detail.ledger_model.rowCount() == 2
+            await _stop(detail)
+
+    qloop.run_until_complete(scenario())
+
+
+def test_the_timeline_is_stitched_across_a_reset(
+    qloop: qasync.QEventLoop, qtbot: Any, deployment: Deployment
+) -> None:
+    member = unique("fay")
+
+    async def scenario() -> None:
+        async with desk_session(deployment) as session:
+            client = session.client
+            assert client is not None
+            for n in (1, 2, 3):  # one workflow task each
+                await send_member(client, deployment.target, member, [trip(member, n)], bulk=False)
+                await wait_applied(client, [member])
+            handle = client.get_workflow_handle(member_workflow_id(member))
+            original = (await handle.describe()).run_id
+            history = await handle.fetch_history()
+            first_task = next(
+                e.event_id
+                for e in history.events
+                if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+            )
+            # back to the first task: the events are reapplied in the new run
+            await client.workflow_service.reset_workflow_execution(
+                ResetWorkflowExecutionRequest(
+                    namespace=client.namespace,
+                    workflow_execution=WorkflowExecution(
+                        workflow_id=member_workflow_id(member), run_id=original
+                    ),
+                    reason="test: reset",
+                    workflow_task_finish_event_id=first_task,
+                    request_id=f"reset-{member}",
+                )
+            )
+            state = (await wait_applied(client, [member]))[member]
+            assert state["points"] == 75
+
+            detail = open_detail(qtbot, session, member, [])
+            await detail.start()
+            rows = detail.timeline_model.rows
+            assert [r["kind"] for r in rows if r["kind"] != "build"] == ["reset"] + ["event"] * 3
+            assert rows[0]["detail"] == f"run 1 reset from run {short_run(original)}"
+            assert rows[0]["run_id"] != original
+            assert [r["detail"] for r in rows if r["kind"] == "event"] == [
+                f"trip_completed {member}-t{n} $25.00" for n in (1, 2, 3)
+            ]
+            assert cells(detail.ledger_model, "balance") == ["25", "50", "75"]
             await _stop(detail)
 
     qloop.run_until_complete(scenario())
