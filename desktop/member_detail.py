@@ -41,6 +41,7 @@ from desktop.asyncutil import async_slot, cancel_slot_tasks, show_error
 from desktop.member_detail_chart import PointsChart
 from desktop.member_detail_models import LedgerModel, TimelineModel
 from desktop.member_detail_text import short_run, short_time
+from workflows.ids import member_workflow_id
 
 if TYPE_CHECKING:
     from temporalio.client import WorkflowHistory
@@ -197,7 +198,7 @@ class MemberDetail(QWidget):
 
     @property
     def workflow_id(self) -> str:
-        return f"member-{self.member_id}"
+        return member_workflow_id(self.member_id)
 
     def start(self) -> asyncio.Task[Any]:
         """Load now, then every two seconds while shown; returns the first load."""
@@ -232,7 +233,10 @@ class MemberDetail(QWidget):
             return
         handle = client.get_workflow_handle(self.workflow_id)
         try:
-            state = await handle.query(MemberWorkflow.state)
+            # the run id too: a reset changes it without changing the state
+            state, described = await asyncio.gather(
+                handle.query(MemberWorkflow.state), handle.describe()
+            )
         except RPCError as error:
             self.status.setText(f"Temporal did not answer: {error.message}")
             return
@@ -240,10 +244,10 @@ class MemberDetail(QWidget):
             self.status.setText(f"The member did not answer: {_first_line(error)}")
             return
         self._show_state(state)
-        signature = _signature(state)
+        signature = (described.run_id, *_signature(state))
         if signature != self._seen_signature:
             try:
-                await self._load_timeline(state)
+                await self._load_timeline(state, described.run_id)
             except RPCError as error:
                 self.status.setText(f"Could not read the run histories: {error.message}")
                 return
@@ -253,12 +257,12 @@ class MemberDetail(QWidget):
         ):
             self.status.clear()
 
-    async def _load_timeline(self, state: dict[str, Any]) -> None:
+    async def _load_timeline(self, state: dict[str, Any], current_run: str) -> None:
         from desktop.member_detail_timeline import TimelineBuilder, fetch_chain
 
         client = self._session.client
         assert client is not None
-        runs, complete = await fetch_chain(client, self.workflow_id, self._histories)
+        runs, complete = await fetch_chain(client, self.workflow_id, current_run, self._histories)
         total = len(runs) if complete else max(len(runs), int(state.get("runs") or 0))
         first = total - len(runs) + 1
         builder = TimelineBuilder(first_number=first)

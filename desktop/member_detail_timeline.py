@@ -30,18 +30,17 @@ _AMOUNT_FIELDS = ("fare_cents", "amount_cents")
 async def fetch_chain(
     client: Client,
     workflow_id: str,
+    current: str,
     cache: dict[str, WorkflowHistory],
     *,
     max_runs: int = MAX_RUNS,
 ) -> tuple[list[tuple[str, WorkflowHistory]], bool]:
-    """(run id, history) of the chain's latest `max_runs` runs, oldest first, and
-    whether that is every run.
+    """(run id, history) of the chain's latest `max_runs` runs up to the `current`
+    run, oldest first, and whether that is every run.
 
     Closed runs never change, so `cache` keeps theirs; only the current run is
     fetched again on each refresh.
     """
-    handle = client.get_workflow_handle(workflow_id)
-    current = (await handle.describe()).run_id
     runs: list[tuple[str, WorkflowHistory]] = []
     run_id: str | None = current
     while run_id and len(runs) < max_runs:
