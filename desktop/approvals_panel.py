@@ -239,7 +239,9 @@ class ApprovalsPanel(QWidget):
 
     # -- deciding ---------------------------------------------------------------------
 
-    @async_slot(title="Decision failed")
+    # "skip": a key pressed again while a decision is under way must neither cancel
+    # it (the server may have applied it) nor decide the same proposal twice
+    @async_slot(overlap="skip", title="Decision failed")
     async def decide_current(self, approve: bool) -> None:
         """Approve or reject the current proposal, then move to the next one."""
         from runtime import approvals
@@ -272,7 +274,7 @@ class ApprovalsPanel(QWidget):
         self.select_row(row)
         self._update_count()
 
-    @async_slot(title="Bulk decision failed")
+    @async_slot(overlap="skip", title="Bulk decision failed")
     async def decide_by_policy(self, approve: bool) -> None:
         """Count what the policy matches, ask, then decide them all the same way."""
         from runtime import approvals
@@ -306,7 +308,11 @@ class ApprovalsPanel(QWidget):
             self,
         )
         box.setObjectName("bulkConfirm")
-        box.setInformativeText(f"Reason: {reason}")
+        silent = len(preview.failed)
+        box.setInformativeText(
+            f"Reason: {reason}"
+            + (f"\n{silent} member(s) did not answer and are left out." if silent else "")
+        )
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         self.confirm_box = box
         try:

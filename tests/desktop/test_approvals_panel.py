@@ -234,7 +234,10 @@ def test_keyboard_triage_approves_moves_on_and_rejects(
             panel.reason.setText("triaged")
             panel.table.setFocus()
             qtbot.keyClick(panel.table, Qt.Key.Key_A)
+            qtbot.keyClick(panel.table, Qt.Key.Key_A)  # while the first is under way: ignored
             await wait_until(lambda: panel.results.count() == 1, timeout=TIMEOUT_S)
+            await asyncio.sleep(0.5)
+            assert panel.results.count() == 1
             assert results(panel)[0].startswith(
                 f"✓ {order[0]} (grant_points 100 points) — approved"
             )
