@@ -191,6 +191,10 @@ class ApprovalsPanel(QWidget):
             return None
         return self.model.row_at(self.proxy.mapToSource(index).row())
 
+    def selected_member_id(self) -> str:
+        proposal = self.current_proposal()
+        return str(proposal["member_id"]) if proposal else ""
+
     def select_row(self, row: int) -> None:
         """Make proxy row `row` current (clamped); nothing when the queue is empty."""
         count = self.proxy.rowCount()

@@ -148,13 +148,16 @@ class MainWindow(QMainWindow):
             self.statusBar().clearMessage()
 
     def web_ui_url(self) -> QUrl | None:
-        """The Web UI at the selected member, or at the namespace's workflows."""
+        """The Web UI at the member selected in the current tab, or at the namespace's
+        workflows."""
         base = self._session.ui_url
         if not base:
             return None
         namespace = quote(self._session.target.namespace, safe="")
         url = f"{base.rstrip('/')}/namespaces/{namespace}/workflows"
-        member = self.members.selected_member_id()
+        # the member selected in the panel in view (members or approvals), if it has one
+        selected = getattr(self.tabs.currentWidget(), "selected_member_id", None)
+        member = selected() if selected is not None else ""
         if member:
             url += "/" + quote(f"member-{member}", safe="")
         return QUrl(url)

@@ -17,7 +17,7 @@ from desktop.main_window import MainWindow
 from runtime.feed import send_member, wait_applied
 from tests.agent.conftest import CHARGE, ticket, trip
 from tests.conftest import Deployment
-from tests.desktop.test_member_detail import TIMEOUT_S, desk_session, screenshot, unique
+from tests.desktop.test_member_detail import TIMEOUT_S, UI, desk_session, screenshot, unique
 
 pytestmark = pytest.mark.slow
 
@@ -73,6 +73,11 @@ def test_tabs_open_the_detail_count_proposals_and_take_new_panels(
             window.show_panel("Approvals")
             await wait_until(lambda: tabs.tabText(1) == "Approvals (2)", timeout=TIMEOUT_S)
             assert {r["member_id"] for r in window.approvals.model.rows} == {member}
+            # the Web UI opens at the member of the selected proposal
+            window.approvals.select_row(0)
+            url = window.web_ui_url()
+            assert url is not None
+            assert url.toString() == f"{UI}/namespaces/default/workflows/member-{member}"
             screenshot(window, "main-window-approvals")
             window.show_panel("Members")
             screenshot(window, "main-window-members")
