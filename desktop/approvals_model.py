@@ -9,7 +9,7 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel
 
 from desktop.keyed_rows_model import Column, KeyedRowsModel, Row
-from desktop.member_detail_text import short_time
+from desktop.member_detail_text import proposal_text, short_time
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -23,19 +23,6 @@ def created_at(proposal: Row) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def what(proposal: Row) -> str:
-    """The proposal's arguments in a few words."""
-    args = proposal.get("arguments") or {}
-    if proposal.get("action") == "grant_points":
-        points = args.get("points")
-        return f"{points:,} points" if isinstance(points, int) else str(points)
-    if proposal.get("action") == "change_tier":
-        return f"to {args.get('tier')}"
-    if proposal.get("action") == "message_member":
-        return str(args.get("text") or "")
-    return ""
 
 
 def age_text(seconds: float) -> str:
@@ -69,7 +56,7 @@ class ApprovalsModel(KeyedRowsModel):
 
     def display(self, row: Row, key: str) -> str:
         if key == "what":
-            return what(row)
+            return proposal_text(row)
         if key == "age":
             created = created_at(row)
             return age_text((self.now() - created).total_seconds()) if created else ""

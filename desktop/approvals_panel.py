@@ -31,8 +31,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.approvals_model import ApprovalsFilterModel, ApprovalsModel, QueueFilter, what
+from desktop.approvals_model import ApprovalsFilterModel, ApprovalsModel, QueueFilter
 from desktop.asyncutil import async_slot, cancel_slot_tasks, run_dialog, show_error
+from desktop.member_detail_text import proposal_text
 from workflows.agent_policy import ACTIONS
 from workflows.rules import TIER_NAMES
 
@@ -272,7 +273,7 @@ class ApprovalsPanel(QWidget):
         self._record(
             pid,
             True,
-            f"{pid} ({proposal['action']} {what(proposal)}) — {result.message}",
+            f"{pid} ({proposal['action']} {proposal_text(proposal)}) — {result.message}",
         )
         self.model.remove_key(pid)
         self.select_row(row)

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 
 from desktop.asyncutil import async_slot, cancel_slot_tasks, show_error
 from desktop.member_detail_chart import PointsChart
-from desktop.member_detail_models import LedgerModel, TimelineModel
+from desktop.member_detail_models import LedgerModel, ProposalsModel, TimelineModel
 from desktop.member_detail_text import short_run, short_time
 from workflows.ids import member_workflow_id
 
@@ -118,10 +118,19 @@ class MemberDetail(QWidget):
         self.timeline_table = _table(
             self.timeline_model, self, "timelineTable", stretch=2, widths=(150, 90, 0, 90, 90)
         )
+        self.proposals_model = ProposalsModel(parent=self)
+        self.proposals_table = _table(
+            self.proposals_model,
+            self,
+            "proposalsTable",
+            stretch=6,
+            widths=(140, 115, 160, 75, 125, 65, 0),
+        )
         self.tabs = QTabWidget(self)
         self.tabs.addTab(self.ledger_table, "Ledger")
         self.tabs.addTab(self.chart, "Points over time")
         self.tabs.addTab(self.timeline_table, "Timeline")
+        self.tabs.addTab(self.proposals_table, "Proposals")
 
         self.event_type = QComboBox(self)
         self.event_type.addItems(EVENT_TYPES)
@@ -172,7 +181,7 @@ class MemberDetail(QWidget):
         splitter.addWidget(self.tabs)
         splitter.addWidget(side)
         splitter.setStretchFactor(0, 1)
-        splitter.setSizes([800, 300])
+        splitter.setSizes([820, 280])
 
         self.status = QLabel(self)
         self.status.setObjectName("detailStatus")
@@ -233,10 +242,9 @@ class MemberDetail(QWidget):
             return
         handle = client.get_workflow_handle(self.workflow_id)
         try:
+            state = await handle.query(MemberWorkflow.state)
             # the run id too: a reset changes it without changing the state
-            state, described = await asyncio.gather(
-                handle.query(MemberWorkflow.state), handle.describe()
-            )
+            described = await handle.describe()
         except RPCError as error:
             self.status.setText(f"Temporal did not answer: {error.message}")
             return
@@ -285,6 +293,7 @@ class MemberDetail(QWidget):
         ledger = state.get("ledger") or []
         self.ledger_model.set_rows(ledger)
         self.chart.set_points(_chart_points(state))
+        self.proposals_model.set_rows(state.get("proposals") or [])
         self.state_loaded.emit(state)
 
     def _show_runs(self, first: int) -> None:

@@ -1,4 +1,4 @@
-"""Item models of the member detail: the ledger and the timeline."""
+"""Item models of the member detail: the ledger, the proposals and the timeline."""
 
 from __future__ import annotations
 
@@ -7,10 +7,15 @@ from typing import Any
 from PySide6.QtGui import QBrush, QColor
 
 from desktop.keyed_rows_model import Column, KeyedRowsModel, Row
-from desktop.member_detail_text import short_run, short_time
+from desktop.member_detail_text import proposal_text, short_run, short_time
 
 _LOSS = QColor(179, 38, 30)
 _GAIN = QColor(27, 110, 53)
+_STATUS_COLORS = {
+    "pending": QColor(150, 90, 0),
+    "approved": _GAIN,
+    "rejected": _LOSS,
+}
 _KIND_COLORS = {
     "reset": QColor(179, 38, 30),
     "build": QColor(110, 60, 160),
@@ -82,3 +87,42 @@ class TimelineModel(KeyedRowsModel):
     def foreground(self, row: Row, key: str) -> Any:
         color = _KIND_COLORS.get(str(row.get("kind")))
         return QBrush(color) if color is not None and key == "kind" else None
+
+
+class ProposalsModel(KeyedRowsModel):
+    """The member's proposals, pending and recently decided, oldest first."""
+
+    KEY_FIELD = "id"
+    COLUMNS = (
+        Column("created_at", "Proposed (UTC)"),
+        Column("action", "Action"),
+        Column("what", "Proposal"),
+        Column("status", "Status"),
+        Column("model", "Model"),
+        Column("cost_usd", "Cost", numeric=True),
+        Column("decision", "Decision"),  # last: it takes the room left
+    )
+
+    def display(self, row: Row, key: str) -> str:
+        if key == "created_at":
+            return short_time(row.get(key))
+        if key == "what":
+            return proposal_text(row)
+        if key == "cost_usd":
+            cost = row.get("cost_usd")
+            return f"${cost:.4f}" if isinstance(cost, int | float) else ""
+        if key == "decision":
+            who = row.get("decided_by")
+            return f"{who}: {row.get('decision_reason') or ''}" if who else ""
+        return super().display(row, key)
+
+    def tooltip(self, row: Row, key: str) -> str | None:
+        if key == "what":
+            return f"{proposal_text(row)}\nAgent's reason: {row.get('reason') or ''}"
+        if key == "decision":
+            return self.display(row, key) or None
+        return None
+
+    def foreground(self, row: Row, key: str) -> Any:
+        color = _STATUS_COLORS.get(str(row.get("status")))
+        return QBrush(color) if color is not None and key == "status" else None

@@ -61,6 +61,14 @@ def test_tabs_open_the_detail_count_proposals_and_take_new_panels(
                 lambda: detail.state_labels["points"].text() == "100", timeout=TIMEOUT_S
             )
             assert detail.isWindow() and detail.windowTitle() == f"Member {member} · Loyalty Desk"
+            # the agent proposes on its own time; the open detail picks it up
+            await wait_until(
+                lambda: detail.state_labels["pending"].text() == "2", timeout=TIMEOUT_S
+            )
+            assert [(r["action"], r["status"]) for r in detail.proposals_model.rows] == [
+                ("grant_points", "pending"),
+                ("message_member", "pending"),
+            ]
             detail.close()
             cell = panel.table.visualRect(panel.model.index_of(member)).center()
             # as a mouse sends it: a click, then the double click
@@ -79,6 +87,21 @@ def test_tabs_open_the_detail_count_proposals_and_take_new_panels(
             assert url is not None
             assert url.toString() == f"{UI}/namespaces/default/workflows/member-{member}"
             screenshot(window, "main-window-approvals")
+            # a decision from the queue shows in the open detail window
+            window.approvals.reason.setText("refund the double charge")
+            await window.approvals.decide_current(True)
+            await wait_until(
+                lambda: detail.proposals_model.rows[0]["status"] == "approved", timeout=TIMEOUT_S
+            )
+            await wait_until(
+                lambda: detail.state_labels["points"].text() == "200", timeout=TIMEOUT_S
+            )
+            await wait_until(
+                lambda: "decision" in [r["kind"] for r in detail.timeline_model.rows],
+                timeout=TIMEOUT_S,
+            )
+            detail.tabs.setCurrentWidget(detail.proposals_table)
+            screenshot(detail, "member-detail-proposals")
             window.show_panel("Members")
             screenshot(window, "main-window-members")
 

@@ -24,7 +24,7 @@ from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 
 from desktop.asyncutil import wait_until
 from desktop.member_detail import MemberDetail
-from desktop.member_detail_models import LedgerModel, TimelineModel
+from desktop.member_detail_models import LedgerModel, ProposalsModel, TimelineModel
 from desktop.member_detail_text import short_run
 from desktop.member_detail_timeline import fetch_chain
 from desktop.session import Session
@@ -320,6 +320,26 @@ def test_detail_models_pass_the_model_tester(qtmodeltester: Any) -> None:
     timeline.set_rows([{"at": "2026-03-01T10:00:00Z", "build": "", **r} for r in rows])
     qtmodeltester.check(timeline)
     assert cells(timeline, "run_id")[0] == "aaaaaaaa"  # the run id's last 8 characters
+
+    proposals = ProposalsModel()
+    proposal = {
+        "id": "a:k1:0",
+        "action": "grant_points",
+        "arguments": {"points": 150},
+        "status": "approved",
+        "created_at": "2026-03-01T10:00:00Z",
+        "decided_by": "ann",
+        "decision_reason": "ok",
+        "model": "offline rules model",
+        "cost_usd": 0.0,
+    }
+    proposals.set_rows(
+        [proposal, {**proposal, "id": "a:k1:1", "status": "pending", "decided_by": None}]
+    )
+    qtmodeltester.check(proposals)
+    assert cells(proposals, "what") == ["150 points", "150 points"]
+    assert cells(proposals, "status") == ["approved", "pending"]
+    assert cells(proposals, "decision") == ["ann: ok", ""]
 
 
 def test_a_refresh_inserts_and_updates_rows_in_place_without_a_reset(qtbot: Any) -> None:
