@@ -1,4 +1,10 @@
-"""The main window: the members panel, and a status bar with server, worker and Web UI."""
+"""The main window: a tab per panel, and a status bar with server, worker and Web UI.
+
+Panels are plain widgets built with the session (`Panel(session=session, parent=self)`)
+and added with `add_panel`; they take the Temporal client from the session's
+`client_connected` themselves. A panel's `status_posted(str)` signal, when it has
+one, reaches the status bar; its `stop()`, when it has one, runs on close.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,15 @@ from urllib.parse import quote
 
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QCloseEvent, QDesktopServices
-from PySide6.QtWidgets import QLabel, QMainWindow, QPushButton, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QPushButton, QTabWidget, QWidget
 
+from desktop.approvals_panel import ApprovalsPanel
+from desktop.member_detail import MemberDetail
 from desktop.members_panel import MembersPanel
 
 if TYPE_CHECKING:
+    import asyncio
+
     from desktop.session import Session
 
 log = logging.getLogger(__name__)
@@ -40,7 +50,7 @@ _WORKER_TEXT = {
 class MainWindow(QMainWindow):
     """Loyalty Desk's window; usable while the server is still starting.
 
-    Signals: none yet. Closing it quits the app, whose shutdown stops the rest.
+    Signals: none. Closing it quits the app, whose shutdown stops the rest.
     """
 
     def __init__(
@@ -56,8 +66,16 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Loyalty Desk")
         self.resize(1100, 680)
 
+        self.tabs = QTabWidget(self)
+        self.tabs.setObjectName("panelTabs")
+        self.tabs.setDocumentMode(True)
+        self.setCentralWidget(self.tabs)
+        self.panels: dict[str, QWidget] = {}
+        self.details: dict[str, MemberDetail] = {}
         self.members = MembersPanel(parent=self)
-        self.setCentralWidget(self.members)
+        self.add_panel("Members", self.members)
+        self.approvals = ApprovalsPanel(session=session, parent=self)
+        self.add_panel("Approvals", self.approvals)
 
         status = self.statusBar()
         status.setObjectName("statusBar")
@@ -78,11 +96,49 @@ class MainWindow(QMainWindow):
         session.worker_changed.connect(self._on_session_worker_changed)
         session.client_connected.connect(self._on_session_client_connected)
         self.web_ui_button.clicked.connect(self._on_web_ui_button_clicked)
-        self.members.status_posted.connect(self._on_members_status_posted)
+        self.members.member_activated.connect(self._on_members_member_activated)
+        self.approvals.pending_changed.connect(self._on_approvals_pending_changed)
 
     @property
     def session(self) -> Session:
         return self._session
+
+    def add_panel(self, title: str, panel: QWidget) -> None:
+        """A tab for `panel`; its status messages go to the status bar."""
+        self.panels[title] = panel
+        self.tabs.addTab(panel, title)
+        posted = getattr(panel, "status_posted", None)
+        if posted is not None:
+            posted.connect(self._on_panel_status_posted)
+
+    def show_panel(self, title: str) -> QWidget:
+        panel = self.panels[title]
+        self.tabs.setCurrentWidget(panel)
+        return panel
+
+    def open_member(self, member_id: str) -> MemberDetail:
+        """The member's detail window (one per member), raised and refreshing."""
+        detail = self.details.get(member_id)
+        if detail is None:
+            detail = MemberDetail(
+                member_id=member_id, session=self._session, open_url=self._open_url, parent=self
+            )
+            detail.destroyed.connect(lambda *_: self.details.pop(member_id, None))
+            self.details[member_id] = detail
+        detail.show()
+        detail.raise_()
+        detail.activateWindow()
+        detail.start()
+        return detail
+
+    def stop(self) -> list[asyncio.Task[Any]]:
+        """Every panel and detail window stops refreshing; returns the loads to await."""
+        waits: list[asyncio.Task[Any]] = []
+        for widget in [*self.panels.values(), *self.details.values()]:
+            stop = getattr(widget, "stop", None)
+            if stop is not None:
+                waits += stop()
+        return waits
 
     def show_message(self, text: str, timeout_ms: int = 10_000) -> None:
         """A transient message in the status bar; "" clears it."""
@@ -92,19 +148,24 @@ class MainWindow(QMainWindow):
             self.statusBar().clearMessage()
 
     def web_ui_url(self) -> QUrl | None:
-        """The Web UI at the selected member, or at the namespace's workflows."""
+        """The Web UI at the member selected in the current tab, or at the namespace's
+        workflows."""
         base = self._session.ui_url
         if not base:
             return None
         namespace = quote(self._session.target.namespace, safe="")
         url = f"{base.rstrip('/')}/namespaces/{namespace}/workflows"
-        member = self.members.selected_member_id()
+        # the member selected in the panel in view (members or approvals), if it has one
+        selected = getattr(self.tabs.currentWidget(), "selected_member_id", None)
+        member = selected() if selected is not None else ""
         if member:
             url += "/" + quote(f"member-{member}", safe="")
         return QUrl(url)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.members.stop()
+        self.stop()
+        for detail in list(self.details.values()):
+            detail.close()
         super().closeEvent(event)
 
     # -- display ------------------------------------------------------------------
@@ -154,5 +215,12 @@ class MainWindow(QMainWindow):
         if self._open_url(url) is False:
             self.show_message(f"Could not open a browser; the Web UI is at {url.toString()}")
 
-    def _on_members_status_posted(self, text: str) -> None:
+    def _on_panel_status_posted(self, text: str) -> None:
         self.show_message(text)
+
+    def _on_members_member_activated(self, member_id: str) -> None:
+        self.open_member(member_id)
+
+    def _on_approvals_pending_changed(self, count: int) -> None:
+        index = self.tabs.indexOf(self.approvals)
+        self.tabs.setTabText(index, f"Approvals ({count:,})" if count else "Approvals")

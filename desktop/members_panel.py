@@ -37,10 +37,13 @@ class MembersPanel(QWidget):
 
     Signals:
         member_selected(member_id): the current row changed ("" when none).
+        member_activated(member_id): a row was double-clicked or Enter pressed on it
+            (the window opens the member's detail).
         status_posted(text): a short message for the status bar.
     """
 
     member_selected = Signal(str)
+    member_activated = Signal(str)
     status_posted = Signal(str)
 
     def __init__(self, *, parent: QWidget | None = None) -> None:
@@ -110,6 +113,7 @@ class MembersPanel(QWidget):
         self.model.rowsInserted.connect(self._on_model_rows_changed)
         self.model.rowsRemoved.connect(self._on_model_rows_changed)
         self.model.modelReset.connect(self._on_model_rows_changed)
+        self.table.activated.connect(self._on_table_activated)
         selection = self.table.selectionModel()
         selection.currentRowChanged.connect(self._on_selection_current_row_changed)
 
@@ -265,6 +269,11 @@ class MembersPanel(QWidget):
     def _on_model_rows_changed(self, *_: Any) -> None:
         if self._loader is not None and not self._store.loading:
             self._update_count()
+
+    def _on_table_activated(self, index: QModelIndex) -> None:
+        member_id = self.model.member_id_at(index.row())
+        if member_id:
+            self.member_activated.emit(member_id)
 
     def _on_selection_current_row_changed(
         self, current: QModelIndex, _previous: QModelIndex

@@ -1,0 +1,442 @@
+"""The approvals panel: every member's pending proposals in one queue, decided here.
+
+Keyboard triage on the table: A approves, R rejects (both with the reason typed
+once in the reason field), N moves to the next proposal. A bulk decision by
+policy counts what it would decide and asks before it decides anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QKeyEvent, QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.approvals_model import ApprovalsFilterModel, ApprovalsModel, QueueFilter
+from desktop.asyncutil import async_slot, cancel_slot_tasks, run_dialog, show_error
+from desktop.member_detail_text import proposal_text
+from workflows.agent_policy import ACTIONS
+from workflows.rules import TIER_NAMES
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from desktop.session import Session
+
+log = logging.getLogger(__name__)
+
+REFRESH_INTERVAL_MS = 3000
+ANY = "Any"
+_REFUSED = QColor(179, 38, 30)
+_COLUMN_WIDTHS = (110, 70, 130, 260, 90, 140, 70, 80)  # the agent's reason stretches
+_TRIAGE_KEYS = {Qt.Key.Key_A: "approve", Qt.Key.Key_R: "reject", Qt.Key.Key_N: "next"}
+
+
+class ApprovalsPanel(QWidget):
+    """The approval queue across all members of this desk's task queue.
+
+    Signals:
+        status_posted(text): a short message for the status bar.
+        pending_changed(count): how many proposals wait, after each load.
+        decided(proposal_id, ok, text): a decision's outcome (refusals too).
+    """
+
+    status_posted = Signal(str)
+    pending_changed = Signal(int)
+    decided = Signal(str, bool, str)
+
+    def __init__(self, *, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._session = session
+        self.model = ApprovalsModel(parent=self)
+        self.proxy = ApprovalsFilterModel(source=self.model, parent=self)
+        self.confirm_box: QMessageBox | None = None
+
+        self.action_filter = QComboBox(self)
+        self.action_filter.addItems([ANY, *ACTIONS])
+        self.tier_filter = QComboBox(self)
+        self.tier_filter.addItems([ANY, *TIER_NAMES])
+        self.min_points = _optional_spin(self, 1_000_000)
+        self.max_points = _optional_spin(self, 1_000_000)
+        self.min_age_hours = _optional_spin(self, 24 * 30)
+        self.min_age_hours.setSuffix(" h")
+        self.refresh_button = QPushButton("Refresh", self)
+        self.refresh_button.setObjectName("approvalsRefresh")
+        self.count_label = QLabel("Waiting for the Temporal server…", self)
+        self.count_label.setObjectName("approvalsCount")
+        filters = QHBoxLayout()
+        for label, widget in (
+            ("Action", self.action_filter),
+            ("Tier", self.tier_filter),
+            ("Points from", self.min_points),
+            ("to", self.max_points),
+            ("Older than", self.min_age_hours),
+        ):
+            filters.addWidget(QLabel(label, self))
+            filters.addWidget(widget)
+        filters.addStretch(1)
+        filters.addWidget(self.refresh_button)
+
+        self.table = QTableView(self)
+        self.table.setObjectName("approvalsTable")
+        self.table.setModel(self.proxy)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        header = self.table.horizontalHeader()
+        # fixed widths: measuring every row's text (ResizeToContents) grows with the queue
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        for column, width in enumerate(_COLUMN_WIDTHS):
+            self.table.setColumnWidth(column, width)
+        self.table.installEventFilter(self)
+
+        self.reason = QLineEdit(self)
+        self.reason.setObjectName("decisionReason")
+        self.reason.setPlaceholderText("Reason for the decision (required; kept for the next ones)")
+        self.approve_button = QPushButton("Approve (A)", self)
+        self.reject_button = QPushButton("Reject (R)", self)
+        self.next_button = QPushButton("Next (N)", self)
+        decide_row = QHBoxLayout()
+        decide_row.addWidget(QLabel("Reason", self))
+        decide_row.addWidget(self.reason, 1)
+        decide_row.addWidget(self.approve_button)
+        decide_row.addWidget(self.reject_button)
+        decide_row.addWidget(self.next_button)
+
+        self.policy = QLineEdit(self)
+        self.policy.setObjectName("bulkPolicy")
+        self.policy.setPlaceholderText(
+            "Policy, e.g. action=grant_points,max_points=500 (keys: action, min_points, "
+            "max_points, tier, member)"
+        )
+        self.bulk_approve_button = QPushButton("Approve by policy…", self)
+        self.bulk_reject_button = QPushButton("Reject by policy…", self)
+        bulk_row = QHBoxLayout()
+        bulk_row.addWidget(QLabel("Bulk", self))
+        bulk_row.addWidget(self.policy, 1)
+        bulk_row.addWidget(self.bulk_approve_button)
+        bulk_row.addWidget(self.bulk_reject_button)
+
+        self.results = QListWidget(self)
+        self.results.setObjectName("decisionResults")
+        results_box = QWidget(self)
+        results_layout = QVBoxLayout(results_box)
+        results_layout.setContentsMargins(0, 0, 0, 0)
+        results_layout.addWidget(QLabel("Decisions made here", self))
+        results_layout.addWidget(self.results)
+        splitter = QSplitter(Qt.Orientation.Vertical, self)
+        splitter.addWidget(self.table)
+        splitter.addWidget(results_box)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(filters)
+        layout.addWidget(splitter, 1)
+        layout.addLayout(decide_row)
+        layout.addLayout(bulk_row)
+        layout.addWidget(self.count_label)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(REFRESH_INTERVAL_MS)
+        self._timer.timeout.connect(self._on_timer_timeout)
+        for combo in (self.action_filter, self.tier_filter):
+            combo.currentIndexChanged.connect(self._on_filter_changed)
+        for spin in (self.min_points, self.max_points, self.min_age_hours):
+            spin.valueChanged.connect(self._on_filter_changed)
+        self.refresh_button.clicked.connect(self._on_refresh_button_clicked)
+        self.approve_button.clicked.connect(self._on_approve_button_clicked)
+        self.reject_button.clicked.connect(self._on_reject_button_clicked)
+        self.next_button.clicked.connect(self._on_next_button_clicked)
+        self.bulk_approve_button.clicked.connect(self._on_bulk_approve_button_clicked)
+        self.bulk_reject_button.clicked.connect(self._on_bulk_reject_button_clicked)
+        self.model.rowsInserted.connect(self._on_model_rows_changed)
+        self.model.rowsRemoved.connect(self._on_model_rows_changed)
+        self.model.modelReset.connect(self._on_model_rows_changed)
+        session.client_connected.connect(self._on_session_client_connected)
+        if session.client is not None:
+            self._on_session_client_connected(session.client)
+
+    # -- public -------------------------------------------------------------------
+
+    def stop(self) -> list[asyncio.Task[Any]]:
+        self._timer.stop()
+        return cancel_slot_tasks(self)
+
+    def current_proposal(self) -> dict[str, Any] | None:
+        index = self.table.selectionModel().currentIndex()
+        if not index.isValid():
+            return None
+        return self.model.row_at(self.proxy.mapToSource(index).row())
+
+    def selected_member_id(self) -> str:
+        proposal = self.current_proposal()
+        return str(proposal["member_id"]) if proposal else ""
+
+    def select_row(self, row: int) -> None:
+        """Make proxy row `row` current (clamped); nothing when the queue is empty."""
+        count = self.proxy.rowCount()
+        if not count:
+            return
+        index = self.proxy.index(min(max(row, 0), count - 1), 0)
+        self.table.selectionModel().setCurrentIndex(
+            index,
+            QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows,
+        )
+        self.table.scrollTo(index)
+
+    def next_proposal(self) -> None:
+        current = self.table.selectionModel().currentIndex()
+        self.select_row(current.row() + 1 if current.isValid() else 0)
+
+    # -- loading --------------------------------------------------------------------
+
+    @async_slot(overlap="skip", errors="status")
+    async def refresh(self) -> None:
+        from runtime import approvals
+
+        client = self._session.client
+        if client is None:
+            return
+        unreachable: list[str] = []
+        found = await approvals.proposals(
+            client,
+            status="pending",
+            task_queue=self._session.target.task_queue,
+            unreachable=unreachable,
+        )
+        self.model.set_rows(found)
+        if self.proxy.rowCount() and not self.table.selectionModel().currentIndex().isValid():
+            self.select_row(0)
+        self._update_count(unreachable)
+        self.pending_changed.emit(len(found))
+
+    def _update_count(self, unreachable: list[str] | None = None) -> None:
+        total, shown = self.model.rowCount(), self.proxy.rowCount()
+        text = f"{total:,} pending" + (f" · {shown:,} shown" if shown != total else "")
+        if unreachable:
+            text += f" · {len(unreachable)} members did not answer (is a worker running?)"
+        self.count_label.setText(text)
+
+    # -- deciding ---------------------------------------------------------------------
+
+    # "skip": a key pressed again while a decision is under way must neither cancel
+    # it (the server may have applied it) nor decide the same proposal twice
+    @async_slot(overlap="skip", title="Decision failed")
+    async def decide_current(self, approve: bool) -> None:
+        """Approve or reject the current proposal, then move to the next one."""
+        from runtime import approvals
+
+        client = self._session.client
+        proposal = self.current_proposal()
+        if client is None or proposal is None:
+            self._post("Select a proposal first")
+            return
+        reason = self.reason.text().strip()
+        if not reason:
+            self.reason.setFocus()
+            self._post("Type a reason first: every decision needs one")
+            return
+        row = self.table.selectionModel().currentIndex().row()
+        pid = proposal["id"]
+        verb = "approve" if approve else "reject"
+        try:
+            result = await approvals.decide(client, pid, approve=approve, reason=reason)
+        except approvals.ApprovalError as error:
+            self._record(pid, False, f"could not {verb} {pid}: {error}")
+            self.refresh()  # most refusals mean the queue is stale (decided elsewhere)
+            return
+        self._record(
+            pid,
+            True,
+            f"{pid} ({proposal['action']} {proposal_text(proposal)}) — {result.message}",
+        )
+        self.model.remove_key(pid)
+        self.select_row(row)
+        self._update_count()
+
+    @async_slot(overlap="skip", title="Bulk decision failed")
+    async def decide_by_policy(self, approve: bool) -> None:
+        """Count what the policy matches, ask, then decide them all the same way."""
+        from runtime import approvals
+
+        client = self._session.client
+        if client is None:
+            self._post("Not connected to Temporal yet")
+            return
+        verb = "Approve" if approve else "Reject"
+        try:
+            policy = approvals.parse_policy(self.policy.text())
+        except approvals.ApprovalError as error:
+            show_error(self.window(), "Bad policy", str(error))
+            return
+        reason = self.reason.text().strip()
+        if not reason:
+            show_error(self.window(), f"{verb} by policy", "a reason is required")
+            return
+        task_queue = self._session.target.task_queue
+        preview = await approvals.decide_by_policy(
+            client, policy, approve=approve, reason=reason, dry_run=True, task_queue=task_queue
+        )
+        if not preview.matched:
+            self._post(f"No pending proposal matches {policy.text}")
+            return
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            f"{verb} by policy",
+            f"{verb} {preview.matched} pending proposal(s) matching {policy.text}?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setObjectName("bulkConfirm")
+        silent = len(preview.failed)
+        box.setInformativeText(
+            f"Reason: {reason}"
+            + (f"\n{silent} member(s) did not answer and are left out." if silent else "")
+        )
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        self.confirm_box = box
+        try:
+            await run_dialog(box)
+            confirmed = box.clickedButton() is box.button(QMessageBox.StandardButton.Yes)
+        finally:
+            self.confirm_box = None
+            box.deleteLater()
+        if not confirmed:
+            self._post(f"{verb} by policy cancelled; nothing decided")
+            return
+        report = await approvals.decide_by_policy(
+            client, policy, approve=approve, reason=reason, task_queue=task_queue
+        )
+        for failure in report.failed:
+            self._record(
+                failure["proposal_id"], False, f"{failure['proposal_id']}: {failure['reason']}"
+            )
+        for done in report.decided:
+            self.model.remove_key(done["proposal_id"])
+        self._record(
+            policy.text,
+            not report.failed,
+            f"policy {policy.text}: {len(report.decided)} of {report.matched} "
+            f"{'approved' if approve else 'rejected'}, {len(report.failed)} failed",
+        )
+        self._update_count()
+        await self.refresh()
+
+    def _record(self, key: str, ok: bool, text: str) -> None:
+        """A decision's outcome: at the top of the results list and in the status bar."""
+        item = QListWidgetItem(("✓ " if ok else "✗ ") + text)
+        if not ok:
+            item.setForeground(QBrush(_REFUSED))
+        self.results.insertItem(0, item)
+        log.info("decision: %s", text)
+        self.decided.emit(key, ok, text)
+        self._post(text)
+
+    def _post(self, text: str) -> None:
+        self.status_posted.emit(text)
+
+    # -- slots --------------------------------------------------------------------------
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.table and event.type() == QEvent.Type.KeyPress:
+            assert isinstance(event, QKeyEvent)
+            if event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier:
+                return False
+            command = _TRIAGE_KEYS.get(Qt.Key(event.key()))
+            if command == "next":
+                self.next_proposal()
+                return True
+            if command is not None:
+                self.decide_current(command == "approve")
+                return True
+        return super().eventFilter(watched, event)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Back in view: the queue may have changed while hidden (no refresh then)."""
+        super().showEvent(event)
+        if self._session.client is not None:
+            self.refresh()
+
+    def _on_session_client_connected(self, _client: Any) -> None:
+        self.count_label.setText("Loading proposals…")
+        self._timer.start()
+        self.refresh()
+
+    def _on_timer_timeout(self) -> None:
+        if self.isVisible():
+            self.refresh()
+
+    def _on_filter_changed(self, *_: Any) -> None:
+        self.proxy.set_filter(
+            QueueFilter(
+                action=_choice(self.action_filter),
+                tier=_choice(self.tier_filter),
+                min_points=self.min_points.value() or None,
+                max_points=self.max_points.value() or None,
+                min_age=timedelta(hours=self.min_age_hours.value())
+                if self.min_age_hours.value()
+                else None,
+            )
+        )
+        self._update_count()
+
+    def _on_refresh_button_clicked(self) -> None:
+        self.refresh()
+
+    def _on_approve_button_clicked(self) -> None:
+        self.decide_current(True)
+
+    def _on_reject_button_clicked(self) -> None:
+        self.decide_current(False)
+
+    def _on_next_button_clicked(self) -> None:
+        self.next_proposal()
+        self.table.setFocus()
+
+    def _on_bulk_approve_button_clicked(self) -> None:
+        self.decide_by_policy(True)
+
+    def _on_bulk_reject_button_clicked(self) -> None:
+        self.decide_by_policy(False)
+
+    def _on_model_rows_changed(self, *_: Any) -> None:
+        self._update_count()
+
+
+def _optional_spin(parent: QWidget, maximum: int) -> QSpinBox:
+    """A whole-number filter whose zero means "any"."""
+    spin = QSpinBox(parent)
+    spin.setRange(0, maximum)
+    spin.setSpecialValueText(ANY.lower())
+    spin.setGroupSeparatorShown(True)
+    return spin
+
+
+def _choice(combo: QComboBox) -> str | None:
+    text = combo.currentText()
+    return None if text == ANY else text

@@ -1,0 +1,128 @@
+"""Item models of the member detail: the ledger, the proposals and the timeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtGui import QBrush, QColor
+
+from desktop.keyed_rows_model import Column, KeyedRowsModel, Row
+from desktop.member_detail_text import proposal_text, short_run, short_time
+
+_LOSS = QColor(179, 38, 30)
+_GAIN = QColor(27, 110, 53)
+_STATUS_COLORS = {
+    "pending": QColor(150, 90, 0),
+    "approved": _GAIN,
+    "rejected": _LOSS,
+}
+_KIND_COLORS = {
+    "reset": QColor(179, 38, 30),
+    "build": QColor(110, 60, 160),
+    "proposal": QColor(20, 90, 160),
+    "decision": QColor(20, 90, 160),
+    "adjustment": QColor(150, 90, 0),
+}
+
+
+class LedgerModel(KeyedRowsModel):
+    """Ledger entries, oldest first: every change of balance with its cause and build."""
+
+    KEY_FIELD = "seq"
+    COLUMNS = (
+        Column("seq", "#", numeric=True),
+        Column("at", "When (UTC)"),
+        Column("kind", "Kind"),
+        Column("cause", "Cause"),
+        Column("delta", "Change", numeric=True),
+        Column("balance", "Balance", numeric=True),
+        Column("build", "Build"),
+    )
+
+    def display(self, row: Row, key: str) -> str:
+        value = row.get(key)
+        if key == "at":
+            return short_time(value)
+        if key == "delta" and isinstance(value, int):
+            return f"{value:+,}"
+        if key == "balance" and isinstance(value, int):
+            return f"{value:,}"
+        return super().display(row, key)
+
+    def tooltip(self, row: Row, key: str) -> str | None:
+        return str(row.get("cause") or "") if key == "cause" else None
+
+    def foreground(self, row: Row, key: str) -> Any:
+        if key == "delta" and isinstance(row.get("delta"), int):
+            return QBrush(_LOSS if row["delta"] < 0 else _GAIN)
+        return None
+
+
+class TimelineModel(KeyedRowsModel):
+    """The member's timeline across runs and resets (see `member_detail_timeline`)."""
+
+    COLUMNS = (
+        Column("at", "When (UTC)"),
+        Column("kind", "What"),
+        Column("detail", "Detail"),
+        Column("build", "Build"),
+        Column("run_id", "Run"),
+    )
+
+    def display(self, row: Row, key: str) -> str:
+        value = row.get(key)
+        if key == "at":
+            return short_time(value)
+        if key == "run_id":
+            return short_run(str(value or ""))
+        return super().display(row, key)
+
+    def tooltip(self, row: Row, key: str) -> str | None:
+        if key == "detail":
+            return str(row.get("detail") or "")
+        if key == "run_id":
+            return str(row.get("run_id") or "") or None
+        return None
+
+    def foreground(self, row: Row, key: str) -> Any:
+        color = _KIND_COLORS.get(str(row.get("kind")))
+        return QBrush(color) if color is not None and key == "kind" else None
+
+
+class ProposalsModel(KeyedRowsModel):
+    """The member's proposals, pending and recently decided, oldest first."""
+
+    KEY_FIELD = "id"
+    COLUMNS = (
+        Column("created_at", "Proposed (UTC)"),
+        Column("action", "Action"),
+        Column("what", "Proposal"),
+        Column("status", "Status"),
+        Column("model", "Model"),
+        Column("cost_usd", "Cost", numeric=True),
+        Column("decision", "Decision"),  # last: it takes the room left
+    )
+
+    def display(self, row: Row, key: str) -> str:
+        if key == "created_at":
+            return short_time(row.get(key))
+        if key == "what":
+            return proposal_text(row)
+        if key == "cost_usd":
+            cost = row.get("cost_usd")
+            return f"${cost:.4f}" if isinstance(cost, int | float) else ""
+        if key == "decision":
+            who = row.get("decided_by")
+            return f"{who}: {row.get('decision_reason') or ''}" if who else ""
+        return super().display(row, key)
+
+    def tooltip(self, row: Row, key: str) -> str | None:
+        if key == "what":
+            return f"{proposal_text(row)}\nAgent's reason: {row.get('reason') or ''}"
+        if key == "decision":
+            return self.display(row, key) or None
+        return None
+
+    def foreground(self, row: Row, key: str) -> Any:
+        color = _STATUS_COLORS.get(str(row.get("status")))
+        return QBrush(color) if color is not None and key == "status" else None

@@ -1,0 +1,218 @@
+"""A member's timeline, stitched from the histories of its runs (no Qt).
+
+A member is one chain of runs: continue-as-new starts the next, and a reset starts
+a new run from a point in an old one (the bad run drops out of the chain). The
+timeline walks that chain back from the current run and lists, by time, what
+happened: runs starting, events and adjustments received, builds taking over,
+and the agent's proposals and their decisions (from the member's state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from temporalio.api.enums.v1 import EventType
+
+from activities.history import Received, previous_run, received, reset_base
+from desktop.member_detail_text import short_run
+
+if TYPE_CHECKING:
+    from temporalio.client import Client, WorkflowHistory
+
+Row = dict[str, Any]
+# a member's runs are read back only this far: each is one history fetch
+MAX_RUNS = 20
+_AMOUNT_FIELDS = ("fare_cents", "amount_cents")
+
+
+async def fetch_chain(
+    client: Client,
+    workflow_id: str,
+    current: str,
+    cache: dict[str, WorkflowHistory],
+    *,
+    max_runs: int = MAX_RUNS,
+) -> tuple[list[tuple[str, WorkflowHistory]], bool]:
+    """(run id, history) of the chain's latest `max_runs` runs up to the `current`
+    run, oldest first, and whether that is every run.
+
+    Closed runs never change, so `cache` keeps theirs; only the current run is
+    fetched again on each refresh.
+    """
+    runs: list[tuple[str, WorkflowHistory]] = []
+    run_id: str | None = current
+    while run_id and len(runs) < max_runs:
+        history = cache.get(run_id)
+        if history is None:
+            history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+            if run_id != current:
+                cache[run_id] = history
+        runs.append((run_id, history))
+        run_id = previous_run(history)
+    runs.reverse()
+    return runs, not run_id
+
+
+class TimelineBuilder:
+    """Timeline rows, oldest first: {key, at, kind, detail, build, run_id}.
+
+    Fed one run at a time (oldest first), so a caller on the GUI thread can let the
+    event loop breathe between runs; runs are numbered from `first_number` (when
+    earlier ones are left out).
+    """
+
+    def __init__(self, *, first_number: int = 1) -> None:
+        self._number = first_number
+        self._rows: list[Row] = []
+        self._seen: set[str] = set()
+        self._build: str | None = None
+
+    def add_run(self, run_id: str, history: WorkflowHistory) -> None:
+        self._rows.append(_run_row(self._number, run_id, history))
+        self._number += 1
+        builds = list(_builds(history))
+        for item in received(history):
+            key = item.key()
+            if key in self._seen:
+                continue  # a reset reapplies signals: the copy is the same event
+            self._seen.add(key)
+            self._rows.append(
+                {
+                    "key": f"r:{key}",
+                    "at": item.at_utc,
+                    "kind": "event" if item.kind == "event" else "adjustment",
+                    "detail": _describe_event(item.payload)
+                    if item.kind == "event"
+                    else _describe_adjustment(item.payload),
+                    "build": _applied_by(item, builds),
+                    "run_id": run_id,
+                }
+            )
+        for _, at, build in builds:
+            if build != self._build:
+                self._rows.append(
+                    {
+                        "key": f"b:{run_id}:{at.isoformat()}:{build}",
+                        "at": at,
+                        "kind": "build",
+                        "detail": f"build {build} takes over"
+                        + (f" from {self._build}" if self._build else ""),
+                        "build": build,
+                        "run_id": run_id,
+                    }
+                )
+                self._build = build
+
+    def rows(self, proposals: Iterable[Row]) -> list[Row]:
+        """Every run's rows with the proposals and their decisions, by time."""
+        rows = [*self._rows, *_proposal_rows(proposals)]
+        rows.sort(key=lambda r: r["at"])
+        return rows
+
+
+def _run_row(number: int, run_id: str, history: WorkflowHistory) -> Row:
+    at = _utc(history.events[0].event_time.ToDatetime())
+    base = reset_base(history)
+    if base:
+        kind, detail = "reset", f"run {number} reset from run {short_run(base)}"
+    elif previous_run(history):
+        kind, detail = "run", f"run {number} continued as new"
+    else:
+        kind, detail = "run", f"run {number}: member started"
+    return {
+        "key": f"run:{run_id}",
+        "at": at,
+        "kind": kind,
+        "detail": detail,
+        "build": "",
+        "run_id": run_id,
+    }
+
+
+def _builds(history: WorkflowHistory) -> Iterator[tuple[int, datetime, str]]:
+    """(event id, time, build) of each completed workflow task that names its build."""
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            version = event.workflow_task_completed_event_attributes.deployment_version
+            if version.build_id:
+                yield event.event_id, _utc(event.event_time.ToDatetime()), version.build_id
+
+
+def _applied_by(item: Received, builds: list[tuple[int, datetime, str]]) -> str:
+    """The build that applied what the member received.
+
+    A signal is applied by the next task (`received` says which); an update is
+    accepted after the task that ran its handler completed, so that task is the
+    last one before it.
+    """
+    if item.kind == "event":
+        return item.build or ""
+    earlier = [build for event_id, _, build in builds if event_id < item.event_id]
+    return earlier[-1] if earlier else ""
+
+
+def _proposal_rows(proposals: Iterable[Row]) -> Iterator[Row]:
+    for p in proposals:
+        created = _parse(p.get("created_at"))
+        if created is not None:
+            yield {
+                "key": f"p:{p['id']}",
+                "at": created,
+                "kind": "proposal",
+                "detail": f"{p['action']} {_arguments(p)} proposed: {p.get('reason') or ''}".strip(),
+                "build": "",
+                "run_id": "",
+            }
+        decided = _parse(p.get("decided_at"))
+        if decided is not None and p.get("status") != "pending":
+            yield {
+                "key": f"d:{p['id']}",
+                "at": decided,
+                "kind": "decision",
+                "detail": f"{p['action']} {p['status']} by {p.get('decided_by') or '?'}: "
+                f"{p.get('decision_reason') or ''}".strip(),
+                "build": "",
+                "run_id": "",
+            }
+
+
+def _arguments(proposal: Row) -> str:
+    args = proposal.get("arguments") or {}
+    if "points" in args:
+        return f"{args['points']:,} points" if isinstance(args["points"], int) else "?"
+    if "tier" in args:
+        return f"to {args['tier']}"
+    return ""
+
+
+def _describe_event(raw: Any) -> str:
+    if not isinstance(raw, dict):
+        return "unreadable event"
+    kind = raw.get("type", "?")
+    text = f"{kind} {raw.get('event_id', '?')}"
+    for name in _AMOUNT_FIELDS:
+        amount = raw.get(name)
+        if isinstance(amount, int):
+            text += f" ${amount / 100:,.2f}"
+    if kind == "refund" and raw.get("refers_to"):
+        text += f" of {raw['refers_to']}"
+    return text
+
+
+def _describe_adjustment(adjustment: Any) -> str:
+    return f"{adjustment.points:+,} points by {adjustment.actor}: {adjustment.reason}"
+
+
+def _parse(text: Any) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return _utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

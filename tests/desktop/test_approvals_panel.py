@@ -1,0 +1,305 @@
+"""The approvals panel against a real server and worker (offline agent model): the queue
+across members, filters, a decision that changes the member and the queue, a refusal
+shown with its reason, a bulk decision by policy with its confirmation, and keyboard
+triage."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import qasync
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from desktop.approvals_model import ApprovalsFilterModel, ApprovalsModel, QueueFilter
+from desktop.approvals_panel import ApprovalsPanel
+from desktop.asyncutil import wait_until
+from desktop.session import Session
+from runtime import approvals
+from runtime.feed import send_member, wait_applied
+from tests.agent.conftest import CHARGE, ticket, trip
+from tests.conftest import Deployment
+from tests.desktop.test_member_detail import TIMEOUT_S, cells, desk_session, screenshot, unique
+from workflows.member import MemberWorkflow, member_workflow_id
+
+pytestmark = pytest.mark.slow
+
+
+async def open_queue(
+    qtbot: Any, session: Session, deployment: Deployment, members: list[str]
+) -> ApprovalsPanel:
+    """Each member gets a trip and a double-charge ticket: the offline model proposes a
+    100-point grant and a message for each; the panel shows all of them."""
+    client = session.client
+    assert client is not None
+    for member in members:
+        await send_member(
+            client,
+            deployment.target,
+            member,
+            [trip(member, 1, 10_000), ticket(member, 1, CHARGE)],
+            bulk=False,
+        )
+    await wait_applied(client, members)
+    panel = ApprovalsPanel(session=session)
+    qtbot.addWidget(panel)
+    panel.resize(1200, 560)
+    panel.show()
+
+    async def all_listed() -> bool:
+        await panel.refresh()
+        return panel.model.rowCount() == 2 * len(members)
+
+    await wait_until(all_listed, timeout=TIMEOUT_S, interval=0.5)
+    return panel
+
+
+async def points(session: Session, member: str) -> int:
+    assert session.client is not None
+    handle = session.client.get_workflow_handle(member_workflow_id(member))
+    return int((await handle.query(MemberWorkflow.state))["points"])
+
+
+def row_of(panel: ApprovalsPanel, proposal_id: str) -> int:
+    for row in range(panel.proxy.rowCount()):
+        if panel.proxy.index(row, 0).data(ApprovalsModel.KeyRole) == proposal_id:
+            return row
+    raise AssertionError(f"{proposal_id} is not shown")
+
+
+def results(panel: ApprovalsPanel) -> list[str]:
+    return [panel.results.item(i).text() for i in range(panel.results.count())]
+
+
+def test_an_approval_from_the_queue_changes_the_member_and_the_queue(
+    qloop: qasync.QEventLoop, qtbot: Any, deployment: Deployment
+) -> None:
+    posted: list[str] = []
+
+    async def scenario() -> None:
+        async with desk_session(deployment) as session:
+            pia, quinn = unique("pia"), unique("quinn")
+            panel = await open_queue(qtbot, session, deployment, [pia, quinn])
+            panel.status_posted.connect(posted.append)
+            assert panel.count_label.text() == "4 pending"
+            assert (
+                sorted(cells(panel.model, "action"))
+                == ["grant_points", "grant_points"] + ["message_member"] * 2
+            )
+            grant = panel.model.rows[row_of(panel, f"{pia}:{pia}-k1:0")]
+            assert (grant["member_tier"], grant["model"]) == ("Blue", "offline rules model")
+            assert grant["tokens"] > 0
+            assert cells(panel.model, "what")[0] == "100 points"
+            assert all(c.startswith("$") for c in cells(panel.model, "cost_usd"))
+
+            # filters: action, tier, amount
+            panel.action_filter.setCurrentText("grant_points")
+            assert panel.proxy.rowCount() == 2 and panel.count_label.text() == "4 pending · 2 shown"
+            panel.min_points.setValue(200)
+            assert panel.proxy.rowCount() == 0
+            panel.min_points.setValue(0)
+            panel.tier_filter.setCurrentText("Gold")
+            assert panel.proxy.rowCount() == 0
+            panel.tier_filter.setCurrentText("Blue")
+            assert panel.proxy.rowCount() == 2
+            panel.min_age_hours.setValue(1)  # proposed seconds ago
+            assert panel.proxy.rowCount() == 0
+            panel.min_age_hours.setValue(0)
+            panel.action_filter.setCurrentText("Any")
+            panel.tier_filter.setCurrentText("Any")
+            assert panel.proxy.rowCount() == 4
+            screenshot(panel, "approvals")
+
+            # no reason: nothing is decided, and the panel says why
+            panel.select_row(row_of(panel, f"{pia}:{pia}-k1:0"))
+            await panel.decide_current(True)
+            assert posted[-1] == "Type a reason first: every decision needs one"
+            assert await points(session, pia) == 100
+
+            panel.reason.setText("double charge confirmed")
+            panel.approve_button.click()
+            await wait_until(lambda: panel.results.count() == 1, timeout=TIMEOUT_S)
+            assert results(panel) == [
+                f"✓ {pia}:{pia}-k1:0 (grant_points 100 points) — approved: 100 points granted "
+                "(ledger #2)"
+            ]
+            assert await points(session, pia) == 200
+            assert f"{pia}:{pia}-k1:0" not in [r["id"] for r in panel.model.rows]
+            assert panel.model.rowCount() == 3
+            # the next proposal is current, ready for the next decision
+            assert panel.current_proposal() is not None
+            await panel.refresh()
+            assert panel.model.rowCount() == 3  # the server agrees
+
+            # decided elsewhere meanwhile: the refusal is shown with its reason
+            assert session.client is not None
+            await approvals.decide(
+                session.client, f"{quinn}:{quinn}-k1:1", approve=False, reason="no", actor="ops-bo"
+            )
+            panel.select_row(row_of(panel, f"{quinn}:{quinn}-k1:1"))
+            await panel.decide_current(True)
+            assert results(panel)[0].startswith(
+                f"✗ could not approve {quinn}:{quinn}-k1:1: proposal {quinn}:{quinn}-k1:1 was already "
+                "rejected by ops-bo"
+            )
+            assert posted[-1] == results(panel)[0][2:]
+            # and the stale row leaves the queue
+            await wait_until(
+                lambda: f"{quinn}:{quinn}-k1:1" not in [r["id"] for r in panel.model.rows],
+                timeout=TIMEOUT_S,
+            )
+            screenshot(panel, "approvals-decided")
+            await _stop(panel)
+
+    qloop.run_until_complete(scenario())
+
+
+def test_bulk_decision_by_policy_counts_asks_and_decides(
+    qloop: qasync.QEventLoop, qtbot: Any, deployment: Deployment
+) -> None:
+    async def scenario() -> None:
+        async with desk_session(deployment) as session:
+            rae, sam = unique("rae"), unique("sam")
+            panel = await open_queue(qtbot, session, deployment, [rae, sam])
+            panel.reason.setText("goodwill for the outage")
+
+            panel.policy.setText("colour=red")
+            await panel.decide_by_policy(True)
+            box = panel.window().findChild(QMessageBox, "errorDialog")
+            assert box is not None and box.isVisible()
+            assert box.text().startswith("unknown policy key 'colour'; known: action,")
+            box.close()
+
+            panel.policy.setText("action=grant_points,max_points=500")
+            task = panel.decide_by_policy(True)
+            await wait_until(lambda: panel.confirm_box is not None, timeout=TIMEOUT_S)
+            confirm = panel.confirm_box
+            assert confirm is not None
+            assert confirm.text() == (
+                "Approve 2 pending proposal(s) matching action=grant_points,max_points=500?"
+            )
+            assert confirm.informativeText() == "Reason: goodwill for the outage"
+            screenshot(confirm, "approvals-bulk-confirm")
+            confirm.button(QMessageBox.StandardButton.Cancel).click()
+            await task
+            assert results(panel) == []
+            assert [await points(session, m) for m in (rae, sam)] == [100, 100]
+
+            task = panel.decide_by_policy(True)
+            await wait_until(lambda: panel.confirm_box is not None, timeout=TIMEOUT_S)
+            assert panel.confirm_box is not None
+            panel.confirm_box.button(QMessageBox.StandardButton.Yes).click()
+            await task
+            assert results(panel) == [
+                "✓ policy action=grant_points,max_points=500: 2 of 2 approved, 0 failed"
+            ]
+            assert [await points(session, m) for m in (rae, sam)] == [200, 200]
+            assert cells(panel.model, "action") == ["message_member", "message_member"]
+            assert session.client is not None
+            state = await session.client.get_workflow_handle(member_workflow_id(rae)).query(
+                MemberWorkflow.state
+            )
+            grant = next(p for p in state["proposals"] if p["action"] == "grant_points")
+            assert grant["policy"] == "action=grant_points,max_points=500"
+            assert grant["decision_reason"] == "goodwill for the outage"
+            await _stop(panel)
+
+    qloop.run_until_complete(scenario())
+
+
+def test_keyboard_triage_approves_moves_on_and_rejects(
+    qloop: qasync.QEventLoop, qtbot: Any, deployment: Deployment
+) -> None:
+    posted: list[str] = []
+
+    async def scenario() -> None:
+        async with desk_session(deployment) as session:
+            panel = await open_queue(qtbot, session, deployment, [unique("uma"), unique("vic")])
+            panel.status_posted.connect(posted.append)
+            order = [r["id"] for r in panel.model.rows]
+            first_member = order[0].split(":")[0]
+            second_member = order[2].split(":")[0]
+            assert [i.rsplit(":", 1)[1] for i in order] == ["0", "1", "0", "1"]
+            panel.table.setFocus()
+            panel.select_row(0)
+
+            qtbot.keyClick(panel.table, Qt.Key.Key_A)  # no reason typed yet
+            await asyncio.sleep(0.1)
+            assert posted[-1] == "Type a reason first: every decision needs one"
+            assert panel.model.rowCount() == 4
+
+            panel.reason.setText("triaged")
+            panel.table.setFocus()
+            qtbot.keyClick(panel.table, Qt.Key.Key_A)
+            qtbot.keyClick(panel.table, Qt.Key.Key_A)  # while the first is under way: ignored
+            await wait_until(lambda: panel.results.count() == 1, timeout=TIMEOUT_S)
+            await asyncio.sleep(0.5)
+            assert panel.results.count() == 1
+            assert results(panel)[0].startswith(
+                f"✓ {order[0]} (grant_points 100 points) — approved"
+            )
+            assert panel.current_proposal() == panel.model.rows[0]
+            assert panel.model.rows[0]["id"] == order[1]
+            qtbot.keyClick(panel.table, Qt.Key.Key_N)
+            assert panel.current_proposal() is not None
+            assert panel.current_proposal()["id"] == order[2]  # type: ignore[index]
+            qtbot.keyClick(panel.table, Qt.Key.Key_R)
+            await wait_until(lambda: panel.results.count() == 2, timeout=TIMEOUT_S)
+            assert results(panel)[0].startswith(
+                f"✓ {order[2]} (grant_points 100 points) — rejected"
+            )
+            assert [r["id"] for r in panel.model.rows] == [order[1], order[3]]
+            assert panel.current_proposal()["id"] == order[3]  # type: ignore[index]
+            assert await points(session, first_member) == 200
+            assert await points(session, second_member) == 100
+            await _stop(panel)
+
+    qloop.run_until_complete(scenario())
+
+
+def test_approvals_models_pass_the_model_tester(qtmodeltester: Any) -> None:
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    model = ApprovalsModel(now=lambda: now)
+
+    def proposal(pid: str, action: str, args: dict[str, Any], tier: str, hours: int) -> Any:
+        return {
+            "id": pid,
+            "member_id": pid.split(":")[0],
+            "member_tier": tier,
+            "action": action,
+            "arguments": args,
+            "reason": "r",
+            "model": "offline rules model",
+            "tokens": 120,
+            "cost_usd": 0.0012,
+            "status": "pending",
+            "created_at": (now - timedelta(hours=hours)).isoformat().replace("+00:00", "Z"),
+        }
+
+    rows = [
+        proposal("a:k1:0", "grant_points", {"points": 100}, "Blue", 1),
+        proposal("a:k1:1", "message_member", {"text": "sorry"}, "Blue", 1),
+        proposal("b:k2:0", "grant_points", {"points": 900}, "Gold", 30),
+    ]
+    model.set_rows(rows)
+    qtmodeltester.check(model)
+    assert cells(model, "age") == ["1 h 00 min", "1 h 00 min", "30 h 00 min"]
+    assert cells(model, "cost_usd")[0] == "$0.0012"
+    proxy = ApprovalsFilterModel(source=model)
+    qtmodeltester.check(proxy)
+    proxy.set_filter(QueueFilter(action="grant_points", max_points=500))
+    assert proxy.rowCount() == 1
+    proxy.set_filter(QueueFilter(min_age=timedelta(hours=24), tier="Gold"))
+    assert proxy.rowCount() == 1
+    qtmodeltester.check(proxy)
+    model.set_rows(rows[1:])
+    assert proxy.rowCount() == 1
+
+
+async def _stop(panel: ApprovalsPanel) -> None:
+    waits = panel.stop()
+    if waits:
+        await asyncio.wait(waits, timeout=10)
