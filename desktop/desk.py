@@ -88,7 +88,7 @@ class Desk:
 
     async def _shut_down(self) -> None:
         log.info("shutting down")
-        waits = self.window.members.stop()
+        waits = self.window.stop()
         await self.tasks.cancel_all(SHUTDOWN_CANCEL_TIMEOUT_S)
         if waits:
             await asyncio.wait(waits, timeout=SHUTDOWN_CANCEL_TIMEOUT_S)

@@ -211,11 +211,11 @@ class MembersPanel(QWidget):
         loaded = len(self._store)
         total = loader.total if loader else None
         if total is None:
-            text = f"{loaded:,} members"
+            text = _members(loaded)
         elif loaded < total:
-            text = f"{total:,} members · {loaded:,} loaded (scroll for more)"
+            text = f"{_members(total)} · {loaded:,} loaded (scroll for more)"
         else:
-            text = f"{total:,} members"
+            text = _members(total)
         if loader and loader.query:
             text += f" matching {loader.query}"
         self.count_label.setText(text)
@@ -279,3 +279,7 @@ class MembersPanel(QWidget):
         self, current: QModelIndex, _previous: QModelIndex
     ) -> None:
         self.member_selected.emit(self.model.member_id_at(current.row()) or "")
+
+
+def _members(count: int) -> str:
+    return f"{count:,} member" + ("" if count == 1 else "s")
