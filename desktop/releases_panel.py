@@ -7,6 +7,7 @@ per build, stopped with it; every release action needs a reason and is audited.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -301,8 +302,9 @@ class ReleasesPanel(QWidget):
     async def stop(self) -> None:
         """Stop the refresh and every worker started from this panel (app shutdown)."""
         self._timer.stop()
-        for task in cancel_slot_tasks(self) + cancel_slot_tasks(self.wizard):
-            task.cancel()
+        tasks = cancel_slot_tasks(self) + self.wizard.stop()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
         for worker in list(self.workers.values()):
             await worker.stop()
 
@@ -341,9 +343,14 @@ class ReleasesPanel(QWidget):
         if self.isVisible():
             self._on_refresh_button_clicked()
 
-    @async_slot(overlap="skip", errors="status", title="Refreshing releases")
+    @async_slot(overlap="skip", title="Refreshing releases")
     async def _on_refresh_button_clicked(self) -> None:
-        await self.refresh()
+        from temporalio.service import RPCError
+
+        try:
+            await self.refresh()
+        except RPCError as error:  # e.g. rate-limited: the next refresh will do
+            self._say(f"Could not refresh: {error.message}")
 
     @async_slot(overlap="skip", title="Make current")
     async def _on_current_button_clicked(self) -> None:

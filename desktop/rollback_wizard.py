@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.asyncutil import async_slot
+from desktop.asyncutil import async_slot, cancel_slot_tasks
 from desktop.release_models import (
     RecordsModel,
     affected_columns,
@@ -70,6 +70,7 @@ class RollbackWizard(QWidget):
         self.build: str | None = None
         self.report: dict[str, Any] | None = None
         self.progress: RollbackProgress | None = None
+        self._picked: str | None = None  # the build the operator chose in the list
 
         self.step_label = QLabel(self)
         self.step_label.setObjectName("wizardStep")
@@ -98,6 +99,7 @@ class RollbackWizard(QWidget):
         layout.addLayout(buttons)
         self._go(CHOOSE)
 
+        self.build_combo.activated.connect(self._on_build_combo_activated)
         self.back_button.clicked.connect(self._on_back_button_clicked)
         self.next_button.clicked.connect(self._on_next_button_clicked)
         self.execute_button.clicked.connect(self._on_execute_button_clicked)
@@ -212,6 +214,10 @@ class RollbackWizard(QWidget):
         layout.addWidget(self.restart_button, 0, Qt.AlignmentFlag.AlignLeft)
         return page
 
+    def stop(self) -> list[asyncio.Task[Any]]:
+        """Stop following (closing the app): the rollback itself goes on in Temporal."""
+        return cancel_slot_tasks(self)
+
     # -- state --------------------------------------------------------------------
 
     @property
@@ -220,7 +226,7 @@ class RollbackWizard(QWidget):
 
     def set_versions(self, versions: list[dict[str, Any]]) -> None:
         """Offer every build but the current one, drills first (the usual culprits)."""
-        chosen = self.build_combo.currentData() or self.build_combo.currentText()
+        chosen = self._picked
         self.build_combo.clear()
         candidates = [v for v in versions if v["status"] != "current"]
         candidates.sort(key=lambda v: (v["drill"] is None, v["build_id"]))
@@ -228,9 +234,8 @@ class RollbackWizard(QWidget):
             label = v["build_id"] + (f"   [{drill_label(v['drill'])}]" if v["drill"] else "")
             label += f"   ({v['members']:,} members, {v['status']})"
             self.build_combo.addItem(label, v["build_id"])
-        found = self.build_combo.findData(chosen)
-        if found >= 0:
-            self.build_combo.setCurrentIndex(found)
+        found = self.build_combo.findData(chosen) if chosen else -1
+        self.build_combo.setCurrentIndex(max(0, found))  # a refresh keeps what was picked
 
     def chosen_build(self) -> str:
         data = self.build_combo.currentData()
@@ -450,6 +455,9 @@ class RollbackWizard(QWidget):
             await self.find_affected()
         elif self.step in (AFFECTED, PREVIEW):
             self._go(self.step + 1)
+
+    def _on_build_combo_activated(self, index: int) -> None:
+        self._picked = self.build_combo.itemData(index)
 
     def _on_back_button_clicked(self) -> None:
         if self.step > CHOOSE:

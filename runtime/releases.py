@@ -17,6 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from runtime import audit, deployment
 from runtime.connect import Target
 from runtime.members import count_members
+from workflows import drill
 from workflows.rollback import ROLLBACK_ID_PREFIX, RollbackInput, RollbackProgress, RollbackWorkflow
 
 RollbackControl = Literal["pause", "resume", "cancel"]
@@ -45,18 +46,17 @@ class VersionRow:
 
 async def list_versions(client: Client, deployment_name: str) -> list[VersionRow] | None:
     """Every version of the deployment with its members; None before any worker polled."""
+    # one describe per listing: the server rate-limits requests per deployment
     info = await deployment.describe(client, deployment_name)
     if info is None:
         return None
-    drills = await deployment.load_drills(client, deployment_name)
     rows = []
     for v in info.versions:
         members = await count_members(
             client, f"TemporalWorkerDeploymentVersion = '{deployment_name}:{v.build_id}'"
         )
-        rows.append(
-            VersionRow(v.build_id, v.status, v.ramp_percentage, drills.get(v.build_id), members)
-        )
+        bug = drill.drill_for(v.build_id)
+        rows.append(VersionRow(v.build_id, v.status, v.ramp_percentage, bug, members))
     return rows
 
 

@@ -20,7 +20,13 @@ from desktop.release_models import (
 
 def versions() -> list[dict[str, Any]]:
     return [
-        {"build_id": "1.0", "status": "draining", "ramp_percentage": 0, "drill": None, "members": 3},
+        {
+            "build_id": "1.0",
+            "status": "draining",
+            "ramp_percentage": 0,
+            "drill": None,
+            "members": 3,
+        },
         {
             "build_id": "1.1+drill-zero-on-trip",
             "status": "ramping",
