@@ -117,12 +117,6 @@ def version_columns() -> list[Column]:
     return [
         Column("Build", lambda r: str(r["build_id"])),
         Column(
-            "Status",
-            _status,
-            foreground=lambda r: GOOD_FOREGROUND if r["status"] == "current" else None,
-        ),
-        Column("Members", lambda r: f"{r['members']:,}", lambda r: r["members"], numeric=True),
-        Column(
             "Drill",
             lambda r: drill_label(r["drill"]),
             foreground=lambda r: DRILL_FOREGROUND if r["drill"] else None,
@@ -133,6 +127,12 @@ def version_columns() -> list[Column]:
                 else ""
             ),
         ),
+        Column(
+            "Status",
+            _status,
+            foreground=lambda r: GOOD_FOREGROUND if r["status"] == "current" else None,
+        ),
+        Column("Members", lambda r: f"{r['members']:,}", lambda r: r["members"], numeric=True),
     ]
 
 
@@ -204,7 +204,11 @@ def replay_columns() -> list[Column]:
         differences = ", ".join(
             f"{k} live {v[0]} vs candidate {v[1]}" for k, v in record["differences"].items()
         )
-        return str(record["nondeterminism"] or record["unchecked"] or differences)
+        failure = record["nondeterminism"]
+        if failure:
+            failure = _core_message(failure)
+            return f"{failure}; {differences}" if differences else failure
+        return str(record["unchecked"] or differences)
 
     return [
         Column("Member", lambda r: str(r["member_id"])),
@@ -217,6 +221,15 @@ def replay_columns() -> list[Column]:
         ),
         Column("Why", why, tooltip=why),
     ]
+
+
+def _core_message(failure: str) -> str:
+    """The SDK core wraps the reason in a Rust debug dump: keep the reason."""
+    start = failure.find("Nondeterminism error")
+    if start < 0:
+        return failure
+    end = failure.find('"', start)
+    return failure[start : end if end > 0 else None]
 
 
 def audit_columns() -> list[Column]:

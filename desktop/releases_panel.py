@@ -69,6 +69,9 @@ class ReleasesPanel(QWidget):
 
         self.versions_model = RecordsModel(columns=version_columns(), parent=self)
         self.versions_table = _table(self, self.versions_model, "versionsTable")
+        versions_header = self.versions_table.horizontalHeader()
+        versions_header.setStretchLastSection(False)
+        versions_header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.deployment_label = QLabel(f"Deployment {session.target.deployment}", self)
         self.refresh_button = QPushButton("Refresh", self)
         self.message = QLabel(self)
@@ -134,7 +137,7 @@ class ReleasesPanel(QWidget):
         layout.addWidget(self.versions_table, 1)
         layout.addWidget(actions)
         layout.addWidget(self.message)
-        layout.addWidget(self.tabs, 2)
+        layout.addWidget(self.tabs, 3)
 
         self._timer = QTimer(self)
         self._timer.setInterval(REFRESH_INTERVAL_MS)
@@ -280,7 +283,7 @@ class ReleasesPanel(QWidget):
         await self.refresh()
 
     async def run_replay_check(self, candidate: str | None) -> None:
-        from runtime.replay_check import replay_check
+        from runtime.releases import replay_check
 
         self.verdict_label.setText("Replaying the live members' histories…")
         self.replay_model.set_records([])
@@ -384,6 +387,7 @@ def _table(parent: QWidget, model: RecordsModel, name: str) -> QTableView:
     table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
     table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
     table.setAlternatingRowColors(True)
+    table.setWordWrap(False)
     table.verticalHeader().setVisible(False)
     header = table.horizontalHeader()
     header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)

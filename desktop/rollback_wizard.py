@@ -175,6 +175,7 @@ class RollbackWizard(QWidget):
         self.reason_edit.setPlaceholderText("why (required; recorded in the audit log)")
         self.rate_spin = QDoubleSpinBox(page)
         self.rate_spin.setRange(1, 1000)
+        self.rate_spin.setDecimals(0)
         self.rate_spin.setValue(50)
         self.rate_spin.setSuffix(" resets/s")
         self.execute_button = QPushButton("Execute rollback", page)
@@ -212,6 +213,7 @@ class RollbackWizard(QWidget):
         layout.addWidget(self.verify_summary)
         layout.addWidget(self.verify_table, 1)
         layout.addWidget(self.restart_button, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addStretch(0)  # takes the table's room while it is hidden
         return page
 
     def stop(self) -> list[asyncio.Task[Any]]:
@@ -250,9 +252,6 @@ class RollbackWizard(QWidget):
         if self.build and step > CHOOSE:
             title += f" — rollback of {self.build}"
         self.step_label.setText(title)
-        self.back_button.setEnabled(
-            step in (AFFECTED, PREVIEW) or (step == EXECUTE and not self._started)
-        )
         self.next_button.setEnabled(step in (CHOOSE, AFFECTED, PREVIEW))
         self.next_button.setText(
             {CHOOSE: "Find affected members >", AFFECTED: "Preview >"}.get(step, "Next >")
@@ -265,6 +264,8 @@ class RollbackWizard(QWidget):
 
     def _show_controls(self) -> None:
         p = self.progress
+        step = self.step
+        self.back_button.setEnabled(step in (AFFECTED, PREVIEW) or (step == EXECUTE and p is None))
         running = p is not None and p.state not in FINISHED
         self.execute_button.setEnabled(p is None and self.report is not None)
         self.reason_edit.setEnabled(p is None or running)
@@ -383,6 +384,7 @@ class RollbackWizard(QWidget):
         while True:
             progress = await self._read_progress()
             if progress.state in FINISHED:
+                self._say("")
                 self._show_verification(progress)
                 self.finished.emit(progress)
                 return
@@ -433,6 +435,7 @@ class RollbackWizard(QWidget):
         cancelled = progress.counts.get("cancelled", 0)
         failed = progress.counts.get("failed", 0)
         self.verify_model.set_records(rows)
+        self.verify_table.setVisible(bool(rows))  # only the members that need a look
         verdict = "cancelled" if progress.state == "cancelled" else "done"
         self.verify_summary.setText(
             f"Rollback of {progress.bad_build} {verdict}: {progress.verified_ok:,} members "

@@ -7,9 +7,10 @@ a rollback of the build that is still current, a second rollback of one build).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
@@ -20,8 +21,15 @@ from runtime.members import count_members
 from workflows import drill
 from workflows.rollback import ROLLBACK_ID_PREFIX, RollbackInput, RollbackProgress, RollbackWorkflow
 
+if TYPE_CHECKING:
+    from runtime.replay_check import ReplayReport
+
 RollbackControl = Literal["pause", "resume", "cancel"]
 ROLLBACK_QUERY = "WorkflowType = 'RollbackWorkflow'"
+
+
+# the replay check overrides the drill of every build process-wide while it replays
+_drill_override = asyncio.Lock()
 
 
 class ReleaseError(RuntimeError):
@@ -55,9 +63,26 @@ async def list_versions(client: Client, deployment_name: str) -> list[VersionRow
         members = await count_members(
             client, f"TemporalWorkerDeploymentVersion = '{deployment_name}:{v.build_id}'"
         )
-        bug = drill.drill_for(v.build_id)
+        bug = drill_of(v.build_id)
         rows.append(VersionRow(v.build_id, v.status, v.ramp_percentage, bug, members))
     return rows
+
+
+def drill_of(build_id: str) -> str | None:
+    """The bug a drill build injects, read from its id alone: `drill.drill_for` answers
+    with the replay check's candidate while one runs in this process."""
+    return build_id.rsplit(drill.DRILL_MARK, 1)[1] if drill.DRILL_MARK in build_id else None
+
+
+async def replay_check(
+    client: Client, deployment_name: str, build: str | None, *, query: str | None = None
+) -> ReplayReport:
+    """The replay check, never at the same time as a preview in this process: while it
+    replays, every build counts as the candidate (workflows/drill.py `candidate`)."""
+    from runtime.replay_check import replay_check as check
+
+    async with _drill_override:
+        return await check(client, deployment_name, build, query=query)
 
 
 async def set_release(
@@ -86,6 +111,12 @@ async def set_release(
 async def preview_rollback(client: Client, build: str, query: str | None = None) -> dict[str, Any]:
     """Which members the bad build touched and what a repair would make of each;
     computed from history, touching no live workflow."""
+
+    async with _drill_override:
+        return await _preview(client, build, query)
+
+
+async def _preview(client: Client, build: str, query: str | None) -> dict[str, Any]:
     from activities import repair
 
     started = time.perf_counter()

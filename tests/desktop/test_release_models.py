@@ -102,13 +102,13 @@ def test_models_pass_the_model_tester(qtmodeltester: Any, table: str) -> None:
 def test_a_drill_build_carries_a_red_badge_and_counts_read_as_numbers() -> None:
     model = RecordsModel(columns=version_columns())
     model.set_records(versions())
-    drill = model.index(1, 3)
+    drill = model.index(1, 1)
     assert model.data(drill) == "DRILL: zero-on-trip"
     assert model.data(drill, Qt.ItemDataRole.BackgroundRole).color() == DRILL_BACKGROUND
-    assert model.data(model.index(0, 3)) == ""
-    assert model.data(model.index(0, 3), Qt.ItemDataRole.BackgroundRole) is None
-    assert model.data(model.index(1, 1)) == "ramping 25%"
-    assert model.data(model.index(1, 2)) == "1,204"
+    assert model.data(model.index(0, 1)) == ""
+    assert model.data(model.index(0, 1), Qt.ItemDataRole.BackgroundRole) is None
+    assert model.data(model.index(1, 2)) == "ramping 25%"
+    assert model.data(model.index(1, 3)) == "1,204"
 
 
 def test_preview_cells_show_before_after_and_why_a_member_cannot_be_repaired() -> None:
@@ -118,3 +118,20 @@ def test_preview_cells_show_before_after_and_why_a_member_cannot_be_repaired() -
     assert model.data(model.index(0, 2)) == "Blue → Gold"
     assert model.data(model.index(1, 1)) == "5"
     assert model.data(model.index(1, 6)) == "not repairable: reset point expired on 2026-01-01"
+
+
+def test_replay_verdicts_name_the_reason_without_the_sdk_dump() -> None:
+    model = RecordsModel(columns=replay_columns())
+    failure = (
+        "Workflow activation completion failed: Failure { failure: Some(Failure { message: "
+        '"[TMPRL1100] Nondeterminism error: UpsertWorkflowSearchAttributesMachine does not '
+        'handle HistoryEvent(id: 15, TimerStarted)", source: "" })'
+    )
+    row = CASES["replay"][1][0] | {"nondeterminism": failure, "differences": {}}
+    model.set_records([row, CASES["replay"][1][0]])
+    assert model.data(model.index(0, 4)) == (
+        "Nondeterminism error: UpsertWorkflowSearchAttributesMachine does not handle "
+        "HistoryEvent(id: 15, TimerStarted)"
+    )
+    assert model.data(model.index(1, 3)) == "NO-GO"
+    assert model.data(model.index(1, 4)) == "points live 0 vs candidate 120"

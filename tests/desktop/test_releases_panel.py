@@ -67,7 +67,7 @@ def test_drill_started_from_the_panel_is_marked_and_the_wizard_repairs_it(
             assert panel.workers[bad].state == "running"
             assert versions(panel)[bad]["drill"] == "zero-on-trip"
             row = list(versions(panel)).index(bad)
-            badge = panel.versions_model.index(row, 3)
+            badge = panel.versions_model.index(row, 1)
             assert panel.versions_model.data(badge) == "DRILL: zero-on-trip"
             assert (
                 panel.versions_model.data(badge, Qt.ItemDataRole.BackgroundRole).color()
