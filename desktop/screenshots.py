@@ -4,8 +4,9 @@
 
 Starts the app in a fresh data dir (embedded server and worker, as `make run` does),
 feeds simulated traffic, rehearses a drill (a drill build made current, more traffic,
-the fixed build made current), previews and runs the rollback from the wizard, and
-saves a PNG of every tab of the main window and of each Releases / Settings view.
+the fixed build made current), previews, pauses, resumes and verifies the rollback
+from the wizard, and saves a PNG of each step, of the replay check and audit log, of
+Settings, and of every tab of the main window (the window itself while it has none).
 Nothing is staged: every number in the pictures comes from the server.
 """
 
@@ -35,6 +36,7 @@ log = logging.getLogger("desktop.screenshots")
 STARTUP_TIMEOUT_S = 120
 ROLLBACK_TIMEOUT_S = 300
 SIZE = (1280, 820)
+MEMBERS_REFRESH_S = 2.0  # desktop/members_panel.py REFRESH_INTERVAL_MS
 PAUSED_SHOT_RATE = 5  # resets a second: slow enough to pause part-way
 
 
@@ -102,8 +104,10 @@ async def _capture(desk: Desk, shots: Shots, members: int, events: int) -> None:
             lambda: window.members.model.rowCount() >= len(ids), timeout=60, interval=0.5
         )
         await _drill(desk, releases, members, events)
-        await _tabs(desk, shots)
         await _releases_views(releases, shots)
+        # the members table after the repair: its periodic refresh has caught up
+        await asyncio.sleep(2 * MEMBERS_REFRESH_S)
+        await _tabs(desk, shots)
         await shots.save(settings.window(), "settings")
     finally:
         await releases.stop()  # the drill and fixed builds' workers
@@ -245,12 +249,9 @@ def _standalone(widget: QWidget) -> QWidget:
 
 
 async def _settle() -> None:
-    """Let layouts and pending repaints happen before grabbing."""
-    from PySide6.QtWidgets import QApplication
-
-    for _ in range(5):
-        QApplication.processEvents()
-        await asyncio.sleep(0.05)
+    """Let layouts and repaints happen before grabbing: the qasync loop runs Qt's events
+    while we sleep (processEvents() here would re-enter the loop from inside a task)."""
+    await asyncio.sleep(0.3)
 
 
 def _slug(text: str) -> str:

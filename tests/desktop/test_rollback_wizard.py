@@ -159,6 +159,10 @@ def test_pause_close_reopen_resume_and_verify(
                     assert again.progress.state == "paused"
                     assert again.progress.counts == held  # nothing moved while paused
                     assert again.resume_button.isEnabled()
+                    await again._on_cancel_button_clicked()  # a cancel needs a reason
+                    assert again.message.text() == (
+                        "Cancelling needs a reason: write it in the Reason field."
+                    )
 
                     await again._on_resume_button_clicked()
                     await wait_until(lambda: again.step == VERIFY, timeout=ROLLBACK_TIMEOUT_S)
