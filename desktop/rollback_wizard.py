@@ -71,6 +71,7 @@ class RollbackWizard(QWidget):
         self.report: dict[str, Any] | None = None
         self.progress: RollbackProgress | None = None
         self._picked: str | None = None  # the build the operator chose in the list
+        self.query: str | None = None  # the members the preview covered
 
         self.step_label = QLabel(self)
         self.step_label.setObjectName("wizardStep")
@@ -291,16 +292,20 @@ class RollbackWizard(QWidget):
         if not build:
             self._say("Choose the bad build first.")
             return
+        from runtime.members import deployment_query
         from runtime.releases import preview_rollback
 
         self._say(f"Finding the members build {build} touched…")
         self.next_button.setEnabled(False)
+        # only this deployment's members: others on the namespace run other code
+        query = deployment_query(
+            self._session.target.deployment, self.query_edit.text().strip() or None
+        )
         try:
-            query = self.query_edit.text().strip() or None
             report = await preview_rollback(self._client(), build, query)
         finally:
             self.next_button.setEnabled(True)
-        self.build, self.report, self.progress = build, report, None
+        self.build, self.report, self.progress, self.query = build, report, None, query
         rows = report["members"]
         self.affected_model.set_records(rows)
         self.preview_model.set_records(rows)
@@ -343,6 +348,7 @@ class RollbackWizard(QWidget):
                 reason=reason,
                 expected=expected_after(self.report),
                 rate_per_second=self.rate_spin.value(),
+                query=self.query,  # the members the preview showed, no others
             )
         except BaseException:
             self._show_controls()
