@@ -8,6 +8,7 @@ per build, stopped with it; every release action needs a reason and is audited.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL_MS = 5_000
+# imported in a thread once connected: on the GUI thread they would freeze the window
+# for about a second at the first preview or replay check
+HEAVY_MODULES = ("runtime.releases", "activities.repair", "runtime.replay_check")
 NO_DRILL = "none: a real build"
 
 
@@ -66,6 +70,7 @@ class ReleasesPanel(QWidget):
         super().__init__(parent)
         self._session = session
         self.workers: dict[str, WorkerProcess] = {}  # build id -> worker started here
+        self._preloaded: asyncio.Future[None] | None = None
 
         self.versions_model = RecordsModel(columns=version_columns(), parent=self)
         self.versions_table = _table(self, self.versions_model, "versionsTable")
@@ -339,6 +344,9 @@ class ReleasesPanel(QWidget):
     # -- slots --------------------------------------------------------------------
 
     def _on_session_client_connected(self, _client: Any) -> None:
+        if self._preloaded is None:
+            loop = asyncio.get_event_loop()
+            self._preloaded = loop.run_in_executor(None, _import_heavy_modules)
         self._timer.start()
         self._on_refresh_button_clicked()
 
@@ -350,6 +358,8 @@ class ReleasesPanel(QWidget):
     async def _on_refresh_button_clicked(self) -> None:
         from temporalio.service import RPCError
 
+        if self._preloaded is not None:
+            await asyncio.shield(self._preloaded)
         try:
             await self.refresh()
         except RPCError as error:  # e.g. rate-limited: the next refresh will do
@@ -378,6 +388,11 @@ class ReleasesPanel(QWidget):
     @async_slot(overlap="skip", errors="status", title="Audit log")
     async def _on_audit_button_clicked(self) -> None:
         await self.load_audit()
+
+
+def _import_heavy_modules() -> None:
+    for name in HEAVY_MODULES:
+        importlib.import_module(name)
 
 
 def _table(parent: QWidget, model: RecordsModel, name: str) -> QTableView:

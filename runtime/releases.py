@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from runtime.replay_check import ReplayReport
 
 RollbackControl = Literal["pause", "resume", "cancel"]
+T = TypeVar("T")
+RATE_LIMIT_ATTEMPTS = 8
 ROLLBACK_QUERY = "WorkflowType = 'RollbackWorkflow'"
 
 
@@ -34,6 +37,22 @@ _drill_override = asyncio.Lock()
 
 class ReleaseError(RuntimeError):
     """An operator request that cannot be done; the message is one line for people."""
+
+
+async def patiently(
+    call: Callable[..., Awaitable[T]], *args: Any, attempts: int = RATE_LIMIT_ATTEMPTS
+) -> T:
+    """`call(*args)`, again after a pause while the server says "too many requests":
+    it rate-limits requests per worker deployment, and workers starting or announcing
+    themselves spend that budget too (one click should not fail because of them)."""
+    for attempt in range(attempts):
+        try:
+            return await call(*args)
+        except RPCError as error:
+            if error.status != RPCStatusCode.RESOURCE_EXHAUSTED or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(min(2.0, 0.25 * 2**attempt))
+    raise AssertionError("not reached")
 
 
 def rollback_id(build: str) -> str:
@@ -55,7 +74,7 @@ class VersionRow:
 async def list_versions(client: Client, deployment_name: str) -> list[VersionRow] | None:
     """Every version of the deployment with its members; None before any worker polled."""
     # one describe per listing: the server rate-limits requests per deployment
-    info = await deployment.describe(client, deployment_name)
+    info = await patiently(deployment.describe, client, deployment_name)
     if info is None:
         return None
     rows = []
@@ -92,10 +111,10 @@ async def set_release(
     if not reason or not reason.strip():
         raise ReleaseError("a release needs a reason")
     if ramp is not None:
-        await deployment.set_ramping(client, target.deployment, build, ramp)
+        await patiently(deployment.set_ramping, client, target.deployment, build, ramp)
         message = f"build {build} ramping at {ramp:g}%"
     else:
-        await deployment.set_current(client, target.deployment, build)
+        await patiently(deployment.set_current, client, target.deployment, build)
         message = f"build {build} is now current"
     await audit.record(
         client,
@@ -177,7 +196,7 @@ async def start_rollback(
     """Start the durable rollback of `build`, after the checks an operator would want."""
     if not reason or not reason.strip():
         raise ReleaseError("a rollback needs a reason")
-    info = await deployment.describe(client, target.deployment)
+    info = await patiently(deployment.describe, client, target.deployment)
     if info and info.current == build:
         raise ReleaseError(f"build {build} is still current: make the fixed build current first")
     if await rollback_running(client, build):
