@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -78,6 +79,9 @@ class SettingsPanel(QWidget):
         super().__init__(parent)
         self._session = session
         self._raw: dict[str, Any] = {}
+        # asking the keyring costs a D-Bus round trip and a backend probe (~0.3 s the
+        # first time): done when the panel is first shown, not while the window opens
+        self._keyring_shown = False
 
         self.embedded_radio = QRadioButton("Embedded server (started with the app)", self)
         self.external_radio = QRadioButton("Existing cluster:", self)
@@ -239,7 +243,8 @@ class SettingsPanel(QWidget):
         self.temporal_key_edit.clear()
         self.openai_key_edit.clear()
         self._show_enabled()
-        self.show_keyring()
+        if self._keyring_shown:
+            self.show_keyring()
 
     def collect(self) -> dict[str, Any]:
         """The settings the form describes, keys excluded (other sections are kept)."""
@@ -313,6 +318,7 @@ class SettingsPanel(QWidget):
         self._raw = raw
         self.temporal_key_edit.clear()
         self.openai_key_edit.clear()
+        self._keyring_shown = True
         self.show_keyring()
         outcome = f"Saved to {path}" + (
             f"; {len(keys)} key{'s' if len(keys) > 1 else ''} stored in {held_by}" if keys else ""
@@ -358,6 +364,12 @@ class SettingsPanel(QWidget):
             message = secrets.no_backend_message()
             self.keyring_label.setText(message[:1].upper() + message[1:] + ".")
             self.keyring_label.setStyleSheet("color: #c62828; font-weight: bold")
+
+    def showEvent(self, event: QShowEvent) -> None:
+        if not self._keyring_shown:
+            self._keyring_shown = True
+            self.show_keyring()
+        super().showEvent(event)
 
     def _say(self, text: str) -> None:
         self.message.setText(text)
