@@ -33,3 +33,7 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# PNGs of every panel, from the app running offscreen against a real embedded server
+screenshots: setup
+	$(PY) -m desktop.screenshots --out docs/screenshots

@@ -53,6 +53,8 @@ class WorkerCommand:
     task_queue: str
     deployment: str
     build_id: str | None = None  # None: the worker's default (the package version)
+    drill: str | None = None  # a drill build: the build id gets the bug's mark
+    make_current_if_none: bool = True  # False for a release beside the current build
 
     def argv(self) -> list[str]:
         args = [
@@ -74,11 +76,19 @@ class WorkerCommand:
         ]
         if self.build_id:
             args += ["--build-id", self.build_id]
+        if self.drill:
+            args += ["--drill", self.drill]
+        if not self.make_current_if_none:
+            args.append("--no-make-current")
         return args
 
     @property
     def log_path(self) -> Path:
-        return self.data_dir / "logs" / "worker.log"
+        if self.build_id is None and self.drill is None:
+            return self.data_dir / "logs" / "worker.log"
+        # workers of other builds beside the app's own keep their own logs
+        label = (self.build_id or "default") + (f"+drill-{self.drill}" if self.drill else "")
+        return self.data_dir / "logs" / f"worker-{label}.log"
 
 
 class WorkerProcess:

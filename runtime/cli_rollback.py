@@ -13,56 +13,7 @@ from typing import Any
 from runtime.cliutil import CliError, async_command, emit, target_of
 from workflows.rollback_messages import COMPARED_FIELDS
 
-ROLLBACK_ID_PREFIX = "rollback-"
-
-
-def rollback_id(build: str) -> str:
-    return f"{ROLLBACK_ID_PREFIX}{build}"
-
-
 # -- rollback ---------------------------------------------------------------------
-
-
-async def _preview(client: Any, build: str, query: str | None) -> dict[str, Any]:
-    from activities import repair
-
-    started = time.perf_counter()
-    scanned, damage = await repair.find_damage(client, build, query=query)
-    found_s = time.perf_counter() - started
-    previews = await repair.bounded(damage, lambda d: repair.preview_member(client, d), 16)
-    rows = []
-    totals = {f"{k}_before": 0 for k in ("points", "lifetime_points")} | {
-        f"{k}_after": 0 for k in ("points", "lifetime_points")
-    }
-    for p in previews:
-        for k in ("points", "lifetime_points"):
-            totals[f"{k}_before"] += p.before.get(k, 0)
-            totals[f"{k}_after"] += p.after.get(k, 0)
-        rows.append(
-            {
-                "member_id": p.member_id,
-                "before": p.before,
-                "after": p.after,
-                "changes": p.changes,
-                "ledger_removed": p.ledger_removed,
-                "ledger_added": p.ledger_added,
-                "redeliver": p.redeliver,
-                "problem": p.problem,
-            }
-        )
-    return {
-        "bad_build": build,
-        "scanned": scanned,
-        "affected": len(damage),
-        "repairable": sum(1 for p in previews if not p.problem),
-        "not_repairable": [
-            {"member_id": p.member_id, "reason": p.problem} for p in previews if p.problem
-        ],
-        "changing": sum(1 for p in previews if p.changes),
-        "totals": totals,
-        "members": rows,
-        "seconds": {"find": round(found_s, 3), "total": round(time.perf_counter() - started, 3)},
-    }
 
 
 def _preview_text(report: dict[str, Any]) -> str:
@@ -107,6 +58,8 @@ async def _rollback(args: argparse.Namespace) -> int:
 
     from runtime import audit, deployment
     from runtime.connect import connect
+    from runtime.releases import preview_rollback as _preview
+    from runtime.releases import rollback_id
     from workflows.rollback import RollbackInput, RollbackWorkflow
 
     target = target_of(args)
@@ -292,7 +245,7 @@ async def _audit(args: argparse.Namespace) -> int:
 
 
 async def _release(args: argparse.Namespace) -> int:
-    from runtime import audit, deployment
+    from runtime import releases
     from runtime.connect import connect
 
     target = target_of(args)
@@ -302,19 +255,8 @@ async def _release(args: argparse.Namespace) -> int:
     if args.release_command == "set-current":
         if not args.reason:
             raise CliError("a release needs --reason")
-        if args.ramp is not None:
-            await deployment.set_ramping(client, target.deployment, args.build, args.ramp)
-            message = f"build {args.build} ramping at {args.ramp}%"
-        else:
-            await deployment.set_current(client, target.deployment, args.build)
-            message = f"build {args.build} is now current"
-        await audit.record(
-            client,
-            target,
-            "release.set-current",
-            reason=args.reason,
-            subject=args.build,
-            details={"ramp": args.ramp},
+        message = await releases.set_release(
+            client, target, args.build, reason=args.reason, ramp=args.ramp
         )
         emit(args, {"build": args.build, "ramp": args.ramp}, message)
         return 0
@@ -322,27 +264,12 @@ async def _release(args: argparse.Namespace) -> int:
 
 
 async def _release_list(args: argparse.Namespace, client: Any, target: Any) -> int:
-    from runtime import deployment
-    from runtime.members import count_members
+    from runtime.releases import list_versions
 
-    info = await deployment.describe(client, target.deployment)
-    if info is None:
+    versions = await list_versions(client, target.deployment)
+    if versions is None:
         raise CliError(f"deployment {target.deployment!r} has no versions yet: start a worker")
-    drills = await deployment.load_drills(client, target.deployment)
-    rows = []
-    for v in info.versions:
-        members = await count_members(
-            client, f"TemporalWorkerDeploymentVersion = '{target.deployment}:{v.build_id}'"
-        )
-        rows.append(
-            {
-                "build_id": v.build_id,
-                "status": v.status,
-                "ramp_percentage": v.ramp_percentage,
-                "drill": drills.get(v.build_id),
-                "members": members,
-            }
-        )
+    rows = [v.as_json() for v in versions]
     text = [f"{'build':<24} {'status':<9} {'members':>8}"]
     text += [
         f"{r['build_id']:<24} {r['status']:<9} {r['members']:>8}"
@@ -350,7 +277,7 @@ async def _release_list(args: argparse.Namespace, client: Any, target: Any) -> i
         + (f"  DRILL: {r['drill']}" if r["drill"] else "")
         for r in rows
     ]
-    emit(args, {"deployment": info.name, "versions": rows}, "\n".join(text))
+    emit(args, {"deployment": target.deployment, "versions": rows}, "\n".join(text))
     return 0
 
 

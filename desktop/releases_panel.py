@@ -1,0 +1,413 @@
+"""Releases & rollback: deployment versions, workers per build, current / ramp, the
+rollback wizard, the replay check and the audit log.
+
+Workers started here are child processes of the app (desktop/worker_process.py), one
+per build, stopped with it; every release action needs a reason and is audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableView,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.asyncutil import async_slot, cancel_slot_tasks
+from desktop.release_models import (
+    BAD_FOREGROUND,
+    GOOD_FOREGROUND,
+    RecordsModel,
+    audit_columns,
+    replay_columns,
+    version_columns,
+)
+from desktop.rollback_wizard import RollbackWizard
+from workflows.rules import DRILL_BUGS
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from desktop.session import Session
+    from desktop.worker_process import WorkerProcess
+
+log = logging.getLogger(__name__)
+
+REFRESH_INTERVAL_MS = 5_000
+# imported in a thread once connected: on the GUI thread they would freeze the window
+# for about a second at the first preview or replay check
+HEAVY_MODULES = ("runtime.releases", "activities.repair", "runtime.replay_check")
+NO_DRILL = "none: a real build"
+
+
+class ReleasesPanel(QWidget):
+    """Deployment versions and what runs on each; releases, rollback, replay check, audit.
+
+    Signals:
+        status_posted(text): a one-line outcome for the window's status bar.
+        versions_loaded(rows): the versions table was refreshed.
+    """
+
+    status_posted = Signal(str)
+    versions_loaded = Signal(list)
+
+    def __init__(self, *, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._session = session
+        self.workers: dict[str, WorkerProcess] = {}  # build id -> worker started here
+        self._preloaded: asyncio.Future[None] | None = None
+
+        self.versions_model = RecordsModel(columns=version_columns(), parent=self)
+        self.versions_table = _table(self, self.versions_model, "versionsTable")
+        versions_header = self.versions_table.horizontalHeader()
+        versions_header.setStretchLastSection(False)
+        versions_header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.deployment_label = QLabel(f"Deployment {session.target.deployment}", self)
+        self.refresh_button = QPushButton("Refresh", self)
+        self.message = QLabel(self)
+        self.message.setObjectName("releasesMessage")
+        self.message.setWordWrap(True)
+        header = QHBoxLayout()
+        header.addWidget(self.deployment_label)
+        header.addStretch(1)
+        header.addWidget(self.refresh_button)
+
+        self.reason_edit = QLineEdit(self)
+        self.reason_edit.setObjectName("releaseReason")
+        self.reason_edit.setPlaceholderText("why (required for every release action; audited)")
+        self.current_button = QPushButton("Make selected current", self)
+        self.ramp_spin = QDoubleSpinBox(self)
+        self.ramp_spin.setRange(1, 100)
+        self.ramp_spin.setValue(10)
+        self.ramp_spin.setSuffix(" %")
+        self.ramp_button = QPushButton("Ramp selected", self)
+        self.build_edit = QLineEdit(self)
+        self.build_edit.setObjectName("newBuild")
+        self.build_edit.setPlaceholderText("build id, e.g. 1.1")
+        self.drill_combo = QComboBox(self)
+        self.drill_combo.setObjectName("drillChoice")
+        self.drill_combo.addItem(NO_DRILL, None)
+        for bug in DRILL_BUGS:
+            self.drill_combo.addItem(f"DRILL: {bug}", bug)
+        self.start_button = QPushButton("Start worker", self)
+        self.workers_label = QLabel("Workers started here: none", self)
+        self.workers_label.setObjectName("panelWorkers")
+        self.workers_label.setWordWrap(True)
+
+        actions = QGroupBox("Release", self)
+        rows = QVBoxLayout(actions)
+        reason_row = QHBoxLayout()
+        reason_row.addWidget(QLabel("Reason:", actions))
+        reason_row.addWidget(self.reason_edit, 1)
+        routing = QHBoxLayout()
+        routing.addWidget(self.current_button)
+        routing.addWidget(self.ramp_spin)
+        routing.addWidget(self.ramp_button)
+        routing.addStretch(1)
+        start = QHBoxLayout()
+        start.addWidget(QLabel("New worker:", actions))
+        start.addWidget(self.build_edit)
+        start.addWidget(self.drill_combo)
+        start.addWidget(self.start_button)
+        start.addStretch(1)
+        rows.addLayout(reason_row)
+        rows.addLayout(routing)
+        rows.addLayout(start)
+        rows.addWidget(self.workers_label)
+
+        self.wizard = RollbackWizard(session=session, parent=self)
+        self.tabs = QTabWidget(self)
+        self.tabs.setObjectName("releasesTabs")
+        self.tabs.addTab(self.wizard, "Rollback")
+        self.tabs.addTab(self._replay_page(), "Replay check")
+        self.tabs.addTab(self._audit_page(), "Audit log")
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(header)
+        layout.addWidget(self.versions_table, 1)
+        layout.addWidget(actions)
+        layout.addWidget(self.message)
+        layout.addWidget(self.tabs, 3)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(REFRESH_INTERVAL_MS)
+
+        self.refresh_button.clicked.connect(self._on_refresh_button_clicked)
+        self.current_button.clicked.connect(self._on_current_button_clicked)
+        self.ramp_button.clicked.connect(self._on_ramp_button_clicked)
+        self.start_button.clicked.connect(self._on_start_button_clicked)
+        self.replay_button.clicked.connect(self._on_replay_button_clicked)
+        self.audit_button.clicked.connect(self._on_audit_button_clicked)
+        self._timer.timeout.connect(self._on_timer_timeout)
+        session.client_connected.connect(self._on_session_client_connected)
+        if session.client is not None:
+            self._on_session_client_connected(session.client)
+
+    def _replay_page(self) -> QWidget:
+        page = QWidget(self)
+        self.candidate_edit = QLineEdit(page)
+        self.candidate_edit.setPlaceholderText(
+            "candidate build (empty: the code installed here, or a drill build id)"
+        )
+        self.replay_button = QPushButton("Run replay check", page)
+        self.verdict_label = QLabel(page)
+        self.verdict_label.setObjectName("replayVerdict")
+        self.replay_model = RecordsModel(columns=replay_columns(), parent=self)
+        table = _table(page, self.replay_model, "replayTable")
+        row = QHBoxLayout()
+        row.addWidget(self.candidate_edit, 1)
+        row.addWidget(self.replay_button)
+        layout = QVBoxLayout(page)
+        layout.addLayout(row)
+        layout.addWidget(self.verdict_label)
+        layout.addWidget(table, 1)
+        return page
+
+    def _audit_page(self) -> QWidget:
+        page = QWidget(self)
+        self.audit_button = QPushButton("Refresh", page)
+        self.audit_model = RecordsModel(columns=audit_columns(), parent=self)
+        table = _table(page, self.audit_model, "auditTable")
+        layout = QVBoxLayout(page)
+        layout.addWidget(self.audit_button)
+        layout.addWidget(table, 1)
+        return page
+
+    # -- operations ---------------------------------------------------------------
+
+    def selected_build(self) -> str | None:
+        rows = self.versions_table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        return str(self.versions_model.record(rows[0].row())["build_id"])
+
+    def select_build(self, build: str) -> bool:
+        for row, record in enumerate(self.versions_model.records):
+            if record["build_id"] == build:
+                self.versions_table.selectRow(row)
+                return True
+        return False
+
+    async def refresh(self) -> None:
+        """Versions with their members, and the audit log."""
+        from runtime.releases import list_versions
+
+        client = self._client()
+        selected = self.selected_build()
+        versions = await list_versions(client, self._session.target.deployment)
+        rows = [v.as_json() for v in versions or []]
+        self.versions_model.set_records(rows)
+        if selected:
+            self.select_build(selected)
+        if versions is None:
+            self._say("No worker has polled this deployment yet.")
+        self.wizard.set_versions(rows)
+        self.versions_loaded.emit(rows)
+        await self.load_audit()
+
+    async def load_audit(self) -> None:
+        from runtime import audit
+
+        self.audit_model.set_records(await audit.entries(self._client(), limit=200))
+
+    async def start_worker(self, build: str, drill: str | None, reason: str) -> WorkerProcess:
+        """A worker for `build` (a drill build when `drill` names a bug), beside the others."""
+        from desktop.worker_process import WorkerCommand, WorkerProcess
+        from runtime import audit
+        from workflows.drill import drill_build_id
+
+        build = build.strip()
+        if not build or any(c.isspace() for c in build):
+            raise ValueError("a build id is one word, e.g. 1.1")
+        if not reason.strip():
+            raise ValueError("starting a worker needs a reason")
+        full = drill_build_id(build, drill) if drill else build
+        if full in self.workers and self.workers[full].state in ("starting", "running"):
+            raise ValueError(f"a worker for {full} already runs from this window")
+        session = self._session
+        if session.address is None:
+            raise RuntimeError("the Temporal server is not up yet")
+        worker = WorkerProcess(
+            WorkerCommand(
+                address=session.address,
+                namespace=session.target.namespace,
+                data_dir=session.target.data_dir,
+                task_queue=session.target.task_queue,
+                deployment=session.target.deployment,
+                build_id=build,
+                drill=drill,
+                make_current_if_none=False,
+            )
+        )
+        self.workers[full] = worker
+        worker.on_state_changed = lambda _state: self._show_workers()
+        self._say(f"Starting a worker for {full}…")
+        await worker.start()
+        await audit.record(
+            self._client(),
+            session.target,
+            "release.start",
+            reason=reason,
+            subject=full,
+            details={"pid": worker.pid, "drill": drill},
+        )
+        self._say(
+            f"Worker for {full} running (pid {worker.pid})"
+            + (f": a DRILL build with the '{drill}' bug" if drill else "")
+        )
+        await self.refresh()
+        return worker
+
+    async def set_release(self, build: str | None, reason: str, ramp: float | None) -> None:
+        from runtime.releases import set_release
+
+        if not build:
+            raise ValueError("select a build in the versions table first")
+        if not reason.strip():
+            raise ValueError("a release needs a reason")
+        message = await set_release(
+            self._client(), self._session.target, build, reason=reason, ramp=ramp
+        )
+        self._say(message)
+        self.status_posted.emit(message)
+        await self.refresh()
+
+    async def run_replay_check(self, candidate: str | None) -> None:
+        from runtime.releases import replay_check
+
+        self.verdict_label.setText("Replaying the live members' histories…")
+        self.replay_model.set_records([])
+        report = await replay_check(
+            self._client(), self._session.target.deployment, candidate or None
+        )
+        data = report.as_json()
+        self.replay_model.set_records(data["results"])
+        verdict = "GO" if report.go else "NO-GO"
+        label = data["candidate"] + (f" (DRILL: {report.drill})" if report.drill else "")
+        self.verdict_label.setText(
+            f"{verdict} for {label}: {data['nondeterministic']} non-deterministic, "
+            f"{data['state_differs']} with other numbers, {data['unchecked']} unchecked, "
+            f"of {data['members']} members"
+        )
+        color = GOOD_FOREGROUND if report.go else BAD_FOREGROUND
+        self.verdict_label.setStyleSheet(f"color: {color.name()}; font-weight: bold")
+
+    async def stop(self) -> None:
+        """Stop the refresh and every worker started from this panel (app shutdown)."""
+        self._timer.stop()
+        tasks = cancel_slot_tasks(self) + self.wizard.stop()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        for worker in list(self.workers.values()):
+            await worker.stop()
+
+    # -- display ------------------------------------------------------------------
+
+    def _client(self) -> Client:
+        client = self._session.client
+        if client is None:
+            raise RuntimeError("not connected to Temporal yet")
+        return client
+
+    def _say(self, text: str) -> None:
+        self.message.setText(text)
+
+    def _show_workers(self) -> None:
+        if not self.workers:
+            self.workers_label.setText("Workers started here: none")
+            return
+        parts = [f"{build} ({worker.state})" for build, worker in self.workers.items()]
+        self.workers_label.setText("Workers started here: " + ", ".join(parts))
+
+    async def _refused(self, coroutine: Any) -> None:
+        """Bad input gets its one-line reason beside the buttons; nothing changes."""
+        try:
+            await coroutine
+        except ValueError as error:
+            self._say(str(error))
+
+    # -- slots --------------------------------------------------------------------
+
+    def _on_session_client_connected(self, _client: Any) -> None:
+        if self._preloaded is None:
+            loop = asyncio.get_event_loop()
+            self._preloaded = loop.run_in_executor(None, _import_heavy_modules)
+        self._timer.start()
+        self._on_refresh_button_clicked()
+
+    def _on_timer_timeout(self) -> None:
+        if self.isVisible():
+            self._on_refresh_button_clicked()
+
+    @async_slot(overlap="skip", title="Refreshing releases")
+    async def _on_refresh_button_clicked(self) -> None:
+        from temporalio.service import RPCError
+
+        if self._preloaded is not None:
+            await asyncio.shield(self._preloaded)
+        try:
+            await self.refresh()
+        except RPCError as error:  # e.g. rate-limited: the next refresh will do
+            self._say(f"Could not refresh: {error.message}")
+
+    @async_slot(overlap="skip", title="Make current")
+    async def _on_current_button_clicked(self) -> None:
+        await self._refused(self.set_release(self.selected_build(), self.reason_edit.text(), None))
+
+    @async_slot(overlap="skip", title="Ramp")
+    async def _on_ramp_button_clicked(self) -> None:
+        ramp = self.ramp_spin.value()
+        await self._refused(self.set_release(self.selected_build(), self.reason_edit.text(), ramp))
+
+    @async_slot(overlap="skip", title="Start worker")
+    async def _on_start_button_clicked(self) -> None:
+        drill = self.drill_combo.currentData()
+        await self._refused(
+            self.start_worker(self.build_edit.text(), drill, self.reason_edit.text())
+        )
+
+    @async_slot(overlap="restart", title="Replay check")
+    async def _on_replay_button_clicked(self) -> None:
+        await self._refused(self.run_replay_check(self.candidate_edit.text().strip() or None))
+
+    @async_slot(overlap="skip", errors="status", title="Audit log")
+    async def _on_audit_button_clicked(self) -> None:
+        await self.load_audit()
+
+
+def _import_heavy_modules() -> None:
+    for name in HEAVY_MODULES:
+        importlib.import_module(name)
+
+
+def _table(parent: QWidget, model: RecordsModel, name: str) -> QTableView:
+    table = QTableView(parent)
+    table.setObjectName(name)
+    table.setModel(model)
+    table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
+    table.setAlternatingRowColors(True)
+    table.setWordWrap(False)
+    table.verticalHeader().setVisible(False)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    header.setStretchLastSection(True)
+    return table
+
+
+__all__ = ["ReleasesPanel"]

@@ -1,0 +1,498 @@
+"""The rollback wizard: bad build -> affected members -> preview -> execute -> verify.
+
+A stepped widget rather than a QWizard: each step waits on Temporal, and QWizard's
+`validatePage` wants an answer at once. The rollback itself is a durable workflow,
+so the wizard only starts it and follows its progress: when the app is reopened, the
+wizard finds the running rollback and follows it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QStackedWidget,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.asyncutil import async_slot, cancel_slot_tasks
+from desktop.release_models import (
+    RecordsModel,
+    affected_columns,
+    drill_label,
+    preview_columns,
+    verification_columns,
+)
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from desktop.session import Session
+    from workflows.rollback import RollbackProgress
+
+log = logging.getLogger(__name__)
+
+STEPS = ("Bad build", "Affected members", "Preview", "Execute", "Verification")
+CHOOSE, AFFECTED, PREVIEW, EXECUTE, VERIFY = range(len(STEPS))
+POLL_INTERVAL_S = 0.5
+FINISHED = ("done", "cancelled")
+NOT_YET_DONE = ("pending", "resetting", "not-repairable")
+
+
+class RollbackWizard(QWidget):
+    """Repairs the members a bad build damaged, one confirmed step at a time.
+
+    Signals:
+        progress_changed(progress): each new reading of the rollback's progress.
+        finished(progress): the rollback reached "done" or "cancelled".
+    """
+
+    progress_changed = Signal(object)
+    finished = Signal(object)
+
+    def __init__(self, *, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._session = session
+        self.build: str | None = None
+        self.report: dict[str, Any] | None = None
+        self.progress: RollbackProgress | None = None
+        self._picked: str | None = None  # the build the operator chose in the list
+        self.query: str | None = None  # the members the preview covered
+
+        self.step_label = QLabel(self)
+        self.step_label.setObjectName("wizardStep")
+        font = self.step_label.font()
+        font.setBold(True)
+        self.step_label.setFont(font)
+        self.message = QLabel(self)
+        self.message.setObjectName("wizardMessage")
+        self.message.setWordWrap(True)
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self._choose_page())
+        self.stack.addWidget(self._affected_page())
+        self.stack.addWidget(self._preview_page())
+        self.stack.addWidget(self._execute_page())
+        self.stack.addWidget(self._verify_page())
+        self.back_button = QPushButton("< Back", self)
+        self.next_button = QPushButton("Next >", self)
+        self.next_button.setDefault(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.message, 1)
+        buttons.addWidget(self.back_button)
+        buttons.addWidget(self.next_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.step_label)
+        layout.addWidget(self.stack, 1)
+        layout.addLayout(buttons)
+        self._go(CHOOSE)
+
+        self.build_combo.activated.connect(self._on_build_combo_activated)
+        self.back_button.clicked.connect(self._on_back_button_clicked)
+        self.next_button.clicked.connect(self._on_next_button_clicked)
+        self.execute_button.clicked.connect(self._on_execute_button_clicked)
+        self.pause_button.clicked.connect(self._on_pause_button_clicked)
+        self.resume_button.clicked.connect(self._on_resume_button_clicked)
+        self.cancel_button.clicked.connect(self._on_cancel_button_clicked)
+        self.restart_button.clicked.connect(self._on_restart_button_clicked)
+        session.client_connected.connect(self._on_session_client_connected)
+        if session.client is not None:
+            self.reattach()
+
+    # -- pages ----------------------------------------------------------------------
+
+    def _choose_page(self) -> QWidget:
+        page = QWidget(self)
+        self.build_combo = QComboBox(page)
+        self.build_combo.setObjectName("badBuild")
+        self.build_combo.setEditable(True)
+        self.build_combo.setMinimumWidth(320)
+        self.query_edit = QLineEdit(page)
+        self.query_edit.setPlaceholderText("optional: only members matching a visibility query")
+        form = QFormLayout(page)
+        intro = QLabel(
+            "Choose the build that damaged members. The next steps find every member it "
+            "touched (across continue-as-new runs) and preview the repair; nothing changes "
+            "until you execute.",
+            page,
+        )
+        intro.setWordWrap(True)
+        form.addRow(intro)
+        form.addRow("Bad build:", self.build_combo)
+        form.addRow("Members:", self.query_edit)
+        return page
+
+    def _table(self, parent: QWidget, model: RecordsModel, name: str) -> QTableView:
+        table = QTableView(parent)
+        table.setObjectName(name)
+        table.setModel(model)
+        table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        table.setAlternatingRowColors(True)
+        table.verticalHeader().setVisible(False)
+        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        table.horizontalHeader().setStretchLastSection(True)
+        return table
+
+    def _affected_page(self) -> QWidget:
+        page = QWidget(self)
+        self.affected_summary = QLabel(page)
+        self.affected_summary.setObjectName("affectedSummary")
+        self.affected_model = RecordsModel(columns=affected_columns(), parent=self)
+        self.affected_table = self._table(page, self.affected_model, "affectedTable")
+        layout = QVBoxLayout(page)
+        layout.addWidget(self.affected_summary)
+        layout.addWidget(self.affected_table)
+        return page
+
+    def _preview_page(self) -> QWidget:
+        page = QWidget(self)
+        self.preview_model = RecordsModel(columns=preview_columns(), parent=self)
+        self.preview_table = self._table(page, self.preview_model, "previewTable")
+        self.totals_label = QLabel(page)
+        self.totals_label.setObjectName("previewTotals")
+        self.totals_label.setWordWrap(True)
+        layout = QVBoxLayout(page)
+        layout.addWidget(self.preview_table)
+        layout.addWidget(self.totals_label)
+        return page
+
+    def _execute_page(self) -> QWidget:
+        page = QWidget(self)
+        self.reason_edit = QLineEdit(page)
+        self.reason_edit.setObjectName("rollbackReason")
+        self.reason_edit.setPlaceholderText("why (required; recorded in the audit log)")
+        self.rate_spin = QDoubleSpinBox(page)
+        self.rate_spin.setRange(1, 1000)
+        self.rate_spin.setDecimals(0)
+        self.rate_spin.setValue(50)
+        self.rate_spin.setSuffix(" resets/s")
+        self.execute_button = QPushButton("Execute rollback", page)
+        self.progress_bar = QProgressBar(page)
+        self.progress_bar.setFormat("%v of %m members")
+        self.progress_bar.setValue(0)
+        self.state_label = QLabel(page)
+        self.state_label.setObjectName("rollbackState")
+        self.state_label.setWordWrap(True)
+        self.pause_button = QPushButton("Pause", page)
+        self.resume_button = QPushButton("Resume", page)
+        self.cancel_button = QPushButton("Cancel rollback", page)
+        controls = QHBoxLayout()
+        for button in (self.pause_button, self.resume_button, self.cancel_button):
+            controls.addWidget(button)
+        controls.addStretch(1)
+        form = QFormLayout(page)
+        form.addRow("Reason:", self.reason_edit)
+        form.addRow("Rate:", self.rate_spin)
+        form.addRow("", self.execute_button)
+        form.addRow("Progress:", self.progress_bar)
+        form.addRow("", self.state_label)
+        form.addRow("", controls)
+        return page
+
+    def _verify_page(self) -> QWidget:
+        page = QWidget(self)
+        self.verify_summary = QLabel(page)
+        self.verify_summary.setObjectName("verifySummary")
+        self.verify_summary.setWordWrap(True)
+        self.verify_model = RecordsModel(columns=verification_columns(), parent=self)
+        self.verify_table = self._table(page, self.verify_model, "verifyTable")
+        self.restart_button = QPushButton("Start another rollback", page)
+        layout = QVBoxLayout(page)
+        layout.addWidget(self.verify_summary)
+        layout.addWidget(self.verify_table, 1)
+        layout.addWidget(self.restart_button, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addStretch(0)  # takes the table's room while it is hidden
+        return page
+
+    def stop(self) -> list[asyncio.Task[Any]]:
+        """Stop following (closing the app): the rollback itself goes on in Temporal."""
+        return cancel_slot_tasks(self)
+
+    # -- state --------------------------------------------------------------------
+
+    @property
+    def step(self) -> int:
+        return self.stack.currentIndex()
+
+    def set_versions(self, versions: list[dict[str, Any]]) -> None:
+        """Offer every build but the current one, drills first (the usual culprits)."""
+        chosen = self._picked
+        self.build_combo.clear()
+        candidates = [v for v in versions if v["status"] != "current"]
+        candidates.sort(key=lambda v: (v["drill"] is None, v["build_id"]))
+        for v in candidates:
+            label = v["build_id"] + (f"   [{drill_label(v['drill'])}]" if v["drill"] else "")
+            label += f"   ({v['members']:,} members, {v['status']})"
+            self.build_combo.addItem(label, v["build_id"])
+        found = self.build_combo.findData(chosen) if chosen else -1
+        self.build_combo.setCurrentIndex(max(0, found))  # a refresh keeps what was picked
+
+    def chosen_build(self) -> str:
+        data = self.build_combo.currentData()
+        text = self.build_combo.currentText().strip()
+        if data and self.build_combo.itemText(self.build_combo.currentIndex()) == text:
+            return str(data)
+        return text.split()[0] if text else ""
+
+    def _go(self, step: int) -> None:
+        self.stack.setCurrentIndex(step)
+        title = f"Step {step + 1} of {len(STEPS)}: {STEPS[step]}"
+        if self.build and step > CHOOSE:
+            title += f" — rollback of {self.build}"
+        self.step_label.setText(title)
+        self.next_button.setEnabled(step in (CHOOSE, AFFECTED, PREVIEW))
+        self.next_button.setText(
+            {CHOOSE: "Find affected members >", AFFECTED: "Preview >"}.get(step, "Next >")
+        )
+        self._show_controls()
+
+    @property
+    def _started(self) -> bool:
+        return self.progress is not None
+
+    def _show_controls(self) -> None:
+        p = self.progress
+        step = self.step
+        self.back_button.setEnabled(step in (AFFECTED, PREVIEW) or (step == EXECUTE and p is None))
+        running = p is not None and p.state not in FINISHED
+        self.execute_button.setEnabled(p is None and self.report is not None)
+        self.reason_edit.setEnabled(p is None or running)
+        self.rate_spin.setEnabled(p is None)
+        self.pause_button.setEnabled(running and p is not None and p.state != "paused")
+        self.resume_button.setEnabled(running and p is not None and p.state == "paused")
+        self.cancel_button.setEnabled(running)
+
+    def _say(self, text: str) -> None:
+        self.message.setText(text)
+
+    def _client(self) -> Client:
+        client = self._session.client
+        if client is None:
+            raise RuntimeError("not connected to Temporal yet")
+        return client
+
+    # -- steps --------------------------------------------------------------------
+
+    async def find_affected(self) -> None:
+        """Step 1 -> 2: the members the build touched and the preview of their repair."""
+        build = self.chosen_build()
+        if not build:
+            self._say("Choose the bad build first.")
+            return
+        from runtime.members import deployment_query
+        from runtime.releases import preview_rollback
+
+        self._say(f"Finding the members build {build} touched…")
+        self.next_button.setEnabled(False)
+        # only this deployment's members: others on the namespace run other code
+        query = deployment_query(
+            self._session.target.deployment, self.query_edit.text().strip() or None
+        )
+        try:
+            report = await preview_rollback(self._client(), build, query)
+        finally:
+            self.next_button.setEnabled(True)
+        self.build, self.report, self.progress, self.query = build, report, None, query
+        rows = report["members"]
+        self.affected_model.set_records(rows)
+        self.preview_model.set_records(rows)
+        broken = len(report["not_repairable"])
+        self.affected_summary.setText(
+            f"Build {build} touched {report['affected']:,} of {report['scanned']:,} running "
+            f"members; {report['repairable']:,} can be repaired"
+            + (f", {broken:,} cannot (see why below)." if broken else ".")
+        )
+        t = report["totals"]
+        self.totals_label.setText(
+            f"Totals over {len(rows):,} members: points {t['points_before']:,} → "
+            f"{t['points_after']:,} ({t['points_after'] - t['points_before']:+,}); lifetime "
+            f"points {t['lifetime_points_before']:,} → {t['lifetime_points_after']:,} "
+            f"({t['lifetime_points_after'] - t['lifetime_points_before']:+,}); "
+            f"{report['changing']:,} members change. Computed from history: nothing has "
+            "been touched yet."
+        )
+        self._say("")
+        self._go(AFFECTED)
+
+    async def execute(self) -> None:
+        """Step 4: start the durable rollback (a reason is required), then follow it."""
+        if self.build is None or self.report is None:
+            self._say("Preview the rollback first.")
+            return
+        reason = self.reason_edit.text().strip()
+        if not reason:
+            self._say("A rollback needs a reason: it goes into the audit log.")
+            self.reason_edit.setFocus()
+            return
+        from runtime.releases import expected_after, start_rollback
+
+        self.execute_button.setEnabled(False)
+        try:
+            await start_rollback(
+                self._client(),
+                self._session.target,
+                self.build,
+                reason=reason,
+                expected=expected_after(self.report),
+                rate_per_second=self.rate_spin.value(),
+                query=self.query,  # the members the preview showed, no others
+            )
+        except BaseException:
+            self._show_controls()
+            raise
+        self._say(f"Rollback of {self.build} started.")
+        await self._read_progress()
+        self.follow()
+
+    async def control(self, action: str) -> None:
+        from runtime.releases import control_rollback
+
+        if self.build is None:
+            return
+        reason = self.reason_edit.text().strip() or None
+        if action == "cancel" and not reason:
+            self._say("Cancelling needs a reason: write it in the Reason field.")
+            self.reason_edit.setFocus()
+            return
+        progress = await control_rollback(
+            self._client(),
+            self._session.target,
+            self.build,
+            action,  # type: ignore[arg-type]
+            reason=reason,
+        )
+        self._show_progress(progress)
+
+    async def _read_progress(self) -> RollbackProgress:
+        from runtime.releases import rollback_progress
+
+        assert self.build is not None
+        progress = await rollback_progress(self._client(), self.build)
+        self._show_progress(progress)
+        return progress
+
+    @async_slot(overlap="restart", title="Following the rollback")
+    async def follow(self) -> None:
+        """Poll the rollback's progress until it is done or cancelled."""
+        while True:
+            progress = await self._read_progress()
+            if progress.state in FINISHED:
+                self._say("")
+                self._show_verification(progress)
+                self.finished.emit(progress)
+                return
+            await asyncio.sleep(POLL_INTERVAL_S)
+
+    @async_slot(overlap="skip", title="Looking for a running rollback")
+    async def reattach(self) -> None:
+        """Follow a rollback that is still running (started before the app was reopened)."""
+        from runtime.releases import running_rollbacks
+
+        if self._started:
+            return
+        builds = await running_rollbacks(self._client())
+        if not builds or self._started:
+            return
+        self.build = builds[0]
+        self._say(f"Following the rollback of {self.build} that was already running.")
+        await self._read_progress()
+        self._go(EXECUTE)
+        self.follow()
+
+    def _show_progress(self, progress: RollbackProgress) -> None:
+        self.progress = progress
+        counts = progress.counts
+        repairable = progress.total - counts.get("not-repairable", 0)
+        done = sum(v for k, v in counts.items() if k not in NOT_YET_DONE)
+        self.progress_bar.setMaximum(max(1, repairable))
+        self.progress_bar.setValue(min(done, max(1, repairable)) if repairable else 1)
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "planning"
+        self.state_label.setText(
+            f"{progress.state}: {detail}; verified {progress.verified_ok}, "
+            f"mismatches {len(progress.mismatches)}"
+        )
+        if self.step != EXECUTE and progress.state not in FINISHED:
+            self._go(EXECUTE)
+        self._show_controls()
+        self.progress_changed.emit(progress)
+
+    def _show_verification(self, progress: RollbackProgress) -> None:
+        rows = [
+            {"member_id": m["member_id"], "result": "mismatch", "details": "; ".join(m["problems"])}
+            for m in progress.mismatches
+        ]
+        rows += [
+            {"member_id": m["member_id"], "result": "not repairable", "details": m["reason"]}
+            for m in progress.not_repairable
+        ]
+        cancelled = progress.counts.get("cancelled", 0)
+        failed = progress.counts.get("failed", 0)
+        self.verify_model.set_records(rows)
+        self.verify_table.setVisible(bool(rows))  # only the members that need a look
+        verdict = "cancelled" if progress.state == "cancelled" else "done"
+        self.verify_summary.setText(
+            f"Rollback of {progress.bad_build} {verdict}: {progress.verified_ok:,} members "
+            f"repaired and verified, {len(progress.mismatches):,} mismatches, "
+            f"{len(progress.not_repairable):,} not repairable"
+            + (f", {cancelled:,} left untouched by the cancel" if cancelled else "")
+            + (f", {failed:,} failed" if failed else "")
+            + "."
+        )
+        self._go(VERIFY)
+
+    # -- slots --------------------------------------------------------------------
+
+    def _on_session_client_connected(self, _client: Any) -> None:
+        self.reattach()
+
+    @async_slot(title="Rollback preview")
+    async def _on_next_button_clicked(self) -> None:
+        if self.step == CHOOSE:
+            await self.find_affected()
+        elif self.step in (AFFECTED, PREVIEW):
+            self._go(self.step + 1)
+
+    def _on_build_combo_activated(self, index: int) -> None:
+        self._picked = self.build_combo.itemData(index)
+
+    def _on_back_button_clicked(self) -> None:
+        if self.step > CHOOSE:
+            self._go(self.step - 1)
+
+    @async_slot(overlap="skip", title="Rollback")
+    async def _on_execute_button_clicked(self) -> None:
+        await self.execute()
+
+    @async_slot(overlap="skip", title="Pausing the rollback")
+    async def _on_pause_button_clicked(self) -> None:
+        await self.control("pause")
+
+    @async_slot(overlap="skip", title="Resuming the rollback")
+    async def _on_resume_button_clicked(self) -> None:
+        await self.control("resume")
+
+    @async_slot(overlap="skip", title="Cancelling the rollback")
+    async def _on_cancel_button_clicked(self) -> None:
+        await self.control("cancel")
+
+    def _on_restart_button_clicked(self) -> None:
+        self.build, self.report, self.progress = None, None, None
+        for model in (self.affected_model, self.preview_model, self.verify_model):
+            model.set_records([])
+        self.progress_bar.setValue(0)
+        self.state_label.setText("")
+        self._say("")
+        self._go(CHOOSE)

@@ -1,0 +1,434 @@
+"""Settings: the Temporal target, the agent's model provider, budgets and thresholds.
+
+Everything but the keys goes to `DATA_DIR/settings.json` (runtime/agent_config.py,
+runtime/temporal_settings.py); the keys go to the OS keyring only, and the panel says
+which keyring backend holds them, or that there is none. A key field is write-only:
+it is never filled back from the keyring, so a secret is never on screen.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.asyncutil import async_slot
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from desktop.session import Session
+
+log = logging.getLogger(__name__)
+
+PROVIDER_CHOICES = (
+    ("offline", "Offline rules model (no key, no network)"),
+    ("openai", "OpenAI"),
+    ("compatible", "OpenAI-compatible endpoint (base URL)"),
+)
+# the guardrails people tune; the rest keep their defaults unless set in the file
+POLICY_FIELDS = (
+    "enabled",
+    "max_calls_per_day",
+    "max_tokens_per_day",
+    "points_cap",
+    "max_turns",
+    "auto_approve_max_points",
+    "proposal_ttl_seconds",
+    "breaker_failures",
+    "breaker_cooldown_seconds",
+    "unusual_trips",
+    "unusual_window_seconds",
+    "tier_nudge_pct",
+    "max_pending",
+)
+
+
+class SettingsPanel(QWidget):
+    """Edits settings.json and the keyring; never writes a secret to a file.
+
+    Signals:
+        saved(path): the settings file was written.
+        status_posted(text): a one-line outcome for the window's status bar.
+    """
+
+    saved = Signal(str)
+    status_posted = Signal(str)
+
+    def __init__(self, *, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._session = session
+        self._raw: dict[str, Any] = {}
+        # asking the keyring costs a D-Bus round trip and a backend probe (~0.3 s the
+        # first time): done when the panel is first shown, not while the window opens
+        self._keyring_shown = False
+
+        self.embedded_radio = QRadioButton("Embedded server (started with the app)", self)
+        self.external_radio = QRadioButton("Existing cluster:", self)
+        self._target_group = QButtonGroup(self)
+        self._target_group.addButton(self.embedded_radio)
+        self._target_group.addButton(self.external_radio)
+        self.address_edit = QLineEdit(self)
+        self.address_edit.setPlaceholderText("host:port, e.g. my-ns.a1b2c.tmprl.cloud:7233")
+        self.namespace_edit = QLineEdit(self)
+        self.namespace_edit.setPlaceholderText("default")
+        self.cert_edit = QLineEdit(self)
+        self.cert_edit.setPlaceholderText("TLS client certificate file (PEM)")
+        self.private_edit = QLineEdit(self)
+        self.private_edit.setPlaceholderText("TLS client key file (PEM)")
+        self.cert_button = QPushButton("Browse…", self)
+        self.private_button = QPushButton("Browse…", self)
+        self.temporal_key_edit = _secret_edit(self, "temporalApiKey")
+        self.temporal_key_status = QLabel(self)
+        self.temporal_key_status.setObjectName("temporalKeyStatus")
+        self.temporal_key_status.setWordWrap(True)
+
+        self.provider_combo = QComboBox(self)
+        self.provider_combo.setObjectName("provider")
+        for value, label in PROVIDER_CHOICES:
+            self.provider_combo.addItem(label, value)
+        self.model_edit = QLineEdit(self)
+        self.model_edit.setPlaceholderText("gpt-4o-mini")
+        self.base_url_edit = QLineEdit(self)
+        self.base_url_edit.setPlaceholderText("http://127.0.0.1:8000/v1")
+        self.openai_key_edit = _secret_edit(self, "openaiKey")
+        self.openai_key_status = QLabel(self)
+        self.openai_key_status.setObjectName("openaiKeyStatus")
+        self.openai_key_status.setWordWrap(True)
+
+        self.policy_widgets: dict[str, QSpinBox | QCheckBox] = {}
+        self.keyring_label = QLabel(self)
+        self.keyring_label.setObjectName("keyringBackend")
+        self.keyring_label.setWordWrap(True)
+        self.message = QLabel(self)
+        self.message.setObjectName("settingsMessage")
+        self.message.setWordWrap(True)
+        self.save_button = QPushButton("Save", self)
+        self.save_button.setDefault(True)
+        self.revert_button = QPushButton("Revert", self)
+
+        content = QWidget(self)
+        column = QVBoxLayout(content)
+        column.addWidget(self.keyring_label)
+        column.addWidget(self._temporal_box(content))
+        column.addWidget(self._model_box(content))
+        column.addWidget(self._policy_box(content))
+        column.addStretch(1)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(content)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.message, 1)
+        buttons.addWidget(self.revert_button)
+        buttons.addWidget(self.save_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(scroll, 1)
+        layout.addLayout(buttons)
+
+        self.load()
+        self.external_radio.toggled.connect(self._on_external_radio_toggled)
+        self.provider_combo.currentIndexChanged.connect(self._on_provider_combo_changed)
+        self.cert_button.clicked.connect(self._on_cert_button_clicked)
+        self.private_button.clicked.connect(self._on_private_button_clicked)
+        self.save_button.clicked.connect(self._on_save_button_clicked)
+        self.revert_button.clicked.connect(self._on_revert_button_clicked)
+
+    @property
+    def data_dir(self) -> Path:
+        return self._session.target.data_dir
+
+    def _temporal_box(self, parent: QWidget) -> QGroupBox:
+        box = QGroupBox("Temporal (applies at the next launch)", parent)
+        grid = QGridLayout(box)
+        grid.addWidget(self.embedded_radio, 0, 0, 1, 3)
+        grid.addWidget(self.external_radio, 1, 0, 1, 3)
+        rows = (
+            ("Address:", self.address_edit, None),
+            ("Namespace:", self.namespace_edit, None),
+            ("TLS certificate:", self.cert_edit, self.cert_button),
+            ("TLS key file:", self.private_edit, self.private_button),
+            ("API key:", self.temporal_key_edit, None),
+        )
+        for row, (label, edit, button) in enumerate(rows, start=2):
+            grid.addWidget(QLabel(label, box), row, 0)
+            grid.addWidget(edit, row, 1)
+            if button is not None:
+                grid.addWidget(button, row, 2)
+        grid.addWidget(self.temporal_key_status, len(rows) + 2, 1, 1, 2)
+        return box
+
+    def _model_box(self, parent: QWidget) -> QGroupBox:
+        box = QGroupBox("Agent model (applies when the worker starts)", parent)
+        form = QFormLayout(box)
+        form.addRow("Provider:", self.provider_combo)
+        form.addRow("Model:", self.model_edit)
+        form.addRow("Base URL:", self.base_url_edit)
+        form.addRow("API key:", self.openai_key_edit)
+        form.addRow("", self.openai_key_status)
+        return box
+
+    def _policy_box(self, parent: QWidget) -> QGroupBox:
+        from workflows.agent_policy import AgentPolicy
+
+        box = QGroupBox("Agent budgets and thresholds (per member)", parent)
+        form = QFormLayout(box)
+        defaults = AgentPolicy().as_dict()
+        for name in POLICY_FIELDS:
+            widget: QSpinBox | QCheckBox
+            if isinstance(defaults[name], bool):
+                widget = QCheckBox(box)
+            else:
+                widget = QSpinBox(box)
+                widget.setRange(0, 10**9)
+                widget.setGroupSeparatorShown(True)
+            widget.setObjectName(f"policy_{name}")
+            widget.setToolTip(f"default {defaults[name]}")
+            self.policy_widgets[name] = widget
+            form.addRow(name.replace("_", " ").capitalize() + ":", widget)
+        return box
+
+    # -- load / save ----------------------------------------------------------------
+
+    def load(self) -> None:
+        """Fill the form from the file and the keyring's state (never its secrets)."""
+        from runtime import temporal_settings
+        from workflows.agent_policy import AgentPolicy
+
+        try:
+            self._raw = temporal_settings.read_raw(self.data_dir)
+            saved = temporal_settings.from_raw(self._raw)
+        except temporal_settings.TemporalSettingsError as error:
+            self._raw = {}
+            saved = temporal_settings.TemporalSettings()
+            self._say(f"The settings file is not usable ({error}); showing the defaults.")
+        self.external_radio.setChecked(bool(saved.address))
+        self.embedded_radio.setChecked(not saved.address)
+        self.address_edit.setText(saved.address or "")
+        self.namespace_edit.setText(saved.namespace or "")
+        self.cert_edit.setText(saved.tls_cert_path or "")
+        self.private_edit.setText(saved.tls_private_path or "")
+        model = self._raw.get("model") or {}
+        provider = model.get("provider", "offline")
+        if provider == "openai" and model.get("base_url"):
+            provider = "compatible"
+        self.provider_combo.setCurrentIndex(max(0, self.provider_combo.findData(provider)))
+        self.model_edit.setText(str(model.get("model") or ""))
+        self.base_url_edit.setText(str(model.get("base_url") or ""))
+        policy = AgentPolicy().as_dict() | dict(self._raw.get("agent") or {})
+        for name, widget in self.policy_widgets.items():
+            if isinstance(widget, QCheckBox):
+                widget.setChecked(bool(policy[name]))
+            else:
+                widget.setValue(int(policy[name]))
+        self.temporal_key_edit.clear()
+        self.openai_key_edit.clear()
+        self._show_enabled()
+        if self._keyring_shown:
+            self.show_keyring()
+
+    def collect(self) -> dict[str, Any]:
+        """The settings the form describes, keys excluded (other sections are kept)."""
+        from workflows.agent_policy import AgentPolicy
+
+        raw = {k: v for k, v in self._raw.items() if k not in ("temporal", "model", "agent")}
+        if self.external_radio.isChecked():
+            temporal = {
+                "address": self.address_edit.text().strip(),
+                "namespace": self.namespace_edit.text().strip(),
+                "tls_cert_path": self.cert_edit.text().strip(),
+                "tls_private_path": self.private_edit.text().strip(),
+            }
+            raw["temporal"] = {k: v for k, v in temporal.items() if v}
+        provider = self.provider_combo.currentData()
+        model: dict[str, Any] = dict(self._raw.get("model") or {})
+        model["provider"] = "offline" if provider == "offline" else "openai"
+        for key, text in (("model", self.model_edit.text()), ("base_url", "")):
+            model.pop(key, None)
+            if text.strip():
+                model[key] = text.strip()
+        if provider == "compatible":
+            model["base_url"] = self.base_url_edit.text().strip()
+        raw["model"] = model
+        defaults = AgentPolicy().as_dict()
+        agent = dict(self._raw.get("agent") or {})
+        for name, widget in self.policy_widgets.items():
+            value = widget.isChecked() if isinstance(widget, QCheckBox) else widget.value()
+            if value == defaults[name]:
+                agent.pop(name, None)  # defaults stay defaults when the code changes them
+            else:
+                agent[name] = value
+        if agent:
+            raw["agent"] = agent
+        return raw
+
+    def save(self) -> str | None:
+        """Validate, store the keys in the keyring, write the file; the outcome or None
+        when refused (the one-line reason is shown and nothing changed)."""
+        from runtime import agent_config, secrets, temporal_settings
+
+        raw = self.collect()
+        problem = self._check(raw)
+        if problem is None:
+            try:
+                temporal_settings.from_raw(raw)
+                agent_config.model_config(raw)
+            except ValueError as error:
+                problem = str(error)
+        keys = {
+            name: edit.text().strip()
+            for name, edit in (
+                (temporal_settings.API_KEY_SECRET, self.temporal_key_edit),
+                ("openai", self.openai_key_edit),
+            )
+            if edit.text().strip()
+        }
+        if problem is None and keys and not secrets.usable():
+            problem = "cannot store the key: " + secrets.no_backend_message()
+        if problem is not None:
+            self._say(problem)
+            return None
+        held_by = ""
+        for name, value in keys.items():
+            try:
+                held_by = secrets.set_secret(name, value)
+            except secrets.SecretsError as error:
+                self._say(str(error))
+                return None
+        path = agent_config.save(self.data_dir, raw)
+        self._raw = raw
+        self.temporal_key_edit.clear()
+        self.openai_key_edit.clear()
+        self._keyring_shown = True
+        self.show_keyring()
+        outcome = f"Saved to {path}" + (
+            f"; {len(keys)} key{'s' if len(keys) > 1 else ''} stored in {held_by}" if keys else ""
+        )
+        self._say(outcome)
+        self.saved.emit(str(path))
+        self.status_posted.emit(outcome)
+        return outcome
+
+    def _check(self, raw: dict[str, Any]) -> str | None:
+        temporal = raw.get("temporal")
+        if self.external_radio.isChecked() and not (temporal or {}).get("address"):
+            return "An existing cluster needs an address (host:port)."
+        address = str((temporal or {}).get("address", ""))
+        if address and (":" not in address or not address.rsplit(":", 1)[1].isdigit()):
+            return f"The address {address!r} is not host:port."
+        if self.provider_combo.currentData() == "compatible" and not raw["model"].get("base_url"):
+            return "An OpenAI-compatible endpoint needs its base URL."
+        return None
+
+    def show_keyring(self) -> None:
+        """Which backend holds the keys, whether each is stored, or that there is none."""
+        from runtime import secrets
+
+        for name, label in (
+            ("openai", self.openai_key_status),
+            ("temporal", self.temporal_key_status),
+        ):
+            status = secrets.status(name)
+            if not status.usable:
+                label.setText("No keyring: a key cannot be stored.")
+            elif status.stored:
+                label.setText(f"A key is stored in {status.backend}. Type a new one to replace it.")
+            else:
+                label.setText(f"No key stored yet; it would go to {status.backend}.")
+        if secrets.usable():
+            self.keyring_label.setText(
+                f"Keys are kept in the OS keyring ({secrets.backend_name()}, service "
+                f"'{secrets.service()}'), never in {self.data_dir / 'settings.json'}."
+            )
+            self.keyring_label.setStyleSheet("")
+        else:
+            message = secrets.no_backend_message()
+            self.keyring_label.setText(message[:1].upper() + message[1:] + ".")
+            self.keyring_label.setStyleSheet("color: #c62828; font-weight: bold")
+
+    def showEvent(self, event: QShowEvent) -> None:
+        if not self._keyring_shown:
+            self._keyring_shown = True
+            self.show_keyring()
+        super().showEvent(event)
+
+    def _say(self, text: str) -> None:
+        self.message.setText(text)
+
+    def _show_enabled(self) -> None:
+        external = self.external_radio.isChecked()
+        for widget in (
+            self.address_edit,
+            self.namespace_edit,
+            self.cert_edit,
+            self.private_edit,
+            self.cert_button,
+            self.private_button,
+            self.temporal_key_edit,
+        ):
+            widget.setEnabled(external)
+        provider = self.provider_combo.currentData()
+        self.model_edit.setEnabled(provider != "offline")
+        self.base_url_edit.setEnabled(provider == "compatible")
+        self.openai_key_edit.setEnabled(provider != "offline")
+
+    # -- slots --------------------------------------------------------------------
+
+    def _on_external_radio_toggled(self, _checked: bool) -> None:
+        self._show_enabled()
+
+    def _on_provider_combo_changed(self, _index: int) -> None:
+        self._show_enabled()
+
+    @async_slot(overlap="skip", title="Choosing a file")
+    async def _on_cert_button_clicked(self) -> None:
+        await self._browse(self.cert_edit, "TLS client certificate")
+
+    @async_slot(overlap="skip", title="Choosing a file")
+    async def _on_private_button_clicked(self) -> None:
+        await self._browse(self.private_edit, "TLS client key")
+
+    async def _browse(self, edit: QLineEdit, title: str) -> None:
+        from desktop.asyncutil import run_dialog
+
+        dialog = QFileDialog(self, title, edit.text() or str(self.data_dir))
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        if await run_dialog(dialog) and dialog.selectedFiles():
+            edit.setText(dialog.selectedFiles()[0])
+
+    def _on_save_button_clicked(self) -> None:
+        self.save()
+
+    def _on_revert_button_clicked(self) -> None:
+        self.load()
+        self._say("Reverted to the saved settings.")
+
+
+def _secret_edit(parent: QWidget, name: str) -> QLineEdit:
+    edit = QLineEdit(parent)
+    edit.setObjectName(name)
+    edit.setEchoMode(QLineEdit.EchoMode.Password)
+    edit.setPlaceholderText("paste a key to store it in the keyring")
+    return edit
+
+
+__all__ = ["SettingsPanel"]

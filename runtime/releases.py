@@ -1,0 +1,291 @@
+"""Release and rollback operations shared by the CLI and the desktop panels.
+
+The CLI prints what these return and the Releases panel shows it; neither holds the
+logic, so both record the same audit entries and refuse the same mistakes (no reason,
+a rollback of the build that is still current, a second rollback of one build).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from runtime import audit, deployment
+from runtime.connect import Target
+from runtime.members import count_members
+from workflows import drill
+from workflows.rollback import ROLLBACK_ID_PREFIX, RollbackInput, RollbackProgress, RollbackWorkflow
+
+if TYPE_CHECKING:
+    from runtime.replay_check import ReplayReport
+
+RollbackControl = Literal["pause", "resume", "cancel"]
+T = TypeVar("T")
+RATE_LIMIT_ATTEMPTS = 8
+ROLLBACK_QUERY = "WorkflowType = 'RollbackWorkflow'"
+
+
+# the replay check overrides the drill of every build process-wide while it replays
+_drill_override = asyncio.Lock()
+
+
+class ReleaseError(RuntimeError):
+    """An operator request that cannot be done; the message is one line for people."""
+
+
+async def patiently(
+    call: Callable[..., Awaitable[T]], *args: Any, attempts: int = RATE_LIMIT_ATTEMPTS
+) -> T:
+    """`call(*args)`, again after a pause while the server says "too many requests":
+    it rate-limits requests per worker deployment, and workers starting or announcing
+    themselves spend that budget too (one click should not fail because of them)."""
+    for attempt in range(attempts):
+        try:
+            return await call(*args)
+        except RPCError as error:
+            if error.status != RPCStatusCode.RESOURCE_EXHAUSTED or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(min(2.0, 0.25 * 2**attempt))
+    raise AssertionError("not reached")
+
+
+def rollback_id(build: str) -> str:
+    return f"{ROLLBACK_ID_PREFIX}{build}"
+
+
+@dataclass
+class VersionRow:
+    build_id: str
+    status: str  # current, ramping, draining, drained, inactive
+    ramp_percentage: float
+    drill: str | None
+    members: int
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+async def list_versions(client: Client, deployment_name: str) -> list[VersionRow] | None:
+    """Every version of the deployment with its members; None before any worker polled."""
+    # one describe per listing: the server rate-limits requests per deployment
+    info = await patiently(deployment.describe, client, deployment_name)
+    if info is None:
+        return None
+    rows = []
+    for v in info.versions:
+        members = await count_members(
+            client, f"TemporalWorkerDeploymentVersion = '{deployment_name}:{v.build_id}'"
+        )
+        bug = drill_of(v.build_id)
+        rows.append(VersionRow(v.build_id, v.status, v.ramp_percentage, bug, members))
+    return rows
+
+
+def drill_of(build_id: str) -> str | None:
+    """The bug a drill build injects, read from its id alone: `drill.drill_for` answers
+    with the replay check's candidate while one runs in this process."""
+    return build_id.rsplit(drill.DRILL_MARK, 1)[1] if drill.DRILL_MARK in build_id else None
+
+
+async def replay_check(
+    client: Client, deployment_name: str, build: str | None, *, query: str | None = None
+) -> ReplayReport:
+    """The replay check, never at the same time as a preview in this process: while it
+    replays, every build counts as the candidate (workflows/drill.py `candidate`)."""
+    from runtime.replay_check import replay_check as check
+
+    async with _drill_override:
+        return await check(client, deployment_name, build, query=query)
+
+
+async def set_release(
+    client: Client, target: Target, build: str, *, reason: str, ramp: float | None = None
+) -> str:
+    """Make `build` current, or ramp it to `ramp` percent; recorded in the audit log."""
+    if not reason or not reason.strip():
+        raise ReleaseError("a release needs a reason")
+    if ramp is not None:
+        await patiently(deployment.set_ramping, client, target.deployment, build, ramp)
+        message = f"build {build} ramping at {ramp:g}%"
+    else:
+        await patiently(deployment.set_current, client, target.deployment, build)
+        message = f"build {build} is now current"
+    await audit.record(
+        client,
+        target,
+        "release.set-current",
+        reason=reason,
+        subject=build,
+        details={"ramp": ramp},
+    )
+    return message
+
+
+async def preview_rollback(client: Client, build: str, query: str | None = None) -> dict[str, Any]:
+    """Which members the bad build touched and what a repair would make of each;
+    computed from history, touching no live workflow."""
+
+    async with _drill_override:
+        return await _preview(client, build, query)
+
+
+async def _preview(client: Client, build: str, query: str | None) -> dict[str, Any]:
+    from activities import repair
+
+    started = time.perf_counter()
+    scanned, damage = await repair.find_damage(client, build, query=query)
+    found_s = time.perf_counter() - started
+    previews = await repair.bounded(damage, lambda d: repair.preview_member(client, d), 16)
+    rows = []
+    totals = {f"{k}_before": 0 for k in ("points", "lifetime_points")} | {
+        f"{k}_after": 0 for k in ("points", "lifetime_points")
+    }
+    for p in previews:
+        for k in ("points", "lifetime_points"):
+            totals[f"{k}_before"] += p.before.get(k, 0)
+            totals[f"{k}_after"] += p.after.get(k, 0)
+        rows.append(
+            {
+                "member_id": p.member_id,
+                "before": p.before,
+                "after": p.after,
+                "changes": p.changes,
+                "ledger_removed": p.ledger_removed,
+                "ledger_added": p.ledger_added,
+                "redeliver": p.redeliver,
+                "problem": p.problem,
+            }
+        )
+    return {
+        "bad_build": build,
+        "scanned": scanned,
+        "affected": len(damage),
+        "repairable": sum(1 for p in previews if not p.problem),
+        "not_repairable": [
+            {"member_id": p.member_id, "reason": p.problem} for p in previews if p.problem
+        ],
+        "changing": sum(1 for p in previews if p.changes),
+        "totals": totals,
+        "members": rows,
+        "seconds": {"find": round(found_s, 3), "total": round(time.perf_counter() - started, 3)},
+    }
+
+
+def expected_after(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The preview's "after" per repairable member: what verification compares with."""
+    return {r["member_id"]: r["after"] for r in report["members"] if not r["problem"]}
+
+
+async def start_rollback(
+    client: Client,
+    target: Target,
+    build: str,
+    *,
+    reason: str,
+    expected: dict[str, dict[str, Any]] | None = None,
+    rate_per_second: float = 50.0,
+    concurrency: int = 16,
+    query: str | None = None,
+) -> WorkflowHandle[Any, RollbackProgress]:
+    """Start the durable rollback of `build`, after the checks an operator would want."""
+    if not reason or not reason.strip():
+        raise ReleaseError("a rollback needs a reason")
+    info = await patiently(deployment.describe, client, target.deployment)
+    if info and info.current == build:
+        raise ReleaseError(f"build {build} is still current: make the fixed build current first")
+    if await rollback_running(client, build):
+        raise ReleaseError(f"a rollback of {build} is already running")
+    await audit.record(
+        client,
+        target,
+        "rollback.start",
+        reason=reason,
+        subject=build,
+        details={"members": len(expected or {}), "query": query},
+    )
+    return await client.start_workflow(
+        RollbackWorkflow.run,
+        RollbackInput(
+            bad_build=build,
+            reason=reason.strip(),
+            actor=deployment.identity(),
+            rate_per_second=rate_per_second,
+            concurrency=concurrency,
+            query=query,
+            expected=expected or {},
+        ),
+        id=rollback_id(build),
+        task_queue=target.task_queue,
+    )
+
+
+async def rollback_running(client: Client, build: str) -> bool:
+    try:
+        description = await client.get_workflow_handle(rollback_id(build)).describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return description.status == WorkflowExecutionStatus.RUNNING
+
+
+async def rollback_progress(client: Client, build: str) -> RollbackProgress:
+    """The progress of the latest rollback of `build`, running or finished."""
+    try:
+        return await client.get_workflow_handle(rollback_id(build)).query(RollbackWorkflow.progress)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise ReleaseError(f"no rollback of build {build!r}") from None
+        raise
+
+
+async def control_rollback(
+    client: Client,
+    target: Target,
+    build: str,
+    action: RollbackControl,
+    *,
+    reason: str | None = None,
+) -> RollbackProgress:
+    """Pause, resume or cancel a rollback (a cancel needs a reason and is audited)."""
+    if action == "cancel" and not (reason and reason.strip()):
+        raise ReleaseError("cancelling a rollback needs a reason")
+    try:
+        await client.get_workflow_handle(rollback_id(build)).signal(action)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise ReleaseError(f"no running rollback of build {build!r}") from None
+        raise
+    if action == "cancel":
+        assert reason is not None
+        await audit.record(client, target, "rollback.cancel", reason=reason, subject=build)
+    return await rollback_progress(client, build)
+
+
+async def running_rollbacks(client: Client) -> list[str]:
+    """The bad builds whose rollback is still running (newest first): the app re-attaches."""
+    builds = []
+    query = f"{ROLLBACK_QUERY} AND ExecutionStatus = 'Running'"
+    async for execution in client.list_workflows(query, limit=50):
+        if execution.id.startswith(ROLLBACK_ID_PREFIX):
+            builds.append(execution.id.removeprefix(ROLLBACK_ID_PREFIX))
+    return builds
+
+
+async def list_rollbacks(client: Client, limit: int = 50) -> list[dict[str, Any]]:
+    rows = []
+    async for execution in client.list_workflows(ROLLBACK_QUERY, limit=limit):
+        rows.append(
+            {
+                "rollback": execution.id,
+                "status": execution.status.name if execution.status else "UNKNOWN",
+                "started": execution.start_time.isoformat(),
+            }
+        )
+    return rows

@@ -1,0 +1,188 @@
+"""The rollback wizard on a real server: a drill damages members, the wizard previews,
+executes, pauses, is closed and reopened (the rollback goes on: it is a workflow), resumes
+and verifies."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import qasync
+from temporalio.client import Client
+
+from desktop.asyncutil import wait_until
+from desktop.rollback_wizard import AFFECTED, EXECUTE, PREVIEW, VERIFY, RollbackWizard
+from desktop.session import Session
+from runtime import deployment as releases
+from runtime.connect import Target
+from runtime.feed import send_member, wait_applied
+from runtime.worker import WorkerSettings, announce, build_worker
+from tests.conftest import Deployment
+from tests.memberkit import start_member
+from tests.rollback.test_drill import member_events
+from workflows.drill import drill_build_id
+from workflows.rollback_messages import COMPARED_FIELDS
+from workflows.rules import replay
+
+pytestmark = pytest.mark.slow
+
+ROLLBACK_TIMEOUT_S = 180
+
+
+@asynccontextmanager
+async def worker(
+    client: Client, target: Target, build: str, drill: str | None = None
+) -> AsyncIterator[None]:
+    """An in-process worker on the test's own loop (the fixture's runs on pytest's)."""
+    settings = WorkerSettings(
+        task_queue=target.task_queue, deployment=target.deployment, build_id=build, drill=drill
+    )
+    async with build_worker(client, settings):
+        await announce(client, settings)
+        yield
+
+
+class Members:
+    """The test's members and every event fed to each (the truth a repair must reach)."""
+
+    def __init__(self, client: Client, target: Target, count: int) -> None:
+        tag = uuid.uuid4().hex[:6]
+        self.client, self.target = client, target
+        self.ids = [f"w{tag}-{i}" for i in range(count)]
+        self.fed: dict[str, list[Any]] = {m: [] for m in self.ids}
+
+    async def start(self) -> None:
+        for member in self.ids:
+            await start_member(self.client, self.target, member, max_signals=6)
+
+    async def feed(self, phase: str, count: int, day: int) -> dict[str, dict[str, Any]]:
+        for member in self.ids:
+            events = member_events(member, phase, count, day)
+            self.fed[member].extend(events)
+            await send_member(self.client, self.target, member, events, bulk=False)
+        return await wait_applied(self.client, self.ids)
+
+    def truth(self, member: str) -> dict[str, Any]:
+        summary = replay(member, self.fed[member]).summary()
+        return {k: summary[k] for k in COMPARED_FIELDS}
+
+    async def assert_repaired(self, build: str) -> None:
+        states = await wait_applied(self.client, self.ids)
+        for member in self.ids:
+            assert {k: states[member][k] for k in COMPARED_FIELDS} == self.truth(member), member
+            assert states[member]["build_id"] == build
+
+
+async def connected_session(target: Target) -> Session:
+    session = Session(target=target, start_worker=False)
+    await session.start()
+    return session
+
+
+def test_pause_close_reopen_resume_and_verify(
+    qloop: qasync.QEventLoop, qtbot: Any, deployment: Deployment
+) -> None:
+    target = deployment.target
+    release = f"5.{uuid.uuid4().hex[:6]}"
+    bad = drill_build_id(f"{release}.1", "zero-on-trip")
+    fixed = f"{release}.2"
+
+    async def scenario() -> None:
+        session = await connected_session(target)
+        client = session.client
+        assert client is not None
+        members = Members(client, target, 6)
+        async with worker(client, target, f"{release}.0"):
+            await members.start()
+            await members.feed("a", 6, day=1)
+            async with worker(client, target, f"{release}.1", drill="zero-on-trip"):
+                await releases.set_current(client, target.deployment, bad)
+                damaged = await members.feed("b", 8, day=5)
+                assert any(damaged[m]["points"] != members.truth(m)["points"] for m in members.ids)
+                async with worker(client, target, fixed):
+                    await releases.set_current(client, target.deployment, fixed)
+
+                    wizard = RollbackWizard(session=session)
+                    qtbot.addWidget(wizard)
+                    wizard.show()
+                    wizard.set_versions(
+                        [
+                            {"build_id": b, "status": s, "drill": d, "members": 0}
+                            for b, s, d in (
+                                (f"{release}.0", "draining", None),
+                                (bad, "draining", "zero-on-trip"),
+                                (fixed, "current", None),
+                            )
+                        ]
+                    )
+                    # drills first, the current build not offered
+                    assert wizard.build_combo.itemData(0) == bad
+                    assert wizard.build_combo.findData(fixed) == -1
+                    await wizard._on_next_button_clicked()
+                    assert wizard.step == AFFECTED
+                    assert wizard.affected_model.rowCount() == 6
+                    await wizard._on_next_button_clicked()
+                    assert wizard.step == PREVIEW
+                    report = wizard.report
+                    assert report is not None
+                    truth_total = sum(members.truth(m)["points"] for m in members.ids)
+                    assert report["totals"]["points_after"] == truth_total
+                    assert f"→ {truth_total:,}" in wizard.totals_label.text()
+                    await wizard._on_next_button_clicked()
+                    assert wizard.step == EXECUTE
+
+                    wizard.rate_spin.setValue(1)  # one reset a second: slow enough to pause
+                    wizard.reason_edit.setText("drill rehearsal")
+                    await wizard._on_execute_button_clicked()
+                    await wizard.control("pause")
+                    await wait_until(lambda: _paused_and_still(wizard), timeout=60)
+                    held = dict(wizard.progress.counts)  # type: ignore[union-attr]
+                    assert held.get("pending", 0) > 0, held
+                    assert not wizard.pause_button.isEnabled()
+                    assert wizard.resume_button.isEnabled()
+                    await asyncio.wait(wizard.stop(), timeout=10)  # the app closes
+                    wizard.close()
+                    await session.stop()
+
+                    # the app is reopened: a new session and wizard find the rollback
+                    reopened = await connected_session(target)
+                    again = RollbackWizard(session=reopened)
+                    qtbot.addWidget(again)
+                    again.show()
+                    await wait_until(lambda: again.progress is not None, timeout=30)
+                    assert again.step == EXECUTE and again.build == bad
+                    assert again.progress is not None
+                    assert again.progress.state == "paused"
+                    assert again.progress.counts == held  # nothing moved while paused
+                    assert again.resume_button.isEnabled()
+                    await again._on_cancel_button_clicked()  # a cancel needs a reason
+                    assert again.message.text() == (
+                        "Cancelling needs a reason: write it in the Reason field."
+                    )
+
+                    await again._on_resume_button_clicked()
+                    await wait_until(lambda: again.step == VERIFY, timeout=ROLLBACK_TIMEOUT_S)
+                    final = again.progress
+                    assert final is not None and final.state == "done"
+                    assert final.verified_ok == 6 and final.mismatches == []
+                    assert again.verify_summary.text() == (
+                        f"Rollback of {bad} done: 6 members repaired and verified, "
+                        "0 mismatches, 0 not repairable."
+                    )
+                    await members.assert_repaired(fixed)
+                    await reopened.stop()
+
+    qloop.run_until_complete(scenario())
+
+
+def _paused_and_still(wizard: RollbackWizard) -> bool:
+    progress = wizard.progress
+    return (
+        progress is not None
+        and progress.state == "paused"
+        and progress.counts.get("resetting", 0) == 0
+    )

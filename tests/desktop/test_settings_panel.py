@@ -1,0 +1,139 @@
+"""The Settings panel against the real OS keyring: keys go to the keyring, never to a
+file; the saved target and model are what the CLI and the worker then read."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import keyring
+import pytest
+from keyring.backends import fail
+from PySide6.QtCore import Qt
+
+from desktop.session import Session
+from desktop.settings_panel import SettingsPanel
+from runtime import agent_config, secrets
+from runtime.connect import Target, resolve_target
+
+
+@pytest.fixture
+def real_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The OS keyring with a service name of this test's own (emptied afterwards)."""
+    backend = keyring.get_keyring()
+    if not secrets.usable(backend):
+        pytest.fail(
+            f"no real keyring backend ({secrets.backend_name(backend)}): run the tests with "
+            "`python -m runtime.testenv pytest ...` (D-Bus session + gnome-keyring)"
+        )
+    service = f"loyalty-desk-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv(secrets.SERVICE_ENV, service)
+    yield service
+    for name in secrets.KNOWN:
+        try:
+            keyring.delete_password(service, name)
+        except Exception:
+            pass
+
+
+def make_panel(qtbot: Any, data_dir: Path) -> SettingsPanel:
+    session = Session(
+        target=Target(address=None, namespace="default", data_dir=data_dir), start_worker=False
+    )
+    panel = SettingsPanel(session=session)
+    qtbot.addWidget(panel)
+    panel.show()
+    return panel
+
+
+def files_containing(root: Path, needle: str) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
+
+
+def test_keys_go_to_the_keyring_and_never_to_a_file(
+    qtbot: Any, tmp_path: Path, real_keyring: str
+) -> None:
+    data_dir = tmp_path / "data"
+    panel = make_panel(qtbot, data_dir)
+    backend = secrets.backend_name()
+    assert backend in panel.keyring_label.text()
+    assert "No key stored yet" in panel.openai_key_status.text()
+    model_key = f"sk-SENTINEL-{uuid.uuid4().hex}"
+    cloud_key = f"tc-SENTINEL-{uuid.uuid4().hex}"
+
+    panel.provider_combo.setCurrentIndex(panel.provider_combo.findData("compatible"))
+    panel.model_edit.setText("local-model")
+    panel.base_url_edit.setText("http://127.0.0.1:8000/v1")
+    panel.openai_key_edit.setText(model_key)
+    panel.external_radio.setChecked(True)
+    panel.address_edit.setText("temporal.example.internal:7233")
+    panel.namespace_edit.setText("ops")
+    panel.temporal_key_edit.setText(cloud_key)
+    panel.policy_widgets["max_calls_per_day"].setValue(7)  # type: ignore[union-attr]
+    qtbot.mouseClick(panel.save_button, Qt.MouseButton.LeftButton)
+
+    assert panel.message.text().startswith("Saved to ")
+    assert f"2 keys stored in {backend}" in panel.message.text()
+    assert keyring.get_password(real_keyring, "openai") == model_key
+    assert keyring.get_password(real_keyring, "temporal") == cloud_key
+    assert files_containing(data_dir, "SENTINEL") == []
+    assert panel.openai_key_edit.text() == "" and panel.temporal_key_edit.text() == ""
+    assert panel.openai_key_status.text().startswith(f"A key is stored in {backend}")
+
+    saved = json.loads((data_dir / "settings.json").read_text())
+    assert saved["temporal"] == {"address": "temporal.example.internal:7233", "namespace": "ops"}
+    config = agent_config.load(data_dir)  # what the worker reads
+    assert (config.provider, config.model, config.base_url) == (
+        "openai",
+        "local-model",
+        "http://127.0.0.1:8000/v1",
+    )
+    assert config.policy == {"max_calls_per_day": 7}
+    target = resolve_target(data_dir=data_dir)  # what the CLI and the next launch use
+    assert (target.address, target.namespace) == ("temporal.example.internal:7233", "ops")
+
+    again = make_panel(qtbot, data_dir)  # reopened: values back, the key never shown
+    assert again.external_radio.isChecked()
+    assert again.address_edit.text() == "temporal.example.internal:7233"
+    assert again.provider_combo.currentData() == "compatible"
+    assert again.policy_widgets["max_calls_per_day"].value() == 7  # type: ignore[union-attr]
+    assert again.openai_key_edit.text() == ""
+
+
+def test_bad_input_is_refused_with_a_reason_and_changes_nothing(
+    qtbot: Any, tmp_path: Path, real_keyring: str
+) -> None:
+    data_dir = tmp_path / "data"
+    panel = make_panel(qtbot, data_dir)
+    panel.external_radio.setChecked(True)
+    panel.address_edit.setText("no-port-here")
+    panel.openai_key_edit.setText("sk-should-not-be-stored")
+    assert panel.save() is None
+    assert panel.message.text() == "The address 'no-port-here' is not host:port."
+    assert not (data_dir / "settings.json").exists()
+    assert keyring.get_password(real_keyring, "openai") is None
+
+
+def test_without_a_keyring_the_panel_says_so_and_refuses_keys(
+    qtbot: Any, tmp_path: Path, real_keyring: str
+) -> None:
+    data_dir = tmp_path / "data"
+    real = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        panel = make_panel(qtbot, data_dir)
+        assert panel.keyring_label.text().startswith("No OS keyring backend is available")
+        assert panel.openai_key_status.text() == "No keyring: a key cannot be stored."
+        panel.provider_combo.setCurrentIndex(panel.provider_combo.findData("openai"))
+        panel.openai_key_edit.setText("sk-nowhere-to-go")
+        assert panel.save() is None
+        assert panel.message.text().startswith("cannot store the key: no OS keyring backend")
+        assert not (data_dir / "settings.json").exists()
+        panel.openai_key_edit.clear()  # without a key the rest saves fine
+        assert panel.save() is not None
+        assert agent_config.load(data_dir).provider == "openai"
+    finally:
+        keyring.set_keyring(real)
