@@ -8,6 +8,8 @@ one, reaches the status bar; its `stop()`, when it has one, runs on close.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -20,10 +22,10 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QPushButton, QTabWidget, QWid
 from desktop.approvals_panel import ApprovalsPanel
 from desktop.member_detail import MemberDetail
 from desktop.members_panel import MembersPanel
+from desktop.releases_panel import ReleasesPanel
+from desktop.settings_panel import SettingsPanel
 
 if TYPE_CHECKING:
-    import asyncio
-
     from desktop.session import Session
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,10 @@ class MainWindow(QMainWindow):
         self.add_panel("Members", self.members)
         self.approvals = ApprovalsPanel(session=session, parent=self)
         self.add_panel("Approvals", self.approvals)
+        self.releases = ReleasesPanel(session=session, parent=self)
+        self.add_panel("Releases", self.releases)
+        self.settings = SettingsPanel(session=session, parent=self)
+        self.add_panel("Settings", self.settings)
 
         status = self.statusBar()
         status.setObjectName("statusBar")
@@ -136,8 +142,13 @@ class MainWindow(QMainWindow):
         waits: list[asyncio.Task[Any]] = []
         for widget in [*self.panels.values(), *self.details.values()]:
             stop = getattr(widget, "stop", None)
-            if stop is not None:
-                waits += stop()
+            if stop is None:
+                continue
+            stopping = stop()
+            if inspect.isawaitable(stopping):  # a panel whose stop is a coroutine
+                waits.append(asyncio.ensure_future(stopping))
+            else:
+                waits += stopping
         return waits
 
     def show_message(self, text: str, timeout_ms: int = 10_000) -> None:

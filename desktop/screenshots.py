@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from desktop.desk import Desk
     from desktop.releases_panel import ReleasesPanel
     from desktop.rollback_wizard import RollbackWizard
-    from desktop.settings_panel import SettingsPanel
 
 log = logging.getLogger("desktop.screenshots")
 
@@ -95,7 +94,7 @@ async def _capture(desk: Desk, shots: Shots, members: int, events: int) -> None:
 
     window = desk.window
     window.resize(*SIZE)
-    releases, settings = _panels(desk)
+    releases = window.releases
     desk.start()
     try:
         await wait_until(lambda: desk.session.worker_state == "running", timeout=STARTUP_TIMEOUT_S)
@@ -104,11 +103,11 @@ async def _capture(desk: Desk, shots: Shots, members: int, events: int) -> None:
             lambda: window.members.model.rowCount() >= len(ids), timeout=60, interval=0.5
         )
         await _drill(desk, releases, members, events)
+        window.show_panel("Releases")
         await _releases_views(releases, shots)
         # the members table after the repair: its periodic refresh has caught up
         await asyncio.sleep(2 * MEMBERS_REFRESH_S)
         await _tabs(desk, shots)
-        await shots.save(settings.window(), "settings")
     finally:
         await releases.stop()  # the drill and fixed builds' workers
         await desk.request_shutdown()
@@ -127,30 +126,6 @@ async def _feed(desk: Desk, members: int, events: int, seed: int) -> list[str]:
     await feed.deliver(client, desk.session.target, batch)
     await feed.wait_applied(client, batch.by_member)
     return list(batch.by_member)
-
-
-def _panels(desk: Desk) -> tuple[ReleasesPanel, SettingsPanel]:
-    """The window's own panels once the lead adds them as tabs; until then, standalone."""
-    from desktop.releases_panel import ReleasesPanel
-    from desktop.settings_panel import SettingsPanel
-
-    releases = _find(desk.window, "ReleasesPanel") or _standalone(
-        ReleasesPanel(session=desk.session)
-    )
-    settings = _find(desk.window, "SettingsPanel") or _standalone(
-        SettingsPanel(session=desk.session)
-    )
-    assert isinstance(releases, ReleasesPanel) and isinstance(settings, SettingsPanel)
-    return releases, settings
-
-
-def _find(root: QWidget, class_name: str) -> QWidget | None:
-    from PySide6.QtWidgets import QWidget
-
-    for child in root.findChildren(QWidget):
-        if type(child).__name__ == class_name:
-            return child
-    return None
 
 
 async def _drill(desk: Desk, releases: ReleasesPanel, members: int, events: int) -> None:
@@ -240,12 +215,6 @@ def _paused(wizard: RollbackWizard) -> bool:
         and progress.state == "paused"
         and not progress.counts.get("resetting", 0)
     )
-
-
-def _standalone(widget: QWidget) -> QWidget:
-    widget.resize(*SIZE)
-    widget.show()
-    return widget
 
 
 async def _settle() -> None:
