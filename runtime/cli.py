@@ -226,6 +226,34 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="where the embedded server keeps its data (env LOYALTY_DESK_DATA_DIR)",
     )
+    common.add_argument(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        default=argparse.SUPPRESS,
+        help="TLS to the cluster (env LOYALTY_DESK_TLS); on with any --tls-* option or API key",
+    )
+    for name, what in (
+        ("ca", "CA certificate (PEM) to trust instead of the system roots"),
+        ("cert", "client certificate (PEM) for mTLS"),
+        ("key", "client private key (PEM) for mTLS"),
+    ):
+        common.add_argument(
+            f"--tls-{name}",
+            metavar="FILE",
+            default=argparse.SUPPRESS,
+            help=f"{what} (env LOYALTY_DESK_TLS_{name.upper()})",
+        )
+    common.add_argument(
+        "--tls-server-name",
+        default=argparse.SUPPRESS,
+        help="the name in the server's certificate, if not the address's host",
+    )
+    common.add_argument(
+        "--api-key",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="send the API key from the keyring (`secrets set temporal`) or LOYALTY_DESK_API_KEY",
+    )
     common.add_argument("--task-queue", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument("--deployment", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
@@ -292,6 +320,12 @@ def _defaults(args: argparse.Namespace) -> argparse.Namespace:
         ("data_dir", None),
         ("task_queue", None),
         ("deployment", None),
+        ("tls", None),
+        ("tls_ca", None),
+        ("tls_cert", None),
+        ("tls_key", None),
+        ("tls_server_name", None),
+        ("api_key", None),
         ("json", False),
     ):
         if not hasattr(args, name):

@@ -15,7 +15,7 @@ from typing import Any
 SERVICE = "loyalty-desk"
 # tests (and people with several desks) can keep their secrets apart
 SERVICE_ENV = "LOYALTY_DESK_KEYRING_SERVICE"
-KNOWN = ("openai",)
+KNOWN = ("openai", "temporal")  # the model provider's key; a Temporal Cloud API key
 
 
 class SecretsError(RuntimeError):
