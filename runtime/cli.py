@@ -96,17 +96,14 @@ def _read_feed(args: argparse.Namespace) -> tuple[list[tuple[int, object]], str]
         source = f"simulate:{args.simulate}x{args.members}:seed{args.seed}"
         return list(enumerate(generated, start=1)), source
     if args.file == "-":
-        return list(feed.read_lines(sys.stdin)), "stdin"
+        return list(feed.read_lines(sys.stdin.buffer)), "stdin"
     if not args.file:
         raise CliError("give a JSON Lines FILE, - for stdin, or --simulate N")
     path = Path(args.file)
     if not path.is_file():
         raise CliError(f"no such file: {path}")
-    try:
-        with path.open(encoding="utf-8") as stream:
-            return list(feed.read_lines(stream)), str(path)
-    except UnicodeDecodeError as error:
-        raise CliError(f"{path} is not UTF-8 text: {error.reason}") from None
+    with path.open("rb") as stream:
+        return list(feed.read_lines(stream)), str(path)
 
 
 def cmd_feed(args: argparse.Namespace) -> int:
