@@ -12,10 +12,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from runtime.feed import MAX_EVENT_BYTES, rejects_log
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution
+from temporalio.api.workflowservice.v1 import SignalWorkflowExecutionRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from runtime.feed import MAX_EVENT_BYTES, rejects_log, send_member, wait_applied
 from tests.chaos.kit import assert_members_match_rules, failed_tasks, rules_state
 from tests.conftest import Deployment
 from tests.runtime.test_cli import cli
+from workflows.member import MemberWorkflow, member_workflow_id
 
 
 def event(kind: str, event_id: str, member: str, **fields: Any) -> dict[str, Any]:
@@ -198,3 +206,144 @@ async def test_hostile_feed_lines_are_rejected_with_reasons_and_the_rest_counts(
         assert after[a]["points"] == states[a]["points"]
         assert after[a]["events_processed"] == states[a]["events_processed"]
         assert await failed_tasks(deployment.client, [a, b]) == []
+
+
+# -- raw signals ------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(10**60), max_value=10**60),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(st.characters(exclude_categories=()), max_size=12),  # surrogates, NUL, RTL
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+FIELDS = (
+    "type",
+    "event_id",
+    "member_id",
+    "occurred_at",
+    "amount_cents",
+    "fare_cents",
+    "refers_to",
+    "text",
+)
+
+
+@st.composite
+def hostile_signal(draw: st.DrawFn, member: str) -> Any:
+    """Anything JSON can carry, or an event of this member with fields swapped for junk."""
+    kind = draw(st.sampled_from(("trip_completed", "purchase", "refund", "support_ticket")))
+    base = event(
+        kind,
+        draw(st.sampled_from(("g1", "g2", "h1", "h2"))),
+        member,
+        fare_cents=2_000,
+        amount_cents=3_000,
+        refers_to="g1",
+        text="help",
+    )
+    mutated = draw(st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=3))
+    return draw(st.one_of(json_values, st.just({**base, **mutated})))
+
+
+def collect(strategy: Any, count: int) -> list[Any]:
+    """`count` values from a hypothesis strategy (sent afterwards, on one event loop)."""
+    found: list[Any] = []
+
+    @settings(
+        max_examples=count, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+    )
+    @given(strategy)
+    def take(value: Any) -> None:
+        found.append(value)
+
+    take()
+    return found
+
+
+PLACEHOLDER = "member-placeholder"
+
+
+async def test_hypothesis_raw_signals_never_fail_or_stall_a_member(deployment: Deployment) -> None:
+    tag = uuid.uuid4().hex[:6]
+    members = [f"raw-{tag}-{i}" for i in range(60)]
+    samples = collect(hostile_signal(PLACEHOLDER), len(members))
+    fed: dict[str, list[Any]] = {}
+    client = deployment.client
+    async with deployment.worker("1.0"):
+        for member, sample in zip(members, samples, strict=False):
+            hostile = json.loads(json.dumps(sample).replace(PLACEHOLDER, member))
+            good = [
+                event("purchase", "g1", member, amount_cents=5_000),
+                event("trip_completed", "g2", member, fare_cents=1_500),
+            ]
+            await send_member(client, deployment.target, member, good[:1], bulk=False)
+            handle = client.get_workflow_handle(member_workflow_id(member))
+            await handle.signal(MemberWorkflow.event, hostile)
+            await handle.signal(MemberWorkflow.events, [hostile, good[1]])
+            fed[member] = [good[0], hostile, hostile, good[1]]
+        states = await assert_members_match_rules(client, fed)
+        assert all(s["events_processed"] >= 1 for s in states.values())
+        assert await failed_tasks(client, list(fed)) == []
+
+
+def raw_payload(data: bytes, encoding: bytes = b"json/plain") -> Payloads:
+    return Payloads(payloads=[Payload(metadata={"encoding": encoding}, data=data)])
+
+
+async def signal_raw(client: Client, member: str, name: str, payloads: Payloads) -> None:
+    """A signal whose payload bytes we choose: what a client in another language may send."""
+    await client.workflow_service.signal_workflow_execution(
+        SignalWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=member_workflow_id(member)),
+            signal_name=name,
+            input=payloads,
+            identity="chaos-test",
+            request_id=str(uuid.uuid4()),
+        )
+    )
+
+
+async def test_undecodable_and_oversized_signals_are_refused_and_the_member_goes_on(
+    deployment: Deployment,
+) -> None:
+    member = f"bytes-{uuid.uuid4().hex[:6]}"
+    client = deployment.client
+    first = event("purchase", "g1", member, amount_cents=5_000)
+    last = event("trip_completed", "g2", member, fare_cents=1_500)
+    undecodable = [
+        raw_payload(b'{"type": "purchase", "amount_cents": 1' + b"0" * 5_000 + b"}"),
+        raw_payload(b"{oops"),
+        raw_payload(b'"\xff\xfe"'),  # not UTF-8
+        raw_payload(b"\x08\x96\x01", encoding=b"binary/protobuf"),
+        raw_payload(b"", encoding=b"no/such-encoding"),
+    ]
+    async with deployment.worker("1.0"):
+        await send_member(client, deployment.target, member, [first], bulk=False)
+        for payloads in undecodable:
+            for name in ("event", "events"):
+                await signal_raw(client, member, name, payloads)
+        # over Temporal's 2 MB payload limit: the sender gets a clear error, nothing arrives
+        handle = client.get_workflow_handle(member_workflow_id(member))
+        huge = event("support_ticket", "big", member, text="z" * 3_000_000)
+        try:
+            await handle.signal(MemberWorkflow.event, huge)
+        except RPCError as error:
+            assert "limit" in error.message.lower() or "size" in error.message.lower(), (
+                error.message
+            )
+        else:
+            raise AssertionError("a 3 MB signal was accepted")
+        await handle.signal(MemberWorkflow.event, last)
+        state = (await wait_applied(client, [member]))[member]
+        assert state["events_processed"] == 2
+        assert state["events_rejected"] == 2 * len(undecodable)
+        assert all("\n" not in r["reason"] for r in state["rejections"])
+        assert await failed_tasks(client, [member]) == []
