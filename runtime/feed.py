@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
 from runtime.connect import Target
 from workflows.events import EventError, parse_event, valid_member_id
@@ -31,6 +32,7 @@ MAX_LINE_BYTES = 2_000_000
 # signal, and every bulk chunk of them, stays far below Temporal's payload limit
 MAX_EVENT_BYTES = 256 * 1024
 BULK_CHUNK_BYTES = 1024 * 1024
+SYNC_PATIENCE_S = 120.0
 
 
 @dataclass
@@ -204,9 +206,30 @@ async def wait_applied(
     async def one(member_id: str) -> tuple[str, dict[str, Any]]:
         async with gate:
             handle = client.get_workflow_handle(member_workflow_id(member_id))
-            return member_id, await handle.execute_update(MemberWorkflow.sync)
+            return member_id, await _sync(handle)
 
     return dict(await asyncio.gather(*(one(m) for m in member_ids)))
+
+
+async def _sync(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
+    """The `sync` update, retried while the member's workflow task is being retried.
+
+    After a worker dies mid-task the task times out and is retried; until a worker
+    completes that retry the server refuses updates at once ("Workflow Task in failed
+    state") instead of waiting, so we wait for it; a task that keeps failing for
+    SYNC_PATIENCE_S is a broken member, and its error is raised.
+    """
+    delay = 0.2
+    deadline = time.monotonic() + SYNC_PATIENCE_S
+    while True:
+        try:
+            state: dict[str, Any] = await handle.execute_update(MemberWorkflow.sync)
+            return state
+        except RPCError as error:
+            if error.status != RPCStatusCode.FAILED_PRECONDITION or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)
 
 
 def rejects_log(data_dir: Path) -> Path:
