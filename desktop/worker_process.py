@@ -53,6 +53,7 @@ class WorkerCommand:
     task_queue: str
     deployment: str
     build_id: str | None = None  # None: the worker's default (the package version)
+    connection: tuple[str, ...] = ()  # TLS / API-key options of an external cluster
 
     def argv(self) -> list[str]:
         args = [
@@ -74,7 +75,7 @@ class WorkerCommand:
         ]
         if self.build_id:
             args += ["--build-id", self.build_id]
-        return args
+        return args + list(self.connection)
 
     @property
     def log_path(self) -> Path:

@@ -4,6 +4,7 @@ checks that every member equals the rules applied to what was fed to it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -42,18 +43,25 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 async def spawn(
-    *args: str, env: dict[str, str] | None = None, stdin: bool = False
+    *args: str, env: dict[str, str] | None = None, stdin: bool = False, log: Path | None = None
 ) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "runtime.cli",
-        *args,
-        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=clean_env(env),
-    )
+    """A `loyalty-desk` process; a long-running one logs to `log`, since a pipe nobody
+    reads fills up and then blocks it."""
+    with contextlib.ExitStack() as files:
+        stderr: Any = subprocess.PIPE
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            stderr = files.enter_context(log.open("ab"))
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "runtime.cli",
+            *args,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=clean_env(env),
+        )
 
 
 async def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Any:
@@ -64,13 +72,16 @@ async def run(*args: str, env: dict[str, str] | None = None, stdin: str | None =
     return json.loads(out)
 
 
-async def start_worker(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-    """A `loyalty-desk worker` process, returned once it polls."""
-    proc = await spawn("worker", *args, env=env)
-    assert proc.stdout is not None and proc.stderr is not None
+async def start_worker(
+    *args: str, log: Path, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    """A `loyalty-desk worker` process, returned once it polls; its stderr goes to `log`."""
+    proc = await spawn("worker", *args, env=env, log=log)
+    assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 90)
     if WORKER_READY not in line:
-        raise AssertionError((await proc.stderr.read()).decode()[-2000:])
+        await proc.wait()
+        raise AssertionError((await asyncio.to_thread(log.read_bytes)).decode()[-2000:])
     return proc
 
 

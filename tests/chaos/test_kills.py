@@ -12,7 +12,7 @@ import json
 import os
 import signal
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,29 +45,43 @@ class Desk:
     """An embedded server run by `loyalty-desk server` on a fixed port, and its data dir."""
 
     data_dir: Path
-    port: int
-    server: asyncio.subprocess.Process
+    logs: Path  # the processes' stderr, one file each
+    port: int = field(default_factory=free_port)
+    server: asyncio.subprocess.Process | None = None
+    started: int = 0
 
     def options(self) -> list[str]:
         return ["--data-dir", str(self.data_dir)]
 
+    def log(self, name: str) -> Path:
+        self.started += 1
+        return self.logs / f"{self.started:02d}-{name}.log"
+
     async def start_server(self) -> Client:
-        self.server = await spawn("server", "--headless", "--port", str(self.port), *self.options())
+        self.server = await spawn(
+            "server",
+            "--headless",
+            "--port",
+            str(self.port),
+            *self.options(),
+            log=self.log("server"),
+        )
         info = await eventually(lambda: find_running_server(self.data_dir), timeout=60)
         return await Client.connect(info["address"])
 
     async def worker(self, *args: str) -> asyncio.subprocess.Process:
-        return await start_worker(*args, *self.options())
+        return await start_worker(*args, *self.options(), log=self.log("worker"))
 
 
 @pytest.fixture
 async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
-    desk = Desk(tmp_path / "desk", free_port(), server=None)  # type: ignore[arg-type]
+    desk = Desk(tmp_path / "desk", tmp_path / "logs")
     await desk.start_server()
     try:
         yield desk
     finally:
-        await stop(desk.server)
+        if desk.server is not None:
+            await stop(desk.server)
 
 
 async def feed(desk: Desk, out: Path, *args: str) -> dict[str, list[dict[str, Any]]]:
@@ -85,14 +99,14 @@ def merge(*waves: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, A
     return merged
 
 
-KILLS = 4
+KILLS = 3
 
 
 @pytest.mark.timeout(600)
 async def test_workers_sigkilled_every_few_seconds_during_a_20000_event_ingest(
     desk: Desk, tmp_path: Path
 ) -> None:
-    """16,000 events in bulk signals and 4,000 one signal each, fed at the same time,
+    """18,000 events in bulk signals and 2,000 one signal each, fed at the same time,
     while one of two workers is SIGKILLed (and replaced) every 3 seconds."""
     workers = [await desk.worker(), await desk.worker()]
     files = {"bulk": tmp_path / "bulk.jsonl", "live": tmp_path / "live.jsonl"}
@@ -100,7 +114,7 @@ async def test_workers_sigkilled_every_few_seconds_during_a_20000_event_ingest(
         await spawn(
             "feed",
             "--simulate",
-            "16000",
+            "18000",
             "--members",
             "160",
             "--prefix",
@@ -114,7 +128,7 @@ async def test_workers_sigkilled_every_few_seconds_during_a_20000_event_ingest(
         await spawn(
             "feed",
             "--simulate",
-            "4000",
+            "2000",
             "--members",
             "40",
             "--prefix",
@@ -188,6 +202,7 @@ async def test_server_sigkilled_and_restarted_on_the_same_data_dir_loses_nothing
             "22",
             "--bulk",
         )
+        assert desk.server is not None
         await sigkill(desk.server)
         await eventually(lambda: find_running_server(desk.data_dir) is None, timeout=30)
         client = await desk.start_server()

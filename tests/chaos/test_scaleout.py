@@ -69,25 +69,46 @@ async def test_three_workers_on_an_external_cluster_lose_nothing_when_one_is_kil
 
         # the API key: from the keyring where there is one, else from the environment
         await run("secrets", "set", "temporal", stdin="sentinel-api-key\n", env=keyring)
+        logs = [tmp_path / f"worker-{n}.log" for n in range(3)]
         workers = [
-            await start_worker(*options, "--api-key", env=keyring),
-            await start_worker(*options, env={"LOYALTY_DESK_API_KEY": "sentinel-env-key"}),
-            await start_worker(*options),
+            await start_worker(*options, "--api-key", env=keyring, log=logs[0]),
+            await start_worker(
+                *options, env={"LOYALTY_DESK_API_KEY": "sentinel-env-key"}, log=logs[1]
+            ),
+            await start_worker(*options, log=logs[2]),
         ]
         try:
             first = await run(
-                "feed", *options, "--simulate", "1200", "--members", "40", "--seed", "1",
-                "--out", str(tmp_path / "one.jsonl"), "--wait",
-            )  # fmt: skip
+                "feed",
+                *options,
+                "--simulate",
+                "1200",
+                "--members",
+                "40",
+                "--seed",
+                "1",
+                "--out",
+                str(tmp_path / "one.jsonl"),
+                "--wait",
+            )
             assert first["applied"]["events_processed"] == 1200
             fed = by_member(read_jsonl(tmp_path / "one.jsonl"))
 
             # kill a worker that demonstrably ran member tasks, while the next wave is fed
             victim = await busiest_worker(client, list(fed), workers)
             second = await spawn(
-                "feed", *options, "--simulate", "2400", "--members", "40", "--seed", "2",
-                "--out", str(tmp_path / "two.jsonl"), "--json",
-            )  # fmt: skip
+                "feed",
+                *options,
+                "--simulate",
+                "2400",
+                "--members",
+                "40",
+                "--seed",
+                "2",
+                "--out",
+                str(tmp_path / "two.jsonl"),
+                "--json",
+            )
             probe = client.get_workflow_handle(member_workflow_id(next(iter(fed))))
 
             async def second_wave_arriving() -> bool:
@@ -162,3 +183,30 @@ async def test_missing_api_key_and_bad_tls_files_are_one_line_errors(tmp_path: P
         assert "add --address" in str(error)
     else:
         raise AssertionError("TLS options accepted for the embedded server")
+
+
+def test_workers_we_spawn_get_the_same_connection_options(tmp_path: Path) -> None:
+    """`release start` and the window start workers with tls_args(): same cluster, same keys."""
+    from runtime.cli import _defaults, build_parser
+    from runtime.cliutil import target_of
+    from runtime.connect import tls_args
+
+    for options in (
+        {"tls_ca": "ca.pem", "tls_cert": "me.pem", "tls_key": "me.key", "api_key": True},
+        {"tls_server_name": "cluster.test"},
+        {"tls": False, "api_key": True},
+        {},
+    ):
+        target = resolve_target("10.0.0.1:7233", "prod", tmp_path, **options)  # type: ignore[arg-type]
+        argv = [
+            "worker",
+            "--address",
+            "10.0.0.1:7233",
+            "--namespace",
+            "prod",
+            "--data-dir",
+            str(tmp_path),
+            *tls_args(target),
+        ]
+        again = target_of(_defaults(build_parser().parse_args(argv)))
+        assert again == target, (options, argv)
