@@ -310,7 +310,7 @@ class MemberDetail(QWidget):
 
     @async_slot(title="Could not send the event")
     async def send_event(self) -> None:
-        from workflows.member import MemberWorkflow
+        from workflows.member import SIGNAL_EVENT, MemberWorkflow
 
         client = self._session.client
         if client is None:
@@ -319,7 +319,7 @@ class MemberDetail(QWidget):
         handle = client.get_workflow_handle(self.workflow_id)
         self.send_button.setEnabled(False)
         try:
-            await handle.signal(MemberWorkflow.event, raw)
+            await handle.signal(SIGNAL_EVENT, raw)
             state = await handle.execute_update(MemberWorkflow.sync)
         finally:
             self.send_button.setEnabled(True)

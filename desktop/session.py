@@ -119,6 +119,7 @@ class Session(QObject):
 
     async def _start_worker(self) -> None:
         from desktop.worker_process import WorkerCommand, WorkerProcess
+        from runtime.connect import tls_args
 
         assert self.address is not None
         worker = WorkerProcess(
@@ -128,6 +129,7 @@ class Session(QObject):
                 data_dir=self.target.data_dir,
                 task_queue=self.target.task_queue,
                 deployment=self.target.deployment,
+                connection=tuple(tls_args(self.target)),
             )
         )
         self.worker = worker

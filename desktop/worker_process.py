@@ -55,6 +55,7 @@ class WorkerCommand:
     build_id: str | None = None  # None: the worker's default (the package version)
     drill: str | None = None  # a drill build: the build id gets the bug's mark
     make_current_if_none: bool = True  # False for a release beside the current build
+    connection: tuple[str, ...] = ()  # TLS / API-key options of an external cluster
 
     def argv(self) -> list[str]:
         args = [
@@ -80,7 +81,7 @@ class WorkerCommand:
             args += ["--drill", self.drill]
         if not self.make_current_if_none:
             args.append("--no-make-current")
-        return args
+        return args + list(self.connection)
 
     @property
     def log_path(self) -> Path:

@@ -96,17 +96,14 @@ def _read_feed(args: argparse.Namespace) -> tuple[list[tuple[int, object]], str]
         source = f"simulate:{args.simulate}x{args.members}:seed{args.seed}"
         return list(enumerate(generated, start=1)), source
     if args.file == "-":
-        return list(feed.read_lines(sys.stdin)), "stdin"
+        return list(feed.read_lines(sys.stdin.buffer)), "stdin"
     if not args.file:
         raise CliError("give a JSON Lines FILE, - for stdin, or --simulate N")
     path = Path(args.file)
     if not path.is_file():
         raise CliError(f"no such file: {path}")
-    try:
-        with path.open(encoding="utf-8") as stream:
-            return list(feed.read_lines(stream)), str(path)
-    except UnicodeDecodeError as error:
-        raise CliError(f"{path} is not UTF-8 text: {error.reason}") from None
+    with path.open("rb") as stream:
+        return list(feed.read_lines(stream)), str(path)
 
 
 def cmd_feed(args: argparse.Namespace) -> int:
@@ -226,6 +223,34 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="where the embedded server keeps its data (env LOYALTY_DESK_DATA_DIR)",
     )
+    common.add_argument(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        default=argparse.SUPPRESS,
+        help="TLS to the cluster (env LOYALTY_DESK_TLS); on with any --tls-* option or API key",
+    )
+    for name, what in (
+        ("ca", "CA certificate (PEM) to trust instead of the system roots"),
+        ("cert", "client certificate (PEM) for mTLS"),
+        ("key", "client private key (PEM) for mTLS"),
+    ):
+        common.add_argument(
+            f"--tls-{name}",
+            metavar="FILE",
+            default=argparse.SUPPRESS,
+            help=f"{what} (env LOYALTY_DESK_TLS_{name.upper()})",
+        )
+    common.add_argument(
+        "--tls-server-name",
+        default=argparse.SUPPRESS,
+        help="the name in the server's certificate, if not the address's host",
+    )
+    common.add_argument(
+        "--api-key",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="send the API key from the keyring (`secrets set temporal`) or LOYALTY_DESK_API_KEY",
+    )
     common.add_argument("--task-queue", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument("--deployment", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
@@ -292,6 +317,12 @@ def _defaults(args: argparse.Namespace) -> argparse.Namespace:
         ("data_dir", None),
         ("task_queue", None),
         ("deployment", None),
+        ("tls", None),
+        ("tls_ca", None),
+        ("tls_cert", None),
+        ("tls_key", None),
+        ("tls_server_name", None),
+        ("api_key", None),
         ("json", False),
     ):
         if not hasattr(args, name):

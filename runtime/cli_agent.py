@@ -235,6 +235,7 @@ def _model(args: argparse.Namespace) -> int:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add this capability's subcommands to the `loyalty-desk` parser."""
+    from runtime import secrets
     from workflows.agent_policy import ACTIONS
 
     p = sub.add_parser("approvals", parents=[common], help="the agent's proposals across members")
@@ -272,11 +273,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("secrets", parents=[common], help="secrets in the OS keyring")
     ssub = p.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
     q = ssub.add_parser("set", parents=[common], help="store a secret read from stdin")
-    q.add_argument("name", choices=("openai",))
+    q.add_argument("name", choices=secrets.KNOWN)
     q = ssub.add_parser("status", parents=[common], help="is it stored, and in which backend")
-    q.add_argument("name", nargs="?", default="openai", choices=("openai",))
+    q.add_argument("name", nargs="?", default="openai", choices=secrets.KNOWN)
     q = ssub.add_parser("delete", parents=[common], help="remove a secret")
-    q.add_argument("name", choices=("openai",))
+    q.add_argument("name", choices=secrets.KNOWN)
     p.set_defaults(func=_secrets)
 
     p = sub.add_parser("model", parents=[common], help="which model the agent uses")

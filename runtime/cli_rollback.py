@@ -297,7 +297,7 @@ def _spawn_detached(command: list[str], log_path: Any) -> subprocess.Popen[bytes
 async def _release_start(args: argparse.Namespace, client: Any, target: Any) -> int:
     """Start a worker for a build in the background, logging under the data dir."""
     from runtime import audit
-    from runtime.connect import server_address
+    from runtime.connect import server_address, tls_args
 
     if not args.reason:
         raise CliError("starting a release needs --reason")
@@ -323,6 +323,7 @@ async def _release_start(args: argparse.Namespace, client: Any, target: Any) -> 
         target.deployment,
         "--data-dir",
         str(target.data_dir),
+        *tls_args(target),
     ]
     if args.drill:
         command += ["--drill", args.drill]

@@ -29,6 +29,12 @@ def target_of(args: argparse.Namespace) -> Target:
         args.data_dir,
         task_queue=getattr(args, "task_queue", None),
         deployment=getattr(args, "deployment", None),
+        tls=getattr(args, "tls", None),
+        tls_ca=getattr(args, "tls_ca", None),
+        tls_cert=getattr(args, "tls_cert", None),
+        tls_key=getattr(args, "tls_key", None),
+        tls_server_name=getattr(args, "tls_server_name", None),
+        api_key=getattr(args, "api_key", None),
     )
 
 

@@ -8,9 +8,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
 from runtime.connect import Target
 from workflows.events import EventError, parse_event, valid_member_id
@@ -23,7 +24,15 @@ from workflows.member import (
 )
 
 BULK_CHUNK = 500
-MAX_LINE_BYTES = 2_000_000  # Temporal's payload limit: a longer line could never be sent
+# Temporal refuses a payload over 2 MB (the blob size limit) and a gRPC message over
+# 4 MB; a line longer than this could never be sent
+MAX_LINE_BYTES = 2_000_000
+# No valid event comes near this (text is at most 10,000 characters, 12 bytes each when
+# escaped); a bigger one carries junk, so it is rejected here and never sent: every
+# signal, and every bulk chunk of them, stays far below Temporal's payload limit
+MAX_EVENT_BYTES = 256 * 1024
+BULK_CHUNK_BYTES = 1024 * 1024
+SYNC_PATIENCE_S = 120.0
 
 
 @dataclass
@@ -65,13 +74,21 @@ class Batch:
     report: FeedReport = field(default_factory=FeedReport)
 
 
-def read_lines(stream: IO[str]) -> Iterable[tuple[int, object]]:
-    """Yield (line number, parsed JSON or an EventError) for each non-blank line."""
-    for number, line in enumerate(stream, start=1):
-        if not line.strip():
+def read_lines(stream: Iterable[bytes] | Iterable[str]) -> Iterable[tuple[int, object]]:
+    """Yield (line number, parsed JSON or an EventError) for each non-blank line.
+
+    Read as bytes, a line that is not UTF-8 is one reject, not the end of the feed.
+    """
+    for number, raw_line in enumerate(stream, start=1):
+        if len(raw_line) > MAX_LINE_BYTES:
+            yield number, EventError(f"line is {len(raw_line):,} bytes, over the 2 MB limit")
             continue
-        if len(line) > MAX_LINE_BYTES:
-            yield number, EventError(f"line is {len(line):,} bytes, over the 2 MB limit")
+        try:
+            line = raw_line.decode("utf-8") if isinstance(raw_line, bytes) else str(raw_line)
+        except UnicodeDecodeError as error:
+            yield number, EventError(f"not UTF-8 text ({error.reason} at byte {error.start})")
+            continue
+        if not line.strip():
             continue
         try:
             yield number, json.loads(line)
@@ -89,11 +106,18 @@ def check(numbered: Iterable[tuple[int, object]]) -> Batch:
             batch.report.rejects.append(Reject(number, None, raw.reason, False))
             continue
         member = raw.get("member_id") if isinstance(raw, dict) else None
+        size = encoded_size(raw)
         try:
             event = parse_event(raw)
+            if size > MAX_EVENT_BYTES:
+                raise EventError(
+                    f"event is {size:,} bytes, over the {MAX_EVENT_BYTES:,}-byte limit",
+                    event.event_id,
+                )
         except EventError as error:
             # still deliver it when we know the member, so the member records it too
-            sendable = valid_member_id(member)
+            # (unless it is too big to send)
+            sendable = valid_member_id(member) and size <= MAX_EVENT_BYTES
             batch.report.rejects.append(Reject(number, error.event_id, error.reason, sendable))
             if sendable:
                 batch.by_member.setdefault(str(member), []).append(raw)
@@ -110,15 +134,38 @@ def check(numbered: Iterable[tuple[int, object]]) -> Batch:
     return batch
 
 
+def encoded_size(raw: object) -> int:
+    """Bytes of the event as a signal payload (the SDK's JSON: compact, ASCII-escaped)."""
+    try:
+        return len(json.dumps(raw, separators=(",", ":")))
+    except (TypeError, ValueError, RecursionError):
+        return 0  # not JSON at all: parse_event rejects it on its own terms
+
+
+def bulk_chunks(events: list[Any]) -> list[list[Any]]:
+    """Consecutive runs of at most BULK_CHUNK events and BULK_CHUNK_BYTES bytes."""
+    chunks: list[list[Any]] = []
+    current: list[Any] = []
+    size = 0
+    for event in events:
+        event_size = encoded_size(event) + 1
+        if current and (len(current) >= BULK_CHUNK or size + event_size > BULK_CHUNK_BYTES):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(event)
+        size += event_size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 async def send_member(
     client: Client, target: Target, member_id: str, events: list[Any], *, bulk: bool
 ) -> int:
     """Send one member's events in order by signal-with-start; returns signals sent."""
     chunks: list[tuple[str, Any]]
     if bulk:
-        chunks = [
-            (SIGNAL_EVENTS, events[i : i + BULK_CHUNK]) for i in range(0, len(events), BULK_CHUNK)
-        ]
+        chunks = [(SIGNAL_EVENTS, chunk) for chunk in bulk_chunks(events)]
     else:
         chunks = [(SIGNAL_EVENT, event) for event in events]
     for name, payload in chunks:
@@ -159,9 +206,30 @@ async def wait_applied(
     async def one(member_id: str) -> tuple[str, dict[str, Any]]:
         async with gate:
             handle = client.get_workflow_handle(member_workflow_id(member_id))
-            return member_id, await handle.execute_update(MemberWorkflow.sync)
+            return member_id, await _sync(handle)
 
     return dict(await asyncio.gather(*(one(m) for m in member_ids)))
+
+
+async def _sync(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
+    """The `sync` update, retried while the member's workflow task is being retried.
+
+    After a worker dies mid-task the task times out and is retried; until a worker
+    completes that retry the server refuses updates at once ("Workflow Task in failed
+    state") instead of waiting, so we wait for it; a task that keeps failing for
+    SYNC_PATIENCE_S is a broken member, and its error is raised.
+    """
+    delay = 0.2
+    deadline = time.monotonic() + SYNC_PATIENCE_S
+    while True:
+        try:
+            state: dict[str, Any] = await handle.execute_update(MemberWorkflow.sync)
+            return state
+        except RPCError as error:
+            if error.status != RPCStatusCode.FAILED_PRECONDITION or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)
 
 
 def rejects_log(data_dir: Path) -> Path:

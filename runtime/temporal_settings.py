@@ -68,29 +68,3 @@ def read_raw(data_dir: Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise TemporalSettingsError(f"{path} must hold a JSON object")
     return raw
-
-
-def connect_options(data_dir: Path, address: str) -> dict[str, Any]:
-    """`Client.connect` keywords for TLS and the API key, when the saved external
-    target is the one being reached (the embedded server needs neither)."""
-    from temporalio.service import TLSConfig
-
-    from runtime import secrets
-
-    try:
-        settings = load(data_dir)
-    except TemporalSettingsError:
-        return {}
-    if not settings.address or settings.address != address:
-        return {}
-    options: dict[str, Any] = {}
-    if settings.tls_cert_path and settings.tls_private_path:
-        options["tls"] = TLSConfig(
-            client_cert=Path(settings.tls_cert_path).expanduser().read_bytes(),
-            client_private_key=Path(settings.tls_private_path).expanduser().read_bytes(),
-        )
-    api_key = secrets.get_secret(API_KEY_SECRET)
-    if api_key:
-        options["api_key"] = api_key
-        options.setdefault("tls", True)  # API keys are only sent over TLS
-    return options

@@ -104,6 +104,17 @@ def _amount(raw: dict[str, Any], key: str) -> int:
     return value
 
 
+def _check_unicode(text: str) -> None:
+    """JSON can carry half a surrogate pair ("\\ud800"), which no UTF-8 text can hold: the
+    agent's prompt and every UTF-8 serializer downstream would fail on it, for ever."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise EventError(
+            f"text is not valid Unicode (a lone surrogate at character {error.start})"
+        ) from None
+
+
 def fingerprint(raw: dict[str, Any]) -> str:
     """A short digest of the event's content, to tell a resend from an id collision."""
     canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
@@ -144,6 +155,7 @@ def _parse_event(raw: object) -> Event:
                 raise EventError(f"text must be a string, got {_clip(text)}")
             if len(text) > MAX_TEXT_CHARS:
                 raise EventError(f"text is {len(text)} characters, the limit is {MAX_TEXT_CHARS}")
+            _check_unicode(text)
     except EventError as error:
         error.event_id = known_id
         raise

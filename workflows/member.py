@@ -20,6 +20,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import (
+    RawValue,
     RetryPolicy,
     SearchAttributeUpdate,
     VersioningBehavior,
@@ -57,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules import MemberBook, MemberSnapshot
 
 WORKFLOW_ID_PREFIX = "member-"
+_UNDECODABLE = object()  # a signal payload no converter can read
 # Continue-as-new after this many received signals (duplicates included) or events
 # (bulk signals carry many), so history and replay cost stay bounded per run.
 MAX_SIGNALS_PER_RUN = 500
@@ -232,18 +234,24 @@ class MemberWorkflow:
     # -- signals --------------------------------------------------------------
 
     @workflow.signal(name="event")
-    def event(self, raw: Any) -> None:
+    def event(self, payload: RawValue) -> None:
         self._signals += 1
         self._events += 1
+        self._dirty = True
+        raw = self._decoded(payload)
+        if raw is _UNDECODABLE:
+            return
         now = workflow.now()
         outcome = self._book.apply(raw, build_id=self._build(), received_at=now)
         self._desk.observe(outcome, self._book, now)
-        self._dirty = True
 
     @workflow.signal(name="events")
-    def events(self, raw: Any) -> None:
+    def events(self, payload: RawValue) -> None:
         self._signals += 1
         self._dirty = True
+        raw = self._decoded(payload)
+        if raw is _UNDECODABLE:
+            return
         if not isinstance(raw, list):
             self._book.reject(None, "the events signal takes a JSON list of event objects")
             return
@@ -252,6 +260,22 @@ class MemberWorkflow:
         for item in raw:
             outcome = self._book.apply(item, build_id=build, received_at=now)
             self._desk.observe(outcome, self._book, now)
+
+    def _decoded(self, payload: RawValue) -> Any:
+        """The signal's value; bytes no converter can read are a recorded rejection.
+
+        Taken raw because the SDK would otherwise drop such a signal with only a log line
+        on the worker, while the history (which rollback replays) still holds it.
+        """
+        try:
+            return workflow.payload_converter().from_payload(payload.payload)
+        except Exception as error:  # bad JSON, not UTF-8, unknown encoding, 5,000 digits
+            encoding = payload.payload.metadata.get("encoding", b"").decode(errors="replace")
+            reason = (
+                f"unreadable signal payload ({encoding or 'no encoding'}, {type(error).__name__})"
+            )
+            self._book.reject(None, reason)
+            return _UNDECODABLE
 
     @workflow.signal(name=SIGNAL_AGENT_RESULT)
     def agent_result(self, result: TurnResult) -> None:

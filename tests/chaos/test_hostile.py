@@ -1,0 +1,349 @@
+"""Hostile input through `feed` (a file, then stdin) and through raw signals against a
+real worker: each bad event is rejected with a one-line reason and recorded, or handled
+by the rules; no member workflow fails a task; the valid events around them all count."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution
+from temporalio.api.workflowservice.v1 import SignalWorkflowExecutionRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from runtime.feed import MAX_EVENT_BYTES, rejects_log, send_member, wait_applied
+from tests.chaos.kit import assert_members_match_rules, failed_tasks, rules_state
+from tests.conftest import Deployment
+from tests.runtime.test_cli import cli
+from workflows.member import MemberWorkflow, member_workflow_id
+
+
+def event(kind: str, event_id: str, member: str, **fields: Any) -> dict[str, Any]:
+    base = {"type": kind, "event_id": event_id, "member_id": member}
+    return {**base, "occurred_at": "2026-03-02T10:00:00Z", **fields}
+
+
+def hostile_lines(a: str, b: str) -> list[tuple[bytes, str | None]]:
+    """(line, what the feed says about it: a reason fragment, or None when it passes)."""
+    good = [
+        event("purchase", "p1", a, amount_cents=12_000),
+        event("trip_completed", "t1", a, fare_cents=2_500),
+        event("purchase", "p2", b, amount_cents=40_000),
+    ]
+
+    def j(raw: Any) -> bytes:
+        return json.dumps(raw).encode()
+
+    bad_amount = event("purchase", "x", a)
+    lines: list[tuple[bytes, str | None]] = [(j(e), None) for e in good]
+    lines += [
+        (b"{oops", "invalid JSON"),
+        (b"[1, 2", "invalid JSON"),
+        (b"null", "must be a JSON object"),
+        (b'"just text"', "must be a JSON object"),
+        (b"[" * 100_000 + b"]" * 100_000, "unreadable JSON"),
+        (b'{"amount_cents": ' + b"9" * 5_000 + b"}", "unreadable JSON"),
+        (b'{"type": "purchase", "member_id": "\xff\xfe"}', "not UTF-8"),
+        (b"x" * 3_000_000, "over the 2 MB limit"),
+        (j({**bad_amount, "event_id": "w1", "amount_cents": "500"}), "whole number"),
+        (j({**bad_amount, "event_id": "w2", "amount_cents": 5.5}), "whole number"),
+        (j({**bad_amount, "event_id": "w3", "amount_cents": True}), "whole number"),
+        (
+            b'{"type":"purchase","event_id":"w4","member_id":"%s","occurred_at":'
+            b'"2026-03-02T10:00:00Z","amount_cents":NaN}' % a.encode(),
+            "whole number",
+        ),
+        (j({**bad_amount, "member_id": 123, "amount_cents": 500}), "member_id"),
+        (j({**bad_amount, "event_id": None, "amount_cents": 500}), "missing event_id"),
+        (j(event("purchase", "w5", a, occurred_at=12345, amount_cents=500)), "ISO 8601"),
+        (
+            j(event("purchase", "w6", a, occurred_at="2026-03-02T10:00:00", amount_cents=500)),
+            "no time zone",
+        ),
+        (j(event("teleport", "w7", a)), "unknown event type"),
+        (j({**bad_amount, "event_id": "w8", "amount_cents": -500}), "must be positive"),
+        (j({**bad_amount, "event_id": "w9", "amount_cents": 0}), "must be positive"),
+        (j({**bad_amount, "event_id": "w10", "amount_cents": 10**30}), "above the limit"),
+        (j({**bad_amount, "event_id": "w11", "amount_cents": 5_000_001}), "above the limit"),
+        (
+            j(event("purchase", "w12", a, occurred_at="1970-01-01T00:00:00Z", amount_cents=500)),
+            "outside",
+        ),
+        (
+            j(
+                event(
+                    "purchase", "w13", a, occurred_at="0001-01-01T00:00:00+05:00", amount_cents=500
+                )
+            ),
+            "outside",
+        ),
+        (
+            j(event("purchase", "w14", a, occurred_at="9999-12-31T23:59:59Z", amount_cents=500)),
+            "outside",
+        ),
+        # inside the contract's range, but a year ahead of its receipt: the member refuses it
+        (
+            j(event("purchase", "w15", a, occurred_at="2099-01-01T00:00:00Z", amount_cents=500)),
+            None,
+        ),
+        (j(good[0]), None),  # a resend: counted once
+        (j({**good[1], "fare_cents": 9_999}), None),  # a colliding id: the member refuses it
+        (j(event("support_ticket", "w16", a, text="x" * 1_000_000)), "the limit is 10000"),
+        (
+            j(event("purchase", "w17", a, amount_cents=700, junk="y" * 500_000)),
+            f"over the {MAX_EVENT_BYTES:,}-byte limit",
+        ),
+        (j(event("support_ticket", "u1", a, text="שלום \u202eright-to-left\u202c ok")), None),
+        (j(event("support_ticket", "u2", a, text="nul \u0000 inside")), None),
+        (j(event("support_ticket", "u3", a, text="lone \ud800 surrogate")), "lone surrogate"),
+        (j(event("support_ticket", "u4", a, text="\U0001f600" * 10_000)), None),
+        (j(event("purchase", "\u05d0\u05d1-id", a, amount_cents=900)), None),
+        (j(event("purchase", "nul\u0000id", a, amount_cents=900)), "control characters"),
+        (
+            j(event("purchase", "w18", "m\u200f" + a, amount_cents=900)),
+            "member_id contains control",
+        ),
+        (j(event("refund", "r1", a, refers_to="p1")), None),
+        (j(event("refund", "r2", a, refers_to="r1")), None),  # a refund of a refund
+        (j(event("refund", "r3", a, refers_to="p1")), None),  # refunded twice
+        (j(event("refund", "r4", a, refers_to="nowhere")), None),
+        (j(event("refund", "r5", a, refers_to=None)), "missing refers_to"),
+        (j(event("purchase", "p3", b, amount_cents=3_000)), None),
+    ]
+    return lines
+
+
+async def feed_stdin(deployment: Deployment, data: bytes) -> tuple[int, str, str]:
+    """`loyalty-desk feed -` with raw bytes on stdin (the cli helper takes text)."""
+    t = deployment.target
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "runtime.cli",
+        "feed",
+        "-",
+        "--wait",
+        "--json",
+        "--address",
+        deployment.address,
+        "--task-queue",
+        t.task_queue,
+        "--deployment",
+        t.deployment,
+        "--data-dir",
+        str(t.data_dir),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = await proc.communicate(data)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def sent_per_member(lines: list[bytes], report: dict[str, Any]) -> dict[str, list[Any]]:
+    """What the feed delivered to each member: every object line it did not hold back."""
+    held_back = {r["line"] for r in report["rejects"] if not r["sent"]}
+    sent: dict[str, list[Any]] = {}
+    for number, line in enumerate(lines, start=1):
+        if number not in held_back:
+            raw = json.loads(line)
+            sent.setdefault(raw["member_id"], []).append(raw)
+    return sent
+
+
+async def test_hostile_feed_lines_are_rejected_with_reasons_and_the_rest_counts(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    a, b = f"hostile-{tag}-a", f"hostile-{tag}-b"
+    cases = hostile_lines(a, b)
+    lines = [line for line, _ in cases]
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    async with deployment.worker("1.0"):
+        code, out, err = await cli(deployment, "feed", str(path), "--wait", "--json")
+        assert code == 0, err
+        report = json.loads(out)
+        expected = {n: why for n, (_, why) in enumerate(cases, start=1) if why is not None}
+        reasons = {r["line"]: r["reason"] for r in report["rejects"]}
+        assert set(reasons) == set(expected)
+        for number, fragment in expected.items():
+            assert fragment in reasons[number], (number, reasons[number])
+            assert reasons[number] and "\n" not in reasons[number] and len(reasons[number]) < 300
+        logged = [json.loads(line) for line in rejects_log(deployment.target.data_dir).open()]
+        assert sorted(r["line"] for r in logged) == sorted(expected)
+
+        sent = sent_per_member(lines, report)
+        assert set(sent) == {a, b}
+        states = await assert_members_match_rules(deployment.client, sent)
+        truth = rules_state(a, sent[a])
+        # the member itself refused what only it can judge
+        refused = {r["event_id"]: r["reason"] for r in states[a]["rejections"]}
+        assert "in the future" in refused["w15"]
+        assert "already used by a different event" in refused["t1"]
+        assert "which earned no points" in refused["r2"]
+        assert "already refunded" in refused["r3"]
+        assert "unknown event" in refused["r4"]
+        assert states[a]["duplicates_ignored"] == 1
+        assert states[a]["events_processed"] == truth["events_processed"] == 7
+        assert states[b]["events_processed"] == 2
+
+        # the same input again, through stdin: nothing counts twice
+        code, out, err = await feed_stdin(deployment, path.read_bytes())
+        assert code == 0, err
+        assert json.loads(out)["rejected"] == len(expected)
+        again = {m: events * 2 for m, events in sent.items()}
+        after = await assert_members_match_rules(deployment.client, again)
+        assert after[a]["points"] == states[a]["points"]
+        assert after[a]["events_processed"] == states[a]["events_processed"]
+        assert await failed_tasks(deployment.client, [a, b]) == []
+
+
+# -- raw signals ------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(10**60), max_value=10**60),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(st.characters(exclude_categories=()), max_size=12),  # surrogates, NUL, RTL
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+FIELDS = (
+    "type",
+    "event_id",
+    "member_id",
+    "occurred_at",
+    "amount_cents",
+    "fare_cents",
+    "refers_to",
+    "text",
+)
+
+
+@st.composite
+def hostile_signal(draw: st.DrawFn, member: str) -> Any:
+    """Anything JSON can carry, or an event of this member with fields swapped for junk."""
+    kind = draw(st.sampled_from(("trip_completed", "purchase", "refund", "support_ticket")))
+    base = event(
+        kind,
+        draw(st.sampled_from(("g1", "g2", "h1", "h2"))),
+        member,
+        fare_cents=2_000,
+        amount_cents=3_000,
+        refers_to="g1",
+        text="help",
+    )
+    mutated = draw(st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=3))
+    return draw(st.one_of(json_values, st.just({**base, **mutated})))
+
+
+def collect(strategy: Any, count: int) -> list[Any]:
+    """`count` values from a hypothesis strategy (sent afterwards, on one event loop)."""
+    found: list[Any] = []
+
+    @settings(
+        max_examples=count, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+    )
+    @given(strategy)
+    def take(value: Any) -> None:
+        found.append(value)
+
+    take()
+    return found
+
+
+PLACEHOLDER = "member-placeholder"
+
+
+async def test_hypothesis_raw_signals_never_fail_or_stall_a_member(deployment: Deployment) -> None:
+    tag = uuid.uuid4().hex[:6]
+    members = [f"raw-{tag}-{i}" for i in range(60)]
+    samples = collect(hostile_signal(PLACEHOLDER), len(members))
+    fed: dict[str, list[Any]] = {}
+    client = deployment.client
+    async with deployment.worker("1.0"):
+        for member, sample in zip(members, samples, strict=False):
+            hostile = json.loads(json.dumps(sample).replace(PLACEHOLDER, member))
+            good = [
+                event("purchase", "g1", member, amount_cents=5_000),
+                event("trip_completed", "g2", member, fare_cents=1_500),
+            ]
+            await send_member(client, deployment.target, member, good[:1], bulk=False)
+            handle = client.get_workflow_handle(member_workflow_id(member))
+            await handle.signal(MemberWorkflow.event, hostile)
+            await handle.signal(MemberWorkflow.events, [hostile, good[1]])
+            fed[member] = [good[0], hostile, hostile, good[1]]
+        states = await assert_members_match_rules(client, fed)
+        assert all(s["events_processed"] >= 1 for s in states.values())
+        assert await failed_tasks(client, list(fed)) == []
+
+
+def raw_payload(data: bytes, encoding: bytes = b"json/plain") -> Payloads:
+    return Payloads(payloads=[Payload(metadata={"encoding": encoding}, data=data)])
+
+
+async def signal_raw(client: Client, member: str, name: str, payloads: Payloads) -> None:
+    """A signal whose payload bytes we choose: what a client in another language may send."""
+    await client.workflow_service.signal_workflow_execution(
+        SignalWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=member_workflow_id(member)),
+            signal_name=name,
+            input=payloads,
+            identity="chaos-test",
+            request_id=str(uuid.uuid4()),
+        )
+    )
+
+
+async def test_undecodable_and_oversized_signals_are_refused_and_the_member_goes_on(
+    deployment: Deployment,
+) -> None:
+    member = f"bytes-{uuid.uuid4().hex[:6]}"
+    client = deployment.client
+    first = event("purchase", "g1", member, amount_cents=5_000)
+    last = event("trip_completed", "g2", member, fare_cents=1_500)
+    undecodable = [
+        raw_payload(b'{"type": "purchase", "amount_cents": 1' + b"0" * 5_000 + b"}"),
+        raw_payload(b"{oops"),
+        raw_payload(b'"\xff\xfe"'),  # not UTF-8
+        raw_payload(b"\x08\x96\x01", encoding=b"binary/protobuf"),
+        raw_payload(b"", encoding=b"no/such-encoding"),
+    ]
+    async with deployment.worker("1.0"):
+        await send_member(client, deployment.target, member, [first], bulk=False)
+        for payloads in undecodable:
+            for name in ("event", "events"):
+                await signal_raw(client, member, name, payloads)
+        # over Temporal's 2 MB payload limit: the sender gets a clear error, nothing arrives
+        handle = client.get_workflow_handle(member_workflow_id(member))
+        huge = event("support_ticket", "big", member, text="z" * 3_000_000)
+        try:
+            await handle.signal(MemberWorkflow.event, huge)
+        except RPCError as error:
+            assert "limit" in error.message.lower() or "size" in error.message.lower(), (
+                error.message
+            )
+        else:
+            raise AssertionError("a 3 MB signal was accepted")
+        await handle.signal(MemberWorkflow.event, last)
+        state = (await wait_applied(client, [member]))[member]
+        assert state["events_processed"] == 2
+        assert state["events_rejected"] == 2 * len(undecodable)
+        assert all("\n" not in r["reason"] for r in state["rejections"])
+        assert await failed_tasks(client, [member]) == []
