@@ -428,7 +428,7 @@ async def _release_start(args: argparse.Namespace, client: Any, target: Any) -> 
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    from workflows.rules import DRILL_BUGS
+    from workflows.drill import DRILLS
 
     p = sub.add_parser("release", parents=[common], help="deployment versions and workers")
     rsub = p.add_subparsers(dest="release_command", metavar="ACTION", required=True)
@@ -439,7 +439,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--reason", help="why (recorded in the audit log)")
     q = rsub.add_parser("start", parents=[common], help="start a worker for a build")
     q.add_argument("build")
-    q.add_argument("--drill", choices=DRILL_BUGS, help="a drill build with this injected bug")
+    q.add_argument("--drill", choices=DRILLS, help="a drill build with this injected bug")
     q.add_argument("--reason", help="why (recorded in the audit log)")
     p.set_defaults(func=async_command(_release))
 
