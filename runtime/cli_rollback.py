@@ -48,6 +48,7 @@ async def _preview(client: Any, build: str, query: str | None) -> dict[str, Any]
                 "ledger_added": p.ledger_added,
                 "redeliver": p.redeliver,
                 "problem": p.problem,
+                "clean_run": p.clean_run,
             }
         )
     return {
@@ -107,6 +108,7 @@ async def _rollback(args: argparse.Namespace) -> int:
 
     from runtime import audit, deployment
     from runtime.connect import connect
+    from runtime.members import deployment_query
     from workflows.rollback import RollbackInput, RollbackWorkflow
 
     target = target_of(args)
@@ -136,8 +138,10 @@ async def _rollback(args: argparse.Namespace) -> int:
     if not build:
         raise CliError("name the bad build: loyalty-desk rollback BUILD --dry-run|--execute")
     await deployment.load_drills(client, target.deployment)
+    # only this deployment's members: other deployments on the namespace run other code
+    query = deployment_query(target.deployment, args.query)
     if args.dry_run:
-        report = await _preview(client, build, args.query)
+        report = await _preview(client, build, query)
         emit(args, report, _preview_text(report))
         return 0
     if not args.execute:
@@ -149,11 +153,13 @@ async def _rollback(args: argparse.Namespace) -> int:
         raise CliError(f"build {build} is still current: make the fixed build current first")
     started = time.perf_counter()
     expected: dict[str, dict[str, Any]] = {}
+    clean: dict[str, str] = {}
     preview_s = 0.0
     if not args.no_preview:
-        report = await _preview(client, build, args.query)
+        report = await _preview(client, build, query)
         preview_s = time.perf_counter() - started
         expected = {r["member_id"]: r["after"] for r in report["members"] if not r["problem"]}
+        clean = {r["member_id"]: r["clean_run"] for r in report["members"] if r["clean_run"]}
     await audit.record(
         client,
         target,
@@ -181,8 +187,9 @@ async def _rollback(args: argparse.Namespace) -> int:
             actor=identity(),
             rate_per_second=args.rate,
             concurrency=args.concurrency,
-            query=args.query,
+            query=query,
             expected=expected,
+            clean=clean,
         ),
         id=rollback_id(build),
         task_queue=target.task_queue,
@@ -455,7 +462,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--reason", help="why (required for --execute and --cancel)")
     p.add_argument("--query", help="only members matching this visibility query")
     p.add_argument("--rate", type=float, default=50.0, help="resets per second")
-    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--concurrency", type=int, default=32, help="members in flight")
     p.add_argument("--no-preview", action="store_true", help="skip the preview before executing")
     p.add_argument("--no-wait", action="store_true", help="start it and return")
     p.set_defaults(func=async_command(_rollback))
