@@ -23,6 +23,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.history import (
     Received,
+    closed_at,
+    next_run,
     previous_run,
     received,
     reset_base,
@@ -199,8 +201,17 @@ def _copy_snapshot(snapshot: MemberSnapshot) -> MemberSnapshot:
     return copy
 
 
-async def plan(client: Client, member_id: str, anchor_run: str, cut: int | None) -> Plan:
-    """The plan for resetting to event `cut` of `anchor_run` (None: keep the whole run)."""
+async def plan(
+    client: Client,
+    member_id: str,
+    anchor_run: str,
+    cut: int | None,
+    known: Iterable[str] = (),
+) -> Plan:
+    """The plan for resetting to event `cut` of `anchor_run` (None: keep the whole run).
+
+    `known`: runs of the member to read even if visibility does not list them yet (the
+    run a reset just terminated may have started a moment ago by continue-as-new)."""
     workflow_id = member_workflow_id(member_id)
     anchor = await client.get_workflow_handle(workflow_id, run_id=anchor_run).fetch_history()
     since = _aware(started_at(anchor))
@@ -212,6 +223,7 @@ async def plan(client: Client, member_id: str, anchor_run: str, cut: int | None)
         if closed is None or _aware(closed) >= since:
             handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
             runs[execution.run_id] = await handle.fetch_history()
+    await _follow_links(client, workflow_id, runs, since, known)
     successor: dict[str, str] = {}
     for run_id, history in runs.items():
         previous = previous_run(history)
@@ -241,6 +253,38 @@ async def plan(client: Client, member_id: str, anchor_run: str, cut: int | None)
                 missing.append(item)
     missing.sort(key=lambda item: item.at)
     return Plan(anchor, kept, reapplied, missing, base)
+
+
+async def _follow_links(
+    client: Client,
+    workflow_id: str,
+    runs: dict[str, WorkflowHistory],
+    since: datetime,
+    known: Iterable[str],
+) -> None:
+    """Add the runs that `known` and continue-as-new links lead to and that closed since
+    `since`: visibility lists a run a little after it starts, and a run missed here would
+    have its events missed by the re-delivery. Listed runs are followed forward only
+    (what precedes them is listed too, or closed before `since`)."""
+    pending = [run for run in known if run not in runs]
+    pending.extend(r for r in map(next_run, runs.values()) if r)
+    seen = set(runs)
+    while pending:
+        run_id = pending.pop()
+        if run_id in seen:
+            continue
+        seen.add(run_id)
+        try:
+            history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:  # deleted (retention)
+                continue
+            raise
+        closed = closed_at(history)
+        if closed is not None and _aware(closed) < since:
+            continue
+        runs[run_id] = history
+        pending.extend(r for r in (previous_run(history), next_run(history)) if r)
 
 
 # -- preview -----------------------------------------------------------------------
@@ -357,7 +401,9 @@ async def reset_member(
         )
     )
     clean = clean_run is not None and clean_run == description.run_id
-    healed = 0 if clean else await heal_member(client, member_id, response.run_id)
+    healed = (
+        0 if clean else await heal_member(client, member_id, response.run_id, description.run_id)
+    )
     outcome = ResetOutcome(
         member_id,
         "reset",
@@ -372,11 +418,13 @@ async def reset_member(
     return outcome
 
 
-async def heal_member(client: Client, member_id: str, anchor_run: str) -> int:
+async def heal_member(
+    client: Client, member_id: str, anchor_run: str, replaced: str | None = None
+) -> int:
     """Re-deliver what the member received since `anchor_run` started but its chain lacks
     (the server reapplies only along the reset's base chain). Idempotent: the member
     ignores an event it already counted and an adjustment whose request id it knows."""
-    steps = await plan(client, member_id, anchor_run, None)
+    steps = await plan(client, member_id, anchor_run, None, [replaced] if replaced else [])
     handle = client.get_workflow_handle(member_workflow_id(member_id))
     events = [item.payload for item in steps.missing if item.kind == "event"]
     for i in range(0, len(events), REDELIVER_CHUNK):

@@ -26,7 +26,7 @@ async def start_slow_rollback(dep: Deployment) -> Any:
         dep, "rollback", BAD, "--execute", "--reason", "drill", *SLOW, "--no-wait", "--json"
     )
     assert code == 0, err
-    handle = dep.client.get_workflow_handle(json.loads(out)["rollback"])
+    handle = dep.client.get_workflow_handle_for(RollbackWorkflow.run, json.loads(out)["rollback"])
 
     async def first_reset() -> bool:
         progress = await handle.query(RollbackWorkflow.progress)
