@@ -212,6 +212,7 @@ async def _rollback(args: argparse.Namespace) -> int:
                 print(f"  {p.state}: {done}/{p.total}", file=sys.stderr)
     data = dict(result.__dict__)
     data["seconds"] = {
+        **result.seconds,  # the rollback's own states: planning, running, verifying
         "preview": round(preview_s, 3),
         "total": round(time.perf_counter() - started, 3),
     }
