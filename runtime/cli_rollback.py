@@ -29,7 +29,7 @@ async def _preview(client: Any, build: str, query: str | None) -> dict[str, Any]
     started = time.perf_counter()
     scanned, damage = await repair.find_damage(client, build, query=query)
     found_s = time.perf_counter() - started
-    previews = await repair.bounded(damage, lambda d: repair.preview_member(client, d), 16)
+    previews = await repair.bounded(damage, lambda d: repair.preview_member(client, d), 32)
     rows = []
     totals = {f"{k}_before": 0 for k in ("points", "lifetime_points")} | {
         f"{k}_after": 0 for k in ("points", "lifetime_points")
