@@ -122,6 +122,32 @@ def previous_run(history: WorkflowHistory) -> str | None:
     return start.continued_execution_run_id or None
 
 
+def next_run(history: WorkflowHistory) -> str | None:
+    """The run this run continued as new into, if it did."""
+    last = history.events[-1] if history.events else None
+    if last is None or last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+        return None
+    return last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id or None
+
+
+_CLOSED = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+}
+
+
+def closed_at(history: WorkflowHistory) -> datetime | None:
+    """When the run closed (None: still open)."""
+    last = history.events[-1] if history.events else None
+    if last is None or last.event_type not in _CLOSED:
+        return None
+    return last.event_time.ToDatetime()
+
+
 async def chain_histories(
     client: Client, workflow_id: str, *, run_id: str, stop_at: str | None = None
 ) -> list[WorkflowHistory]:

@@ -19,9 +19,12 @@ from temporalio.api.enums.v1 import ResetReapplyType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHistory
 from temporalio.converter import DataConverter
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.history import (
     Received,
+    closed_at,
+    next_run,
     previous_run,
     received,
     reset_base,
@@ -106,6 +109,28 @@ def damage_of(description: WorkflowExecutionDescription, bad_build: str) -> Dama
     return damage
 
 
+async def checked_damage(
+    client: Client, description: WorkflowExecutionDescription, bad_build: str
+) -> Damage | None:
+    """`damage_of`, and a reset point in an earlier run whose run is gone (retention
+    deleted it, or an operator did) is marked as not repairable rather than failing the
+    preview and the reset later on."""
+    damage = damage_of(description, bad_build)
+    if damage is None or damage.problem or damage.point is None:
+        return damage
+    if damage.point.run_id != description.run_id:
+        try:
+            await client.get_workflow_handle(description.id, run_id=damage.point.run_id).describe()
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            damage.problem = (
+                f"reset point expired: run {damage.point.run_id} holding the first task of "
+                f"{bad_build} is gone (namespace retention)"
+            )
+    return damage
+
+
 async def find_damage(
     client: Client, bad_build: str, *, query: str | None = None, concurrency: int = 32
 ) -> tuple[int, list[Damage]]:
@@ -117,7 +142,7 @@ async def find_damage(
         description = await client.get_workflow_handle(workflow_id).describe()
         if description.status is None or description.status.name != "RUNNING":
             return None
-        return damage_of(description, bad_build)
+        return await checked_damage(client, description, bad_build)
 
     found = await bounded(ids, check, concurrency)
     return len(ids), sorted((d for d in found if d), key=lambda d: d.member_id)
@@ -140,6 +165,7 @@ class Plan:
     kept: list[Received]
     reapplied: list[Received]
     missing: list[Received]
+    base: list[str]  # the anchor run and the runs continuing it, oldest first
 
     def expected(self) -> MemberBook:
         """The member as the current rules compute it from the anchor run's input."""
@@ -175,8 +201,17 @@ def _copy_snapshot(snapshot: MemberSnapshot) -> MemberSnapshot:
     return copy
 
 
-async def plan(client: Client, member_id: str, anchor_run: str, cut: int | None) -> Plan:
-    """The plan for resetting to event `cut` of `anchor_run` (None: keep the whole run)."""
+async def plan(
+    client: Client,
+    member_id: str,
+    anchor_run: str,
+    cut: int | None,
+    known: Iterable[str] = (),
+) -> Plan:
+    """The plan for resetting to event `cut` of `anchor_run` (None: keep the whole run).
+
+    `known`: runs of the member to read even if visibility does not list them yet (the
+    run a reset just terminated may have started a moment ago by continue-as-new)."""
     workflow_id = member_workflow_id(member_id)
     anchor = await client.get_workflow_handle(workflow_id, run_id=anchor_run).fetch_history()
     since = _aware(started_at(anchor))
@@ -188,6 +223,7 @@ async def plan(client: Client, member_id: str, anchor_run: str, cut: int | None)
         if closed is None or _aware(closed) >= since:
             handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
             runs[execution.run_id] = await handle.fetch_history()
+    await _follow_links(client, workflow_id, runs, since, known)
     successor: dict[str, str] = {}
     for run_id, history in runs.items():
         previous = previous_run(history)
@@ -216,7 +252,39 @@ async def plan(client: Client, member_id: str, anchor_run: str, cut: int | None)
                 known.add(item.key())
                 missing.append(item)
     missing.sort(key=lambda item: item.at)
-    return Plan(anchor, kept, reapplied, missing)
+    return Plan(anchor, kept, reapplied, missing, base)
+
+
+async def _follow_links(
+    client: Client,
+    workflow_id: str,
+    runs: dict[str, WorkflowHistory],
+    since: datetime,
+    known: Iterable[str],
+) -> None:
+    """Add the runs that `known` and continue-as-new links lead to and that closed since
+    `since`: visibility lists a run a little after it starts, and a run missed here would
+    have its events missed by the re-delivery. Listed runs are followed forward only
+    (what precedes them is listed too, or closed before `since`)."""
+    pending = [run for run in known if run not in runs]
+    pending.extend(r for r in map(next_run, runs.values()) if r)
+    seen = set(runs)
+    while pending:
+        run_id = pending.pop()
+        if run_id in seen:
+            continue
+        seen.add(run_id)
+        try:
+            history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:  # deleted (retention)
+                continue
+            raise
+        closed = closed_at(history)
+        if closed is not None and _aware(closed) < since:
+            continue
+        runs[run_id] = history
+        pending.extend(r for r in (previous_run(history), next_run(history)) if r)
 
 
 # -- preview -----------------------------------------------------------------------
@@ -231,6 +299,8 @@ class MemberPreview:
     ledger_added: list[dict[str, Any]] = field(default_factory=list)
     redeliver: int = 0
     problem: str | None = None
+    # the member's current run, when a reset of it loses nothing (see `reset_member`)
+    clean_run: str | None = None
 
     @property
     def changes(self) -> bool:
@@ -276,6 +346,8 @@ async def preview_member(client: Client, damage: Damage) -> MemberPreview:
     after = steps.expected().summary()
     preview.after = _fields(after)
     preview.redeliver = len(steps.missing)
+    if not steps.missing and damage.run_id in steps.base:
+        preview.clean_run = damage.run_id
     preview.ledger_removed, preview.ledger_added = _ledger_diff(now["ledger"], after["ledger"])
     return preview
 
@@ -284,22 +356,37 @@ async def preview_member(client: Client, damage: Damage) -> MemberPreview:
 
 
 async def reset_member(
-    client: Client, member_id: str, bad_build: str, *, request_id: str, reason: str, identity: str
+    client: Client,
+    member_id: str,
+    bad_build: str,
+    *,
+    request_id: str,
+    reason: str,
+    identity: str,
+    clean_run: str | None = None,
+    expected: dict[str, Any] | None = None,
 ) -> ResetOutcome:
-    """Reset one member to the first task of the bad build and re-deliver what it lost.
+    """Reset one member to the first task of the bad build, re-deliver what it lost and,
+    given the preview's `expected` state, verify it right away.
+
+    `clean_run` is the member's current run when the preview found that a reset loses
+    nothing: no other chain received anything since the reset point and the current run
+    continues the reset's base run, so the server reapplies everything it received. If
+    that run is still current, nothing since can have gone elsewhere and the member's
+    histories need not be read again; otherwise they are read after the reset.
 
     Safe to retry: a member whose current run no longer carries the bad build's reset
     point was already repaired (the reset replaced those tasks) and is only healed
     again; the server deduplicates the reset request by `request_id`."""
     workflow_id = member_workflow_id(member_id)
     description = await client.get_workflow_handle(workflow_id).describe()
-    damage = damage_of(description, bad_build)
+    damage = await checked_damage(client, description, bad_build)
     if damage is None or damage.point is None:
         anchor = await latest_reset_run(client, member_id, description.run_id)
         healed = await heal_member(client, member_id, anchor) if anchor else 0
         return ResetOutcome(member_id, "already-repaired", anchor, redelivered=healed)
     if damage.problem:
-        return ResetOutcome(member_id, "failed", message=damage.problem)
+        return ResetOutcome(member_id, "not-repairable", message=damage.problem)
     response = await client.workflow_service.reset_workflow_execution(
         ResetWorkflowExecutionRequest(
             namespace=client.namespace,
@@ -313,21 +400,31 @@ async def reset_member(
             identity=identity,
         )
     )
-    healed = await heal_member(client, member_id, response.run_id)
-    return ResetOutcome(
+    clean = clean_run is not None and clean_run == description.run_id
+    healed = (
+        0 if clean else await heal_member(client, member_id, response.run_id, description.run_id)
+    )
+    outcome = ResetOutcome(
         member_id,
         "reset",
         response.run_id,
         redelivered=healed,
         message=f"reset to event {damage.point.event_id} of run {damage.point.run_id}",
     )
+    if expected is not None:
+        outcome.verification = await verify_member(
+            client, member_id, bad_build, response.run_id, expected
+        )
+    return outcome
 
 
-async def heal_member(client: Client, member_id: str, anchor_run: str) -> int:
+async def heal_member(
+    client: Client, member_id: str, anchor_run: str, replaced: str | None = None
+) -> int:
     """Re-deliver what the member received since `anchor_run` started but its chain lacks
     (the server reapplies only along the reset's base chain). Idempotent: the member
     ignores an event it already counted and an adjustment whose request id it knows."""
-    steps = await plan(client, member_id, anchor_run, None)
+    steps = await plan(client, member_id, anchor_run, None, [replaced] if replaced else [])
     handle = client.get_workflow_handle(member_workflow_id(member_id))
     events = [item.payload for item in steps.missing if item.kind == "event"]
     for i in range(0, len(events), REDELIVER_CHUNK):

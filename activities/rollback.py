@@ -12,9 +12,12 @@ from activities import repair
 from workflows.rollback_messages import (
     FIND_DAMAGE,
     RESET_MEMBER,
+    RESET_MEMBERS,
     VERIFY_MEMBER,
     FindDamageInput,
     FindDamageResult,
+    ResetBatch,
+    ResetBatchOutcome,
     ResetInput,
     ResetOutcome,
     VerifyInput,
@@ -34,14 +37,28 @@ async def find_damage(input: FindDamageInput) -> FindDamageResult:
 @activity.defn(name=RESET_MEMBER)
 async def reset_member(input: ResetInput) -> ResetOutcome:
     async with heartbeating():
-        return await repair.reset_member(
-            activity.client(),
-            input.member_id,
-            input.bad_build,
-            request_id=input.request_id,
-            reason=input.reason,
-            identity=input.identity,
-        )
+        return await _reset(input)
+
+
+@activity.defn(name=RESET_MEMBERS)
+async def reset_members(input: ResetBatch) -> ResetBatchOutcome:
+    """Several members at once, in one activity. A retry redoes the batch: members reset
+    by the failed attempt are found already repaired (not reset again)."""
+    async with heartbeating():
+        return ResetBatchOutcome(list(await asyncio.gather(*map(_reset, input.members))))
+
+
+async def _reset(input: ResetInput) -> ResetOutcome:
+    return await repair.reset_member(
+        activity.client(),
+        input.member_id,
+        input.bad_build,
+        request_id=input.request_id,
+        reason=input.reason,
+        identity=input.identity,
+        clean_run=input.clean_run,
+        expected=input.expected,
+    )
 
 
 @activity.defn(name=VERIFY_MEMBER)
@@ -69,4 +86,4 @@ async def heartbeating(interval_s: float = 2.0) -> AsyncIterator[None]:
         task.cancel()
 
 
-ROLLBACK_ACTIVITIES = [find_damage, reset_member, verify_member]
+ROLLBACK_ACTIVITIES = [find_damage, reset_member, reset_members, verify_member]

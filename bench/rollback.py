@@ -7,6 +7,11 @@ reset by build id runs (no preview, no verification, no re-delivery), timed unti
 batch job finishes.
 
     python -m bench.rollback [--members 1000] [--events 6]
+
+Prints one JSON object: `desk_rollback_s` (preview + execute + verify), `preview_s`,
+`workflow_s` (inside RollbackWorkflow: planning, running = resets each verified right
+after, verifying = the rest), `cli_batch_reset_s` (until the batch job completes),
+`desk_vs_cli` (their ratio, same run), `mismatches`.
 """
 
 from __future__ import annotations
@@ -140,6 +145,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     rate_per_second=args.rate,
                     concurrency=args.concurrency,
                     expected={p.member_id: p.after for p in previews},
+                    clean={p.member_id: p.clean_run for p in previews if p.clean_run},
                 ),
                 id="rollback-bench",
                 task_queue=bench.task_queue,
@@ -173,7 +179,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 raise RuntimeError(f"temporal workflow reset failed: {err.decode()[:300]}")
             job = await wait_batch(cli_client)
             cli_s = time.perf_counter() - started
+            # the batch job is done when the server has reset every member; the members
+            # run again (their workers replayed the new runs) a while later
             cli_states = await wait_applied(cli_client, members)
+            cli_run_s = time.perf_counter() - started
             wrong_after_cli = sum(
                 1
                 for m in members
@@ -187,9 +196,14 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     result.update(
         affected=len(found),
         preview_s=round(preview_s, 2),
+        # inside RollbackWorkflow: planning = find the damage again, running = reset
+        # (each member verified right after its reset), verifying = what is left over
+        workflow_s=progress.seconds,
         desk_rollback_s=round(desk_s, 2),
         cli_batch_reset_s=round(cli_s, 2),
         desk_vs_cli=round(desk_s / cli_s, 3),
+        cli_until_members_run_s=round(cli_run_s, 2),
+        desk_vs_cli_until_members_run=round(desk_s / cli_run_s, 3),
         mismatches=len(progress.mismatches),
         verified_ok=progress.verified_ok,
         cli_batch_job=job,

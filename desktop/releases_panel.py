@@ -38,7 +38,7 @@ from desktop.release_models import (
     version_columns,
 )
 from desktop.rollback_wizard import RollbackWizard
-from workflows.rules import DRILL_BUGS
+from workflows.drill import DRILLS
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -102,7 +102,7 @@ class ReleasesPanel(QWidget):
         self.drill_combo = QComboBox(self)
         self.drill_combo.setObjectName("drillChoice")
         self.drill_combo.addItem(NO_DRILL, None)
-        for bug in DRILL_BUGS:
+        for bug in DRILLS:
             self.drill_combo.addItem(f"DRILL: {bug}", bug)
         self.start_button = QPushButton("Start worker", self)
         self.workers_label = QLabel("Workers started here: none", self)

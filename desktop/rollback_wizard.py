@@ -337,7 +337,7 @@ class RollbackWizard(QWidget):
             self._say("A rollback needs a reason: it goes into the audit log.")
             self.reason_edit.setFocus()
             return
-        from runtime.releases import expected_after, start_rollback
+        from runtime.releases import clean_runs, expected_after, start_rollback
 
         self.execute_button.setEnabled(False)
         try:
@@ -347,6 +347,7 @@ class RollbackWizard(QWidget):
                 self.build,
                 reason=reason,
                 expected=expected_after(self.report),
+                clean=clean_runs(self.report),
                 rate_per_second=self.rate_spin.value(),
                 query=self.query,  # the members the preview showed, no others
             )

@@ -271,9 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", parents=[common], help="run a worker for one build")
     p.add_argument("--build-id", help="build id (default: the package version)")
-    from workflows.rules import DRILL_BUGS
+    from workflows.drill import DRILLS
 
-    p.add_argument("--drill", choices=DRILL_BUGS, help="run with a deliberately injected bug")
+    p.add_argument("--drill", choices=DRILLS, help="run with a deliberately injected bug")
     p.add_argument(
         "--no-make-current",
         action="store_true",

@@ -58,6 +58,7 @@ async def _rollback(args: argparse.Namespace) -> int:
 
     from runtime import audit, deployment
     from runtime.connect import connect
+    from runtime.members import deployment_query
     from runtime.releases import preview_rollback as _preview
     from runtime.releases import rollback_id
     from workflows.rollback import RollbackInput, RollbackWorkflow
@@ -89,8 +90,10 @@ async def _rollback(args: argparse.Namespace) -> int:
     if not build:
         raise CliError("name the bad build: loyalty-desk rollback BUILD --dry-run|--execute")
     await deployment.load_drills(client, target.deployment)
+    # only this deployment's members: other deployments on the namespace run other code
+    query = deployment_query(target.deployment, args.query)
     if args.dry_run:
-        report = await _preview(client, build, args.query)
+        report = await _preview(client, build, query)
         emit(args, report, _preview_text(report))
         return 0
     if not args.execute:
@@ -102,11 +105,13 @@ async def _rollback(args: argparse.Namespace) -> int:
         raise CliError(f"build {build} is still current: make the fixed build current first")
     started = time.perf_counter()
     expected: dict[str, dict[str, Any]] = {}
+    clean: dict[str, str] = {}
     preview_s = 0.0
     if not args.no_preview:
-        report = await _preview(client, build, args.query)
+        report = await _preview(client, build, query)
         preview_s = time.perf_counter() - started
         expected = {r["member_id"]: r["after"] for r in report["members"] if not r["problem"]}
+        clean = {r["member_id"]: r["clean_run"] for r in report["members"] if r["clean_run"]}
     await audit.record(
         client,
         target,
@@ -134,8 +139,9 @@ async def _rollback(args: argparse.Namespace) -> int:
             actor=identity(),
             rate_per_second=args.rate,
             concurrency=args.concurrency,
-            query=args.query,
+            query=query,
             expected=expected,
+            clean=clean,
         ),
         id=rollback_id(build),
         task_queue=target.task_queue,
@@ -158,6 +164,7 @@ async def _rollback(args: argparse.Namespace) -> int:
                 print(f"  {p.state}: {done}/{p.total}", file=sys.stderr)
     data = dict(result.__dict__)
     data["seconds"] = {
+        **result.seconds,  # the rollback's own states: planning, running, verifying
         "preview": round(preview_s, 3),
         "total": round(time.perf_counter() - started, 3),
     }
@@ -356,7 +363,7 @@ async def _release_start(args: argparse.Namespace, client: Any, target: Any) -> 
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    from workflows.rules import DRILL_BUGS
+    from workflows.drill import DRILLS
 
     p = sub.add_parser("release", parents=[common], help="deployment versions and workers")
     rsub = p.add_subparsers(dest="release_command", metavar="ACTION", required=True)
@@ -367,7 +374,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--reason", help="why (recorded in the audit log)")
     q = rsub.add_parser("start", parents=[common], help="start a worker for a build")
     q.add_argument("build")
-    q.add_argument("--drill", choices=DRILL_BUGS, help="a drill build with this injected bug")
+    q.add_argument("--drill", choices=DRILLS, help="a drill build with this injected bug")
     q.add_argument("--reason", help="why (recorded in the audit log)")
     p.set_defaults(func=async_command(_release))
 
@@ -383,7 +390,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--reason", help="why (required for --execute and --cancel)")
     p.add_argument("--query", help="only members matching this visibility query")
     p.add_argument("--rate", type=float, default=50.0, help="resets per second")
-    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--concurrency", type=int, default=32, help="members in flight")
     p.add_argument("--no-preview", action="store_true", help="skip the preview before executing")
     p.add_argument("--no-wait", action="store_true", help="start it and return")
     p.set_defaults(func=async_command(_rollback))

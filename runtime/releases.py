@@ -160,6 +160,7 @@ async def _preview(client: Client, build: str, query: str | None) -> dict[str, A
                 "ledger_added": p.ledger_added,
                 "redeliver": p.redeliver,
                 "problem": p.problem,
+                "clean_run": p.clean_run,
             }
         )
     return {
@@ -182,6 +183,12 @@ def expected_after(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["member_id"]: r["after"] for r in report["members"] if not r["problem"]}
 
 
+def clean_runs(report: dict[str, Any]) -> dict[str, str]:
+    """Members whose reset loses nothing, by the run the preview saw: their reset needs
+    no second read of their histories."""
+    return {r["member_id"]: r["clean_run"] for r in report["members"] if r.get("clean_run")}
+
+
 async def start_rollback(
     client: Client,
     target: Target,
@@ -189,8 +196,9 @@ async def start_rollback(
     *,
     reason: str,
     expected: dict[str, dict[str, Any]] | None = None,
+    clean: dict[str, str] | None = None,
     rate_per_second: float = 50.0,
-    concurrency: int = 16,
+    concurrency: int = 32,
     query: str | None = None,
 ) -> WorkflowHandle[Any, RollbackProgress]:
     """Start the durable rollback of `build`, after the checks an operator would want."""
@@ -219,6 +227,7 @@ async def start_rollback(
             concurrency=concurrency,
             query=query,
             expected=expected or {},
+            clean=clean or {},
         ),
         id=rollback_id(build),
         task_queue=target.task_queue,

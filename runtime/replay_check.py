@@ -9,6 +9,7 @@ numbers: replay alone cannot see them). One go / no-go per member and for the bu
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +91,13 @@ async def resolve_candidate(client: Client, deployment_name: str, build: str | N
     )
 
 
+def failure_reason(failure: str) -> str:
+    """One line saying why replay failed: the SDK's own message (e.g. "[TMPRL1100]
+    Nondeterminism error: ...") without the wrapping it comes in."""
+    found = re.search(r"\[TMPRL\d+\][^\"\n]*", failure)
+    return (found.group(0) if found else failure.splitlines()[0])[:300]
+
+
 async def check_member(
     client: Client, replayer: Replayer, member_id: str, bug: str | None
 ) -> MemberCheck:
@@ -102,10 +110,12 @@ async def check_member(
         for history in chain:
             replay = await replayer.replay_workflow(history, raise_on_replay_failure=False)
             if replay.replay_failure is not None:
-                result.nondeterminism = str(replay.replay_failure).splitlines()[0][:300]
+                result.nondeterminism = failure_reason(str(replay.replay_failure))
                 break
     start = run_input(chain[0])
-    book = MemberBook(start.snapshot or MemberSnapshot(member_id=member_id), drill=bug)
+    book = MemberBook(
+        start.snapshot or MemberSnapshot(member_id=member_id), drill=drill.rules_bug(bug)
+    )
     requests: set[str] = set(start.requests or [])
     for history in chain:
         for item in received(history):

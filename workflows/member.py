@@ -229,6 +229,7 @@ class MemberWorkflow:
         version = workflow.info().get_current_deployment_version()
         build = version.build_id if version else "unversioned"
         self._book.drill = drill.drill_for(build)
+        drill.inject_commands(self._book.drill)
         return build
 
     # -- signals --------------------------------------------------------------

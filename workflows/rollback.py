@@ -22,10 +22,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rollback_messages import (
         FIND_DAMAGE,
         RESET_MEMBER,
+        RESET_MEMBERS,
         VERIFY_MEMBER,
         Damage,
         FindDamageInput,
         FindDamageResult,
+        ResetBatch,
+        ResetBatchOutcome,
         ResetInput,
         ResetOutcome,
         VerifyInput,
@@ -39,6 +42,8 @@ ACTIVITY_RETRY = RetryPolicy(
     maximum_attempts=10,
 )
 
+BATCH_MAX = 8  # members reset by one activity
+
 # a killed worker's activity is retried after this long, not after its whole timeout
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 
@@ -49,15 +54,17 @@ class RollbackInput:
     reason: str
     actor: str
     rate_per_second: float = 50.0
-    concurrency: int = 16
+    concurrency: int = 32
     query: str | None = None  # restrict to members matching a visibility query
     expected: dict[str, dict[str, Any]] = field(default_factory=dict)  # preview "after"
+    # member -> its current run at the preview, where the preview found a reset loses nothing
+    clean: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class MemberProgress:
     member_id: str
-    status: str = "pending"  # pending, resetting, reset, already-repaired, failed, cancelled,
+    status: str = "pending"  # pending, resetting, reset, already-repaired, cancelled,
     # not-repairable
     new_run_id: str | None = None
     redelivered: int = 0
@@ -76,6 +83,7 @@ class RollbackProgress:
     mismatches: list[dict[str, Any]]
     not_repairable: list[dict[str, Any]]
     scanned: int
+    seconds: dict[str, float] = field(default_factory=dict)  # time spent in each state
 
 
 @workflow.defn(name="RollbackWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
@@ -88,9 +96,15 @@ class RollbackWorkflow:
         self._cancelled = False
         self._members: dict[str, MemberProgress] = {}
         self._scanned = 0
+        self._seconds: dict[str, float] = {}
+        self._since = workflow.now()
+        self._batched = False
 
     @workflow.run
     async def run(self, input: RollbackInput) -> RollbackProgress:
+        # several members per activity, each verified right after its reset (rollbacks
+        # started before this change reset one member per activity and verify afterwards)
+        self._batched = workflow.patched("rollback-batched-resets")
         plan = await workflow.execute_activity(
             FIND_DAMAGE,
             FindDamageInput(input.bad_build, input.query),
@@ -115,46 +129,81 @@ class RollbackWorkflow:
 
     async def _reset_all(self, plan: list[Damage]) -> None:
         pending = [d for d in plan if not d.problem]
-        gate = asyncio.Semaphore(max(1, self._input.concurrency))
-        wave = max(1, int(self._input.rate_per_second))
+        concurrency = max(1, self._input.concurrency)
+        # members per activity: fewer activities (each costs the server several history
+        # writes and a workflow task) while `concurrency` members are still in flight
+        size = max(1, min(BATCH_MAX, concurrency // 4)) if self._batched else 1
+        gate = asyncio.Semaphore(max(1, concurrency // size))
+        rate = max(0.01, self._input.rate_per_second)
+        wave = max(1, int(rate))  # members started together, then a pause of wave / rate
         tasks: list[asyncio.Task[None]] = []
         for start in range(0, len(pending), wave):
             await workflow.wait_condition(lambda: not self._paused or self._cancelled)
             if self._cancelled:
                 break
-            for damage in pending[start : start + wave]:
-                tasks.append(asyncio.create_task(self._reset_one(damage, gate)))
+            members = pending[start : start + wave]
+            for first in range(0, len(members), size):
+                chunk = members[first : first + size]
+                tasks.append(asyncio.create_task(self._reset_chunk(chunk, gate)))
             if start + wave < len(pending):
-                await workflow.sleep(timedelta(seconds=1))  # the rate limit: one wave a second
+                await workflow.sleep(timedelta(seconds=wave / rate))  # the rate limit
         await asyncio.gather(*tasks)
         for progress in self._members.values():
             if progress.status == "pending":
                 progress.status = "cancelled"
         await self._audit_resets()
 
-    async def _reset_one(self, damage: Damage, gate: asyncio.Semaphore) -> None:
+    async def _reset_chunk(self, chunk: list[Damage], gate: asyncio.Semaphore) -> None:
         async with gate:
-            progress = self._members[damage.member_id]
-            progress.status = "resetting"
-            outcome = await workflow.execute_activity(
-                RESET_MEMBER,
-                ResetInput(
-                    member_id=damage.member_id,
-                    bad_build=self._input.bad_build,
-                    # one reset per member and rollback, however often this is retried
-                    request_id=f"{workflow.info().workflow_id}/{damage.member_id}",
-                    reason=f"rollback of {self._input.bad_build}: {self._input.reason}",
-                    identity=f"{workflow.info().workflow_id} for {self._input.actor}",
-                ),
-                result_type=ResetOutcome,
-                start_to_close_timeout=timedelta(minutes=2),
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=ACTIVITY_RETRY,
-            )
-            progress.status = outcome.status
-            progress.new_run_id = outcome.new_run_id
-            progress.redelivered = outcome.redelivered
-            progress.message = outcome.message
+            # a pause or cancel also holds back members of a wave already under way
+            await workflow.wait_condition(lambda: not self._paused or self._cancelled)
+            if self._cancelled:
+                return
+            for damage in chunk:
+                self._members[damage.member_id].status = "resetting"
+            inputs = [self._reset_input(damage.member_id) for damage in chunk]
+            if self._batched:
+                batch = await workflow.execute_activity(
+                    RESET_MEMBERS,
+                    ResetBatch(inputs),
+                    result_type=ResetBatchOutcome,
+                    start_to_close_timeout=timedelta(minutes=5),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=ACTIVITY_RETRY,
+                )
+                outcomes = batch.outcomes
+            else:
+                outcomes = [
+                    await workflow.execute_activity(
+                        RESET_MEMBER,
+                        inputs[0],
+                        result_type=ResetOutcome,
+                        start_to_close_timeout=timedelta(minutes=2),
+                        heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                        retry_policy=ACTIVITY_RETRY,
+                    )
+                ]
+            for outcome in outcomes:
+                progress = self._members[outcome.member_id]
+                progress.status = outcome.status
+                progress.new_run_id = outcome.new_run_id
+                progress.redelivered = outcome.redelivered
+                progress.message = outcome.message
+                if outcome.verification is not None:
+                    progress.verified = outcome.verification.ok
+                    progress.problems = outcome.verification.problems
+
+    def _reset_input(self, member: str) -> ResetInput:
+        return ResetInput(
+            member_id=member,
+            bad_build=self._input.bad_build,
+            # one reset per member and rollback, however often this is retried
+            request_id=f"{workflow.info().workflow_id}/{member}",
+            reason=f"rollback of {self._input.bad_build}: {self._input.reason}",
+            identity=f"{workflow.info().workflow_id} for {self._input.actor}",
+            clean_run=self._input.clean.get(member) if self._batched else None,
+            expected=self._input.expected.get(member) if self._batched else None,
+        )
 
     async def _verify_all(self) -> None:
         gate = asyncio.Semaphore(max(1, self._input.concurrency))
@@ -177,7 +226,11 @@ class RollbackWorkflow:
                 progress.verified = outcome.ok
                 progress.problems = outcome.problems
 
-        done = [p for p in self._members.values() if p.status in ("reset", "already-repaired")]
+        done = [
+            p
+            for p in self._members.values()
+            if p.status in ("reset", "already-repaired") and p.verified is None
+        ]
         await asyncio.gather(*(verify(p) for p in done))
 
     async def _audit_resets(self) -> None:
@@ -199,7 +252,10 @@ class RollbackWorkflow:
             workflow.logger.warning("audit log workflow not found; resets not recorded")
 
     def _set_state(self, state: str) -> None:
-        self._state = state
+        now = workflow.now()
+        spent = (now - self._since).total_seconds()
+        self._seconds[self._state] = round(self._seconds.get(self._state, 0.0) + spent, 3)
+        self._state, self._since = state, now
         workflow.upsert_search_attributes([search_attributes.ROLLBACK_STATE.value_set(state)])
 
     # -- control ------------------------------------------------------------------
@@ -240,4 +296,5 @@ class RollbackWorkflow:
                 if m.status == "not-repairable"
             ],
             scanned=self._scanned,
+            seconds=dict(self._seconds),
         )

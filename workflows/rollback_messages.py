@@ -11,6 +11,7 @@ from typing import Any
 
 FIND_DAMAGE = "find_damage"
 RESET_MEMBER = "reset_member"
+RESET_MEMBERS = "reset_members"
 VERIFY_MEMBER = "verify_member"
 RECORD_AUDIT = "record_audit"
 
@@ -55,15 +56,8 @@ class ResetInput:
     request_id: str
     reason: str
     identity: str
-
-
-@dataclass
-class ResetOutcome:
-    member_id: str
-    status: str  # reset, already-repaired, failed
-    new_run_id: str | None = None
-    redelivered: int = 0
-    message: str = ""
+    clean_run: str | None = None  # the current run, if the preview found a reset loses nothing
+    expected: dict[str, Any] | None = None  # the preview's "after": verify right after the reset
 
 
 @dataclass
@@ -83,6 +77,26 @@ class VerifyOutcome:
     expected: dict[str, Any] = field(default_factory=dict)
     matches_preview: bool | None = None
     problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ResetOutcome:
+    member_id: str
+    status: str  # reset, already-repaired, not-repairable
+    new_run_id: str | None = None
+    redelivered: int = 0
+    message: str = ""
+    verification: VerifyOutcome | None = None  # when the reset was given the expected state
+
+
+@dataclass
+class ResetBatch:
+    members: list[ResetInput]
+
+
+@dataclass
+class ResetBatchOutcome:
+    outcomes: list[ResetOutcome]
 
 
 @dataclass

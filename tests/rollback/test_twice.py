@@ -44,6 +44,8 @@ async def test_second_rollback_loses_nothing_that_arrived_after_the_first(
             events = member_events(member, phase, count, day)
             fed[member].extend(events)
             await send_member(client, target, member, events, bulk=False)
+        # applied before the next release: each phase runs on the build it is meant for
+        await wait_applied(client, members)
 
     async def feed_slowly(phase: str, count: int, day: int) -> None:
         """Events trickling in while a rollback runs."""
