@@ -25,17 +25,28 @@ from workflows.rules import replay
 
 
 async def spawn(*args: str, data_dir: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "runtime.cli",
-        *args,
-        "--data-dir",
-        str(data_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_DESK_")},
-    )
+    """A CLI process. Servers and workers run on: their stderr goes to a log file beside
+    the data dir, since nobody drains it and a full pipe would block them."""
+    log = None
+    if args[0] in ("server", "worker"):
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        path = data_dir.parent / f"{args[0]}.log"
+        log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "runtime.cli",
+            *args,
+            "--data-dir",
+            str(data_dir),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE if log is None else log,
+            env={k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_DESK_")},
+        )
+    finally:
+        if log is not None:
+            os.close(log)  # the child holds its own copy
 
 
 async def run(*args: str, data_dir: Path) -> str:
