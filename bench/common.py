@@ -78,6 +78,8 @@ async def start_worker(
         build_id,
         "--namespace",
         namespace,
+        "--data-dir",
+        str(bench.data_dir),
     ]
     if drill:
         args += ["--drill", drill]
