@@ -57,8 +57,7 @@ async def embedded(
                 yield bench
             finally:
                 if proc is not None:
-                    proc.terminate()
-                    await proc.wait()
+                    await stop(proc)
 
 
 async def start_worker(
@@ -91,6 +90,18 @@ async def start_worker(
     if line.strip() != b"ready":
         raise RuntimeError(f"bench worker did not start: {line!r}")
     return proc
+
+
+async def stop(proc: asyncio.subprocess.Process, grace: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL: a worker whose workflow task the SDK took for a deadlock
+    keeps that thread and never finishes its graceful shutdown."""
+    if proc.returncode is None:
+        proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
 
 
 class Timer:

@@ -37,7 +37,7 @@ from typing import Any
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from activities import repair
-from bench.common import Bench, Timer, embedded, emit, machine
+from bench.common import Bench, Timer, embedded, emit, machine, stop
 from bench.ingest import send_all, traffic
 from bench.rollback import BAD, damage
 from runtime.connect import TASK_QUEUE
@@ -256,8 +256,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             await app.quit()
             for worker in workers:
-                worker.terminate()
-                await worker.wait()
+                await stop(worker)
     table = result["table"]
     # below 100,000 rows, scaled by rows: pages cost the same early and late (see
     # page_s_first_ten and page_s_last_ten), so the time grows with the rows
