@@ -8,7 +8,9 @@ cost per event dominates), then one of live `event` signals (500 events, one sig
 each: Temporal's cost per signal dominates). Each window is timed until the
 continue-as-new it causes is done, so it holds exactly one on either member. Every
 round gets a fresh young member, so "small" stays at `--small` events; the old one
-only grows. The carried snapshot sizes are read at the end (the last young member has
+only grows. Besides elapsed time per event (the figures the target is about), the
+processor time the server and worker used per event (`cpu_*`), which other work on
+a shared machine barely moves. The carried snapshot sizes are read at the end (the last young member has
 then seen `--small` + 5,500 events). Trips are worth 1,000 points, so both members are
 Diamond before any window (no tier-nudge agent runs inside a timed window). Bulk
 signals go two at a time, each pair waited for (`sync`), so no workflow task carries
@@ -73,7 +75,7 @@ class Member:
         self.sent = 0
         self.runs = 1  # a member starts in its first run
 
-    async def feed(self, count: int, *, bulk: bool, period: bool = True) -> float:
+    async def feed(self, count: int, *, bulk: bool, period: bool = True) -> tuple[float, float]:
         """Send the next `count` events; seconds per event until they are applied and,
         for a `period` (one continue-as-new period), until the continue-as-new it
         caused is done: however signals batch into workflow tasks, each timed window
@@ -86,6 +88,7 @@ class Member:
             else [("event", e) for e in events]
         )
         client = self.bench.client
+        cpu = self.bench.cpu_seconds()
         with Timer() as timer:
             for n, (name, payload) in enumerate(signals, start=1):
                 await client.start_workflow(
@@ -101,6 +104,7 @@ class Member:
             state = await self.applied()
             while period and state["runs"] <= self.runs:
                 state = await self.applied()
+        cpu = self.bench.cpu_seconds() - cpu
         if period and state["runs"] != self.runs + 1:
             raise RuntimeError(f"{self.member_id}: {state['runs'] - self.runs} runs in one period")
         self.runs = state["runs"]
@@ -108,7 +112,7 @@ class Member:
             raise RuntimeError(f"{self.member_id}: not every event was applied")
         if state["events_rejected"]:
             raise RuntimeError(f"{self.member_id}: {state['rejections'][-1]['reason']}")
-        return timer.seconds / count
+        return timer.seconds / count, cpu / count
 
     async def applied(self) -> dict[str, Any]:
         """The member's state once it applied everything sent; a stuck member fails the
@@ -135,7 +139,9 @@ def us(seconds: float) -> float:
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    times: dict[str, list[float]] = {k: [] for k in ("small", "large", "live_small", "live_large")}
+    keys = ("small", "large", "live_small", "live_large")
+    times: dict[str, list[float]] = {k: [] for k in keys}
+    cpu: dict[str, list[float]] = {k: [] for k in keys}
     async with embedded() as bench:
         old = Member(bench, "old")
         with Timer() as prefill:
@@ -150,14 +156,19 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             if r % 2:
                 pair.reverse()  # drift on the machine hits both sides alike
             for key, member in pair:
-                times[key].append(await member.feed(MAX_EVENTS_PER_RUN, bulk=True))
+                wall, used = await member.feed(MAX_EVENTS_PER_RUN, bulk=True)
+                times[key].append(wall)
+                cpu[key].append(used)
             for key, member in pair:
-                times[f"live_{key}"].append(await member.feed(MAX_SIGNALS_PER_RUN, bulk=False))
+                wall, used = await member.feed(MAX_SIGNALS_PER_RUN, bulk=False)
+                times[f"live_{key}"].append(wall)
+                cpu[f"live_{key}"].append(used)
         old_state = await bench.client.get_workflow_handle(member_workflow_id("old")).query(
             MemberWorkflow.state
         )
         carried = {"small": await young.carried_bytes(), "large": await old.carried_bytes()}
     median = {k: statistics.median(v) for k, v in times.items()}
+    median_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     return {
         "benchmark": "can_flat",
         "machine": machine(),
@@ -176,6 +187,14 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "live_us_per_event_small": us(median["live_small"]),
         "live_us_per_event_large": us(median["live_large"]),
         "live_large_vs_small": round(median["live_large"] / median["live_small"], 3),
+        "large_vs_small_per_round": [
+            round(large / small, 2)
+            for small, large in zip(times["small"], times["large"], strict=True)
+        ],
+        "cpu_us_per_event_small": us(median_cpu["small"]),
+        "cpu_us_per_event_large": us(median_cpu["large"]),
+        "cpu_large_vs_small": round(median_cpu["large"] / median_cpu["small"], 3),
+        "live_cpu_large_vs_small": round(median_cpu["live_large"] / median_cpu["live_small"], 3),
         "large_member_runs": old_state["runs"],
         "carried_snapshot_bytes_small": carried["small"],
         "carried_snapshot_bytes_large": carried["large"],

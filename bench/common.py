@@ -29,6 +29,20 @@ class Bench:
     task_queue: str
     deployment: str
     data_dir: Path
+    worker: asyncio.subprocess.Process | None = None
+
+    def cpu_seconds(self) -> float:
+        """Processor time the server and the worker used so far: unlike elapsed time,
+        barely moved by other work on the machine."""
+        pids = [p for p in (self.server.pid, self.worker.pid if self.worker else None) if p]
+        return sum(process_cpu_seconds(pid) for pid in pids)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system time of one process (Linux: from /proc)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine() -> dict[str, Any]:
@@ -50,14 +64,13 @@ async def embedded(
             client = await Client.connect(server.address)
             suffix = uuid.uuid4().hex[:6]
             bench = Bench(client, server, f"bench-{suffix}", f"bench-{suffix}", Path(tmp))
-            proc = None
             if worker:
-                proc = await start_worker(bench)
+                bench.worker = await start_worker(bench)
             try:
                 yield bench
             finally:
-                if proc is not None:
-                    await stop(proc)
+                if bench.worker is not None:
+                    await stop(bench.worker)
 
 
 async def start_worker(
