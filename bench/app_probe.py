@@ -4,6 +4,7 @@ It runs in its own process, started by the benchmark, and reports on stdout, one
 each, times on the system-wide monotonic clock (comparable across processes):
 
 - `usable T`: the window is shown and its members table holds rows from the server;
+- `worker T`: the app's own worker process is running;
 - `lag T LATE_MS THREAD_MS PROCESS_MS`: a tick of the loop-lag probe came LATE_MS
   after it was due; in between, the GUI thread used THREAD_MS of processor time and
   the whole process PROCESS_MS. THREAD_MS close to LATE_MS: our code on the GUI
@@ -53,6 +54,7 @@ class Probe(QObject):
     def __init__(self, *, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._usable = False
+        self._worker_running = False
         self._last = time.monotonic()
         self._last_cpu = time.thread_time()
         self._last_process = time.process_time()
@@ -81,11 +83,16 @@ class Probe(QObject):
             process_ms = (process - self._last_process) * 1000
             say(f"lag {now:.4f} {late_ms:.1f} {thread_ms:.1f} {process_ms:.1f}")
         self._last, self._last_cpu, self._last_process = now, cpu, process
-        if not self._usable:
+        if not self._usable or not self._worker_running:
             window = main_window()
-            if window is not None and window.isVisible() and window.members.model.rowCount():
+            if window is None:
+                return
+            if not self._usable and window.isVisible() and window.members.model.rowCount():
                 self._usable = True
                 say(f"usable {now:.4f}")
+            if not self._worker_running and window.session.worker_state == "running":
+                self._worker_running = True
+                say(f"worker {now:.4f}")
 
     def _on_command_received(self, command: str) -> None:
         if command == "scroll":

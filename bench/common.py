@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError, RPCStatusCode
 
 from runtime.server import DEFAULT_SQLITE_PRAGMAS, EmbeddedServer, ServerConfig
+
+SYNC_ATTEMPTS = 3
 
 
 @dataclass
@@ -115,6 +118,23 @@ async def stop(proc: asyncio.subprocess.Process, grace: float = 15.0) -> None:
     except TimeoutError:
         proc.kill()
         await proc.wait()
+
+
+async def synced(handle: WorkflowHandle[Any, Any]) -> Any:
+    """The member's `sync` update, retried when the server aborted it: on a busy machine
+    it aborts in-flight updates now and then (UNAVAILABLE, "workflow update was
+    aborted"), which says nothing about the member."""
+    for attempt in range(SYNC_ATTEMPTS):
+        try:
+            return await handle.execute_update("sync")
+        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as error:
+            retryable = isinstance(error, WorkflowUpdateRPCTimeoutOrCancelledError) or (
+                error.status == RPCStatusCode.UNAVAILABLE
+            )
+            if not retryable or attempt == SYNC_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(1)
+    raise AssertionError("unreachable")
 
 
 class Timer:

@@ -49,7 +49,7 @@ from workflows.rollback import RollbackInput, RollbackWorkflow
 STALL_TARGET_MS = 50
 UNPOLLED_QUEUE = "bench-table-members"
 TABLE_TARGET_ROWS = 100_000
-LAUNCH_TIMEOUT_S = 120
+LAUNCH_TIMEOUT_S = 180
 
 
 class App:
@@ -215,6 +215,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             result["stall_launch"] = app.stall(usable - 60, usable)
 
             # live events to new members, through the app's own worker
+            await app.wait("worker", LAUNCH_TIMEOUT_S)
             fed = dataclasses.replace(bench, task_queue=TASK_QUEUE)
             await send_all(fed, "MemberWorkflow", traffic(5, 2, "warm"), bulk=False)
             started = time.monotonic()
