@@ -14,7 +14,8 @@ each, times on the system-wide monotonic clock (comparable across processes):
 - `scrolled SECONDS ROWS TOTAL FIRST EARLY LATE`: after the `scroll` command, the
   members table was loaded afresh and scrolled to its last row, page by page, as a
   user dragging the scroll bar to the end would; FIRST is the seconds to the first
-  page, EARLY and LATE the median seconds per page of the first and last ten.
+  page, EARLY and LATE the median seconds the first and last ten pages took to read
+  from the server (query and decoding).
 
 Commands, one a line on stdin: `scroll`, `quit`.
 """
@@ -36,6 +37,8 @@ from PySide6.QtWidgets import QApplication
 
 if TYPE_CHECKING:
     from desktop.main_window import MainWindow
+    from desktop.members_loader import MembersSource
+    from desktop.members_store import Row
 
 TICK_MS = 5
 REPORT_LATE_MS = 2.0  # below this a tick is on time; not worth a line
@@ -105,6 +108,28 @@ class Probe(QObject):
                 app.quit()
 
 
+class TimedSource:
+    """The app's visibility source, timing the pages scrolling reads (query and decoding);
+    first pages (token None: a load or a refresh) are not among them."""
+
+    def __init__(self, source: MembersSource) -> None:
+        self._source = source
+        self.pages: list[float] = []
+
+    async def page(
+        self, query: str | None, token: bytes | None, size: int
+    ) -> tuple[list[Row], bytes | None]:
+        started = time.monotonic()
+        try:
+            return await self._source.page(query, token, size)
+        finally:
+            if token is not None:
+                self.pages.append(time.monotonic() - started)
+
+    async def count(self, query: str | None) -> int:
+        return await self._source.count(query)
+
+
 async def scroll_to_end() -> None:
     """Load the table afresh (what connecting does) and scroll until its last row shows."""
     from desktop.members_loader import TemporalMembersSource
@@ -113,17 +138,14 @@ async def scroll_to_end() -> None:
     assert window is not None and window.session.client is not None
     panel = window.members
     store, table = panel.model.store, panel.table
+    source = TimedSource(TemporalMembersSource(client=window.session.client))
     started = time.monotonic()
-    await panel.set_source(TemporalMembersSource(client=window.session.client))
+    await panel.set_source(source)
     first_page = time.monotonic() - started
-    pages: list[float] = []  # seconds from one page's rows to the next's
-    rows, since = len(store), time.monotonic()
     while store.more_available or store.loading:
         if not store.loading:
             table.scrollToBottom()  # at the end: the view asks the model to fetch more
         await asyncio.sleep(0.001)
-        if len(store) != rows:
-            rows, pages, since = len(store), [*pages, time.monotonic() - since], time.monotonic()
     table.scrollToBottom()
     await asyncio.sleep(0)
     last_shown = table.rowAt(table.viewport().height() - 1)
@@ -132,8 +154,8 @@ async def scroll_to_end() -> None:
     total = loader.total if loader else None
     if last_shown != len(store) - 1:
         say(f"error the last row shown is {last_shown}, not {len(store) - 1}")
-    early = statistics.median(pages[:10]) if pages else 0.0
-    late = statistics.median(pages[-10:]) if pages else 0.0
+    early = statistics.median(source.pages[:10]) if source.pages else 0.0
+    late = statistics.median(source.pages[-10:]) if source.pages else 0.0
     say(f"scrolled {seconds:.3f} {len(store)} {total} {first_page:.3f} {early:.3f} {late:.3f}")
 
 

@@ -13,8 +13,8 @@ on that data dir, finds the running server and starts its own worker, and is mea
   RollbackWorkflow repaired it;
 - `table_100k_s`: after `--table-members` members more were started cheaply (see
   `populate`), loading the table afresh and scrolling it to the last row, page by
-  page through the app's lazy visibility paging; with fewer than 100,000 rows it
-  is scaled up by rows and `table_100k_extrapolated` says so.
+  page through the app's lazy visibility paging; with fewer than 100,000 rows it is
+  extrapolated (see `extrapolate`) and `table_100k_extrapolated` says so.
 
 For each stall, the processor time the GUI thread and the whole app used during that
 longest gap tell where it went (see bench.app_probe); `over_target` counts the
@@ -40,6 +40,7 @@ from activities import repair
 from bench.common import Bench, Timer, embedded, emit, machine, stop
 from bench.ingest import send_all, traffic
 from bench.rollback import BAD, damage
+from desktop.members_loader import PAGE_SIZE
 from runtime.connect import TASK_QUEUE
 from runtime.members import count_members
 from workflows import search_attributes as sa
@@ -259,14 +260,35 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             for worker in workers:
                 await stop(worker)
     table = result["table"]
-    # below 100,000 rows, scaled by rows: pages cost the same early and late (see
-    # page_s_first_ten and page_s_last_ten), so the time grows with the rows
     result["table_100k_extrapolated"] = table["rows"] < TABLE_TARGET_ROWS
-    result["table_100k_s"] = round(table["seconds"] * TABLE_TARGET_ROWS / table["rows"], 1)
+    result["table_100k_s"] = (
+        round(table["seconds"], 1)
+        if table["rows"] >= TABLE_TARGET_ROWS
+        else extrapolate(table, TABLE_TARGET_ROWS)
+    )
     result["max_stall_ingest_ms"] = result["stall_ingest"]["ms"]
     result["max_stall_rollback_ms"] = result["stall_rollback"]["ms"]
     result["stall_target_ms"] = STALL_TARGET_MS
     return result
+
+
+def extrapolate(table: dict[str, Any], rows: int) -> float:
+    """Seconds to scroll `rows` rows, from a smaller table: a page read takes a + b *
+    offset, fitted to the median of the first and the last ten pages (read later in
+    a longer list, a page took longer), plus what the measured run spent besides reading
+    pages, scaled by rows."""
+    size = PAGE_SIZE
+    measured = table["rows"] // size  # pages the scroll read (first page aside)
+    early, late = table["page_s_first_ten"], table["page_s_last_ten"]
+    early_at, late_at = 5 * size, max(6 * size, table["rows"] - 5 * size)
+    slope = max(0.0, (late - early) / (late_at - early_at))
+    base = early - slope * early_at
+
+    def reading(pages: int) -> float:
+        return pages * base + slope * size * pages * (pages + 1) / 2
+
+    other = max(0.0, table["seconds"] - table["first_page_s"] - reading(measured))
+    return round(table["first_page_s"] + reading(rows // size) + other * rows / table["rows"], 1)
 
 
 def main() -> None:
