@@ -121,6 +121,8 @@ class App:
             "gui_thread_cpu_ms": round(worst[2], 1),
             "process_cpu_ms": round(worst[3], 1),
             "over_target": sum(1 for lag in during if lag[1] >= STALL_TARGET_MS),
+            # the longest our own code held the GUI thread between two ticks
+            "max_gui_thread_cpu_ms": round(max((lag[2] for lag in during), default=0.0), 1),
         }
 
     async def quit(self) -> None:
