@@ -5,6 +5,7 @@ each, times on the system-wide monotonic clock (comparable across processes):
 
 - `usable T`: the window is shown and its members table holds rows from the server;
 - `worker T`: the app's own worker process is running;
+- `gc T CPU_MS GENERATION`: a garbage collection on the GUI thread took CPU_MS;
 - `lag T LATE_MS THREAD_MS PROCESS_MS`: a tick of the loop-lag probe came LATE_MS
   after it was due; in between, the GUI thread used THREAD_MS of processor time and
   the whole process PROCESS_MS. THREAD_MS close to LATE_MS: our code on the GUI
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import statistics
 import sys
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 
 TICK_MS = 5
 REPORT_LATE_MS = 2.0  # below this a tick is on time; not worth a line
+REPORT_GC_MS = 5.0
 
 
 class Probe(QObject):
@@ -58,6 +61,7 @@ class Probe(QObject):
         super().__init__(parent)
         self._usable = False
         self._worker_running = False
+        self._gc_started = 0.0
         self._last = time.monotonic()
         self._last_cpu = time.thread_time()
         self._last_process = time.process_time()
@@ -69,10 +73,20 @@ class Probe(QObject):
         self.command_received.connect(self._on_command_received)
 
     def start(self) -> None:
+        gc.callbacks.append(self._on_gc)
         self._last, self._last_cpu = time.monotonic(), time.thread_time()
         self._last_process = time.process_time()
         self._timer.start()
         threading.Thread(target=self._read_commands, daemon=True).start()
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        """A garbage collection on the GUI thread holds the loop too: report the long ones."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if phase == "start":
+            self._gc_started = time.thread_time()
+        elif (spent := (time.thread_time() - self._gc_started) * 1000) >= REPORT_GC_MS:
+            say(f"gc {time.monotonic():.4f} {spent:.1f} {info['generation']}")
 
     def _read_commands(self) -> None:
         for line in sys.stdin:

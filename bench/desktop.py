@@ -61,6 +61,7 @@ class App:
         self.spawned = spawned
         # (time, late ms, GUI thread cpu ms, process cpu ms)
         self.lags: list[tuple[float, float, float, float]] = []
+        self.collections: list[tuple[float, float]] = []  # (time, GUI-thread cpu ms)
         self._events: dict[str, asyncio.Future[list[str]]] = {}
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
@@ -89,6 +90,8 @@ class App:
             if kind == "lag":
                 at, late, thread_cpu, process_cpu = (float(f) for f in fields)
                 self.lags.append((at, late, thread_cpu, process_cpu))
+            elif kind == "gc":
+                self.collections.append((float(fields[0]), float(fields[1])))
             else:
                 self._future(kind).set_result(fields)
         for future in self._events.values():
@@ -123,6 +126,10 @@ class App:
             "over_target": sum(1 for lag in during if lag[1] >= STALL_TARGET_MS),
             # the longest our own code held the GUI thread between two ticks
             "max_gui_thread_cpu_ms": round(max((lag[2] for lag in during), default=0.0), 1),
+            "max_gc_ms": round(
+                max((ms for at, ms in self.collections if started <= at <= ended), default=0.0),
+                1,
+            ),
         }
 
     async def quit(self) -> None:
