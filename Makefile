@@ -28,8 +28,20 @@ pytest: setup
 
 test: lint pytest
 
+# Every benchmark prints one JSON object. The defaults fit in about 15 minutes on a
+# 2-core machine; the sizes of issue 6:
+#   make bench BENCH_ROLLBACK_MEMBERS=1000 BENCH_TABLE_MEMBERS=100000 BENCH_AGENT_EVENTS=10000 BENCH_AGENT_MEMBERS=1000
+BENCH_ROLLBACK_MEMBERS ?= 200
+BENCH_TABLE_MEMBERS    ?= 10000
+BENCH_AGENT_EVENTS     ?= 2000
+BENCH_AGENT_MEMBERS    ?= 200
+
 bench: setup
 	$(PY) -m bench.ingest
+	$(PY) -m bench.can_flat
+	$(PY) -m bench.rollback --members $(BENCH_ROLLBACK_MEMBERS)
+	$(PY) -m bench.desktop --table-members $(BENCH_TABLE_MEMBERS)
+	$(PY) -m bench.agent --events $(BENCH_AGENT_EVENTS) --members $(BENCH_AGENT_MEMBERS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

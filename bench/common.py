@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError, RPCStatusCode
 
 from runtime.server import DEFAULT_SQLITE_PRAGMAS, EmbeddedServer, ServerConfig
+
+SYNC_ATTEMPTS = 3
 
 
 @dataclass
@@ -29,6 +32,20 @@ class Bench:
     task_queue: str
     deployment: str
     data_dir: Path
+    worker: asyncio.subprocess.Process | None = None
+
+    def cpu_seconds(self) -> float:
+        """Processor time the server and the worker used so far: unlike elapsed time,
+        barely moved by other work on the machine."""
+        pids = [p for p in (self.server.pid, self.worker.pid if self.worker else None) if p]
+        return sum(process_cpu_seconds(pid) for pid in pids)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system time of one process (Linux: from /proc)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine() -> dict[str, Any]:
@@ -50,15 +67,13 @@ async def embedded(
             client = await Client.connect(server.address)
             suffix = uuid.uuid4().hex[:6]
             bench = Bench(client, server, f"bench-{suffix}", f"bench-{suffix}", Path(tmp))
-            proc = None
             if worker:
-                proc = await start_worker(bench)
+                bench.worker = await start_worker(bench)
             try:
                 yield bench
             finally:
-                if proc is not None:
-                    proc.terminate()
-                    await proc.wait()
+                if bench.worker is not None:
+                    await stop(bench.worker)
 
 
 async def start_worker(
@@ -78,6 +93,8 @@ async def start_worker(
         build_id,
         "--namespace",
         namespace,
+        "--data-dir",
+        str(bench.data_dir),
     ]
     if drill:
         args += ["--drill", drill]
@@ -89,6 +106,35 @@ async def start_worker(
     if line.strip() != b"ready":
         raise RuntimeError(f"bench worker did not start: {line!r}")
     return proc
+
+
+async def stop(proc: asyncio.subprocess.Process, grace: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL: a worker whose workflow task the SDK took for a deadlock
+    keeps that thread and never finishes its graceful shutdown."""
+    if proc.returncode is None:
+        proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
+async def synced(handle: WorkflowHandle[Any, Any]) -> Any:
+    """The member's `sync` update, retried when the server aborted it: on a busy machine
+    it aborts in-flight updates now and then (UNAVAILABLE, "workflow update was
+    aborted"), which says nothing about the member."""
+    for attempt in range(SYNC_ATTEMPTS):
+        try:
+            return await handle.execute_update("sync")
+        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as error:
+            retryable = isinstance(error, WorkflowUpdateRPCTimeoutOrCancelledError) or (
+                error.status == RPCStatusCode.UNAVAILABLE
+            )
+            if not retryable or attempt == SYNC_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(1)
+    raise AssertionError("unreachable")
 
 
 class Timer:

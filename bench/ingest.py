@@ -14,7 +14,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from bench.common import Bench, Timer, embedded, emit, machine
+from bench.common import Bench, Timer, embedded, emit, machine, synced
 from runtime.feed import BULK_CHUNK
 from runtime.server import DEFAULT_SQLITE_PRAGMAS
 from runtime.simulate import simulate
@@ -52,7 +52,7 @@ async def send_all(
                     start_signal=name,
                     start_signal_args=[payload],
                 )
-            await client.get_workflow_handle(workflow_id).execute_update("sync")
+            await synced(client.get_workflow_handle(workflow_id))
 
     with Timer() as timer:
         await asyncio.gather(*(one(m, ev) for m, ev in by_member.items()))

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+from pathlib import Path
 
 from temporalio.client import Client
 
@@ -15,7 +16,13 @@ from runtime.worker import WorkerSettings, run_worker
 
 async def main(args: argparse.Namespace) -> None:
     client = await Client.connect(args.address, namespace=args.namespace)
-    settings = WorkerSettings(args.task_queue, args.deployment, args.build_id, drill=args.drill)
+    settings = WorkerSettings(
+        args.task_queue,
+        args.deployment,
+        args.build_id,
+        drill=args.drill,
+        data_dir=Path(args.data_dir),
+    )
     ready = asyncio.Event()
 
     async def say_ready() -> None:
@@ -35,6 +42,9 @@ if __name__ == "__main__":
     parser.add_argument("--build-id", default="bench")
     parser.add_argument("--namespace", default="default")
     parser.add_argument("--drill", default=None)
+    parser.add_argument(
+        "--data-dir", required=True, help="settings.json and the outbox (the bench's temp dir)"
+    )
     asyncio.run(main(parser.parse_args()))
     sys.stdout.flush()
     os._exit(0)

@@ -11,6 +11,7 @@ from PySide6.QtTest import QSignalSpy
 from temporalio.service import RPCError, RPCStatusCode
 
 from desktop.asyncutil import wait_until
+from desktop.members_loader import PAGE_SIZE
 from desktop.members_panel import MembersPanel
 from tests.desktop.test_members_loader import FakeVisibility
 from tests.desktop.test_members_store import member
@@ -25,18 +26,21 @@ def make_panel(qtbot: Any, rows: int) -> tuple[MembersPanel, FakeVisibility]:
 
 
 def test_scrolling_to_the_end_loads_the_next_page(qloop: qasync.QEventLoop, qtbot: Any) -> None:
-    panel, source = make_panel(qtbot, 1_200)
+    rows = 2 * PAGE_SIZE + PAGE_SIZE // 2
+    panel, source = make_panel(qtbot, rows)
 
     async def scenario() -> None:
         await panel.set_source(source)
-        assert panel.model.rowCount() == 500
-        assert panel.count_label.text() == "1,200 members · 500 loaded (scroll for more)"
-        for expected in (1_000, 1_200):
+        assert panel.model.rowCount() == PAGE_SIZE
+        assert panel.count_label.text() == (
+            f"{rows:,} members · {PAGE_SIZE:,} loaded (scroll for more)"
+        )
+        for expected in (2 * PAGE_SIZE, rows):
             panel.table.scrollToBottom()
             await wait_until(lambda n=expected: panel.model.rowCount() == n, timeout=5)
         assert not panel.model.store.more_available
-        assert panel.count_label.text() == "1,200 members"
-        assert panel.model.store.member_ids()[-1] == "m01199"
+        assert panel.count_label.text() == f"{rows:,} members"
+        assert panel.model.store.member_ids()[-1] == f"m{rows - 1:05d}"
 
     qloop.run_until_complete(scenario())
     panel.stop()
@@ -45,27 +49,29 @@ def test_scrolling_to_the_end_loads_the_next_page(qloop: qasync.QEventLoop, qtbo
 def test_refresh_keeps_selection_and_scroll_and_updates_in_place(
     qloop: qasync.QEventLoop, qtbot: Any
 ) -> None:
-    panel, source = make_panel(qtbot, 300)
+    panel, source = make_panel(qtbot, 3 * PAGE_SIZE)
+    # on the first page, far enough down to scroll to
+    chosen, below = f"m{PAGE_SIZE // 2:05d}", f"m{PAGE_SIZE // 2 + 1:05d}"
 
     async def scenario() -> None:
         await panel.set_source(source)
-        assert panel.select_member("m00150")
+        assert panel.select_member(chosen)
         bar = panel.table.verticalScrollBar()
         scrolled_to = bar.value()
         assert scrolled_to > 0
         resets = QSignalSpy(panel.model.modelReset)
-        # m00150 gains points and jumps to the top of the server's order; a new
-        # member arrives; m00151 (also on screen) is gone
-        source.rows = [member("m00150", 9_999), member("new")] + [
-            r for r in source.rows if r["member_id"] not in ("m00150", "m00151")
+        # the chosen member gains points and jumps to the top of the server's order;
+        # a new member arrives; the one below it (also on screen) is gone
+        source.rows = [member(chosen, 9_999), member("new")] + [
+            r for r in source.rows if r["member_id"] not in (chosen, below)
         ]
         await panel._refresh()
-        row = panel.model.store.position_of("m00150")
-        assert row == 150  # stays where it was
+        row = panel.model.store.position_of(chosen)
+        assert row == PAGE_SIZE // 2  # stays where it was
         assert panel.model.store.row(row)["points"] == 9_999
         assert panel.model.store.member_ids()[-1] == "new"
-        assert "m00151" not in panel.model.store.member_ids()
-        assert panel.selected_member_id() == "m00150"
+        assert below not in panel.model.store.member_ids()
+        assert panel.selected_member_id() == chosen
         assert bar.value() == scrolled_to
         assert resets.count() == 0
 
