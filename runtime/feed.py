@@ -142,6 +142,10 @@ def encoded_size(raw: object) -> int:
         return 0  # not JSON at all: parse_event rejects it on its own terms
 
 
+# bulk signals in flight per member before the feeder waits for them to be applied
+BULK_WINDOW = 4
+
+
 def bulk_chunks(events: list[Any]) -> list[list[Any]]:
     """Consecutive runs of at most BULK_CHUNK events and BULK_CHUNK_BYTES bytes."""
     chunks: list[list[Any]] = []
@@ -162,13 +166,20 @@ def bulk_chunks(events: list[Any]) -> list[list[Any]]:
 async def send_member(
     client: Client, target: Target, member_id: str, events: list[Any], *, bulk: bool
 ) -> int:
-    """Send one member's events in order by signal-with-start; returns signals sent."""
+    """Send one member's events in order by signal-with-start; returns signals sent.
+
+    Bulk chunks go BULK_WINDOW at a time, each window applied before the next is sent:
+    signals that pile up reach the member in one workflow task, and thousands of events
+    in one task outlast the SDK's deadlock detector (2 s) on a busy machine, after which
+    the member applied nothing more."""
     chunks: list[tuple[str, Any]]
     if bulk:
         chunks = [(SIGNAL_EVENTS, chunk) for chunk in bulk_chunks(events)]
     else:
         chunks = [(SIGNAL_EVENT, event) for event in events]
-    for name, payload in chunks:
+    for sent, (name, payload) in enumerate(chunks, start=1):
+        if bulk and sent > 1 and (sent - 1) % BULK_WINDOW == 0:
+            await _sync(client.get_workflow_handle(member_workflow_id(member_id)))
         await client.start_workflow(
             MemberWorkflow.run,
             MemberInput(member_id=member_id),
@@ -226,7 +237,10 @@ async def _sync(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
             state: dict[str, Any] = await handle.execute_update(MemberWorkflow.sync)
             return state
         except RPCError as error:
-            if error.status != RPCStatusCode.FAILED_PRECONDITION or time.monotonic() > deadline:
+            # FAILED_PRECONDITION: the task is being retried; UNAVAILABLE: a busy or
+            # restarting server aborted the update
+            retried = (RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.UNAVAILABLE)
+            if error.status not in retried or time.monotonic() > deadline:
                 raise
         await asyncio.sleep(delay)
         delay = min(delay * 2, 2.0)

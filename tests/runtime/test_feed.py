@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import io
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from runtime.feed import check, read_lines
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+
+from runtime.feed import check, deliver, read_lines, wait_applied
+from tests.conftest import Deployment
+from tests.memberkit import assert_matches_rules
 from workflows.events import EventError
+from workflows.ids import member_workflow_id
 
 
 def test_unreadable_lines_are_rejects_with_reasons() -> None:
@@ -21,3 +29,46 @@ def test_unreadable_lines_are_rejects_with_reasons() -> None:
     assert batch.report.accepted == 1
     assert [(r.line, r.sent) for r in batch.report.rejects] == [(2, False), (3, False), (4, False)]
     assert all(r.reason and "\n" not in r.reason for r in batch.report.rejects)
+
+
+UNHANDLED_COMMAND = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND
+
+
+async def test_a_large_bulk_feed_for_one_member_is_applied_in_full(deployment: Deployment) -> None:
+    """12,000 events for one member in bulk: the feeder keeps a bounded window of signals
+    in flight, so no workflow task has to apply them all at once; every event counts and
+    no workflow task failed on the way."""
+    member_id = f"bulk-{uuid.uuid4().hex[:6]}"
+    start = datetime.now(UTC) - timedelta(days=20)  # 12,000 minutes: all in the past
+    events = [
+        {
+            "type": "trip_completed" if n % 3 else "purchase",
+            "event_id": f"{member_id}-{n}",
+            "member_id": member_id,
+            "occurred_at": (start + timedelta(minutes=2 * n)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "fare_cents" if n % 3 else "amount_cents": 1_000 + n % 4_000,
+        }
+        for n in range(12_000)
+    ]
+    batch = check(enumerate(events, start=1))
+    async with deployment.worker("1.0"):
+        report = await deliver(deployment.client, deployment.target, batch, bulk=True)
+        assert report.signals >= 24  # chunks of at most 500 events
+        state = (await wait_applied(deployment.client, [member_id]))[member_id]
+    assert state["events_processed"] + state["events_rejected"] == len(events)
+    assert_matches_rules(state, member_id, events)
+    failed: list[Any] = []
+    async for execution in deployment.client.list_workflows(
+        f"WorkflowId = '{member_workflow_id(member_id)}'"
+    ):
+        history = await deployment.client.get_workflow_handle(
+            execution.id, run_id=execution.run_id
+        ).fetch_history()
+        failed += [
+            e.workflow_task_failed_event_attributes
+            for e in history.events
+            if e.HasField("workflow_task_failed_event_attributes")
+            # the server's answer to a continue-as-new racing new signals: benign, retried
+            and e.workflow_task_failed_event_attributes.cause != UNHANDLED_COMMAND
+        ]
+    assert failed == []
