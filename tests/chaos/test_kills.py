@@ -21,7 +21,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from activities.history import reset_base
-from runtime.cli_rollback import rollback_id
+from runtime.releases import rollback_id
 from runtime.server import find_running_server
 from tests.chaos.cluster import free_port
 from tests.chaos.kit import (
