@@ -27,6 +27,7 @@ def run_app(target: Target) -> int:
     from PySide6.QtWidgets import QApplication
 
     from desktop.desk import Desk
+    from desktop.gc_policy import GuiThreadCollector
 
     _configure_logging()
     app = QApplication.instance() or QApplication(sys.argv)
@@ -46,6 +47,8 @@ def run_app(target: Target) -> int:
 
     desk.start()
     QTimer.singleShot(0, _log_window_shown)
+    collector = GuiThreadCollector()
+    collector.start()
     try:
         with loop:
             loop.run_forever()  # until the last window closes or a signal quits
@@ -54,6 +57,7 @@ def run_app(target: Target) -> int:
             loop.run_until_complete(_cancel_leftovers())
     finally:
         # closing the loop (end of `with`) removed its signal handlers
+        collector.stop()
         sys.excepthook = previous_hook
         app.aboutToQuit.disconnect(desk.request_shutdown)
         asyncio.set_event_loop(None)
