@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 import qasync
 from PySide6.QtWidgets import QApplication
+
+from desktop.gc_policy import GuiThreadCollector
 
 # Read when pytest-qt creates the QApplication, which is after this runs.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -35,6 +38,10 @@ def qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
     quit_on_close = qapp.quitOnLastWindowClosed()
     qapp.setQuitOnLastWindowClosed(False)
     loop = qasync.QEventLoop(qapp)
+    # as in the app: garbage is collected on the GUI thread only (tests run workers in
+    # this process, and a collection on one of their threads can destroy Qt objects)
+    collector = GuiThreadCollector(freeze=False)
+    collector.start()
     try:
         yield loop
     finally:
@@ -45,6 +52,8 @@ def qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
         if pending:
             loop.run_until_complete(asyncio.wait(pending, timeout=30))
         loop.close()
+        collector.stop()
+        gc.collect()
         qapp.setQuitOnLastWindowClosed(quit_on_close)
 
 

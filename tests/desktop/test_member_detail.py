@@ -5,7 +5,6 @@ adjustments change the member, and a refused adjustment says why."""
 from __future__ import annotations
 
 import dataclasses
-import gc
 import os
 import re
 import uuid
@@ -50,21 +49,14 @@ async def desk_session(deployment: Deployment) -> AsyncIterator[Session]:
     target.data_dir.mkdir(parents=True, exist_ok=True)
     client = await connect(target)
     settings = dataclasses.replace(deployment.settings("1.0"), data_dir=target.data_dir)
-    # The app runs its worker in another process; here it shares ours, and a garbage
-    # collection started on one of its threads would destroy Qt objects off the GUI
-    # thread. So collection waits, and runs here, on the GUI thread.
-    gc.collect()
-    gc.disable()
-    try:
-        async with build_worker(client, settings):
-            await announce(client, settings)
-            session = Session(target=target, start_worker=False)
-            session.client = client
-            session.ui_url = UI
-            yield session
-    finally:
-        gc.enable()
-        gc.collect()
+    # the app runs its worker in another process; here it shares ours (the qloop
+    # fixture keeps garbage collection on the GUI thread)
+    async with build_worker(client, settings):
+        await announce(client, settings)
+        session = Session(target=target, start_worker=False)
+        session.client = client
+        session.ui_url = UI
+        yield session
 
 
 def unique(name: str) -> str:
