@@ -17,11 +17,17 @@ from typing import Any, TypeVar
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import ResetReapplyType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
-from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHistory
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowHistory,
+    WorkflowUpdateFailedError,
+)
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.history import (
+    Rebuild,
     Received,
     closed_at,
     next_run,
@@ -34,7 +40,7 @@ from activities.history import (
 from workflows.drill import drill_for
 from workflows.member import (
     SIGNAL_EVENTS,
-    Adjustment,
+    Decision,
     MemberWorkflow,
     member_workflow_id,
 )
@@ -171,22 +177,15 @@ class Plan:
         """The member as the current rules compute it from the anchor run's input."""
         start = run_input(self.anchor)
         snapshot = start.snapshot or MemberSnapshot(member_id=start.member_id)
-        book = MemberBook(_copy_snapshot(snapshot))
-        requests = set(start.requests or [])
+        rebuild = Rebuild(MemberBook(_copy_snapshot(snapshot)), start.requests or [])
         fresh = {id(item) for item in [*self.reapplied, *self.missing]}
         for item in [*self.kept, *self.reapplied, *self.missing]:
             # what the reset keeps is replayed as the build that first applied it did
             # (a drill build's damage included); the rest runs through current rules
-            book.drill = None if id(item) in fresh or not item.build else drill_for(item.build)
-            if item.kind == "event":
-                book.apply(item.payload, build_id="preview", received_at=_aware(item.at))
-            elif item.payload.request_id not in requests:
-                adjustment: Adjustment = item.payload
-                cause = f"{adjustment.reason} (by {adjustment.actor})"
-                if book.check_adjustment(adjustment.points, adjustment.reason) is None:
-                    book.adjust(adjustment.points, cause, _aware(item.at), "preview")
-                requests.add(adjustment.request_id)
-        return book
+            keep = id(item) not in fresh and item.build
+            rebuild.book.drill = drill_for(item.build) if keep and item.build else None
+            rebuild.apply(item, "preview")
+        return rebuild.book
 
 
 def _aware(moment: datetime) -> datetime:
@@ -423,7 +422,8 @@ async def heal_member(
 ) -> int:
     """Re-deliver what the member received since `anchor_run` started but its chain lacks
     (the server reapplies only along the reset's base chain). Idempotent: the member
-    ignores an event it already counted and an adjustment whose request id it knows."""
+    ignores an event it already counted, an adjustment whose request id it knows and a
+    decision on a proposal already decided."""
     steps = await plan(client, member_id, anchor_run, None, [replaced] if replaced else [])
     handle = client.get_workflow_handle(member_workflow_id(member_id))
     events = [item.payload for item in steps.missing if item.kind == "event"]
@@ -432,6 +432,13 @@ async def heal_member(
     for item in steps.missing:
         if item.kind == "adjust":
             await handle.execute_update(MemberWorkflow.adjust, item.payload)
+        elif item.kind == "approval" and item.payload.decision is not None:
+            # a person's approval; one by policy follows again from the agent re-run
+            decision: Decision = item.payload.decision
+            try:
+                await handle.execute_update("decide", decision)
+            except WorkflowUpdateFailedError:
+                pass  # decided already (the member applies a proposal once) or unknown
     return len(steps.missing)
 
 
