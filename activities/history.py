@@ -15,6 +15,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 
 from workflows.agent import SIGNAL_AGENT_RESULT
+from workflows.agent_io import AGENT_SETTINGS_ACTIVITY
 from workflows.agent_policy import AgentPolicy
 from workflows.member import SIGNAL_EVENT, SIGNAL_EVENTS, Adjustment, Decision, MemberInput
 from workflows.proposals import check_draft
@@ -195,12 +196,12 @@ class _Reader:
         yield Received("approval", approval, at, event.event_id)
 
     def _settings(self, event: HistoryEvent) -> None:
-        """The guardrails the member uses: the last agent_settings local activity result."""
+        """The guardrails the member uses: the last settings local activity result."""
         details = event.marker_recorded_event_attributes.details
         if event.marker_recorded_event_attributes.marker_name != LOCAL_ACTIVITY_MARKER:
             return
         data = _decode(details["data"].payloads) if "data" in details else None
-        if not isinstance(data, dict) or data.get("activity_type") != "agent_settings":
+        if not isinstance(data, dict) or data.get("activity_type") != AGENT_SETTINGS_ACTIVITY:
             return
         settings = _decode(details["result"].payloads) if "result" in details else None
         if isinstance(settings, dict):

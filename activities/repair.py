@@ -20,6 +20,7 @@ from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
+    WorkflowHandle,
     WorkflowHistory,
     WorkflowUpdateFailedError,
 )
@@ -55,6 +56,7 @@ from workflows.rules import MemberBook, MemberSnapshot
 
 MEMBER_QUERY = "WorkflowType = 'MemberWorkflow' AND ExecutionStatus = 'Running'"
 REDELIVER_CHUNK = 500
+AGENT_SETTLE_SECONDS = 60.0
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -461,6 +463,25 @@ async def latest_reset_run(
 # -- verify ----------------------------------------------------------------------------
 
 
+async def agent_settled(
+    handle: WorkflowHandle[Any, Any], timeout: float = AGENT_SETTLE_SECONDS
+) -> bool:
+    """Wait (bounded) until the member's agent has no run going or queued.
+
+    After a reset the agent re-runs the triggers the reset replayed, and what the
+    policy approves, or a person's reapplied approval waiting for that run, lands only
+    then; the history already holds it, so comparing earlier would report a mismatch
+    that is merely not there yet. False: still busy (e.g. paused by its budget)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        desk = (await handle.query(MemberWorkflow.agent))["agent"]
+        if desk["running"] is None and not desk["queued"]:
+            return True
+        if asyncio.get_running_loop().time() >= deadline:
+            return False
+        await asyncio.sleep(0.2)
+
+
 async def verify_member(
     client: Client,
     member_id: str,
@@ -472,6 +493,7 @@ async def verify_member(
     what the current rules compute from its history since the reset."""
     workflow_id = member_workflow_id(member_id)
     handle = client.get_workflow_handle(workflow_id)
+    await agent_settled(handle)
     live = _fields(await handle.execute_update(MemberWorkflow.sync))
     expected_now: dict[str, Any] | None = None
     if expected is not None and _fields(expected) == live:
