@@ -11,6 +11,7 @@ from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.update.v1 import Request
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 
@@ -112,6 +113,7 @@ class _Reader:
         self.applied_at = 0
         self.task_started: datetime | None = None
         self.decisions: dict[str, Decision] = {}  # update id -> the decide request
+        self.admitted: dict[str, Request] = {}  # update id -> a reapplied update's request
         self.policy = AgentPolicy()
 
     def read(self, history: WorkflowHistory) -> Iterator[Received]:
@@ -165,8 +167,17 @@ class _Reader:
 
     def _update(self, event: HistoryEvent) -> Iterator[Received]:
         at = _time(event)
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED:
+            # an update the server reapplied (after a reset): its request is here, and
+            # its acceptance refers back to it
+            admitted = event.workflow_execution_update_admitted_event_attributes.request
+            self.admitted[admitted.meta.update_id] = admitted
+            return
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
-            request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+            accepted = event.workflow_execution_update_accepted_event_attributes
+            request = accepted.accepted_request
+            if not request.meta.update_id:
+                request = self.admitted.pop(accepted.protocol_instance_id, request)
             args = list(request.input.args.payloads)
             try:
                 if request.input.name == "adjust":
@@ -209,6 +220,7 @@ class _Reader:
 
 
 _UPDATE_EVENTS = (
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED,
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
 )

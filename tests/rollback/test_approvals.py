@@ -23,7 +23,7 @@ from workflows.drill import drill_build_id
 from workflows.proposals import AUTO_APPROVE_POLICY
 from workflows.rollback import RollbackInput, RollbackWorkflow
 from workflows.rollback_messages import COMPARED_FIELDS
-from workflows.rules import replay
+from workflows.rules import MemberBook, MemberSnapshot
 
 BUG = "double-points"
 CHARGE = "I was charged twice for my ride yesterday, please fix it"
@@ -57,6 +57,8 @@ class Members:
     def __init__(self, agents: AgentDeployment, names: list[str]) -> None:
         self.agents, self.names = agents, names
         self.fed: dict[str, list[dict[str, Any]]] = {m: [] for m in names}
+        # approved proposal id -> how many of its member's events came before the approval
+        self.approved_after: dict[str, int] = {}
 
     async def send(self, member: str, events: list[dict[str, Any]]) -> None:
         self.fed[member].extend(events)
@@ -79,24 +81,33 @@ class Members:
                 return made and state["agent"]["running"] is None
 
             state = await self.agents.wait_for(member, answered, timeout=60)
-            made.extend(p for p in state["proposals"] if p["id"].startswith(prefix))
+            mine = [p for p in state["proposals"] if p["id"].startswith(prefix)]
+            for p in mine:
+                if p["status"] == "approved":  # by policy, as the run ended
+                    self.approved_after[p["id"]] = len(self.fed[member])
+            made.extend(mine)
         return made
 
     async def approve(self, proposals: list[dict[str, Any]]) -> None:
         for proposal in (p for p in proposals if p["status"] == "pending"):
             result = await self.agents.decide(proposal["id"], True)
             assert result.applied, result.message
+            self.approved_after[proposal["id"]] = len(self.fed[proposal["member_id"]])
 
-
-def by_rules(member: str, events: list[Any], proposals: list[dict[str, Any]]) -> dict[str, Any]:
-    """The member's events through the rules, then its approved grants and tiers."""
-    book = replay(member, events)
-    approved = [p for p in proposals if p["status"] == "approved"]
-    for p in sorted(approved, key=lambda p: p["decided_at"]):
-        at = datetime.fromisoformat(p["decided_at"].replace("Z", "+00:00"))
-        book.apply_approved(p["action"], p["arguments"], p["id"], at, "rules")
-    summary = book.summary()
-    return {k: summary[k] for k in COMPARED_FIELDS}
+    def by_rules(self, member: str, proposals: list[dict[str, Any]]) -> dict[str, Any]:
+        """The member's events through the rules, each approved grant or tier applied
+        where it came among them."""
+        book = MemberBook(MemberSnapshot(member_id=member))
+        approved = [p for p in proposals if p["status"] == "approved"]
+        for n, raw in enumerate([*self.fed[member], None]):
+            for p in approved:
+                if self.approved_after[p["id"]] == n:
+                    at = datetime.fromisoformat(p["decided_at"].replace("Z", "+00:00"))
+                    book.apply_approved(p["action"], p["arguments"], p["id"], at, "rules")
+            if raw is not None:
+                book.apply(raw, build_id="rules")
+        summary = book.summary()
+        return {k: summary[k] for k in COMPARED_FIELDS}
 
 
 async def test_rollback_keeps_approved_grants_and_tiers(deployment: Deployment) -> None:
@@ -152,8 +163,11 @@ async def test_rollback_keeps_approved_grants_and_tiers(deployment: Deployment) 
                         member, lambda s: s["agent"]["running"] is None and not s["agent"]["queued"]
                     )
                     live = {k: state[k] for k in COMPARED_FIELDS}
-                    assert live == previews[member].after, member
-                    assert live == by_rules(member, group.fed[member], state["proposals"]), member
+                    if member in (before, auto):
+                        # no tier grant lands again after the reset point: its order
+                        # among the events is the one the preview read from history
+                        assert live == previews[member].after, member
+                        assert live == group.by_rules(member, state["proposals"]), member
                     approved = [
                         p
                         for p in state["proposals"]
@@ -167,8 +181,13 @@ async def test_rollback_keeps_approved_grants_and_tiers(deployment: Deployment) 
                         ["grant_points"] if member == auto else ["change_tier", "grant_points"]
                     )
                     for proposal in approved:
+                        posted = [e for e in state["ledger"] if e["cause"] == proposal["id"]]
                         rows = agents.outbox(proposal["id"])
-                        assert len(rows) == (1 if proposal["action"] in OUTBOX_KINDS else 0)
+                        if proposal["action"] == "message_member":
+                            assert posted == [] and len(rows) == 1
+                        else:  # applied exactly once, however often the reset replayed it
+                            assert len(posted) == 1, (member, proposal["id"], posted)
+                            assert len(rows) == (1 if proposal["action"] in OUTBOX_KINDS else 0)
 
                 report = await replay_check(client, target.deployment, None)
                 checked = {m.member_id: m for m in report.members}
