@@ -44,6 +44,7 @@ from workflows.member import (
     Decision,
     MemberWorkflow,
     member_workflow_id,
+    trigger_key_of,
 )
 from workflows.rollback_messages import (
     COMPARED_FIELDS,
@@ -181,13 +182,29 @@ class Plan:
         snapshot = start.snapshot or MemberSnapshot(member_id=start.member_id)
         rebuild = Rebuild(MemberBook(_copy_snapshot(snapshot)), start.requests or [])
         fresh = {id(item) for item in [*self.reapplied, *self.missing]}
-        for item in [*self.kept, *self.reapplied, *self.missing]:
+        for item in [*self.kept, *self._after_reset(), *self.missing]:
             # what the reset keeps is replayed as the build that first applied it did
             # (a drill build's damage included); the rest runs through current rules
             keep = id(item) not in fresh and item.build
             rebuild.book.drill = drill_for(item.build) if keep and item.build else None
             rebuild.apply(item, "preview")
         return rebuild.book
+
+    def _after_reset(self) -> list[Received]:
+        """The reapplied items in the order the reset run applies them.
+
+        The server reapplies signals and updates, not the agent runs' results: the
+        member re-runs the agent for a trigger the reset replayed, after the reapplied
+        events, and only then does the policy approve again and a person's reapplied
+        approval (waiting for that run) apply."""
+        made = {i.payload.trigger_key for i in self.kept if i.kind == "agent"}
+
+        def waits(item: Received) -> bool:
+            if item.kind == "agent":
+                return True
+            return item.kind == "approval" and trigger_key_of(item.payload.proposal_id) not in made
+
+        return [i for i in self.reapplied if not waits(i)] + [i for i in self.reapplied if waits(i)]
 
 
 def _aware(moment: datetime) -> datetime:
