@@ -230,10 +230,12 @@ def _time(event: HistoryEvent) -> datetime:
     return event.event_time.ToDatetime().replace(tzinfo=None)
 
 
-def received(history: WorkflowHistory) -> Iterator[Received]:
+def received(history: WorkflowHistory, *, approvals: bool = False) -> Iterator[Received]:
     """What the run received, in the order the workflow applied it, each with the build
-    of the workflow task that applied it."""
-    return _Reader().read(history)
+    of the workflow task that applied it; with `approvals`, also the approved proposals
+    and agent results ("approval" and "agent" items) that rebuilding its state needs."""
+    items = _Reader().read(history)
+    return items if approvals else (i for i in items if i.kind in ("event", "adjust"))
 
 
 class Rebuild:

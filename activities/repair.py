@@ -251,7 +251,7 @@ async def plan(
     while base[-1] in successor and successor[base[-1]] not in base:
         base.append(successor[base[-1]])
 
-    anchor_items = list(received(anchor))
+    anchor_items = list(received(anchor, approvals=True))
     kept = [i for i in anchor_items if cut is None or i.event_id < cut]
     reapplied = [i for i in anchor_items if cut is not None and i.event_id >= cut]
     if cut is not None:
@@ -259,13 +259,13 @@ async def plan(
         # applied again by whichever build runs after the reset
         kept = [i if 0 < i.applied_at < cut else dataclasses.replace(i, build=None) for i in kept]
     for run_id in base[1:]:
-        reapplied.extend(received(runs[run_id]))
+        reapplied.extend(received(runs[run_id], approvals=True))
     known = {item.key() for item in [*kept, *reapplied]}
     missing: list[Received] = []
     for run_id, history in runs.items():
         if run_id in base:
             continue
-        for item in received(history):
+        for item in received(history, approvals=True):
             if _aware(item.at) >= since and item.key() not in known:
                 known.add(item.key())
                 missing.append(item)

@@ -118,7 +118,7 @@ async def check_member(
     )
     rebuild = Rebuild(book, start.requests or [])
     for history in chain:
-        for item in received(history):
+        for item in received(history, approvals=True):
             result.events += item.kind == "event"
             rebuild.apply(item, "candidate")
     handle = client.get_workflow_handle(workflow_id)
