@@ -4,28 +4,51 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.update.v1 import Request
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 
-from workflows.member import SIGNAL_EVENT, SIGNAL_EVENTS, Adjustment, MemberInput
+from workflows.agent import SIGNAL_AGENT_RESULT
+from workflows.agent_io import AGENT_SETTINGS_ACTIVITY
+from workflows.agent_policy import AgentPolicy
+from workflows.member import SIGNAL_EVENT, SIGNAL_EVENTS, Adjustment, Decision, MemberInput
+from workflows.proposals import check_draft
+from workflows.rules import MemberBook
 
 SIGNAL_NAMES = (SIGNAL_EVENT, SIGNAL_EVENTS)
+AGENT_WORKFLOW = "AgentTurnWorkflow"
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
 _converter = DataConverter.default.payload_converter
+
+
+@dataclass(frozen=True)
+class Approval:
+    """An approved proposal the member applied to its book (goodwill points, a tier).
+
+    `decision` is the person's request (None: approved by policy, from the agent
+    run's result); `decided_at` is the workflow time of the decision (ISO), when the
+    history says it."""
+
+    proposal_id: str
+    action: str
+    arguments: dict[str, Any]
+    decided_at: str | None = None
+    decision: Decision | None = None
 
 
 @dataclass(frozen=True)
 class Received:
     """One thing a member received: an event (by signal) or an adjustment (by update)."""
 
-    kind: str  # "event" or "adjust"
-    payload: Any  # the raw event, or the Adjustment
+    kind: str  # "event", "adjust" or "approval"
+    payload: Any  # the raw event, the Adjustment, or the Approval
     at: datetime  # when the server recorded it
     event_id: int = 0  # its position in the run's history
     build: str | None = None  # the build whose workflow task applied it (None: not yet)
@@ -36,9 +59,23 @@ class Received:
         return self.at.replace(tzinfo=UTC) if self.at.tzinfo is None else self.at
 
     def key(self) -> str:
-        """Identity across runs: reapplied copies of a signal have the same key."""
+        """Identity across runs: reapplied copies of a signal have the same key; an
+        approval is known by its proposal id (the member applies it once)."""
+        if isinstance(self.payload, Approval):
+            return self.kind + self.payload.proposal_id
         body = self.payload.__dict__ if isinstance(self.payload, Adjustment) else self.payload
         return self.kind + json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class AgentRun:
+    """An agent run's result as the member took it, with the guardrails then in force:
+    what the policy approved by itself follows from it (see `Rebuild`)."""
+
+    trigger_key: str
+    ok: bool
+    drafts: list[dict[str, Any]]
+    policy: AgentPolicy
 
 
 def _decode(payloads: Any) -> Any:
@@ -51,43 +88,215 @@ def _decode(payloads: Any) -> Any:
         return None
 
 
-def _received(event: HistoryEvent) -> Iterator[Received]:
-    at = event.event_time.ToDatetime().replace(tzinfo=None)
-    if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-        attrs = event.workflow_execution_signaled_event_attributes
-        if attrs.signal_name not in SIGNAL_NAMES:
-            return
-        value = _decode(attrs.input.payloads)
-        if attrs.signal_name == SIGNAL_EVENTS and isinstance(value, list):
-            for item in value:
-                yield Received("event", item, at, event.event_id)
-        else:
-            yield Received("event", value, at, event.event_id)
-    elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
-        request = event.workflow_execution_update_accepted_event_attributes.accepted_request
-        if request.input.name != "adjust":
-            return
-        try:
-            adjustment = _converter.from_payloads(list(request.input.args.payloads), [Adjustment])[
-                0
-            ]
-        except Exception:
-            return
-        yield Received("adjust", adjustment, at, event.event_id)
+def _agent_run(value: Any, policy: AgentPolicy) -> AgentRun | None:
+    if not isinstance(value, dict):
+        return None
+    status = value.get("status")
+    drafts = value.get("drafts") or []
+    # DeskState.finish: a failed run, or one out of budget before any call, makes nothing
+    ok = status not in ("model_error", "error") and not (
+        status == "budget" and not value.get("model_calls")
+    )
+    return AgentRun(str(value.get("trigger_key") or ""), ok, list(drafts), policy)
 
 
-def received(history: WorkflowHistory) -> Iterator[Received]:
-    """What the run received, each with the build of the workflow task that applied it."""
-    pending: list[Received] = []
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-            build = event.workflow_task_completed_event_attributes.deployment_version.build_id
-            for item in pending:
-                yield dataclasses.replace(item, build=build or None, applied_at=event.event_id)
-            pending = []
-        else:
-            pending.extend(_received(event))
-    yield from pending
+class _Reader:
+    """Walks one run's history, giving each item the workflow task that applied it.
+
+    Signals and agent results are applied by the next task to complete; an update is
+    accepted (and a decision completes) in events written after the completion of the
+    task that ran it, so those belong to the task before them."""
+
+    def __init__(self) -> None:
+        self.pending: list[Received] = []
+        self.build: str | None = None
+        self.applied_at = 0
+        self.task_started: datetime | None = None
+        self.decisions: dict[str, Decision] = {}  # update id -> the decide request
+        self.admitted: dict[str, Request] = {}  # update id -> a reapplied update's request
+        self.policy = AgentPolicy()
+
+    def read(self, history: WorkflowHistory) -> Iterator[Received]:
+        for event in history.events:
+            kind = event.event_type
+            if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+                self.task_started = _time(event)
+            elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                attrs = event.workflow_task_completed_event_attributes
+                self.build = attrs.deployment_version.build_id or None
+                self.applied_at = event.event_id
+                for item in self.pending:
+                    at = self.task_started if item.kind == "agent" and self.task_started else None
+                    yield dataclasses.replace(
+                        item, build=self.build, applied_at=self.applied_at, at=at or item.at
+                    )
+                self.pending = []
+            elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
+                self._settings(event)
+            elif kind in _UPDATE_EVENTS:
+                for item in self._update(event):
+                    yield dataclasses.replace(item, build=self.build, applied_at=self.applied_at)
+            else:
+                self.pending.extend(self._signal(event))
+        yield from self.pending
+
+    def _signal(self, event: HistoryEvent) -> Iterator[Received]:
+        at = _time(event)
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            attrs = event.workflow_execution_signaled_event_attributes
+            if attrs.signal_name == SIGNAL_AGENT_RESULT:
+                run = _agent_run(_decode(attrs.input.payloads), self.policy)
+                if run is not None:
+                    yield Received("agent", run, at, event.event_id)
+                return
+            if attrs.signal_name not in SIGNAL_NAMES:
+                return
+            value = _decode(attrs.input.payloads)
+            if attrs.signal_name == SIGNAL_EVENTS and isinstance(value, list):
+                for item in value:
+                    yield Received("event", item, at, event.event_id)
+            else:
+                yield Received("event", value, at, event.event_id)
+        elif event.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
+            child = event.child_workflow_execution_completed_event_attributes
+            if child.workflow_type.name != AGENT_WORKFLOW:
+                return
+            run = _agent_run(_decode(child.result.payloads), self.policy)
+            if run is not None:
+                yield Received("agent", run, at, event.event_id)
+
+    def _update(self, event: HistoryEvent) -> Iterator[Received]:
+        at = _time(event)
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED:
+            # an update the server reapplied (after a reset): its request is here, and
+            # its acceptance refers back to it
+            admitted = event.workflow_execution_update_admitted_event_attributes.request
+            self.admitted[admitted.meta.update_id] = admitted
+            return
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            accepted = event.workflow_execution_update_accepted_event_attributes
+            request = accepted.accepted_request
+            if not request.meta.update_id:
+                request = self.admitted.pop(accepted.protocol_instance_id, request)
+            args = list(request.input.args.payloads)
+            try:
+                if request.input.name == "adjust":
+                    adjustment = _converter.from_payloads(args, [Adjustment])[0]
+                    yield Received("adjust", adjustment, at, event.event_id)
+                elif request.input.name == "decide":
+                    decision = _converter.from_payloads(args, [Decision])[0]
+                    self.decisions[request.meta.update_id] = decision
+            except Exception:
+                return
+            return
+        attrs = event.workflow_execution_update_completed_event_attributes
+        decision = self.decisions.pop(attrs.meta.update_id, None)
+        if decision is None or not attrs.outcome.HasField("success"):
+            return
+        result = _decode(attrs.outcome.success.payloads)
+        # applied to the book: the workflow recorded the ledger entry it posted
+        if not isinstance(result, dict) or result.get("ledger_seq") is None:
+            return
+        approval = Approval(
+            result["proposal_id"],
+            result.get("action") or "",
+            dict(result.get("arguments") or {}),
+            result.get("decided_at"),
+            decision,
+        )
+        yield Received("approval", approval, at, event.event_id)
+
+    def _settings(self, event: HistoryEvent) -> None:
+        """The guardrails the member uses: the last settings local activity result."""
+        details = event.marker_recorded_event_attributes.details
+        if event.marker_recorded_event_attributes.marker_name != LOCAL_ACTIVITY_MARKER:
+            return
+        data = _decode(details["data"].payloads) if "data" in details else None
+        if not isinstance(data, dict) or data.get("activity_type") != AGENT_SETTINGS_ACTIVITY:
+            return
+        settings = _decode(details["result"].payloads) if "result" in details else None
+        if isinstance(settings, dict):
+            self.policy = AgentPolicy.from_dict(settings.get("policy"))
+
+
+_UPDATE_EVENTS = (
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
+)
+
+
+def _time(event: HistoryEvent) -> datetime:
+    return event.event_time.ToDatetime().replace(tzinfo=None)
+
+
+def received(history: WorkflowHistory, *, approvals: bool = False) -> Iterator[Received]:
+    """What the run received, in the order the workflow applied it, each with the build
+    of the workflow task that applied it; with `approvals`, also the approved proposals
+    and agent results ("approval" and "agent" items) that rebuilding its state needs."""
+    items = _Reader().read(history)
+    return items if approvals else (i for i in items if i.kind in ("event", "adjust"))
+
+
+class Rebuild:
+    """A member's book rebuilt from what it received, applied as the member workflow
+    applies it: events by the rules, an adjustment once per request id, an approved
+    proposal once per proposal id (by a person's decision, or by policy from the
+    agent run's result)."""
+
+    def __init__(self, book: MemberBook, requests: Iterable[str] = ()) -> None:
+        self.book = book
+        self.requests = set(requests)
+        self.proposals: set[str] = set()  # approved
+        self.created: set[str] = set()  # made from an agent run's drafts
+
+    def apply(self, item: Received, build_id: str) -> None:
+        book, at = self.book, _aware(item.at)
+        if item.kind == "event":
+            book.apply(item.payload, build_id=build_id, received_at=at)
+        elif item.kind == "adjust":
+            adjustment: Adjustment = item.payload
+            if adjustment.request_id in self.requests:
+                return
+            self.requests.add(adjustment.request_id)
+            cause = f"{adjustment.reason} (by {adjustment.actor})"
+            if book.check_adjustment(adjustment.points, adjustment.reason) is None:
+                book.adjust(adjustment.points, cause, at, build_id)
+        elif item.kind == "approval":
+            approval: Approval = item.payload
+            when = datetime.fromisoformat(approval.decided_at) if approval.decided_at else at
+            self._approve(approval.proposal_id, approval.action, approval.arguments, when, build_id)
+        elif item.kind == "agent":
+            self._auto_approve(item.payload, at, build_id)
+
+    def _approve(
+        self, proposal_id: str, action: str, args: dict[str, Any], at: datetime, build_id: str
+    ) -> None:
+        if proposal_id in self.proposals:
+            return
+        self.proposals.add(proposal_id)
+        self.book.apply_approved(action, args, proposal_id, _aware(at), build_id)
+
+    def _auto_approve(self, run: AgentRun, at: datetime, build_id: str) -> None:
+        """ProposalBook.create then auto_approvable, as MemberWorkflow._take_result does."""
+        if not run.ok:
+            return
+        policy = run.policy
+        limit = min(policy.auto_approve_max_points, policy.points_cap)
+        for index, draft in enumerate(run.drafts[: policy.max_proposals_per_run]):
+            proposal_id = f"{self.book.member_id}:{run.trigger_key}:{index}"
+            if proposal_id in self.created:
+                continue  # a re-run of the same trigger makes no proposal twice
+            self.created.add(proposal_id)
+            args, refused = check_draft(draft, policy, tier=self.book.s.tier)
+            if refused or draft.get("action") != "grant_points":
+                continue
+            if 0 < args["points"] <= limit:
+                self._approve(proposal_id, "grant_points", args, at, build_id)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def received_events(history: WorkflowHistory) -> Iterator[Any]:

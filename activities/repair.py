@@ -17,11 +17,18 @@ from typing import Any, TypeVar
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import ResetReapplyType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
-from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHistory
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowHandle,
+    WorkflowHistory,
+    WorkflowUpdateFailedError,
+)
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.history import (
+    Rebuild,
     Received,
     closed_at,
     next_run,
@@ -34,9 +41,10 @@ from activities.history import (
 from workflows.drill import drill_for
 from workflows.member import (
     SIGNAL_EVENTS,
-    Adjustment,
+    Decision,
     MemberWorkflow,
     member_workflow_id,
+    trigger_key_of,
 )
 from workflows.rollback_messages import (
     COMPARED_FIELDS,
@@ -49,6 +57,7 @@ from workflows.rules import MemberBook, MemberSnapshot
 
 MEMBER_QUERY = "WorkflowType = 'MemberWorkflow' AND ExecutionStatus = 'Running'"
 REDELIVER_CHUNK = 500
+AGENT_SETTLE_SECONDS = 60.0
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -171,22 +180,31 @@ class Plan:
         """The member as the current rules compute it from the anchor run's input."""
         start = run_input(self.anchor)
         snapshot = start.snapshot or MemberSnapshot(member_id=start.member_id)
-        book = MemberBook(_copy_snapshot(snapshot))
-        requests = set(start.requests or [])
+        rebuild = Rebuild(MemberBook(_copy_snapshot(snapshot)), start.requests or [])
         fresh = {id(item) for item in [*self.reapplied, *self.missing]}
-        for item in [*self.kept, *self.reapplied, *self.missing]:
+        for item in [*self.kept, *self._after_reset(), *self.missing]:
             # what the reset keeps is replayed as the build that first applied it did
             # (a drill build's damage included); the rest runs through current rules
-            book.drill = None if id(item) in fresh or not item.build else drill_for(item.build)
-            if item.kind == "event":
-                book.apply(item.payload, build_id="preview", received_at=_aware(item.at))
-            elif item.payload.request_id not in requests:
-                adjustment: Adjustment = item.payload
-                cause = f"{adjustment.reason} (by {adjustment.actor})"
-                if book.check_adjustment(adjustment.points, adjustment.reason) is None:
-                    book.adjust(adjustment.points, cause, _aware(item.at), "preview")
-                requests.add(adjustment.request_id)
-        return book
+            keep = id(item) not in fresh and item.build
+            rebuild.book.drill = drill_for(item.build) if keep and item.build else None
+            rebuild.apply(item, "preview")
+        return rebuild.book
+
+    def _after_reset(self) -> list[Received]:
+        """The reapplied items in the order the reset run applies them.
+
+        The server reapplies signals and updates, not the agent runs' results: the
+        member re-runs the agent for a trigger the reset replayed, after the reapplied
+        events, and only then does the policy approve again and a person's reapplied
+        approval (waiting for that run) apply."""
+        made = {i.payload.trigger_key for i in self.kept if i.kind == "agent"}
+
+        def waits(item: Received) -> bool:
+            if item.kind == "agent":
+                return True
+            return item.kind == "approval" and trigger_key_of(item.payload.proposal_id) not in made
+
+        return [i for i in self.reapplied if not waits(i)] + [i for i in self.reapplied if waits(i)]
 
 
 def _aware(moment: datetime) -> datetime:
@@ -233,7 +251,7 @@ async def plan(
     while base[-1] in successor and successor[base[-1]] not in base:
         base.append(successor[base[-1]])
 
-    anchor_items = list(received(anchor))
+    anchor_items = list(received(anchor, approvals=True))
     kept = [i for i in anchor_items if cut is None or i.event_id < cut]
     reapplied = [i for i in anchor_items if cut is not None and i.event_id >= cut]
     if cut is not None:
@@ -241,13 +259,13 @@ async def plan(
         # applied again by whichever build runs after the reset
         kept = [i if 0 < i.applied_at < cut else dataclasses.replace(i, build=None) for i in kept]
     for run_id in base[1:]:
-        reapplied.extend(received(runs[run_id]))
+        reapplied.extend(received(runs[run_id], approvals=True))
     known = {item.key() for item in [*kept, *reapplied]}
     missing: list[Received] = []
     for run_id, history in runs.items():
         if run_id in base:
             continue
-        for item in received(history):
+        for item in received(history, approvals=True):
             if _aware(item.at) >= since and item.key() not in known:
                 known.add(item.key())
                 missing.append(item)
@@ -423,7 +441,8 @@ async def heal_member(
 ) -> int:
     """Re-deliver what the member received since `anchor_run` started but its chain lacks
     (the server reapplies only along the reset's base chain). Idempotent: the member
-    ignores an event it already counted and an adjustment whose request id it knows."""
+    ignores an event it already counted, an adjustment whose request id it knows and a
+    decision on a proposal already decided."""
     steps = await plan(client, member_id, anchor_run, None, [replaced] if replaced else [])
     handle = client.get_workflow_handle(member_workflow_id(member_id))
     events = [item.payload for item in steps.missing if item.kind == "event"]
@@ -432,6 +451,13 @@ async def heal_member(
     for item in steps.missing:
         if item.kind == "adjust":
             await handle.execute_update(MemberWorkflow.adjust, item.payload)
+        elif item.kind == "approval" and item.payload.decision is not None:
+            # a person's approval; one by policy follows again from the agent re-run
+            decision: Decision = item.payload.decision
+            try:
+                await handle.execute_update("decide", decision)
+            except WorkflowUpdateFailedError:
+                pass  # decided already (the member applies a proposal once) or unknown
     return len(steps.missing)
 
 
@@ -454,6 +480,25 @@ async def latest_reset_run(
 # -- verify ----------------------------------------------------------------------------
 
 
+async def agent_settled(
+    handle: WorkflowHandle[Any, Any], timeout: float = AGENT_SETTLE_SECONDS
+) -> bool:
+    """Wait (bounded) until the member's agent has no run going or queued.
+
+    After a reset the agent re-runs the triggers the reset replayed, and what the
+    policy approves, or a person's reapplied approval waiting for that run, lands only
+    then; the history already holds it, so comparing earlier would report a mismatch
+    that is merely not there yet. False: still busy (e.g. paused by its budget)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        desk = (await handle.query(MemberWorkflow.agent))["agent"]
+        if desk["running"] is None and not desk["queued"]:
+            return True
+        if asyncio.get_running_loop().time() >= deadline:
+            return False
+        await asyncio.sleep(0.2)
+
+
 async def verify_member(
     client: Client,
     member_id: str,
@@ -465,6 +510,7 @@ async def verify_member(
     what the current rules compute from its history since the reset."""
     workflow_id = member_workflow_id(member_id)
     handle = client.get_workflow_handle(workflow_id)
+    await agent_settled(handle)
     live = _fields(await handle.execute_update(MemberWorkflow.sync))
     expected_now: dict[str, Any] | None = None
     if expected is not None and _fields(expected) == live:

@@ -17,7 +17,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
-from activities.history import chain_histories, received, run_input
+from activities.history import Rebuild, chain_histories, received, run_input
 from activities.repair import bounded
 from runtime import deployment
 from runtime.members import deployment_query, list_members
@@ -116,16 +116,11 @@ async def check_member(
     book = MemberBook(
         start.snapshot or MemberSnapshot(member_id=member_id), drill=drill.rules_bug(bug)
     )
-    requests: set[str] = set(start.requests or [])
+    rebuild = Rebuild(book, start.requests or [])
     for history in chain:
-        for item in received(history):
-            if item.kind == "event":
-                result.events += 1
-                book.apply(item.payload, build_id="candidate", received_at=item.at_utc)
-            elif item.payload.request_id not in requests:
-                requests.add(item.payload.request_id)
-                if book.check_adjustment(item.payload.points, item.payload.reason) is None:
-                    book.adjust(item.payload.points, item.payload.reason, item.at_utc, "candidate")
+        for item in received(history, approvals=True):
+            result.events += item.kind == "event"
+            rebuild.apply(item, "candidate")
     handle = client.get_workflow_handle(workflow_id)
     try:
         live = await handle.query(MemberWorkflow.state)
