@@ -8,6 +8,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
+from temporalio.api.enums.v1 import RoutingConfigUpdateState
 from temporalio.api.workflowservice.v1 import (
     DescribeWorkerDeploymentRequest,
     SetWorkerDeploymentCurrentVersionRequest,
@@ -116,6 +117,7 @@ async def set_current(
             identity=identity(),
         )
     )
+    await wait_routed(client, deployment)
 
 
 async def set_ramping(
@@ -134,6 +136,24 @@ async def set_ramping(
             identity=identity(),
         )
     )
+    await wait_routed(client, deployment)
+
+
+async def wait_routed(client: Client, deployment: str, timeout: float = 10.0) -> bool:
+    """Wait until the server has propagated a routing change to the task queues, so the
+    next workflow task already goes to the new version (until then some still went to
+    the old one). False if it did not say so within `timeout`: routing still converges."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await client.workflow_service.describe_worker_deployment(
+            DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=deployment)
+        )
+        state = response.worker_deployment_info.routing_config_update_state
+        if state != RoutingConfigUpdateState.ROUTING_CONFIG_UPDATE_STATE_IN_PROGRESS:
+            return True  # completed, or a server that does not report it
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.25)
 
 
 async def make_current_if_none(
