@@ -8,15 +8,17 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import keyring
 import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from runtime import secrets
 from runtime.connect import Target
 from runtime.worker import WorkerSettings, announce, build_worker
 from workflows import search_attributes as sa
@@ -100,3 +102,22 @@ async def eventually(check, timeout: float = 10.0, interval: float = 0.1):  # ty
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+@pytest.fixture
+def real_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The OS keyring with a service name of this test's own (emptied afterwards)."""
+    backend = keyring.get_keyring()
+    if not secrets.usable(backend):
+        pytest.fail(
+            f"no real keyring backend ({secrets.backend_name(backend)}): run the tests with "
+            "`python -m runtime.testenv pytest ...` (D-Bus session + gnome-keyring)"
+        )
+    service = f"loyalty-desk-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv(secrets.SERVICE_ENV, service)
+    yield service
+    for name in secrets.KNOWN:
+        try:
+            keyring.delete_password(service, name)
+        except Exception:
+            pass

@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import keyring
 import pytest
 from agents import Model
 from temporalio.client import WorkflowHandle
@@ -22,7 +21,7 @@ from temporalio.openai_agents import ModelActivityParameters
 
 from activities.model_provider import LoyaltyModelProvider
 from activities.outbox import Outbox, outbox_path
-from runtime import agent_config, secrets
+from runtime import agent_config
 from runtime.feed import send_member, wait_applied
 from runtime.worker import announce, build_worker
 from tests.agent.fake_openai import FakeOpenAI, serve
@@ -192,24 +191,6 @@ def fake_openai() -> Iterator[FakeOpenAI]:
     """A local OpenAI-compatible server (see tests/agent/fake_openai.py)."""
     with serve() as server:
         yield server
-
-
-@pytest.fixture
-def real_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A real OS keyring and a service name of this test's own (deleted afterwards)."""
-    backend = keyring.get_keyring()
-    if not secrets.usable(backend):
-        pytest.fail(
-            f"no real keyring backend ({secrets.backend_name(backend)}): run the tests with "
-            "`python -m runtime.testenv pytest ...` (D-Bus session + gnome-keyring)"
-        )
-    service = f"loyalty-desk-test-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv(secrets.SERVICE_ENV, service)
-    yield service
-    try:
-        keyring.delete_password(service, "openai")
-    except Exception:
-        pass
 
 
 def sentinel() -> str:

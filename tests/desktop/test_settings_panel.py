@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import keyring
-import pytest
 from keyring.backends import fail
 from PySide6.QtCore import Qt
 
@@ -18,25 +16,6 @@ from desktop.session import Session
 from desktop.settings_panel import SettingsPanel
 from runtime import agent_config, secrets
 from runtime.connect import Target, resolve_target
-
-
-@pytest.fixture
-def real_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The OS keyring with a service name of this test's own (emptied afterwards)."""
-    backend = keyring.get_keyring()
-    if not secrets.usable(backend):
-        pytest.fail(
-            f"no real keyring backend ({secrets.backend_name(backend)}): run the tests with "
-            "`python -m runtime.testenv pytest ...` (D-Bus session + gnome-keyring)"
-        )
-    service = f"loyalty-desk-test-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv(secrets.SERVICE_ENV, service)
-    yield service
-    for name in secrets.KNOWN:
-        try:
-            keyring.delete_password(service, name)
-        except Exception:
-            pass
 
 
 def make_panel(qtbot: Any, data_dir: Path) -> SettingsPanel:
