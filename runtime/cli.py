@@ -165,6 +165,12 @@ async def _member(args: argparse.Namespace) -> int:
         f"  events processed {state['events_processed']}, rejected {state['events_rejected']}, "
         f"duplicates ignored {state['duplicates_ignored']}, run {state['runs']}",
     ]
+    grant = state.get("tier_override")
+    if grant:
+        text.append(
+            f"  tier granted: {grant['tier']} ({grant['bound']}) from {grant['granted_at']} "
+            f"until {grant['until']}, by {grant['cause']}"
+        )
     text += [
         f"  #{e['seq']} {e['at']} {e['kind']:<10} {e['delta']:+7d} -> {e['balance']:>7d}  "
         f"{e['cause']} [{e['build']}]"

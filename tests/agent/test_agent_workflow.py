@@ -21,6 +21,7 @@ from activities.offline_model import OfflineRulesModel
 from runtime.worker import sandbox_runner
 from tests.agent.conftest import CHARGE, INJECTION, AgentDeployment, new_member, ticket, trip
 from tests.conftest import eventually
+from tests.runtime.test_cli import cli
 from workflows import search_attributes as sa
 from workflows.member import MemberWorkflow, member_workflow_id
 
@@ -460,6 +461,11 @@ async def test_approved_tier_change_moves_the_tier_once_and_survives_continue_as
             "floor",
             change["id"],
         )
+        # and `loyalty-desk member` says so
+        code, out, err = await cli(agents.deployment, "member", member)
+        assert code == 0, err
+        assert f"tier granted: Gold (floor) from {granted['granted_at']}" in out
+        assert f"by {change['id']}" in out
         assert granted["granted_at"] == result.decided_at
         entry = state["ledger"][-1]
         assert (entry["kind"], entry["cause"], entry["delta"]) == ("tier", change["id"], 0)
