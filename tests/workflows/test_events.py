@@ -507,11 +507,28 @@ def test_valid_member_id_refuses_trailing_newline(member: str) -> None:
     assert not valid_member_id(member)
 
 
-@given(st.text(st.characters(exclude_categories=()), max_size=300))
+@given(st.text(st.characters(exclude_categories=("Cs",)), max_size=300))
 @SETTINGS
-def test_any_ticket_text(text: str) -> None:
+def test_any_valid_unicode_ticket_text(text: str) -> None:
     event = accepted({**T, "text": text})
     assert event.text == text
+
+
+@given(
+    st.text(max_size=50),
+    st.characters(categories=("Cs",)),
+    st.text(max_size=50),
+)
+@SETTINGS
+def test_ticket_text_with_a_lone_surrogate_is_rejected_with_its_position(
+    before: str, surrogate: str, after: str
+) -> None:
+    # such text cannot be encoded as UTF-8 (for the agent's prompt), so it never counts
+    text = before + surrogate + after
+    first = next(i for i, c in enumerate(text) if "\ud800" <= c <= "\udfff")
+    assert rejected({**T, "text": text}) == (
+        f"text is not valid Unicode (a lone surrogate at character {first})"
+    )
 
 
 # -- MemberBook.apply never raises ---------------------------------------------
