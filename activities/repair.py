@@ -113,8 +113,9 @@ def damage_of(description: WorkflowExecutionDescription, bad_build: str) -> Dama
     damage = Damage(_member_id(description.id), description.run_id, point)
     if point.expires_at and datetime.fromisoformat(point.expires_at) <= datetime.now(UTC):
         damage.problem = f"reset point expired on {point.expires_at[:10]} (namespace retention)"
-    elif not point.resettable:
-        damage.problem = "the server marks the reset point as not resettable"
+    # `resettable` false (an agent run, a child workflow, was pending at that task) is no
+    # reason to skip: the server resets with pending children and reconnects them; what
+    # it still refuses comes back from the reset itself (see `reset_member`)
     return damage
 
 
@@ -373,6 +374,10 @@ async def preview_member(client: Client, damage: Damage) -> MemberPreview:
 # -- reset -----------------------------------------------------------------------------
 
 
+# the server's answers that retrying cannot change (anything else is retried)
+REFUSED = (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION)
+
+
 async def reset_member(
     client: Client,
     member_id: str,
@@ -405,19 +410,27 @@ async def reset_member(
         return ResetOutcome(member_id, "already-repaired", anchor, redelivered=healed)
     if damage.problem:
         return ResetOutcome(member_id, "not-repairable", message=damage.problem)
-    response = await client.workflow_service.reset_workflow_execution(
-        ResetWorkflowExecutionRequest(
-            namespace=client.namespace,
-            workflow_execution=WorkflowExecution(
-                workflow_id=workflow_id, run_id=damage.point.run_id
-            ),
-            reason=reason,
-            workflow_task_finish_event_id=damage.point.event_id,
-            request_id=request_id,
-            reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_ALL_ELIGIBLE,
-            identity=identity,
+    try:
+        response = await client.workflow_service.reset_workflow_execution(
+            ResetWorkflowExecutionRequest(
+                namespace=client.namespace,
+                workflow_execution=WorkflowExecution(
+                    workflow_id=workflow_id, run_id=damage.point.run_id
+                ),
+                reason=reason,
+                workflow_task_finish_event_id=damage.point.event_id,
+                request_id=request_id,
+                reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_ALL_ELIGIBLE,
+                identity=identity,
+            )
         )
-    )
+    except RPCError as error:
+        if error.status not in REFUSED:
+            raise
+        # e.g. a signal to another workflow pending at that task: nothing changed
+        return ResetOutcome(
+            member_id, "not-repairable", message=f"the server refuses the reset: {error.message}"
+        )
     clean = clean_run is not None and clean_run == description.run_id
     healed = (
         0 if clean else await heal_member(client, member_id, response.run_id, description.run_id)

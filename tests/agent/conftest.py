@@ -100,11 +100,15 @@ class AgentDeployment:
         self,
         build_id: str = "1.0",
         *,
+        drill: str | None = None,
         model: Model | None = None,
         model_activity: ModelActivityParameters | None = None,
     ) -> AsyncIterator[None]:
-        """The worker as the app builds it; with `model`, that model and fast retries."""
-        settings = dataclasses.replace(self.deployment.settings(build_id), data_dir=self.data_dir)
+        """The worker as the app builds it (a drill build with `drill`); with `model`, that
+        model and fast retries."""
+        settings = dataclasses.replace(
+            self.deployment.settings(build_id, drill), data_dir=self.data_dir
+        )
         provider = None
         if model is not None:
             provider = LoyaltyModelProvider(agent_config.load(self.data_dir), model=model)
