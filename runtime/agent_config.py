@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from activities.model_provider import APIS, PROVIDERS, ModelConfig
+from runtime import temporal_settings
 from workflows.agent_policy import AgentPolicy
 
-SETTINGS_FILE = "settings.json"
+SETTINGS_FILE = temporal_settings.SETTINGS_FILE
 MODEL_KEYS = ("provider", "model", "base_url", "api", "input_usd_per_mtok", "output_usd_per_mtok")
 _SECRET_WORDS = ("key", "token", "secret", "password")
 
@@ -35,16 +36,10 @@ def settings_path(data_dir: Path) -> Path:
 
 
 def load_raw(data_dir: Path) -> dict[str, Any]:
-    path = settings_path(data_dir)
-    if not path.exists():
-        return {}
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise SettingsError(f"{path} is not readable JSON: {error}") from None
-    if not isinstance(raw, dict):
-        raise SettingsError(f"{path} must hold a JSON object")
-    return raw
+        return temporal_settings.read_raw(data_dir)
+    except temporal_settings.TemporalSettingsError as error:
+        raise SettingsError(str(error)) from None
 
 
 def model_config(raw: dict[str, Any]) -> ModelConfig:

@@ -53,15 +53,14 @@ def _progress_text(p: Any) -> str:
 
 
 async def _rollback(args: argparse.Namespace) -> int:
-    from temporalio.client import WorkflowExecutionStatus
     from temporalio.service import RPCError, RPCStatusCode
 
-    from runtime import audit, deployment
+    from runtime import audit, deployment, releases
     from runtime.connect import connect
     from runtime.members import deployment_query
     from runtime.releases import preview_rollback as _preview
     from runtime.releases import rollback_id
-    from workflows.rollback import RollbackInput, RollbackWorkflow
+    from workflows.rollback import RollbackWorkflow
 
     target = target_of(args)
     client = await connect(target)
@@ -100,9 +99,7 @@ async def _rollback(args: argparse.Namespace) -> int:
         raise CliError("choose --dry-run (preview) or --execute (repair)")
     if not args.reason:
         raise CliError("a rollback needs --reason")
-    info = await deployment.describe(client, target.deployment)
-    if info and info.current == build:
-        raise CliError(f"build {build} is still current: make the fixed build current first")
+    await releases.check_rollback(client, target, build, args.reason)  # before the preview
     started = time.perf_counter()
     expected: dict[str, dict[str, Any]] = {}
     clean: dict[str, str] = {}
@@ -112,39 +109,16 @@ async def _rollback(args: argparse.Namespace) -> int:
         preview_s = time.perf_counter() - started
         expected = {r["member_id"]: r["after"] for r in report["members"] if not r["problem"]}
         clean = {r["member_id"]: r["clean_run"] for r in report["members"] if r["clean_run"]}
-    await audit.record(
+    handle = await releases.start_rollback(
         client,
         target,
-        "rollback.start",
+        build,
         reason=args.reason,
-        subject=build,
-        details={"members": len(expected), "query": args.query},
-    )
-    try:
-        description = await client.get_workflow_handle(rollback_id(build)).describe()
-        if description.status == WorkflowExecutionStatus.RUNNING:
-            raise CliError(
-                f"a rollback of {build} is already running: see `rollback {build} --status`"
-            )
-    except RPCError as error:
-        if error.status != RPCStatusCode.NOT_FOUND:
-            raise
-    from runtime.deployment import identity
-
-    handle = await client.start_workflow(
-        RollbackWorkflow.run,
-        RollbackInput(
-            bad_build=build,
-            reason=args.reason,
-            actor=identity(),
-            rate_per_second=args.rate,
-            concurrency=args.concurrency,
-            query=query,
-            expected=expected,
-            clean=clean,
-        ),
-        id=rollback_id(build),
-        task_queue=target.task_queue,
+        expected=expected,
+        clean=clean,
+        rate_per_second=args.rate,
+        concurrency=args.concurrency,
+        query=query,
     )
     if args.no_wait:
         emit(

@@ -35,7 +35,7 @@ ROLLBACK_QUERY = "WorkflowType = 'RollbackWorkflow'"
 _drill_override = asyncio.Lock()
 
 
-class ReleaseError(RuntimeError):
+class ReleaseError(ValueError):
     """An operator request that cannot be done; the message is one line for people."""
 
 
@@ -202,13 +202,7 @@ async def start_rollback(
     query: str | None = None,
 ) -> WorkflowHandle[Any, RollbackProgress]:
     """Start the durable rollback of `build`, after the checks an operator would want."""
-    if not reason or not reason.strip():
-        raise ReleaseError("a rollback needs a reason")
-    info = await patiently(deployment.describe, client, target.deployment)
-    if info and info.current == build:
-        raise ReleaseError(f"build {build} is still current: make the fixed build current first")
-    if await rollback_running(client, build):
-        raise ReleaseError(f"a rollback of {build} is already running")
+    await check_rollback(client, target, build, reason)
     await audit.record(
         client,
         target,
@@ -232,6 +226,17 @@ async def start_rollback(
         id=rollback_id(build),
         task_queue=target.task_queue,
     )
+
+
+async def check_rollback(client: Client, target: Target, build: str, reason: str) -> None:
+    """Why a rollback of `build` cannot start now (ReleaseError), or nothing."""
+    if not reason or not reason.strip():
+        raise ReleaseError("a rollback needs a reason")
+    info = await patiently(deployment.describe, client, target.deployment)
+    if info and info.current == build:
+        raise ReleaseError(f"build {build} is still current: make the fixed build current first")
+    if await rollback_running(client, build):
+        raise ReleaseError(f"a rollback of {build} is already running")
 
 
 async def rollback_running(client: Client, build: str) -> bool:
