@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL_MS = 2000
-_COLUMN_WIDTHS = (90, 100, 170, 220, 130)  # after the member column, which stretches
+_COLUMN_WIDTHS = (90, 100, 170, 250, 130)  # after the member column, which stretches
 
 
 class MembersPanel(QWidget):
@@ -227,6 +227,12 @@ class MembersPanel(QWidget):
             text = _members(total)
         if loader and loader.query:
             text += f" matching {loader.query}"
+        elif loader and not loaded and total == 0:
+            # a new install: say where members come from
+            text = (
+                "No members yet: they appear with their first event. Try "
+                "Simulate traffic…, or feed events with `loyalty-desk feed`."
+            )
         self.count_label.setText(text)
 
     def _show_query_error(self, error: Exception) -> bool:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QDialog,
@@ -212,6 +213,12 @@ class SimulateDialog(QDialog):
     def stop(self) -> list[asyncio.Task[Any]]:
         """Cancel a run in progress (the window closes); returns it to await."""
         return cancel_slot_tasks(self)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Opened again: the last run's outcome is in the status bar, not here."""
+        if not self.running:
+            self.message.setText(self.plan().problem() or "")
+        super().showEvent(event)
 
     def reject(self) -> None:
         """Escape or the close box: a run in progress is cancelled with the dialog."""
