@@ -274,7 +274,13 @@ class ApprovalsPanel(QWidget):
             self._record(pid, False, f"could not {verb} {member}'s {action}: {error}", details)
             self.refresh()  # most refusals mean the queue is stale (decided elsewhere)
             return
-        self._record(pid, True, f"{member}: {action} {what} — {result.message}", details)
+        self._record(
+            pid,
+            True,
+            f"{member}: {action} {what} — {result.message}",
+            details,
+            status=f"{member}: {action} — {result.message}",  # fits beside the server's
+        )
         self.model.remove_key(pid)
         self.select_row(row)
         self._update_count()
@@ -347,8 +353,11 @@ class ApprovalsPanel(QWidget):
         self._update_count()
         await self.refresh()
 
-    def _record(self, key: str, ok: bool, text: str, details: str = "") -> None:
-        """A decision's outcome: at the top of the results list and in the status bar."""
+    def _record(
+        self, key: str, ok: bool, text: str, details: str = "", status: str | None = None
+    ) -> None:
+        """A decision's outcome: at the top of the results list and in the status bar
+        (`status`, when shorter words suit it)."""
         item = QListWidgetItem(("✓ " if ok else "✗ ") + text)
         if details:
             item.setToolTip(details)
@@ -357,7 +366,7 @@ class ApprovalsPanel(QWidget):
         self.results.insertItem(0, item)
         log.info("decision: %s", text)
         self.decided.emit(key, ok, text)
-        self._post(text)
+        self._post(status or text)
 
     def _post(self, text: str) -> None:
         self.status_posted.emit(text)

@@ -230,8 +230,8 @@ class MembersPanel(QWidget):
         elif loader and not loaded and total == 0:
             # a new install: say where members come from
             text = (
-                "No members yet: they appear with their first event. Try "
-                "Simulate traffic…, or feed events with `loyalty-desk feed`."
+                "No members yet: a member appears with its first event. Click "
+                "Simulate traffic…, or send events with loyalty-desk feed."
             )
         self.count_label.setText(text)
 

@@ -13,7 +13,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSplitter,
     QTableView,
     QTabWidget,
     QVBoxLayout,
@@ -55,7 +56,8 @@ REFRESH_INTERVAL_MS = 5_000
 # for about a second at the first preview or replay check
 HEAVY_MODULES = ("runtime.releases", "activities.repair", "runtime.replay_check")
 NO_DRILL = "none: a real build"
-VISIBLE_VERSIONS = 4
+VISIBLE_VERSIONS = 3
+NO_VERSIONS = "No worker has polled this deployment yet."
 # how long a started worker's version may take to show in the deployment's description
 VERSION_SHOWS_TIMEOUT_S = 15.0
 
@@ -82,8 +84,8 @@ class ReleasesPanel(QWidget):
         versions_header = self.versions_table.horizontalHeader()
         versions_header.setStretchLastSection(False)
         versions_header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        # a drill rehearsal has three builds at least (the good, the drill, the fix): all
-        # of them stay in sight, so "Make selected current" acts on a row the user sees
+        # a drill rehearsal has three builds (the good, the drill, the fix): all of them
+        # stay in sight, so "Make selected current" acts on a row the user sees
         self.versions_table.setMinimumHeight(
             versions_header.sizeHint().height()
             + VISIBLE_VERSIONS * self.versions_table.verticalHeader().defaultSectionSize()
@@ -149,12 +151,24 @@ class ReleasesPanel(QWidget):
         self.tabs.addTab(self._replay_page(), "Replay check")
         self.tabs.addTab(self._audit_page(), "Audit log")
 
+        # versions and release actions above, the wizard below: a splitter, so either can
+        # have the room (the preview table wants it on a small screen)
+        top = QWidget(self)
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addLayout(header)
+        top_layout.addWidget(self.versions_table, 1)
+        top_layout.addWidget(actions)
+        top_layout.addWidget(self.message)
+        self.splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.splitter.setObjectName("releasesSplitter")
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(top)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 3)
         layout = QVBoxLayout(self)
-        layout.addLayout(header)
-        layout.addWidget(self.versions_table, 1)
-        layout.addWidget(actions)
-        layout.addWidget(self.message)
-        layout.addWidget(self.tabs, 3)
+        layout.addWidget(self.splitter)
 
         self._timer = QTimer(self)
         self._timer.setInterval(REFRESH_INTERVAL_MS)
@@ -234,7 +248,9 @@ class ReleasesPanel(QWidget):
         if selected:
             self.select_build(selected)
         if versions is None:
-            self._say("No worker has polled this deployment yet.")
+            self._say(NO_VERSIONS)
+        elif self.message.text() == NO_VERSIONS:
+            self._say("")  # said before the first worker polled: no longer true
         self.wizard.set_versions(rows)
         self.versions_loaded.emit(rows)
         await self.load_audit()
@@ -389,9 +405,15 @@ class ReleasesPanel(QWidget):
         if self.isVisible():
             self._on_refresh_button_clicked()
 
-    def _on_wizard_finished(self, _progress: Any) -> None:
-        # a rollback takes minutes: whichever tab is in view hears how it ended
-        self.status_posted.emit(self.wizard.verify_summary.text())
+    def _on_wizard_finished(self, progress: Any) -> None:
+        # a rollback takes minutes: whichever tab is in view hears how it ended, in
+        # words short enough for the status bar (the wizard's last step says it all)
+        verdict = "cancelled" if progress.state == "cancelled" else "done"
+        took = sum(progress.seconds.values())
+        self.status_posted.emit(
+            f"Rollback of {progress.bad_build} {verdict}: {progress.verified_ok:,} verified, "
+            f"{len(progress.mismatches):,} mismatches" + (f" in {took:.0f} s" if took else "")
+        )
 
     def showEvent(self, event: QShowEvent) -> None:
         """Shown again (its tab picked): fresh counts at once, not at the next tick."""

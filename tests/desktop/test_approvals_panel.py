@@ -130,6 +130,7 @@ def test_an_approval_from_the_queue_changes_the_member_and_the_queue(
             ]
             assert panel.results.item(0).toolTip().startswith(f"{pia}:{pia}-k1:0\n")
             assert pending[-1] == 3  # the tab's count follows the decision
+            assert posted[-1] == f"{pia}: grant_points — approved: 100 points granted (ledger #2)"
             assert await points(session, pia) == 200
             assert f"{pia}:{pia}-k1:0" not in [r["id"] for r in panel.model.rows]
             assert panel.model.rowCount() == 3

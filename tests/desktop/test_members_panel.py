@@ -126,7 +126,7 @@ def test_no_members_yet_says_where_they_come_from(qloop: qasync.QEventLoop, qtbo
         assert not panel.simulate_button.isEnabled()  # nothing to send to before connecting
         await panel.set_source(source)
         assert panel.simulate_button.isEnabled()
-        assert panel.count_label.text().startswith("No members yet: ")
+        assert panel.count_label.text().startswith("No members yet: a member appears with ")
         assert "Simulate traffic…" in panel.count_label.text()
         source.rows.append(member("first"))
         await panel._refresh()
