@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from PySide6.QtCore import QUrl
-from PySide6.QtGui import QCloseEvent, QDesktopServices
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QLabel, QMainWindow, QPushButton, QTabWidget, QWidget
 
 from desktop.approvals_panel import ApprovalsPanel
@@ -243,7 +243,9 @@ class MainWindow(QMainWindow):
             return
         log.info("opening %s", url.toString())
         if self._open_url(url) is False:
-            self.show_message(f"Could not open a browser; the Web UI is at {url.toString()}")
+            # the whole address does not fit in the status bar: it goes to the clipboard
+            QGuiApplication.clipboard().setText(url.toString())
+            self.show_message("No web browser found: the Web UI's address is on the clipboard")
 
     def _on_panel_status_posted(self, text: str) -> None:
         self.show_message(text)
