@@ -233,7 +233,6 @@ class ApprovalsPanel(QWidget):
         if self.proxy.rowCount() and not self.table.selectionModel().currentIndex().isValid():
             self.select_row(0)
         self._update_count(unreachable)
-        self.pending_changed.emit(len(found))
 
     def _update_count(self, unreachable: list[str] | None = None) -> None:
         total, shown = self.model.rowCount(), self.proxy.rowCount()
@@ -241,6 +240,7 @@ class ApprovalsPanel(QWidget):
         if unreachable:
             text += f" · {len(unreachable)} members did not answer (is a worker running?)"
         self.count_label.setText(text)
+        self.pending_changed.emit(total)  # the tab's count agrees with this one
 
     # -- deciding ---------------------------------------------------------------------
 
@@ -264,16 +264,22 @@ class ApprovalsPanel(QWidget):
         row = self.table.selectionModel().currentIndex().row()
         pid = proposal["id"]
         verb = "approve" if approve else "reject"
+        member, action = proposal["member_id"], proposal["action"]
+        what = _elide(proposal_text(proposal), RESULT_TEXT_CHARS)
+        # the whole proposal, with its id (what `loyalty-desk approvals` takes), on hover
+        details = f"{pid}\n{action}: {proposal_text(proposal)}"
         try:
             result = await approvals.decide(client, pid, approve=approve, reason=reason)
         except approvals.ApprovalError as error:
-            self._record(pid, False, f"could not {verb} {pid}: {error}")
+            self._record(pid, False, f"could not {verb} {member}'s {action}: {error}", details)
             self.refresh()  # most refusals mean the queue is stale (decided elsewhere)
             return
         self._record(
             pid,
             True,
-            f"{pid} ({proposal['action']} {proposal_text(proposal)}) — {result.message}",
+            f"{member}: {action} {what} — {result.message}",
+            details,
+            status=f"{member}: {action} — {result.message}",  # fits beside the server's
         )
         self.model.remove_key(pid)
         self.select_row(row)
@@ -347,15 +353,20 @@ class ApprovalsPanel(QWidget):
         self._update_count()
         await self.refresh()
 
-    def _record(self, key: str, ok: bool, text: str) -> None:
-        """A decision's outcome: at the top of the results list and in the status bar."""
+    def _record(
+        self, key: str, ok: bool, text: str, details: str = "", status: str | None = None
+    ) -> None:
+        """A decision's outcome: at the top of the results list and in the status bar
+        (`status`, when shorter words suit it)."""
         item = QListWidgetItem(("✓ " if ok else "✗ ") + text)
+        if details:
+            item.setToolTip(details)
         if not ok:
             item.setForeground(QBrush(_REFUSED))
         self.results.insertItem(0, item)
         log.info("decision: %s", text)
         self.decided.emit(key, ok, text)
-        self._post(text)
+        self._post(status or text)
 
     def _post(self, text: str) -> None:
         self.status_posted.emit(text)
@@ -440,3 +451,11 @@ def _optional_spin(parent: QWidget, maximum: int) -> QSpinBox:
 def _choice(combo: QComboBox) -> str | None:
     text = combo.currentText()
     return None if text == ANY else text
+
+
+RESULT_TEXT_CHARS = 60
+
+
+def _elide(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

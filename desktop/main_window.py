@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from PySide6.QtCore import QUrl
-from PySide6.QtGui import QCloseEvent, QDesktopServices
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QLabel, QMainWindow, QPushButton, QTabWidget, QWidget
 
 from desktop.approvals_panel import ApprovalsPanel
@@ -24,6 +24,7 @@ from desktop.member_detail import MemberDetail
 from desktop.members_panel import MembersPanel
 from desktop.releases_panel import ReleasesPanel
 from desktop.settings_panel import SettingsPanel
+from desktop.simulate_dialog import SimulateDialog
 
 if TYPE_CHECKING:
     from desktop.session import Session
@@ -74,6 +75,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
         self.panels: dict[str, QWidget] = {}
         self.details: dict[str, MemberDetail] = {}
+        self.simulate_dialog: SimulateDialog | None = None
         self.members = MembersPanel(parent=self)
         self.add_panel("Members", self.members)
         self.approvals = ApprovalsPanel(session=session, parent=self)
@@ -103,6 +105,7 @@ class MainWindow(QMainWindow):
         session.client_connected.connect(self._on_session_client_connected)
         self.web_ui_button.clicked.connect(self._on_web_ui_button_clicked)
         self.members.member_activated.connect(self._on_members_member_activated)
+        self.members.simulate_requested.connect(self._on_members_simulate_requested)
         self.approvals.pending_changed.connect(self._on_approvals_pending_changed)
 
     @property
@@ -137,10 +140,26 @@ class MainWindow(QMainWindow):
         detail.start()
         return detail
 
+    def open_simulate(self) -> SimulateDialog:
+        """The "Simulate traffic" dialog (one, keeping its values between runs), shown."""
+        dialog = self.simulate_dialog
+        if dialog is None:
+            dialog = SimulateDialog(session=self._session, parent=self)
+            dialog.status_posted.connect(self._on_panel_status_posted)
+            self.simulate_dialog = dialog
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
     def stop(self) -> list[asyncio.Task[Any]]:
-        """Every panel and detail window stops refreshing; returns the loads to await."""
+        """Every panel and detail window stops refreshing, simulated traffic stops;
+        returns the loads to await."""
         waits: list[asyncio.Task[Any]] = []
-        for widget in [*self.panels.values(), *self.details.values()]:
+        widgets: list[QWidget] = [*self.panels.values(), *self.details.values()]
+        if self.simulate_dialog is not None:
+            widgets.append(self.simulate_dialog)
+        for widget in widgets:
             stop = getattr(widget, "stop", None)
             if stop is None:
                 continue
@@ -224,13 +243,18 @@ class MainWindow(QMainWindow):
             return
         log.info("opening %s", url.toString())
         if self._open_url(url) is False:
-            self.show_message(f"Could not open a browser; the Web UI is at {url.toString()}")
+            # the whole address does not fit in the status bar: it goes to the clipboard
+            QGuiApplication.clipboard().setText(url.toString())
+            self.show_message("No web browser found: the Web UI's address is on the clipboard")
 
     def _on_panel_status_posted(self, text: str) -> None:
         self.show_message(text)
 
     def _on_members_member_activated(self, member_id: str) -> None:
         self.open_member(member_id)
+
+    def _on_members_simulate_requested(self) -> None:
+        self.open_simulate()
 
     def _on_approvals_pending_changed(self, count: int) -> None:
         index = self.tabs.indexOf(self.approvals)

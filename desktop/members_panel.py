@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL_MS = 2000
-_COLUMN_WIDTHS = (90, 100, 170, 220, 130)  # after the member column, which stretches
+_COLUMN_WIDTHS = (90, 100, 170, 250, 130)  # after the member column, which stretches
 
 
 class MembersPanel(QWidget):
@@ -40,11 +40,13 @@ class MembersPanel(QWidget):
         member_activated(member_id): a row was double-clicked or Enter pressed on it
             (the window opens the member's detail).
         status_posted(text): a short message for the status bar.
+        simulate_requested(): "Simulate traffic…" was clicked (the window opens the dialog).
     """
 
     member_selected = Signal(str)
     member_activated = Signal(str)
     status_posted = Signal(str)
+    simulate_requested = Signal()
 
     def __init__(self, *, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,6 +64,10 @@ class MembersPanel(QWidget):
         self.refresh_button = QPushButton("Refresh", self)
         self.refresh_button.setObjectName("refreshButton")
         self.refresh_button.setEnabled(False)
+        self.simulate_button = QPushButton("Simulate traffic…", self)
+        self.simulate_button.setObjectName("simulateButton")
+        self.simulate_button.setToolTip("Send generated events to members, as a feed would")
+        self.simulate_button.setEnabled(False)
         self.count_label = QLabel("Waiting for the Temporal server…", self)
         self.count_label.setObjectName("memberCount")
         self.error_label = QLabel(self)
@@ -96,6 +102,7 @@ class MembersPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.search, 1)
         top.addWidget(self.refresh_button)
+        top.addWidget(self.simulate_button)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.error_label)
@@ -108,6 +115,7 @@ class MembersPanel(QWidget):
         self.search.returnPressed.connect(self._on_search_return_pressed)
         self.search.textChanged.connect(self._on_search_text_changed)
         self.refresh_button.clicked.connect(self._on_refresh_button_clicked)
+        self.simulate_button.clicked.connect(self.simulate_requested)
         self._timer.timeout.connect(self._on_timer_timeout)
         self.model.more_requested.connect(self._on_model_more_requested)
         self.model.rowsInserted.connect(self._on_model_rows_changed)
@@ -127,6 +135,7 @@ class MembersPanel(QWidget):
         """Show members from `source` (once connected); returns the first load."""
         self._loader = MembersLoader(store=self._store, source=source)
         self.refresh_button.setEnabled(True)
+        self.simulate_button.setEnabled(True)
         self._timer.start()
         return self._reload()
 
@@ -218,6 +227,12 @@ class MembersPanel(QWidget):
             text = _members(total)
         if loader and loader.query:
             text += f" matching {loader.query}"
+        elif loader and not loaded and total == 0:
+            # a new install: say where members come from
+            text = (
+                "No members yet: a member appears with its first event. Click "
+                "Simulate traffic…, or send events with loyalty-desk feed."
+            )
         self.count_label.setText(text)
 
     def _show_query_error(self, error: Exception) -> bool:

@@ -49,6 +49,8 @@ class RecordsModel(QAbstractTableModel):
         return list(self._rows)
 
     def set_records(self, rows: Sequence[Record]) -> None:
+        if list(rows) == self._rows:
+            return  # a periodic refresh that changed nothing keeps the scroll position
         self.beginResetModel()
         self._rows = list(rows)
         self.endResetModel()

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSplitter,
     QTableView,
     QTabWidget,
     QVBoxLayout,
@@ -53,6 +56,10 @@ REFRESH_INTERVAL_MS = 5_000
 # for about a second at the first preview or replay check
 HEAVY_MODULES = ("runtime.releases", "activities.repair", "runtime.replay_check")
 NO_DRILL = "none: a real build"
+VISIBLE_VERSIONS = 3
+NO_VERSIONS = "No worker has polled this deployment yet."
+# how long a started worker's version may take to show in the deployment's description
+VERSION_SHOWS_TIMEOUT_S = 15.0
 
 
 class ReleasesPanel(QWidget):
@@ -77,6 +84,13 @@ class ReleasesPanel(QWidget):
         versions_header = self.versions_table.horizontalHeader()
         versions_header.setStretchLastSection(False)
         versions_header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        # a drill rehearsal has three builds (the good, the drill, the fix): all of them
+        # stay in sight, so "Make selected current" acts on a row the user sees
+        self.versions_table.setMinimumHeight(
+            versions_header.sizeHint().height()
+            + VISIBLE_VERSIONS * self.versions_table.verticalHeader().defaultSectionSize()
+            + 2 * self.versions_table.frameWidth()
+        )
         self.deployment_label = QLabel(f"Deployment {session.target.deployment}", self)
         self.refresh_button = QPushButton("Refresh", self)
         self.message = QLabel(self)
@@ -137,12 +151,24 @@ class ReleasesPanel(QWidget):
         self.tabs.addTab(self._replay_page(), "Replay check")
         self.tabs.addTab(self._audit_page(), "Audit log")
 
+        # versions and release actions above, the wizard below: a splitter, so either can
+        # have the room (the preview table wants it on a small screen)
+        top = QWidget(self)
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addLayout(header)
+        top_layout.addWidget(self.versions_table, 1)
+        top_layout.addWidget(actions)
+        top_layout.addWidget(self.message)
+        self.splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.splitter.setObjectName("releasesSplitter")
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(top)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 3)
         layout = QVBoxLayout(self)
-        layout.addLayout(header)
-        layout.addWidget(self.versions_table, 1)
-        layout.addWidget(actions)
-        layout.addWidget(self.message)
-        layout.addWidget(self.tabs, 3)
+        layout.addWidget(self.splitter)
 
         self._timer = QTimer(self)
         self._timer.setInterval(REFRESH_INTERVAL_MS)
@@ -154,6 +180,7 @@ class ReleasesPanel(QWidget):
         self.replay_button.clicked.connect(self._on_replay_button_clicked)
         self.audit_button.clicked.connect(self._on_audit_button_clicked)
         self._timer.timeout.connect(self._on_timer_timeout)
+        self.wizard.finished.connect(self._on_wizard_finished)
         session.client_connected.connect(self._on_session_client_connected)
         if session.client is not None:
             self._on_session_client_connected(session.client)
@@ -210,12 +237,20 @@ class ReleasesPanel(QWidget):
         client = self._client()
         selected = self.selected_build()
         versions = await list_versions(client, self._session.target.deployment)
-        rows = [v.as_json() for v in versions or []]
+        # newest build first, in a stable order: the server lists them in an order of its
+        # own that changes between refreshes, which moved rows under the user's cursor
+        rows = sorted(
+            (v.as_json() for v in versions or []),
+            key=lambda r: _natural(str(r["build_id"])),
+            reverse=True,
+        )
         self.versions_model.set_records(rows)
         if selected:
             self.select_build(selected)
         if versions is None:
-            self._say("No worker has polled this deployment yet.")
+            self._say(NO_VERSIONS)
+        elif self.message.text() == NO_VERSIONS:
+            self._say("")  # said before the first worker polled: no longer true
         self.wizard.set_versions(rows)
         self.versions_loaded.emit(rows)
         await self.load_audit()
@@ -266,12 +301,28 @@ class ReleasesPanel(QWidget):
             subject=full,
             details={"pid": worker.pid, "drill": drill},
         )
-        self._say(
-            f"Worker for {full} running (pid {worker.pid})"
-            + (f": a DRILL build with the '{drill}' bug" if drill else "")
+        text = f"Worker for {full} running (pid {worker.pid})" + (
+            f": a DRILL build with the '{drill}' bug" if drill else ""
         )
-        await self.refresh()
+        self._say(text)
+        self.status_posted.emit(text)
+        # the next worker is a real build unless the user picks a drill again, and the
+        # new build is selected, ready for "Make selected current"
+        self.drill_combo.setCurrentIndex(self.drill_combo.findData(None))
+        self.build_edit.clear()
+        await self._select_when_listed(full)
         return worker
+
+    async def _select_when_listed(self, build: str) -> None:
+        """Refresh until `build` is in the versions table (the server's description of
+        the deployment lags the worker's registration a little), then select it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + VERSION_SHOWS_TIMEOUT_S
+        while True:
+            await self.refresh()
+            if self.select_build(build) or loop.time() > deadline:
+                return
+            await asyncio.sleep(0.5)
 
     async def set_release(self, build: str | None, reason: str, ramp: float | None) -> None:
         from runtime.releases import set_release
@@ -354,6 +405,22 @@ class ReleasesPanel(QWidget):
         if self.isVisible():
             self._on_refresh_button_clicked()
 
+    def _on_wizard_finished(self, progress: Any) -> None:
+        # a rollback takes minutes: whichever tab is in view hears how it ended, in
+        # words short enough for the status bar (the wizard's last step says it all)
+        verdict = "cancelled" if progress.state == "cancelled" else "done"
+        took = sum(progress.seconds.values())
+        self.status_posted.emit(
+            f"Rollback of {progress.bad_build} {verdict}: {progress.verified_ok:,} verified, "
+            f"{len(progress.mismatches):,} mismatches" + (f" in {took:.0f} s" if took else "")
+        )
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Shown again (its tab picked): fresh counts at once, not at the next tick."""
+        super().showEvent(event)
+        if self._session.client is not None and self._timer.isActive():
+            self._on_refresh_button_clicked()
+
     @async_slot(overlap="skip", title="Refreshing releases")
     async def _on_refresh_button_clicked(self) -> None:
         from temporalio.service import RPCError
@@ -393,6 +460,13 @@ class ReleasesPanel(QWidget):
 def _import_heavy_modules() -> None:
     for name in HEAVY_MODULES:
         importlib.import_module(name)
+
+
+def _natural(text: str) -> list[tuple[int, int | str]]:
+    """A sort key that puts 0.10 after 0.9."""
+    return [
+        (0, int(part)) if part.isdigit() else (1, part) for part in re.findall(r"\d+|\D+", text)
+    ]
 
 
 def _table(parent: QWidget, model: RecordsModel, name: str) -> QTableView:

@@ -228,11 +228,12 @@ class RollbackWizard(QWidget):
         return self.stack.currentIndex()
 
     def set_versions(self, versions: list[dict[str, Any]]) -> None:
-        """Offer every build but the current one, drills first (the usual culprits)."""
+        """Offer every build but the current one, drills first (the usual culprits), those
+        that still run members before those that run none."""
         chosen = self._picked
         self.build_combo.clear()
         candidates = [v for v in versions if v["status"] != "current"]
-        candidates.sort(key=lambda v: (v["drill"] is None, v["build_id"]))
+        candidates.sort(key=lambda v: (v["drill"] is None, not v["members"], v["build_id"]))
         for v in candidates:
             label = v["build_id"] + (f"   [{drill_label(v['drill'])}]" if v["drill"] else "")
             label += f"   ({v['members']:,} members, {v['status']})"
@@ -309,6 +310,9 @@ class RollbackWizard(QWidget):
         rows = report["members"]
         self.affected_model.set_records(rows)
         self.preview_model.set_records(rows)
+        # "0 of 100 members" (the bar's default) before the rollback starts misled
+        self.progress_bar.setMaximum(max(1, report["repairable"]))
+        self.progress_bar.setValue(0)
         broken = len(report["not_repairable"])
         self.affected_summary.setText(
             f"Build {build} touched {report['affected']:,} of {report['scanned']:,} running "

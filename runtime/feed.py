@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,8 +163,18 @@ def bulk_chunks(events: list[Any]) -> list[list[Any]]:
     return chunks
 
 
+# told how many events one signal carried, once it is sent
+Progress = Callable[[int], None]
+
+
 async def send_member(
-    client: Client, target: Target, member_id: str, events: list[Any], *, bulk: bool
+    client: Client,
+    target: Target,
+    member_id: str,
+    events: list[Any],
+    *,
+    bulk: bool,
+    progress: Progress | None = None,
 ) -> int:
     """Send one member's events in order by signal-with-start; returns signals sent.
 
@@ -188,19 +198,30 @@ async def send_member(
             start_signal=name,
             start_signal_args=[payload],
         )
+        if progress is not None:
+            progress(len(payload) if bulk else 1)
     return len(chunks)
 
 
 async def deliver(
-    client: Client, target: Target, batch: Batch, *, bulk: bool = False, concurrency: int = 64
+    client: Client,
+    target: Target,
+    batch: Batch,
+    *,
+    bulk: bool = False,
+    concurrency: int = 64,
+    progress: Progress | None = None,
 ) -> FeedReport:
-    """Send every member's events (members in parallel, each member in order)."""
+    """Send every member's events (members in parallel, each member in order);
+    `progress` hears of every signal sent."""
     gate = asyncio.Semaphore(concurrency)
     started = time.perf_counter()
 
     async def one(member_id: str, events: list[Any]) -> int:
         async with gate:
-            return await send_member(client, target, member_id, events, bulk=bulk)
+            return await send_member(
+                client, target, member_id, events, bulk=bulk, progress=progress
+            )
 
     counts = await asyncio.gather(*(one(m, ev) for m, ev in batch.by_member.items()))
     batch.report.signals = sum(counts)
@@ -209,15 +230,23 @@ async def deliver(
 
 
 async def wait_applied(
-    client: Client, member_ids: Iterable[str], *, concurrency: int = 64
+    client: Client,
+    member_ids: Iterable[str],
+    *,
+    concurrency: int = 64,
+    progress: Progress | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Each member's state once every event sent before this call is applied."""
+    """Each member's state once every event sent before this call is applied;
+    `progress` hears of each member (1) as it is done."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(member_id: str) -> tuple[str, dict[str, Any]]:
         async with gate:
             handle = client.get_workflow_handle(member_workflow_id(member_id))
-            return member_id, await _sync(handle)
+            state = await _sync(handle)
+        if progress is not None:
+            progress(1)
+        return member_id, state
 
     return dict(await asyncio.gather(*(one(m) for m in member_ids)))
 

@@ -84,6 +84,8 @@ def test_an_approval_from_the_queue_changes_the_member_and_the_queue(
             pia, quinn = unique("pia"), unique("quinn")
             panel = await open_queue(qtbot, session, deployment, [pia, quinn])
             panel.status_posted.connect(posted.append)
+            pending: list[int] = []
+            panel.pending_changed.connect(pending.append)
             assert panel.count_label.text() == "4 pending"
             assert (
                 sorted(cells(panel.model, "action"))
@@ -122,10 +124,13 @@ def test_an_approval_from_the_queue_changes_the_member_and_the_queue(
             panel.reason.setText("double charge confirmed")
             panel.approve_button.click()
             await wait_until(lambda: panel.results.count() == 1, timeout=TIMEOUT_S)
+            # the member and what was decided, in words; the proposal's id on hover
             assert results(panel) == [
-                f"✓ {pia}:{pia}-k1:0 (grant_points 100 points) — approved: 100 points granted "
-                "(ledger #2)"
+                f"✓ {pia}: grant_points 100 points — approved: 100 points granted (ledger #2)"
             ]
+            assert panel.results.item(0).toolTip().startswith(f"{pia}:{pia}-k1:0\n")
+            assert pending[-1] == 3  # the tab's count follows the decision
+            assert posted[-1] == f"{pia}: grant_points — approved: 100 points granted (ledger #2)"
             assert await points(session, pia) == 200
             assert f"{pia}:{pia}-k1:0" not in [r["id"] for r in panel.model.rows]
             assert panel.model.rowCount() == 3
@@ -141,10 +146,8 @@ def test_an_approval_from_the_queue_changes_the_member_and_the_queue(
             )
             panel.select_row(row_of(panel, f"{quinn}:{quinn}-k1:1"))
             await panel.decide_current(True)
-            assert results(panel)[0].startswith(
-                f"✗ could not approve {quinn}:{quinn}-k1:1: proposal {quinn}:{quinn}-k1:1 was already "
-                "rejected by ops-bo"
-            )
+            assert results(panel)[0].startswith(f"✗ could not approve {quinn}'s message_member: ")
+            assert " was already rejected by ops-bo" in results(panel)[0]
             assert posted[-1] == results(panel)[0][2:]
             # and the stale row leaves the queue
             await wait_until(
@@ -239,7 +242,7 @@ def test_keyboard_triage_approves_moves_on_and_rejects(
             await asyncio.sleep(0.5)
             assert panel.results.count() == 1
             assert results(panel)[0].startswith(
-                f"✓ {order[0]} (grant_points 100 points) — approved"
+                f"✓ {first_member}: grant_points 100 points — approved"
             )
             assert panel.current_proposal() == panel.model.rows[0]
             assert panel.model.rows[0]["id"] == order[1]
@@ -249,7 +252,7 @@ def test_keyboard_triage_approves_moves_on_and_rejects(
             qtbot.keyClick(panel.table, Qt.Key.Key_R)
             await wait_until(lambda: panel.results.count() == 2, timeout=TIMEOUT_S)
             assert results(panel)[0].startswith(
-                f"✓ {order[2]} (grant_points 100 points) — rejected"
+                f"✓ {second_member}: grant_points 100 points — rejected"
             )
             assert [r["id"] for r in panel.model.rows] == [order[1], order[3]]
             assert panel.current_proposal()["id"] == order[3]  # type: ignore[index]

@@ -5,15 +5,19 @@ closing the window closes the detail windows and stops the refreshes."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 import qasync
 from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
 
 from desktop.asyncutil import wait_until
 from desktop.main_window import MainWindow
+from desktop.session import Session
+from runtime.connect import Target
 from runtime.feed import send_member, wait_applied
 from tests.agent.conftest import CHARGE, ticket, trip
 from tests.conftest import Deployment
@@ -127,3 +131,22 @@ def test_tabs_open_the_detail_count_proposals_and_take_new_panels(
             assert all(t.done() and t.exception() is None for t in stopping)
 
     qloop.run_until_complete(scenario())
+
+
+def test_without_a_browser_the_web_ui_address_goes_to_the_clipboard(
+    qtbot: Any, tmp_path: Path
+) -> None:
+    session = Session(
+        target=Target(address=None, namespace="default", data_dir=tmp_path), start_worker=False
+    )
+    session.ui_url = UI
+    window = MainWindow(session=session, open_url=lambda _url: False)
+    qtbot.addWidget(window)
+    window.show()
+    assert not window.web_ui_button.isEnabled()  # the server is still starting
+    session.server_changed.emit("running", "127.0.0.1:7233")
+    qtbot.mouseClick(window.web_ui_button, Qt.MouseButton.LeftButton)
+    assert window.statusBar().currentMessage() == (
+        "No web browser found: the Web UI's address is on the clipboard"
+    )
+    assert QGuiApplication.clipboard().text() == f"{UI}/namespaces/default/workflows"

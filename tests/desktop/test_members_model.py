@@ -84,6 +84,9 @@ def test_display_and_raw_roles() -> None:
     assert model.headerData(0, Qt.Orientation.Horizontal) == "Member"
     assert model.index_of("ann").row() == 0
     assert not model.index_of("nobody").isValid()
+    # a drill build's id names its bug already: the narrow column says DRILL once
+    store.replace_all([member("bo", 1, build_id="0.2+drill-zero-on-trip", drill="zero-on-trip")])
+    assert model.data(model.index(0, BUILD)) == "0.2+drill-zero-on-trip · DRILL"
 
 
 def test_fetch_more_asks_once_per_load() -> None:

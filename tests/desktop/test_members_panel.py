@@ -117,3 +117,20 @@ def test_a_bad_query_is_shown_inline_and_cleared_by_a_good_one(
         "",
     ]
     panel.stop()
+
+
+def test_no_members_yet_says_where_they_come_from(qloop: qasync.QEventLoop, qtbot: Any) -> None:
+    panel, source = make_panel(qtbot, 0)
+
+    async def scenario() -> None:
+        assert not panel.simulate_button.isEnabled()  # nothing to send to before connecting
+        await panel.set_source(source)
+        assert panel.simulate_button.isEnabled()
+        assert panel.count_label.text().startswith("No members yet: a member appears with ")
+        assert "Simulate traffic…" in panel.count_label.text()
+        source.rows.append(member("first"))
+        await panel._refresh()
+        assert panel.count_label.text() == "1 member"
+
+    qloop.run_until_complete(scenario())
+    panel.stop()

@@ -4,6 +4,7 @@ shows who did it and why."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -47,6 +48,8 @@ def test_drill_started_from_the_panel_is_marked_and_the_wizard_repairs_it(
         qtbot.addWidget(panel)
         panel.resize(1100, 800)
         panel.show()
+        posted: list[str] = []
+        panel.status_posted.connect(posted.append)
         members = Members(client, target, 3)
         async with worker(client, target, first):
             await members.start()
@@ -66,6 +69,11 @@ def test_drill_started_from_the_panel_is_marked_and_the_wizard_repairs_it(
             await panel._on_start_button_clicked()
             assert panel.workers[bad].state == "running"
             assert versions(panel)[bad]["drill"] == "zero-on-trip"
+            # newest build first; the new one is selected, and the next worker is a real
+            # build unless a drill is picked again
+            assert list(versions(panel)) == [bad, first]
+            assert panel.selected_build() == bad
+            assert panel.drill_combo.currentData() is None and panel.build_edit.text() == ""
             row = list(versions(panel)).index(bad)
             badge = panel.versions_model.index(row, 1)
             assert panel.versions_model.data(badge) == "DRILL: zero-on-trip"
@@ -80,9 +88,9 @@ def test_drill_started_from_the_panel_is_marked_and_the_wizard_repairs_it(
             assert any(damaged[m]["points"] != members.truth(m)["points"] for m in members.ids)
 
             panel.build_edit.setText(fixed)
-            panel.drill_combo.setCurrentIndex(0)
             await panel._on_start_button_clicked()
-            assert panel.select_build(fixed)
+            assert panel.selected_build() == fixed
+            assert list(versions(panel)) == [fixed, bad, first]
             await panel._on_current_button_clicked()
             await panel.refresh()
             assert versions(panel)[fixed]["status"] == "current"
@@ -102,6 +110,7 @@ def test_drill_started_from_the_panel_is_marked_and_the_wizard_repairs_it(
             await wizard._on_next_button_clicked()
             await wizard._on_next_button_clicked()
             assert wizard.step == EXECUTE
+            assert wizard.progress_bar.text() == "0 of 3 members"  # not the bar's 100
             await wizard._on_execute_button_clicked()  # no reason yet: refused
             assert wizard.message.text() == "A rollback needs a reason: it goes into the audit log."
             assert wizard.progress is None
@@ -112,6 +121,10 @@ def test_drill_started_from_the_panel_is_marked_and_the_wizard_repairs_it(
             assert wizard.verify_summary.text().startswith(
                 f"Rollback of {bad} done: 3 members repaired and verified, 0 mismatches"
             )
+            # told in the status bar too, whichever tab is in view
+            assert re.fullmatch(
+                rf"Rollback of {re.escape(bad)} done: 3 verified, 0 mismatches in \d+ s", posted[-1]
+            ), posted[-1]
             await members.assert_repaired(fixed)
 
             await panel.load_audit()
