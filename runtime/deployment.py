@@ -101,7 +101,7 @@ async def wait_registered(
                 f"{timeout:.0f} s: is a worker for it running (`loyalty-desk worker "
                 f"--build-id {build_id}`)?"
             )
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.3)  # deployment requests are rate limited: spend few
 
 
 async def set_current(

@@ -19,7 +19,7 @@ from temporalio.api.workflowservice.v1 import DescribeWorkerDeploymentVersionReq
 from temporalio.client import Client
 from temporalio.common import RetryPolicy, VersioningBehavior, WorkerDeploymentVersion
 from temporalio.openai_agents import ModelActivityParameters, OpenAIAgentsPlugin
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -197,8 +197,33 @@ async def wait_task_queues(client: Client, settings: WorkerSettings, timeout: fl
         await asyncio.sleep(0.1)
 
 
+# what a busy server answers for a while (deployment requests are rate limited, and the
+# worker deployment's own workflows can be slow to answer): retried, not fatal
+TRANSIENT = (
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+)
+ANNOUNCE_PATIENCE_S = 90.0
+
+
 async def announce(client: Client, settings: WorkerSettings) -> None:
-    """After the worker polls: claim current when the deployment has no current build."""
+    """After the worker polls: claim current when the deployment has no current build.
+
+    A busy server's transient refusals are retried for up to ANNOUNCE_PATIENCE_S: a
+    worker that polls fine must not exit because the server was slow to answer."""
+    deadline = asyncio.get_running_loop().time() + ANNOUNCE_PATIENCE_S
+    while True:
+        try:
+            return await _announce(client, settings)
+        except RPCError as error:
+            if error.status not in TRANSIENT or asyncio.get_running_loop().time() > deadline:
+                raise
+            log.info("announcing build %s: %s; retrying", settings.build_id, error.message)
+            await asyncio.sleep(1.0)
+
+
+async def _announce(client: Client, settings: WorkerSettings) -> None:
     await deployment.wait_registered(client, settings.deployment, settings.build_id)
     await wait_task_queues(client, settings)
     if settings.make_current_if_none:
