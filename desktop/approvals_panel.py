@@ -31,11 +31,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop import preload
 from desktop.approvals_model import ApprovalsFilterModel, ApprovalsModel, QueueFilter
 from desktop.asyncutil import async_slot, cancel_slot_tasks, run_dialog, show_error
 from desktop.member_detail_text import proposal_text
 from workflows.agent_policy import ACTIONS
 from workflows.rules import TIER_NAMES
+
+APPROVALS_MODULE = "runtime.approvals"  # imports the workflows and the Agents SDK
 
 if TYPE_CHECKING:
     import asyncio
@@ -217,6 +220,7 @@ class ApprovalsPanel(QWidget):
 
     @async_slot(overlap="skip", errors="status")
     async def refresh(self) -> None:
+        await preload.ready(APPROVALS_MODULE)  # never on the GUI thread
         from runtime import approvals
 
         client = self._session.client

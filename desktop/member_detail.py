@@ -37,11 +37,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop import preload
 from desktop.asyncutil import async_slot, cancel_slot_tasks, show_error
 from desktop.member_detail_chart import PointsChart
 from desktop.member_detail_models import LedgerModel, ProposalsModel, TimelineModel
 from desktop.member_detail_text import short_run, short_time
 from workflows.ids import member_workflow_id
+
+MEMBER_MODULE = "workflows.member"  # imports the Agents SDK: ~1.5 s
 
 if TYPE_CHECKING:
     from temporalio.client import WorkflowHistory
@@ -234,6 +237,7 @@ class MemberDetail(QWidget):
         from temporalio.client import WorkflowQueryFailedError
         from temporalio.service import RPCError
 
+        await preload.ready(MEMBER_MODULE)  # the first window would freeze importing it
         from workflows.member import MemberWorkflow
 
         client = self._session.client
@@ -310,6 +314,7 @@ class MemberDetail(QWidget):
 
     @async_slot(title="Could not send the event")
     async def send_event(self) -> None:
+        await preload.ready(MEMBER_MODULE)
         from workflows.member import SIGNAL_EVENT, MemberWorkflow
 
         client = self._session.client
@@ -346,6 +351,7 @@ class MemberDetail(QWidget):
     async def adjust(self) -> None:
         from temporalio.client import WorkflowUpdateFailedError
 
+        await preload.ready(MEMBER_MODULE, "runtime.approvals")
         from runtime.approvals import operator
         from workflows.member import Adjustment, MemberWorkflow
 

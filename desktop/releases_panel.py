@@ -8,7 +8,6 @@ per build, stopped with it; every release action needs a reason and is audited.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import re
 from typing import TYPE_CHECKING, Any
@@ -31,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop import preload
 from desktop.asyncutil import async_slot, cancel_slot_tasks
 from desktop.release_models import (
     BAD_FOREGROUND,
@@ -77,7 +77,6 @@ class ReleasesPanel(QWidget):
         super().__init__(parent)
         self._session = session
         self.workers: dict[str, WorkerProcess] = {}  # build id -> worker started here
-        self._preloaded: asyncio.Future[None] | None = None
 
         self.versions_model = RecordsModel(columns=version_columns(), parent=self)
         self.versions_table = _table(self, self.versions_model, "versionsTable")
@@ -395,9 +394,7 @@ class ReleasesPanel(QWidget):
     # -- slots --------------------------------------------------------------------
 
     def _on_session_client_connected(self, _client: Any) -> None:
-        if self._preloaded is None:
-            loop = asyncio.get_event_loop()
-            self._preloaded = loop.run_in_executor(None, _import_heavy_modules)
+        preload.start(*HEAVY_MODULES)
         self._timer.start()
         self._on_refresh_button_clicked()
 
@@ -425,8 +422,7 @@ class ReleasesPanel(QWidget):
     async def _on_refresh_button_clicked(self) -> None:
         from temporalio.service import RPCError
 
-        if self._preloaded is not None:
-            await asyncio.shield(self._preloaded)
+        await preload.ready(*HEAVY_MODULES)
         try:
             await self.refresh()
         except RPCError as error:  # e.g. rate-limited: the next refresh will do
@@ -455,11 +451,6 @@ class ReleasesPanel(QWidget):
     @async_slot(overlap="skip", errors="status", title="Audit log")
     async def _on_audit_button_clicked(self) -> None:
         await self.load_audit()
-
-
-def _import_heavy_modules() -> None:
-    for name in HEAVY_MODULES:
-        importlib.import_module(name)
 
 
 def _natural(text: str) -> list[tuple[int, int | str]]:

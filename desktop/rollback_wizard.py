@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop import preload
 from desktop.asyncutil import async_slot, cancel_slot_tasks
 from desktop.release_models import (
     RecordsModel,
@@ -293,6 +294,7 @@ class RollbackWizard(QWidget):
         if not build:
             self._say("Choose the bad build first.")
             return
+        await preload.ready("runtime.releases")
         from runtime.members import deployment_query
         from runtime.releases import preview_rollback
 
@@ -341,6 +343,7 @@ class RollbackWizard(QWidget):
             self._say("A rollback needs a reason: it goes into the audit log.")
             self.reason_edit.setFocus()
             return
+        await preload.ready("runtime.releases")
         from runtime.releases import clean_runs, expected_after, start_rollback
 
         self.execute_button.setEnabled(False)
@@ -404,6 +407,7 @@ class RollbackWizard(QWidget):
     @async_slot(overlap="skip", title="Looking for a running rollback")
     async def reattach(self) -> None:
         """Follow a rollback that is still running (started before the app was reopened)."""
+        await preload.ready("runtime.releases")
         from runtime.releases import running_rollbacks
 
         if self._started:
