@@ -11,7 +11,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio.api.common.v1 import WorkflowExecution
@@ -55,7 +55,15 @@ from workflows.rollback_messages import (
 )
 from workflows.rules import MemberBook, MemberSnapshot
 
-MEMBER_QUERY = "WorkflowType = 'MemberWorkflow' AND ExecutionStatus = 'Running'"
+# A member continuing as new at the moment of listing shows its old run closed and,
+# for a moment, its new run not yet listed (visibility lags the history): runs that
+# continued as new a little before the listing are listed too, and each member is then
+# looked at once, in its latest run (closed members and closed runs are never reset).
+MEMBER_QUERY = (
+    "WorkflowType = 'MemberWorkflow' AND (ExecutionStatus = 'Running' OR "
+    "(ExecutionStatus = 'ContinuedAsNew' AND CloseTime > '{since}'))"
+)
+VISIBILITY_LAG_S = 60.0
 REDELIVER_CHUNK = 500
 AGENT_SETTLE_SECONDS = 60.0
 T = TypeVar("T")
@@ -145,8 +153,10 @@ async def find_damage(
     client: Client, bad_build: str, *, query: str | None = None, concurrency: int = 32
 ) -> tuple[int, list[Damage]]:
     """(members scanned, members the bad build touched); only running members count."""
-    full = MEMBER_QUERY + (f" AND ({query})" if query else "")
-    ids = [execution.id async for execution in client.list_workflows(full)]
+    since = datetime.now(UTC) - timedelta(seconds=VISIBILITY_LAG_S)
+    full = MEMBER_QUERY.format(since=since.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    full += f" AND ({query})" if query else ""
+    ids = list(dict.fromkeys([execution.id async for execution in client.list_workflows(full)]))
 
     async def check(workflow_id: str) -> Damage | None:
         description = await client.get_workflow_handle(workflow_id).describe()
