@@ -17,11 +17,11 @@ from runtime.replay_check import replay_check
 from runtime.worker import announce, build_worker
 from tests.agent.conftest import AgentDeployment
 from tests.conftest import Deployment
+from tests.rollback.kit import rollback
 from tests.rollback.test_drill import member_events
 from workflows.agent_policy import OUTBOX_KINDS
 from workflows.drill import drill_build_id
 from workflows.proposals import AUTO_APPROVE_POLICY
-from workflows.rollback import RollbackInput, RollbackWorkflow
 from workflows.rollback_messages import COMPARED_FIELDS
 from workflows.rules import MemberBook, MemberSnapshot
 
@@ -143,18 +143,10 @@ async def test_rollback_keeps_approved_grants_and_tiers(deployment: Deployment) 
                 previews = {d.member_id: await repair.preview_member(client, d) for d in damage}
                 assert any(p.changes for p in previews.values()), "the drill damaged nobody"
 
-                handle = await client.start_workflow(
-                    RollbackWorkflow.run,
-                    RollbackInput(
-                        bad_build=bad,
-                        reason="drill",
-                        actor="test",
-                        expected={m: p.after for m, p in previews.items()},
-                    ),
-                    id=f"rollback-{tag}",
-                    task_queue=target.task_queue,
+                expected = {m: p.after for m, p in previews.items()}
+                result = await rollback(
+                    client, target.task_queue, bad, f"rollback-{tag}", expected=expected
                 )
-                result = await handle.result()
                 assert result.state == "done"
                 assert result.verified_ok == len(group.names), result.mismatches
 

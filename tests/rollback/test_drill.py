@@ -13,8 +13,8 @@ from runtime import deployment as releases
 from runtime.feed import send_member, wait_applied
 from tests.conftest import Deployment
 from tests.memberkit import start_member
+from tests.rollback.kit import rollback
 from workflows.drill import drill_build_id
-from workflows.rollback import RollbackInput, RollbackWorkflow
 from workflows.rollback_messages import COMPARED_FIELDS
 from workflows.rules import DRILL_BUGS, replay
 
@@ -97,18 +97,10 @@ async def test_drill_then_rollback_repairs_every_member(deployment: Deployment, 
                 # the preview touched nothing
                 assert await wait_applied(client, members) == damaged_states
 
-                handle = await client.start_workflow(
-                    RollbackWorkflow.run,
-                    RollbackInput(
-                        bad_build=bad,
-                        reason="drill",
-                        actor="test",
-                        expected={p.member_id: p.after for p in previews},
-                    ),
-                    id=f"rollback-{tag}",
-                    task_queue=target.task_queue,
+                expected = {p.member_id: p.after for p in previews}
+                result = await rollback(
+                    client, target.task_queue, bad, f"rollback-{tag}", expected=expected
                 )
-                result = await handle.result()
 
                 assert result.state == "done"
                 assert result.total == len(touched)

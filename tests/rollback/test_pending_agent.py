@@ -14,10 +14,10 @@ from activities.offline_model import OfflineRulesModel
 from runtime import deployment as releases
 from tests.agent.conftest import CHARGE, AgentDeployment, ticket
 from tests.conftest import Deployment
+from tests.rollback.kit import rollback
 from tests.rollback.test_drill import member_events
 from workflows.drill import drill_build_id
 from workflows.member import member_workflow_id
-from workflows.rollback import RollbackInput, RollbackWorkflow
 from workflows.rollback_messages import COMPARED_FIELDS
 from workflows.rules import MemberBook, MemberSnapshot
 
@@ -75,19 +75,14 @@ async def test_member_with_an_agent_run_pending_at_the_bad_builds_first_task_is_
                 assert mine.problem is None
                 preview = await repair.preview_member(client, mine)
                 assert preview.changes, "the drill damaged nothing"
-                handle = await client.start_workflow(
-                    RollbackWorkflow.run,
-                    RollbackInput(
-                        bad_build=bad,
-                        reason="drill",
-                        actor="test",
-                        query=f"WorkflowId = '{member_workflow_id(member)}'",
-                        expected={member: preview.after},
-                    ),
-                    id=f"rollback-{member}",
-                    task_queue=target.task_queue,
+                result = await rollback(
+                    client,
+                    target.task_queue,
+                    bad,
+                    f"rollback-{member}",
+                    query=f"WorkflowId = '{member_workflow_id(member)}'",
+                    expected={member: preview.after},
                 )
-                result = await handle.result()
                 assert (result.state, result.counts) == ("done", {"reset": 1}), result
                 assert result.verified_ok == 1, result.mismatches
 

@@ -11,24 +11,23 @@ from runtime import deployment as releases
 from runtime.feed import send_member, wait_applied
 from tests.conftest import Deployment
 from tests.memberkit import start_member
+from tests.rollback.kit import rollback
 from tests.rollback.test_drill import member_events
-from workflows.rollback import RollbackInput, RollbackWorkflow
 from workflows.rules import replay
 
 B11 = "1.1+drill-double-points"
 B12 = "1.2+drill-zero-on-trip"
 
 
-async def rollback(dep: Deployment, bad: str, tag: str) -> Any:
-    handle = await dep.client.start_workflow(
-        RollbackWorkflow.run,
-        RollbackInput(
-            bad_build=bad, reason="twice", actor="test", rate_per_second=2, concurrency=1
-        ),
-        id=f"rollback-{bad}-{tag}",
-        task_queue=dep.target.task_queue,
+async def slow_rollback(dep: Deployment, bad: str, tag: str) -> Any:
+    return await rollback(
+        dep.client,
+        dep.target.task_queue,
+        bad,
+        f"rollback-{bad}-{tag}",
+        rate_per_second=2,
+        concurrency=1,
     )
-    return await handle.result()
 
 
 async def test_second_rollback_loses_nothing_that_arrived_after_the_first(
@@ -71,18 +70,18 @@ async def test_second_rollback_loses_nothing_that_arrived_after_the_first(
                     await feed("d", 4, day=9)
                     # the newest bad build is found first; events arrive during its rollback
                     first, _ = await asyncio.gather(
-                        rollback(deployment, B12, tag), feed_slowly("e", 6, day=12)
+                        slow_rollback(deployment, B12, tag), feed_slowly("e", 6, day=12)
                     )
                     assert first.counts == {"reset": len(members)}
                     assert first.verified_ok == len(members), first.mismatches
                     await feed("f", 5, day=14)  # between the rollbacks
                     # then the older one: its reset point predates the first reset
                     second, _ = await asyncio.gather(
-                        rollback(deployment, B11, tag), feed_slowly("g", 6, day=17)
+                        slow_rollback(deployment, B11, tag), feed_slowly("g", 6, day=17)
                     )
                     assert second.counts == {"reset": len(members)}, second
                     assert second.verified_ok == len(members), second.mismatches
-                    again = await rollback(deployment, B11, tag + "x")
+                    again = await slow_rollback(deployment, B11, tag + "x")
                     assert again.total == 0  # nothing left to repair: nobody is reset twice
                     states = await wait_applied(client, members)
     for member in members:
