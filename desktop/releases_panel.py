@@ -320,7 +320,9 @@ class ReleasesPanel(QWidget):
         self.verdict_label.setText("Replaying the live members' histories…")
         self.replay_model.set_records([])
         self._replay = asyncio.get_event_loop().create_task(
-            run_replay_check(command, on_started=self._on_replay_started)
+            run_replay_check(
+                command, on_started=self._on_replay_started, on_progress=self._on_replay_progress
+            )
         )
         self.replay_button.setEnabled(False)
         self.replay_cancel_button.setEnabled(True)
@@ -342,10 +344,15 @@ class ReleasesPanel(QWidget):
         self.replay_model.set_records(data["results"])
         go = bool(data["go"])
         label = str(data["candidate"]) + (f" (DRILL: {data['drill']})" if data.get("drill") else "")
+        capped = (
+            f" (the first {command.limit:,}; `loyalty-desk replay-check --limit N` checks more)"
+            if data["members"] >= command.limit
+            else ""
+        )
         self.verdict_label.setText(
             f"{'GO' if go else 'NO-GO'} for {label}: {data['nondeterministic']} "
             f"non-deterministic, {data['state_differs']} with other numbers, "
-            f"{data['unchecked']} unchecked, of {data['members']} members"
+            f"{data['unchecked']} unchecked, of {data['members']} members{capped}"
         )
         color = GOOD_FOREGROUND if go else BAD_FOREGROUND
         self.verdict_label.setStyleSheet(f"color: {color.name()}; font-weight: bold")
@@ -442,6 +449,11 @@ class ReleasesPanel(QWidget):
     def _on_replay_started(self, pid: int) -> None:
         self.replay_pid = pid
         self.verdict_label.setText(f"Replaying the live members' histories (process {pid})…")
+
+    def _on_replay_progress(self, done: int, total: int) -> None:
+        self.verdict_label.setText(
+            f"Replaying the live members' histories: {done} of {total} checked…"
+        )
 
     @async_slot(overlap="skip", errors="status", title="Audit log")
     async def _on_audit_button_clicked(self) -> None:

@@ -22,6 +22,8 @@ from desktop.worker_process import die_with_parent
 
 # exit codes of `replay-check`: 0 GO, 1 NO-GO (or a failure, which says so in its JSON)
 REPORT_CODES = (0, 1)
+MEMBERS_LIMIT = 1000  # as the command line's default
+MAX_REPORT_BYTES = 64 * 2**20
 REPORT_KEYS = frozenset(
     ("candidate", "go", "members", "nondeterministic", "state_differs", "unchecked", "results")
 )
@@ -46,15 +48,18 @@ class ReplayCommand:
     task_queue: str
     deployment: str
     candidate: str | None = None  # None: the code installed here
+    limit: int = MEMBERS_LIMIT  # members checked at most (the report is one JSON line)
     connection: tuple[str, ...] = ()  # TLS / API-key options of an external cluster
 
     def argv(self) -> list[str]:
-        args = [sys.executable, "-m", "runtime.cli", "replay-check"]
+        args = [sys.executable, "-m", "runtime.cli", "replay-check", "--progress"]
         if self.candidate:
             args.append(self.candidate)
         return [
             *args,
             "--json",
+            "--limit",
+            str(self.limit),
             "--address",
             self.address,
             "--namespace",
@@ -70,32 +75,66 @@ class ReplayCommand:
 
 
 async def run_replay_check(
-    command: ReplayCommand, *, on_started: Callable[[int], None] | None = None
+    command: ReplayCommand,
+    *,
+    on_started: Callable[[int], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """The report of `replay-check --json` (as `ReplayReport.as_json()`), GO or NO-GO.
 
-    `on_started(pid)` is called once the child runs. Raises ReplayCheckError when the
-    child fails or prints no report; cancelled, it kills the child first.
+    `on_started(pid)` is called once the child runs, `on_progress(done, total)` as it
+    checks members. Raises ReplayCheckError when the child fails or prints no report;
+    cancelled, it kills the child first.
     """
     process = await asyncio.create_subprocess_exec(
         *command.argv(),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        limit=MAX_REPORT_BYTES,  # the report is one line
         start_new_session=True,  # a Ctrl-C in the terminal reaches the app only
         preexec_fn=die_with_parent() if sys.platform == "linux" else None,
     )
     if on_started is not None:
         on_started(process.pid)
+    assert process.stdout is not None and process.stderr is not None
+    errors = asyncio.ensure_future(process.stderr.read())
     try:
-        out, err = await process.communicate()
+        last = b""
+        async for line in process.stdout:
+            progress = _progress(line)
+            if progress is None:
+                last = line if line.strip() else last
+            elif on_progress is not None:
+                on_progress(*progress)
+        err = await errors
+        code = await process.wait()
+    except ValueError:  # asyncio's reader refuses a line beyond its limit
+        await _stop(process, errors)
+        raise ReplayCheckError(
+            f"The replay check's report is larger than {MAX_REPORT_BYTES // 2**20} MiB"
+        ) from None
     except BaseException:
-        if process.returncode is None:
-            process.kill()
-        await asyncio.shield(process.wait())
+        await _stop(process, errors)
         raise
-    assert process.returncode is not None
-    return parse_report(process.returncode, out, err)
+    return parse_report(code, last, err)
+
+
+async def _stop(process: asyncio.subprocess.Process, errors: asyncio.Future[bytes]) -> None:
+    errors.cancel()
+    if process.returncode is None:
+        process.kill()
+    await asyncio.shield(process.wait())
+
+
+def _progress(line: bytes) -> tuple[int, int] | None:
+    if not line.startswith(b'{"checked"'):
+        return None
+    try:
+        data = json.loads(line)
+        return int(data["checked"]), int(data["of"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def parse_report(code: int, out: bytes, err: bytes) -> dict[str, Any]:
