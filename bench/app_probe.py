@@ -18,7 +18,14 @@ each, times on the system-wide monotonic clock (comparable across processes):
   page, EARLY and LATE the median seconds the first and last ten pages took to read
   from the server (query and decoding).
 
-Commands, one a line on stdin: `scroll`, `quit`.
+- `previewed SECONDS AFFECTED`: after `preview BUILD DEPLOYMENT`, the rollback
+  preview of BUILD's damage to DEPLOYMENT's members ran in the app as the wizard runs
+  it (runtime.releases.preview_rollback on the app's loop) and filled the wizard's
+  tables;
+- `replayed SECONDS MEMBERS VERDICT`: after `replay`, the Releases panel's replay
+  check of the app's own members (the code installed here) finished.
+
+Commands, one a line on stdin: `scroll`, `preview BUILD DEPLOYMENT`, `replay`, `quit`.
 """
 
 from __future__ import annotations
@@ -31,8 +38,9 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication
@@ -112,14 +120,29 @@ class Probe(QObject):
                 say(f"worker {now:.4f}")
 
     def _on_command_received(self, command: str) -> None:
-        if command == "scroll":
-            task = asyncio.get_event_loop().create_task(scroll_to_end())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        elif command == "quit":
+        name, *args = command.split() or [""]
+        if name == "scroll":
+            self._spawn(scroll_to_end())
+        elif name == "preview" and len(args) == 2:
+            self._spawn(preview(*args))
+        elif name == "replay":
+            self._spawn(replay_check())
+        elif name == "quit":
             app = QApplication.instance()
             if app is not None:
                 app.quit()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_event_loop().create_task(_reporting(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+async def _reporting(work: Coroutine[Any, Any, None]) -> None:
+    try:
+        await work
+    except Exception as error:  # the benchmark waits for a line: give it one
+        say(f"error {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
 
 
 class TimedSource:
@@ -171,6 +194,33 @@ async def scroll_to_end() -> None:
     early = statistics.median(source.pages[:10]) if source.pages else 0.0
     late = statistics.median(source.pages[-10:]) if source.pages else 0.0
     say(f"scrolled {seconds:.3f} {len(store)} {total} {first_page:.3f} {early:.3f} {late:.3f}")
+
+
+async def preview(build: str, deployment: str) -> None:
+    """The wizard's step from "choose the bad build" to its preview, in the app."""
+    from runtime.members import deployment_query
+    from runtime.releases import preview_rollback
+
+    window = main_window()
+    assert window is not None and window.session.client is not None
+    wizard = window.releases.wizard
+    started = time.monotonic()
+    report = await preview_rollback(window.session.client, build, deployment_query(deployment))
+    wizard.affected_model.set_records(report["members"])
+    wizard.preview_model.set_records(report["members"])
+    await asyncio.sleep(0)
+    say(f"previewed {time.monotonic() - started:.3f} {report['affected']}")
+
+
+async def replay_check() -> None:
+    """The Releases panel's replay check of the code installed here."""
+    window = main_window()
+    assert window is not None
+    releases = window.releases
+    started = time.monotonic()
+    await releases.run_replay_check(None)
+    verdict = releases.verdict_label.text().split(" ", 1)[0]
+    say(f"replayed {time.monotonic() - started:.3f} {releases.replay_model.rowCount()} {verdict}")
 
 
 def main_window() -> MainWindow | None:

@@ -9,8 +9,13 @@ on that data dir, finds the running server and starts its own worker, and is mea
 - `max_stall_ingest_ms`: the longest the app's event loop was late (probe tick every
   5 ms) while live events went to new members through the app's worker and the
   table's refresh showed them;
-- `max_stall_rollback_ms`: the same while the damage was previewed and a
-  RollbackWorkflow repaired it;
+- `max_stall_preview_ms`: the same while the app computed the rollback wizard's
+  preview of the drill's damage (history reads and rebuilds on the app's loop);
+- `max_stall_rollback_ms`: the same while the damage was previewed (by the bench)
+  and a RollbackWorkflow repaired it;
+- `max_stall_replay_check_ms`: the same while the Releases panel's replay check
+  replayed the members the app's worker ran (in a child process since it held the
+  GUI thread for seconds);
 - `table_100k_s`: after `--table-members` members more were started cheaply (see
   `populate`), loading the table afresh and scrolling it to the last row, page by
   page through the app's lazy visibility paging; with fewer than 100,000 rows it is
@@ -106,6 +111,17 @@ class App:
     async def wait(self, kind: str, timeout: float) -> list[str]:
         """The fields of the app's first `kind` line."""
         return await asyncio.wait_for(asyncio.shield(self._future(kind)), timeout)
+
+    async def outcome(self, kind: str, timeout: float) -> list[str]:
+        """The fields of the app's first `kind` line; RuntimeError if it reports an error."""
+        wanted, error = self._future(kind), self._future("error")
+        await asyncio.wait_for(
+            asyncio.wait([wanted, error], return_when=asyncio.FIRST_COMPLETED), timeout
+        )
+        if not wanted.done():
+            del self._events["error"]  # reported here: a later check must not see it again
+            raise RuntimeError("the app failed: " + " ".join(error.result()))
+        return wanted.result()
 
     def reported(self, kind: str) -> bool:
         return kind in self._events and self._events[kind].done()
@@ -238,11 +254,32 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             result["stall_ingest"] = app.stall(started, time.monotonic())
             result["ingest_events_per_s"] = round(rate, 1)
 
+            # the wizard's preview of the drill's damage, computed in the app
+            started = time.monotonic()
+            await app.command(f"preview {BAD} {bench.deployment}")
+            seconds, affected = await app.outcome("previewed", 1800)
+            result["stall_preview"] = app.stall(started, time.monotonic())
+            result["preview"] = {"seconds": float(seconds), "affected": int(affected)}
+
             started = time.monotonic()
             result["rollback"] = await rollback(bench)
             ended = time.monotonic()
             result["rollback"]["seconds"] = round(ended - started, 1)
             result["stall_rollback"] = app.stall(started, ended)
+
+            # the Releases panel's replay check of the members the app's worker ran
+            started = time.monotonic()
+            await app.command("replay")
+            try:
+                seconds, checked, verdict = await app.outcome("replayed", 1800)
+                result["replay_check"] = {
+                    "seconds": float(seconds),
+                    "members": int(checked),
+                    "verdict": verdict,
+                }
+            except RuntimeError as error:  # its dialog's reason: the stall still counts
+                result["replay_check"] = {"error": str(error)}
+            result["stall_replay_check"] = app.stall(started, time.monotonic())
 
             started = time.monotonic()
             result["members_started_per_s"] = round(await populate(bench, args.table_members), 1)
@@ -276,7 +313,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         else extrapolate(table, TABLE_TARGET_ROWS)
     )
     result["max_stall_ingest_ms"] = result["stall_ingest"]["ms"]
+    result["max_stall_preview_ms"] = result["stall_preview"]["ms"]
     result["max_stall_rollback_ms"] = result["stall_rollback"]["ms"]
+    result["max_stall_replay_check_ms"] = result["stall_replay_check"]["ms"]
     result["stall_target_ms"] = STALL_TARGET_MS
     return result
 

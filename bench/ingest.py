@@ -18,6 +18,7 @@ from bench.common import Bench, Timer, embedded, emit, machine, synced
 from runtime.feed import BULK_CHUNK
 from runtime.server import DEFAULT_SQLITE_PRAGMAS
 from runtime.simulate import simulate
+from workflows.ids import member_workflow_id
 
 
 def traffic(members: int, events: int, prefix: str) -> dict[str, list[dict[str, Any]]]:
@@ -35,7 +36,10 @@ async def send_all(
     gate = asyncio.Semaphore(100)
 
     async def one(member: str, events: list[dict[str, Any]]) -> None:
-        workflow_id = f"{workflow}-{member}"
+        # members get the app's ids (what the replay check and the detail look up)
+        workflow_id = (
+            member_workflow_id(member) if workflow == "MemberWorkflow" else f"{workflow}-{member}"
+        )
         arg: Any = {"member_id": member} if workflow == "MemberWorkflow" else member
         chunks: list[tuple[str, Any]] = (
             [("events", events[i : i + BULK_CHUNK]) for i in range(0, len(events), BULK_CHUNK)]

@@ -96,6 +96,12 @@ def async_slot(
     return decorate
 
 
+def running_slot_tasks(owner: Any) -> list[asyncio.Task[Any]]:
+    """The async slots of `owner` still running (to await, not to cancel)."""
+    running: set[asyncio.Task[Any]] = owner.__dict__.get(f"{_SLOT_TASKS}_all", set())
+    return [t for t in running if not t.done()]
+
+
 def cancel_slot_tasks(owner: Any) -> list[asyncio.Task[Any]]:
     """Cancel every running async slot of `owner`; returns the tasks to await."""
     running: set[asyncio.Task[Any]] = owner.__dict__.get(f"{_SLOT_TASKS}_all", set())

@@ -77,6 +77,8 @@ class ReleasesPanel(QWidget):
         super().__init__(parent)
         self._session = session
         self.workers: dict[str, WorkerProcess] = {}  # build id -> worker started here
+        self._replay: asyncio.Task[dict[str, Any]] | None = None  # the running check
+        self.replay_pid: int | None = None  # its child process, while it runs
 
         self.versions_model = RecordsModel(columns=version_columns(), parent=self)
         self.versions_table = _table(self, self.versions_model, "versionsTable")
@@ -177,6 +179,7 @@ class ReleasesPanel(QWidget):
         self.ramp_button.clicked.connect(self._on_ramp_button_clicked)
         self.start_button.clicked.connect(self._on_start_button_clicked)
         self.replay_button.clicked.connect(self._on_replay_button_clicked)
+        self.replay_cancel_button.clicked.connect(self._on_replay_cancel_button_clicked)
         self.audit_button.clicked.connect(self._on_audit_button_clicked)
         self._timer.timeout.connect(self._on_timer_timeout)
         self.wizard.finished.connect(self._on_wizard_finished)
@@ -191,6 +194,8 @@ class ReleasesPanel(QWidget):
             "candidate build (empty: the code installed here, or a drill build id)"
         )
         self.replay_button = QPushButton("Run replay check", page)
+        self.replay_cancel_button = QPushButton("Cancel", page)
+        self.replay_cancel_button.setEnabled(False)
         self.verdict_label = QLabel(page)
         self.verdict_label.setObjectName("replayVerdict")
         self.replay_model = RecordsModel(columns=replay_columns(), parent=self)
@@ -198,6 +203,7 @@ class ReleasesPanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.candidate_edit, 1)
         row.addWidget(self.replay_button)
+        row.addWidget(self.replay_cancel_button)
         layout = QVBoxLayout(page)
         layout.addLayout(row)
         layout.addWidget(self.verdict_label)
@@ -338,28 +344,79 @@ class ReleasesPanel(QWidget):
         await self.refresh()
 
     async def run_replay_check(self, candidate: str | None) -> None:
-        from runtime.releases import replay_check
+        """The go / no-go of `candidate` for the live members, from a child process
+        (desktop/replay_process.py): replaying is processor work the window must not
+        wait for. A candidate that is not installed here is refused at once."""
+        await preload.ready(*HEAVY_MODULES)
+        from desktop.replay_process import ReplayCheckError, ReplayCommand, run_replay_check
+        from runtime.connect import tls_args
+        from runtime.replay_check import resolve_candidate
 
+        session = self._session
+        await resolve_candidate(self._client(), session.target.deployment, candidate)
+        if session.address is None:
+            raise RuntimeError("the Temporal server is not up yet")
+        command = ReplayCommand(
+            address=session.address,
+            namespace=session.target.namespace,
+            data_dir=session.target.data_dir,
+            task_queue=session.target.task_queue,
+            deployment=session.target.deployment,
+            candidate=candidate,
+            connection=tuple(tls_args(session.target)),
+        )
+        self.verdict_label.setStyleSheet("")
         self.verdict_label.setText("Replaying the live members' histories…")
         self.replay_model.set_records([])
-        report = await replay_check(
-            self._client(), self._session.target.deployment, candidate or None
+        self._replay = asyncio.get_event_loop().create_task(
+            run_replay_check(
+                command, on_started=self._on_replay_started, on_progress=self._on_replay_progress
+            )
         )
-        data = report.as_json()
+        self.replay_button.setEnabled(False)
+        self.replay_cancel_button.setEnabled(True)
+        try:
+            data = await self._replay
+        except asyncio.CancelledError:
+            self.verdict_label.setText("Replay check cancelled.")
+            if self._replay.cancelled() and not _cancelling():
+                return  # the Cancel button: a normal end
+            raise
+        except ReplayCheckError as error:
+            self.verdict_label.setText(error.reason)
+            raise
+        finally:
+            self._replay = None
+            self.replay_pid = None
+            self.replay_button.setEnabled(True)
+            self.replay_cancel_button.setEnabled(False)
         self.replay_model.set_records(data["results"])
-        verdict = "GO" if report.go else "NO-GO"
-        label = data["candidate"] + (f" (DRILL: {report.drill})" if report.drill else "")
-        self.verdict_label.setText(
-            f"{verdict} for {label}: {data['nondeterministic']} non-deterministic, "
-            f"{data['state_differs']} with other numbers, {data['unchecked']} unchecked, "
-            f"of {data['members']} members"
+        go = bool(data["go"])
+        label = str(data["candidate"]) + (f" (DRILL: {data['drill']})" if data.get("drill") else "")
+        capped = (
+            f" (the first {command.limit:,}; `loyalty-desk replay-check --limit N` checks more)"
+            if data["members"] >= command.limit
+            else ""
         )
-        color = GOOD_FOREGROUND if report.go else BAD_FOREGROUND
+        self.verdict_label.setText(
+            f"{'GO' if go else 'NO-GO'} for {label}: {data['nondeterministic']} "
+            f"non-deterministic, {data['state_differs']} with other numbers, "
+            f"{data['unchecked']} unchecked, of {data['members']} members{capped}"
+        )
+        color = GOOD_FOREGROUND if go else BAD_FOREGROUND
         self.verdict_label.setStyleSheet(f"color: {color.name()}; font-weight: bold")
+
+    def cancel_replay_check(self) -> bool:
+        """Stop the running replay check (its child is killed); False when none runs."""
+        if self._replay is None or self._replay.done():
+            return False
+        self._replay.cancel()
+        return True
 
     async def stop(self) -> None:
         """Stop the refresh and every worker started from this panel (app shutdown)."""
         self._timer.stop()
+        self.cancel_replay_check()
         tasks = cancel_slot_tasks(self) + self.wizard.stop()
         if tasks:
             await asyncio.wait(tasks, timeout=5)
@@ -448,6 +505,18 @@ class ReleasesPanel(QWidget):
     async def _on_replay_button_clicked(self) -> None:
         await self._refused(self.run_replay_check(self.candidate_edit.text().strip() or None))
 
+    def _on_replay_cancel_button_clicked(self) -> None:
+        self.cancel_replay_check()
+
+    def _on_replay_started(self, pid: int) -> None:
+        self.replay_pid = pid
+        self.verdict_label.setText(f"Replaying the live members' histories (process {pid})…")
+
+    def _on_replay_progress(self, done: int, total: int) -> None:
+        self.verdict_label.setText(
+            f"Replaying the live members' histories: {done} of {total} checked…"
+        )
+
     @async_slot(overlap="skip", errors="status", title="Audit log")
     async def _on_audit_button_clicked(self) -> None:
         await self.load_audit()
@@ -458,6 +527,12 @@ def _natural(text: str) -> list[tuple[int, int | str]]:
     return [
         (0, int(part)) if part.isdigit() else (1, part) for part in re.findall(r"\d+|\D+", text)
     ]
+
+
+def _cancelling() -> bool:
+    """Whether the current task itself is being cancelled (a restart, the app closing)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _table(parent: QWidget, model: RecordsModel, name: str) -> QTableView:

@@ -165,6 +165,8 @@ async def _tabs(desk: Desk, shots: Shots) -> None:
         return
     for index in range(tabs.count()):
         tabs.setCurrentIndex(index)
+        if tabs.widget(index) is window.settings:
+            await window.settings.show_keyring()  # asked off the GUI thread: wait for it
         await shots.save(window, tabs.tabText(index))
 
 

@@ -8,8 +8,12 @@ it is never filled back from the keyring, so a secret is never on screen.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QShowEvent
@@ -32,7 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.asyncutil import async_slot
+from desktop.asyncutil import async_slot, running_slot_tasks
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -40,6 +44,12 @@ if TYPE_CHECKING:
     from desktop.session import Session
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Every keyring call is a D-Bus round trip (the first also probes the backends, ~0.3 s):
+# they run on this one thread, never on the GUI thread, one at a time in the order
+# asked, so a status read after a save sees what the save stored.
+_KEYRING_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyring")
 
 PROVIDER_CHOICES = (
     ("offline", "Offline rules model (no key, no network)"),
@@ -79,9 +89,9 @@ class SettingsPanel(QWidget):
         super().__init__(parent)
         self._session = session
         self._raw: dict[str, Any] = {}
-        # asking the keyring costs a D-Bus round trip and a backend probe (~0.3 s the
-        # first time): done when the panel is first shown, not while the window opens
+        # asked when the panel is first shown, not while the window opens
         self._keyring_shown = False
+        self.saving = False
 
         self.embedded_radio = QRadioButton("Embedded server (started with the app)", self)
         self.external_radio = QRadioButton("Existing cluster:", self)
@@ -127,7 +137,7 @@ class SettingsPanel(QWidget):
         self.save_button.setDefault(True)
         self.revert_button = QPushButton("Revert", self)
 
-        content = QWidget(self)
+        content = self._content = QWidget(self)
         column = QVBoxLayout(content)
         column.addWidget(self.keyring_label)
         column.addWidget(self._temporal_box(content))
@@ -244,7 +254,7 @@ class SettingsPanel(QWidget):
         self.openai_key_edit.clear()
         self._show_enabled()
         if self._keyring_shown:
-            self.show_keyring()
+            self._on_keyring_changed()
 
     def collect(self) -> dict[str, Any]:
         """The settings the form describes, keys excluded (other sections are kept)."""
@@ -281,11 +291,14 @@ class SettingsPanel(QWidget):
             raw["agent"] = agent
         return raw
 
-    def save(self) -> str | None:
+    async def save(self) -> str | None:
         """Validate, store the keys in the keyring, write the file; the outcome or None
-        when refused (the one-line reason is shown and nothing changed)."""
+        when refused (the one-line reason is shown and nothing changed). While it runs
+        the form and its buttons are disabled: a second Save cannot overlap it."""
         from runtime import agent_config, secrets, temporal_settings
 
+        if self.saving:
+            return None
         raw = self.collect()
         problem = self._check(raw)
         if problem is None:
@@ -302,24 +315,26 @@ class SettingsPanel(QWidget):
             )
             if edit.text().strip()
         }
-        if problem is None and keys and not secrets.usable():
-            problem = "cannot store the key: " + secrets.no_backend_message()
         if problem is not None:
             self._say(problem)
             return None
         held_by = ""
-        for name, value in keys.items():
-            try:
-                held_by = secrets.set_secret(name, value)
-            except secrets.SecretsError as error:
-                self._say(str(error))
-                return None
-        path = agent_config.save(self.data_dir, raw)
-        self._raw = raw
-        self.temporal_key_edit.clear()
-        self.openai_key_edit.clear()
-        self._keyring_shown = True
-        self.show_keyring()
+        self._set_saving(True)
+        try:
+            if keys:
+                try:
+                    held_by = await _in_keyring_thread(_store_keys, keys)
+                except secrets.SecretsError as error:
+                    self._say(str(error))
+                    return None
+            path = agent_config.save(self.data_dir, raw)
+            self._raw = raw
+            self.temporal_key_edit.clear()
+            self.openai_key_edit.clear()
+            self._keyring_shown = True
+            await self.show_keyring()
+        finally:
+            self._set_saving(False)
         outcome = f"Saved to {path}" + (
             f"; {len(keys)} key{'s' if len(keys) > 1 else ''} stored in {held_by}" if keys else ""
         )
@@ -339,25 +354,25 @@ class SettingsPanel(QWidget):
             return "An OpenAI-compatible endpoint needs its base URL."
         return None
 
-    def show_keyring(self) -> None:
+    async def show_keyring(self) -> None:
         """Which backend holds the keys, whether each is stored, or that there is none."""
         from runtime import secrets
 
+        view = await _in_keyring_thread(_read_keyring)
         for name, label in (
             ("openai", self.openai_key_status),
             ("temporal", self.temporal_key_status),
         ):
-            status = secrets.status(name)
-            if not status.usable:
+            if not view.usable:
                 label.setText("No keyring: a key cannot be stored.")
-            elif status.stored:
-                label.setText(f"A key is stored in {status.backend}. Type a new one to replace it.")
+            elif view.stored[name]:
+                label.setText(f"A key is stored in {view.backend}. Type a new one to replace it.")
             else:
-                label.setText(f"No key stored yet; it would go to {status.backend}.")
-        if secrets.usable():
+                label.setText(f"No key stored yet; it would go to {view.backend}.")
+        if view.usable:
             self.keyring_label.setText(
-                f"Keys are kept in the OS keyring ({secrets.backend_name()}, service "
-                f"'{secrets.service()}'), never in {self.data_dir / 'settings.json'}."
+                f"Keys are kept in the OS keyring ({view.backend}, service "
+                f"'{view.service}'), never in {self.data_dir / 'settings.json'}."
             )
             self.keyring_label.setStyleSheet("")
         else:
@@ -368,8 +383,21 @@ class SettingsPanel(QWidget):
     def showEvent(self, event: QShowEvent) -> None:
         if not self._keyring_shown:
             self._keyring_shown = True
-            self.show_keyring()
+            self.keyring_label.setText("Asking the OS keyring…")
+            self._on_keyring_changed()
         super().showEvent(event)
+
+    def _set_saving(self, saving: bool) -> None:
+        self.saving = saving
+        for widget in (self._content, self.save_button, self.revert_button):
+            widget.setEnabled(not saving)
+        if saving:
+            self._say("Saving…")
+
+    def stop(self) -> list[asyncio.Task[Any]]:
+        """At close, a save under way finishes (its keys and its file go together):
+        the tasks to await."""
+        return running_slot_tasks(self)
 
     def _say(self, text: str) -> None:
         self.message.setText(text)
@@ -415,12 +443,53 @@ class SettingsPanel(QWidget):
         if await run_dialog(dialog) and dialog.selectedFiles():
             edit.setText(dialog.selectedFiles()[0])
 
-    def _on_save_button_clicked(self) -> None:
-        self.save()
+    @async_slot(overlap="skip", title="Saving settings")
+    async def _on_save_button_clicked(self) -> None:
+        await self.save()
+
+    @async_slot(overlap="restart", errors="status", title="Reading the keyring")
+    async def _on_keyring_changed(self) -> None:
+        await self.show_keyring()
 
     def _on_revert_button_clicked(self) -> None:
         self.load()
         self._say("Reverted to the saved settings.")
+
+
+@dataclass(frozen=True)
+class KeyringView:
+    """What the panel shows of the keyring: never a secret, only whether one is there."""
+
+    usable: bool
+    backend: str
+    service: str
+    stored: dict[str, bool]
+
+
+def _read_keyring() -> KeyringView:
+    from runtime import secrets
+
+    statuses = [secrets.status(name) for name in ("openai", "temporal")]
+    first = statuses[0]
+    return KeyringView(
+        first.usable, first.backend, first.service, {s.name: s.stored for s in statuses}
+    )
+
+
+def _store_keys(keys: dict[str, str]) -> str:
+    """Store every key; the backend that holds them. SecretsError with the reason."""
+    from runtime import secrets
+
+    if not secrets.usable():
+        raise secrets.SecretsError("cannot store the key: " + secrets.no_backend_message())
+    held_by = ""
+    for name, value in keys.items():
+        held_by = secrets.set_secret(name, value)
+    return held_by
+
+
+async def _in_keyring_thread(call: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_KEYRING_THREAD, call, *args)
 
 
 def _secret_edit(parent: QWidget, name: str) -> QLineEdit:

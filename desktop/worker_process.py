@@ -159,7 +159,7 @@ class WorkerProcess:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log_file,
                 start_new_session=True,
-                preexec_fn=_die_with_parent() if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent() if sys.platform == "linux" else None,
             )
         process = self._process
         assert process.stdout is not None
@@ -249,7 +249,7 @@ class WorkerProcess:
             return ""
 
 
-def _die_with_parent() -> Callable[[], None]:
+def die_with_parent() -> Callable[[], None]:
     """A preexec_fn asking Linux to SIGKILL the child when the forking thread ends.
 
     We fork from the GUI thread, which lives as long as the app. Everything is looked

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -172,10 +173,19 @@ async def _replay_check(args: argparse.Namespace) -> int:
     from runtime.connect import connect
     from runtime.replay_check import replay_check
 
+    def progress(done: int, total: int) -> None:
+        # before the report, one JSON line per member checked: for the window's progress
+        print(json.dumps({"checked": done, "of": total}), flush=True)
+
     target = target_of(args)
     client = await connect(target)
     report = await replay_check(
-        client, target.deployment, args.build, query=args.query, limit=args.limit
+        client,
+        target.deployment,
+        args.build,
+        query=args.query,
+        limit=args.limit,
+        on_checked=progress if args.progress and args.json else None,
     )
     data = report.as_json()
     lines = [
@@ -377,6 +387,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("build", nargs="?", help="candidate build (default: the code installed here)")
     p.add_argument("--query", help="only members matching this visibility query")
     p.add_argument("--limit", type=int, default=1000)
+    p.add_argument(
+        "--progress",
+        action="store_true",
+        help='with --json: a line {"checked": K, "of": N} per member before the report',
+    )
     p.set_defaults(func=async_command(_replay_check))
 
     p = sub.add_parser("audit", parents=[common], help="who did what, when and why")

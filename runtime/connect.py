@@ -10,6 +10,7 @@ can read in the process list.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,18 +200,26 @@ def api_key() -> str:
 async def connect(target: Target) -> Client:
     address = server_address(target)
     tls: bool | TLSConfig = tls_config(target.tls) if target.tls is not None else False
-    key = api_key() if target.use_api_key else None
-    if target.saved_api_key:
-        from runtime import secrets
-
-        key = secrets.get_secret(API_KEY_SECRET) or None
-        if key and tls is False:
-            tls = True  # API keys are only sent over TLS
+    key = None
+    if target.use_api_key or target.saved_api_key:
+        # a keyring read is a D-Bus round trip (the first one probes the backends):
+        # in a thread, so the app's event loop, on the GUI thread, goes on meanwhile
+        key = await asyncio.to_thread(_api_key_of, target)
+    if target.saved_api_key and key and tls is False:
+        tls = True  # API keys are only sent over TLS
     try:
         return await Client.connect(address, namespace=target.namespace, tls=tls, api_key=key)
     except Exception as error:  # the SDK raises RuntimeError with a long gRPC text
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ConnectError(f"cannot reach Temporal at {address}: {reason}") from None
+
+
+def _api_key_of(target: Target) -> str | None:
+    if target.use_api_key:
+        return api_key()
+    from runtime import secrets
+
+    return secrets.get_secret(API_KEY_SECRET) or None
 
 
 def tls_args(target: Target) -> list[str]:

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
@@ -22,17 +22,10 @@ from runtime.members import count_members
 from workflows import drill
 from workflows.rollback import ROLLBACK_ID_PREFIX, RollbackInput, RollbackProgress, RollbackWorkflow
 
-if TYPE_CHECKING:
-    from runtime.replay_check import ReplayReport
-
 RollbackControl = Literal["pause", "resume", "cancel"]
 T = TypeVar("T")
 RATE_LIMIT_ATTEMPTS = 8
 ROLLBACK_QUERY = "WorkflowType = 'RollbackWorkflow'"
-
-
-# the replay check overrides the drill of every build process-wide while it replays
-_drill_override = asyncio.Lock()
 
 
 class ReleaseError(ValueError):
@@ -93,17 +86,6 @@ def drill_of(build_id: str) -> str | None:
     return build_id.rsplit(drill.DRILL_MARK, 1)[1] if drill.DRILL_MARK in build_id else None
 
 
-async def replay_check(
-    client: Client, deployment_name: str, build: str | None, *, query: str | None = None
-) -> ReplayReport:
-    """The replay check, never at the same time as a preview in this process: while it
-    replays, every build counts as the candidate (workflows/drill.py `candidate`)."""
-    from runtime.replay_check import replay_check as check
-
-    async with _drill_override:
-        return await check(client, deployment_name, build, query=query)
-
-
 async def set_release(
     client: Client, target: Target, build: str, *, reason: str, ramp: float | None = None
 ) -> str:
@@ -129,13 +111,9 @@ async def set_release(
 
 async def preview_rollback(client: Client, build: str, query: str | None = None) -> dict[str, Any]:
     """Which members the bad build touched and what a repair would make of each;
-    computed from history, touching no live workflow."""
-
-    async with _drill_override:
-        return await _preview(client, build, query)
-
-
-async def _preview(client: Client, build: str, query: str | None) -> dict[str, Any]:
+    computed from history, touching no live workflow. (The replay check, which makes
+    every build count as its candidate while it replays, never runs in a process
+    that previews: the CLI runs one or the other, the app runs it as a child.)"""
     from activities import repair
 
     started = time.perf_counter()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,7 +144,9 @@ async def replay_check(
     query: str | None = None,
     limit: int | None = None,
     concurrency: int = 4,
+    on_checked: Callable[[int, int], None] | None = None,
 ) -> ReplayReport:
+    """`on_checked(done, total)` after each member (and once with 0 before the first)."""
     bug = await resolve_candidate(client, deployment_name, build)
     members = [
         row["member_id"]
@@ -152,10 +155,18 @@ async def replay_check(
     replayer = Replayer(workflows=list(workflow_classes()), workflow_runner=sandbox_runner())
     # the drill override is process-wide: replay members one at a time per candidate
     lock = asyncio.Lock()
+    done = 0
+    if on_checked is not None:
+        on_checked(0, len(members))
 
     async def one(member_id: str) -> MemberCheck:
+        nonlocal done
         async with lock:
-            return await check_member(client, replayer, member_id, bug)
+            checked = await check_member(client, replayer, member_id, bug)
+        done += 1
+        if on_checked is not None:
+            on_checked(done, len(members))
+        return checked
 
     checks = await bounded(members, one, concurrency)
     label = build or f"{default_build_id()} (the code installed here)"

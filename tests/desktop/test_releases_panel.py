@@ -4,19 +4,24 @@ shows who did it and why."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import uuid
 from typing import Any
 
 import pytest
 import qasync
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
 
 from desktop.asyncutil import wait_until
 from desktop.release_models import DRILL_BACKGROUND
 from desktop.releases_panel import ReleasesPanel
 from desktop.rollback_wizard import AFFECTED, EXECUTE, VERIFY
+from runtime import audit
 from tests.conftest import Deployment
+from tests.desktop.conftest import process_gone
 from tests.desktop.test_rollback_wizard import (
     ROLLBACK_TIMEOUT_S,
     Members,
@@ -150,3 +155,87 @@ def _members_on(panel: ReleasesPanel, build: str, count: int) -> Any:
         return bool(versions(panel).get(build, {}).get("members") == count)
 
     return check()
+
+
+def test_the_replay_check_runs_beside_the_window_and_can_be_stopped(
+    qloop: qasync.QEventLoop, qtbot: Any, deployment: Deployment
+) -> None:
+    target = deployment.target
+    build = f"8.{uuid.uuid4().hex[:6]}"
+    subject = f"replay-{uuid.uuid4().hex[:6]}"
+
+    async def scenario() -> None:
+        session = await connected_session(target)
+        client = session.client
+        assert client is not None
+        panel = ReleasesPanel(session=session)
+        qtbot.addWidget(panel)
+        panel.show()
+        panel.tabs.setCurrentIndex(1)
+        members = Members(client, target, 3)
+        async with worker(client, target, build):
+            await members.start()
+            await members.feed("a", 8, day=1)
+            await audit.record(client, target, "release.start", reason="a note", subject=subject)
+
+            # a build whose code is not installed here: refused at once, nothing starts
+            panel.candidate_edit.setText("9.9")
+            await panel._on_replay_button_clicked()
+            assert "the code of build '9.9' is not installed here" in panel.message.text()
+            assert panel.replay_pid is None and panel.replay_button.isEnabled()
+            panel.candidate_edit.clear()
+
+            # while the check replays in its own process, the window does other work
+            pid = await start_check(qtbot, panel)
+            assert panel.replay_button.isEnabled() is False
+            assert panel.replay_cancel_button.isEnabled()
+            qtbot.mouseClick(panel.audit_button, Qt.MouseButton.LeftButton)
+            await wait_until(lambda: _audited(panel, subject), timeout=30)
+            assert not process_gone(pid), "the check ended before the window was used"
+            assert panel.verdict_label.text().startswith("Replaying")
+            # ... and Cancel stops it: its process is gone, nothing is shown as a verdict
+            qtbot.mouseClick(panel.replay_cancel_button, Qt.MouseButton.LeftButton)
+            await wait_until(lambda: process_gone(pid) and panel.replay_pid is None, timeout=10)
+            assert panel.verdict_label.text() == "Replay check cancelled."
+            assert panel.replay_model.rowCount() == 0
+            assert panel.replay_button.isEnabled() and not panel.replay_cancel_button.isEnabled()
+            assert panel.findChild(QMessageBox, "errorDialog") is None
+
+            # a check that dies (killed from outside) is a dialog with the reason
+            pid = await start_check(qtbot, panel)
+            os.kill(pid, signal.SIGKILL)
+            await wait_until(lambda: panel.findChild(QMessageBox, "errorDialog"), timeout=10)
+            dialog = panel.findChild(QMessageBox, "errorDialog")
+            assert isinstance(dialog, QMessageBox)
+            assert dialog.text().startswith("The replay check was killed by signal 9")
+            assert panel.verdict_label.text() == dialog.text()
+            assert panel.replay_button.isEnabled()
+            dialog.close()
+
+            # run to the end: the same go / no-go table as before
+            await start_check(qtbot, panel)
+            await wait_until(lambda: panel.replay_pid is None, timeout=REPLAY_TIMEOUT_S)
+            verdict = panel.verdict_label.text()
+            assert verdict.startswith("GO for ") and verdict.endswith(" of 3 members"), verdict
+            rows = panel.replay_model.records
+            assert sorted(r["member_id"] for r in rows) == sorted(members.ids)
+            assert all(r["go"] and r["events"] == 8 for r in rows), rows
+        await panel.stop()
+        await session.stop()
+
+    qloop.run_until_complete(scenario())
+
+
+REPLAY_TIMEOUT_S = 120
+
+
+async def start_check(qtbot: Any, panel: ReleasesPanel) -> int:
+    """Click "Run replay check"; the pid of the check's process once it runs."""
+    qtbot.mouseClick(panel.replay_button, Qt.MouseButton.LeftButton)
+    await wait_until(lambda: panel.replay_pid is not None, timeout=30)
+    assert panel.replay_pid is not None and panel.replay_pid != os.getpid()
+    return panel.replay_pid
+
+
+def _audited(panel: ReleasesPanel, subject: str) -> bool:
+    return any(r["subject"] == subject for r in panel.audit_model.records)

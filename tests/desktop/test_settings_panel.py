@@ -3,28 +3,39 @@ file; the saved target and model are what the CLI and the worker then read."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
 from typing import Any
 
 import keyring
+import qasync
 from keyring.backends import fail
 from PySide6.QtCore import Qt
 
+from desktop.asyncutil import wait_until
 from desktop.session import Session
 from desktop.settings_panel import SettingsPanel
 from runtime import agent_config, secrets
 from runtime.connect import Target, resolve_target
 
 
-def make_panel(qtbot: Any, data_dir: Path) -> SettingsPanel:
+def make_panel(qtbot: Any, loop: qasync.QEventLoop, data_dir: Path) -> SettingsPanel:
+    """The panel shown, once it has shown what the keyring holds (asked off the GUI thread)."""
     session = Session(
         target=Target(address=None, namespace="default", data_dir=data_dir), start_worker=False
     )
     panel = SettingsPanel(session=session)
     qtbot.addWidget(panel)
-    panel.show()
+    asking = "Asking the OS keyring…"
+
+    async def show() -> None:
+        panel.show()
+        assert panel.keyring_label.text() == asking
+        await wait_until(lambda: panel.keyring_label.text() != asking, timeout=10)
+
+    loop.run_until_complete(show())
     return panel
 
 
@@ -33,10 +44,10 @@ def files_containing(root: Path, needle: str) -> list[Path]:
 
 
 def test_keys_go_to_the_keyring_and_never_to_a_file(
-    qtbot: Any, tmp_path: Path, real_keyring: str
+    qtbot: Any, qloop: qasync.QEventLoop, tmp_path: Path, real_keyring: str
 ) -> None:
     data_dir = tmp_path / "data"
-    panel = make_panel(qtbot, data_dir)
+    panel = make_panel(qtbot, qloop, data_dir)
     backend = secrets.backend_name()
     assert backend in panel.keyring_label.text()
     assert "No key stored yet" in panel.openai_key_status.text()
@@ -52,8 +63,22 @@ def test_keys_go_to_the_keyring_and_never_to_a_file(
     panel.namespace_edit.setText("ops")
     panel.temporal_key_edit.setText(cloud_key)
     panel.policy_widgets["max_calls_per_day"].setValue(7)  # type: ignore[union-attr]
-    qtbot.mouseClick(panel.save_button, Qt.MouseButton.LeftButton)
+    saves: list[str] = []
+    panel.saved.connect(saves.append)
 
+    async def save_twice() -> None:
+        qtbot.mouseClick(panel.save_button, Qt.MouseButton.LeftButton)
+        await asyncio.sleep(0)
+        # the keyring is written off the GUI thread: meanwhile the form cannot be sent again
+        assert panel.message.text() == "Saving…"
+        assert not panel.save_button.isEnabled() and not panel.openai_key_edit.isEnabled()
+        qtbot.mouseClick(panel.save_button, Qt.MouseButton.LeftButton)
+        await wait_until(lambda: not panel.saving, timeout=10)
+
+    qloop.run_until_complete(save_twice())
+
+    assert len(saves) == 1
+    assert panel.save_button.isEnabled() and panel.openai_key_edit.isEnabled()
     assert panel.message.text().startswith("Saved to ")
     assert f"2 keys stored in {backend}" in panel.message.text()
     assert keyring.get_password(real_keyring, "openai") == model_key
@@ -74,7 +99,7 @@ def test_keys_go_to_the_keyring_and_never_to_a_file(
     target = resolve_target(data_dir=data_dir)  # what the CLI and the next launch use
     assert (target.address, target.namespace) == ("temporal.example.internal:7233", "ops")
 
-    again = make_panel(qtbot, data_dir)  # reopened: values back, the key never shown
+    again = make_panel(qtbot, qloop, data_dir)  # reopened: values back, the key never shown
     assert again.external_radio.isChecked()
     assert again.address_edit.text() == "temporal.example.internal:7233"
     assert again.provider_combo.currentData() == "compatible"
@@ -83,36 +108,37 @@ def test_keys_go_to_the_keyring_and_never_to_a_file(
 
 
 def test_bad_input_is_refused_with_a_reason_and_changes_nothing(
-    qtbot: Any, tmp_path: Path, real_keyring: str
+    qtbot: Any, qloop: qasync.QEventLoop, tmp_path: Path, real_keyring: str
 ) -> None:
     data_dir = tmp_path / "data"
-    panel = make_panel(qtbot, data_dir)
+    panel = make_panel(qtbot, qloop, data_dir)
     panel.external_radio.setChecked(True)
     panel.address_edit.setText("no-port-here")
     panel.openai_key_edit.setText("sk-should-not-be-stored")
-    assert panel.save() is None
+    assert qloop.run_until_complete(panel.save()) is None
     assert panel.message.text() == "The address 'no-port-here' is not host:port."
     assert not (data_dir / "settings.json").exists()
     assert keyring.get_password(real_keyring, "openai") is None
 
 
 def test_without_a_keyring_the_panel_says_so_and_refuses_keys(
-    qtbot: Any, tmp_path: Path, real_keyring: str
+    qtbot: Any, qloop: qasync.QEventLoop, tmp_path: Path, real_keyring: str
 ) -> None:
     data_dir = tmp_path / "data"
     real = keyring.get_keyring()
     keyring.set_keyring(fail.Keyring())
     try:
-        panel = make_panel(qtbot, data_dir)
+        panel = make_panel(qtbot, qloop, data_dir)
         assert panel.keyring_label.text().startswith("No OS keyring backend is available")
         assert panel.openai_key_status.text() == "No keyring: a key cannot be stored."
         panel.provider_combo.setCurrentIndex(panel.provider_combo.findData("openai"))
         panel.openai_key_edit.setText("sk-nowhere-to-go")
-        assert panel.save() is None
+        assert qloop.run_until_complete(panel.save()) is None
         assert panel.message.text().startswith("cannot store the key: no OS keyring backend")
         assert not (data_dir / "settings.json").exists()
+        assert panel.openai_key_edit.text() == "sk-nowhere-to-go"  # still there to retry
         panel.openai_key_edit.clear()  # without a key the rest saves fine
-        assert panel.save() is not None
+        assert qloop.run_until_complete(panel.save()) is not None
         assert agent_config.load(data_dir).provider == "openai"
     finally:
         keyring.set_keyring(real)

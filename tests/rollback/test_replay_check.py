@@ -47,9 +47,14 @@ async def test_replay_check_flags_a_build_that_issues_other_commands(
         code, out, err = await cli(deployment, "replay-check", candidate)
         assert code == 1 and "NO-GO" in out and "Nondeterminism" in out, out + err
 
-        code, out, err = await cli(deployment, "replay-check", "--json")
+        code, out, err = await cli(deployment, "replay-check", "--json", "--progress")
         assert code == 0, out + err
-        verdict = json.loads(out)
+        *progress, report = out.splitlines()
+        # the window shows how far the check is: one line per member, then the report
+        assert [json.loads(line) for line in progress] == [
+            {"checked": n, "of": len(members)} for n in range(len(members) + 1)
+        ]
+        verdict = json.loads(report)
         assert verdict["go"] is True and verdict["nondeterministic"] == 0
         assert verdict["members"] == len(members)
 
