@@ -62,6 +62,9 @@ RESTART_TIMEOUT_S = 30.0
 _PR_SET_PDEATHSIG = 1
 
 
+PORT_ATTEMPTS = 3
+
+
 class ServerError(RuntimeError):
     """The embedded server could not be started or is not usable.
 
@@ -217,7 +220,7 @@ class EmbeddedServer:
             self._restarts = 0
             self._last_error = None
             self._set_state("starting")
-            await self._launch(binary, timeout)
+            await self._launch_on_free_ports(binary, timeout)
         except BaseException as e:
             self._last_error = e.reason if isinstance(e, ServerError) else repr(e)
             await self._kill()
@@ -237,6 +240,30 @@ class EmbeddedServer:
         await self._kill(grace=STOP_GRACE_S)
         self._release_data_dir()
         self._set_state("stopped")
+
+    async def _launch_on_free_ports(self, binary: Path, timeout: float) -> None:
+        """`_launch`, again on other ports when one we picked was taken meanwhile (a free
+        port is free only until someone binds it: other servers start too)."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                return await self._launch(binary, timeout)
+            except ServerError as error:
+                chosen = self.config.port is None or self.config.ui_port is None
+                if attempt == PORT_ATTEMPTS or not chosen or not self._port_was_taken():
+                    raise
+                log.warning("%s (a port was taken); again on other ports", error.reason)
+                await self._kill()
+                self._port = self.config.port or _free_port()
+                self._ui_port = self.config.ui_port or _free_port()
+
+    def _port_was_taken(self) -> bool:
+        """Whether the last launch's log says a port it wanted was in use."""
+        try:
+            text = self.config.log_path.read_bytes()
+        except OSError:
+            return False
+        last = text.rfind(b" launching: ")
+        return b"address already in use" in text[max(last, 0) :]
 
     async def _launch(self, binary: Path, timeout: float) -> None:
         """Spawn the server and wait until it is healthy and its namespace configured."""

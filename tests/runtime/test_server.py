@@ -121,6 +121,25 @@ async def test_second_server_on_same_data_dir_is_refused(server: EmbeddedServer)
     assert find_running_server(data_dir) is not None  # the first one is untouched
 
 
+async def test_a_picked_port_taken_before_the_server_binds_it_is_replaced(
+    tmp_path: Path,
+) -> None:
+    """A free port is free only until someone binds it (other servers start too): the
+    server starts on other ports instead of failing."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = EmbeddedServer(ServerConfig(data_dir=tmp_path / "data"))
+        server._port = port  # what another process took between our pick and the bind
+        async with server:
+            assert server.state == "running" and server.address != f"127.0.0.1:{port}"
+            client = await Client.connect(server.address)
+            await client.start_workflow("Anything", id="after-a-taken-port", task_queue="nobody")
+    log = (tmp_path / "data" / "logs" / "server.log").read_text()
+    assert log.count(" launching: ") == 2 and "address already in use" in log
+
+
 async def test_start_failure_reports_the_server_log(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
