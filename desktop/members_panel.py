@@ -7,6 +7,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QTimer, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -276,6 +277,13 @@ class MembersPanel(QWidget):
 
     def _on_timer_timeout(self) -> None:
         if self.isVisible():
+            self._refresh()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Shown again (its tab picked): the rows on screen are refreshed at once, not
+        at the next tick (a rollback may have repaired them while another tab showed)."""
+        super().showEvent(event)
+        if self._timer.isActive():
             self._refresh()
 
     def _on_model_more_requested(self) -> None:

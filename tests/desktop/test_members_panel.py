@@ -134,3 +134,30 @@ def test_no_members_yet_says_where_they_come_from(qloop: qasync.QEventLoop, qtbo
 
     qloop.run_until_complete(scenario())
     panel.stop()
+
+
+def test_showing_the_panel_again_refreshes_its_rows_at_once(
+    qloop: qasync.QEventLoop, qtbot: Any
+) -> None:
+    """Members repaired (or fed) while another tab showed are current as soon as the
+    tab is picked again, not a refresh interval later."""
+    panel, source = make_panel(qtbot, 5)
+
+    async def scenario() -> None:
+        await panel.set_source(source)
+        panel.hide()
+        source.rows = [
+            member("m00002", 4_242) if r["member_id"] == "m00002" else r for r in source.rows
+        ]
+        await asyncio.sleep(0.1)
+        assert panel.model.store.row(panel.model.store.position_of("m00002"))["points"] != 4_242
+        panel.show()  # well inside the refresh interval
+        await wait_until(
+            lambda: (
+                panel.model.store.row(panel.model.store.position_of("m00002"))["points"] == 4_242
+            ),
+            timeout=1,
+        )
+
+    qloop.run_until_complete(scenario())
+    panel.stop()
