@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from desktop.worker_process import die_with_parent
+from desktop.worker_process import ChildProcessFailed, die_with_parent
 
 # exit codes of `replay-check`: 0 GO, 1 NO-GO (or a failure, which says so in its JSON)
 REPORT_CODES = (0, 1)
@@ -29,13 +29,8 @@ REPORT_KEYS = frozenset(
 )
 
 
-class ReplayCheckError(RuntimeError):
-    """The check gave no report; `reason` is one line, `log_tail` the end of its stderr."""
-
-    def __init__(self, reason: str, log_tail: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.log_tail = log_tail
+class ReplayCheckError(ChildProcessFailed):
+    """The check gave no report (`log_tail`: the end of its stderr)."""
 
 
 @dataclass(frozen=True)

@@ -36,13 +36,18 @@ DEATH_WINDOW_S = 60.0
 _PR_SET_PDEATHSIG = 1
 
 
-class WorkerError(RuntimeError):
-    """The worker process did not come up; `reason` is one line."""
+class ChildProcessFailed(RuntimeError):
+    """A child process of the app failed: `reason` is one line, `log_tail` the end of
+    its log (error dialogs show both)."""
 
     def __init__(self, reason: str, log_tail: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
         self.log_tail = log_tail
+
+
+class WorkerError(ChildProcessFailed):
+    """The worker process did not come up."""
 
 
 @dataclass(frozen=True)
