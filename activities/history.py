@@ -18,13 +18,23 @@ from temporalio.converter import DataConverter
 from workflows.agent import SIGNAL_AGENT_RESULT
 from workflows.agent_io import AGENT_SETTINGS_ACTIVITY
 from workflows.agent_policy import AgentPolicy
-from workflows.member import SIGNAL_EVENT, SIGNAL_EVENTS, Adjustment, Decision, MemberInput
+from workflows.member import (
+    BOUNDED_PATCH,
+    DRAIN_SUMMARY,
+    MAX_EVENTS_PER_TASK,
+    SIGNAL_EVENT,
+    SIGNAL_EVENTS,
+    Adjustment,
+    Decision,
+    MemberInput,
+)
 from workflows.proposals import check_draft
 from workflows.rules import MemberBook
 
 SIGNAL_NAMES = (SIGNAL_EVENT, SIGNAL_EVENTS)
 AGENT_WORKFLOW = "AgentTurnWorkflow"
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
+PATCH_MARKER = "core_patch"
 _converter = DataConverter.default.payload_converter
 
 
@@ -100,14 +110,34 @@ def _agent_run(value: Any, policy: AgentPolicy) -> AgentRun | None:
     return AgentRun(str(value.get("trigger_key") or ""), ok, list(drafts), policy)
 
 
+def bounded_run(history: WorkflowHistory) -> bool:
+    """The run queues events and applies at most MAX_EVENTS_PER_TASK per task (it took
+    the BOUNDED_PATCH branch: its first task recorded the patch marker)."""
+    for event in history.events:
+        if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+            continue
+        attrs = event.marker_recorded_event_attributes
+        if attrs.marker_name != PATCH_MARKER or "patch-data" not in attrs.details:
+            continue
+        data = _decode(attrs.details["patch-data"].payloads)
+        if isinstance(data, dict) and data.get("id") == BOUNDED_PATCH:
+            return True
+    return False
+
+
 class _Reader:
     """Walks one run's history, giving each item the workflow task that applied it.
 
     Signals and agent results are applied by the next task to complete; an update is
     accepted (and a decision completes) in events written after the completion of the
-    task that ran it, so those belong to the task before them."""
+    task that ran it, so those belong to the task before them.
 
-    def __init__(self) -> None:
+    In a bounded run (see `bounded_run`) events wait in an inbox, as in the member: a
+    task applies at most MAX_EVENTS_PER_TASK of them, after the agent results and
+    updates it ran, and only when no drain timer is pending (or it fired); a task that
+    leaves events behind starts one."""
+
+    def __init__(self, *, bounded: bool = False) -> None:
         self.pending: list[Received] = []
         self.build: str | None = None
         self.applied_at = 0
@@ -115,30 +145,67 @@ class _Reader:
         self.decisions: dict[str, Decision] = {}  # update id -> the decide request
         self.admitted: dict[str, Request] = {}  # update id -> a reapplied update's request
         self.policy = AgentPolicy()
+        self.bounded = bounded
+        self.inbox: list[Received] = []
+        self.drained: list[Received] = []  # this task's batch, given after its updates
+        self.drain_timers: set[int] = set()
+        self.drain_waiting = False  # a drain timer is pending
+        self.drain_fired = False
 
     def read(self, history: WorkflowHistory) -> Iterator[Received]:
         for event in history.events:
             kind = event.event_type
             if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+                yield from self._drained()
                 self.task_started = _time(event)
             elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
                 attrs = event.workflow_task_completed_event_attributes
                 self.build = attrs.deployment_version.build_id or None
                 self.applied_at = event.event_id
                 for item in self.pending:
+                    if self.bounded and item.kind == "event":
+                        self.inbox.append(item)
+                        continue
                     at = self.task_started if item.kind == "agent" and self.task_started else None
                     yield dataclasses.replace(
                         item, build=self.build, applied_at=self.applied_at, at=at or item.at
                     )
                 self.pending = []
+                if self.bounded:
+                    self._drain()
             elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
                 self._settings(event)
             elif kind in _UPDATE_EVENTS:
                 for item in self._update(event):
                     yield dataclasses.replace(item, build=self.build, applied_at=self.applied_at)
+            elif kind == EventType.EVENT_TYPE_TIMER_STARTED:
+                if _summary(event) == DRAIN_SUMMARY:
+                    self.drain_timers.add(int(event.timer_started_event_attributes.timer_id))
+            elif kind == EventType.EVENT_TYPE_TIMER_FIRED:
+                if int(event.timer_fired_event_attributes.timer_id) in self.drain_timers:
+                    self.drain_fired = True
             else:
                 self.pending.extend(self._signal(event))
+        yield from self._drained()
+        yield from self.inbox
         yield from self.pending
+
+    def _drain(self) -> None:
+        """What the task that just completed took from the inbox (MemberWorkflow._drain_batch)."""
+        if not self.inbox or (self.drain_waiting and not self.drain_fired):
+            return
+        batch = self.inbox[:MAX_EVENTS_PER_TASK]
+        del self.inbox[:MAX_EVENTS_PER_TASK]
+        self.drained = [
+            dataclasses.replace(item, build=self.build, applied_at=self.applied_at)
+            for item in batch
+        ]
+        self.drain_waiting = bool(self.inbox)
+        self.drain_fired = False
+
+    def _drained(self) -> Iterator[Received]:
+        yield from self.drained
+        self.drained = []
 
     def _signal(self, event: HistoryEvent) -> Iterator[Received]:
         at = _time(event)
@@ -226,6 +293,13 @@ _UPDATE_EVENTS = (
 )
 
 
+def _summary(event: HistoryEvent) -> str | None:
+    if not event.HasField("user_metadata") or not event.user_metadata.HasField("summary"):
+        return None
+    value = _decode([event.user_metadata.summary])
+    return value if isinstance(value, str) else None
+
+
 def _time(event: HistoryEvent) -> datetime:
     return event.event_time.ToDatetime().replace(tzinfo=None)
 
@@ -234,7 +308,7 @@ def received(history: WorkflowHistory, *, approvals: bool = False) -> Iterator[R
     """What the run received, in the order the workflow applied it, each with the build
     of the workflow task that applied it; with `approvals`, also the approved proposals
     and agent results ("approval" and "agent" items) that rebuilding its state needs."""
-    items = _Reader().read(history)
+    items = _Reader(bounded=bounded_run(history)).read(history)
     return items if approvals else (i for i in items if i.kind in ("event", "adjust"))
 
 
@@ -274,6 +348,8 @@ class Rebuild:
     ) -> None:
         if proposal_id in self.proposals:
             return
+        if self.book.check_approved(action, args, proposal_id):
+            return  # the member refuses it too (a bounded run; older ones failed the task)
         self.proposals.add(proposal_id)
         self.book.apply_approved(action, args, proposal_id, _aware(at), build_id)
 

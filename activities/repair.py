@@ -534,7 +534,7 @@ async def verify_member(
     workflow_id = member_workflow_id(member_id)
     handle = client.get_workflow_handle(workflow_id)
     await agent_settled(handle)
-    live = _fields(await handle.execute_update(MemberWorkflow.sync))
+    live = _fields(await handle.execute_update(MemberWorkflow.sync))  # type: ignore[arg-type]
     expected_now: dict[str, Any] | None = None
     if expected is not None and _fields(expected) == live:
         # what the preview computed from history is what the member holds: no need to
@@ -545,7 +545,7 @@ async def verify_member(
         if anchor_run_id:
             steps = await plan(client, member_id, anchor_run_id, None)
             expected_now = _fields(steps.expected().summary())
-        settled = _fields(await handle.execute_update(MemberWorkflow.sync))
+        settled = _fields(await handle.execute_update(MemberWorkflow.sync))  # type: ignore[arg-type]
         if settled == live:
             break
         live = settled

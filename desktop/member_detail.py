@@ -325,7 +325,7 @@ class MemberDetail(QWidget):
         self.send_button.setEnabled(False)
         try:
             await handle.signal(SIGNAL_EVENT, raw)
-            state = await handle.execute_update(MemberWorkflow.sync)
+            state: dict[str, Any] = await handle.execute_update(MemberWorkflow.sync)  # type: ignore[arg-type]
         finally:
             self.send_button.setEnabled(True)
         log.info("sent test event %s to %s", raw["event_id"], self.member_id)

@@ -263,7 +263,7 @@ async def _sync(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
     deadline = time.monotonic() + SYNC_PATIENCE_S
     while True:
         try:
-            state: dict[str, Any] = await handle.execute_update(MemberWorkflow.sync)
+            state: dict[str, Any] = await handle.execute_update(MemberWorkflow.sync)  # type: ignore[arg-type]
             return state
         except RPCError as error:
             # FAILED_PRECONDITION: the task is being retried; UNAVAILABLE: a busy or

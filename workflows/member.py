@@ -14,6 +14,7 @@ become proposals that wait for a decision.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,7 +37,7 @@ from temporalio.exceptions import (
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import drill, search_attributes
+    from workflows import carry, drill, search_attributes
     from workflows.agent import (
         SIGNAL_AGENT_RESULT,
         AgentTurnWorkflow,
@@ -55,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.agent_policy import OUTBOX_KINDS
     from workflows.proposals import AUTO_APPROVE_POLICY
-    from workflows.rules import MemberBook, MemberSnapshot
+    from workflows.rules import MemberBook, MemberSnapshot, json_bytes
 
 WORKFLOW_ID_PREFIX = "member-"
 _UNDECODABLE = object()  # a signal payload no converter can read
@@ -80,7 +81,20 @@ OUTBOX_PAUSE = timedelta(minutes=10)  # after a delivery failed every retry, bef
 # builds before it recorded an approved tier change in the outbox only; with it the
 # member's tier moves too (histories of those builds replay without it)
 TIER_GRANT_PATCH = "tier-grant"
+# 0.2.0: events received by signal wait in an inbox and each workflow task applies at
+# most MAX_EVENTS_PER_TASK of them (a flood of signals arrives in one task, and
+# applying it all at once runs past the SDK's 2 s deadlock detector on every retry);
+# grants are checked against the rules before they are applied. Runs started by
+# earlier builds keep their behaviour (activities.history reads both).
+BOUNDED_PATCH = "bounded-tasks"
+MAX_EVENTS_PER_TASK = 1_000
+DRAIN_PAUSE = timedelta(milliseconds=1)  # a timer ends the task; the next one goes on
+DRAIN_SUMMARY = "drain"  # the drain timer's summary: how a history reader tells it apart
 MAX_ACTOR = 200
+MAX_REQUEST_ID_BYTES = 200  # request ids are kept (REQUESTS_KEEP of them) across runs
+MAX_REASON_CHARS = 500
+MAX_PROPOSAL_ID_CHARS = 400
+MAX_POLICY_CHARS = 500
 
 
 def member_workflow_id(member_id: str) -> str:
@@ -142,6 +156,50 @@ class DecisionResult:
     decided_at: str | None = None
 
 
+class _Received:
+    """A signal in the inbox: its payload, decoded when its turn comes."""
+
+    __slots__ = ("bulk", "items", "payload", "position", "received_at")
+
+    def __init__(self, payload: RawValue, received_at: datetime, *, bulk: bool) -> None:
+        self.payload = payload
+        self.received_at = received_at
+        self.bulk = bulk
+        self.items: list[Any] | None = None
+        self.position = 0
+
+
+def request_problem(request: Adjustment) -> str | None:
+    """Bounds on an adjustment request, whoever sends it (its id and reason are kept)."""
+    if not isinstance(request.request_id, str) or not request.request_id.strip():
+        return "a request_id is required"
+    if json_bytes(request.request_id) > MAX_REQUEST_ID_BYTES:
+        return f"the request_id is longer than {MAX_REQUEST_ID_BYTES} bytes"
+    if not isinstance(request.reason, str) or len(request.reason) > MAX_REASON_CHARS:
+        return f"the reason must be text of at most {MAX_REASON_CHARS} characters"
+    if not isinstance(request.actor, str) or len(request.actor) > MAX_ACTOR:
+        return f"the actor must be text of at most {MAX_ACTOR} characters"
+    return None
+
+
+def decision_problem(decision: Decision) -> str | None:
+    """Bounds on a decision request, whoever sends it."""
+    if (
+        not isinstance(decision.proposal_id, str)
+        or len(decision.proposal_id) > MAX_PROPOSAL_ID_CHARS
+    ):
+        return f"the proposal_id must be text of at most {MAX_PROPOSAL_ID_CHARS} characters"
+    if not isinstance(decision.approve, bool):
+        return "approve must be true or false"
+    if not isinstance(decision.reason, str) or len(decision.reason) > MAX_REASON_CHARS:
+        return f"the reason must be text of at most {MAX_REASON_CHARS} characters"
+    if decision.policy is not None and (
+        not isinstance(decision.policy, str) or len(decision.policy) > MAX_POLICY_CHARS
+    ):
+        return f"the policy must be text of at most {MAX_POLICY_CHARS} characters"
+    return None
+
+
 def trigger_key_of(proposal_id: str) -> str:
     """`<member>:<trigger key>:<index>` -> trigger key (which may itself contain colons)."""
     rest = proposal_id.split(":", 1)[1] if ":" in proposal_id else ""
@@ -176,6 +234,7 @@ class MemberWorkflow:
         self._agent_paused: str | None = None
         self._agent_busy = False  # starting an agent run
         self._child: ChildWorkflowHandle[Any, TurnResult] | None = None
+        self._inbox: deque[_Received] = deque()
 
     @workflow.run
     async def run(self, input: MemberInput) -> None:
@@ -185,6 +244,8 @@ class MemberWorkflow:
             asyncio.create_task(self._deliver_effects()),
             asyncio.create_task(self._expire_proposals()),
         ]
+        if self._bounded():
+            tasks.append(asyncio.create_task(self._drain_inbox()))
         while True:
             await workflow.wait_condition(
                 lambda: self._dirty or self._should_continue() or any(t.done() for t in tasks)
@@ -201,22 +262,34 @@ class MemberWorkflow:
                 # outbox deliveries don't hold it up: a running agent run answers the
                 # next run by signal, an interrupted delivery is redone (idempotent).
                 await workflow.wait_condition(
-                    lambda: workflow.all_handlers_finished() and not self._agent_busy
+                    lambda: (
+                        workflow.all_handlers_finished()
+                        and not self._agent_busy
+                        and not self._inbox
+                    )
                 )
                 self._publish()
                 for task in tasks:
                     task.cancel()
                 self._book.s.runs += 1
-                workflow.continue_as_new(
-                    MemberInput(
-                        member_id=self._book.member_id,
-                        snapshot=self._book.s,
-                        requests=list(self._requests)[-REQUESTS_KEEP:],
-                        max_signals=self._limits[0],
-                        max_events=self._limits[1],
-                        agent=self._desk.carry(),
-                    )
+                next_input = MemberInput(
+                    member_id=self._book.member_id,
+                    snapshot=self._book.s,
+                    requests=list(self._requests)[-REQUESTS_KEEP:],
+                    max_signals=self._limits[0],
+                    max_events=self._limits[1],
+                    agent=self._desk.carry(),
                 )
+                if self._bounded():
+                    shrunk = carry.fit(next_input)
+                    if shrunk:
+                        workflow.logger.warning(
+                            "member %s carried more than %s bytes; shrank %s",
+                            self._book.member_id,
+                            carry.CARRY_BUDGET,
+                            ", ".join(shrunk),
+                        )
+                workflow.continue_as_new(next_input)
 
     def _should_continue(self) -> bool:
         return (
@@ -224,6 +297,10 @@ class MemberWorkflow:
             or self._events >= self._limits[1]
             or workflow.info().is_continue_as_new_suggested()
         )
+
+    def _bounded(self) -> bool:
+        """This run queues events and bounds each task's work (see BOUNDED_PATCH)."""
+        return workflow.patched(BOUNDED_PATCH)
 
     def _build(self) -> str:
         version = workflow.info().get_current_deployment_version()
@@ -237,6 +314,9 @@ class MemberWorkflow:
     @workflow.signal(name="event")
     def event(self, payload: RawValue) -> None:
         self._signals += 1
+        if self._bounded():
+            self._inbox.append(_Received(payload, workflow.now(), bulk=False))
+            return
         self._events += 1
         self._dirty = True
         raw = self._decoded(payload)
@@ -249,6 +329,9 @@ class MemberWorkflow:
     @workflow.signal(name="events")
     def events(self, payload: RawValue) -> None:
         self._signals += 1
+        if self._bounded():
+            self._inbox.append(_Received(payload, workflow.now(), bulk=True))
+            return
         self._dirty = True
         raw = self._decoded(payload)
         if raw is _UNDECODABLE:
@@ -261,6 +344,43 @@ class MemberWorkflow:
         for item in raw:
             outcome = self._book.apply(item, build_id=build, received_at=now)
             self._desk.observe(outcome, self._book, now)
+
+    async def _drain_inbox(self) -> None:
+        """Apply queued events, at most MAX_EVENTS_PER_TASK per workflow task, in order."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self._inbox))
+            self._drain_batch()
+            if self._inbox:
+                await workflow.sleep(DRAIN_PAUSE, summary=DRAIN_SUMMARY)
+
+    def _drain_batch(self) -> None:
+        """One task's share of the inbox. activities.history._Reader counts the same way:
+        an event, a bulk signal's item, or a signal that is no list of events is one."""
+        budget = MAX_EVENTS_PER_TASK
+        build = self._build()
+        self._dirty = True
+        while self._inbox and budget > 0:
+            head = self._inbox[0]
+            if head.items is None:
+                raw = self._decoded(head.payload)
+                if raw is _UNDECODABLE or (head.bulk and not isinstance(raw, list)):
+                    if raw is not _UNDECODABLE:
+                        self._book.reject(
+                            None, "the events signal takes a JSON list of event objects"
+                        )
+                    self._inbox.popleft()
+                    budget -= 1
+                    continue
+                head.items = raw if head.bulk else [raw]
+            take = head.items[head.position : head.position + budget]
+            for item in take:
+                outcome = self._book.apply(item, build_id=build, received_at=head.received_at)
+                self._desk.observe(outcome, self._book, head.received_at)
+            self._events += len(take)
+            head.position += len(take)
+            budget -= len(take)
+            if head.position >= len(head.items):
+                self._inbox.popleft()
 
     def _decoded(self, payload: RawValue) -> Any:
         """The signal's value; bytes no converter can read are a recorded rejection.
@@ -291,6 +411,14 @@ class MemberWorkflow:
             return AdjustmentResult(
                 False, self._book.s.points, self._requests[request.request_id], "already applied"
             )
+        if self._bounded():
+            # the validator ran on the state at acceptance; whatever changed since, a
+            # refusal is the update's failure, never the workflow task's
+            problem = request_problem(request) or self._book.check_adjustment(
+                request.points, request.reason
+            )
+            if problem:
+                raise ApplicationError(problem, type="AdjustmentRefused", non_retryable=True)
         entry = self._book.adjust(
             request.points, f"{request.reason} (by {request.actor})", workflow.now(), self._build()
         )
@@ -300,21 +428,25 @@ class MemberWorkflow:
 
     @adjust.validator
     def _validate_adjust(self, request: Adjustment) -> None:
-        if request.request_id in self._requests:
+        if isinstance(request.request_id, str) and request.request_id in self._requests:
             return  # a retry: accepted, answered with the first result
-        problem = self._book.check_adjustment(request.points, request.reason)
+        problem = request_problem(request) or self._book.check_adjustment(
+            request.points, request.reason
+        )
         if problem is None and not request.actor.strip():
             problem = "the actor (who makes the adjustment) is required"
         if problem:
             raise ValueError(problem)
 
     @workflow.update(name="sync")
-    def sync(self) -> dict[str, Any]:
+    async def sync(self) -> dict[str, Any]:
         """The member's state after every signal sent before this call has been applied.
 
         Without the agent's sections (`proposals`, `agent`, `costs`): those change in
         the background, on the agent's own time; the `state` query has them.
         """
+        if self._inbox:
+            await workflow.wait_condition(lambda: not self._inbox)
         return self._member_state()
 
     @workflow.update(name="decide")
@@ -335,6 +467,8 @@ class MemberWorkflow:
                 )
             )
         problem = self._desk.check_decision(pid, decision.approve, workflow.now())
+        if problem is None and self._bounded():
+            problem = decision_problem(decision) or self._approval_problem(pid, decision.approve)
         if problem:
             raise ApplicationError(problem, type="DecisionRefused", non_retryable=True)
         return self._apply_decision(
@@ -347,6 +481,9 @@ class MemberWorkflow:
 
     @decide.validator
     def _validate_decide(self, decision: Decision) -> None:
+        bounds = decision_problem(decision)
+        if bounds:
+            raise ValueError(bounds)
         if not isinstance(decision.reason, str) or not decision.reason.strip():
             raise ValueError("a reason is required for a decision")
         if not isinstance(decision.actor, str) or not decision.actor.strip():
@@ -361,8 +498,18 @@ class MemberWorkflow:
         ):
             return  # its agent run is still to come: the handler waits for it
         problem = self._desk.check_decision(pid, decision.approve, workflow.now())
+        if problem is None:
+            problem = self._approval_problem(pid, decision.approve)
         if problem:
             raise ValueError(problem)
+
+    def _approval_problem(self, proposal_id: str, approve: bool) -> str | None:
+        """Why approving this proposal now would break a rule (a grant past the largest
+        adjustment, a balance below zero): refused, never a failed workflow task."""
+        record = self._desk.proposals.get(proposal_id)
+        if not approve or record is None:
+            return None
+        return self._book.check_approved(record["action"], record["arguments"], proposal_id)
 
     # -- queries --------------------------------------------------------------
 
@@ -572,7 +719,10 @@ class MemberWorkflow:
         made = self._desk.finish(result, workflow.now(), tier=self._book.s.tier)
         limit = self._desk.policy.auto_approve_max_points
         for record in made:
-            if self._desk.proposals.auto_approvable(record, self._desk.policy):
+            if self._desk.proposals.auto_approvable(record, self._desk.policy) and not (
+                self._bounded()
+                and self._book.check_approved(record["action"], record["arguments"], record["id"])
+            ):
                 self._apply_decision(
                     record["id"],
                     True,

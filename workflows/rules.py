@@ -22,6 +22,8 @@ Rules:
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,6 +47,13 @@ MAX_ADJUSTMENT = 1_000_000
 LEDGER_KEEP = 100  # entries carried across continue-as-new; older ones fold into ledger_base
 REJECTIONS_KEEP = 50
 SEEN_KEEP = 4_096  # dedup window of accepted event ids, carried across runs
+# Byte bounds on what a member carries, whatever its input: ids longer than this (or
+# not plain ASCII) are kept in the dedup window as a fixed-size digest, and text kept
+# in state (ledger causes, rejections) is clipped to this many bytes of JSON.
+ID_KEY_CHARS = 48
+CAUSE_BYTES = 200
+REASON_BYTES = 300
+SEEN_FORMAT = "id-key-1"  # MemberSnapshot.seen_format once its keys are id_key()s
 
 DRILL_BUGS = ("zero-on-trip", "double-points", "wrong-tier", "drop-refunds")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -81,6 +90,42 @@ def _parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
+def id_key(event_id: str) -> str:
+    """An event id as the dedup window keeps it: a short plain-ASCII id as it is, any
+    other as "#" and a 128-bit digest (a 128-character id of 4-byte characters would
+    cost 1.5 KB of JSON per entry, and 5,000 of them jam the member's continue-as-new)."""
+    if (
+        len(event_id) <= ID_KEY_CHARS
+        and event_id.isascii()
+        and event_id.isprintable()
+        and not event_id.startswith("#")
+    ):
+        return event_id
+    digest = hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=16)
+    return "#" + digest.hexdigest()
+
+
+def json_bytes(value: Any) -> int:
+    """Bytes of `value` as the payload converter writes it (ASCII-escaped JSON)."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=True, default=str))
+
+
+def clip_text(text: str, max_bytes: int) -> str:
+    """`text` if its JSON fits in `max_bytes`; else a prefix that does, marked with "…"
+    and a digest of the whole (so two long texts that share a prefix stay different)."""
+    if json_bytes(text) <= max_bytes:
+        return text
+    tail = "…#" + hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
+    room = max_bytes - json_bytes(tail) - 2
+    kept: list[str] = []
+    for char in text:
+        room -= json_bytes(char) - 2
+        if room < 0:
+            break
+        kept.append(char)
+    return "".join(kept) + tail
+
+
 @dataclass
 class MemberSnapshot:
     """Everything a member carries across continue-as-new; bounded in size."""
@@ -104,6 +149,8 @@ class MemberSnapshot:
     runs: int = 1
     # a granted tier: {"tier", "bound" (floor | ceiling), "granted_at", "until", "cause"}
     tier_override: dict[str, Any] | None = None
+    # how `seen` is keyed: "" (raw event ids, builds before 0.2.0) or SEEN_FORMAT
+    seen_format: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +172,10 @@ class MemberBook:
         self.s = snapshot
         self.drill = drill
         self._watermark = _parse_iso(snapshot.watermark) if snapshot.watermark else None
+        if snapshot.seen_format != SEEN_FORMAT:
+            # carried from a build that kept raw ids: key them as this build does
+            snapshot.seen = {id_key(k): v for k, v in snapshot.seen.items()}
+            snapshot.seen_format = SEEN_FORMAT
 
     @property
     def member_id(self) -> str:
@@ -153,7 +204,7 @@ class MemberBook:
                     f"event for member {event.member_id!r} sent to member {self.s.member_id!r}",
                     event.event_id,
                 )
-            seen = self.s.seen.get(event.event_id)
+            seen = self.s.seen.get(id_key(event.event_id))
             if seen is not None:
                 if seen[0] == event.fingerprint:
                     self.s.duplicates_ignored += 1
@@ -210,7 +261,7 @@ class MemberBook:
 
     def _refund_target(self, event: Event) -> list[Any]:
         assert event.refers_to is not None
-        target = self.s.seen.get(event.refers_to)
+        target = self.s.seen.get(id_key(event.refers_to))
         if target is None:
             raise EventError(f"refund refers to unknown event {event.refers_to!r}", event.event_id)
         if target[1] is None:
@@ -311,6 +362,18 @@ class MemberBook:
             return self.grant_tier(arguments["tier"], cause, at, build_id)
         return None
 
+    def check_approved(self, action: str, arguments: dict[str, Any], cause: str) -> str | None:
+        """Why `apply_approved` would refuse this approval now (None: it applies)."""
+        if action == "grant_points":
+            points: Any = arguments.get("points")
+            problem = self.check_adjustment(points, cause)
+            if problem is None and points < 0:
+                problem = "a grant is positive"
+            return problem
+        if action == "change_tier":
+            return self.check_tier_grant(arguments.get("tier"), cause)  # type: ignore[arg-type]
+        return None
+
     # -- granted tiers ---------------------------------------------------------
 
     def check_tier_grant(self, tier: str, cause: str) -> str | None:
@@ -388,7 +451,7 @@ class MemberBook:
         entry = {
             "seq": self.s.ledger_seq,
             "kind": kind,
-            "cause": cause,
+            "cause": clip_text(cause, CAUSE_BYTES),
             "delta": delta,
             "balance": self.s.points,
             "at": _iso(at),
@@ -405,13 +468,18 @@ class MemberBook:
     def reject(self, event_id: str | None, reason: str) -> None:
         """Record input that never became an event (e.g. a malformed bulk signal)."""
         self.s.events_rejected += 1
-        self.s.rejections.append({"event_id": event_id, "reason": reason})
+        self.s.rejections.append(
+            {
+                "event_id": None if event_id is None else clip_text(event_id, CAUSE_BYTES),
+                "reason": clip_text(reason, REASON_BYTES),
+            }
+        )
         if len(self.s.rejections) > REJECTIONS_KEEP:
             del self.s.rejections[:-REJECTIONS_KEEP]
 
     def _remember(self, event: Event, earned: int) -> None:
         earning = event.type in ("trip_completed", "purchase")
-        self.s.seen[event.event_id] = [
+        self.s.seen[id_key(event.event_id)] = [
             event.fingerprint,
             earned if earning else None,
             _day(event.occurred_at),

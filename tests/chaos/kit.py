@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause as EnumCause
 from temporalio.client import Client
 
 from runtime.feed import wait_applied
@@ -144,15 +145,33 @@ async def assert_members_match_rules(
 
 
 async def failed_tasks(client: Client, members: Sequence[str]) -> list[str]:
-    """Members with a WorkflowTaskFailed in any run: a workflow the input broke."""
+    """Members with a WorkflowTaskFailed in any run (a workflow the input broke), each
+    as "member: the first failure's message"."""
     failed = []
     for member in members:
         wid = member_workflow_id(member)
         async for execution in client.list_workflows(f"WorkflowId = '{wid}'"):
             history = await client.get_workflow_handle(wid, run_id=execution.run_id).fetch_history()
-            if any(
-                e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED for e in history.events
-            ):
-                failed.append(member)
+            causes = [
+                e.workflow_task_failed_event_attributes
+                for e in history.events
+                if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+            ]
+            # not failures of the workflow: a reset's own failed task, and the server
+            # flushing signals it buffered while a task was in flight (past 2 MB or 100
+            # signals it fails that task, and the next one takes them all)
+            causes = [
+                c
+                for c in causes
+                if not c.new_run_id
+                and not (
+                    c.cause == EnumCause.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND
+                    and c.identity == "history-service"
+                )
+            ]
+            if causes:
+                cause = causes[0]
+                why = (cause.failure.message or "").strip()[:300]
+                failed.append(f"{member}: {EnumCause.Name(cause.cause)} {why}")
                 break
     return failed
