@@ -6,7 +6,7 @@ import dataclasses
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
@@ -86,6 +86,7 @@ class AgentRun:
     ok: bool
     drafts: list[dict[str, Any]]
     policy: AgentPolicy
+    capped: bool = False  # a bounded run: the daily caps on grants apply
 
 
 def _decode(payloads: Any) -> Any:
@@ -98,7 +99,7 @@ def _decode(payloads: Any) -> Any:
         return None
 
 
-def _agent_run(value: Any, policy: AgentPolicy) -> AgentRun | None:
+def _agent_run(value: Any, policy: AgentPolicy, *, capped: bool = False) -> AgentRun | None:
     if not isinstance(value, dict):
         return None
     status = value.get("status")
@@ -107,7 +108,7 @@ def _agent_run(value: Any, policy: AgentPolicy) -> AgentRun | None:
     ok = status not in ("model_error", "error") and not (
         status == "budget" and not value.get("model_calls")
     )
-    return AgentRun(str(value.get("trigger_key") or ""), ok, list(drafts), policy)
+    return AgentRun(str(value.get("trigger_key") or ""), ok, list(drafts), policy, capped)
 
 
 def bounded_run(history: WorkflowHistory) -> bool:
@@ -212,7 +213,7 @@ class _Reader:
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             attrs = event.workflow_execution_signaled_event_attributes
             if attrs.signal_name == SIGNAL_AGENT_RESULT:
-                run = _agent_run(_decode(attrs.input.payloads), self.policy)
+                run = _agent_run(_decode(attrs.input.payloads), self.policy, capped=self.bounded)
                 if run is not None:
                     yield Received("agent", run, at, event.event_id)
                 return
@@ -228,7 +229,7 @@ class _Reader:
             child = event.child_workflow_execution_completed_event_attributes
             if child.workflow_type.name != AGENT_WORKFLOW:
                 return
-            run = _agent_run(_decode(child.result.payloads), self.policy)
+            run = _agent_run(_decode(child.result.payloads), self.policy, capped=self.bounded)
             if run is not None:
                 yield Received("agent", run, at, event.event_id)
 
@@ -323,6 +324,7 @@ class Rebuild:
         self.requests = set(requests)
         self.proposals: set[str] = set()  # approved
         self.created: set[str] = set()  # made from an agent run's drafts
+        self.grants: list[tuple[datetime, int, bool]] = []  # when, points, by policy
 
     def apply(self, item: Received, build_id: str) -> None:
         book, at = self.book, _aware(item.at)
@@ -344,7 +346,14 @@ class Rebuild:
             self._auto_approve(item.payload, at, build_id)
 
     def _approve(
-        self, proposal_id: str, action: str, args: dict[str, Any], at: datetime, build_id: str
+        self,
+        proposal_id: str,
+        action: str,
+        args: dict[str, Any],
+        at: datetime,
+        build_id: str,
+        *,
+        by_policy: bool = False,
     ) -> None:
         if proposal_id in self.proposals:
             return
@@ -352,6 +361,14 @@ class Rebuild:
             return  # the member refuses it too (a bounded run; older ones failed the task)
         self.proposals.add(proposal_id)
         self.book.apply_approved(action, args, proposal_id, _aware(at), build_id)
+        if action == "grant_points":
+            self.grants.append((_aware(at), args["points"], by_policy))
+
+    def _granted(self, at: datetime, policy: AgentPolicy) -> tuple[int, int]:
+        """AgentGuard.granted: (points granted, of them by policy) in the day before `at`."""
+        since = _aware(at) - timedelta(seconds=policy.day_seconds)
+        recent = [g for g in self.grants if g[0] > since]
+        return sum(g[1] for g in recent), sum(g[1] for g in recent if g[2])
 
     def _auto_approve(self, run: AgentRun, at: datetime, build_id: str) -> None:
         """ProposalBook.create then auto_approvable, as MemberWorkflow._take_result does."""
@@ -367,8 +384,16 @@ class Rebuild:
             args, refused = check_draft(draft, policy, tier=self.book.s.tier)
             if refused or draft.get("action") != "grant_points":
                 continue
-            if 0 < args["points"] <= limit:
-                self._approve(proposal_id, "grant_points", args, at, build_id)
+            if not 0 < args["points"] <= limit:
+                continue
+            if run.capped:
+                granted, auto = self._granted(at, policy)
+                if (
+                    granted + args["points"] > policy.max_points_per_day
+                    or auto + args["points"] > policy.auto_approve_max_points_per_day
+                ):
+                    continue  # MemberWorkflow._auto_approves: left for a person
+            self._approve(proposal_id, "grant_points", args, at, build_id, by_policy=True)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -11,7 +11,7 @@ The worker builds one `LoyaltyModelProvider` and passes it to the OpenAIAgentsPl
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -117,14 +117,22 @@ class AgentSettingsSource:
     """The activity that tells member workflows the worker's agent settings and load."""
 
     def __init__(
-        self, provider: LoyaltyModelProvider, ingest_rate: Callable[[], float] | None = None
+        self,
+        provider: LoyaltyModelProvider,
+        ingest_rate: Callable[[], float] | None = None,
+        policy: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self._provider = provider
         self._ingest_rate = ingest_rate
+        self._policy = policy
 
     @activity.defn(name=AGENT_SETTINGS_ACTIVITY)
     async def agent_settings(self) -> AgentSettings:
+        """The model in use (this worker's) and the guardrails (the deployment's, from
+        `policy`: never this machine's settings file, so every worker obeys the same)."""
         settings = self._provider.settings()
+        if self._policy is not None:
+            settings.policy = await self._policy()
         if self._ingest_rate is not None:
             settings.ingest_events_per_s = round(self._ingest_rate(), 1)
         return settings

@@ -62,8 +62,10 @@ POLICY_FIELDS = (
     "max_calls_per_day",
     "max_tokens_per_day",
     "points_cap",
+    "max_points_per_day",
     "max_turns",
     "auto_approve_max_points",
+    "auto_approve_max_points_per_day",
     "proposal_ttl_seconds",
     "breaker_failures",
     "breaker_cooldown_seconds",
@@ -198,7 +200,7 @@ class SettingsPanel(QWidget):
         return box
 
     def _policy_box(self, parent: QWidget) -> QGroupBox:
-        from workflows.agent_policy import AgentPolicy
+        from workflows.agent_policy import LIMITS, AgentPolicy
 
         box = QGroupBox("Agent budgets and thresholds (per member)", parent)
         form = QFormLayout(box)
@@ -209,7 +211,7 @@ class SettingsPanel(QWidget):
                 widget = QCheckBox(box)
             else:
                 widget = QSpinBox(box)
-                widget.setRange(0, 10**9)
+                widget.setRange(0, LIMITS[name])
                 widget.setGroupSeparatorShown(True)
             widget.setObjectName(f"policy_{name}")
             widget.setToolTip(f"default {defaults[name]}")

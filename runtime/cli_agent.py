@@ -147,6 +147,67 @@ async def _costs(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- guardrails -------------------------------------------------------------------
+
+
+def _guardrail_values(pairs: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise CliError(f"expected NAME=VALUE, got {pair[:60]!r}")
+        lowered = text.strip().lower()
+        if lowered in ("true", "false"):
+            values[name.strip()] = lowered == "true"
+            continue
+        try:
+            values[name.strip()] = int(text.replace(",", "").replace("_", ""))
+        except ValueError:
+            raise CliError(f"{name.strip()}: {text[:40]!r} is not a whole number") from None
+    return values
+
+
+async def _guardrails(args: argparse.Namespace) -> int:
+    from runtime import guardrails
+    from runtime.connect import connect
+    from workflows.agent_policy import AgentPolicy
+
+    target = target_of(args)
+    client = await connect(target)
+    if args.guardrails_command == "set":
+        try:
+            state = await guardrails.change(
+                client,
+                target,
+                _guardrail_values(args.values),
+                reason=args.reason,
+                reset=args.reset or [],
+            )
+        except guardrails.GuardrailsError as error:
+            raise CliError(str(error)) from None
+    else:
+        state = await guardrails.current(client, target.deployment)
+    policy = state.policy().as_dict()
+    data = {
+        "deployment": target.deployment,
+        "version": state.version,
+        "changed": state.values,
+        "policy": policy,
+        "changes": state.changes,
+    }
+    defaults = AgentPolicy().as_dict()
+    text = [f"guardrails of {target.deployment} (version {state.version}), for every worker:"]
+    text += [
+        f"  {name:<34} {value!s:>12}" + ("" if value == defaults[name] else "  (changed)")
+        for name, value in policy.items()
+    ]
+    if state.changes:
+        last = state.changes[-1]
+        text.append(f"last change: {last['at']} by {last['actor']}: {last['reason']}")
+    emit(args, data, "\n".join(text))
+    return 0
+
+
 # -- secrets ----------------------------------------------------------------------
 
 
@@ -265,6 +326,17 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--reason", required=True)
     q.add_argument("--dry-run", action="store_true", help="only say what would be decided")
     p.set_defaults(func=async_command(_approvals))
+
+    p = sub.add_parser(
+        "guardrails", parents=[common], help="the agent's guardrails, one set for every worker"
+    )
+    gsub = p.add_subparsers(dest="guardrails_command", metavar="ACTION", required=True)
+    gsub.add_parser("show", parents=[common], help="the values in force")
+    q = gsub.add_parser("set", parents=[common], help="change values (audited)")
+    q.add_argument("values", nargs="*", metavar="NAME=VALUE")
+    q.add_argument("--reset", action="append", metavar="NAME", help="back to the default")
+    q.add_argument("--reason", required=True, help="why (recorded with who and when)")
+    p.set_defaults(func=async_command(_guardrails))
 
     p = sub.add_parser("costs", parents=[common], help="agent tokens, calls and cost")
     p.add_argument("--query", help="narrow the members by a visibility query")

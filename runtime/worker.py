@@ -28,10 +28,12 @@ from activities.outbox import Outbox, outbox_path
 from activities.rollback import ROLLBACK_ACTIVITIES
 from runtime import agent_config, agents_compat, deployment, secrets
 from runtime.connect import default_data_dir
+from runtime.guardrails import GuardrailsReader
 from runtime.ingest_meter import IngestMeter, IngestMeterInterceptor
 from workflows import drill
 from workflows.agent import AgentTurnWorkflow
 from workflows.audit import AuditWorkflow
+from workflows.guardrails import GuardrailsWorkflow
 from workflows.member import MemberWorkflow
 from workflows.rollback import RollbackWorkflow
 
@@ -88,7 +90,7 @@ def model_activity_for(provider: LoyaltyModelProvider) -> ModelActivityParameter
 
 
 def workflow_classes() -> Sequence[type]:
-    return [MemberWorkflow, AgentTurnWorkflow, RollbackWorkflow, AuditWorkflow]
+    return [MemberWorkflow, AgentTurnWorkflow, RollbackWorkflow, AuditWorkflow, GuardrailsWorkflow]
 
 
 def activity_functions() -> Sequence[Any]:
@@ -151,7 +153,9 @@ def build_worker(
         workflows=[*workflow_classes(), *extra_workflows],
         activities=[
             *activity_functions(),
-            AgentSettingsSource(provider, meter.rate).agent_settings,
+            AgentSettingsSource(
+                provider, meter.rate, GuardrailsReader(client, settings.deployment).policy
+            ).agent_settings,
             outbox.deliver,
         ],
         workflow_runner=sandbox_runner(),

@@ -14,6 +14,7 @@ from workflows.agent_io import iso, parse_iso
 from workflows.agent_policy import AgentPolicy
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+GRANTS_KEEP = 500  # grants remembered for the daily caps (a day holds far fewer)
 
 
 def _zero_costs() -> dict[str, Any]:
@@ -34,6 +35,8 @@ class GuardState:
     last_error: str | None = None
     costs: dict[str, Any] = field(default_factory=_zero_costs)
     by_action: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # grants applied within the last day: [when (ISO), points, approved by policy]
+    grants: list[list[Any]] = field(default_factory=list)
 
 
 class AgentGuard:
@@ -133,6 +136,21 @@ class AgentGuard:
         elif event == "no_proposal":
             row["tokens"] += tokens
             row["cost_usd"] = round(row["cost_usd"] + cost_usd, 6)
+
+    # -- points granted per day ---------------------------------------------------
+
+    def granted(self, now: datetime, policy: AgentPolicy) -> tuple[int, int]:
+        """(points granted, of them by policy) within the day before `now`."""
+        since = now - timedelta(seconds=policy.day_seconds)
+        recent = [g for g in self.s.grants if parse_iso(g[0]) > since]
+        return sum(g[1] for g in recent), sum(g[1] for g in recent if g[2])
+
+    def note_grant(
+        self, now: datetime, points: int, *, by_policy: bool, policy: AgentPolicy
+    ) -> None:
+        since = now - timedelta(seconds=policy.day_seconds)
+        self.s.grants = [g for g in self.s.grants if parse_iso(g[0]) > since][-GRANTS_KEEP:]
+        self.s.grants.append([iso(now), points, by_policy])
 
     # -- views --------------------------------------------------------------------
 

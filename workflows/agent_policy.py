@@ -12,6 +12,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from workflows.rules import MAX_ADJUSTMENT
+
 ACTIONS = ("grant_points", "change_tier", "flag_fraud", "message_member")
 # actions whose approval goes to the outbox (an external effect), by outbox kind
 OUTBOX_KINDS = {
@@ -50,10 +52,15 @@ class AgentPolicy:
     yield_max_seconds: int = 300
     max_pending: int = 20  # pending proposals per member; more drafts are refused
     max_proposals_per_run: int = 4
+    # points granted to one member within one day (rolling, `day_seconds`), across all
+    # proposals, whoever approves them; and the share of that policy may approve alone
+    max_points_per_day: int = 5_000
+    auto_approve_max_points_per_day: int = 500
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> AgentPolicy:
-        """Known keys with the right type; anything else keeps its default."""
+        """Known keys with the right type; anything else keeps its default, and a value
+        above its limit (LIMITS) is held at the limit."""
         if not raw:
             return cls()
         values: dict[str, Any] = {}
@@ -66,7 +73,7 @@ class AgentPolicy:
                 if isinstance(value, bool):
                     values[f.name] = value
             elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-                values[f.name] = value
+                values[f.name] = min(value, LIMITS[f.name])
         policy = cls(**values)
         # a zero here would stall or disable guardrails in surprising ways
         return dataclasses.replace(
@@ -81,3 +88,45 @@ class AgentPolicy:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# The largest value each guardrail takes: what the rules accept (no grant above the
+# largest adjustment) and what keeps a member's carried state small (queues, pending).
+LIMITS: dict[str, int] = {
+    "max_calls_per_day": 10_000,
+    "max_tokens_per_day": 100_000_000,
+    "day_seconds": 30 * 86_400,
+    "points_cap": MAX_ADJUSTMENT,
+    "max_turns": 50,
+    "breaker_failures": 1_000,
+    "breaker_cooldown_seconds": 7 * 86_400,
+    "proposal_ttl_seconds": 30 * 86_400,
+    "auto_approve_max_points": MAX_ADJUSTMENT,
+    "unusual_trips": 10_000,
+    "unusual_window_seconds": 30 * 86_400,
+    "tier_nudge_pct": 100,
+    "queue_max": 32,
+    "yield_events_per_s": 1_000_000,
+    "yield_max_seconds": 86_400,
+    "max_pending": 50,
+    "max_proposals_per_run": 10,
+    "max_points_per_day": 10 * MAX_ADJUSTMENT,
+    "auto_approve_max_points_per_day": 10 * MAX_ADJUSTMENT,
+}
+
+
+def policy_problems(raw: dict[str, Any]) -> list[str]:
+    """Why these guardrail values can't be used, one line each (empty: they can)."""
+    problems = []
+    defaults = AgentPolicy().as_dict()
+    for name, value in raw.items():
+        if name not in defaults:
+            problems.append(f"unknown guardrail {str(name)[:40]!r}")
+        elif isinstance(defaults[name], bool):
+            if not isinstance(value, bool):
+                problems.append(f"{name} must be true or false")
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            problems.append(f"{name} must be a whole number, 0 or more")
+        elif value > LIMITS[name]:
+            problems.append(f"{name} is at most {LIMITS[name]:,}")
+    return problems

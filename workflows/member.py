@@ -505,11 +505,38 @@ class MemberWorkflow:
 
     def _approval_problem(self, proposal_id: str, approve: bool) -> str | None:
         """Why approving this proposal now would break a rule (a grant past the largest
-        adjustment, a balance below zero): refused, never a failed workflow task."""
+        adjustment, or past the member's daily cap on granted points): refused, never a
+        failed workflow task."""
         record = self._desk.proposals.get(proposal_id)
         if not approve or record is None:
             return None
-        return self._book.check_approved(record["action"], record["arguments"], proposal_id)
+        problem = self._book.check_approved(record["action"], record["arguments"], proposal_id)
+        if problem is None and record["action"] == "grant_points" and self._bounded():
+            policy = self._desk.policy
+            granted, _ = self._desk.guard.granted(workflow.now(), policy)
+            total = granted + record["arguments"]["points"]
+            if total > policy.max_points_per_day:
+                problem = (
+                    f"approving it would grant this member {total:,} points within a day; "
+                    f"the cap is {policy.max_points_per_day:,}"
+                )
+        return problem
+
+    def _auto_approves(self, record: dict[str, Any]) -> bool:
+        """The policy approves this new proposal by itself (a small grant, within the
+        daily caps: all grants, and the share policy may approve alone)."""
+        if not self._desk.proposals.auto_approvable(record, self._desk.policy):
+            return False
+        if not self._bounded():
+            return True
+        if self._book.check_approved(record["action"], record["arguments"], record["id"]):
+            return False
+        policy, points = self._desk.policy, record["arguments"]["points"]
+        granted, by_policy = self._desk.guard.granted(workflow.now(), policy)
+        return (
+            granted + points <= policy.max_points_per_day
+            and by_policy + points <= policy.auto_approve_max_points_per_day
+        )
 
     # -- queries --------------------------------------------------------------
 
@@ -719,10 +746,7 @@ class MemberWorkflow:
         made = self._desk.finish(result, workflow.now(), tier=self._book.s.tier)
         limit = self._desk.policy.auto_approve_max_points
         for record in made:
-            if self._desk.proposals.auto_approvable(record, self._desk.policy) and not (
-                self._bounded()
-                and self._book.check_approved(record["action"], record["arguments"], record["id"])
-            ):
+            if self._auto_approves(record):
                 self._apply_decision(
                     record["id"],
                     True,
@@ -763,6 +787,13 @@ class MemberWorkflow:
         ):
             entry = self._book.apply_approved(action, args, proposal_id, now, self._build())
             assert entry is not None
+            if action == "grant_points" and self._bounded():
+                self._desk.guard.note_grant(
+                    now,
+                    args["points"],
+                    by_policy=actor == AUTO_APPROVE_POLICY,
+                    policy=self._desk.policy,
+                )
             record["ledger_seq"] = entry["seq"]
             if action == "grant_points":
                 what = f"{args['points']} points granted"

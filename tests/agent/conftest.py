@@ -21,11 +21,12 @@ from temporalio.openai_agents import ModelActivityParameters
 
 from activities.model_provider import LoyaltyModelProvider
 from activities.outbox import Outbox, outbox_path
-from runtime import agent_config
+from runtime import agent_config, guardrails
 from runtime.feed import send_member, wait_applied
 from runtime.worker import announce, build_worker
 from tests.agent.fake_openai import FakeOpenAI, serve
 from tests.conftest import Deployment, eventually
+from workflows.agent_policy import AgentPolicy
 from workflows.member import (
     Decision,
     DecisionResult,
@@ -85,15 +86,20 @@ class AgentDeployment:
     def client(self) -> Any:
         return self.deployment.client
 
-    def configure(
+    async def configure(
         self, agent: dict[str, Any] | None = None, model: dict[str, Any] | None = None
     ) -> None:
+        """The worker's model (its settings file) and the deployment's guardrails (the
+        guardrails workflow every worker reads): `agent` replaces every changed value."""
         raw: dict[str, Any] = {}
-        if agent:
-            raw["agent"] = agent
         if model:
             raw["model"] = model
         agent_config.save(self.data_dir, raw)
+        if agent is not None:
+            others = [name for name in AgentPolicy().as_dict() if name not in agent]
+            await guardrails.change(
+                self.client, self.deployment.target, agent, reason="test", reset=others
+            )
 
     @asynccontextmanager
     async def worker(

@@ -42,7 +42,7 @@ async def test_openai_compatible_server_gets_the_keyring_key_and_nothing_leaks(
     backend = secrets.set_secret("openai", key)
     assert "fail" not in backend.lower()
     assert keyring.get_password(real_keyring, "openai") == key  # really in the OS keyring
-    agents.configure(
+    await agents.configure(
         model={
             "provider": "openai",
             "model": "local-test-model",
@@ -101,7 +101,7 @@ async def test_without_a_key_the_run_fails_clearly_and_the_breaker_counts_it(
     agents: AgentDeployment, fake_openai: FakeOpenAI, real_keyring: str
 ) -> None:
     base_url, seen = fake_openai.base_url, fake_openai.seen
-    agents.configure(
+    await agents.configure(
         model={"provider": "openai", "model": "local-test-model", "base_url": base_url},
         agent={"breaker_failures": 1, "breaker_cooldown_seconds": 3600},
     )

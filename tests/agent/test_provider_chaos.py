@@ -27,7 +27,7 @@ async def test_429s_500s_and_timeouts_open_the_breaker_events_flow_and_it_recove
     agents: AgentDeployment, fake_openai: FakeOpenAI, real_keyring: str
 ) -> None:
     secrets.set_secret("openai", sentinel())
-    agents.configure(
+    await agents.configure(
         model={"provider": "openai", "model": "local-test-model", "base_url": fake_openai.base_url},
         agent={"breaker_failures": 2, "breaker_cooldown_seconds": 10},
     )

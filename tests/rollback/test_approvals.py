@@ -124,7 +124,7 @@ async def test_rollback_keeps_approved_grants_and_tiers(deployment: Deployment) 
         await group.trips("a", day=1)
         await group.approve(await group.tickets(before, 3, CHARGE, STATUS))
         # the drill build's worker and the next approve small grants by policy
-        agents.configure(agent={"auto_approve_max_points": 100})
+        await agents.configure(agent={"auto_approve_max_points": 100})
         async with worker(agents, "1.1", BUG):
             await releases.set_current(client, target.deployment, bad)
             await group.trips("b", day=5)

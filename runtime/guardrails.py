@@ -1,0 +1,105 @@
+"""The deployment's agent guardrails (workflows/guardrails.py): read, change, audited.
+
+One operation for the CLI (`loyalty-desk guardrails show|set`) and the Settings panel.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from runtime import audit
+from runtime.connect import Target
+from runtime.deployment import identity
+from workflows.guardrails import (
+    MEMO_CHANGES,
+    MEMO_POLICY,
+    MEMO_VERSION,
+    Guardrails,
+    GuardrailsChange,
+    GuardrailsWorkflow,
+    change_problem,
+    guardrails_workflow_id,
+)
+
+
+class GuardrailsError(ValueError):
+    """A change the guardrails refuse; the message is one line."""
+
+
+async def current(client: Client, deployment: str) -> Guardrails:
+    """The deployment's guardrails (defaults everywhere when nobody changed one), from
+    the workflow's memo: no worker needs to be running."""
+    handle = client.get_workflow_handle(guardrails_workflow_id(deployment))
+    try:
+        memo = await (await handle.describe()).memo()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return Guardrails()
+        raise
+    values = memo.get(MEMO_POLICY)
+    changes = memo.get(MEMO_CHANGES)
+    return Guardrails(
+        values=values if isinstance(values, dict) else {},
+        version=int(memo.get(MEMO_VERSION) or 0),
+        changes=changes if isinstance(changes, list) else [],
+    )
+
+
+async def change(
+    client: Client,
+    target: Target,
+    values: dict[str, Any],
+    *,
+    reason: str,
+    reset: list[str] | None = None,
+    actor: str | None = None,
+) -> Guardrails:
+    """Set guardrail values for every member of the deployment; recorded in the audit."""
+    request = GuardrailsChange(dict(values), actor or identity(), reason, list(reset or []))
+    problem = change_problem(request)
+    if problem:
+        raise GuardrailsError(problem)
+    start = WithStartWorkflowOperation(
+        GuardrailsWorkflow.run,
+        id=guardrails_workflow_id(target.deployment),
+        task_queue=target.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    result: Guardrails = await client.execute_update_with_start_workflow(
+        GuardrailsWorkflow.set, request, start_workflow_operation=start
+    )
+    await audit.record(
+        client,
+        target,
+        "guardrails.set",
+        reason=reason,
+        subject=target.deployment,
+        details={"set": dict(values), "reset": list(reset or []), "version": result.version},
+        actor=request.actor,
+    )
+    return result
+
+
+class GuardrailsReader:
+    """What a worker's settings activity tells members: the deployment's guardrails, read
+    from the guardrails workflow's memo (no worker needed to answer) at most once a
+    second, so thousands of agent runs cost one describe."""
+
+    def __init__(self, client: Client, deployment: str, *, max_age_s: float = 1.0) -> None:
+        self._client, self._deployment = client, deployment
+        self._max_age = max_age_s
+        self._values: dict[str, Any] = {}
+        self._read_at = float("-inf")
+
+    async def policy(self) -> dict[str, Any]:
+        if time.monotonic() - self._read_at < self._max_age:
+            return dict(self._values)
+        guardrails = await current(self._client, self._deployment)
+        self._values = guardrails.policy().as_dict()
+        self._read_at = time.monotonic()
+        return dict(self._values)
