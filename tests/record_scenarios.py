@@ -31,6 +31,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
@@ -115,10 +116,28 @@ class Recorder:
         await send_member(self.client, self.target, member, events, bulk=bulk)
         await wait_applied(self.client, [member])
 
+    async def agent_run(self, workflow_id: str, run_id: str) -> WorkflowHistory:
+        handle = self.client.get_workflow_handle(workflow_id, run_id=run_id)
+        await handle.result()
+        return await handle.fetch_history()
+
     async def chain(self, member: str) -> tuple[str, list[WorkflowHistory]]:
         workflow_id = member_workflow_id(member)
         run_id = (await self.client.get_workflow_handle(workflow_id).describe()).run_id
         return run_id, await chain_histories(self.client, workflow_id, run_id=run_id)
+
+
+def agent_children(histories: list[WorkflowHistory]) -> list[tuple[str, str]]:
+    """(workflow id, run id) of every agent run the member started, in order."""
+    found = []
+    for history in histories:
+        for event in history.events:
+            if event.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+                execution = event.child_workflow_execution_started_event_attributes
+                found.append(
+                    (execution.workflow_execution.workflow_id, execution.workflow_execution.run_id)
+                )
+    return found
 
 
 def trip(member: str, n: int) -> dict[str, Any]:
@@ -218,6 +237,10 @@ async def record_chain(rec: Recorder) -> Path:
             await rec.feed(member, trips[n : n + 3])
         state = await rec.idle(member)
         _, histories = await rec.chain(member)
+        agent_runs = [
+            {"workflow_id": wid, "history": as_json(await rec.agent_run(wid, run_id))}
+            for wid, run_id in agent_children(histories)
+        ]
     assert len(histories) >= 4, f"only {len(histories)} runs"
     return write(
         f"member-{rec.build_id}-chain.json",
@@ -227,6 +250,8 @@ async def record_chain(rec: Recorder) -> Path:
             "notes": log,
             "state": state,
             "histories": [as_json(h) for h in histories],
+            # the AgentTurnWorkflow child runs (offline model, local activities)
+            "agent_runs": agent_runs,
         },
     )
 

@@ -5,7 +5,8 @@ Fixtures (tests/fixtures/histories, recorded by tests/record_fixture.py and
 tests/record_scenarios.py):
 - `member-BUILD.json`: one member run (`history`);
 - `member-BUILD-chain.json`: every run of one member's chain (`histories`): continue-as-new,
-  agent proposals decided by people and by policy, an adjustment;
+  agent proposals decided by people and by policy, an adjustment; and the agent runs
+  (AgentTurnWorkflow children) it started (`agent_runs`);
 - `rollback-BUILD.json`: a RollbackWorkflow run (`history`) and, per repaired member, its
   chain with the reset run (`histories`) and the runs the reset replaced;
 - `audit-BUILD.json`: the AuditWorkflow's run (`history`).
@@ -13,6 +14,7 @@ tests/record_scenarios.py):
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.converter import DataConverter
+from temporalio.openai_agents import OpenAIAgentsPlugin
 from temporalio.worker import Replayer
 
 from activities.history import (
@@ -35,9 +38,12 @@ from activities.history import (
     reset_base,
     run_input,
 )
-from runtime.worker import sandbox_runner
+from activities.model_provider import LoyaltyModelProvider, ModelConfig
+from runtime import agents_compat
+from runtime.worker import model_activity_for, sandbox_runner
 from tests.memberkit import COMPARED
 from workflows import drill
+from workflows.agent import AgentTurnWorkflow
 from workflows.audit import SIGNAL_RECORD, AuditEntry, AuditWorkflow
 from workflows.member import MemberWorkflow
 from workflows.rollback import RollbackWorkflow
@@ -46,6 +52,7 @@ from workflows.rules import MemberBook, MemberSnapshot, replay
 HISTORIES = Path(__file__).parent.parent / "fixtures" / "histories"
 FIXTURES = sorted(HISTORIES.glob("member-*.json"))
 ALL_FILES = sorted(HISTORIES.glob("*.json"))
+REPLAY_PATIENCE_S = 60
 
 
 @cache
@@ -85,7 +92,11 @@ def recorded(path: Path) -> list[Recorded]:
     if name.startswith("member-") and "history" in data:
         return [Recorded(name, MemberWorkflow, "member-fixture", data["history"])]
     if name.startswith("member-"):
-        return chain(name, data["workflow_id"], data["histories"])
+        agent_runs = [
+            Recorded(f"{name}/agent{n}", AgentTurnWorkflow, run["workflow_id"], run["history"])
+            for n, run in enumerate(data.get("agent_runs", []))
+        ]
+        return chain(name, data["workflow_id"], data["histories"]) + agent_runs
     if name.startswith("rollback-"):
         found = [Recorded(name, RollbackWorkflow, data["workflow_id"], data["history"])]
         for member, repaired in data["members"].items():
@@ -130,15 +141,37 @@ def test_the_current_build_recorded_every_kind_of_history() -> None:
 
     build = default_build_id()
     kinds = {r.workflow for r in RECORDED if f"-{build}" in r.label}
-    assert kinds == {MemberWorkflow, RollbackWorkflow, AuditWorkflow}
+    assert kinds == {MemberWorkflow, RollbackWorkflow, AuditWorkflow, AgentTurnWorkflow}
     assert any(label.startswith(f"member-{build}-chain") for label, *_ in CHAINS)
     assert any(label.startswith(f"rollback-{build}/") for label, *_ in CHAINS)
 
 
+def plugins(workflow: type) -> list[Any]:
+    """An agent run replays with the plugin the worker runs it with (the offline model's
+    calls are local activities, see runtime.worker.model_activity_for)."""
+    if workflow is not AgentTurnWorkflow:
+        return []
+    agents_compat.install()
+    provider = LoyaltyModelProvider(ModelConfig())
+    return [OpenAIAgentsPlugin(model_params=model_activity_for(provider), model_provider=provider)]
+
+
 async def replays(item: Recorded, bug: str | None = None) -> Any:
-    replayer = Replayer(workflows=[item.workflow], workflow_runner=sandbox_runner())
+    replayer = Replayer(
+        workflows=[item.workflow],
+        workflow_runner=sandbox_runner(),
+        plugins=plugins(item.workflow),
+    )
     with drill.candidate(bug):
-        return await replayer.replay_workflow(item.history(), raise_on_replay_failure=False)
+        # an agent run replayed with the other kind of model activity (regular instead
+        # of local) never finishes replaying: fail it here rather than at the test timeout
+        try:
+            return await asyncio.wait_for(
+                replayer.replay_workflow(item.history(), raise_on_replay_failure=False),
+                REPLAY_PATIENCE_S,
+            )
+        except TimeoutError:
+            pytest.fail(f"{item.label} did not replay within {REPLAY_PATIENCE_S} s")
 
 
 @pytest.mark.parametrize("item", RECORDED, ids=[r.label for r in RECORDED])
