@@ -3,7 +3,8 @@
     python -m tests.record_fixture BUILD_ID
 
 Keep one fixture per released build: histories recorded by every build must keep
-replaying with the current code.
+replaying with the current code. The other histories of a build (a member chain with
+decided proposals, a rollback, the audit log): `python -m tests.record_scenarios BUILD_ID`.
 """
 
 from __future__ import annotations
