@@ -163,17 +163,27 @@ class _Reader:
                 attrs = event.workflow_task_completed_event_attributes
                 self.build = attrs.deployment_version.build_id or None
                 self.applied_at = event.event_id
-                for item in self.pending:
-                    if self.bounded and item.kind == "event":
-                        self.inbox.append(item)
-                        continue
-                    at = self.task_started if item.kind == "agent" and self.task_started else None
-                    yield dataclasses.replace(
-                        item, build=self.build, applied_at=self.applied_at, at=at or item.at
-                    )
+                budget = MAX_EVENTS_PER_TASK
+                for group in _by_signal(self.pending):
+                    if self.bounded and group[0].kind == "event":
+                        # MemberWorkflow._receive: at once within the budget when nothing
+                        # waits before it, else into the inbox
+                        if self.inbox or len(group) > budget:
+                            self.inbox.extend(group)
+                            continue
+                        budget -= len(group)
+                    for item in group:
+                        at = (
+                            self.task_started
+                            if item.kind == "agent" and self.task_started
+                            else None
+                        )
+                        yield dataclasses.replace(
+                            item, build=self.build, applied_at=self.applied_at, at=at or item.at
+                        )
                 self.pending = []
                 if self.bounded:
-                    self._drain()
+                    self._drain(budget)
             elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
                 self._settings(event)
             elif kind in _UPDATE_EVENTS:
@@ -191,12 +201,13 @@ class _Reader:
         yield from self.inbox
         yield from self.pending
 
-    def _drain(self) -> None:
-        """What the task that just completed took from the inbox (MemberWorkflow._drain_batch)."""
+    def _drain(self, budget: int) -> None:
+        """What the task that just completed took from the inbox (MemberWorkflow._drain_inbox):
+        the rest of its budget, unless a drain timer is pending and did not fire."""
         if not self.inbox or (self.drain_waiting and not self.drain_fired):
             return
-        batch = self.inbox[:MAX_EVENTS_PER_TASK]
-        del self.inbox[:MAX_EVENTS_PER_TASK]
+        batch = self.inbox[:budget]
+        del self.inbox[:budget]
         self.drained = [
             dataclasses.replace(item, build=self.build, applied_at=self.applied_at)
             for item in batch
@@ -292,6 +303,18 @@ _UPDATE_EVENTS = (
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
 )
+
+
+def _by_signal(items: list[Received]) -> Iterator[list[Received]]:
+    """Items in order, those of one signal (a bulk signal's events) together."""
+    group: list[Received] = []
+    for item in items:
+        if group and (item.event_id != group[0].event_id or item.kind != group[0].kind):
+            yield group
+            group = []
+        group.append(item)
+    if group:
+        yield group
 
 
 def _summary(event: HistoryEvent) -> str | None:

@@ -159,13 +159,14 @@ class DecisionResult:
 class _Received:
     """A signal in the inbox: its payload, decoded when its turn comes."""
 
-    __slots__ = ("bulk", "items", "payload", "position", "received_at")
+    __slots__ = ("bulk", "error", "items", "payload", "position", "received_at")
 
     def __init__(self, payload: RawValue, received_at: datetime, *, bulk: bool) -> None:
         self.payload = payload
         self.received_at = received_at
         self.bulk = bulk
         self.items: list[Any] | None = None
+        self.error: str | None = None  # a payload that is no event: its rejection
         self.position = 0
 
 
@@ -235,6 +236,10 @@ class MemberWorkflow:
         self._agent_busy = False  # starting an agent run
         self._child: ChildWorkflowHandle[Any, TurnResult] | None = None
         self._inbox: deque[_Received] = deque()
+        self._budget_task = -1  # the task (by history length) the budget is for
+        self._budget_left = MAX_EVENTS_PER_TASK
+        # decided once per run, before any handler (validators may not call patched)
+        self._is_bounded = workflow.patched(BOUNDED_PATCH)
 
     @workflow.run
     async def run(self, input: MemberInput) -> None:
@@ -300,7 +305,7 @@ class MemberWorkflow:
 
     def _bounded(self) -> bool:
         """This run queues events and bounds each task's work (see BOUNDED_PATCH)."""
-        return workflow.patched(BOUNDED_PATCH)
+        return self._is_bounded
 
     def _build(self) -> str:
         version = workflow.info().get_current_deployment_version()
@@ -313,10 +318,10 @@ class MemberWorkflow:
 
     @workflow.signal(name="event")
     def event(self, payload: RawValue) -> None:
-        self._signals += 1
         if self._bounded():
-            self._inbox.append(_Received(payload, workflow.now(), bulk=False))
+            self._receive(_Received(payload, workflow.now(), bulk=False))
             return
+        self._signals += 1
         self._events += 1
         self._dirty = True
         raw = self._decoded(payload)
@@ -328,10 +333,10 @@ class MemberWorkflow:
 
     @workflow.signal(name="events")
     def events(self, payload: RawValue) -> None:
-        self._signals += 1
         if self._bounded():
-            self._inbox.append(_Received(payload, workflow.now(), bulk=True))
+            self._receive(_Received(payload, workflow.now(), bulk=True))
             return
+        self._signals += 1
         self._dirty = True
         raw = self._decoded(payload)
         if raw is _UNDECODABLE:
@@ -345,42 +350,76 @@ class MemberWorkflow:
             outcome = self._book.apply(item, build_id=build, received_at=now)
             self._desk.observe(outcome, self._book, now)
 
+    def _receive(self, signal: _Received) -> None:
+        """A signal's events apply at once while this task's budget lasts and nothing
+        waits before them (updates in the same task then see them, as before the
+        bound); otherwise they wait in the inbox, in order.
+
+        activities.history._Reader decides the same way: keep the two in step."""
+        self._signals += 1
+        self._dirty = True
+        if not self._inbox and self._decode(signal) <= self._budget():
+            self._apply_from(signal, self._budget())
+        else:
+            self._inbox.append(signal)
+
     async def _drain_inbox(self) -> None:
-        """Apply queued events, at most MAX_EVENTS_PER_TASK per workflow task, in order."""
+        """Apply queued events, within each workflow task's budget, in order."""
         while True:
             await workflow.wait_condition(lambda: bool(self._inbox))
-            self._drain_batch()
+            while self._inbox and self._budget() > 0:
+                head = self._inbox[0]
+                self._decode(head)
+                self._apply_from(head, self._budget())
+                if head.items is None or head.position >= len(head.items):
+                    self._inbox.popleft()
             if self._inbox:
                 await workflow.sleep(DRAIN_PAUSE, summary=DRAIN_SUMMARY)
 
-    def _drain_batch(self) -> None:
-        """One task's share of the inbox. activities.history._Reader counts the same way:
-        an event, a bulk signal's item, or a signal that is no list of events is one."""
-        budget = MAX_EVENTS_PER_TASK
+    def _budget(self) -> int:
+        """Events this workflow task may still apply (MAX_EVENTS_PER_TASK per task)."""
+        task = workflow.info().get_current_history_length()
+        if task != self._budget_task:
+            self._budget_task, self._budget_left = task, MAX_EVENTS_PER_TASK
+        return self._budget_left
+
+    def _decode(self, signal: _Received) -> int:
+        """Decode the signal's payload once; what applying all of it costs: its events, or
+        1 for a payload that is no event (it becomes one rejection)."""
+        if signal.items is None and signal.error is None:
+            raw = self._decoded_quietly(signal.payload)
+            if raw is _UNDECODABLE:
+                signal.error = "undecodable"
+            elif signal.bulk and not isinstance(raw, list):
+                signal.error = "the events signal takes a JSON list of event objects"
+            else:
+                signal.items = raw if signal.bulk else [raw]
+        return 1 if signal.items is None else len(signal.items) - signal.position
+
+    def _apply_from(self, signal: _Received, budget: int) -> None:
+        """Apply up to `budget` of the signal's events from where it stopped."""
+        if signal.items is None:
+            if signal.error == "undecodable":
+                self._decoded(signal.payload)  # records the rejection with its reason
+            elif signal.error:
+                self._book.reject(None, signal.error)
+            self._budget_left -= 1
+            return
         build = self._build()
+        take = signal.items[signal.position : signal.position + budget]
+        for item in take:
+            outcome = self._book.apply(item, build_id=build, received_at=signal.received_at)
+            self._desk.observe(outcome, self._book, signal.received_at)
+        self._events += len(take)
+        signal.position += len(take)
+        self._budget_left -= len(take)
         self._dirty = True
-        while self._inbox and budget > 0:
-            head = self._inbox[0]
-            if head.items is None:
-                raw = self._decoded(head.payload)
-                if raw is _UNDECODABLE or (head.bulk and not isinstance(raw, list)):
-                    if raw is not _UNDECODABLE:
-                        self._book.reject(
-                            None, "the events signal takes a JSON list of event objects"
-                        )
-                    self._inbox.popleft()
-                    budget -= 1
-                    continue
-                head.items = raw if head.bulk else [raw]
-            take = head.items[head.position : head.position + budget]
-            for item in take:
-                outcome = self._book.apply(item, build_id=build, received_at=head.received_at)
-                self._desk.observe(outcome, self._book, head.received_at)
-            self._events += len(take)
-            head.position += len(take)
-            budget -= len(take)
-            if head.position >= len(head.items):
-                self._inbox.popleft()
+
+    def _decoded_quietly(self, payload: RawValue) -> Any:
+        try:
+            return workflow.payload_converter().from_payload(payload.payload)
+        except Exception:
+            return _UNDECODABLE
 
     def _decoded(self, payload: RawValue) -> Any:
         """The signal's value; bytes no converter can read are a recorded rejection.
@@ -458,6 +497,9 @@ class MemberWorkflow:
         """
         pid = decision.proposal_id
         key = trigger_key_of(pid)
+        if self._inbox and self._desk.proposals.get(pid) is None:
+            # events sent before it still wait: the trigger may be among them
+            await workflow.wait_condition(lambda: not self._inbox)
         if self._desk.proposals.get(pid) is None and self._desk.awaiting(key):
             await workflow.wait_condition(
                 lambda: (
@@ -494,7 +536,7 @@ class MemberWorkflow:
         if (
             self._desk.proposals.get(pid) is None
             and pid.split(":", 1)[0] == self._book.member_id
-            and self._desk.awaiting(trigger_key_of(pid))
+            and (self._desk.awaiting(trigger_key_of(pid)) or self._inbox)
         ):
             return  # its agent run is still to come: the handler waits for it
         problem = self._desk.check_decision(pid, decision.approve, workflow.now())

@@ -91,10 +91,8 @@ class AgentDeployment:
     ) -> None:
         """The worker's model (its settings file) and the deployment's guardrails (the
         guardrails workflow every worker reads): `agent` replaces every changed value."""
-        raw: dict[str, Any] = {}
-        if model:
-            raw["model"] = model
-        agent_config.save(self.data_dir, raw)
+        if model is not None:
+            agent_config.save(self.data_dir, {"model": model})
         if agent is not None:
             others = [name for name in AgentPolicy().as_dict() if name not in agent]
             await guardrails.change(

@@ -99,9 +99,9 @@ async def _pending_attr(agents: AgentDeployment, member: str, count: int) -> boo
 
 
 async def test_rejection_and_expiry_change_nothing(agents: AgentDeployment) -> None:
-    await agents.configure(agent={"proposal_ttl_seconds": 3})
     member = new_member()
     async with agents.worker():
+        await agents.configure(agent={"proposal_ttl_seconds": 3})
         await agents.feed(member, [trip(member, 1, 10_000), ticket(member, 1, CHARGE)])
         proposals = by_action(await agents.proposals_made(member, 2))
         grant, message = proposals["grant_points"], proposals["message_member"]
@@ -183,7 +183,6 @@ async def test_prompt_injection_causes_no_effect_and_nothing_above_the_cap_is_ap
 async def test_pending_grant_above_a_lowered_cap_can_only_be_rejected(
     agents: AgentDeployment,
 ) -> None:
-    await agents.configure(agent={"points_cap": 5_000})
     member = new_member()
     generous = TestModel(
         lambda: ResponseBuilders.tool_call(
@@ -191,12 +190,13 @@ async def test_pending_grant_above_a_lowered_cap_can_only_be_rejected(
         )
     )
     async with agents.worker(model=generous):
+        await agents.configure(agent={"points_cap": 5_000})
         await agents.feed(member, [ticket(member, 1, CHARGE)])
         (grant,) = await agents.proposals_made(member, 1)
         assert grant["status"] == "pending"
-    # the cap comes down while the proposal waits: the next worker enforces it
-    await agents.configure(agent={"points_cap": 1_000})
+    # the deployment's cap comes down while the proposal waits: every worker enforces it
     async with agents.worker(model=generous):
+        await agents.configure(agent={"points_cap": 1_000})
         await agents.feed(member, [ticket(member, 2, "another problem", day=3)])
         await agents.wait_for(member, lambda s: s["agent"]["policy"]["points_cap"] == 1_000)
         reason = await refused(agents, grant["id"])
@@ -208,9 +208,9 @@ async def test_pending_grant_above_a_lowered_cap_can_only_be_rejected(
 async def test_auto_approval_below_the_threshold_is_recorded_as_policy(
     agents: AgentDeployment,
 ) -> None:
-    await agents.configure(agent={"auto_approve_max_points": 100})
     member = new_member()
     async with agents.worker():
+        await agents.configure(agent={"auto_approve_max_points": 100})
         await agents.feed(member, [trip(member, 1, 2_000), ticket(member, 1, CHARGE)])
         proposals = by_action(await agents.proposals_made(member, 2))
         state = await agents.state(member)
@@ -266,10 +266,10 @@ class SwitchModel(OfflineRulesModel):
 async def test_breaker_opens_events_keep_flowing_and_it_recovers(
     agents: AgentDeployment,
 ) -> None:
-    await agents.configure(agent={"breaker_failures": 2, "breaker_cooldown_seconds": 4})
     member = new_member()
     model = SwitchModel()
     async with agents.worker(model=model):
+        await agents.configure(agent={"breaker_failures": 2, "breaker_cooldown_seconds": 4})
         await agents.feed(member, [ticket(member, 1, CHARGE)])
         state = await agents.wait_for(
             member, lambda s: s["agent"]["breaker"]["state"] == "open", timeout=30
@@ -297,9 +297,9 @@ async def test_budget_pauses_the_agent_not_the_member_and_renews(
     agents: AgentDeployment,
 ) -> None:
     # a "day" of 6 seconds and one model call per day
-    await agents.configure(agent={"max_calls_per_day": 1, "day_seconds": 6})
     member = new_member()
     async with agents.worker():
+        await agents.configure(agent={"max_calls_per_day": 1, "day_seconds": 6})
         # the budget is per day: wait for a fresh one so both tickets land in it
         await _fresh_day(6)
         await agents.feed(member, [ticket(member, 1, CHARGE), ticket(member, 2, "app crashed", 3)])
@@ -502,8 +502,8 @@ async def test_rejected_or_expired_tier_change_changes_nothing(agents: AgentDepl
         result = await agents.decide(first["id"], False, "no proof of status")
         assert result.status == "rejected" and not result.applied
     # proposals made from now on expire after two seconds
-    await agents.configure(agent={"proposal_ttl_seconds": 2})
     async with agents.worker():
+        await agents.configure(agent={"proposal_ttl_seconds": 2})
         await agents.feed(member, [ticket(member, 2, STATUS_MATCH, day=3)])
         state = await agents.wait_for(
             member,

@@ -102,11 +102,11 @@ async def test_without_a_key_the_run_fails_clearly_and_the_breaker_counts_it(
 ) -> None:
     base_url, seen = fake_openai.base_url, fake_openai.seen
     await agents.configure(
-        model={"provider": "openai", "model": "local-test-model", "base_url": base_url},
-        agent={"breaker_failures": 1, "breaker_cooldown_seconds": 3600},
+        model={"provider": "openai", "model": "local-test-model", "base_url": base_url}
     )
     member = new_member()
     async with agents.worker():
+        await agents.configure(agent={"breaker_failures": 1, "breaker_cooldown_seconds": 3600})
         await agents.feed(member, [ticket(member, 1, CHARGE)])
         state = await agents.wait_for(member, lambda s: s["agent"]["breaker"]["state"] == "open")
         # the member goes on

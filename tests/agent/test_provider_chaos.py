@@ -28,14 +28,14 @@ async def test_429s_500s_and_timeouts_open_the_breaker_events_flow_and_it_recove
 ) -> None:
     secrets.set_secret("openai", sentinel())
     await agents.configure(
-        model={"provider": "openai", "model": "local-test-model", "base_url": fake_openai.base_url},
-        agent={"breaker_failures": 2, "breaker_cooldown_seconds": 10},
+        model={"provider": "openai", "model": "local-test-model", "base_url": fake_openai.base_url}
     )
     # two agent runs' worth of trouble, every kind in each run
     script = ["429", "500", "timeout", "500", "timeout", "429"]
     fake_openai.failures = list(script)
     member = new_member()
     async with agents.worker(model_activity=MODEL_ACTIVITY):
+        await agents.configure(agent={"breaker_failures": 2, "breaker_cooldown_seconds": 10})
         # the ticket wakes the agent; the trips count while its runs fail
         state = await agents.feed(
             member, [ticket(member, 1, CHARGE), *(trip(member, n, 2_000) for n in range(1, 3))]
