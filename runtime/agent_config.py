@@ -20,7 +20,7 @@ from typing import Any
 
 from activities.model_provider import APIS, PROVIDERS, ModelConfig
 from runtime import temporal_settings
-from workflows.agent_policy import AgentPolicy
+from workflows.agent_policy import AgentPolicy, policy_problems
 
 SETTINGS_FILE = temporal_settings.SETTINGS_FILE
 MODEL_KEYS = ("provider", "model", "base_url", "api", "input_usd_per_mtok", "output_usd_per_mtok")
@@ -58,6 +58,9 @@ def model_config(raw: dict[str, Any]) -> ModelConfig:
     unknown = sorted(set(agent) - set(AgentPolicy().as_dict()))
     if unknown:
         raise SettingsError(f"unknown agent settings: {', '.join(unknown)}")
+    problems = policy_problems(agent)
+    if problems:
+        raise SettingsError("; ".join(problems))
     if provider == "offline":
         return ModelConfig(policy=dict(agent))
     return ModelConfig(

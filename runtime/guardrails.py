@@ -87,17 +87,18 @@ async def change(
 
 class GuardrailsReader:
     """What a worker's settings activity tells members: the deployment's guardrails, read
-    from the guardrails workflow's memo (no worker needed to answer) at most once a
-    second, so thousands of agent runs cost one describe."""
+    from the guardrails workflow's memo (a describe: no worker needs to answer). Read for
+    every agent run by default (a change applies to the next run, as the operator
+    expects); `max_age_s` lets a worker reuse a read for that long."""
 
-    def __init__(self, client: Client, deployment: str, *, max_age_s: float = 1.0) -> None:
+    def __init__(self, client: Client, deployment: str, *, max_age_s: float = 0.0) -> None:
         self._client, self._deployment = client, deployment
         self._max_age = max_age_s
         self._values: dict[str, Any] = {}
         self._read_at = float("-inf")
 
     async def policy(self) -> dict[str, Any]:
-        if time.monotonic() - self._read_at < self._max_age:
+        if self._max_age and time.monotonic() - self._read_at < self._max_age:
             return dict(self._values)
         guardrails = await current(self._client, self._deployment)
         self._values = guardrails.policy().as_dict()

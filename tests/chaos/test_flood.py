@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
 
 from activities.history import chain_histories, received, received_events
 from runtime.feed import wait_applied
@@ -28,6 +29,8 @@ from workflows.carry import CARRY_BUDGET
 from workflows.member import (
     MAX_EVENTS_PER_TASK,
     SIGNAL_EVENTS,
+    Adjustment,
+    Decision,
     MemberInput,
     MemberWorkflow,
     member_workflow_id,
@@ -202,3 +205,32 @@ async def test_no_task_fails_in_any_run_of_a_flooded_member(deployment: Deployme
     kinds = [e.event_type for e in history.events]
     assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in kinds
     assert kinds.count(EventType.EVENT_TYPE_TIMER_FIRED) >= 3
+
+
+async def test_oversized_update_fields_are_refused_and_nothing_is_kept(
+    deployment: Deployment,
+) -> None:
+    """Ids and reasons of updates are kept across runs: a client can't make them huge."""
+    client, target = deployment.client, deployment.target
+    member = "bounds"
+    async with deployment.worker():
+        await flood(client, target.task_queue, member, [[purchase(member, "p1", 1)]])
+        before = (await wait_applied(client, [member]))[member]
+        handle = client.get_workflow_handle(member_workflow_id(member))
+        cases = [
+            (Adjustment(10, "x" * 600_000, "ops", "r1"), "reason must be text of at most 500"),
+            (Adjustment(10, "ok", "ops", "r" * 300), "request_id is longer than 200 bytes"),
+            (Adjustment(10, "ok", "a" * 201, "r2"), "actor must be text of at most 200"),
+            (Adjustment(2_000_000, "ok", "ops", "r3"), "limited to 1,000,000"),
+        ]
+        for request, reason in cases:
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await handle.execute_update(MemberWorkflow.adjust, request)
+            assert reason in str(refused.value.cause), refused.value.cause
+        decision = Decision(f"{member}:x:0", True, "y" * 10_000, "ops")
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(MemberWorkflow.decide, decision)  # type: ignore[arg-type]
+        assert "reason must be text of at most 500" in str(refused.value.cause)
+        after = (await wait_applied(client, [member]))[member]
+        assert await failed_tasks(client, [member]) == []
+    assert after["points"] == before["points"] and after["ledger"] == before["ledger"]

@@ -1,0 +1,153 @@
+"""Guardrails that add up and come from one place: daily caps across proposals, policy
+values held to what the rules accept, and one set of values for every worker of the
+deployment, whatever each machine's settings file says. Real server, offline model."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.openai_agents.testing import ResponseBuilders, TestModel
+
+from runtime import agent_config, guardrails
+from tests.agent.conftest import CHARGE, AgentDeployment, new_member, ticket, trip
+from tests.runtime.test_cli import cli
+from workflows.agent_policy import LIMITS, AgentPolicy, policy_problems
+from workflows.proposals import AUTO_APPROVE_POLICY
+from workflows.rules import MAX_ADJUSTMENT
+
+
+def grants(state: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in state["proposals"] if p["action"] == "grant_points"]
+
+
+async def tickets_answered(agents: AgentDeployment, member: str, count: int) -> dict[str, Any]:
+    """Once the agent ran for `count` tickets and is idle."""
+    return await agents.wait_for(
+        member,
+        lambda s: (
+            s["agent"]["runs"] >= count
+            and s["agent"]["running"] is None
+            and not s["agent"]["queued"]
+        ),
+        timeout=120,
+    )
+
+
+def same_grant_every_time() -> TestModel:
+    """A model that answers every "charged twice" ticket with the same 100-point grant."""
+    return TestModel(
+        lambda: ResponseBuilders.tool_call(
+            json.dumps({"points": 100, "reason": "charged twice"}), "grant_points"
+        )
+    )
+
+
+async def test_ten_identical_tickets_cannot_add_up_past_the_daily_caps(
+    agents: AgentDeployment,
+) -> None:
+    member = new_member()
+    async with agents.worker(model=same_grant_every_time()):
+        await agents.configure(
+            agent={
+                "auto_approve_max_points": 150,
+                "auto_approve_max_points_per_day": 200,
+                "max_points_per_day": 300,
+            }
+        )
+        await agents.feed(member, [trip(member, 1, 2_000)])
+        for n in range(10):
+            await agents.feed(member, [ticket(member, n, CHARGE, day=2)])
+        state = await tickets_answered(agents, member, 10)
+        made = grants(state)
+        assert len(made) == 10, made  # every ticket asked for the same goodwill grant
+        by_policy = [p for p in made if p["decided_by"] == AUTO_APPROVE_POLICY]
+        assert [p["arguments"]["points"] for p in by_policy] == [100, 100]
+        pending = [p for p in made if p["status"] == "pending"]
+        # a person may add one more 100-point grant (300 a day), not a second
+        first = await agents.decide(pending[0]["id"], True, "checked the card statement")
+        assert first.applied
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await agents.decide(pending[1]["id"], True, "same story again")
+        assert "the cap is 300" in str(refused.value.cause)
+        state = await agents.state(member)
+    goodwill = [e for e in state["ledger"] if e["kind"] == "goodwill"]
+    assert sum(e["delta"] for e in goodwill) == 300
+    assert state["points"] == state["ledger_base"] + sum(e["delta"] for e in state["ledger"])
+    refused_one = next(p for p in grants(state) if p["id"] == pending[1]["id"])
+    assert refused_one["status"] == "pending"  # still there for tomorrow, or a rejection
+
+
+async def test_every_worker_obeys_the_deployments_guardrails_not_its_own_file(
+    agents: AgentDeployment,
+) -> None:
+    """A machine whose settings file says "approve grants up to 1,000 by yourself" has no
+    say: the deployment's guardrails (none changed: no auto-approval) hold."""
+    agent_config.save(agents.data_dir, {"agent": {"auto_approve_max_points": 1_000}})
+    member = new_member()
+    async with agents.worker():
+        await agents.feed(member, [trip(member, 1, 2_000), ticket(member, 1, CHARGE)])
+        state = await tickets_answered(agents, member, 1)
+        (grant,) = grants(state)
+        assert grant["status"] == "pending" and grant["decided_by"] is None
+        assert state["agent"]["policy"]["auto_approve_max_points"] == 0
+        # the deployment's own change applies to every worker's members at once
+        await agents.configure(agent={"auto_approve_max_points": 500})
+        other = new_member()
+        await agents.feed(other, [trip(other, 1, 2_000), ticket(other, 1, CHARGE)])
+        state = await tickets_answered(agents, other, 1)
+    (grant,) = grants(state)
+    assert grant["decided_by"] == AUTO_APPROVE_POLICY
+
+
+def test_policy_values_are_held_to_what_the_rules_accept() -> None:
+    assert LIMITS["points_cap"] == MAX_ADJUSTMENT
+    assert AgentPolicy.from_dict({"points_cap": 10**9}).points_cap == MAX_ADJUSTMENT
+    assert AgentPolicy.from_dict({"max_pending": 10**6}).max_pending == LIMITS["max_pending"]
+    assert policy_problems({"points_cap": 10**9}) == ["points_cap is at most 1,000,000"]
+    assert policy_problems({"queue_max": -1, "be_nice": 1}) == [
+        "queue_max must be a whole number, 0 or more",
+        "unknown guardrail 'be_nice'",
+    ]
+    with pytest.raises(agent_config.SettingsError, match="points_cap is at most"):
+        agent_config.model_config({"agent": {"points_cap": 2_000_000}})
+
+
+async def test_guardrails_from_the_command_line_are_checked_and_audited(
+    agents: AgentDeployment,
+) -> None:
+    deployment = agents.deployment
+    async with agents.worker():
+        code, _, err = await cli(
+            deployment, "guardrails", "set", "points_cap=2000000", "--reason", "big spender"
+        )
+        assert code != 0 and err.strip().splitlines() == [
+            "loyalty-desk: error: points_cap is at most 1,000,000"
+        ]
+        code, out, err = await cli(
+            deployment,
+            "guardrails",
+            "set",
+            "max_points_per_day=2,000",
+            "enabled=false",
+            "--reason",
+            "holiday week",
+            "--json",
+        )
+        assert code == 0, err
+        shown = json.loads(out)
+        assert shown["changed"] == {"max_points_per_day": 2_000, "enabled": False}
+        assert shown["version"] == 1 and shown["changes"][-1]["reason"] == "holiday week"
+        code, out, _ = await cli(deployment, "guardrails", "show", "--json")
+        assert json.loads(out)["policy"]["max_points_per_day"] == 2_000
+        state = await guardrails.current(agents.client, deployment.target.deployment)
+        assert state.policy().enabled is False
+        # the change is on the record, with who and why
+        from runtime import audit
+
+        entries = await audit.entries(agents.client)
+        mine = [e for e in entries if e["action"] == "guardrails.set"]
+        assert mine and mine[0]["reason"] == "holiday week"
+        assert mine[0]["subject"] == deployment.target.deployment
