@@ -240,9 +240,13 @@ class MembersPanel(QWidget):
         """Temporal's refusals (a bad query, the server away) are shown here, not in dialogs."""
         from temporalio.service import RPCError, RPCStatusCode
 
-        if not isinstance(error, RPCError):
+        from workflows.visibility import QueryError
+
+        if isinstance(error, QueryError):  # refused here, before it could widen the list
+            text = f"Invalid query: {error}"
+        elif not isinstance(error, RPCError):
             return False
-        if error.status == RPCStatusCode.INVALID_ARGUMENT:
+        elif error.status == RPCStatusCode.INVALID_ARGUMENT:
             # the position would count from the start of the whole query, which
             # includes the members filter the user never typed
             reason = re.sub(r"^invalid query: | at position \d+", "", error.message)

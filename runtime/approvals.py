@@ -18,9 +18,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from runtime.members import list_members
 from workflows.agent_policy import ACTIONS
+from workflows.ids import check_name
 from workflows.member import Decision, DecisionResult, MemberWorkflow, member_workflow_id
 from workflows.proposals import owner_of
 from workflows.rules import TIER_NAMES
+from workflows.visibility import all_of, literal
 
 PENDING_QUERY = "LoyaltyPendingProposals > 0"
 STATUSES = ("pending", "approved", "rejected", "expired", "all")
@@ -130,9 +132,8 @@ async def member_proposals(client: Client, member_id: str) -> list[dict[str, Any
 
 def scoped(query: str | None, task_queue: str | None) -> str | None:
     """Only this desk's members: those on its task queue (a namespace may hold others)."""
-    parts = [f"({query})" if query else None, f"TaskQueue = '{task_queue}'" if task_queue else None]
-    joined = " AND ".join(p for p in parts if p)
-    return joined or None
+    queue = f"TaskQueue = {literal(check_name(task_queue, 'task queue'))}" if task_queue else None
+    return all_of(query, queue)
 
 
 async def proposals(
@@ -160,9 +161,7 @@ async def proposals(
     if member is not None:
         rows = [{"member_id": member, "tier": None}]
     else:
-        extra = PENDING_QUERY if status == "pending" else None
-        if query:
-            extra = f"({extra}) AND ({query})" if extra else query
+        extra = all_of(PENDING_QUERY if status == "pending" else None, query)
         rows = await list_members(client, scoped(extra, task_queue), limit=None)
 
     async def read(row: dict[str, Any]) -> list[dict[str, Any]]:

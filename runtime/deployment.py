@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows import drill
+from workflows.ids import check_build_id, check_name
 
 
 def identity() -> str:
@@ -90,6 +91,8 @@ async def wait_registered(
     client: Client, deployment: str, build_id: str, timeout: float = 30.0
 ) -> DeploymentInfo:
     """Wait until a worker of `build_id` has polled, so the server knows the version."""
+    check_name(deployment, "deployment name")
+    check_build_id(build_id)  # set_current, set_ramping come here first
     deadline = time.monotonic() + timeout
     while True:
         info = await describe(client, deployment)

@@ -32,6 +32,7 @@ from runtime.ingest_meter import IngestMeter, IngestMeterInterceptor
 from workflows import drill
 from workflows.agent import AgentTurnWorkflow
 from workflows.audit import AuditWorkflow
+from workflows.ids import check_build_id, check_name
 from workflows.member import MemberWorkflow
 from workflows.rollback import RollbackWorkflow
 
@@ -53,6 +54,9 @@ class WorkerSettings:
     data_dir: Path | None = None
 
     def __post_init__(self) -> None:
+        check_name(self.task_queue, "task queue")
+        check_name(self.deployment, "deployment name")
+        check_build_id(self.build_id)
         # a drill build says so in its build id (see workflows/drill.py)
         if self.drill:
             object.__setattr__(self, "build_id", drill.drill_build_id(self.build_id, self.drill))
