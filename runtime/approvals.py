@@ -8,7 +8,6 @@ queue never scans members that have nothing to decide.
 from __future__ import annotations
 
 import asyncio
-import getpass
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +15,9 @@ from typing import Any
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from runtime.deployment import os_account
 from runtime.members import list_members
+from workflows.actors import reserved_actor_problem
 from workflows.agent_policy import ACTIONS
 from workflows.ids import check_name
 from workflows.member import Decision, DecisionResult, MemberWorkflow, member_workflow_id
@@ -35,11 +36,17 @@ class ApprovalError(RuntimeError):
 
 
 def operator() -> str:
-    """Who decides from this machine: the OS user."""
-    try:
-        return getpass.getuser()
-    except Exception:  # no user database entry (some containers)
-        return "unknown-operator"
+    """Who decides from this machine: the OS account (see runtime.deployment.os_account)."""
+    return os_account()
+
+
+def checked_actor(actor: str | None) -> str:
+    """The actor a decision names: the OS account unless given; never a reserved name."""
+    who = actor if actor is not None else operator()
+    problem = reserved_actor_problem(who)
+    if problem:
+        raise ApprovalError(problem)
+    return who
 
 
 @dataclass(frozen=True)
@@ -207,7 +214,7 @@ async def decide(
     if not member_id or ":" not in proposal_id:
         raise ApprovalError(f"{proposal_id!r} is not a proposal id (member:trigger:index)")
     handle = client.get_workflow_handle(member_workflow_id(member_id))
-    decision = Decision(proposal_id, approve, reason.strip(), actor or operator(), policy)
+    decision = Decision(proposal_id, approve, reason.strip(), checked_actor(actor), policy)
     try:
         # the SDK's types don't see through an async update method's coroutine
         return await handle.execute_update(MemberWorkflow.decide, decision)  # type: ignore[arg-type]
@@ -250,9 +257,12 @@ async def decide_by_policy(
     dry_run: bool = False,
     task_queue: str | None = None,
 ) -> BulkReport:
-    """Every pending proposal the policy matches, decided the same way; one line per failure."""
+    """Every pending proposal the policy matches, decided the same way; one line per failure.
+
+    The actor is the person (the OS account); the policy goes in each decision's `policy`."""
     if not reason or not reason.strip():
         raise ApprovalError("a reason is required (--reason)")
+    who = checked_actor(actor)
     unreachable: list[str] = []
     queue = await proposals(
         client,
@@ -270,7 +280,6 @@ async def decide_by_policy(
     if dry_run:
         report.decided = [{"proposal_id": p["id"], "status": "would be decided"} for p in chosen]
         return report
-    who = actor or operator()
 
     async def one(p: dict[str, Any]) -> None:
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
+import os
 import socket
 import time
 from dataclasses import dataclass, field
@@ -21,8 +21,22 @@ from workflows import drill
 from workflows.ids import check_build_id, check_name
 
 
+def os_account() -> str:
+    """The OS account running this process, looked up by its uid: never $USER, $LOGNAME
+    or $USERNAME (what getpass reads first), which anyone can set to anyone's name."""
+    try:
+        import pwd
+    except ImportError:  # Windows: the logon session's user, not an environment variable
+        return os.getlogin()
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid with no user database entry (some containers)
+        return f"uid-{os.getuid()}"
+
+
 def identity() -> str:
-    return f"{getpass.getuser()}@{socket.gethostname()}"
+    """Who does it from where, for audit entries and Temporal requests."""
+    return f"{os_account()}@{socket.gethostname()}"
 
 
 @dataclass

@@ -300,11 +300,15 @@ class MemberWorkflow:
 
     @adjust.validator
     def _validate_adjust(self, request: Adjustment) -> None:
+        from workflows.actors import reserved_actor_problem  # pure; kept in the validator
+
         if request.request_id in self._requests:
             return  # a retry: accepted, answered with the first result
         problem = self._book.check_adjustment(request.points, request.reason)
-        if problem is None and not request.actor.strip():
+        if problem is None and (not isinstance(request.actor, str) or not request.actor.strip()):
             problem = "the actor (who makes the adjustment) is required"
+        if problem is None:
+            problem = reserved_actor_problem(request.actor)
         if problem:
             raise ValueError(problem)
 
@@ -347,12 +351,17 @@ class MemberWorkflow:
 
     @decide.validator
     def _validate_decide(self, decision: Decision) -> None:
+        from workflows.actors import reserved_actor_problem  # pure; kept in the validator
+
         if not isinstance(decision.reason, str) or not decision.reason.strip():
             raise ValueError("a reason is required for a decision")
         if not isinstance(decision.actor, str) or not decision.actor.strip():
             raise ValueError("who decides (the actor) is required")
         if len(decision.actor) > MAX_ACTOR:
             raise ValueError(f"the actor is longer than {MAX_ACTOR} characters")
+        reserved = reserved_actor_problem(decision.actor)
+        if reserved:
+            raise ValueError(reserved)
         pid = decision.proposal_id
         if (
             self._desk.proposals.get(pid) is None

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import os
+import pwd
 import subprocess
 import sys
 import uuid
@@ -145,7 +145,7 @@ async def test_approvals_list_approve_reject_decide_and_costs(agents: AgentDeplo
         await eventually(delivered, timeout=15)
         approved = await ok_json(agents, "approvals", "list", "--status", "approved")
         assert len(approved) == 4
-        assert all(p["decided_by"] == getpass.getuser() for p in approved)
+        assert all(p["decided_by"] == pwd.getpwuid(os.getuid()).pw_name for p in approved)
         bulk_decided = [p for p in approved if p["action"] == "message_member"]
         assert {p["policy"] for p in bulk_decided} == {"action=message_member"}
         left = await ok_json(agents, "approvals", "list")
