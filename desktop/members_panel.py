@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from desktop.asyncutil import async_slot, cancel_slot_tasks
 from desktop.members_loader import MembersLoader, MembersSource, search_query
 from desktop.members_model import MembersStore, MembersTableModel
+from workflows.visibility import check_fragment
 
 if TYPE_CHECKING:
     import asyncio
@@ -181,6 +182,8 @@ class MembersPanel(QWidget):
         query = search_query(self.search.text())
         self.count_label.setText("Loading members…")
         try:
+            if query:
+                check_fragment(query)  # refused here: it could widen the list, not narrow it
             await loader.reload(query)
         except Exception as error:
             self._update_count()

@@ -110,7 +110,7 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
 def model_provider(data_dir: Path) -> LoyaltyModelProvider:
     """The model the settings file asks for; an OpenAI key comes from the keyring, lazily."""
     config = agent_config.load(data_dir)
-    return LoyaltyModelProvider(config, api_key=lambda: secrets.get_secret("openai"))
+    return LoyaltyModelProvider(config, api_key=lambda: secrets.model_key(config.base_url))
 
 
 def agents_client(client: Client) -> Client:

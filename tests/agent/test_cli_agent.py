@@ -190,10 +190,11 @@ async def test_secrets_in_the_os_keyring(agents: AgentDeployment) -> None:
         code, _, err = await cli(agents, "secrets", "set", "openai", stdin="  \n", env=env)
         assert code == 1 and "empty" in err
     finally:
-        try:
-            keyring.delete_password(service, "openai")
-        except Exception:
-            pass
+        for name in ("openai", "openai" + secrets.ORIGIN_SUFFIX):
+            try:
+                keyring.delete_password(service, name)
+            except Exception:
+                pass
     assert files_containing(agents.data_dir, key) == []
 
 
