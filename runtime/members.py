@@ -47,7 +47,7 @@ def member_row(execution: WorkflowExecution) -> dict[str, Any]:
 def deployment_query(deployment_name: str, query: str | None = None) -> str:
     """Members whose current run belongs to one worker deployment (other deployments on
     the same namespace run other code and have other workers), plus an optional filter."""
-    scope = f"TemporalWorkerDeployment = {literal(check_name(deployment_name, 'deployment'))}"
+    scope = f"TemporalWorkerDeployment = {literal(check_name(deployment_name, 'deployment name'))}"
     return all_of(scope, query) or scope
 
 
