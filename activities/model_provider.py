@@ -21,6 +21,7 @@ from openai import AsyncOpenAI
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.model_endpoint import endpoint_problem
 from activities.offline_model import MODEL_NAME as OFFLINE_MODEL_NAME
 from activities.offline_model import OfflineRulesModel
 from workflows.agent_io import AGENT_SETTINGS_ACTIVITY, AgentSettings
@@ -87,7 +88,13 @@ class LoyaltyModelProvider(ModelProvider):
     def openai_client(self) -> AsyncOpenAI:
         """One client per worker, built on first use with the key from the keyring."""
         if self._client is None:
-            key = self._api_key() if self._api_key else None
+            refused = endpoint_problem(self.config.base_url)
+            if refused:
+                raise ApplicationError(refused, type="KeyRefused", non_retryable=True)
+            try:
+                key = self._api_key() if self._api_key else None
+            except ValueError as error:  # the key is bound to another endpoint
+                raise ApplicationError(str(error), type="KeyRefused", non_retryable=True) from None
             if not key:
                 # non-retryable: retrying can't make a key appear; the breaker counts it
                 raise ApplicationError(

@@ -54,6 +54,7 @@ from workflows.rollback_messages import (
     VerifyOutcome,
 )
 from workflows.rules import MemberBook, MemberSnapshot
+from workflows.visibility import all_of, literal
 
 # A member continuing as new at the moment of listing shows its old run closed and,
 # for a moment, its new run not yet listed (visibility lags the history): runs that
@@ -154,8 +155,8 @@ async def find_damage(
 ) -> tuple[int, list[Damage]]:
     """(members scanned, members the bad build touched); only running members count."""
     since = datetime.now(UTC) - timedelta(seconds=VISIBILITY_LAG_S)
-    full = MEMBER_QUERY.format(since=since.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    full += f" AND ({query})" if query else ""
+    full = all_of(MEMBER_QUERY.format(since=since.strftime("%Y-%m-%dT%H:%M:%SZ")), query)
+    assert full is not None
     ids = list(dict.fromkeys([execution.id async for execution in client.list_workflows(full)]))
 
     async def check(workflow_id: str) -> Damage | None:
@@ -245,7 +246,7 @@ async def plan(
     anchor = await client.get_workflow_handle(workflow_id, run_id=anchor_run).fetch_history()
     since = _aware(started_at(anchor))
     runs = {anchor_run: anchor}
-    async for execution in client.list_workflows(f"WorkflowId = '{workflow_id}'"):
+    async for execution in client.list_workflows(f"WorkflowId = {literal(workflow_id)}"):
         if execution.run_id in runs:
             continue
         closed = execution.close_time

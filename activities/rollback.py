@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities import repair
 from workflows.rollback_messages import (
@@ -23,14 +24,18 @@ from workflows.rollback_messages import (
     VerifyInput,
     VerifyOutcome,
 )
+from workflows.visibility import QueryError
 
 
 @activity.defn(name=FIND_DAMAGE)
 async def find_damage(input: FindDamageInput) -> FindDamageResult:
     async with heartbeating():
-        scanned, damaged = await repair.find_damage(
-            activity.client(), input.bad_build, query=input.query
-        )
+        try:
+            scanned, damaged = await repair.find_damage(
+                activity.client(), input.bad_build, query=input.query
+            )
+        except QueryError as error:  # retrying cannot fix the query
+            raise ApplicationError(str(error), type="QueryError", non_retryable=True) from None
     return FindDamageResult(scanned=scanned, damaged=damaged)
 
 

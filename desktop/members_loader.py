@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from desktop.members_store import MembersStore, MergeResult, Row
 from workflows.ids import MEMBER_PREFIX as WORKFLOW_ID_PREFIX
+from workflows.visibility import all_of, literal
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -72,12 +73,12 @@ def search_query(text: str) -> str | None:
     if not text:
         return None
     if _ID_PREFIX.match(text):
-        return f"WorkflowId STARTS_WITH '{WORKFLOW_ID_PREFIX}{text}'"
+        return f"WorkflowId STARTS_WITH {literal(WORKFLOW_ID_PREFIX + text)}"
     return text
 
 
 def _and(query: str | None, extra: str) -> str:
-    return f"({query}) AND {extra}" if query else extra
+    return all_of(query, extra) or extra
 
 
 class MembersLoader:
@@ -150,7 +151,7 @@ class MembersLoader:
         visible = [m for m in dict.fromkeys(visible_ids) if m not in in_head][:MAX_VISIBLE_IDS]
         on_screen: list[Row] = []
         if visible:
-            ids = ", ".join(f"'{WORKFLOW_ID_PREFIX}{_quote(m)}'" for m in visible)
+            ids = ", ".join(literal(WORKFLOW_ID_PREFIX + m) for m in visible)
             on_screen, _ = await self.source.page(
                 _and(query, f"WorkflowId IN ({ids})"), None, len(visible)
             )
@@ -170,7 +171,3 @@ class MembersLoader:
             inserted=head_result.inserted + visible_result.inserted,
             removed=visible_result.removed,
         )
-
-
-def _quote(member_id: str) -> str:
-    return member_id.replace("\\", "\\\\").replace("'", "\\'")

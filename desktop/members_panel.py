@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from desktop.asyncutil import async_slot, cancel_slot_tasks
 from desktop.members_loader import MembersLoader, MembersSource, search_query
 from desktop.members_model import MembersStore, MembersTableModel
+from workflows.visibility import check_fragment
 
 if TYPE_CHECKING:
     import asyncio
@@ -181,6 +182,8 @@ class MembersPanel(QWidget):
         query = search_query(self.search.text())
         self.count_label.setText("Loading members…")
         try:
+            if query:
+                check_fragment(query)  # refused here: it could widen the list, not narrow it
             await loader.reload(query)
         except Exception as error:
             self._update_count()
@@ -240,9 +243,13 @@ class MembersPanel(QWidget):
         """Temporal's refusals (a bad query, the server away) are shown here, not in dialogs."""
         from temporalio.service import RPCError, RPCStatusCode
 
-        if not isinstance(error, RPCError):
+        from workflows.visibility import QueryError
+
+        if isinstance(error, QueryError):  # refused here, before it could widen the list
+            text = f"Invalid query: {error}"
+        elif not isinstance(error, RPCError):
             return False
-        if error.status == RPCStatusCode.INVALID_ARGUMENT:
+        elif error.status == RPCStatusCode.INVALID_ARGUMENT:
             # the position would count from the start of the whole query, which
             # includes the members filter the user never typed
             reason = re.sub(r"^invalid query: | at position \d+", "", error.message)

@@ -270,10 +270,9 @@ class ReleasesPanel(QWidget):
         from desktop.worker_process import WorkerCommand, WorkerProcess
         from runtime import audit
         from workflows.drill import drill_build_id
+        from workflows.ids import check_build_id
 
-        build = build.strip()
-        if not build or any(c.isspace() for c in build):
-            raise ValueError("a build id is one word, e.g. 1.1")
+        build = check_build_id(build.strip())  # one line why, before any server call
         if not reason.strip():
             raise ValueError("starting a worker needs a reason")
         full = drill_build_id(build, drill) if drill else build

@@ -325,7 +325,9 @@ class SettingsPanel(QWidget):
         try:
             if keys:
                 try:
-                    held_by = await _in_keyring_thread(_store_keys, keys)
+                    # the model key goes to the endpoint being saved with it, and nowhere else
+                    endpoint = agent_config.model_config(raw).base_url
+                    held_by = await _in_keyring_thread(_store_keys, keys, endpoint)
                 except secrets.SecretsError as error:
                     self._say(str(error))
                     return None
@@ -478,15 +480,16 @@ def _read_keyring() -> KeyringView:
     )
 
 
-def _store_keys(keys: dict[str, str]) -> str:
-    """Store every key; the backend that holds them. SecretsError with the reason."""
+def _store_keys(keys: dict[str, str], endpoint: str | None = None) -> str:
+    """Store every key (the model key for `endpoint` only); the backend that holds them.
+    SecretsError with the reason."""
     from runtime import secrets
 
     if not secrets.usable():
         raise secrets.SecretsError("cannot store the key: " + secrets.no_backend_message())
     held_by = ""
     for name, value in keys.items():
-        held_by = secrets.set_secret(name, value)
+        held_by = secrets.set_secret(name, value, endpoint=endpoint)
     return held_by
 
 

@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from workflows.ids import check_build_id
+
 log = logging.getLogger(__name__)
 
 WorkerState = Literal["stopped", "starting", "running", "restarting", "failed"]
@@ -61,6 +63,10 @@ class WorkerCommand:
     drill: str | None = None  # a drill build: the build id gets the bug's mark
     make_current_if_none: bool = True  # False for a release beside the current build
     connection: tuple[str, ...] = ()  # TLS / API-key options of an external cluster
+
+    def __post_init__(self) -> None:
+        if self.build_id is not None:
+            check_build_id(self.build_id)
 
     def argv(self) -> list[str]:
         args = [

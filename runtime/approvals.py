@@ -8,7 +8,6 @@ queue never scans members that have nothing to decide.
 from __future__ import annotations
 
 import asyncio
-import getpass
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,11 +15,15 @@ from typing import Any
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from runtime.deployment import os_account
 from runtime.members import list_members
+from workflows.actors import reserved_actor_problem
 from workflows.agent_policy import ACTIONS
+from workflows.ids import check_name
 from workflows.member import Decision, DecisionResult, MemberWorkflow, member_workflow_id
 from workflows.proposals import owner_of
 from workflows.rules import TIER_NAMES
+from workflows.visibility import all_of, literal
 
 PENDING_QUERY = "LoyaltyPendingProposals > 0"
 STATUSES = ("pending", "approved", "rejected", "expired", "all")
@@ -33,11 +36,17 @@ class ApprovalError(RuntimeError):
 
 
 def operator() -> str:
-    """Who decides from this machine: the OS user."""
-    try:
-        return getpass.getuser()
-    except Exception:  # no user database entry (some containers)
-        return "unknown-operator"
+    """Who decides from this machine: the OS account (see runtime.deployment.os_account)."""
+    return os_account()
+
+
+def checked_actor(actor: str | None) -> str:
+    """The actor a decision names: the OS account unless given; never a reserved name."""
+    who = actor if actor is not None else operator()
+    problem = reserved_actor_problem(who)
+    if problem:
+        raise ApprovalError(problem)
+    return who
 
 
 @dataclass(frozen=True)
@@ -130,9 +139,8 @@ async def member_proposals(client: Client, member_id: str) -> list[dict[str, Any
 
 def scoped(query: str | None, task_queue: str | None) -> str | None:
     """Only this desk's members: those on its task queue (a namespace may hold others)."""
-    parts = [f"({query})" if query else None, f"TaskQueue = '{task_queue}'" if task_queue else None]
-    joined = " AND ".join(p for p in parts if p)
-    return joined or None
+    queue = f"TaskQueue = {literal(check_name(task_queue, 'task queue'))}" if task_queue else None
+    return all_of(query, queue)
 
 
 async def proposals(
@@ -160,9 +168,7 @@ async def proposals(
     if member is not None:
         rows = [{"member_id": member, "tier": None}]
     else:
-        extra = PENDING_QUERY if status == "pending" else None
-        if query:
-            extra = f"({extra}) AND ({query})" if extra else query
+        extra = all_of(PENDING_QUERY if status == "pending" else None, query)
         rows = await list_members(client, scoped(extra, task_queue), limit=None)
 
     async def read(row: dict[str, Any]) -> list[dict[str, Any]]:
@@ -208,7 +214,7 @@ async def decide(
     if not member_id or ":" not in proposal_id:
         raise ApprovalError(f"{proposal_id!r} is not a proposal id (member:trigger:index)")
     handle = client.get_workflow_handle(member_workflow_id(member_id))
-    decision = Decision(proposal_id, approve, reason.strip(), actor or operator(), policy)
+    decision = Decision(proposal_id, approve, reason.strip(), checked_actor(actor), policy)
     try:
         # the SDK's types don't see through an async update method's coroutine
         return await handle.execute_update(MemberWorkflow.decide, decision)  # type: ignore[arg-type]
@@ -251,9 +257,12 @@ async def decide_by_policy(
     dry_run: bool = False,
     task_queue: str | None = None,
 ) -> BulkReport:
-    """Every pending proposal the policy matches, decided the same way; one line per failure."""
+    """Every pending proposal the policy matches, decided the same way; one line per failure.
+
+    The actor is the person (the OS account); the policy goes in each decision's `policy`."""
     if not reason or not reason.strip():
         raise ApprovalError("a reason is required (--reason)")
+    who = checked_actor(actor)
     unreachable: list[str] = []
     queue = await proposals(
         client,
@@ -271,7 +280,6 @@ async def decide_by_policy(
     if dry_run:
         report.decided = [{"proposal_id": p["id"], "status": "would be decided"} for p in chosen]
         return report
-    who = actor or operator()
 
     async def one(p: dict[str, Any]) -> None:
         try:

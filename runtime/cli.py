@@ -82,6 +82,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 # -- feed ---------------------------------------------------------------------
 
 
+MEMBER_REJECTIONS_SHOWN = 10
+REJECTS_SHOWN = 20  # lines of rejections printed; the rejects log has every one
+
+
 def _read_feed(args: argparse.Namespace) -> tuple[list[tuple[int, object]], str]:
     """The numbered input lines (or generated events) and a label for the rejects log."""
     from runtime import feed
@@ -135,8 +139,16 @@ async def _feed(args: argparse.Namespace, numbered: list[tuple[int, object]], so
     ]
     lines += [
         f"  line {r.line}: {r.reason}" + (f" [{r.event_id}]" if r.event_id else "")
-        for r in report.rejects
+        for r in report.rejects[:REJECTS_SHOWN]
     ]
+    if report.rejects:
+        log = feed.rejects_log(target.data_dir)
+        data["rejects_log"] = str(log)
+        more = len(report.rejects) - REJECTS_SHOWN
+        lines.append(
+            (f"  ... and {more:,} more; " if more > 0 else "  ")
+            + f"all {len(report.rejects):,} rejections of this feed are in {log}"
+        )
     emit(args, data, "\n".join(lines))
     return 0
 
@@ -176,7 +188,15 @@ async def _member(args: argparse.Namespace) -> int:
         f"{e['cause']} [{e['build']}]"
         for e in state["ledger"][-args.ledger :]
     ]
-    text += [f"  rejected {r['event_id']}: {r['reason']}" for r in state["rejections"][-10:]]
+    kept = state["rejections"]
+    if state["events_rejected"]:
+        # the member keeps only its latest rejections; the count covers every one
+        shown = kept[-MEMBER_REJECTIONS_SHOWN:]
+        text.append(
+            f"  rejections: {state['events_rejected']:,} in all; the member keeps the last "
+            f"{len(kept)}, the last {len(shown)} shown"
+        )
+        text += [f"  rejected {r['event_id']}: {r['reason']}" for r in shown]
     emit(args, state, "\n".join(text))
     return 0
 

@@ -211,6 +211,18 @@ async def _guardrails(args: argparse.Namespace) -> int:
 # -- secrets ----------------------------------------------------------------------
 
 
+def _configured_endpoint(args: argparse.Namespace) -> str | None:
+    """The base_url of the settings file (None: OpenAI's own, or no usable settings)."""
+    if args.name != "openai":
+        return None
+    from runtime import agent_config
+
+    try:
+        return agent_config.load(target_of(args).data_dir).base_url
+    except (agent_config.SettingsError, ValueError):
+        return None
+
+
 def _secrets(args: argparse.Namespace) -> int:
     from runtime import secrets
 
@@ -221,7 +233,9 @@ def _secrets(args: argparse.Namespace) -> int:
                 value = sys.stdin.readline()
             else:
                 value = sys.stdin.read()
-            backend = secrets.set_secret(args.name, value)
+            endpoint = args.endpoint or _configured_endpoint(args)
+            backend = secrets.set_secret(args.name, value, endpoint=endpoint)
+            bound = secrets.bound_origin(args.name)
             emit(
                 args,
                 {
@@ -229,8 +243,10 @@ def _secrets(args: argparse.Namespace) -> int:
                     "stored": True,
                     "backend": backend,
                     "service": secrets.service(),
+                    "for": bound,
                 },
-                f"stored the {args.name} key in {backend}",
+                f"stored the {args.name} key in {backend}"
+                + (f", to be sent to {bound} only" if bound else ""),
             )
             return 0
         if args.secrets_command == "delete":
@@ -346,6 +362,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     ssub = p.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
     q = ssub.add_parser("set", parents=[common], help="store a secret read from stdin")
     q.add_argument("name", choices=secrets.KNOWN)
+    q.add_argument(
+        "--for",
+        dest="endpoint",
+        metavar="URL",
+        help="openai: the only endpoint the key may go to (default: the configured "
+        "base_url, else https://api.openai.com)",
+    )
     q = ssub.add_parser("status", parents=[common], help="is it stored, and in which backend")
     q.add_argument("name", nargs="?", default="openai", choices=secrets.KNOWN)
     q = ssub.add_parser("delete", parents=[common], help="remove a secret")

@@ -61,11 +61,12 @@ async def _rollback(args: argparse.Namespace) -> int:
     from runtime.members import deployment_query
     from runtime.releases import preview_rollback as _preview
     from runtime.releases import rollback_id
+    from workflows.ids import check_build_id
     from workflows.rollback import RollbackWorkflow
 
     target = target_of(args)
+    build = check_build_id(args.build) if args.build else None
     client = await connect(target)
-    build = args.build
     control = next((c for c in ("pause", "resume", "cancel") if getattr(args, c)), None)
     if args.status or control:
         if not build:
@@ -238,8 +239,11 @@ async def _audit(args: argparse.Namespace) -> int:
 async def _release(args: argparse.Namespace) -> int:
     from runtime import releases
     from runtime.connect import connect
+    from workflows.ids import check_build_id
 
     target = target_of(args)
+    if args.release_command != "list":
+        check_build_id(args.build)  # before any server call
     client = await connect(target)
     if args.release_command == "start":
         return await _release_start(args, client, target)
@@ -266,6 +270,7 @@ async def _release_list(args: argparse.Namespace, client: Any, target: Any) -> i
         f"{r['build_id']:<24} {r['status']:<9} {r['members']:>8}"
         + (f"  ramp {r['ramp_percentage']}%" if r["status"] == "ramping" else "")
         + (f"  DRILL: {r['drill']}" if r["drill"] else "")
+        + (f"  UNUSABLE: {r['problem']}" if r["problem"] else "")
         for r in rows
     ]
     emit(args, {"deployment": target.deployment, "versions": rows}, "\n".join(text))
@@ -289,7 +294,9 @@ async def _release_start(args: argparse.Namespace, client: Any, target: Any) -> 
     """Start a worker for a build in the background, logging under the data dir."""
     from runtime import audit
     from runtime.connect import server_address, tls_args
+    from workflows.ids import check_build_id
 
+    check_build_id(args.build)  # before the worker is spawned or its log file named
     if not args.reason:
         raise CliError("starting a release needs --reason")
     logs = target.data_dir / "logs"

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from temporalio.client import Client
 from temporalio.service import TLSConfig
 
+from workflows.ids import check_name
+
 if TYPE_CHECKING:
     from runtime.temporal_settings import TemporalSettings
 
@@ -54,6 +56,11 @@ class Target:
     use_api_key: bool = False  # send the API key from the environment or the keyring
     # the saved Settings chose this cluster: send its API key if the keyring holds one
     saved_api_key: bool = False
+
+    def __post_init__(self) -> None:
+        # both go into visibility queries and deployment records (workflows/ids.py)
+        check_name(self.task_queue, "task queue")
+        check_name(self.deployment, "deployment name")
 
 
 def default_data_dir() -> Path:

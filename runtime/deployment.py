@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
+import os
 import socket
 import time
 from dataclasses import dataclass, field
@@ -18,10 +18,25 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows import drill
+from workflows.ids import check_build_id, check_name
+
+
+def os_account() -> str:
+    """The OS account running this process, looked up by its uid: never $USER, $LOGNAME
+    or $USERNAME (what getpass reads first), which anyone can set to anyone's name."""
+    try:
+        import pwd
+    except ImportError:  # Windows: the logon session's user, not an environment variable
+        return os.getlogin()
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid with no user database entry (some containers)
+        return f"uid-{os.getuid()}"
 
 
 def identity() -> str:
-    return f"{getpass.getuser()}@{socket.gethostname()}"
+    """Who does it from where, for audit entries and Temporal requests."""
+    return f"{os_account()}@{socket.gethostname()}"
 
 
 @dataclass
@@ -90,6 +105,8 @@ async def wait_registered(
     client: Client, deployment: str, build_id: str, timeout: float = 30.0
 ) -> DeploymentInfo:
     """Wait until a worker of `build_id` has polled, so the server knows the version."""
+    check_name(deployment, "deployment name")
+    check_build_id(build_id)  # set_current, set_ramping come here first
     deadline = time.monotonic() + timeout
     while True:
         info = await describe(client, deployment)

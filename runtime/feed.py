@@ -41,6 +41,8 @@ class Reject:
     event_id: str | None
     reason: str
     sent: bool  # True when the member workflow got it too (and lists it in `rejections`)
+    # a conflict: the line that used this event id first, with other content
+    first_line: int | None = None
 
 
 @dataclass
@@ -100,7 +102,8 @@ def read_lines(stream: Iterable[bytes] | Iterable[str]) -> Iterable[tuple[int, o
 
 def check(numbered: Iterable[tuple[int, object]]) -> Batch:
     batch = Batch()
-    first_line: dict[str, int] = {}
+    # member + event id -> (the line that used it first, its content's fingerprint)
+    first_seen: dict[str, tuple[int, str]] = {}
     for number, raw in numbered:
         if isinstance(raw, EventError):
             batch.report.rejects.append(Reject(number, None, raw.reason, False))
@@ -123,11 +126,20 @@ def check(numbered: Iterable[tuple[int, object]]) -> Batch:
                 batch.by_member.setdefault(str(member), []).append(raw)
             continue
         key = f"{event.member_id}\x00{event.event_id}"
-        if key in first_line:
-            batch.report.duplicates += 1
-        else:
-            first_line[key] = number
+        first = first_seen.get(key)
+        if first is None:
+            first_seen[key] = (number, event.fingerprint)
             batch.report.accepted += 1
+        elif first[1] == event.fingerprint:
+            batch.report.duplicates += 1  # a resend: harmless, the member counts it once
+        else:
+            # the same id for another event: one of the two is wrong, and the member
+            # keeps the first; sent too, so the member records the conflict as well
+            reason = (
+                f"event id {event.event_id!r} was used on line {first[0]} with other "
+                "content: a conflict, not a repeat"
+            )
+            batch.report.rejects.append(Reject(number, event.event_id, reason, True, first[0]))
         batch.by_member.setdefault(event.member_id, []).append(raw)
     batch.report.rejected = len(batch.report.rejects)
     batch.report.members = len(batch.by_member)
@@ -280,12 +292,15 @@ def rejects_log(data_dir: Path) -> Path:
 
 
 def record_rejects(data_dir: Path, source: str, rejects: list[Reject]) -> None:
-    """Keep every rejected line with its reason, so nothing fed is silently dropped."""
+    """Keep every rejected line with its reason, so nothing fed is silently dropped; each
+    record says which of how many rejections of its feed run it is (`n` of `of`)."""
     if not rejects:
         return
     path = rejects_log(data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    total = len(rejects)
     with path.open("a", encoding="utf-8") as out:
-        for r in rejects:
-            out.write(json.dumps({"at": stamp, "source": source, **r.__dict__}) + "\n")
+        for n, r in enumerate(rejects, start=1):
+            record = {"at": stamp, "source": source, **r.__dict__, "n": n, "of": total}
+            out.write(json.dumps(record) + "\n")

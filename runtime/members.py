@@ -8,14 +8,16 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecution
 
 from workflows import search_attributes as sa
-from workflows.ids import member_id_of
+from workflows.ids import check_name, member_id_of
+from workflows.visibility import all_of, literal
 
 BASE_QUERY = "WorkflowType = 'MemberWorkflow' AND ExecutionStatus = 'Running'"
 DEPLOYMENT_VERSION_ATTRIBUTE = "TemporalWorkerDeploymentVersion"
 
 
 def member_query(extra: str | None = None) -> str:
-    return f"{BASE_QUERY} AND ({extra})" if extra and extra.strip() else BASE_QUERY
+    """Running members, narrowed (never widened) by `extra` (see workflows/visibility.py)."""
+    return all_of(BASE_QUERY, extra) or BASE_QUERY
 
 
 def build_of(execution: WorkflowExecution) -> str | None:
@@ -45,8 +47,8 @@ def member_row(execution: WorkflowExecution) -> dict[str, Any]:
 def deployment_query(deployment_name: str, query: str | None = None) -> str:
     """Members whose current run belongs to one worker deployment (other deployments on
     the same namespace run other code and have other workers), plus an optional filter."""
-    scope = f"TemporalWorkerDeployment = '{deployment_name}'"
-    return f"{scope} AND ({query})" if query else scope
+    scope = f"TemporalWorkerDeployment = {literal(check_name(deployment_name, 'deployment name'))}"
+    return all_of(scope, query) or scope
 
 
 async def list_members(

@@ -20,7 +20,9 @@ from runtime import audit, deployment
 from runtime.connect import Target
 from runtime.members import count_members
 from workflows import drill
+from workflows.ids import BadNameError, check_build_id
 from workflows.rollback import ROLLBACK_ID_PREFIX, RollbackInput, RollbackProgress, RollbackWorkflow
+from workflows.visibility import all_of, literal
 
 RollbackControl = Literal["pause", "resume", "cancel"]
 T = TypeVar("T")
@@ -59,6 +61,7 @@ class VersionRow:
     ramp_percentage: float
     drill: str | None
     members: int
+    problem: str | None = None  # why the version cannot be used here (an unsafe build id)
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -72,9 +75,14 @@ async def list_versions(client: Client, deployment_name: str) -> list[VersionRow
         return None
     rows = []
     for v in info.versions:
-        members = await count_members(
-            client, f"TemporalWorkerDeploymentVersion = '{deployment_name}:{v.build_id}'"
-        )
+        try:
+            version = literal(f"{deployment_name}:{check_build_id(v.build_id)}")
+        except BadNameError as error:
+            # registered by a client that did not check it (a quote, say): listed, not
+            # counted (it cannot go into a query), rather than breaking the list for everyone
+            rows.append(VersionRow(v.build_id, v.status, v.ramp_percentage, None, 0, str(error)))
+            continue
+        members = await count_members(client, f"TemporalWorkerDeploymentVersion = {version}")
         bug = drill_of(v.build_id)
         rows.append(VersionRow(v.build_id, v.status, v.ramp_percentage, bug, members))
     return rows
@@ -90,6 +98,7 @@ async def set_release(
     client: Client, target: Target, build: str, *, reason: str, ramp: float | None = None
 ) -> str:
     """Make `build` current, or ramp it to `ramp` percent; recorded in the audit log."""
+    check_build_id(build)
     if not reason or not reason.strip():
         raise ReleaseError("a release needs a reason")
     if ramp is not None:
@@ -116,6 +125,7 @@ async def preview_rollback(client: Client, build: str, query: str | None = None)
     that previews: the CLI runs one or the other, the app runs it as a child.)"""
     from activities import repair
 
+    check_build_id(build)
     started = time.perf_counter()
     scanned, damage = await repair.find_damage(client, build, query=query)
     found_s = time.perf_counter() - started
@@ -181,6 +191,7 @@ async def start_rollback(
 ) -> WorkflowHandle[Any, RollbackProgress]:
     """Start the durable rollback of `build`, after the checks an operator would want."""
     await check_rollback(client, target, build, reason)
+    all_of(query)  # a query that could widen the scope is refused before it is recorded
     await audit.record(
         client,
         target,
@@ -208,6 +219,7 @@ async def start_rollback(
 
 async def check_rollback(client: Client, target: Target, build: str, reason: str) -> None:
     """Why a rollback of `build` cannot start now (ReleaseError), or nothing."""
+    check_build_id(build)
     if not reason or not reason.strip():
         raise ReleaseError("a rollback needs a reason")
     info = await patiently(deployment.describe, client, target.deployment)

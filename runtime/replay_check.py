@@ -24,7 +24,7 @@ from runtime import deployment
 from runtime.members import deployment_query, list_members
 from runtime.worker import default_build_id, sandbox_runner, workflow_classes
 from workflows import drill
-from workflows.ids import member_workflow_id
+from workflows.ids import check_build_id, member_workflow_id
 from workflows.member import MemberWorkflow
 from workflows.rollback_messages import COMPARED_FIELDS
 from workflows.rules import MemberBook, MemberSnapshot
@@ -80,6 +80,8 @@ class ReplayReport:
 
 async def resolve_candidate(client: Client, deployment_name: str, build: str | None) -> str | None:
     """The drill bug of the candidate (None: the code installed here, unchanged)."""
+    if build is not None:
+        check_build_id(build)
     if build is None or build == default_build_id():
         return None
     drills = await deployment.load_drills(client, deployment_name)

@@ -34,6 +34,7 @@ from workflows import drill
 from workflows.agent import AgentTurnWorkflow
 from workflows.audit import AuditWorkflow
 from workflows.guardrails import GuardrailsWorkflow
+from workflows.ids import check_build_id, check_name
 from workflows.member import MemberWorkflow
 from workflows.rollback import RollbackWorkflow
 
@@ -55,6 +56,9 @@ class WorkerSettings:
     data_dir: Path | None = None
 
     def __post_init__(self) -> None:
+        check_name(self.task_queue, "task queue")
+        check_name(self.deployment, "deployment name")
+        check_build_id(self.build_id)
         # a drill build says so in its build id (see workflows/drill.py)
         if self.drill:
             object.__setattr__(self, "build_id", drill.drill_build_id(self.build_id, self.drill))
@@ -108,7 +112,7 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
 def model_provider(data_dir: Path) -> LoyaltyModelProvider:
     """The model the settings file asks for; an OpenAI key comes from the keyring, lazily."""
     config = agent_config.load(data_dir)
-    return LoyaltyModelProvider(config, api_key=lambda: secrets.get_secret("openai"))
+    return LoyaltyModelProvider(config, api_key=lambda: secrets.model_key(config.base_url))
 
 
 def agents_client(client: Client) -> Client:

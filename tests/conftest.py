@@ -116,7 +116,7 @@ def real_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     service = f"loyalty-desk-test-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv(secrets.SERVICE_ENV, service)
     yield service
-    for name in secrets.KNOWN:
+    for name in (*secrets.KNOWN, *(n + secrets.ORIGIN_SUFFIX for n in secrets.BOUND)):
         try:
             keyring.delete_password(service, name)
         except Exception:

@@ -18,6 +18,7 @@ from temporalio import workflow
 from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.actors import reserved_actor_problem
     from workflows.agent_policy import AgentPolicy, policy_problems
 
 GUARDRAILS_PREFIX = "loyalty-desk-guardrails-"
@@ -71,7 +72,7 @@ def change_problem(change: GuardrailsChange) -> str | None:
             return f"the {name} is required"
         if len(text) > MAX_TEXT:
             return f"the {name} is longer than {MAX_TEXT} characters"
-    return None
+    return reserved_actor_problem(change.actor)
 
 
 @workflow.defn(name="GuardrailsWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)

@@ -38,6 +38,7 @@ from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from workflows import carry, drill, search_attributes
+    from workflows.actors import reserved_actor_problem
     from workflows.agent import (
         SIGNAL_AGENT_RESULT,
         AgentTurnWorkflow,
@@ -472,8 +473,10 @@ class MemberWorkflow:
         problem = request_problem(request) or self._book.check_adjustment(
             request.points, request.reason
         )
-        if problem is None and not request.actor.strip():
+        if problem is None and (not isinstance(request.actor, str) or not request.actor.strip()):
             problem = "the actor (who makes the adjustment) is required"
+        if problem is None:
+            problem = reserved_actor_problem(request.actor)
         if problem:
             raise ValueError(problem)
 
@@ -532,6 +535,9 @@ class MemberWorkflow:
             raise ValueError("who decides (the actor) is required")
         if len(decision.actor) > MAX_ACTOR:
             raise ValueError(f"the actor is longer than {MAX_ACTOR} characters")
+        reserved = reserved_actor_problem(decision.actor)
+        if reserved:
+            raise ValueError(reserved)
         pid = decision.proposal_id
         if (
             self._desk.proposals.get(pid) is None

@@ -142,9 +142,9 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def serve() -> Iterator[FakeOpenAI]:
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.fake = FakeOpenAI(base_url=f"http://127.0.0.1:{server.server_address[1]}/v1")
+def serve(host: str = "127.0.0.1") -> Iterator[FakeOpenAI]:
+    server = _Server((host, 0), _Handler)
+    server.fake = FakeOpenAI(base_url=f"http://{host}:{server.server_address[1]}/v1")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

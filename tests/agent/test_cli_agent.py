@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import os
+import pwd
 import subprocess
 import sys
 import uuid
@@ -145,7 +145,7 @@ async def test_approvals_list_approve_reject_decide_and_costs(agents: AgentDeplo
         await eventually(delivered, timeout=15)
         approved = await ok_json(agents, "approvals", "list", "--status", "approved")
         assert len(approved) == 4
-        assert all(p["decided_by"] == getpass.getuser() for p in approved)
+        assert all(p["decided_by"] == pwd.getpwuid(os.getuid()).pw_name for p in approved)
         bulk_decided = [p for p in approved if p["action"] == "message_member"]
         assert {p["policy"] for p in bulk_decided} == {"action=message_member"}
         left = await ok_json(agents, "approvals", "list")
@@ -190,10 +190,11 @@ async def test_secrets_in_the_os_keyring(agents: AgentDeployment) -> None:
         code, _, err = await cli(agents, "secrets", "set", "openai", stdin="  \n", env=env)
         assert code == 1 and "empty" in err
     finally:
-        try:
-            keyring.delete_password(service, "openai")
-        except Exception:
-            pass
+        for name in ("openai", "openai" + secrets.ORIGIN_SUFFIX):
+            try:
+                keyring.delete_password(service, name)
+            except Exception:
+                pass
     assert files_containing(agents.data_dir, key) == []
 
 

@@ -39,7 +39,7 @@ async def test_openai_compatible_server_gets_the_keyring_key_and_nothing_leaks(
     caplog.set_level(logging.DEBUG)
     base_url, seen = fake_openai.base_url, fake_openai.seen
     key = sentinel()
-    backend = secrets.set_secret("openai", key)
+    backend = secrets.set_secret("openai", key, endpoint=base_url)
     assert "fail" not in backend.lower()
     assert keyring.get_password(real_keyring, "openai") == key  # really in the OS keyring
     await agents.configure(

@@ -26,7 +26,7 @@ MODEL_ACTIVITY = ModelActivityParameters(
 async def test_429s_500s_and_timeouts_open_the_breaker_events_flow_and_it_recovers(
     agents: AgentDeployment, fake_openai: FakeOpenAI, real_keyring: str
 ) -> None:
-    secrets.set_secret("openai", sentinel())
+    secrets.set_secret("openai", sentinel(), endpoint=fake_openai.base_url)
     await agents.configure(
         model={"provider": "openai", "model": "local-test-model", "base_url": fake_openai.base_url}
     )

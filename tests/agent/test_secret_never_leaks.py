@@ -72,7 +72,7 @@ async def test_sentinel_key_never_leaves_the_keyring(
     worker = None
     try:
         info = await eventually(lambda: find_running_server(data_dir), timeout=30)
-        await run("secrets", "set", "openai", stdin=key + "\n")
+        await run("secrets", "set", "openai", "--for", fake_openai.base_url, stdin=key + "\n")
         status = json.loads(await run("secrets", "status", "--json"))
         assert status["stored"] and status["usable"]
         await run(

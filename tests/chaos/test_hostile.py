@@ -95,7 +95,9 @@ def hostile_lines(a: str, b: str) -> list[tuple[bytes, str | None]]:
             None,
         ),
         (j(good[0]), None),  # a resend: counted once
-        (j({**good[1], "fare_cents": 9_999}), None),  # a colliding id: the member refuses it
+        # a colliding id: a conflict in the feed (both lines named), still sent so the
+        # member refuses it too
+        (j({**good[1], "fare_cents": 9_999}), "with other content: a conflict"),
         (j(event("support_ticket", "w16", a, text="x" * 1_000_000)), "the limit is 10000"),
         (
             j(event("purchase", "w17", a, amount_cents=700, junk="y" * 500_000)),

@@ -119,6 +119,28 @@ def test_a_bad_query_is_shown_inline_and_cleared_by_a_good_one(
     panel.stop()
 
 
+def test_a_query_that_would_widen_the_list_is_refused_before_it_is_sent(
+    qloop: qasync.QEventLoop, qtbot: Any
+) -> None:
+    panel, source = make_panel(qtbot, 3)
+    attack = "LoyaltyTier = 'x') OR (WorkflowId STARTS_WITH 'member-'"
+
+    async def scenario() -> None:
+        await panel.set_source(source)
+        await wait_until(lambda: panel.model.rowCount() == 3, timeout=5)
+        panel.search.setText(attack)
+        await panel._reload()
+        assert panel.error_label.isVisible()
+        assert panel.error_label.text().startswith(
+            "Invalid query: the query closes a parenthesis it did not open"
+        )
+        assert attack not in source.queries  # never sent to the server
+        assert panel.loader is not None and panel.loader.query is None
+
+    qloop.run_until_complete(scenario())
+    panel.stop()
+
+
 def test_no_members_yet_says_where_they_come_from(qloop: qasync.QEventLoop, qtbot: Any) -> None:
     panel, source = make_panel(qtbot, 0)
 
