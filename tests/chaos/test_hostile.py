@@ -5,7 +5,10 @@ by the rules; no member workflow fails a task; the valid events around them all 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.client
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -19,7 +22,9 @@ from temporalio.api.workflowservice.v1 import SignalWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from runtime.connect import Target
 from runtime.feed import MAX_EVENT_BYTES, rejects_log, send_member, wait_applied
+from runtime.server import EmbeddedServer, ServerConfig
 from tests.chaos.kit import assert_members_match_rules, failed_tasks, rules_state
 from tests.conftest import Deployment
 from tests.runtime.test_cli import cli
@@ -347,3 +352,99 @@ async def test_undecodable_and_oversized_signals_are_refused_and_the_member_goes
         assert state["events_rejected"] == 2 * len(undecodable)
         assert all("\n" not in r["reason"] for r in state["rejections"])
         assert await failed_tasks(client, [member]) == []
+
+
+# -- the embedded server against a web page ---------------------------------------------
+
+ATTACKER = "https://attacker.example"
+
+
+def listening_ports(pid: int) -> set[int]:
+    """Every TCP port that `pid` and its descendants listen on, whichever network they
+    are in (the machine's, or one of their own)."""
+    pids, seen = [pid], 0
+    while seen < len(pids):
+        for task in Path(f"/proc/{pids[seen]}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                pids += [int(child) for child in (task / "children").read_text().split()]
+        seen += 1
+    ports: set[int] = set()
+    for p in pids:
+        inodes = set()
+        for fd in Path(f"/proc/{p}/fd").glob("*"):
+            with contextlib.suppress(OSError):
+                link = os.readlink(fd)
+                if link.startswith("socket:["):
+                    inodes.add(link[len("socket:[") : -1])
+        for table in ("tcp", "tcp6"):
+            for path in (Path(f"/proc/{p}/net/{table}"), Path(f"/proc/self/net/{table}")):
+                with contextlib.suppress(OSError):
+                    for line in path.read_text().splitlines()[1:]:
+                        fields = line.split()
+                        if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def cross_origin_post(port: int, path: str, body: str) -> str:
+    """What a web page's fetch(..., {method: "POST", mode: "no-cors", body}) sends: a
+    text/plain POST, which browsers send without asking the server first."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        headers = {"Origin": ATTACKER, "Referer": f"{ATTACKER}/", "Content-Type": "text/plain"}
+        connection.request("POST", path, body=body.encode(), headers=headers)
+        return str(connection.getresponse().status)
+    except (OSError, http.client.HTTPException) as error:
+        return type(error).__name__
+    finally:
+        connection.close()
+
+
+async def test_a_web_page_cannot_write_to_any_port_of_the_embedded_server(
+    tmp_path: Path,
+) -> None:
+    """The `adjust` update a web page could POST to the dev server's HTTP API (it added
+    250,000 points), sent to every port the app's server opened, Web UI included."""
+    data_dir = tmp_path / "data"
+    member = f"web-{uuid.uuid4().hex[:6]}"
+    async with EmbeddedServer(ServerConfig(data_dir=data_dir, headless_ui=False)) as server:
+        assert server.pid is not None
+        client = await Client.connect(server.address)
+        target = Target(address=server.address, namespace="default", data_dir=data_dir)
+        deployment = Deployment(client=client, target=target, address=server.address)
+        async with deployment.worker("1.0"):
+            first = event("purchase", "p1", member, amount_cents=12_000)
+            await send_member(client, target, member, [first], bulk=False)
+            before = (await wait_applied(client, [member]))[member]
+            ports = listening_ports(server.pid)
+            # gRPC, HTTP API, metrics, history, matching, worker, Web UI: found them all
+            assert len(ports) >= 7, ports
+            workflow_id = member_workflow_id(member)
+            update = {
+                "request": {
+                    "meta": {"updateId": "from-a-web-page"},
+                    "input": {
+                        "name": "adjust",
+                        "args": [
+                            {
+                                "points": 250_000,
+                                "reason": "a gift from a web page",
+                                "actor": "web page",
+                                "request_id": "from-a-web-page",
+                            }
+                        ],
+                    },
+                },
+                "waitPolicy": {
+                    "lifecycleStage": "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED"
+                },
+            }
+            path = f"/api/v1/namespaces/default/workflows/{workflow_id}/update/adjust"
+            answers = {
+                port: await asyncio.to_thread(cross_origin_post, port, path, json.dumps(update))
+                for port in sorted(ports)
+            }
+            after = await client.get_workflow_handle(workflow_id).query(MemberWorkflow.state)
+            assert after["points"] == before["points"], answers
+            assert after["ledger"] == before["ledger"], answers
+            assert not [a for a in answers.values() if a.startswith("2")], answers
