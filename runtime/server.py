@@ -296,8 +296,9 @@ class EmbeddedServer:
         make_private(data_dir)
         if not self._private:
             log.warning(
-                "no private network for the embedded server on this machine: its ports are "
-                "on 127.0.0.1, open to every local user (see the README)"
+                "the embedded server's ports are on 127.0.0.1, open to every local user (%s; "
+                "see the README)",
+                "turned off" if self.config.private_network is False else "no private network",
             )
         self._lock_fd = _lock_data_dir(data_dir)
         try:
