@@ -16,7 +16,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from bench.common import Bench, Timer, embedded, emit, machine, synced
+from bench.common import Bench, Timer, embedded, emit, machine, process_cpu_seconds, synced
 from runtime.feed import BULK_CHUNK
 from runtime.server import DEFAULT_SQLITE_PRAGMAS
 from runtime.simulate import simulate
@@ -115,6 +115,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         result["chosen_vs_default_sqlite"] = round(result["live_events_per_s"] / rate, 2)
     if args.compare_loopback:
         rates: dict[str, list[float]] = {"private": [], "loopback": []}
+        forwarder_cpu_s = 0.0  # the socket forwarder's processor time, all private runs
         for _ in range(args.rounds):  # alternated, each on a fresh server
             for name, private in (("private", None), ("loopback", False)):
                 async with embedded(private_network=private) as bench:
@@ -128,6 +129,11 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                             bulk=False,
                         )
                     )
+                    if private is None and bench.server.pid:
+                        forwarder_cpu_s += process_cpu_seconds(bench.server.pid)
+        result["forwarder_cpu_ms_per_event"] = round(
+            1000 * forwarder_cpu_s / (args.rounds * (args.members * args.events + 50)), 3
+        )
         private_rate = sum(rates["private"]) / len(rates["private"])
         loopback_rate = sum(rates["loopback"]) / len(rates["loopback"])
         result["live_events_per_s_private_network"] = round(private_rate, 1)

@@ -263,6 +263,8 @@ class EmbeddedServer:
 
     @property
     def pid(self) -> int | None:
+        """The server's process: with a private network, its launcher (the server is its
+        only child, and dies with it)."""
         return self._process.pid if self._process and self._process.returncode is None else None
 
     @property
@@ -294,6 +296,8 @@ class EmbeddedServer:
         binary = find_temporal_binary(self.config.temporal_path)
         data_dir = self.config.data_dir
         make_private(data_dir)
+        if self._socket is not None:
+            self._socket.parent.mkdir(mode=0o700, exist_ok=True)  # _socket_path's temp dir
         if not self._private:
             log.warning(
                 "the embedded server's ports are on 127.0.0.1, open to every local user (%s; "
@@ -536,6 +540,8 @@ class EmbeddedServer:
 
     def _release_data_dir(self) -> None:
         _remove_info(self.config.data_dir)
+        if self._socket is not None and self._socket.parent != self.config.data_dir.absolute():
+            shutil.rmtree(self._socket.parent, ignore_errors=True)  # _socket_path's temp dir
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing releases the flock
             self._lock_fd = None

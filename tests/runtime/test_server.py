@@ -344,3 +344,15 @@ async def test_nothing_in_the_data_dir_is_open_to_other_users(tmp_path: Path) ->
 def _modes(directory: Path) -> dict[str, int]:
     """Permission bits of everything under `directory`."""
     return {str(p.relative_to(directory)): p.lstat().st_mode & 0o7777 for p in directory.rglob("*")}
+
+
+async def test_a_data_dir_too_deep_for_a_socket_address_gets_a_private_temp_dir(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / ("d" * 60) / ("e" * 60)  # a socket path fits in 108 bytes
+    async with EmbeddedServer(ServerConfig(data_dir=data_dir)) as server:
+        socket_dir = Path(server.address.removeprefix("unix://")).parent
+        assert socket_dir != data_dir and socket_dir.stat().st_mode & 0o777 == 0o700
+        client = await Client.connect(server.address)
+        assert await client.service_client.check_health()
+    assert not socket_dir.exists()
