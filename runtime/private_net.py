@@ -49,11 +49,12 @@ def enter_private_network() -> None:
     """Move this (single-threaded) process into a new network namespace, loopback up."""
     libc = ctypes.CDLL(None, use_errno=True)
     uid, gid = os.getuid(), os.getgid()
-    flags = CLONE_NEWNET if uid == 0 else CLONE_NEWNET | CLONE_NEWUSER
-    if libc.unshare(flags) != 0:
+    # Root needs no user namespace, unless it lacks CAP_SYS_ADMIN (a container's root).
+    with_user = uid != 0 or libc.unshare(CLONE_NEWNET) != 0
+    if with_user and libc.unshare(CLONE_NEWNET | CLONE_NEWUSER) != 0:
         error = ctypes.get_errno()
         raise OSError(error, f"unshare: {os.strerror(error)}")
-    if uid != 0:
+    if with_user:
         # Ourselves only: the same uid and gid inside, no other user mapped.
         with open("/proc/self/setgroups", "w") as f:
             f.write("deny")
@@ -109,6 +110,15 @@ async def serve(
 ) -> int:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(args.socket)  # a socket file left by a killed predecessor
+    # The socket appears once the server listens: whoever finds it can talk to the server.
+    while child.poll() is None:
+        try:
+            _, probe = await asyncio.open_connection("127.0.0.1", args.port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        probe.close()
+        break
     grpc = await asyncio.start_unix_server(_forward_to(args.port), path=args.socket)
     os.chmod(args.socket, 0o600)
     servers = [grpc]

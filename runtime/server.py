@@ -751,4 +751,8 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # exists, owned by someone else
-    return True
+    try:  # a zombie (killed, its parent gone and nobody reaping it) is not alive
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # not Linux
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")

@@ -28,7 +28,7 @@ from temporalio.service import RPCError
 
 from runtime.connect import Target
 from runtime.feed import MAX_EVENT_BYTES, rejects_log, send_member, wait_applied
-from runtime.server import EmbeddedServer, ServerConfig
+from runtime.server import EmbeddedServer, ServerConfig, private_network_available
 from tests.chaos.kit import assert_members_match_rules, failed_tasks, rules_state
 from tests.conftest import Deployment, temporal_binary
 from tests.runtime.test_cli import cli
@@ -361,6 +361,7 @@ async def test_undecodable_and_oversized_signals_are_refused_and_the_member_goes
 # -- the embedded server against a web page ---------------------------------------------
 
 ATTACKER = "https://attacker.example"
+NO_PRIVATE_NETWORK = "this machine allows no private network: the server is on 127.0.0.1 (README)"
 
 
 def listening_ports(pid: int) -> set[int]:
@@ -411,6 +412,8 @@ async def test_a_web_page_cannot_write_to_any_port_of_the_embedded_server(
     """The `adjust` update a web page could POST to the dev server's HTTP API (it added
     250,000 points), sent to every port the app's server opened, Web UI included: in its
     private network, and in the fallback on 127.0.0.1 (a machine that allows none)."""
+    if private_network is None and not private_network_available():
+        pytest.skip(NO_PRIVATE_NETWORK)
     data_dir = tmp_path / "data"
     member = f"web-{uuid.uuid4().hex[:6]}"
     config = ServerConfig(data_dir=data_dir, headless_ui=False, private_network=private_network)
@@ -490,6 +493,8 @@ async def test_another_local_user_cannot_use_the_embedded_server(
 ) -> None:
     """Another account on the machine, with the same `temporal` CLI, tries to terminate a
     workflow through the server's socket and every port it opened."""
+    if not private_network_available():
+        pytest.skip(NO_PRIVATE_NETWORK)
     as_user, binary = stranger
     async with EmbeddedServer(ServerConfig(data_dir=tmp_path / "data")) as server:
         assert server.pid is not None

@@ -19,6 +19,7 @@ from desktop.desk import Desk
 from desktop.members_model import MembersTableModel
 from runtime import feed
 from runtime.connect import Target
+from runtime.server import private_network_available
 from runtime.simulate import simulate
 from tests.desktop.conftest import process_gone
 
@@ -77,7 +78,8 @@ def test_window_shows_fed_members_and_closing_stops_worker_and_server(
         assert window.server_label.text() == "Server: starting…"
         await asyncio.sleep(0)
         # its own network: reached by a socket file in the data dir (runtime/private_net.py)
-        assert window.server_label.text().startswith("Server: starting on unix:///")
+        where = "unix:///" if private_network_available() else "127.0.0.1:"
+        assert window.server_label.text().startswith(f"Server: starting on {where}")
         await wait_until(lambda: desk.session.worker_state == "running", timeout=STARTUP_TIMEOUT_S)
         assert desk.session.server is not None and desk.session.worker is not None
         pids["server"] = desk.session.server.pid or 0

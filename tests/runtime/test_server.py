@@ -26,6 +26,7 @@ from runtime.server import (
     ServerError,
     default_data_dir,
     find_running_server,
+    private_network_available,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +62,8 @@ async def test_start_registers_attributes_and_retention_and_stop_cleans_up(
     info = find_running_server(data_dir)
     assert info is not None and info["address"] == server.address and info["pid"] == server.pid
     assert server.ui_url is not None and _port_open(int(server.ui_url.rsplit(":", 1)[1]))
-    assert server.private and server.address == f"unix://{data_dir / 'temporal.sock'}"
+    if private_network_available():
+        assert server.private and server.address == f"unix://{data_dir / 'temporal.sock'}"
 
     pid = server.pid
     assert pid is not None
@@ -349,6 +351,8 @@ def _modes(directory: Path) -> dict[str, int]:
 async def test_a_data_dir_too_deep_for_a_socket_address_gets_a_private_temp_dir(
     tmp_path: Path,
 ) -> None:
+    if not private_network_available():
+        pytest.skip("this machine allows no private network: no socket")
     data_dir = tmp_path / ("d" * 60) / ("e" * 60)  # a socket path fits in 108 bytes
     async with EmbeddedServer(ServerConfig(data_dir=data_dir)) as server:
         socket_dir = Path(server.address.removeprefix("unix://")).parent
