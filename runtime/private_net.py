@@ -22,7 +22,6 @@ A standalone script (standard library only): the supervisor runs it by path.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import ctypes
 import fcntl
@@ -32,7 +31,8 @@ import socket
 import struct
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+import threading
+import time
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
@@ -68,72 +68,84 @@ def enter_private_network() -> None:
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags_now | IFF_UP))
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    """Copy until end of stream, then pass the end on. Blocking calls in a thread of
+    its own: a few connections (one per client process), and far less processor time
+    per message than an event loop."""
     try:
-        while data := await reader.read(CHUNK):
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
+        while data := source.recv(CHUNK):
+            sink.sendall(data)
+        sink.shutdown(socket.SHUT_WR)
     except OSError:
-        writer.transport.abort()
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_RDWR)  # the other direction ends too
+            source.shutdown(socket.SHUT_RDWR)
 
 
-def _forward_to(
-    port: int,
-) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
-    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+def _forward(outer: socket.socket, port: int) -> None:
+    with outer:
         try:
-            inner_reader, inner_writer = await asyncio.open_connection("127.0.0.1", port)
+            inner = socket.create_connection(("127.0.0.1", port))
         except OSError:
-            writer.transport.abort()
             return
-        for w in (writer, inner_writer):
-            sock = w.get_extra_info("socket")
-            if sock is not None and sock.family == socket.AF_INET:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            await asyncio.gather(_pipe(reader, inner_writer), _pipe(inner_reader, writer))
-        finally:
-            writer.close()
-            inner_writer.close()
+        with inner:
+            inner.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if outer.family == socket.AF_INET:
+                outer.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            back = threading.Thread(target=_pipe, args=(inner, outer), daemon=True)
+            back.start()
+            _pipe(outer, inner)
+            back.join()
 
-    return forward
+
+def _accept_forever(listener: socket.socket, port: int) -> None:
+    while True:
+        try:
+            outer, _ = listener.accept()
+        except OSError:
+            return  # closed: we are going
+        threading.Thread(target=_forward, args=(outer, port), daemon=True).start()
 
 
 def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
 
 
-async def serve(
-    args: argparse.Namespace, ui_listener: socket.socket | None, child: subprocess.Popen[bytes]
-) -> int:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(args.socket)  # a socket file left by a killed predecessor
-    # The socket appears once the server listens: whoever finds it can talk to the server.
+def _when_listening(port: int, child: subprocess.Popen[bytes]) -> None:
+    """Return once the server accepts on `port` (or has exited)."""
     while child.poll() is None:
         try:
-            _, probe = await asyncio.open_connection("127.0.0.1", args.port)
+            socket.create_connection(("127.0.0.1", port)).close()
+            return
         except OSError:
-            await asyncio.sleep(0.05)
-            continue
-        probe.close()
-        break
-    grpc = await asyncio.start_unix_server(_forward_to(args.port), path=args.socket)
-    os.chmod(args.socket, 0o600)
-    servers = [grpc]
-    if ui_listener is not None:
-        servers.append(await asyncio.start_server(_forward_to(args.ui_port), sock=ui_listener))
-    loop = asyncio.get_running_loop()
+            time.sleep(0.05)
+
+
+def serve(
+    args: argparse.Namespace, ui_listener: socket.socket | None, child: subprocess.Popen[bytes]
+) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         # The supervisor signals our whole process group: the server gets it too and
         # decides; we go when it has gone.
-        loop.add_signal_handler(sig, lambda: None)
+        signal.signal(sig, lambda *_: None)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(args.socket)  # a socket file left by a killed predecessor
+    # The socket appears once the server listens: whoever finds it can talk to the server.
+    _when_listening(args.port, child)
+    grpc = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    grpc.bind(args.socket)  # created 0600 (our umask is 077), in the 0700 data dir
+    os.chmod(args.socket, 0o600)
+    grpc.listen(64)
+    listeners = [(grpc, args.port)]
+    if ui_listener is not None:
+        listeners.append((ui_listener, args.ui_port))
+    for listener, port in listeners:
+        threading.Thread(target=_accept_forever, args=(listener, port), daemon=True).start()
     try:
-        return await asyncio.to_thread(child.wait)
+        return child.wait()
     finally:
-        for server in servers:
-            server.close()
+        for listener, _ in listeners:
+            listener.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(args.socket)
 
@@ -169,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.socket and args.port and args.command):
         parser.error("--socket, --port and a command are required")
     child = subprocess.Popen(args.command, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
-    code = asyncio.run(serve(args, ui_listener, child))
+    code = serve(args, ui_listener, child)
     if code < 0:  # killed by a signal: end the same way, so the supervisor can tell
         signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)

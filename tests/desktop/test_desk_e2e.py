@@ -76,10 +76,10 @@ def test_window_shows_fed_members_and_closing_stops_worker_and_server(
         desk.start()
         assert window.isVisible()  # shown before the server is up
         assert window.server_label.text() == "Server: starting…"
-        await asyncio.sleep(0)
         # its own network: reached by a socket file in the data dir (runtime/private_net.py)
         where = "unix:///" if private_network_available() else "127.0.0.1:"
-        assert window.server_label.text().startswith(f"Server: starting on {where}")
+        starting = f"Server: starting on {where}"
+        await wait_until(lambda: window.server_label.text().startswith(starting), timeout=10)
         await wait_until(lambda: desk.session.worker_state == "running", timeout=STARTUP_TIMEOUT_S)
         assert desk.session.server is not None and desk.session.worker is not None
         pids["server"] = desk.session.server.pid or 0
