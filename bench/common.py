@@ -38,7 +38,21 @@ class Bench:
         """Processor time the server and the worker used so far: unlike elapsed time,
         barely moved by other work on the machine."""
         pids = [p for p in (self.server.pid, self.worker.pid if self.worker else None) if p]
-        return sum(process_cpu_seconds(pid) for pid in pids)
+        # the server's pid is its launcher (runtime/private_net.py): count the server too
+        return sum(process_cpu_seconds(pid) for pid in with_children(pids))
+
+
+def with_children(pids: list[int]) -> list[int]:
+    """`pids` and their descendants (Linux: from /proc)."""
+    found, seen = list(pids), 0
+    while seen < len(found):
+        for task in Path(f"/proc/{found[seen]}/task").glob("*"):
+            try:
+                found += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+        seen += 1
+    return found
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -58,11 +72,19 @@ def machine() -> dict[str, Any]:
 
 @asynccontextmanager
 async def embedded(
-    pragmas: tuple[str, ...] = DEFAULT_SQLITE_PRAGMAS, *, worker: bool = True
+    pragmas: tuple[str, ...] = DEFAULT_SQLITE_PRAGMAS,
+    *,
+    worker: bool = True,
+    private_network: bool | None = None,
 ) -> AsyncIterator[Bench]:
     """A fresh persistent embedded server (the app's settings) and a worker process."""
     with tempfile.TemporaryDirectory(prefix="ld-bench-") as tmp:
-        config = ServerConfig(data_dir=Path(tmp), headless_ui=True, sqlite_pragmas=pragmas)
+        config = ServerConfig(
+            data_dir=Path(tmp),
+            headless_ui=True,
+            sqlite_pragmas=pragmas,
+            private_network=private_network,
+        )
         async with EmbeddedServer(config) as server:
             client = await Client.connect(server.address)
             suffix = uuid.uuid4().hex[:6]

@@ -3,9 +3,11 @@
 Live (one `event` signal per event) and bulk (`events` signals) against a no-op
 workflow receiving the same signals on the same server and worker, in the same run.
 With --compare-sqlite, also the member live rate on a server with SQLite's default
-pragmas, to justify the pragmas the app uses.
+pragmas, to justify the pragmas the app uses. With --compare-loopback, also the member live rate on a server on
+127.0.0.1 instead of its private network (the cost of the socket forwarder).
 
     python -m bench.ingest [--members 50] [--events 40] [--rounds 2] [--compare-sqlite]
+                           [--compare-loopback]
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from bench.common import Bench, Timer, embedded, emit, machine, synced
+from bench.common import Bench, Timer, embedded, emit, machine, process_cpu_seconds, synced
 from runtime.feed import BULK_CHUNK
 from runtime.server import DEFAULT_SQLITE_PRAGMAS
 from runtime.simulate import simulate
@@ -111,6 +113,32 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             )
         result["live_events_per_s_default_sqlite"] = round(rate, 1)
         result["chosen_vs_default_sqlite"] = round(result["live_events_per_s"] / rate, 2)
+    if args.compare_loopback:
+        rates: dict[str, list[float]] = {"private": [], "loopback": []}
+        forwarder_cpu_s = 0.0  # the socket forwarder's processor time, all private runs
+        for _ in range(args.rounds):  # alternated, each on a fresh server
+            for name, private in (("private", None), ("loopback", False)):
+                async with embedded(private_network=private) as bench:
+                    assert bench.server.private == (private is None)
+                    await send_all(bench, "MemberWorkflow", traffic(10, 5, "warm"), bulk=False)
+                    rates[name].append(
+                        await send_all(
+                            bench,
+                            "MemberWorkflow",
+                            traffic(args.members, args.events, "p"),
+                            bulk=False,
+                        )
+                    )
+                    if private is None and bench.server.pid:
+                        forwarder_cpu_s += process_cpu_seconds(bench.server.pid)
+        result["forwarder_cpu_ms_per_event"] = round(
+            1000 * forwarder_cpu_s / (args.rounds * (args.members * args.events + 50)), 3
+        )
+        private_rate = sum(rates["private"]) / len(rates["private"])
+        loopback_rate = sum(rates["loopback"]) / len(rates["loopback"])
+        result["live_events_per_s_private_network"] = round(private_rate, 1)
+        result["live_events_per_s_loopback"] = round(loopback_rate, 1)
+        result["private_vs_loopback"] = round(private_rate / loopback_rate, 3)
     return result
 
 
@@ -121,6 +149,7 @@ def main() -> None:
     parser.add_argument("--bulk-events", type=int, default=400, help="bulk events per member")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--compare-sqlite", action="store_true")
+    parser.add_argument("--compare-loopback", action="store_true")
     emit(asyncio.run(measure(parser.parse_args())))
 
 

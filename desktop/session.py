@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import importlib
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
@@ -92,7 +93,12 @@ class Session(QObject):
         if self.target.address:
             self.server_changed.emit(self.server_state, self.target.address)
             return
-        from runtime.server import EmbeddedServer, ServerConfig, find_running_server
+        from runtime.server import (
+            EmbeddedServer,
+            ServerConfig,
+            find_running_server,
+            private_network_available,
+        )
 
         running = find_running_server(self.target.data_dir)
         if running is not None:
@@ -100,8 +106,17 @@ class Session(QObject):
             self.ui_url = running.get("ui_url") or None
             self._set_server_state("shared")
             return
+        # asked of a child process once: off the GUI thread, then cached
+        await asyncio.to_thread(private_network_available)
+        # The Web UI asks no password (any local user could read and change workflows
+        # through it): only when the operator asks for it.
+        web_ui = os.environ.get("LOYALTY_DESK_WEB_UI", "").strip().lower() in ("1", "true", "yes")
         server = EmbeddedServer(
-            ServerConfig(data_dir=self.target.data_dir, namespace=self.target.namespace)
+            ServerConfig(
+                data_dir=self.target.data_dir,
+                namespace=self.target.namespace,
+                headless_ui=not web_ui,
+            )
         )
         self.server = server
         self.address = server.address

@@ -159,8 +159,10 @@ class WorkerProcess:
 
     async def _launch(self, timeout: float) -> None:
         command = self.command
-        command.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with command.log_path.open("ab") as log_file:
+        command.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # 0600 whatever our umask: the worker's log is the operator's alone
+        fd = os.open(command.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as log_file:
             stamp = datetime.now(UTC).isoformat(timespec="seconds")
             log_file.write(f"--- {stamp} launching: {' '.join(command.argv())}\n".encode())
             log_file.flush()

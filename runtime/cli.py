@@ -32,7 +32,7 @@ def cmd_server(args: argparse.Namespace) -> int:
         ui_port=args.ui_port,
         namespace=target.namespace,
         retention_days=args.retention_days,
-        headless_ui=args.headless,
+        headless_ui=not args.web_ui,
     )
     return run_foreground(config, print_json=args.json)
 
@@ -292,7 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="gRPC port (default: a free one)")
     p.add_argument("--ui-port", type=int, help="Web UI port (default: a free one)")
     p.add_argument("--retention-days", type=int, default=30)
-    p.add_argument("--headless", action="store_true", help="no Web UI")
+    p.add_argument(
+        "--web-ui",
+        action="store_true",
+        help="serve the Temporal Web UI on 127.0.0.1 (it asks no password: any local user "
+        "can read and change workflows through it)",
+    )
+    p.add_argument("--headless", action="store_true", help="no Web UI (the default)")
     p.set_defaults(func=cmd_server)
 
     p = sub.add_parser("worker", parents=[common], help="run a worker for one build")
@@ -382,6 +388,9 @@ def _quiet_sdk_logs() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # What the app writes (the database, logs, settings, outbox, rejects) is the
+    # operator's alone; the child processes (server, workers) inherit this.
+    os.umask(0o077)
     _quiet_sdk_logs()
     args = _defaults(build_parser().parse_args(argv))
     func = getattr(args, "func", cmd_app)

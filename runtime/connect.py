@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,10 @@ TASK_QUEUE = "loyalty-desk"
 DEPLOYMENT_NAME = "loyalty-desk"
 API_KEY_ENV = "LOYALTY_DESK_API_KEY"
 API_KEY_SECRET = "temporal"
+
+# The embedded server is reached at "unix:///path/temporal.sock" (runtime/server.py); the
+# SDK warns that a target with a scheme is deprecated, but it is the only way to name one.
+warnings.filterwarnings("ignore", message="Target host as URL with scheme")
 
 
 class ConnectError(RuntimeError):

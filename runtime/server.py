@@ -1,9 +1,16 @@
 """Supervisor for the embedded Temporal dev server (`temporal server start-dev`).
 
-One server per data dir, bound to 127.0.0.1, state in a SQLite file, the app's search
-attributes registered at launch and the namespace retention set after it. A supervision
-task restarts the server on the same ports and the same file if it dies; the server dies
-with us (Linux parent-death signal) so it is never orphaned.
+One server per data dir, state in a SQLite file, the app's search attributes registered
+at launch and the namespace retention set after it. A supervision task restarts the
+server on the same address and the same file if it dies; the server dies with us (Linux
+parent-death signal) so it is never orphaned.
+
+The dev server checks no credential on any of its ports, so on Linux it runs in a
+network namespace of its own (runtime/private_net.py): no port of it is on the machine's
+loopback, and the app reaches it through a Unix socket in the data dir that only the
+operator can open. The data dir is 0700 and what the app writes in it 0600. Where the
+machine allows no private network (or not Linux), the server falls back to 127.0.0.1
+with its HTTP API refusing every request, and says so in its log: see the README.
 """
 
 from __future__ import annotations
@@ -21,12 +28,13 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import platformdirs
 
@@ -48,7 +56,18 @@ HOST = "127.0.0.1"
 DB_FILE = "temporal.sqlite"
 INFO_FILE = "server.json"
 LOCK_FILE = "server.lock"
+SOCKET_FILE = "temporal.sock"
 LOG_FILE = Path("logs") / "server.log"
+PRIVATE_NET = Path(__file__).with_name("private_net.py")
+# A Unix socket path longer than this does not fit in sockaddr_un (108 bytes with the NUL).
+MAX_SOCKET_PATH = 100
+# The HTTP API (which the app does not use) answers 403 to every Host header: no web page
+# can POST to it, should it be reachable (the fallback without a private network).
+HTTP_API_CLOSED = "frontend.httpAllowedHosts=[]"
+
+# The SDK warns that a "scheme://" target is deprecated; "unix://" is the only way to
+# name a Unix socket, which is how the app reaches its private server.
+warnings.filterwarnings("ignore", message="Target host as URL with scheme")
 
 CHECK_INTERVAL_S = 1.0
 STOP_GRACE_S = 5.0
@@ -84,7 +103,10 @@ class ServerConfig:
     ui_port: int | None = None  # None: a free port
     namespace: str = "default"
     retention_days: int = 30
-    headless_ui: bool = False
+    # The Web UI asks no credential either: off unless asked for (`server --web-ui`).
+    headless_ui: bool = True
+    # None: a private network where this machine allows one; False: 127.0.0.1 ports.
+    private_network: bool | None = None
     sqlite_pragmas: tuple[str, ...] = DEFAULT_SQLITE_PRAGMAS
     temporal_path: Path | None = None  # None: next to sys.executable, then PATH
 
@@ -135,12 +157,70 @@ def find_running_server(data_dir: Path) -> dict[str, Any] | None:
         return None
     try:
         pid = int(info["pid"])
-        host, port = str(info["address"]).rsplit(":", 1)
+        address = str(info["address"])
+        if not address.startswith("unix://"):
+            int(address.rsplit(":", 1)[1])
     except (KeyError, TypeError, ValueError):
         return None
-    if not _pid_alive(pid) or not _port_open(host, int(port)):
+    if not _pid_alive(pid) or not _address_open(address):
         return None
     return info
+
+
+def make_private(data_dir: Path) -> None:
+    """Create the data dir 0700, and make what an older version left in it 0600 (0700
+    for directories): the database holds every ticket's text."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if data_dir.stat().st_mode & 0o077:
+        data_dir.chmod(0o700)
+    for path in data_dir.rglob("*"):
+        with contextlib.suppress(OSError):
+            mode = path.lstat().st_mode
+            if path.is_symlink() or not mode & 0o077:
+                continue
+            path.chmod(0o700 if path.is_dir() else mode & 0o700)
+
+
+_PRIVATE_NETWORK: bool | None = None
+
+
+def private_network_available() -> bool:
+    """Whether this machine lets us run the server in a network of its own (asked once)."""
+    global _PRIVATE_NETWORK
+    if _PRIVATE_NETWORK is None:
+        if sys.platform != "linux":
+            _PRIVATE_NETWORK = False
+        else:
+            probe = subprocess.run(
+                [sys.executable, str(PRIVATE_NET), "--probe"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=30,
+            )
+            _PRIVATE_NETWORK = probe.returncode == 0
+            if not _PRIVATE_NETWORK:
+                reason = probe.stderr.decode(errors="replace").strip()
+                log.warning("private network unavailable: %s", reason)
+    return _PRIVATE_NETWORK
+
+
+def _socket_path(data_dir: Path) -> Path:
+    """The server's socket: in the data dir, or in a private temporary dir when the data
+    dir's path is too long for a socket address."""
+    path = data_dir.absolute() / SOCKET_FILE
+    if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
+        return path
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="loyalty-desk-")) / SOCKET_FILE  # mkdtemp: 0700
+
+
+@contextlib.contextmanager
+def _open_private(path: Path, flag: int) -> Iterator[BinaryIO]:
+    """Open `path` for writing, created 0600 whatever the process's umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | flag, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        yield f
 
 
 class EmbeddedServer:
@@ -156,6 +236,8 @@ class EmbeddedServer:
         self.on_state_changed: Callable[[str], None] | None = None
         self._port = config.port or _free_port()
         self._ui_port = config.ui_port or _free_port()
+        self._private = config.private_network is not False and private_network_available()
+        self._socket = _socket_path(config.data_dir) if self._private else None
         self._state: ServerState = "stopped"
         self._restarts = 0
         self._last_error: str | None = None
@@ -166,7 +248,14 @@ class EmbeddedServer:
 
     @property
     def address(self) -> str:
+        if self._socket is not None:
+            return f"unix://{self._socket}"
         return f"{HOST}:{self._port}"
+
+    @property
+    def private(self) -> bool:
+        """Whether the server's ports are in a network of their own (see module doc)."""
+        return self._private
 
     @property
     def ui_url(self) -> str | None:
@@ -174,6 +263,8 @@ class EmbeddedServer:
 
     @property
     def pid(self) -> int | None:
+        """The server's process: with a private network, its launcher (the server is its
+        only child, and dies with it)."""
         return self._process.pid if self._process and self._process.returncode is None else None
 
     @property
@@ -204,7 +295,15 @@ class EmbeddedServer:
             raise ServerError(f"the embedded server is already {self._state}")
         binary = find_temporal_binary(self.config.temporal_path)
         data_dir = self.config.data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
+        make_private(data_dir)
+        if self._socket is not None:
+            self._socket.parent.mkdir(mode=0o700, exist_ok=True)  # _socket_path's temp dir
+        if not self._private:
+            log.warning(
+                "the embedded server's ports are on 127.0.0.1, open to every local user (%s; "
+                "see the README)",
+                "turned off" if self.config.private_network is False else "no private network",
+            )
         self._lock_fd = _lock_data_dir(data_dir)
         try:
             orphan = find_running_server(data_dir)
@@ -214,7 +313,7 @@ class EmbeddedServer:
                     f"a Temporal server from an earlier session (pid {orphan['pid']}) still "
                     f"serves {data_dir} at {orphan['address']}; stop it first"
                 )
-            self.config.log_path.parent.mkdir(exist_ok=True)
+            self.config.log_path.parent.mkdir(mode=0o700, exist_ok=True)
             with contextlib.suppress(FileNotFoundError):
                 self.config.log_path.replace(self.config.log_path.with_suffix(".log.1"))
             self._restarts = 0
@@ -283,6 +382,7 @@ class EmbeddedServer:
                 "ui_url": self.ui_url,
                 "pid": self._process.pid,
                 "namespace": self.config.namespace,
+                "private_network": self._private,
                 "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             },
         )
@@ -304,6 +404,8 @@ class EmbeddedServer:
             str(self._port),
             "--log-level",
             "warn",
+            "--dynamic-config-value",
+            HTTP_API_CLOSED,
         ]
         if config.namespace != "default":
             args += ["--namespace", config.namespace]
@@ -315,8 +417,14 @@ class EmbeddedServer:
             args += ["--sqlite-pragma", pragma]
         for name, kind in SEARCH_ATTRIBUTES.items():
             args += ["--search-attribute", f"{name}={kind}"]
+        if self._socket is not None:
+            launcher = [sys.executable, str(PRIVATE_NET), "--socket", str(self._socket)]
+            launcher += ["--port", str(self._port)]
+            if not config.headless_ui:
+                launcher += ["--ui-port", str(self._ui_port)]
+            args = [*launcher, "--", *args]
 
-        with config.log_path.open("ab") as log_file:
+        with _open_private(config.log_path, os.O_APPEND) as log_file:
             stamp = datetime.now(UTC).isoformat(timespec="seconds")
             log_file.write(f"--- {stamp} launching: {' '.join(args)}\n".encode())
             log_file.flush()
@@ -328,7 +436,7 @@ class EmbeddedServer:
                 stderr=subprocess.STDOUT,
                 cwd=config.data_dir,
                 start_new_session=True,
-                preexec_fn=_die_with_parent() if sys.platform == "linux" else None,
+                preexec_fn=_private_child() if sys.platform == "linux" else None,
             )
 
     async def _wait_healthy(self, deadline: float) -> Client:
@@ -432,6 +540,8 @@ class EmbeddedServer:
 
     def _release_data_dir(self) -> None:
         _remove_info(self.config.data_dir)
+        if self._socket is not None and self._socket.parent != self.config.data_dir.absolute():
+            shutil.rmtree(self._socket.parent, ignore_errors=True)  # _socket_path's temp dir
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing releases the flock
             self._lock_fd = None
@@ -531,6 +641,17 @@ async def _ensure_retention(client: Client, namespace: str, days: int) -> None:
         raise ServerError(f"server kept retention at {actual} s instead of {wanted} s")
 
 
+def _private_child() -> Callable[[], None]:
+    """A preexec_fn: the server dies with us and creates its files 0600."""
+    die_with_parent = _die_with_parent()
+
+    def prepare() -> None:
+        os.umask(0o077)
+        die_with_parent()
+
+    return prepare
+
+
 def _die_with_parent() -> Callable[[], None]:
     """A preexec_fn asking Linux to SIGKILL the child when our forking thread ends.
 
@@ -562,7 +683,7 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
 
 
 def _lock_data_dir(data_dir: Path) -> int:
-    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -586,7 +707,9 @@ def _read_info(data_dir: Path) -> dict[str, Any] | None:
 def _write_info(data_dir: Path, info: dict[str, Any]) -> None:
     # Atomic, so a reader never sees half a file.
     tmp = data_dir / f"{INFO_FILE}.tmp"
-    tmp.write_text(json.dumps(info, indent=2))
+    tmp.unlink(missing_ok=True)
+    with _open_private(tmp, os.O_TRUNC) as out:
+        out.write(json.dumps(info, indent=2).encode())
     tmp.replace(data_dir / INFO_FILE)
 
 
@@ -598,6 +721,19 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return int(s.getsockname()[1])
+
+
+def _address_open(address: str) -> bool:
+    if not address.startswith("unix://"):
+        host, port = address.rsplit(":", 1)
+        return _port_open(host, int(port))
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(0.5)
+            s.connect(address.removeprefix("unix://"))
+            return True
+    except OSError:
+        return False
 
 
 def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -615,4 +751,8 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # exists, owned by someone else
-    return True
+    try:  # a zombie (killed, its parent gone and nobody reaping it) is not alive
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # not Linux
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")

@@ -5,23 +5,32 @@ by the rules; no member workflow fails a task; the valid events around them all 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.client
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution
 from temporalio.api.workflowservice.v1 import SignalWorkflowExecutionRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
+from runtime.connect import Target
 from runtime.feed import MAX_EVENT_BYTES, rejects_log, send_member, wait_applied
+from runtime.server import EmbeddedServer, ServerConfig, private_network_available
 from tests.chaos.kit import assert_members_match_rules, failed_tasks, rules_state
-from tests.conftest import Deployment
+from tests.conftest import Deployment, temporal_binary
 from tests.runtime.test_cli import cli
 from workflows.member import MemberWorkflow, member_workflow_id
 
@@ -349,3 +358,168 @@ async def test_undecodable_and_oversized_signals_are_refused_and_the_member_goes
         assert state["events_rejected"] == 2 * len(undecodable)
         assert all("\n" not in r["reason"] for r in state["rejections"])
         assert await failed_tasks(client, [member]) == []
+
+
+# -- the embedded server against a web page ---------------------------------------------
+
+ATTACKER = "https://attacker.example"
+NO_PRIVATE_NETWORK = "this machine allows no private network: the server is on 127.0.0.1 (README)"
+
+
+def listening_ports(pid: int) -> set[int]:
+    """Every TCP port that `pid` and its descendants listen on, whichever network they
+    are in (the machine's, or one of their own)."""
+    pids, seen = [pid], 0
+    while seen < len(pids):
+        for task in Path(f"/proc/{pids[seen]}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                pids += [int(child) for child in (task / "children").read_text().split()]
+        seen += 1
+    ports: set[int] = set()
+    for p in pids:
+        inodes = set()
+        for fd in Path(f"/proc/{p}/fd").glob("*"):
+            with contextlib.suppress(OSError):
+                link = os.readlink(fd)
+                if link.startswith("socket:["):
+                    inodes.add(link[len("socket:[") : -1])
+        for table in ("tcp", "tcp6"):
+            for path in (Path(f"/proc/{p}/net/{table}"), Path(f"/proc/self/net/{table}")):
+                with contextlib.suppress(OSError):
+                    for line in path.read_text().splitlines()[1:]:
+                        fields = line.split()
+                        if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def cross_origin_post(port: int, path: str, body: str) -> str:
+    """What a web page's fetch(..., {method: "POST", mode: "no-cors", body}) sends: a
+    text/plain POST, which browsers send without asking the server first."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        headers = {"Origin": ATTACKER, "Referer": f"{ATTACKER}/", "Content-Type": "text/plain"}
+        connection.request("POST", path, body=body.encode(), headers=headers)
+        return str(connection.getresponse().status)
+    except (OSError, http.client.HTTPException) as error:
+        return type(error).__name__
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("private_network", [None, False], ids=["private", "loopback"])
+async def test_a_web_page_cannot_write_to_any_port_of_the_embedded_server(
+    tmp_path: Path, private_network: bool | None
+) -> None:
+    """The `adjust` update a web page could POST to the dev server's HTTP API (it added
+    250,000 points), sent to every port the app's server opened, Web UI included: in its
+    private network, and in the fallback on 127.0.0.1 (a machine that allows none)."""
+    if private_network is None and not private_network_available():
+        pytest.skip(NO_PRIVATE_NETWORK)
+    data_dir = tmp_path / "data"
+    member = f"web-{uuid.uuid4().hex[:6]}"
+    config = ServerConfig(data_dir=data_dir, headless_ui=False, private_network=private_network)
+    async with EmbeddedServer(config) as server:
+        assert server.private == (private_network is None)
+        assert server.pid is not None
+        client = await Client.connect(server.address)
+        target = Target(address=server.address, namespace="default", data_dir=data_dir)
+        deployment = Deployment(client=client, target=target, address=server.address)
+        async with deployment.worker("1.0"):
+            first = event("purchase", "p1", member, amount_cents=12_000)
+            await send_member(client, target, member, [first], bulk=False)
+            before = (await wait_applied(client, [member]))[member]
+            ports = listening_ports(server.pid)
+            # gRPC, HTTP API, metrics, history, matching, worker, Web UI: found them all
+            assert len(ports) >= 7, ports
+            workflow_id = member_workflow_id(member)
+            update = {
+                "request": {
+                    "meta": {"updateId": "from-a-web-page"},
+                    "input": {
+                        "name": "adjust",
+                        "args": [
+                            {
+                                "points": 250_000,
+                                "reason": "a gift from a web page",
+                                "actor": "web page",
+                                "request_id": "from-a-web-page",
+                            }
+                        ],
+                    },
+                },
+                "waitPolicy": {
+                    "lifecycleStage": "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED"
+                },
+            }
+            path = f"/api/v1/namespaces/default/workflows/{workflow_id}/update/adjust"
+            answers = {
+                port: await asyncio.to_thread(cross_origin_post, port, path, json.dumps(update))
+                for port in sorted(ports)
+            }
+            after = await client.get_workflow_handle(workflow_id).query(MemberWorkflow.state)
+            assert after["points"] == before["points"], answers
+            assert after["ledger"] == before["ledger"], answers
+            assert not [a for a in answers.values() if a.startswith("2")], answers
+
+
+# -- the embedded server against another user of the machine ---------------------------
+
+
+@pytest.fixture
+def stranger() -> Iterator[tuple[list[str], Path]]:
+    """Another account on this machine: the command prefix that runs as it, and a
+    `temporal` CLI it can run. Root only (it creates the account)."""
+    if os.geteuid() != 0 or not shutil.which("useradd"):
+        pytest.skip("creates an OS user: root only")
+    user = f"ld{uuid.uuid4().hex[:8]}"
+    subprocess.run(["useradd", "--no-create-home", user], check=True, capture_output=True)
+    as_user = ["runuser", "-u", user, "--"]
+    binary = Path(temporal_binary())
+    shared = None
+    try:
+        if subprocess.run([*as_user, str(binary), "--version"], capture_output=True).returncode:
+            # our venv is not theirs to run: a copy they can (/tmp is traversable)
+            shared = Path(tempfile.mkdtemp())
+            shared.chmod(0o755)
+            binary = Path(shutil.copy2(binary, shared / "temporal"))
+        yield as_user, binary
+    finally:
+        subprocess.run(["userdel", user], capture_output=True)
+        if shared is not None:
+            shutil.rmtree(shared)
+
+
+async def test_another_local_user_cannot_use_the_embedded_server(
+    tmp_path: Path, stranger: tuple[list[str], Path]
+) -> None:
+    """Another account on the machine, with the same `temporal` CLI, tries to terminate a
+    workflow through the server's socket and every port it opened."""
+    if not private_network_available():
+        pytest.skip(NO_PRIVATE_NETWORK)
+    as_user, binary = stranger
+    async with EmbeddedServer(ServerConfig(data_dir=tmp_path / "data")) as server:
+        assert server.pid is not None
+        client = await Client.connect(server.address)
+        victim = await client.start_workflow("Anything", id="victim", task_queue="nobody")
+        ports = listening_ports(server.pid)
+        assert len(ports) >= 6, ports
+
+        def terminate(address: str, who: list[str]) -> str:
+            command = [str(binary), "workflow", "terminate", "--address", address]
+            command += ["--workflow-id", "victim", "--reason", "not yours"]
+            command += ["--command-timeout", "5s"]
+            done = subprocess.run([*who, *command], capture_output=True, timeout=60)
+            return f"{done.returncode}: {done.stderr.decode().strip()[:200]}"
+
+        tried = {
+            address: await asyncio.to_thread(terminate, address, as_user)
+            for address in [server.address, *(f"127.0.0.1:{p}" for p in sorted(ports))]
+        }
+        description = await victim.describe()
+        assert description.status == WorkflowExecutionStatus.RUNNING, tried
+        # the same command as the operator does terminate it: the attempts above could
+        # have worked, but for who made them
+        assert (await asyncio.to_thread(terminate, server.address, [])).startswith("0:")
+        description = await victim.describe()
+        assert description.status == WorkflowExecutionStatus.TERMINATED

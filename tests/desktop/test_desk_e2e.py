@@ -19,6 +19,7 @@ from desktop.desk import Desk
 from desktop.members_model import MembersTableModel
 from runtime import feed
 from runtime.connect import Target
+from runtime.server import private_network_available
 from runtime.simulate import simulate
 from tests.desktop.conftest import process_gone
 
@@ -59,8 +60,9 @@ def shown_points(desk: Desk, member_id: str) -> int | None:
 
 
 def test_window_shows_fed_members_and_closing_stops_worker_and_server(
-    qloop: qasync.QEventLoop, qtbot: Any, tmp_path: Path
+    qloop: qasync.QEventLoop, qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("LOYALTY_DESK_WEB_UI", "1")  # the Web UI is off unless asked for
     target = Target(address=None, namespace="default", data_dir=tmp_path / "data")
     opened: list[QUrl] = []
     desk = Desk(target=target, open_url=opened.append)
@@ -74,8 +76,10 @@ def test_window_shows_fed_members_and_closing_stops_worker_and_server(
         desk.start()
         assert window.isVisible()  # shown before the server is up
         assert window.server_label.text() == "Server: starting…"
-        await asyncio.sleep(0)
-        assert window.server_label.text().startswith("Server: starting on 127.0.0.1:")
+        # its own network: reached by a socket file in the data dir (runtime/private_net.py)
+        where = "unix:///" if private_network_available() else "127.0.0.1:"
+        starting = f"Server: starting on {where}"
+        await wait_until(lambda: window.server_label.text().startswith(starting), timeout=10)
         await wait_until(lambda: desk.session.worker_state == "running", timeout=STARTUP_TIMEOUT_S)
         assert desk.session.server is not None and desk.session.worker is not None
         pids["server"] = desk.session.server.pid or 0

@@ -26,6 +26,7 @@ from runtime.server import (
     ServerError,
     default_data_dir,
     find_running_server,
+    private_network_available,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +34,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[EmbeddedServer]:
-    server = EmbeddedServer(ServerConfig(data_dir=tmp_path / "data"))
+    server = EmbeddedServer(ServerConfig(data_dir=tmp_path / "data", headless_ui=False))
     await server.start()
     try:
         yield server
@@ -61,14 +62,19 @@ async def test_start_registers_attributes_and_retention_and_stop_cleans_up(
     info = find_running_server(data_dir)
     assert info is not None and info["address"] == server.address and info["pid"] == server.pid
     assert server.ui_url is not None and _port_open(int(server.ui_url.rsplit(":", 1)[1]))
+    if private_network_available():
+        assert server.private and server.address == f"unix://{data_dir / 'temporal.sock'}"
 
     pid = server.pid
     assert pid is not None
+    temporal = _children(pid)
+    assert len(temporal) == 1  # the server, under its launcher
     await server.stop()
     assert server.state == "stopped" and server.pid is None
-    assert _process_gone(pid)
+    assert _process_gone(pid) and _process_gone(temporal[0])
     assert not (data_dir / "server.json").exists()
-    assert not _port_open(int(server.address.rsplit(":", 1)[1]))
+    assert not (data_dir / "temporal.sock").exists()
+    assert not _port_open(int(server.ui_url.rsplit(":", 1)[1]))
     assert find_running_server(data_dir) is None
 
 
@@ -130,7 +136,8 @@ async def test_a_picked_port_taken_before_the_server_binds_it_is_replaced(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        server = EmbeddedServer(ServerConfig(data_dir=tmp_path / "data"))
+        # on 127.0.0.1: in a private network no port is ever taken
+        server = EmbeddedServer(ServerConfig(data_dir=tmp_path / "data", private_network=False))
         server._port = port  # what another process took between our pick and the bind
         async with server:
             assert server.state == "running" and server.address != f"127.0.0.1:{port}"
@@ -145,7 +152,8 @@ async def test_start_failure_reports_the_server_log(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        server = EmbeddedServer(ServerConfig(data_dir=tmp_path / "data", port=port))
+        config = ServerConfig(data_dir=tmp_path / "data", port=port, private_network=False)
+        server = EmbeddedServer(config)
         with pytest.raises(ServerError) as failure:
             await server.start(timeout=15)
     assert "exited with code" in failure.value.reason
@@ -215,18 +223,23 @@ async def test_no_orphan_when_parent_is_killed(tmp_path: Path) -> None:
     )
     assert parent.stdout is not None
     pid = int(await asyncio.wait_for(parent.stdout.readline(), timeout=30))
+    pids = [pid, *_children(pid)]  # the launcher and, with a private network, the server
     try:
-        assert not _process_gone(pid)
+        assert not any(_process_gone(p) for p in pids)
         parent.kill()
         await parent.wait()
         # The server's other threads may still be exiting while its main one is a zombie.
         await _wait_for(
-            lambda: _process_gone(pid) and find_running_server(tmp_path / "data") is None,
+            lambda: (
+                all(_process_gone(p) for p in pids)
+                and find_running_server(tmp_path / "data") is None
+            ),
             timeout=5,
         )
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        for p in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
 
 
 @pytest.mark.slow
@@ -287,9 +300,68 @@ def _process_gone(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def _port_open(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return True
     except OSError:
         return False
+
+
+async def test_nothing_in_the_data_dir_is_open_to_other_users(tmp_path: Path) -> None:
+    """After a real start as the operator runs it (`server`, `worker`, `feed` with a line
+    it rejects, `model` settings), every directory in the data dir is 0700 and every file
+    0600 (the database holds every ticket's text), also what an older version left open."""
+    from tests.test_headless import run, spawn, stop
+
+    data_dir = tmp_path / "desk"
+    data_dir.mkdir()
+    data_dir.chmod(0o755)  # as an older version made it
+    (data_dir / "logs").mkdir()
+    (data_dir / "logs" / "server.log").write_text("an older run\n")
+    (data_dir / "logs" / "server.log").chmod(0o644)
+    server = await spawn("server", data_dir=data_dir)
+    worker = None
+    try:
+        await _wait_for(lambda: find_running_server(data_dir) is not None, timeout=30)
+        worker = await spawn("worker", data_dir=data_dir)
+        assert worker.stdout is not None
+        assert b"worker for build" in await asyncio.wait_for(worker.stdout.readline(), 60)
+        events = tmp_path / "events.jsonl"
+        good = {"type": "purchase", "event_id": "p1", "member_id": "ann"}
+        good |= {"occurred_at": "2026-03-02T10:00:00Z", "amount_cents": 12_000}
+        events.write_text(json.dumps(good) + "\n{oops\n")
+        await run("feed", str(events), "--wait", data_dir=data_dir)
+        modes = _modes(data_dir)
+        assert {"temporal.sqlite", "logs/feed-rejects.jsonl", "server.json"} <= set(modes)
+    finally:
+        if worker is not None:
+            await stop(worker)
+        await stop(server)
+    assert data_dir.stat().st_mode & 0o7777 == 0o700
+    for seen in (modes, _modes(data_dir)):  # running, and after
+        open_to_others = {name: mode for name, mode in seen.items() if mode & 0o077}
+        assert open_to_others == {}, seen
+
+
+def _modes(directory: Path) -> dict[str, int]:
+    """Permission bits of everything under `directory`."""
+    return {str(p.relative_to(directory)): p.lstat().st_mode & 0o7777 for p in directory.rglob("*")}
+
+
+async def test_a_data_dir_too_deep_for_a_socket_address_gets_a_private_temp_dir(
+    tmp_path: Path,
+) -> None:
+    if not private_network_available():
+        pytest.skip("this machine allows no private network: no socket")
+    data_dir = tmp_path / ("d" * 60) / ("e" * 60)  # a socket path fits in 108 bytes
+    async with EmbeddedServer(ServerConfig(data_dir=data_dir)) as server:
+        socket_dir = Path(server.address.removeprefix("unix://")).parent
+        assert socket_dir != data_dir and socket_dir.stat().st_mode & 0o777 == 0o700
+        client = await Client.connect(server.address)
+        assert await client.service_client.check_health()
+    assert not socket_dir.exists()
