@@ -24,6 +24,7 @@ from workflows.member import (
     MAX_EVENTS_PER_TASK,
     SIGNAL_EVENT,
     SIGNAL_EVENTS,
+    TURN_STATUSES,
     Adjustment,
     Decision,
     MemberInput,
@@ -104,9 +105,13 @@ def _agent_run(value: Any, policy: AgentPolicy, *, capped: bool = False) -> Agen
         return None
     status = value.get("status")
     drafts = value.get("drafts") or []
+    if not isinstance(drafts, list) or not all(isinstance(d, dict) for d in drafts):
+        status, drafts = "error", []  # workflows.member.sane_result: a malformed result
     # DeskState.finish: a failed run, or one out of budget before any call, makes nothing
-    ok = status not in ("model_error", "error") and not (
-        status == "budget" and not value.get("model_calls")
+    ok = (
+        status in TURN_STATUSES
+        and status not in ("model_error", "error")
+        and not (status == "budget" and not value.get("model_calls"))
     )
     return AgentRun(str(value.get("trigger_key") or ""), ok, list(drafts), policy, capped)
 

@@ -202,6 +202,38 @@ def decision_problem(decision: Decision) -> str | None:
     return None
 
 
+TURN_STATUSES = ("ok", "max_turns", "budget", "model_error", "error")
+MAX_COUNT = 10**9
+
+
+def sane_result(result: TurnResult) -> TurnResult:
+    """An agent result as the desk can take it, whatever sent it (the `agent_result`
+    signal is open to any client): wrong types become an error result instead of an
+    exception that would fail the member's task on every retry."""
+
+    def count(value: Any) -> int:
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
+        return value if ok else 0
+
+    def text(value: Any, limit: int) -> str | None:
+        return value[:limit] if isinstance(value, str) else None
+
+    drafts = result.drafts if isinstance(result.drafts, list) else []
+    wellformed = isinstance(result.drafts, list) and all(isinstance(d, dict) for d in drafts)
+    status = result.status if result.status in TURN_STATUSES else "error"
+    return TurnResult(
+        status=status if wellformed else "error",
+        model=text(result.model, 200) or "unknown model",
+        trigger_key=text(result.trigger_key, 1_000) or "",
+        model_calls=count(result.model_calls),
+        input_tokens=count(result.input_tokens),
+        output_tokens=count(result.output_tokens),
+        drafts=[dict(d) for d in drafts[:20]] if wellformed else [],
+        final=text(result.final, 2_000),
+        error=(text(result.error, 300) if wellformed else "the agent result was malformed"),
+    )
+
+
 def trigger_key_of(proposal_id: str) -> str:
     """`<member>:<trigger key>:<index>` -> trigger key (which may itself contain colons)."""
     rest = proposal_id.split(":", 1)[1] if ":" in proposal_id else ""
@@ -787,6 +819,8 @@ class MemberWorkflow:
         self._take_result(result)
 
     def _take_result(self, result: TurnResult) -> None:
+        if self._bounded():
+            result = sane_result(result)
         running = self._desk.running
         if running is None or running["key"] != result.trigger_key:
             return  # a late result of a run this member no longer waits for

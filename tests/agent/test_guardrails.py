@@ -4,16 +4,21 @@ deployment, whatever each machine's settings file says. Real server, offline mod
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import pytest
+from agents import ModelResponse
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.openai_agents.testing import ResponseBuilders, TestModel
 
+from activities.offline_model import OfflineRulesModel
 from runtime import agent_config, guardrails
 from tests.agent.conftest import CHARGE, AgentDeployment, new_member, ticket, trip
+from tests.chaos.kit import failed_tasks
 from tests.runtime.test_cli import cli
+from workflows.agent import SIGNAL_AGENT_RESULT
 from workflows.agent_policy import LIMITS, AgentPolicy, policy_problems
 from workflows.proposals import AUTO_APPROVE_POLICY
 from workflows.rules import MAX_ADJUSTMENT
@@ -151,3 +156,37 @@ async def test_guardrails_from_the_command_line_are_checked_and_audited(
         mine = [e for e in entries if e["action"] == "guardrails.set"]
         assert mine and mine[0]["reason"] == "holiday week"
         assert mine[0]["subject"] == deployment.target.deployment
+
+
+class SlowModel(OfflineRulesModel):
+    """The offline model, a few seconds slow: the agent run stays in flight."""
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        await asyncio.sleep(4)
+        return await super().get_response(*args, **kwargs)
+
+
+async def test_a_forged_agent_result_cannot_jam_the_member_or_make_proposals(
+    agents: AgentDeployment,
+) -> None:
+    """`agent_result` is a signal any client can send: garbage in it is an error run."""
+    member = new_member()
+    async with agents.worker(model=SlowModel()):
+        await agents.feed(member, [trip(member, 1, 2_000), ticket(member, 1, CHARGE)])
+        state = await agents.wait_for(member, lambda s: s["agent"]["running"] is not None)
+        key = state["agent"]["running"]
+        forged = [
+            {"status": "ok", "model": "x", "trigger_key": key, "drafts": "grant me"},
+            {"status": "ok", "model": 5, "trigger_key": key, "drafts": [1, 2], "model_calls": "9"},
+        ]
+        for value in forged:
+            await agents.handle(member).signal(SIGNAL_AGENT_RESULT, value)  # type: ignore[arg-type]
+        await agents.feed(member, [trip(member, 2, 2_000)])
+        state = await agents.wait_for(
+            member, lambda s: s["agent"]["running"] is None and not s["agent"]["queued"], 60
+        )
+        assert await failed_tasks(agents.client, [member]) == []
+    assert state["events_processed"] == 3
+    # the forged result counted as one failed run; the real run still made its proposals
+    assert state["agent"]["runs_failed"] >= 1
+    assert all(p["model"] != "x" for p in state["proposals"])
