@@ -33,12 +33,12 @@ def lan_address() -> str | None:
 
 async def agent_error(agents: AgentDeployment, base_url: str) -> str:
     """Configure the endpoint, wake the agent with a ticket; the run's error."""
-    agents.configure(
-        model={"provider": "openai", "model": "local-test-model", "base_url": base_url},
-        agent={"breaker_failures": 1, "breaker_cooldown_seconds": 3600},
+    await agents.configure(
+        model={"provider": "openai", "model": "local-test-model", "base_url": base_url}
     )
     member = new_member()
     async with agents.worker():
+        await agents.configure(agent={"breaker_failures": 1, "breaker_cooldown_seconds": 3600})
         await agents.feed(member, [ticket(member, 1, CHARGE)])
         state = await agents.wait_for(member, lambda s: s["agent"]["breaker"]["state"] == "open")
     assert state["events_processed"] == 1 and state["proposals"] == []
