@@ -26,14 +26,14 @@ def run_app(target: Target) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from desktop import preferences, theme
     from desktop.desk import Desk
     from desktop.gc_policy import GuiThreadCollector
 
     _configure_logging()
     app = QApplication.instance() or QApplication(sys.argv)
     assert isinstance(app, QApplication)
-    app.setApplicationName("Loyalty Desk")
-    app.setOrganizationName("loyalty-desk")
+    theme.apply(app, preferences.read().theme)  # names, icon, palette: before any window
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
 

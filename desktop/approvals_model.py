@@ -10,6 +10,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyM
 
 from desktop.keyed_rows_model import Column, KeyedRowsModel, Row
 from desktop.member_detail_text import proposal_text, short_time
+from desktop.units import duration_text, money_text
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -26,11 +27,8 @@ def created_at(proposal: Row) -> datetime | None:
 
 
 def age_text(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours = minutes // 60
-    return f"{hours} h {minutes % 60:02d} min" if hours < 48 else f"{hours // 24} d {hours % 24} h"
+    """A proposal's age: "5 min", "2 h 5 min", "2 days" (under a minute: "0 min")."""
+    return duration_text(seconds) if seconds >= 60 else "0 min"
 
 
 class ApprovalsModel(KeyedRowsModel):
@@ -62,7 +60,7 @@ class ApprovalsModel(KeyedRowsModel):
             return age_text((self.now() - created).total_seconds()) if created else ""
         if key == "cost_usd":
             cost = row.get("cost_usd")
-            return f"${cost:.4f}" if isinstance(cost, int | float) else ""
+            return money_text(cost) if isinstance(cost, int | float) else ""
         if key == "tokens":
             tokens = row.get("tokens")
             return f"{tokens:,}" if isinstance(tokens, int) else ""

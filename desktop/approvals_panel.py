@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QKeyEvent, QShowEvent
+from PySide6.QtGui import QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop import preload
+from desktop import preload, theme
 from desktop.approvals_model import ApprovalsFilterModel, ApprovalsModel, QueueFilter
 from desktop.asyncutil import async_slot, cancel_slot_tasks, run_dialog, show_error
 from desktop.member_detail_text import proposal_text
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL_MS = 3000
 ANY = "Any"
-_REFUSED = QColor(179, 38, 30)
 _COLUMN_WIDTHS = (110, 70, 130, 260, 90, 140, 70, 80)  # the agent's reason stretches
 _TRIAGE_KEYS = {Qt.Key.Key_A: "approve", Qt.Key.Key_R: "reject", Qt.Key.Key_N: "next"}
 
@@ -366,7 +365,7 @@ class ApprovalsPanel(QWidget):
         if details:
             item.setToolTip(details)
         if not ok:
-            item.setForeground(QBrush(_REFUSED))
+            item.setForeground(theme.brush("bad"))
         self.results.insertItem(0, item)
         log.info("decision: %s", text)
         self.decided.emit(key, ok, text)
@@ -403,8 +402,8 @@ class ApprovalsPanel(QWidget):
         self.refresh()
 
     def _on_timer_timeout(self) -> None:
-        if self.isVisible():
-            self.refresh()
+        # hidden too: the window's title, the tab and the tray count what waits
+        self.refresh()
 
     def _on_filter_changed(self, *_: Any) -> None:
         self.proxy.set_filter(

@@ -16,10 +16,19 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from PySide6.QtCore import QUrl
-from PySide6.QtGui import QCloseEvent, QDesktopServices, QGuiApplication
-from PySide6.QtWidgets import QLabel, QMainWindow, QPushButton, QTabWidget, QWidget
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QGuiApplication, QResizeEvent
+from PySide6.QtWidgets import (
+    QApplication,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QTabWidget,
+    QWidget,
+)
 
+from desktop import preferences, theme
 from desktop.approvals_panel import ApprovalsPanel
+from desktop.attention import Attention, Notifier, badge_icon, make_tray
 from desktop.member_detail import MemberDetail
 from desktop.members_panel import MembersPanel
 from desktop.releases_panel import ReleasesPanel
@@ -30,6 +39,8 @@ if TYPE_CHECKING:
     from desktop.session import Session
 
 log = logging.getLogger(__name__)
+
+APP_TITLE = "Loyalty Desk"
 
 _SERVER_TEXT = {
     "stopped": "Server: stopped",
@@ -66,7 +77,8 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self._session = session
         self._open_url = open_url or QDesktopServices.openUrl
-        self.setWindowTitle("Loyalty Desk")
+        self.setWindowTitle(APP_TITLE)
+        self.setWindowIcon(theme.app_icon())
         self.resize(1100, 680)
 
         self.tabs = QTabWidget(self)
@@ -107,6 +119,14 @@ class MainWindow(QMainWindow):
         self.members.member_activated.connect(self._on_members_member_activated)
         self.members.simulate_requested.connect(self._on_members_simulate_requested)
         self.approvals.pending_changed.connect(self._on_approvals_pending_changed)
+
+        # what needs the operator: the count wherever they look, and notifications
+        self.tray = make_tray(self, self._on_tray_activated)
+        self.notifier = Notifier(window=self, tray=self.tray)
+        self.attention = Attention(notifier=self.notifier)
+        self.attention.count_changed.connect(self._on_attention_count_changed)
+        self.releases.wizard.finished.connect(self._on_rollback_finished)
+        self.settings.preferences.changed.connect(self._on_preferences_changed)
 
     @property
     def session(self) -> Session:
@@ -194,6 +214,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.stop()
+        if self.tray is not None:
+            self.tray.hide()
         for detail in list(self.details.values()):
             detail.close()
         super().closeEvent(event)
@@ -227,9 +249,65 @@ class MainWindow(QMainWindow):
 
     def _on_session_server_changed(self, state: str, address: str) -> None:
         self._show_server(state, address)
+        if state in ("restarting", "failed"):
+            server = self._session.server
+            error = (server.last_error if server is not None else None) or ""
+            again = "restarting it" if state == "restarting" else "it could not be restarted"
+            self.notifier.notify(
+                "server",
+                "The Temporal server stopped",
+                f"The server at {address} stopped unexpectedly; {again}. {error}".strip(),
+            )
 
     def _on_session_worker_changed(self, state: str, build: str) -> None:
         self._show_worker(state, build)
+        if state in ("restarting", "failed"):
+            worker = self._session.worker
+            error = (worker.last_error if worker is not None else None) or ""
+            again = "restarting it" if state == "restarting" else "it could not be restarted"
+            self.notifier.notify(
+                "worker",
+                "The worker stopped",
+                f"The app's worker stopped unexpectedly; {again}. {error}".strip(),
+            )
+
+    def _on_rollback_finished(self, progress: Any) -> None:
+        mismatches = len(progress.mismatches)
+        verdict = "cancelled" if progress.state == "cancelled" else "finished"
+        if mismatches:
+            title = f"Rollback {verdict} with {mismatches:,} mismatches"
+        else:
+            title = f"Rollback {verdict}: verified"
+        self.notifier.notify(
+            "rollback",
+            title,
+            f"Rollback of {progress.bad_build}: {progress.verified_ok:,} members repaired "
+            f"and verified, {mismatches:,} mismatches.",
+        )
+
+    def _on_preferences_changed(self, prefs: preferences.Prefs) -> None:
+        self.notifier.set_prefs(prefs)
+        app = QApplication.instance()
+        if isinstance(app, QApplication) and prefs.theme != theme.choice():
+            theme.apply(app, prefs.theme)
+
+    def _on_tray_activated(self) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+        if self.attention.count:
+            self.show_panel("Approvals")
+
+    def _on_attention_count_changed(self, count: int) -> None:
+        waiting = f"{count:,} proposal{'s' if count != 1 else ''} waiting"
+        self.setWindowTitle(f"{APP_TITLE} · {waiting}" if count else APP_TITLE)
+        if self.tray is not None:
+            self.tray.setToolTip(f"{APP_TITLE}: {waiting}" if count else APP_TITLE)
+            self.tray.setIcon(badge_icon(count))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.notifier.banner.place()
 
     def _on_session_client_connected(self, client: Any) -> None:
         from desktop.members_loader import TemporalMembersSource
@@ -259,3 +337,4 @@ class MainWindow(QMainWindow):
     def _on_approvals_pending_changed(self, count: int) -> None:
         index = self.tabs.indexOf(self.approvals)
         self.tabs.setTabText(index, f"Approvals ({count:,})" if count else "Approvals")
+        self.attention.update(self.approvals.model.rows)

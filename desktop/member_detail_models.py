@@ -4,24 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtGui import QBrush, QColor
-
+from desktop import theme
 from desktop.keyed_rows_model import Column, KeyedRowsModel, Row
 from desktop.member_detail_text import proposal_text, short_run, short_time
 
-_LOSS = QColor(179, 38, 30)
-_GAIN = QColor(27, 110, 53)
-_STATUS_COLORS = {
-    "pending": QColor(150, 90, 0),
-    "approved": _GAIN,
-    "rejected": _LOSS,
-}
-_KIND_COLORS = {
-    "reset": QColor(179, 38, 30),
-    "build": QColor(110, 60, 160),
-    "proposal": QColor(20, 90, 160),
-    "decision": QColor(20, 90, 160),
-    "adjustment": QColor(150, 90, 0),
+# theme status colours by meaning (desktop/theme.py)
+_STATUS_TONES = {"pending": "warn", "approved": "good", "rejected": "bad"}
+_KIND_TONES = {
+    "reset": "bad",
+    "build": "build",
+    "proposal": "info",
+    "decision": "info",
+    "adjustment": "warn",
 }
 
 
@@ -54,7 +48,7 @@ class LedgerModel(KeyedRowsModel):
 
     def foreground(self, row: Row, key: str) -> Any:
         if key == "delta" and isinstance(row.get("delta"), int):
-            return QBrush(_LOSS if row["delta"] < 0 else _GAIN)
+            return theme.brush("bad" if row["delta"] < 0 else "good")
         return None
 
 
@@ -85,8 +79,8 @@ class TimelineModel(KeyedRowsModel):
         return None
 
     def foreground(self, row: Row, key: str) -> Any:
-        color = _KIND_COLORS.get(str(row.get("kind")))
-        return QBrush(color) if color is not None and key == "kind" else None
+        tone = _KIND_TONES.get(str(row.get("kind")))
+        return theme.brush(tone) if tone is not None and key == "kind" else None
 
 
 class ProposalsModel(KeyedRowsModel):
@@ -124,5 +118,5 @@ class ProposalsModel(KeyedRowsModel):
         return None
 
     def foreground(self, row: Row, key: str) -> Any:
-        color = _STATUS_COLORS.get(str(row.get("status")))
-        return QBrush(color) if color is not None and key == "status" else None
+        tone = _STATUS_TONES.get(str(row.get("status")))
+        return theme.brush(tone) if tone is not None and key == "status" else None

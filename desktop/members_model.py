@@ -11,8 +11,8 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QBrush, QColor
 
+from desktop import theme
 from desktop.members_store import COLUMNS, MembersStore, Row
 
 __all__ = ["COLUMNS", "MembersStore", "MembersTableModel"]
@@ -21,7 +21,6 @@ AnyIndex = QModelIndex | QPersistentModelIndex
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 _NUMERIC = {"points", "pending_proposals"}
-_DRILL_COLOR = QColor(190, 30, 45)
 
 
 class MembersTableModel(QAbstractTableModel):
@@ -79,7 +78,7 @@ class MembersTableModel(QAbstractTableModel):
             return None
         if role == Qt.ItemDataRole.ForegroundRole:
             if key == "build_id" and row.get("drill"):
-                return QBrush(_DRILL_COLOR)
+                return theme.brush("bad")
             return None
         if role == self.RowRole:
             return row

@@ -36,7 +36,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop import theme
 from desktop.asyncutil import async_slot, running_slot_tasks
+from desktop.preferences import PreferencesBox
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -139,6 +141,8 @@ class SettingsPanel(QWidget):
 
         content = self._content = QWidget(self)
         column = QVBoxLayout(content)
+        self.preferences = PreferencesBox(content)
+        column.addWidget(self.preferences)
         column.addWidget(self.keyring_label)
         column.addWidget(self._temporal_box(content))
         column.addWidget(self._model_box(content))
@@ -374,11 +378,11 @@ class SettingsPanel(QWidget):
                 f"Keys are kept in the OS keyring ({view.backend}, service "
                 f"'{view.service}'), never in {self.data_dir / 'settings.json'}."
             )
-            self.keyring_label.setStyleSheet("")
+            theme.set_tone(self.keyring_label, "")
         else:
             message = secrets.no_backend_message()
             self.keyring_label.setText(message[:1].upper() + message[1:] + ".")
-            self.keyring_label.setStyleSheet("color: #c62828; font-weight: bold")
+            theme.set_tone(self.keyring_label, "bad")
 
     def showEvent(self, event: QShowEvent) -> None:
         if not self._keyring_shown:
