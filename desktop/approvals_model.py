@@ -130,3 +130,24 @@ class ApprovalsFilterModel(QSortFilterProxyModel):
     def filterAcceptsRow(self, source_row: int, source_parent: AnyIndex) -> bool:
         row = self._source.row_at(source_row)
         return row is not None and self._filter.matches(row, self._source.now())
+
+    def lessThan(self, left: AnyIndex, right: AnyIndex) -> bool:
+        """Sorting by a column sorts by its value (ages by time, costs by amount)."""
+        key = self._source.COLUMNS[left.column()].key
+        a = self._sort_key(self._source.row_at(left.row()), key)
+        b = self._sort_key(self._source.row_at(right.row()), key)
+        return a < b
+
+    def _sort_key(self, row: Row | None, key: str) -> tuple[int, Any]:
+        if row is None:
+            return (1, "")
+        if key == "age":
+            created = created_at(row)
+            # the oldest proposal has the greatest age
+            return (0, -created.timestamp()) if created else (1, 0)
+        value = row.get(key)
+        if isinstance(value, int | float):
+            return (0, value)
+        if value is None:
+            return (1, "")
+        return (0, self._source.display(row, key).casefold())

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop import preferences, theme
+from desktop import preferences, theme, window_state
 from desktop.approvals_panel import ApprovalsPanel
 from desktop.asyncutil import async_slot, cancel_slot_tasks
 from desktop.attention import Attention, Notifier, badge_icon, make_tray
@@ -142,6 +142,17 @@ class MainWindow(QMainWindow):
         self.releases.wizard.finished.connect(self._on_rollback_finished)
         self.settings.preferences.changed.connect(self._on_preferences_changed)
 
+        # the operator's layout and filters, as they left them
+        self.remembered_filters: dict[str, QWidget] = {
+            "memberSearch": self.members.search,
+            "approvalsAction": self.approvals.action_filter,
+            "approvalsTier": self.approvals.tier_filter,
+            "approvalsMinPoints": self.approvals.min_points,
+            "approvalsMaxPoints": self.approvals.max_points,
+            "approvalsMinAge": self.approvals.min_age_hours,
+        }
+        window_state.restore(self, self.tabs, self.remembered_filters)
+
     @property
     def session(self) -> Session:
         return self._session
@@ -168,7 +179,9 @@ class MainWindow(QMainWindow):
             )
             detail.destroyed.connect(lambda *_: self.details.pop(member_id, None))
             self.details[member_id] = detail
+        window_state.fit_on_screen(detail, self)  # all of it, on the main window's screen
         detail.show()
+        window_state.fit_on_screen(detail, self)  # again with the frame the platform added
         detail.raise_()
         detail.activateWindow()
         detail.start()
@@ -227,7 +240,12 @@ class MainWindow(QMainWindow):
             url += "/" + quote(f"member-{member}", safe="")
         return QUrl(url)
 
+    def save_layout(self) -> None:
+        """Remember geometry, splitters, columns, sort order, tab and filters."""
+        window_state.save(self, self.tabs, self.remembered_filters)
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_layout()
         self.stop()
         if self.tray is not None:
             self.tray.hide()
