@@ -10,7 +10,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyM
 
 from desktop.keyed_rows_model import Column, KeyedRowsModel, Row
 from desktop.member_detail_text import proposal_text, short_time
-from desktop.units import duration_text, money_text
+from desktop.units import duration_text, money_text, utc_time_text
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -70,8 +70,10 @@ class ApprovalsModel(KeyedRowsModel):
         if key in ("reason", "what"):
             return self.display(row, key) or None
         if key == "age":
-            return f"Proposed {short_time(row.get('created_at'))} UTC, expires " + (
-                f"{short_time(row.get('expires_at'))} UTC"
+            return (
+                f"Proposed {short_time(row.get('created_at'))} "
+                f"({utc_time_text(row.get('created_at'))}), expires "
+                f"{short_time(row.get('expires_at'))} ({utc_time_text(row.get('expires_at'))})"
             )
         if key == "member_id":
             return str(row.get("id"))

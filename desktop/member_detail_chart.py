@@ -9,6 +9,7 @@ from PySide6.QtGui import QPainter, QPainterPath, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from desktop import theme
+from desktop.units import local_time_text
 
 _MARGIN_LEFT = 70
 _MARGIN = 12
@@ -99,6 +100,8 @@ class PointsChart(QWidget):
                 box, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, label
             )
         below = QRectF(plot.left(), plot.bottom() + 4, plot.width(), _MARGIN_BOTTOM - 4)
-        painter.drawText(below, Qt.AlignmentFlag.AlignLeft, first.strftime("%Y-%m-%d %H:%M"))
+        painter.drawText(below, Qt.AlignmentFlag.AlignLeft, local_time_text(first, seconds=False))
         if last != first:
-            painter.drawText(below, Qt.AlignmentFlag.AlignRight, last.strftime("%Y-%m-%d %H:%M"))
+            painter.drawText(
+                below, Qt.AlignmentFlag.AlignRight, local_time_text(last, seconds=False)
+            )

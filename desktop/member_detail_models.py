@@ -7,6 +7,7 @@ from typing import Any
 from desktop import theme
 from desktop.keyed_rows_model import Column, KeyedRowsModel, Row
 from desktop.member_detail_text import proposal_text, short_run, short_time
+from desktop.units import money_text
 
 # theme status colours by meaning (desktop/theme.py)
 _STATUS_TONES = {"pending": "warn", "approved": "good", "rejected": "bad"}
@@ -25,7 +26,7 @@ class LedgerModel(KeyedRowsModel):
     KEY_FIELD = "seq"
     COLUMNS = (
         Column("seq", "#", numeric=True),
-        Column("at", "When (UTC)"),
+        Column("at", "When", time=True),
         Column("kind", "Kind"),
         Column("cause", "Cause"),
         Column("delta", "Change", numeric=True),
@@ -56,7 +57,7 @@ class TimelineModel(KeyedRowsModel):
     """The member's timeline across runs and resets (see `member_detail_timeline`)."""
 
     COLUMNS = (
-        Column("at", "When (UTC)"),
+        Column("at", "When", time=True),
         Column("kind", "What"),
         Column("detail", "Detail"),
         Column("build", "Build"),
@@ -88,7 +89,7 @@ class ProposalsModel(KeyedRowsModel):
 
     KEY_FIELD = "id"
     COLUMNS = (
-        Column("created_at", "Proposed (UTC)"),
+        Column("created_at", "Proposed", time=True),
         Column("action", "Action"),
         Column("what", "Proposal"),
         Column("status", "Status"),
@@ -104,7 +105,7 @@ class ProposalsModel(KeyedRowsModel):
             return proposal_text(row)
         if key == "cost_usd":
             cost = row.get("cost_usd")
-            return f"${cost:.4f}" if isinstance(cost, int | float) else ""
+            return money_text(cost) if isinstance(cost, int | float) else ""
         if key == "decision":
             who = row.get("decided_by")
             return f"{who}: {row.get('decision_reason') or ''}" if who else ""

@@ -39,6 +39,7 @@ from desktop.release_models import (
     version_columns,
 )
 from desktop.rollback_wizard import RollbackWizard
+from desktop.units import duration_text
 from workflows.drill import DRILLS
 
 if TYPE_CHECKING:
@@ -463,7 +464,8 @@ class ReleasesPanel(QWidget):
         took = sum(progress.seconds.values())
         self.status_posted.emit(
             f"Rollback of {progress.bad_build} {verdict}: {progress.verified_ok:,} verified, "
-            f"{len(progress.mismatches):,} mismatches" + (f" in {took:.0f} s" if took else "")
+            f"{len(progress.mismatches):,} mismatches"
+            + (f" in {duration_text(took)}" if took else "")
         )
 
     def showEvent(self, event: QShowEvent) -> None:

@@ -37,15 +37,30 @@ def count_text(count: int) -> str:
     return f"{count:,}"
 
 
-def local_time_text(moment: datetime) -> str:
-    """`moment` in the operator's time zone, to the minute, with the zone's name."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    local = moment.astimezone()
-    return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or "")
+def parse_time(value: object) -> datetime | None:
+    """An ISO 8601 string ("...Z" included) or a datetime, as an aware datetime; None
+    for anything else."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def utc_time_text(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+def local_time_text(value: object, *, seconds: bool = True) -> str:
+    """A time in the operator's time zone ("2026-03-01 11:01:00"); "" when not a time."""
+    moment = parse_time(value)
+    if moment is None:
+        return ""
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def utc_time_text(value: object) -> str:
+    """The same time in UTC, for a tooltip ("2026-03-01 10:01:00 UTC")."""
+    moment = parse_time(value)
+    if moment is None:
+        return ""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
