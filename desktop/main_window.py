@@ -15,8 +15,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from PySide6.QtCore import QTimer, QUrl
-from PySide6.QtGui import QCloseEvent, QDesktopServices, QGuiApplication, QResizeEvent
+from PySide6.QtCore import Qt, QTimer, QUrl
+from PySide6.QtGui import (
+    QCloseEvent,
+    QDesktopServices,
+    QGuiApplication,
+    QKeyEvent,
+    QResizeEvent,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QLabel,
@@ -26,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop import preferences, theme, window_state
+from desktop import preferences, shortcuts, theme, window_state
 from desktop.approvals_panel import ApprovalsPanel
 from desktop.asyncutil import async_slot, cancel_slot_tasks
 from desktop.attention import Attention, Notifier, badge_icon, make_tray
@@ -153,6 +159,27 @@ class MainWindow(QMainWindow):
         }
         window_state.restore(self, self.tabs, self.remembered_filters)
 
+        # every action from the keyboard, and names for screen readers
+        self.shortcuts_sheet: shortcuts.ShortcutsSheet | None = None
+        self.keys = shortcuts.install(
+            self,
+            [
+                ("F1", "Show the keyboard shortcuts", self.show_shortcuts),
+                *(
+                    (f"Ctrl+{n}", f"Show the {title} tab", self._tab_opener(title))
+                    for n, title in enumerate(self.panels, start=1)
+                ),
+                ("Ctrl+F", "Search members", self._on_find_shortcut),
+                ("F5", "Refresh the tab in view", self._on_refresh_shortcut),
+                ("Ctrl+Shift+U", "Open the Temporal Web UI", self._on_web_ui_button_clicked),
+                ("Ctrl+Shift+S", "Simulate traffic…", self.open_simulate),
+                ("Ctrl+Q", "Quit", self.close),
+            ],
+        )
+        self.keys.insert(1, shortcuts.Key("?", "Show the keyboard shortcuts", "Tables"))
+        shortcuts.name_for_assistive_tech(self)
+        self._question_mark = shortcuts.QuestionMark(self, self.show_shortcuts)
+
     @property
     def session(self) -> Session:
         return self._session
@@ -178,6 +205,7 @@ class MainWindow(QMainWindow):
                 member_id=member_id, session=self._session, open_url=self._open_url, parent=self
             )
             detail.destroyed.connect(lambda *_: self.details.pop(member_id, None))
+            shortcuts.name_for_assistive_tech(detail)
             self.details[member_id] = detail
         window_state.fit_on_screen(detail, self)  # all of it, on the main window's screen
         detail.show()
@@ -198,6 +226,36 @@ class MainWindow(QMainWindow):
         dialog.raise_()
         dialog.activateWindow()
         return dialog
+
+    def show_shortcuts(self) -> shortcuts.ShortcutsSheet:
+        """The sheet of every key (F1, or ? where typing does not take it)."""
+        if self.shortcuts_sheet is None:
+            self.shortcuts_sheet = shortcuts.ShortcutsSheet(self.keys, self)
+        self.shortcuts_sheet.show()
+        self.shortcuts_sheet.raise_()
+        self.shortcuts_sheet.activateWindow()
+        return self.shortcuts_sheet
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        # "?" reaches the window when no field took it as typing (tables: QuestionMark)
+        if event.text() == "?":
+            self.show_shortcuts()
+            return
+        super().keyPressEvent(event)
+
+    def _tab_opener(self, title: str) -> Any:
+        return lambda: self.show_panel(title)
+
+    def _on_find_shortcut(self) -> None:
+        self.show_panel("Members")
+        self.members.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.members.search.selectAll()
+
+    def _on_refresh_shortcut(self) -> None:
+        panel = self.tabs.currentWidget()
+        button = getattr(panel, "refresh_button", None)
+        if button is not None and button.isEnabled():
+            button.click()
 
     def stop(self) -> list[asyncio.Task[Any]]:
         """Every panel and detail window stops refreshing, simulated traffic stops;
