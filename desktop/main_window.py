@@ -147,6 +147,8 @@ class MainWindow(QMainWindow):
         self.attention.count_changed.connect(self._on_attention_count_changed)
         self.releases.wizard.finished.connect(self._on_rollback_finished)
         self.settings.preferences.changed.connect(self._on_preferences_changed)
+        self.settings.relaunch_requested.connect(self._on_settings_relaunch_requested)
+        self.relaunch_requested = False  # desktop/app.py starts the app again after closing
 
         # the operator's layout and filters, as they left them
         self.remembered_filters: dict[str, QWidget] = {
@@ -430,6 +432,10 @@ class MainWindow(QMainWindow):
         app = QApplication.instance()
         if isinstance(app, QApplication) and prefs.theme != theme.choice():
             theme.apply(app, prefs.theme)
+
+    def _on_settings_relaunch_requested(self) -> None:
+        self.relaunch_requested = True
+        self.close()
 
     def _on_tray_activated(self) -> None:
         self.showNormal()
