@@ -83,7 +83,7 @@ def test_the_count_follows_in_the_background_and_overdue_proposals_notify(
             assert window.notifier.banner.isVisible()
             assert window.notifier.banner.text.text() == told.text
             # the same proposals do not notify again
-            await asyncio.sleep(2 * window.approvals._timer.interval() / 1000)
+            await asyncio.sleep(4 * window.approvals._timer.interval() / 1000)
             assert len(window.notifier.history) == 1
 
             # one decided: the count falls everywhere
