@@ -131,6 +131,7 @@ async def _capture(desk: Desk, shots: Shots, members: int, events: int) -> None:
         # the members table after the repair: its periodic refresh has caught up
         await asyncio.sleep(2 * MEMBERS_REFRESH_S)
         await _tabs(desk, shots)
+        await _member_detail(desk, shots, ids)
         await _pending_notice(desk, shots)
     finally:
         await releases.stop()  # the drill and fixed builds' workers
@@ -192,6 +193,21 @@ async def _tabs(desk: Desk, shots: Shots) -> None:
         if panel is window.settings:
             await window.settings.show_keyring()  # asked off the GUI thread: wait for it
         await shots.save(window, title)
+
+
+async def _member_detail(desk: Desk, shots: Shots, ids: list[str]) -> None:
+    """A member's detail window: its ledger, and the timeline across the drill's reset."""
+    from desktop.asyncutil import wait_until
+
+    detail = desk.window.open_member(sorted(ids)[0])
+    detail.resize(1150, 700)  # larger than the offscreen screen; the picture wants room
+    await wait_until(lambda: detail.state_labels["points"].text() not in ("", "—"), timeout=30)
+    await wait_until(lambda: detail.ledger_model.rowCount() > 0, timeout=30)
+    await shots.save(detail, "member-detail-ledger")
+    detail.tabs.setCurrentWidget(detail.timeline_table)
+    await wait_until(lambda: detail.timeline_model.rowCount() > 0, timeout=30)
+    await shots.save(detail, "member-detail-timeline")
+    detail.close()
 
 
 async def _pending_notice(desk: Desk, shots: Shots) -> None:
