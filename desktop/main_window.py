@@ -1,4 +1,5 @@
-"""The main window: a tab per panel, and a status bar with server, worker and Web UI.
+"""The main window: a tab per panel, and a status bar with server, deployment build,
+the app's worker and Web UI; the pending count in the title, tab and tray; notifications.
 
 Panels are plain widgets built with the session (`Panel(session=session, parent=self)`)
 and added with `add_panel`; they take the Temporal client from the session's
