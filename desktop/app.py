@@ -26,14 +26,14 @@ def run_app(target: Target) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from desktop import preferences, theme
     from desktop.desk import Desk
     from desktop.gc_policy import GuiThreadCollector
 
     _configure_logging()
     app = QApplication.instance() or QApplication(sys.argv)
     assert isinstance(app, QApplication)
-    app.setApplicationName("Loyalty Desk")
-    app.setOrganizationName("loyalty-desk")
+    theme.apply(app, preferences.read().theme)  # names, icon, palette: before any window
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
 
@@ -61,7 +61,18 @@ def run_app(target: Target) -> int:
         sys.excepthook = previous_hook
         app.aboutToQuit.disconnect(desk.request_shutdown)
         asyncio.set_event_loop(None)
+    if desk.window.relaunch_requested:
+        relaunch()
     return 0
+
+
+def relaunch() -> None:
+    """Start the app again in this process (Settings: a new Temporal target), now that
+    the worker and the embedded server have stopped."""
+    log.info("relaunching: %s", " ".join(sys.argv))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *sys.argv])
 
 
 async def _cancel_leftovers() -> None:

@@ -10,6 +10,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyM
 
 from desktop.keyed_rows_model import Column, KeyedRowsModel, Row
 from desktop.member_detail_text import proposal_text, short_time
+from desktop.units import duration_text, money_text, utc_time_text
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -26,11 +27,8 @@ def created_at(proposal: Row) -> datetime | None:
 
 
 def age_text(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours = minutes // 60
-    return f"{hours} h {minutes % 60:02d} min" if hours < 48 else f"{hours // 24} d {hours % 24} h"
+    """A proposal's age: "5 min", "2 h 5 min", "2 days" (under a minute: "0 min")."""
+    return duration_text(seconds) if seconds >= 60 else "0 min"
 
 
 class ApprovalsModel(KeyedRowsModel):
@@ -62,7 +60,7 @@ class ApprovalsModel(KeyedRowsModel):
             return age_text((self.now() - created).total_seconds()) if created else ""
         if key == "cost_usd":
             cost = row.get("cost_usd")
-            return f"${cost:.4f}" if isinstance(cost, int | float) else ""
+            return money_text(cost) if isinstance(cost, int | float) else ""
         if key == "tokens":
             tokens = row.get("tokens")
             return f"{tokens:,}" if isinstance(tokens, int) else ""
@@ -72,8 +70,10 @@ class ApprovalsModel(KeyedRowsModel):
         if key in ("reason", "what"):
             return self.display(row, key) or None
         if key == "age":
-            return f"Proposed {short_time(row.get('created_at'))} UTC, expires " + (
-                f"{short_time(row.get('expires_at'))} UTC"
+            return (
+                f"Proposed {short_time(row.get('created_at'))} "
+                f"({utc_time_text(row.get('created_at'))}), expires "
+                f"{short_time(row.get('expires_at'))} ({utc_time_text(row.get('expires_at'))})"
             )
         if key == "member_id":
             return str(row.get("id"))
@@ -132,3 +132,24 @@ class ApprovalsFilterModel(QSortFilterProxyModel):
     def filterAcceptsRow(self, source_row: int, source_parent: AnyIndex) -> bool:
         row = self._source.row_at(source_row)
         return row is not None and self._filter.matches(row, self._source.now())
+
+    def lessThan(self, left: AnyIndex, right: AnyIndex) -> bool:
+        """Sorting by a column sorts by its value (ages by time, costs by amount)."""
+        key = self._source.COLUMNS[left.column()].key
+        a = self._sort_key(self._source.row_at(left.row()), key)
+        b = self._sort_key(self._source.row_at(right.row()), key)
+        return a < b
+
+    def _sort_key(self, row: Row | None, key: str) -> tuple[int, Any]:
+        if row is None:
+            return (1, "")
+        if key == "age":
+            created = created_at(row)
+            # the oldest proposal has the greatest age
+            return (0, -created.timestamp()) if created else (1, 0)
+        value = row.get(key)
+        if isinstance(value, int | float):
+            return (0, value)
+        if value is None:
+            return (1, "")
+        return (0, self._source.display(row, key).casefold())

@@ -14,6 +14,8 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
+from desktop.units import utc_time_text
+
 AnyIndex = QModelIndex | QPersistentModelIndex
 Row = dict[str, Any]
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
@@ -25,6 +27,7 @@ class Column:
     key: str
     title: str
     numeric: bool = False
+    time: bool = False  # shown in the operator's zone, UTC in the tooltip
 
 
 class KeyedRowsModel(QAbstractTableModel):
@@ -164,7 +167,10 @@ class KeyedRowsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return _RIGHT if column.numeric else _LEFT
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self.tooltip(row, column.key)
+            tip = self.tooltip(row, column.key)
+            if tip is None and column.time:
+                return utc_time_text(row.get(column.key)) or None
+            return tip
         if role == Qt.ItemDataRole.ForegroundRole:
             return self.foreground(row, column.key)
         if role == self.RowRole:

@@ -1,4 +1,5 @@
-"""The main window: a tab per panel, and a status bar with server, worker and Web UI.
+"""The main window: a tab per panel, and a status bar with server, deployment build,
+the app's worker and Web UI; the pending count in the title, tab and tray; notifications.
 
 Panels are plain widgets built with the session (`Panel(session=session, parent=self)`)
 and added with `add_panel`; they take the Temporal client from the session's
@@ -15,11 +16,27 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from PySide6.QtCore import QUrl
-from PySide6.QtGui import QCloseEvent, QDesktopServices, QGuiApplication
-from PySide6.QtWidgets import QLabel, QMainWindow, QPushButton, QTabWidget, QWidget
+from PySide6.QtCore import Qt, QTimer, QUrl
+from PySide6.QtGui import (
+    QCloseEvent,
+    QDesktopServices,
+    QGuiApplication,
+    QKeyEvent,
+    QResizeEvent,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QTabWidget,
+    QWidget,
+)
 
+from desktop import preferences, shortcuts, theme, window_state
 from desktop.approvals_panel import ApprovalsPanel
+from desktop.asyncutil import async_slot, cancel_slot_tasks
+from desktop.attention import Attention, Notifier, badge_icon, make_tray
 from desktop.member_detail import MemberDetail
 from desktop.members_panel import MembersPanel
 from desktop.releases_panel import ReleasesPanel
@@ -30,6 +47,9 @@ if TYPE_CHECKING:
     from desktop.session import Session
 
 log = logging.getLogger(__name__)
+
+APP_TITLE = "Loyalty Desk"
+DEPLOYMENT_POLL_MS = 10_000
 
 _SERVER_TEXT = {
     "stopped": "Server: stopped",
@@ -66,7 +86,8 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self._session = session
         self._open_url = open_url or QDesktopServices.openUrl
-        self.setWindowTitle("Loyalty Desk")
+        self.setWindowTitle(APP_TITLE)
+        self.setWindowIcon(theme.app_icon())
         self.resize(1100, 680)
 
         self.tabs = QTabWidget(self)
@@ -91,10 +112,18 @@ class MainWindow(QMainWindow):
         self.server_label.setObjectName("serverStatus")
         self.worker_label = QLabel(self)
         self.worker_label.setObjectName("workerStatus")
+        self.worker_label.setAccessibleName("Build of this app's worker")
+        # the deployment's current build, which is not always the build of our worker
+        self.deployment_label = QLabel("Deployment: …", self)
+        self.deployment_label.setObjectName("deploymentStatus")
+        self.deployment_label.setAccessibleName("Current build of the deployment")
+        self.deployment_current: str | None = None
+        self.deployment_ramping: tuple[str, float] | None = None
         self.web_ui_button = QPushButton("Open Web UI", self)
         self.web_ui_button.setObjectName("webUiButton")
         self.web_ui_button.setToolTip("Open the Temporal Web UI (at the selected member, if any)")
         status.addPermanentWidget(self.server_label)
+        status.addPermanentWidget(self.deployment_label)
         status.addPermanentWidget(self.worker_label)
         status.addPermanentWidget(self.web_ui_button)
         self._show_server(session.server_state, session.address or "")
@@ -104,9 +133,55 @@ class MainWindow(QMainWindow):
         session.worker_changed.connect(self._on_session_worker_changed)
         session.client_connected.connect(self._on_session_client_connected)
         self.web_ui_button.clicked.connect(self._on_web_ui_button_clicked)
+        self._deployment_timer = QTimer(self)
+        self._deployment_timer.setInterval(DEPLOYMENT_POLL_MS)
+        self._deployment_timer.timeout.connect(self._on_deployment_timer_timeout)
+        self.releases.versions_loaded.connect(self._on_releases_versions_loaded)
         self.members.member_activated.connect(self._on_members_member_activated)
         self.members.simulate_requested.connect(self._on_members_simulate_requested)
         self.approvals.pending_changed.connect(self._on_approvals_pending_changed)
+
+        # what needs the operator: the count wherever they look, and notifications
+        self.tray = make_tray(self, self._on_tray_activated)
+        self.notifier = Notifier(window=self, tray=self.tray)
+        self.attention = Attention(notifier=self.notifier)
+        self.attention.count_changed.connect(self._on_attention_count_changed)
+        self.releases.wizard.finished.connect(self._on_rollback_finished)
+        self.settings.preferences.changed.connect(self._on_preferences_changed)
+        self.settings.relaunch_requested.connect(self._on_settings_relaunch_requested)
+        self.relaunch_requested = False  # desktop/app.py starts the app again after closing
+
+        # the operator's layout and filters, as they left them
+        self.remembered_filters: dict[str, QWidget] = {
+            "memberSearch": self.members.search,
+            "approvalsAction": self.approvals.action_filter,
+            "approvalsTier": self.approvals.tier_filter,
+            "approvalsMinPoints": self.approvals.min_points,
+            "approvalsMaxPoints": self.approvals.max_points,
+            "approvalsMinAge": self.approvals.min_age_hours,
+        }
+        window_state.restore(self, self.tabs, self.remembered_filters)
+
+        # every action from the keyboard, and names for screen readers
+        self.shortcuts_sheet: shortcuts.ShortcutsSheet | None = None
+        self.keys = shortcuts.install(
+            self,
+            [
+                ("F1", "Show the keyboard shortcuts", self.show_shortcuts),
+                *(
+                    (f"Ctrl+{n}", f"Show the {title} tab", self._tab_opener(title))
+                    for n, title in enumerate(self.panels, start=1)
+                ),
+                ("Ctrl+F", "Search members", self._on_find_shortcut),
+                ("F5", "Refresh the tab in view", self._on_refresh_shortcut),
+                ("Ctrl+Shift+U", "Open the Temporal Web UI", self._on_web_ui_button_clicked),
+                ("Ctrl+Shift+S", "Simulate traffic…", self.open_simulate),
+                ("Ctrl+Q", "Quit", self.close),
+            ],
+        )
+        self.keys.insert(1, shortcuts.Key("?", "Show the keyboard shortcuts", "Tables"))
+        shortcuts.name_for_assistive_tech(self)
+        self._question_mark = shortcuts.QuestionMark(self, self.show_shortcuts)
 
     @property
     def session(self) -> Session:
@@ -133,8 +208,11 @@ class MainWindow(QMainWindow):
                 member_id=member_id, session=self._session, open_url=self._open_url, parent=self
             )
             detail.destroyed.connect(lambda *_: self.details.pop(member_id, None))
+            shortcuts.name_for_assistive_tech(detail)
             self.details[member_id] = detail
+        window_state.fit_on_screen(detail, self)  # all of it, on the main window's screen
         detail.show()
+        window_state.fit_on_screen(detail, self)  # again with the frame the platform added
         detail.raise_()
         detail.activateWindow()
         detail.start()
@@ -152,10 +230,41 @@ class MainWindow(QMainWindow):
         dialog.activateWindow()
         return dialog
 
+    def show_shortcuts(self) -> shortcuts.ShortcutsSheet:
+        """The sheet of every key (F1, or ? where typing does not take it)."""
+        if self.shortcuts_sheet is None:
+            self.shortcuts_sheet = shortcuts.ShortcutsSheet(self.keys, self)
+        self.shortcuts_sheet.show()
+        self.shortcuts_sheet.raise_()
+        self.shortcuts_sheet.activateWindow()
+        return self.shortcuts_sheet
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        # "?" reaches the window when no field took it as typing (tables: QuestionMark)
+        if event.text() == "?":
+            self.show_shortcuts()
+            return
+        super().keyPressEvent(event)
+
+    def _tab_opener(self, title: str) -> Any:
+        return lambda: self.show_panel(title)
+
+    def _on_find_shortcut(self) -> None:
+        self.show_panel("Members")
+        self.members.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.members.search.selectAll()
+
+    def _on_refresh_shortcut(self) -> None:
+        panel = self.tabs.currentWidget()
+        button = getattr(panel, "refresh_button", None)
+        if button is not None and button.isEnabled():
+            button.click()
+
     def stop(self) -> list[asyncio.Task[Any]]:
         """Every panel and detail window stops refreshing, simulated traffic stops;
         returns the loads to await."""
-        waits: list[asyncio.Task[Any]] = []
+        self._deployment_timer.stop()
+        waits: list[asyncio.Task[Any]] = cancel_slot_tasks(self)
         widgets: list[QWidget] = [*self.panels.values(), *self.details.values()]
         if self.simulate_dialog is not None:
             widgets.append(self.simulate_dialog)
@@ -192,8 +301,15 @@ class MainWindow(QMainWindow):
             url += "/" + quote(f"member-{member}", safe="")
         return QUrl(url)
 
+    def save_layout(self) -> None:
+        """Remember geometry, splitters, columns, sort order, tab and filters."""
+        window_state.save(self, self.tabs, self.remembered_filters)
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_layout()
         self.stop()
+        if self.tray is not None:
+            self.tray.hide()
         for detail in list(self.details.values()):
             detail.close()
         super().closeEvent(event)
@@ -214,27 +330,153 @@ class MainWindow(QMainWindow):
         )
 
     def _show_worker(self, state: str, build: str) -> None:
+        self._worker_shown = (state, build)
         if not self._session.start_worker and state == "stopped":
             self.worker_label.setText("Worker: not started by this app")
+            self.worker_label.setToolTip("")
+            theme.set_tone(self.worker_label, "")
             return
         self.worker_label.setText(
             _WORKER_TEXT.get(state, f"Worker: {state}").format(build=build or "?")
         )
         worker = self._session.worker
-        self.worker_label.setToolTip((worker.last_error if worker else None) or "")
+        error = (worker.last_error if worker else None) or ""
+        current = self.deployment_current
+        if state == "running" and build and current and build != current:
+            # truthful: our worker is not the build new work goes to
+            self.worker_label.setToolTip(
+                f"This app's worker runs build {build}; the deployment's current build is "
+                f"{current}, which new and upgrading members run on. {error}".strip()
+            )
+            theme.set_tone(self.worker_label, "warn")
+        else:
+            self.worker_label.setToolTip(
+                error or (f"The build of this app's own worker: {build}" if build else "")
+            )
+            theme.set_tone(self.worker_label, "")
+
+    def _show_deployment(self, current: str | None, ramping: tuple[str, float] | None) -> None:
+        self.deployment_current = current
+        self.deployment_ramping = ramping
+        text = f"Deployment: current {current}" if current else "Deployment: no current build"
+        if ramping is not None:
+            text += f", ramping {ramping[0]} at {ramping[1]:g}%"
+        self.deployment_label.setText(text)
+        self.deployment_label.setToolTip(
+            f"The build the deployment {self._session.target.deployment} routes work to"
+        )
+        self._show_worker(*self._worker_shown)
+
+    @async_slot(overlap="skip", errors="status")
+    async def refresh_deployment(self) -> None:
+        """The deployment's current (and ramping) build, from the server."""
+        from runtime.deployment import describe
+
+        client = self._session.client
+        if client is None:
+            return
+        try:
+            info = await describe(client, self._session.target.deployment)
+        except Exception as error:  # the server restarting, say: next poll
+            log.info("could not read the deployment: %s", error)
+            self.deployment_label.setText("Deployment: unknown")
+            self.deployment_label.setToolTip(f"Could not read the deployment: {error}")
+            return
+        if info is None:
+            self._show_deployment(None, None)
+            return
+        ramping = (info.ramping, info.ramp_percentage) if info.ramping else None
+        self._show_deployment(info.current, ramping)
 
     # -- slots --------------------------------------------------------------------
 
     def _on_session_server_changed(self, state: str, address: str) -> None:
         self._show_server(state, address)
+        if state in ("restarting", "failed"):
+            server = self._session.server
+            error = (server.last_error if server is not None else None) or ""
+            again = "restarting it" if state == "restarting" else "it could not be restarted"
+            self.notifier.notify(
+                "server",
+                "The Temporal server stopped",
+                f"The server at {address} stopped unexpectedly; {again}. {error}".strip(),
+            )
 
     def _on_session_worker_changed(self, state: str, build: str) -> None:
         self._show_worker(state, build)
+        if state in ("restarting", "failed"):
+            worker = self._session.worker
+            error = (worker.last_error if worker is not None else None) or ""
+            again = "restarting it" if state == "restarting" else "it could not be restarted"
+            self.notifier.notify(
+                "worker",
+                "The worker stopped",
+                f"The app's worker stopped unexpectedly; {again}. {error}".strip(),
+            )
+
+    def _on_rollback_finished(self, progress: Any) -> None:
+        mismatches = len(progress.mismatches)
+        verdict = "cancelled" if progress.state == "cancelled" else "finished"
+        if mismatches:
+            title = f"Rollback {verdict} with {mismatches:,} mismatches"
+        else:
+            title = f"Rollback {verdict}: verified"
+        self.notifier.notify(
+            "rollback",
+            title,
+            f"Rollback of {progress.bad_build}: {progress.verified_ok:,} members repaired "
+            f"and verified, {mismatches:,} mismatches.",
+        )
+
+    def _on_preferences_changed(self, prefs: preferences.Prefs) -> None:
+        self.notifier.set_prefs(prefs)
+        app = QApplication.instance()
+        if isinstance(app, QApplication) and prefs.theme != theme.choice():
+            theme.apply(app, prefs.theme)
+
+    def _on_settings_relaunch_requested(self) -> None:
+        self.relaunch_requested = True
+        self.close()
+
+    def _on_tray_activated(self) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+        if self.attention.count:
+            self.show_panel("Approvals")
+
+    def _on_attention_count_changed(self, count: int) -> None:
+        waiting = f"{count:,} proposal{'s' if count != 1 else ''} waiting"
+        self.setWindowTitle(f"{APP_TITLE} · {waiting}" if count else APP_TITLE)
+        if self.tray is not None:
+            self.tray.setToolTip(f"{APP_TITLE}: {waiting}" if count else APP_TITLE)
+            self.tray.setIcon(badge_icon(count))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.notifier.banner.place()
 
     def _on_session_client_connected(self, client: Any) -> None:
         from desktop.members_loader import TemporalMembersSource
 
         self.members.set_source(TemporalMembersSource(client=client))
+        self._deployment_timer.start()
+        self.refresh_deployment()
+
+    def _on_deployment_timer_timeout(self) -> None:
+        self.refresh_deployment()
+
+    def _on_releases_versions_loaded(self, rows: list[dict[str, Any]]) -> None:
+        current = next((str(r["build_id"]) for r in rows if r["status"] == "current"), None)
+        ramping = next(
+            (
+                (str(r["build_id"]), float(r["ramp_percentage"]))
+                for r in rows
+                if r["status"] == "ramping"
+            ),
+            None,
+        )
+        self._show_deployment(current, ramping)
 
     def _on_web_ui_button_clicked(self) -> None:
         url = self.web_ui_url()
@@ -259,3 +501,4 @@ class MainWindow(QMainWindow):
     def _on_approvals_pending_changed(self, count: int) -> None:
         index = self.tabs.indexOf(self.approvals)
         self.tabs.setTabText(index, f"Approvals ({count:,})" if count else "Approvals")
+        self.attention.update(self.approvals.model.rows)

@@ -42,6 +42,7 @@ from desktop.asyncutil import async_slot, cancel_slot_tasks, show_error
 from desktop.member_detail_chart import PointsChart
 from desktop.member_detail_models import LedgerModel, ProposalsModel, TimelineModel
 from desktop.member_detail_text import short_run, short_time
+from desktop.units import utc_time_text
 from workflows.ids import member_workflow_id
 
 MEMBER_MODULE = "workflows.member"  # imports the Agents SDK: ~1.5 s
@@ -65,7 +66,7 @@ _STATE_FIELDS = (
     ("build_id", "Build"),
     ("runs", "Runs"),
     ("pending", "Pending proposals"),
-    ("last_event_at", "Last event (UTC)"),
+    ("last_event_at", "Last event"),
 )
 
 
@@ -294,6 +295,8 @@ class MemberDetail(QWidget):
         values = {**state, "pending": pending}
         for key, label in self.state_labels.items():
             label.setText(_format(key, values.get(key), state))
+            if key == "last_event_at":
+                label.setToolTip(utc_time_text(values.get(key)))
         ledger = state.get("ledger") or []
         self.ledger_model.set_rows(ledger)
         self.chart.set_points(_chart_points(state))

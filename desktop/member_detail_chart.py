@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QPainter, QPainterPath, QPaintEvent, QPen
+from PySide6.QtGui import QPainter, QPainterPath, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-_LINE = QColor(20, 90, 160)
-_GRID = QColor(0, 0, 0, 40)
+from desktop import theme
+from desktop.units import local_time_text
+
 _MARGIN_LEFT = 70
 _MARGIN = 12
 _MARGIN_BOTTOM = 28
@@ -71,9 +72,10 @@ class PointsChart(QWidget):
             path.lineTo(at(moment, previous))  # the balance holds until the next entry
             path.lineTo(at(moment, balance))
             previous = balance
-        painter.setPen(QPen(_LINE, 2))
+        line = theme.color("chart_line")
+        painter.setPen(QPen(line, 2))
         painter.drawPath(path)
-        painter.setBrush(_LINE)
+        painter.setBrush(line)
         for moment, balance in self._points:
             painter.drawEllipse(at(moment, balance), 3, 3)
 
@@ -89,7 +91,7 @@ class PointsChart(QWidget):
         text = self.palette().text().color()
         for fraction in (0.0, 0.5, 1.0):
             y = plot.bottom() - plot.height() * fraction
-            painter.setPen(QPen(_GRID, 1))
+            painter.setPen(QPen(theme.color("chart_grid"), 1))
             painter.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
             painter.setPen(text)
             label = f"{round(low + (high - low) * fraction):,}"
@@ -98,6 +100,8 @@ class PointsChart(QWidget):
                 box, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, label
             )
         below = QRectF(plot.left(), plot.bottom() + 4, plot.width(), _MARGIN_BOTTOM - 4)
-        painter.drawText(below, Qt.AlignmentFlag.AlignLeft, first.strftime("%Y-%m-%d %H:%M"))
+        painter.drawText(below, Qt.AlignmentFlag.AlignLeft, local_time_text(first, seconds=False))
         if last != first:
-            painter.drawText(below, Qt.AlignmentFlag.AlignRight, last.strftime("%Y-%m-%d %H:%M"))
+            painter.drawText(
+                below, Qt.AlignmentFlag.AlignRight, local_time_text(last, seconds=False)
+            )

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtGui import QBrush, QColor
-
+from desktop import theme
 from desktop.keyed_rows_model import Column, KeyedRowsModel, Row
 from desktop.member_detail_text import proposal_text, short_run, short_time
+from desktop.units import money_text
 
-_LOSS = QColor(179, 38, 30)
-_GAIN = QColor(27, 110, 53)
-_STATUS_COLORS = {
-    "pending": QColor(150, 90, 0),
-    "approved": _GAIN,
-    "rejected": _LOSS,
-}
-_KIND_COLORS = {
-    "reset": QColor(179, 38, 30),
-    "build": QColor(110, 60, 160),
-    "proposal": QColor(20, 90, 160),
-    "decision": QColor(20, 90, 160),
-    "adjustment": QColor(150, 90, 0),
+# theme status colours by meaning (desktop/theme.py)
+_STATUS_TONES = {"pending": "warn", "approved": "good", "rejected": "bad"}
+_KIND_TONES = {
+    "reset": "bad",
+    "build": "build",
+    "proposal": "info",
+    "decision": "info",
+    "adjustment": "warn",
 }
 
 
@@ -31,7 +26,7 @@ class LedgerModel(KeyedRowsModel):
     KEY_FIELD = "seq"
     COLUMNS = (
         Column("seq", "#", numeric=True),
-        Column("at", "When (UTC)"),
+        Column("at", "When", time=True),
         Column("kind", "Kind"),
         Column("cause", "Cause"),
         Column("delta", "Change", numeric=True),
@@ -54,7 +49,7 @@ class LedgerModel(KeyedRowsModel):
 
     def foreground(self, row: Row, key: str) -> Any:
         if key == "delta" and isinstance(row.get("delta"), int):
-            return QBrush(_LOSS if row["delta"] < 0 else _GAIN)
+            return theme.brush("bad" if row["delta"] < 0 else "good")
         return None
 
 
@@ -62,7 +57,7 @@ class TimelineModel(KeyedRowsModel):
     """The member's timeline across runs and resets (see `member_detail_timeline`)."""
 
     COLUMNS = (
-        Column("at", "When (UTC)"),
+        Column("at", "When", time=True),
         Column("kind", "What"),
         Column("detail", "Detail"),
         Column("build", "Build"),
@@ -85,8 +80,8 @@ class TimelineModel(KeyedRowsModel):
         return None
 
     def foreground(self, row: Row, key: str) -> Any:
-        color = _KIND_COLORS.get(str(row.get("kind")))
-        return QBrush(color) if color is not None and key == "kind" else None
+        tone = _KIND_TONES.get(str(row.get("kind")))
+        return theme.brush(tone) if tone is not None and key == "kind" else None
 
 
 class ProposalsModel(KeyedRowsModel):
@@ -94,7 +89,7 @@ class ProposalsModel(KeyedRowsModel):
 
     KEY_FIELD = "id"
     COLUMNS = (
-        Column("created_at", "Proposed (UTC)"),
+        Column("created_at", "Proposed", time=True),
         Column("action", "Action"),
         Column("what", "Proposal"),
         Column("status", "Status"),
@@ -110,7 +105,7 @@ class ProposalsModel(KeyedRowsModel):
             return proposal_text(row)
         if key == "cost_usd":
             cost = row.get("cost_usd")
-            return f"${cost:.4f}" if isinstance(cost, int | float) else ""
+            return money_text(cost) if isinstance(cost, int | float) else ""
         if key == "decision":
             who = row.get("decided_by")
             return f"{who}: {row.get('decision_reason') or ''}" if who else ""
@@ -124,5 +119,5 @@ class ProposalsModel(KeyedRowsModel):
         return None
 
     def foreground(self, row: Row, key: str) -> Any:
-        color = _STATUS_COLORS.get(str(row.get("status")))
-        return QBrush(color) if color is not None and key == "status" else None
+        tone = _STATUS_TONES.get(str(row.get("status")))
+        return theme.brush(tone) if tone is not None and key == "status" else None

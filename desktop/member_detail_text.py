@@ -3,17 +3,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
+
+from desktop.units import local_time_text
 
 
 def short_time(value: Any) -> str:
-    """2026-03-01T10:01:00Z or a datetime -> 2026-03-01 10:01:00 (UTC throughout)."""
-    if isinstance(value, datetime):
-        value = value.isoformat()
-    if not isinstance(value, str) or len(value) < 19:
-        return ""
-    return f"{value[:10]} {value[11:19]}"
+    """2026-03-01T10:01:00Z or a datetime -> 2026-03-01 11:01:00 in the operator's
+    time zone (`units.utc_time_text` gives the UTC one for the tooltip)."""
+    return local_time_text(value)
 
 
 def short_run(run_id: str) -> str:

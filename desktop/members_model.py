@@ -11,9 +11,10 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QBrush, QColor
 
+from desktop import theme
 from desktop.members_store import COLUMNS, MembersStore, Row
+from desktop.units import local_time_text, utc_time_text
 
 __all__ = ["COLUMNS", "MembersStore", "MembersTableModel"]
 
@@ -21,7 +22,6 @@ AnyIndex = QModelIndex | QPersistentModelIndex
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 _NUMERIC = {"points", "pending_proposals"}
-_DRILL_COLOR = QColor(190, 30, 45)
 
 
 class MembersTableModel(QAbstractTableModel):
@@ -72,6 +72,8 @@ class MembersTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return _RIGHT if key in _NUMERIC else _LEFT
         if role == Qt.ItemDataRole.ToolTipRole:
+            if key == "last_event_at":
+                return utc_time_text(row.get(key)) or None
             if key == "build_id" and row.get("drill"):
                 return (
                     f"Build {row.get('build_id')} is a drill with the injected bug {row['drill']}"
@@ -79,7 +81,7 @@ class MembersTableModel(QAbstractTableModel):
             return None
         if role == Qt.ItemDataRole.ForegroundRole:
             if key == "build_id" and row.get("drill"):
-                return QBrush(_DRILL_COLOR)
+                return theme.brush("bad")
             return None
         if role == self.RowRole:
             return row
@@ -156,14 +158,10 @@ def _display(key: str, row: Row) -> str:
     if key == "points":
         return "" if value is None else f"{value:,}"
     if key == "pending_proposals":
-        return str(value or 0)
+        return f"{value or 0:,}"
     if key == "last_event_at":
-        # 2026-01-19T09:02:00Z -> 2026-01-19 09:02 UTC: the seconds add nothing here
-        return (
-            f"{value[:10]} {value[11:16]} UTC"
-            if isinstance(value, str) and len(value) >= 16
-            else ""
-        )
+        # in the operator's zone, to the minute (the seconds add nothing here); UTC on hover
+        return local_time_text(value, seconds=False)
     if key == "build_id":
         return build_text(value or "", row.get("drill"))
     return "" if value is None else str(value)

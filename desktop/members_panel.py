@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop import theme
 from desktop.asyncutil import async_slot, cancel_slot_tasks
 from desktop.members_loader import MembersLoader, MembersSource, search_query
 from desktop.members_model import MembersStore, MembersTableModel
@@ -74,7 +75,7 @@ class MembersPanel(QWidget):
         self.count_label.setObjectName("memberCount")
         self.error_label = QLabel(self)
         self.error_label.setObjectName("queryError")
-        self.error_label.setStyleSheet("color: #b3261e;")
+        theme.set_tone(self.error_label, "bad")
         self.error_label.setWordWrap(True)
         self.error_label.hide()
 

@@ -15,14 +15,10 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor
 
+from desktop import theme
+
 Index = QModelIndex | QPersistentModelIndex
 Record = dict[str, Any]
-
-DRILL_BACKGROUND = QColor("#c62828")
-DRILL_FOREGROUND = QColor("#ffffff")
-BAD_FOREGROUND = QColor("#c62828")
-GOOD_FOREGROUND = QColor("#2e7d32")
-CHANGED_BACKGROUND = QColor("#fff3e0")
 
 
 @dataclass(frozen=True)
@@ -121,8 +117,8 @@ def version_columns() -> list[Column]:
         Column(
             "Drill",
             lambda r: drill_label(r["drill"]),
-            foreground=lambda r: DRILL_FOREGROUND if r["drill"] else None,
-            background=lambda r: DRILL_BACKGROUND if r["drill"] else None,
+            foreground=lambda r: theme.color("drill_text") if r["drill"] else None,
+            background=lambda r: theme.color("drill_background") if r["drill"] else None,
             tooltip=lambda r: (
                 f"a drill build: the real code with the '{r['drill']}' bug injected on purpose"
                 if r["drill"]
@@ -132,7 +128,7 @@ def version_columns() -> list[Column]:
         Column(
             "Status",
             _status,
-            foreground=lambda r: GOOD_FOREGROUND if r["status"] == "current" else None,
+            foreground=lambda r: theme.color("good") if r["status"] == "current" else None,
         ),
         Column("Members", lambda r: f"{r['members']:,}", lambda r: r["members"], numeric=True),
     ]
@@ -153,7 +149,7 @@ def _arrow(field: str) -> Callable[[Record], str]:
 def _changed(field: str) -> Callable[[Record], QColor | None]:
     def color(record: Record) -> QColor | None:
         changed = record["before"].get(field) != record["after"].get(field)
-        return CHANGED_BACKGROUND if changed else None
+        return theme.color("changed_background") if changed else None
 
     return color
 
@@ -178,7 +174,7 @@ def preview_columns() -> list[Column]:
         Column(
             "Repair",
             lambda r: f"not repairable: {r['problem']}" if r["problem"] else "repairable",
-            foreground=lambda r: BAD_FOREGROUND if r["problem"] else None,
+            foreground=lambda r: theme.color("bad") if r["problem"] else None,
         ),
     ]
 
@@ -195,7 +191,7 @@ def affected_columns() -> list[Column]:
         Column(
             "Repairable",
             lambda r: "no" if r["problem"] else "yes",
-            foreground=lambda r: BAD_FOREGROUND if r["problem"] else GOOD_FOREGROUND,
+            foreground=lambda r: theme.color("bad") if r["problem"] else theme.color("good"),
         ),
         Column("Why not", lambda r: str(r["problem"] or "")),
     ]
@@ -219,7 +215,7 @@ def replay_columns() -> list[Column]:
         Column(
             "Verdict",
             lambda r: "GO" if r["go"] else "NO-GO",
-            foreground=lambda r: GOOD_FOREGROUND if r["go"] else BAD_FOREGROUND,
+            foreground=lambda r: theme.color("good") if r["go"] else theme.color("bad"),
         ),
         Column("Why", why, tooltip=why),
     ]
@@ -250,7 +246,9 @@ def verification_columns() -> list[Column]:
         Column(
             "Result",
             lambda r: str(r["result"]),
-            foreground=lambda r: GOOD_FOREGROUND if r["result"] == "verified" else BAD_FOREGROUND,
+            foreground=lambda r: (
+                theme.color("good") if r["result"] == "verified" else theme.color("bad")
+            ),
         ),
         Column("Details", lambda r: str(r["details"]), tooltip=lambda r: str(r["details"])),
     ]

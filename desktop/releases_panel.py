@@ -30,17 +30,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop import preload
+from desktop import preload, theme
 from desktop.asyncutil import async_slot, cancel_slot_tasks
 from desktop.release_models import (
-    BAD_FOREGROUND,
-    GOOD_FOREGROUND,
     RecordsModel,
     audit_columns,
     replay_columns,
     version_columns,
 )
 from desktop.rollback_wizard import RollbackWizard
+from desktop.units import duration_text
 from workflows.drill import DRILLS
 
 if TYPE_CHECKING:
@@ -364,7 +363,7 @@ class ReleasesPanel(QWidget):
             candidate=candidate,
             connection=tuple(tls_args(session.target)),
         )
-        self.verdict_label.setStyleSheet("")
+        theme.set_tone(self.verdict_label, "")
         self.verdict_label.setText("Replaying the live members' histories…")
         self.replay_model.set_records([])
         self._replay = asyncio.get_event_loop().create_task(
@@ -402,8 +401,7 @@ class ReleasesPanel(QWidget):
             f"non-deterministic, {data['state_differs']} with other numbers, "
             f"{data['unchecked']} unchecked, of {data['members']} members{capped}"
         )
-        color = GOOD_FOREGROUND if go else BAD_FOREGROUND
-        self.verdict_label.setStyleSheet(f"color: {color.name()}; font-weight: bold")
+        theme.set_tone(self.verdict_label, "good" if go else "bad")
 
     def cancel_replay_check(self) -> bool:
         """Stop the running replay check (its child is killed); False when none runs."""
@@ -465,7 +463,8 @@ class ReleasesPanel(QWidget):
         took = sum(progress.seconds.values())
         self.status_posted.emit(
             f"Rollback of {progress.bad_build} {verdict}: {progress.verified_ok:,} verified, "
-            f"{len(progress.mismatches):,} mismatches" + (f" in {took:.0f} s" if took else "")
+            f"{len(progress.mismatches):,} mismatches"
+            + (f" in {duration_text(took)}" if took else "")
         )
 
     def showEvent(self, event: QShowEvent) -> None:

@@ -6,7 +6,9 @@ Starts the app in a fresh data dir (embedded server and worker, as `make run` do
 feeds simulated traffic, rehearses a drill (a drill build made current, more traffic,
 the fixed build made current), previews, pauses, resumes and verifies the rollback
 from the wizard, and saves a PNG of each step, of the replay check and audit log, of
-Settings, and of every tab of the main window (the window itself while it has none).
+Settings, and of every tab of the main window (the window itself while it has none),
+and of the notifications (a finished rollback; proposals waiting past the threshold).
+Each picture is taken in the light theme (NAME.png) and the dark one (NAME-dark.png).
 Nothing is staged: every number in the pictures comes from the server.
 """
 
@@ -50,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     import qasync
+    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
+    from desktop import preferences, theme
     from desktop.desk import Desk
     from runtime.connect import Target
 
@@ -60,8 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     app.setQuitOnLastWindowClosed(False)
     loop = qasync.QEventLoop(app)
     data_dir = Path(tempfile.mkdtemp(prefix="loyalty-desk-screenshots-"))
+    # the pictures' own preferences and layout, not the operator's
+    for kind in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(kind, QSettings.Scope.UserScope, str(data_dir / "qsettings"))
+    preferences.write(preferences.Prefs(theme="light"))
+    theme.apply(app, "light")
     desk = Desk(target=Target(address=None, namespace="default", data_dir=data_dir))
-    shots = Shots(args.out)
+    shots = Shots(args.out, desk)
     try:
         with loop:
             loop.run_until_complete(_capture(desk, shots, args.members, args.events))
@@ -73,20 +82,34 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class Shots:
-    """Saves widgets as PNGs named after what they show."""
+    """Saves widgets as PNGs named after what they show, in both themes."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, desk: Desk) -> None:
         self.out = out
+        self.desk = desk
         self.saved: list[Path] = []
         out.mkdir(parents=True, exist_ok=True)
 
-    async def save(self, widget: QWidget, name: str) -> None:
-        await _settle()
-        path = self.out / f"{_slug(name)}.png"
-        if not widget.grab().save(str(path)):
-            raise RuntimeError(f"could not write {path}")
-        self.saved.append(path)
-        log.info("saved %s", path)
+    async def save(self, widget: QWidget, name: str, *, notice: bool = False) -> None:
+        """NAME.png (light) and NAME-dark.png; the window's notice shows only when
+        `notice` (it would cover the panel in the other pictures)."""
+        window = self.desk.window
+        banner = window.notifier.banner
+        if not notice:
+            banner.hide()
+        # switched as the operator does it: Settings > This desktop > Theme
+        combo = window.settings.preferences.theme_combo
+        try:
+            for choice, suffix in (("light", ""), ("dark", "-dark")):
+                combo.setCurrentIndex(combo.findData(choice))
+                await _settle()
+                path = self.out / f"{_slug(name)}{suffix}.png"
+                if not widget.grab().save(str(path)):
+                    raise RuntimeError(f"could not write {path}")
+                self.saved.append(path)
+                log.info("saved %s", path)
+        finally:
+            combo.setCurrentIndex(combo.findData("light"))
 
 
 async def _capture(desk: Desk, shots: Shots, members: int, events: int) -> None:
@@ -108,6 +131,8 @@ async def _capture(desk: Desk, shots: Shots, members: int, events: int) -> None:
         # the members table after the repair: its periodic refresh has caught up
         await asyncio.sleep(2 * MEMBERS_REFRESH_S)
         await _tabs(desk, shots)
+        await _member_detail(desk, shots, ids)
+        await _pending_notice(desk, shots)
     finally:
         await releases.stop()  # the drill and fixed builds' workers
         await desk.request_shutdown()
@@ -163,11 +188,43 @@ async def _tabs(desk: Desk, shots: Shots) -> None:
     if not isinstance(tabs, QTabWidget):
         await shots.save(window, "members")
         return
-    for index in range(tabs.count()):
-        tabs.setCurrentIndex(index)
-        if tabs.widget(index) is window.settings:
+    for title, panel in window.panels.items():
+        tabs.setCurrentWidget(panel)
+        if panel is window.settings:
             await window.settings.show_keyring()  # asked off the GUI thread: wait for it
-        await shots.save(window, tabs.tabText(index))
+        await shots.save(window, title)
+
+
+async def _member_detail(desk: Desk, shots: Shots, ids: list[str]) -> None:
+    """A member's detail window: its ledger, and the timeline across the drill's reset."""
+    from desktop.asyncutil import wait_until
+
+    detail = desk.window.open_member(sorted(ids)[0])
+    detail.resize(1150, 700)  # larger than the offscreen screen; the picture wants room
+    await wait_until(lambda: detail.state_labels["points"].text() not in ("", "—"), timeout=30)
+    await wait_until(lambda: detail.ledger_model.rowCount() > 0, timeout=30)
+    await shots.save(detail, "member-detail-ledger")
+    detail.tabs.setCurrentWidget(detail.timeline_table)
+    await wait_until(lambda: detail.timeline_model.rowCount() > 0, timeout=30)
+    await shots.save(detail, "member-detail-timeline")
+    detail.close()
+
+
+async def _pending_notice(desk: Desk, shots: Shots) -> None:
+    """The notification of proposals waiting past the threshold: the agent's proposals
+    from the traffic, read an hour later (the clock ages are read from)."""
+    from datetime import UTC, datetime, timedelta
+
+    from desktop.asyncutil import wait_until
+
+    window = desk.window
+    window.show_panel("Members")
+    notifier = window.notifier
+    told = len(notifier.history)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    window.attention.now = lambda: later
+    await wait_until(lambda: any(n.kind == "pending" for n in notifier.history[told:]), timeout=30)
+    await shots.save(window, "notification-pending", notice=True)
 
 
 async def _releases_views(releases: ReleasesPanel, shots: Shots) -> None:
@@ -193,6 +250,7 @@ async def _releases_views(releases: ReleasesPanel, shots: Shots) -> None:
     await shots.save(panel, "releases-rollback-paused")
     await wizard.control("resume")
     await wait_until(lambda: wizard.step == VERIFY, timeout=ROLLBACK_TIMEOUT_S, interval=0.5)
+    await shots.save(panel, "notification-rollback", notice=True)
     await shots.save(panel, "releases-rollback-verified")
     await releases.refresh()
     releases.versions_table.clearSelection()

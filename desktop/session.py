@@ -151,6 +151,26 @@ class Session(QObject):
         worker.on_state_changed = self._set_worker_state
         await worker.start()
 
+    async def restart_worker(self) -> None:
+        """A new worker process with the saved settings takes over from the running one:
+        it starts, and only once it polls does the old one stop (it finishes its tasks),
+        so at no moment is nobody polling. If the new one does not come up, the old one
+        keeps running and the error is raised."""
+        from desktop.worker_process import WorkerProcess
+
+        old = self.worker
+        if old is None or old.state not in ("running", "restarting"):
+            raise RuntimeError("the app's worker is not running; it starts with the app")
+        new = WorkerProcess(old.command)
+        log.info("starting a new worker to take over from pid %s", old.pid)
+        await new.start()  # WorkerError: the old one stays
+        old.on_state_changed = None
+        self.worker = new
+        new.on_state_changed = self._set_worker_state
+        self._set_worker_state(new.state)
+        log.info("new worker pid %s polls; stopping pid %s", new.pid, old.pid)
+        await old.stop()
+
     def _set_server_state(self, state: str) -> None:
         if (state, self.address) == self._last_server_notice:
             return  # EmbeddedServer repeats the "starting" we announced with the address

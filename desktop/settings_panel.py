@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QRadioButton,
     QScrollArea,
@@ -36,7 +37,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.asyncutil import async_slot, running_slot_tasks
+from desktop import theme
+from desktop.asyncutil import async_slot, run_dialog, running_slot_tasks
+from desktop.preferences import PreferencesBox
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -82,10 +85,12 @@ class SettingsPanel(QWidget):
     Signals:
         saved(path): the settings file was written.
         status_posted(text): a one-line outcome for the window's status bar.
+        relaunch_requested: the operator chose to relaunch for a new Temporal target.
     """
 
     saved = Signal(str)
     status_posted = Signal(str)
+    relaunch_requested = Signal()
 
     def __init__(self, *, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -94,6 +99,8 @@ class SettingsPanel(QWidget):
         # asked when the panel is first shown, not while the window opens
         self._keyring_shown = False
         self.saving = False
+        # the question asked after a save that needs a worker restart or a relaunch
+        self.question: QMessageBox | None = None
 
         self.embedded_radio = QRadioButton("Embedded server (started with the app)", self)
         self.external_radio = QRadioButton("Existing cluster:", self)
@@ -141,6 +148,8 @@ class SettingsPanel(QWidget):
 
         content = self._content = QWidget(self)
         column = QVBoxLayout(content)
+        self.preferences = PreferencesBox(content)
+        column.addWidget(self.preferences)
         column.addWidget(self.keyring_label)
         column.addWidget(self._temporal_box(content))
         column.addWidget(self._model_box(content))
@@ -332,7 +341,7 @@ class SettingsPanel(QWidget):
                     self._say(str(error))
                     return None
             path = agent_config.save(self.data_dir, raw)
-            self._raw = raw
+            previous, self._raw = self._raw, raw
             self.temporal_key_edit.clear()
             self.openai_key_edit.clear()
             self._keyring_shown = True
@@ -345,7 +354,67 @@ class SettingsPanel(QWidget):
         self._say(outcome)
         self.saved.emit(str(path))
         self.status_posted.emit(outcome)
+        worker_settings = any(previous.get(k) != raw.get(k) for k in ("model", "agent"))
+        target = previous.get("temporal") != raw.get("temporal")
+        if target or temporal_settings.API_KEY_SECRET in keys:
+            self.offer_relaunch()
+        elif worker_settings or "openai" in keys:
+            self.offer_worker_restart()
         return outcome
+
+    def _ask(self, name: str, title: str, text: str, detail: str) -> QMessageBox:
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, parent=self)
+        box.setObjectName(name)
+        box.setInformativeText(detail)
+        box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+        box.setDefaultButton(QMessageBox.StandardButton.Yes)
+        self.question = box
+        return box
+
+    @async_slot(overlap="skip", title="Restarting the worker")
+    async def offer_worker_restart(self) -> bool:
+        """Model or budgets changed: restart the app's worker now (asked)? True when it
+        was restarted."""
+        worker = self._session.worker
+        if worker is None or worker.state != "running":
+            self._say(self.message.text() + " The worker uses them when it next starts.")
+            return False
+        box = self._ask(
+            "restartWorkerQuestion",
+            "Restart the worker?",
+            "The app's worker reads the model and budgets when it starts. Restart it now?",
+            "A new worker starts first and takes over; the old one stops only once the new "
+            "one polls, so no event waits and none is lost.",
+        )
+        answer = await run_dialog(box)
+        self.question = None
+        if answer != QMessageBox.StandardButton.Yes:
+            self._say(self.message.text() + " The worker uses them when it next starts.")
+            return False
+        self._say("Restarting the worker…")
+        await self._session.restart_worker()
+        text = f"Worker restarted with the new settings (build {self._session.worker_build})."
+        self._say(text)
+        self.status_posted.emit(text)
+        return True
+
+    @async_slot(overlap="skip", title="Relaunching")
+    async def offer_relaunch(self) -> bool:
+        """The Temporal target changed: it applies at the next launch; relaunch now?"""
+        box = self._ask(
+            "relaunchQuestion",
+            "Relaunch Loyalty Desk?",
+            "The Temporal target applies when the app next starts. Relaunch now?",
+            "The app closes (its worker and embedded server stop cleanly) and starts again "
+            "with the new target.",
+        )
+        answer = await run_dialog(box)
+        self.question = None
+        if answer != QMessageBox.StandardButton.Yes:
+            self._say(self.message.text() + " It applies at the next launch.")
+            return False
+        self.relaunch_requested.emit()
+        return True
 
     def _check(self, raw: dict[str, Any]) -> str | None:
         temporal = raw.get("temporal")
@@ -378,11 +447,11 @@ class SettingsPanel(QWidget):
                 f"Keys are kept in the OS keyring ({view.backend}, service "
                 f"'{view.service}'), never in {self.data_dir / 'settings.json'}."
             )
-            self.keyring_label.setStyleSheet("")
+            theme.set_tone(self.keyring_label, "")
         else:
             message = secrets.no_backend_message()
             self.keyring_label.setText(message[:1].upper() + message[1:] + ".")
-            self.keyring_label.setStyleSheet("color: #c62828; font-weight: bold")
+            theme.set_tone(self.keyring_label, "bad")
 
     def showEvent(self, event: QShowEvent) -> None:
         if not self._keyring_shown:

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from runtime.cliutil import CliError, async_command, emit, target_of
 from runtime.connect import ConnectError
@@ -228,6 +229,40 @@ def cmd_app(args: argparse.Namespace) -> int:
     return run_app(target_of(args))
 
 
+def cmd_install_desktop_entry(args: argparse.Namespace) -> int:
+    from runtime.desktop_entry import install
+
+    installed = install()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "entry": str(installed.entry),
+                    "metainfo": str(installed.metainfo),
+                    "icons": [str(i) for i in installed.icons],
+                }
+            )
+        )
+    else:
+        print(f"installed {installed.entry}")
+        print(f"          {installed.metainfo}")
+        print(f"          {len(installed.icons)} icons under {installed.icons[0].parents[2]}")
+    return 0
+
+
+class _VersionAction(argparse.Action):
+    """--version: asks the bundled `temporal` only when given."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kwargs: Any) -> None:
+        from runtime.desktop_entry import version_text
+
+        print(version_text())
+        parser.exit(0)
+
+
 # -- parser ---------------------------------------------------------------------
 
 
@@ -286,6 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         description="Operator console for perpetual loyalty-member workflows on Temporal.",
     )
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="print the app's build and the bundled Temporal server's version, and exit",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("server", parents=[common], help="run the embedded Temporal server")
@@ -328,6 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("member_id")
     p.add_argument("--ledger", type=int, default=10, help="ledger entries to show")
     p.set_defaults(func=async_command(_member))
+
+    p = sub.add_parser(
+        "install-desktop-entry",
+        help="add Loyalty Desk to this user's applications menu (entry, icons, metainfo)",
+    )
+    p.set_defaults(func=cmd_install_desktop_entry)
 
     p = sub.add_parser("members", parents=[common], help="list members")
     p.add_argument("--query", help="visibility query, e.g. \"LoyaltyTier='Gold'\"")

@@ -150,3 +150,45 @@ def test_without_a_browser_the_web_ui_address_goes_to_the_clipboard(
         "No web browser found: the Web UI's address is on the clipboard"
     )
     assert QGuiApplication.clipboard().text() == f"{UI}/namespaces/default/workflows"
+
+
+def test_the_status_bar_tells_the_deployments_build_apart_from_the_apps_worker(
+    qloop: qasync.QEventLoop, qtbot: Any, deployment: Deployment
+) -> None:
+    async def scenario() -> None:
+        async with desk_session(deployment) as session:
+            client = session.client
+            assert client is not None
+            session.start_worker = True  # as in the app, whose worker reports its build
+            window = MainWindow(session=session, open_url=lambda _url: True)
+            qtbot.addWidget(window)
+            window.show()
+            session.client_connected.emit(client)
+            # build 1.0 polled first and was made current (desk_session)
+            await wait_until(
+                lambda: window.deployment_label.text() == "Deployment: current 1.0",
+                timeout=TIMEOUT_S,
+            )
+            # the app's own worker runs an older build: both show, and the difference
+            # is pointed out rather than hidden
+            session.worker_changed.emit("running", "0.9")
+            assert window.worker_label.text() == "Worker: running · build 0.9"
+            assert window.deployment_label.text() == "Deployment: current 1.0"
+            assert window.worker_label.property("tone") == "warn"
+            assert "current build is 1.0" in window.worker_label.toolTip()
+            session.worker_changed.emit("running", "1.0")
+            assert window.worker_label.property("tone") == ""
+            # the Releases tab's listing updates it at once (no waiting for the poll)
+            window.releases.versions_loaded.emit(
+                [
+                    {"build_id": "2.0", "status": "ramping", "ramp_percentage": 25.0},
+                    {"build_id": "1.0", "status": "current", "ramp_percentage": 0.0},
+                ]
+            )
+            assert window.deployment_label.text() == ("Deployment: current 1.0, ramping 2.0 at 25%")
+            window.close()
+            stopping = window.stop()
+            if stopping:
+                await asyncio.wait(stopping, timeout=5)
+
+    qloop.run_until_complete(scenario())

@@ -9,6 +9,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtTest import QSignalSpy
 
 from desktop.members_model import COLUMNS, MembersStore, MembersTableModel
+from desktop.units import local_time_text
 from tests.desktop.test_members_store import member
 
 POINTS = [c.key for c in COLUMNS].index("points")
@@ -78,7 +79,10 @@ def test_display_and_raw_roles() -> None:
     )
     row = [model.data(model.index(0, c)) for c in range(model.columnCount())]
 
-    assert row == ["ann", "Blue", "12,345", "2026-01-19 09:02 UTC", "2.0 · DRILL zero-on-trip", "2"]
+    # the time in the operator's zone (tests/desktop/test_units.py sets one), UTC on hover
+    last_event = local_time_text("2026-01-19T09:02:00Z", seconds=False)
+    assert row == ["ann", "Blue", "12,345", last_event, "2.0 · DRILL zero-on-trip", "2"]
+    assert model.data(model.index(0, 3), Qt.ItemDataRole.ToolTipRole) == "2026-01-19 09:02:00 UTC"
     assert model.data(model.index(0, 0), MembersTableModel.RowRole)["points"] == 12345
     assert model.data(model.index(0, BUILD), Qt.ItemDataRole.ForegroundRole) is not None
     assert model.headerData(0, Qt.Orientation.Horizontal) == "Member"

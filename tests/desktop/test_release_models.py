@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 
+from desktop import theme
 from desktop.release_models import (
-    DRILL_BACKGROUND,
     RecordsModel,
     audit_columns,
     preview_columns,
@@ -104,7 +104,9 @@ def test_a_drill_build_carries_a_red_badge_and_counts_read_as_numbers() -> None:
     model.set_records(versions())
     drill = model.index(1, 1)
     assert model.data(drill) == "DRILL: zero-on-trip"
-    assert model.data(drill, Qt.ItemDataRole.BackgroundRole).color() == DRILL_BACKGROUND
+    assert model.data(drill, Qt.ItemDataRole.BackgroundRole).color() == theme.color(
+        "drill_background"
+    )
     assert model.data(model.index(0, 1)) == ""
     assert model.data(model.index(0, 1), Qt.ItemDataRole.BackgroundRole) is None
     assert model.data(model.index(1, 2)) == "ramping 25%"

@@ -15,8 +15,8 @@ import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
+from desktop import theme
 from desktop.asyncutil import wait_until
-from desktop.release_models import DRILL_BACKGROUND
 from desktop.releases_panel import ReleasesPanel
 from desktop.rollback_wizard import AFFECTED, EXECUTE, VERIFY
 from runtime import audit
@@ -82,10 +82,9 @@ def test_drill_started_from_the_panel_is_marked_and_the_wizard_repairs_it(
             row = list(versions(panel)).index(bad)
             badge = panel.versions_model.index(row, 1)
             assert panel.versions_model.data(badge) == "DRILL: zero-on-trip"
-            assert (
-                panel.versions_model.data(badge, Qt.ItemDataRole.BackgroundRole).color()
-                == DRILL_BACKGROUND
-            )
+            assert panel.versions_model.data(
+                badge, Qt.ItemDataRole.BackgroundRole
+            ).color() == theme.color("drill_background")
             assert panel.select_build(bad)
             await panel._on_current_button_clicked()
             assert panel.message.text() == f"build {bad} is now current"

@@ -1,0 +1,155 @@
+"""Settings that take effect: saving budgets offers to restart the app's worker and does
+it with events flowing, none lost (the new worker polls before the old one stops); a
+new Temporal target offers a relaunch."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import qasync
+from PySide6.QtWidgets import QMessageBox
+
+from desktop.asyncutil import wait_until
+from desktop.desk import Desk
+from desktop.main_window import MainWindow
+from desktop.session import Session
+from runtime import feed
+from runtime.connect import Target
+from tests.conftest import Deployment
+from tests.desktop.conftest import process_gone
+from tests.desktop.test_member_detail import unique
+
+pytestmark = pytest.mark.slow
+
+STARTUP_TIMEOUT_S = 90
+PURCHASE_CENTS = 12_345  # 123 points apiece for a Blue member
+
+
+def purchases(members: list[str], start: datetime, n: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "purchase",
+            "event_id": f"{member}-{n}",
+            "member_id": member,
+            "occurred_at": (start + timedelta(minutes=n)).isoformat().replace("+00:00", "Z"),
+            "amount_cents": PURCHASE_CENTS,
+        }
+        for member in members
+    ]
+
+
+def test_saving_budgets_restarts_the_worker_with_events_flowing_and_none_lost(
+    qloop: qasync.QEventLoop, qtbot: Any, deployment: Deployment
+) -> None:
+    desk = Desk(target=deployment.target, start_worker=True, open_url=lambda _url: True)
+    qtbot.addWidget(desk.window)
+    session = desk.session
+    members = [unique("rita"), unique("sam"), unique("tom")]
+    start = datetime.now(UTC) - timedelta(days=1)
+
+    async def scenario() -> None:
+        await asyncio.wait_for(desk.start(), STARTUP_TIMEOUT_S)
+        assert session.worker is not None and session.worker.state == "running"
+        client = session.client
+        assert client is not None
+        old = session.worker
+        old_pid = old.pid
+        assert old_pid is not None
+        states: list[str] = []
+        session.worker_changed.connect(lambda state, _build: states.append(state))
+
+        sent = 0
+        flowing = True
+
+        async def keep_sending() -> None:
+            nonlocal sent
+            while flowing:
+                batch = feed.check(enumerate(purchases(members, start, sent), start=1))
+                await feed.deliver(client, session.target, batch)
+                sent += 1
+                await asyncio.sleep(0.05)
+
+        sender = asyncio.ensure_future(keep_sending())
+        await wait_until(lambda: sent >= 5, timeout=30)
+
+        # budgets changed in Settings and saved: the app asks, and the answer is yes
+        panel = desk.window.settings
+        desk.window.show_panel("Settings")
+        panel.policy_widgets["max_turns"].setValue(3)
+        assert await panel.save()
+        await wait_until(lambda: panel.question is not None, timeout=5)
+        box = panel.question
+        assert box is not None and box.objectName() == "restartWorkerQuestion"
+        assert "no event waits and none is lost" in box.informativeText()
+        sent_before = sent
+        box.button(QMessageBox.StandardButton.Yes).click()
+        await wait_until(lambda: session.worker is not old, timeout=STARTUP_TIMEOUT_S)
+        new_pid = session.worker.pid
+        assert new_pid is not None and new_pid != old_pid
+        await wait_until(lambda: process_gone(old_pid), timeout=30)
+        await wait_until(
+            lambda: panel.message.text().startswith("Worker restarted with the new settings"),
+            timeout=30,
+        )
+        # the handover showed no gap: the worker was never "stopped" or "starting"
+        assert set(states) == {"running"}, states
+        assert desk.window.worker_label.text().startswith("Worker: running · build ")
+
+        await wait_until(lambda: sent >= sent_before + 10, timeout=30)  # still flowing
+        flowing = False
+        await sender
+        states_after = await feed.wait_applied(client, members)
+        for member in members:
+            assert states_after[member]["events_processed"] == sent, member
+            assert states_after[member]["events_rejected"] == 0, member
+            assert states_after[member]["points"] >= 123 * sent, member  # tiers earn more
+        # the new worker runs the saved budgets (its settings.json)
+        assert '"max_turns": 3' in (session.target.data_dir / "settings.json").read_text()
+        await desk.request_shutdown()
+        assert process_gone(new_pid)
+
+    qloop.run_until_complete(scenario())
+
+
+def test_a_new_temporal_target_offers_a_relaunch(
+    qloop: qasync.QEventLoop, qtbot: Any, tmp_path: Path
+) -> None:
+    session = Session(
+        target=Target(address=None, namespace="default", data_dir=tmp_path), start_worker=False
+    )
+    window = MainWindow(session=session, open_url=lambda _url: True)
+    qtbot.addWidget(window)
+    window.show()
+    panel = window.settings
+
+    async def scenario() -> None:
+        # budgets alone with no worker of the app's own: nothing to restart, said so
+        panel.policy_widgets["max_turns"].setValue(2)
+        assert await panel.save()
+        await asyncio.sleep(0.1)
+        assert panel.question is None
+        assert panel.message.text().endswith("The worker uses them when it next starts.")
+
+        panel.external_radio.setChecked(True)
+        panel.address_edit.setText("temporal.example:7233")
+        assert await panel.save()
+        await wait_until(lambda: panel.question is not None, timeout=5)
+        box = panel.question
+        assert box is not None and box.objectName() == "relaunchQuestion"
+        box.button(QMessageBox.StandardButton.No).click()
+        await wait_until(lambda: panel.question is None, timeout=5)
+        assert panel.message.text().endswith("It applies at the next launch.")
+        assert window.isVisible() and not window.relaunch_requested
+
+        panel.address_edit.setText("temporal.example:7234")
+        assert await panel.save()
+        await wait_until(lambda: panel.question is not None, timeout=5)
+        panel.question.button(QMessageBox.StandardButton.Yes).click()
+        await wait_until(lambda: window.relaunch_requested, timeout=5)
+        assert not window.isVisible()  # closed; desktop/app.py starts the app again
+
+    qloop.run_until_complete(scenario())
