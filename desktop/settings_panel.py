@@ -136,6 +136,14 @@ class SettingsPanel(QWidget):
         self.openai_key_status.setWordWrap(True)
 
         self.policy_widgets: dict[str, QSpinBox | QCheckBox] = {}
+        # the deployment's guardrails as last read from the server (None: not read yet)
+        self._guardrails: dict[str, Any] | None = None
+        self.policy_reason = QLineEdit(self)
+        self.policy_reason.setObjectName("policyReason")
+        self.policy_reason.setPlaceholderText("why they change (recorded in the audit log)")
+        self.policy_status = QLabel(self)
+        self.policy_status.setObjectName("policyStatus")
+        self.policy_status.setWordWrap(True)
         self.keyring_label = QLabel(self)
         self.keyring_label.setObjectName("keyringBackend")
         self.keyring_label.setWordWrap(True)
@@ -173,6 +181,7 @@ class SettingsPanel(QWidget):
         self.private_button.clicked.connect(self._on_private_button_clicked)
         self.save_button.clicked.connect(self._on_save_button_clicked)
         self.revert_button.clicked.connect(self._on_revert_button_clicked)
+        session.client_connected.connect(self._on_session_client_connected)
 
     @property
     def data_dir(self) -> Path:
@@ -211,8 +220,9 @@ class SettingsPanel(QWidget):
     def _policy_box(self, parent: QWidget) -> QGroupBox:
         from workflows.agent_policy import LIMITS, AgentPolicy
 
-        box = QGroupBox("Agent budgets and thresholds (per member)", parent)
+        box = QGroupBox("Agent guardrails (per member; one set for every worker)", parent)
         form = QFormLayout(box)
+        form.addRow(self.policy_status)
         defaults = AgentPolicy().as_dict()
         for name in POLICY_FIELDS:
             widget: QSpinBox | QCheckBox
@@ -226,14 +236,73 @@ class SettingsPanel(QWidget):
             widget.setToolTip(f"default {defaults[name]}")
             self.policy_widgets[name] = widget
             form.addRow(name.replace("_", " ").capitalize() + ":", widget)
+        form.addRow("Why:", self.policy_reason)
+        self._show_guardrails(None)
         return box
+
+    # -- the deployment's guardrails (workflows/guardrails.py) ------------------------
+
+    def _show_guardrails(self, values: dict[str, Any] | None, note: str = "") -> None:
+        """Fill the guardrail fields from the deployment's values; without them (not
+        connected yet) the fields wait, disabled."""
+        self._guardrails = values
+        for name, widget in self.policy_widgets.items():
+            widget.setEnabled(values is not None)
+            if values is None:
+                continue
+            if isinstance(widget, QCheckBox):
+                widget.setChecked(bool(values[name]))
+            else:
+                widget.setValue(int(values[name]))
+        self.policy_reason.setEnabled(values is not None)
+        self.policy_status.setText(
+            note
+            or (
+                "Read from the deployment when connected: they hold for every worker, "
+                "whatever its own settings file says."
+            )
+        )
+
+    async def load_guardrails(self) -> None:
+        """Read the deployment's guardrails from the server into the form."""
+        from runtime import guardrails
+
+        client = self._session.client
+        if client is None:
+            self._show_guardrails(None)
+            return
+        current = await guardrails.current(client, self._session.target.deployment)
+        last = current.changes[-1] if current.changes else None
+        note = f"The deployment's guardrails, version {current.version}"
+        note += f", last changed by {last['actor']}: {last['reason']}" if last else " (defaults)"
+        self._show_guardrails(
+            current.policy().as_dict(), note + ". They apply to every worker at once."
+        )
+
+    def _guardrail_changes(self) -> tuple[dict[str, Any], list[str]]:
+        """(values to set, names back to their default) against what was read."""
+        from workflows.agent_policy import AgentPolicy
+
+        if self._guardrails is None:
+            return {}, []
+        defaults = AgentPolicy().as_dict()
+        values: dict[str, Any] = {}
+        reset: list[str] = []
+        for name, widget in self.policy_widgets.items():
+            value = widget.isChecked() if isinstance(widget, QCheckBox) else widget.value()
+            if value == self._guardrails[name]:
+                continue
+            if value == defaults[name]:
+                reset.append(name)
+            else:
+                values[name] = value
+        return values, reset
 
     # -- load / save ----------------------------------------------------------------
 
     def load(self) -> None:
         """Fill the form from the file and the keyring's state (never its secrets)."""
         from runtime import temporal_settings
-        from workflows.agent_policy import AgentPolicy
 
         try:
             self._raw = temporal_settings.read_raw(self.data_dir)
@@ -255,12 +324,9 @@ class SettingsPanel(QWidget):
         self.provider_combo.setCurrentIndex(max(0, self.provider_combo.findData(provider)))
         self.model_edit.setText(str(model.get("model") or ""))
         self.base_url_edit.setText(str(model.get("base_url") or ""))
-        policy = AgentPolicy().as_dict() | dict(self._raw.get("agent") or {})
-        for name, widget in self.policy_widgets.items():
-            if isinstance(widget, QCheckBox):
-                widget.setChecked(bool(policy[name]))
-            else:
-                widget.setValue(int(policy[name]))
+        if self._guardrails is not None:
+            self._show_guardrails(self._guardrails, self.policy_status.text())
+        self.policy_reason.clear()
         self.temporal_key_edit.clear()
         self.openai_key_edit.clear()
         self._show_enabled()
@@ -269,8 +335,7 @@ class SettingsPanel(QWidget):
 
     def collect(self) -> dict[str, Any]:
         """The settings the form describes, keys excluded (other sections are kept)."""
-        from workflows.agent_policy import AgentPolicy
-
+        # an "agent" section is not carried: the guardrails live on the server
         raw = {k: v for k, v in self._raw.items() if k not in ("temporal", "model", "agent")}
         if self.external_radio.isChecked():
             temporal = {
@@ -290,28 +355,27 @@ class SettingsPanel(QWidget):
         if provider == "compatible":
             model["base_url"] = self.base_url_edit.text().strip()
         raw["model"] = model
-        defaults = AgentPolicy().as_dict()
-        agent = dict(self._raw.get("agent") or {})
-        for name, widget in self.policy_widgets.items():
-            value = widget.isChecked() if isinstance(widget, QCheckBox) else widget.value()
-            if value == defaults[name]:
-                agent.pop(name, None)  # defaults stay defaults when the code changes them
-            else:
-                agent[name] = value
-        if agent:
-            raw["agent"] = agent
         return raw
 
     async def save(self) -> str | None:
         """Validate, store the keys in the keyring, write the file; the outcome or None
         when refused (the one-line reason is shown and nothing changed). While it runs
         the form and its buttons are disabled: a second Save cannot overlap it."""
-        from runtime import agent_config, secrets, temporal_settings
+        from runtime import agent_config, guardrails, secrets, temporal_settings
 
         if self.saving:
             return None
         raw = self.collect()
         problem = self._check(raw)
+        policy_set, policy_reset = self._guardrail_changes()
+        changing_guardrails = bool(policy_set or policy_reset)
+        if problem is None and changing_guardrails:
+            if self._session.client is None:
+                problem = (
+                    "Not connected: the guardrails live on the server; try again when it runs."
+                )
+            elif not self.policy_reason.text().strip():
+                problem = "Say why the guardrails change: it goes in the audit log."
         if problem is None:
             try:
                 temporal_settings.from_raw(raw)
@@ -342,19 +406,44 @@ class SettingsPanel(QWidget):
                     return None
             path = agent_config.save(self.data_dir, raw)
             previous, self._raw = self._raw, raw
+            if changing_guardrails:
+                assert self._session.client is not None
+                try:
+                    changed = await guardrails.change(
+                        self._session.client,
+                        self._session.target,
+                        policy_set,
+                        reason=self.policy_reason.text().strip(),
+                        reset=policy_reset,
+                    )
+                except guardrails.GuardrailsError as error:
+                    self._say(f"Settings saved; the guardrails were refused: {error}")
+                    return None
+                self.policy_reason.clear()
+                await self.load_guardrails()
+                guardrails_note = f"; guardrails version {changed.version} for every worker"
+            else:
+                guardrails_note = ""
             self.temporal_key_edit.clear()
             self.openai_key_edit.clear()
             self._keyring_shown = True
             await self.show_keyring()
         finally:
             self._set_saving(False)
-        outcome = f"Saved to {path}" + (
-            f"; {len(keys)} key{'s' if len(keys) > 1 else ''} stored in {held_by}" if keys else ""
+        outcome = (
+            f"Saved to {path}"
+            + (
+                f"; {len(keys)} key{'s' if len(keys) > 1 else ''} stored in {held_by}"
+                if keys
+                else ""
+            )
+            + guardrails_note
         )
         self._say(outcome)
         self.saved.emit(str(path))
         self.status_posted.emit(outcome)
-        worker_settings = any(previous.get(k) != raw.get(k) for k in ("model", "agent"))
+        # the guardrails apply at the next agent run; only the model needs the worker again
+        worker_settings = previous.get("model") != raw.get("model")
         target = previous.get("temporal") != raw.get("temporal")
         if target or temporal_settings.API_KEY_SECRET in keys:
             self.offer_relaunch()
@@ -373,8 +462,8 @@ class SettingsPanel(QWidget):
 
     @async_slot(overlap="skip", title="Restarting the worker")
     async def offer_worker_restart(self) -> bool:
-        """Model or budgets changed: restart the app's worker now (asked)? True when it
-        was restarted."""
+        """The model changed: restart the app's worker now (asked)? True when it was
+        restarted."""
         worker = self._session.worker
         if worker is None or worker.state != "running":
             self._say(self.message.text() + " The worker uses them when it next starts.")
@@ -382,7 +471,7 @@ class SettingsPanel(QWidget):
         box = self._ask(
             "restartWorkerQuestion",
             "Restart the worker?",
-            "The app's worker reads the model and budgets when it starts. Restart it now?",
+            "The app's worker reads the model when it starts. Restart it now?",
             "A new worker starts first and takes over; the old one stops only once the new "
             "one polls, so no event waits and none is lost.",
         )
@@ -454,6 +543,8 @@ class SettingsPanel(QWidget):
             theme.set_tone(self.keyring_label, "bad")
 
     def showEvent(self, event: QShowEvent) -> None:
+        if self._session.client is not None:
+            self._on_guardrails_wanted()
         if not self._keyring_shown:
             self._keyring_shown = True
             self.keyring_label.setText("Asking the OS keyring…")
@@ -519,6 +610,14 @@ class SettingsPanel(QWidget):
     @async_slot(overlap="skip", title="Saving settings")
     async def _on_save_button_clicked(self) -> None:
         await self.save()
+
+    def _on_session_client_connected(self, _client: object) -> None:
+        if self.isVisible():
+            self._on_guardrails_wanted()
+
+    @async_slot(overlap="restart", errors="status", title="Reading the guardrails")
+    async def _on_guardrails_wanted(self) -> None:
+        await self.load_guardrails()
 
     @async_slot(overlap="restart", errors="status", title="Reading the keyring")
     async def _on_keyring_changed(self) -> None:

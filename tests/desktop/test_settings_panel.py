@@ -13,12 +13,15 @@ import keyring
 import qasync
 from keyring.backends import fail
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QSpinBox
 
 from desktop.asyncutil import wait_until
 from desktop.session import Session
 from desktop.settings_panel import SettingsPanel
-from runtime import agent_config, secrets
+from runtime import agent_config, audit, guardrails, secrets
 from runtime.connect import Target, resolve_target
+from tests.conftest import Deployment
+from workflows.agent_policy import LIMITS, AgentPolicy
 
 
 def make_panel(qtbot: Any, loop: qasync.QEventLoop, data_dir: Path) -> SettingsPanel:
@@ -62,7 +65,6 @@ def test_keys_go_to_the_keyring_and_never_to_a_file(
     panel.address_edit.setText("temporal.example.internal:7233")
     panel.namespace_edit.setText("ops")
     panel.temporal_key_edit.setText(cloud_key)
-    panel.policy_widgets["max_calls_per_day"].setValue(7)  # type: ignore[union-attr]
     saves: list[str] = []
     panel.saved.connect(saves.append)
 
@@ -95,7 +97,7 @@ def test_keys_go_to_the_keyring_and_never_to_a_file(
         "local-model",
         "http://127.0.0.1:8000/v1",
     )
-    assert config.policy == {"max_calls_per_day": 7}
+    assert config.policy == {}  # guardrails are the deployment's, never a file's
     target = resolve_target(data_dir=data_dir)  # what the CLI and the next launch use
     assert (target.address, target.namespace) == ("temporal.example.internal:7233", "ops")
 
@@ -103,7 +105,7 @@ def test_keys_go_to_the_keyring_and_never_to_a_file(
     assert again.external_radio.isChecked()
     assert again.address_edit.text() == "temporal.example.internal:7233"
     assert again.provider_combo.currentData() == "compatible"
-    assert again.policy_widgets["max_calls_per_day"].value() == 7  # type: ignore[union-attr]
+    assert not again.policy_widgets["max_calls_per_day"].isEnabled()  # not connected
     assert again.openai_key_edit.text() == ""
 
 
@@ -142,3 +144,47 @@ def test_without_a_keyring_the_panel_says_so_and_refuses_keys(
         assert agent_config.load(data_dir).provider == "openai"
     finally:
         keyring.set_keyring(real)
+
+
+def test_guardrails_are_the_deployments_and_change_with_a_reason(
+    qtbot: Any, qloop: qasync.QEventLoop, deployment: Deployment
+) -> None:
+    """The guardrail fields show the deployment's values (every worker's), and saving a
+    change needs a reason, goes to the server and the audit log, never to the file."""
+    session = Session(target=deployment.target, start_worker=False)
+    session.client = deployment.client
+    panel = SettingsPanel(session=session)
+    qtbot.addWidget(panel)
+    cap = panel.policy_widgets["max_points_per_day"]
+    assert isinstance(cap, QSpinBox)
+
+    async def scenario() -> None:
+        async with deployment.worker():
+            panel.show()
+            await wait_until(cap.isEnabled, timeout=10)
+            assert cap.value() == AgentPolicy().max_points_per_day
+            assert cap.maximum() == LIMITS["max_points_per_day"]
+            cap.setValue(700)
+            assert await panel.save() is None
+            assert (
+                panel.message.text() == "Say why the guardrails change: it goes in the audit log."
+            )
+            panel.policy_reason.setText("quiet season")
+            outcome = await panel.save()
+            assert outcome is not None and outcome.endswith("guardrails version 1 for every worker")
+            current = await guardrails.current(deployment.client, deployment.target.deployment)
+            assert current.values == {"max_points_per_day": 700}
+            assert "version 1, last changed by" in panel.policy_status.text()
+            entries = await audit.entries(deployment.client)
+            mine = [e for e in entries if e["subject"] == deployment.target.deployment]
+            assert mine[0]["action"] == "guardrails.set" and mine[0]["reason"] == "quiet season"
+            # back to the default: the value is reset, not pinned
+            cap.setValue(AgentPolicy().max_points_per_day)
+            panel.policy_reason.setText("season over")
+            assert await panel.save() is not None
+            current = await guardrails.current(deployment.client, deployment.target.deployment)
+            assert current.values == {} and current.version == 2
+        saved = json.loads((deployment.target.data_dir / "settings.json").read_text())
+        assert "agent" not in saved
+
+    qloop.run_until_complete(scenario())

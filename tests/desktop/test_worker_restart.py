@@ -76,10 +76,10 @@ def test_saving_budgets_restarts_the_worker_with_events_flowing_and_none_lost(
         sender = asyncio.ensure_future(keep_sending())
         await wait_until(lambda: sent >= 5, timeout=30)
 
-        # budgets changed in Settings and saved: the app asks, and the answer is yes
+        # the model changed in Settings and saved: the app asks, and the answer is yes
         panel = desk.window.settings
         desk.window.show_panel("Settings")
-        panel.policy_widgets["max_turns"].setValue(3)
+        panel.model_edit.setText("rules-v2")
         assert await panel.save()
         await wait_until(lambda: panel.question is not None, timeout=5)
         box = panel.question
@@ -107,8 +107,8 @@ def test_saving_budgets_restarts_the_worker_with_events_flowing_and_none_lost(
             assert states_after[member]["events_processed"] == sent, member
             assert states_after[member]["events_rejected"] == 0, member
             assert states_after[member]["points"] >= 123 * sent, member  # tiers earn more
-        # the new worker runs the saved budgets (its settings.json)
-        assert '"max_turns": 3' in (session.target.data_dir / "settings.json").read_text()
+        # the new worker runs the saved model (its settings.json)
+        assert "rules-v2" in (session.target.data_dir / "settings.json").read_text()
         await desk.request_shutdown()
         assert process_gone(new_pid)
 
@@ -127,8 +127,8 @@ def test_a_new_temporal_target_offers_a_relaunch(
     panel = window.settings
 
     async def scenario() -> None:
-        # budgets alone with no worker of the app's own: nothing to restart, said so
-        panel.policy_widgets["max_turns"].setValue(2)
+        # the model alone with no worker of the app's own: nothing to restart, said so
+        panel.model_edit.setText("rules-v3")
         assert await panel.save()
         await asyncio.sleep(0.1)
         assert panel.question is None
