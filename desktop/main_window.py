@@ -328,6 +328,12 @@ class MainWindow(QMainWindow):
         self.web_ui_button.setEnabled(
             bool(self._session.ui_url) and state in ("running", "shared", "restarting")
         )
+        if not self._session.ui_url and state in ("running", "shared"):
+            # off by default: it checks no credential, so any local account could use it
+            self.web_ui_button.setToolTip(
+                "The Web UI is off: it would let any account on this machine use the server. "
+                "Launch with LOYALTY_DESK_WEB_UI=1 to turn it on."
+            )
 
     def _show_worker(self, state: str, build: str) -> None:
         self._worker_shown = (state, build)
