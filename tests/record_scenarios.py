@@ -36,7 +36,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from activities.history import chain_histories
-from runtime import agent_config, approvals, audit, releases
+from runtime import approvals, audit, guardrails, releases
 from runtime.connect import Target
 from runtime.feed import send_member, wait_applied
 from runtime.worker import WorkerSettings, announce, build_worker
@@ -46,7 +46,8 @@ from tests.rollback.test_drill import member_events
 from workflows import search_attributes as sa
 from workflows.audit import AUDIT_WORKFLOW_ID
 from workflows.drill import drill_build_id
-from workflows.member import Adjustment, MemberWorkflow, member_workflow_id
+from workflows.guardrails import guardrails_workflow_id
+from workflows.member import SIGNAL_EVENTS, Adjustment, MemberWorkflow, member_workflow_id
 from workflows.proposals import AUTO_APPROVE_POLICY
 
 FIXTURES = Path(__file__).parent / "fixtures" / "histories"
@@ -225,9 +226,11 @@ async def record_chain(rec: Recorder) -> Path:
         log.append(await decide(rec, pick(made, "message_member"), True, "tell them"))
         await rec.feed(member, trips[12:30], bulk=True)
         await rec.idle(member)
-    # small grants approved by policy from now on (the worker reads it as it starts)
-    agent_config.save(rec.target.data_dir, {"agent": {"auto_approve_max_points": 300}})
     async with rec.worker():
+        # small grants approved by policy from now on: the deployment's guardrails
+        await guardrails.change(
+            rec.client, rec.target, {"auto_approve_max_points": 300}, reason="fixture", actor=ACTOR
+        )
         made = await proposals_for(rec, member, ticket(member, 3, CHARGE, day=5))
         grant = pick(made, "grant_points")
         assert grant["status"] == "approved" and grant["decided_by"] == AUTO_APPROVE_POLICY, grant
@@ -317,6 +320,77 @@ async def record_rollback(rec: Recorder) -> Path:
     )
 
 
+async def record_flood(rec: Recorder) -> Path:
+    """A member sent bulk signals back to back: its tasks apply a bounded share each,
+    the rest waits (drain timers), and it continues as new once the inbox is empty."""
+    member = "fixture-flood"
+    events = [
+        {
+            "type": "purchase",
+            "event_id": f"{member}-{n}",
+            "member_id": member,
+            "occurred_at": f"2026-03-{1 + n % 28:02d}T{n % 24:02d}:{n % 60:02d}:00Z",
+            "amount_cents": 100 + n % 5_000,
+        }
+        for n in range(4_800)
+    ]
+    events.insert(
+        2_000,
+        {
+            "type": "refund",
+            "event_id": "fr",
+            "member_id": member,
+            "occurred_at": "2026-03-28T23:00:00Z",
+            "refers_to": f"{member}-7",
+        },
+    )
+    await start_member(rec.client, rec.target, member, max_signals=8, max_events=1_500)
+    handle = rec.client.get_workflow_handle(member_workflow_id(member))
+    async with rec.worker():
+        for burst in range(0, len(events), 1_601):
+            # four signals back to back: more than one task applies them, the rest waits
+            part = events[burst : burst + 1_601]
+            for i in range(0, len(part), 401):
+                await handle.signal(SIGNAL_EVENTS, part[i : i + 401])
+            await wait_applied(rec.client, [member])  # drained: it continues as new
+        state = await rec.idle(member)
+        _, histories = await rec.chain(member)
+    assert state["events_processed"] == len(events), state["events_processed"]
+    return write(
+        f"member-{rec.build_id}-flood.json",
+        {
+            "build_id": rec.build_id,
+            "workflow_id": member_workflow_id(member),
+            "notes": [f"{len(events)} events in back-to-back signals of 500"],
+            "state": state,
+            "histories": [as_json(h) for h in histories],
+        },
+    )
+
+
+async def record_guardrails(rec: Recorder) -> Path:
+    async with rec.worker():
+        for n, values in enumerate(({"max_points_per_day": 800}, {"enabled": False})):
+            await guardrails.change(
+                rec.client, rec.target, values, reason=f"fixture change {n}", actor=ACTOR
+            )
+        await guardrails.change(
+            rec.client, rec.target, {}, reason="back to default", reset=["enabled"], actor=ACTOR
+        )
+        handle = rec.client.get_workflow_handle(guardrails_workflow_id(rec.target.deployment))
+        history = await handle.fetch_history()
+        current = await guardrails.current(rec.client, rec.target.deployment)
+    return write(
+        f"guardrails-{rec.build_id}.json",
+        {
+            "build_id": rec.build_id,
+            "workflow_id": handle.id,
+            "values": current.values,
+            "history": as_json(history),
+        },
+    )
+
+
 async def record_audit(rec: Recorder) -> Path:
     for n, action in enumerate(("settings.save", "secrets.set", "member.adjust")):
         await audit.record(
@@ -359,7 +433,13 @@ async def record(build_id: str) -> list[Path]:
             suffix = uuid.uuid4().hex[:6]
             target = Target(None, "default", Path(data_dir), f"rec-{suffix}", f"rec-{suffix}")
             rec = Recorder(env.client, target, build_id)
-            return [await record_chain(rec), await record_rollback(rec), await record_audit(rec)]
+            return [
+                await record_chain(rec),
+                await record_rollback(rec),
+                await record_flood(rec),
+                await record_guardrails(rec),
+                await record_audit(rec),
+            ]
     finally:
         await env.shutdown()
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -120,7 +121,8 @@ def test_the_installed_entry_point_starts_headless(wheel: Path, tmp_path: Path) 
     )
     assert version.returncode == 0, version.stderr
     lines = version.stdout.splitlines()
-    assert lines[0] == "loyalty-desk 0.1.0 (worker build 0.1.0)"
+    release = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert lines[0] == f"loyalty-desk {release} (worker build {release})"
     assert lines[1].startswith("temporal version 1.9.1 (Server 1.32.")
     # it was the wheel's copy that ran, and it found its resources inside it
     where = subprocess.run(

@@ -45,6 +45,7 @@ from tests.memberkit import COMPARED
 from workflows import drill
 from workflows.agent import AgentTurnWorkflow
 from workflows.audit import SIGNAL_RECORD, AuditEntry, AuditWorkflow
+from workflows.guardrails import GuardrailsWorkflow
 from workflows.member import MemberWorkflow
 from workflows.rollback import RollbackWorkflow
 from workflows.rules import MemberBook, MemberSnapshot, replay
@@ -106,6 +107,8 @@ def recorded(path: Path) -> list[Recorded]:
         return found
     if name.startswith("audit-"):
         return [Recorded(name, AuditWorkflow, data["workflow_id"], data["history"])]
+    if name.startswith("guardrails-"):
+        return [Recorded(name, GuardrailsWorkflow, data["workflow_id"], data["history"])]
     raise ValueError(f"{path.name}: a fixture of unknown kind")
 
 
@@ -141,7 +144,13 @@ def test_the_current_build_recorded_every_kind_of_history() -> None:
 
     build = default_build_id()
     kinds = {r.workflow for r in RECORDED if f"-{build}" in r.label}
-    assert kinds == {MemberWorkflow, RollbackWorkflow, AuditWorkflow, AgentTurnWorkflow}
+    assert kinds == {
+        MemberWorkflow,
+        RollbackWorkflow,
+        AuditWorkflow,
+        AgentTurnWorkflow,
+        GuardrailsWorkflow,
+    }
     assert any(label.startswith(f"member-{build}-chain") for label, *_ in CHAINS)
     assert any(label.startswith(f"rollback-{build}/") for label, *_ in CHAINS)
 
@@ -186,7 +195,9 @@ APPLYING = [r for r in MEMBER_RUNS if any(received(r.history()))]
 
 
 def test_most_member_runs_applied_something() -> None:
-    assert len(APPLYING) >= len(MEMBER_RUNS) - 3
+    # the ones that did not: a chain's live run that had received nothing yet, and runs
+    # that only took an agent result
+    assert len(APPLYING) >= len(MEMBER_RUNS) * 3 // 4
 
 
 @pytest.mark.parametrize("item", APPLYING, ids=[r.label for r in APPLYING])
@@ -258,6 +269,8 @@ def test_chain_gives_the_recorded_state(case: tuple[str, str, list[Any], dict[st
     ]
     if label.startswith("rollback-"):  # a repaired member: its chain holds the reset run
         assert any(reset_base(h) for h in chain)
+    elif "-flood" in label:  # bulk signals back to back: drained over several tasks
+        assert len({item.applied_at for h in chain for item in received(h)}) > len(chain)
     else:  # proposals decided by people and by policy, an adjustment
         assert {"agent", "approval", "adjust"} <= set(kinds)
     assert (
