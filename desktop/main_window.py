@@ -274,7 +274,15 @@ class MainWindow(QMainWindow):
                 continue
             stopping = stop()
             if inspect.isawaitable(stopping):  # a panel whose stop is a coroutine
-                waits.append(asyncio.ensure_future(stopping))
+                try:
+                    loop = asyncio.get_event_loop()
+                except RuntimeError:
+                    # no loop left (a window closed after its loop ended): nothing to await,
+                    # and the other widgets must still stop
+                    if inspect.iscoroutine(stopping):
+                        stopping.close()
+                    continue
+                waits.append(asyncio.ensure_future(stopping, loop=loop))
             else:
                 waits += stopping
         return waits

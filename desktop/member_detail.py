@@ -393,6 +393,11 @@ class MemberDetail(QWidget):
         super().closeEvent(event)
 
     def _on_timer_timeout(self) -> None:
+        try:
+            asyncio.get_event_loop()
+        except RuntimeError:  # the app's loop has ended: nothing refreshes any more
+            self._timer.stop()
+            return
         if self.isVisible():
             self.refresh()
 

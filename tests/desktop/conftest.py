@@ -76,3 +76,16 @@ def process_gone(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return state in ("Z", "X")
+
+
+@pytest.fixture
+def gui_loop(qloop: qasync.QEventLoop) -> Iterator[qasync.QEventLoop]:
+    """For tests that drive the window from plain (not async) code, as a user does: the
+    qasync loop is the thread's current loop, as in the app, so async slots started by a
+    key or a click have a loop to run on (after pytest-asyncio's tests the thread has
+    none, and asyncio makes none implicitly)."""
+    asyncio.set_event_loop(qloop)
+    try:
+        yield qloop
+    finally:
+        asyncio.set_event_loop(None)

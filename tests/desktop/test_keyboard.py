@@ -7,12 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QAbstractItemView, QApplication
 
 from desktop.main_window import MainWindow
 from desktop.session import Session
 from runtime.connect import Target
+
+# driven by keys and clicks from plain code: the app's loop must be current
+pytestmark = pytest.mark.usefixtures("gui_loop")
 
 
 def active_window(qtbot: Any, tmp_path: Path) -> MainWindow:

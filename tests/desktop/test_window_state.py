@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
 
@@ -14,6 +15,9 @@ from desktop.main_window import MainWindow
 from desktop.member_detail import MemberDetail
 from desktop.session import Session
 from runtime.connect import Target
+
+# driven by keys and clicks from plain code: the app's loop must be current
+pytestmark = pytest.mark.usefixtures("gui_loop")
 
 
 def new_window(qtbot: Any, data_dir: Path) -> MainWindow:
