@@ -20,6 +20,8 @@ the continue-as-new input:
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +34,22 @@ MAX_TEXT = 1_000
 MAX_REASON = 500
 AUTO_APPROVE_POLICY = "policy:auto-approve-small-grants"
 EXPIRY = "system:expiry"
+
+
+def content_digest(action: object, arguments: object) -> str:
+    """What a person approves: a short digest of the proposal's action and arguments.
+
+    A decision carries it, so it binds to the content the person saw, not only to the
+    proposal's id (which a re-run of the agent after a reset can reuse for another
+    action). Effects use it too: proposal id + digest names one delivery."""
+    canonical = json.dumps(
+        {"action": action, "arguments": arguments},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:20]
 
 
 def owner_of(proposal_id: str) -> str:
