@@ -21,6 +21,7 @@ from workflows.agent_policy import AgentPolicy
 from workflows.member import (
     BOUNDED_PATCH,
     DRAIN_SUMMARY,
+    HOLD_PATCH,
     MAX_EVENTS_PER_TASK,
     SIGNAL_EVENT,
     SIGNAL_EVENTS,
@@ -119,6 +120,15 @@ def _agent_run(value: Any, policy: AgentPolicy, *, capped: bool = False) -> Agen
 def bounded_run(history: WorkflowHistory) -> bool:
     """The run queues events and applies at most MAX_EVENTS_PER_TASK per task (it took
     the BOUNDED_PATCH branch: its first task recorded the patch marker)."""
+    return _patched(history, BOUNDED_PATCH)
+
+
+def holding_run(history: WorkflowHistory) -> bool:
+    """The run holds early refunds and binds decisions to content (HOLD_PATCH)."""
+    return _patched(history, HOLD_PATCH)
+
+
+def _patched(history: WorkflowHistory, patch_id: str) -> bool:
     for event in history.events:
         if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
             continue
@@ -126,7 +136,7 @@ def bounded_run(history: WorkflowHistory) -> bool:
         if attrs.marker_name != PATCH_MARKER or "patch-data" not in attrs.details:
             continue
         data = _decode(attrs.details["patch-data"].payloads)
-        if isinstance(data, dict) and data.get("id") == BOUNDED_PATCH:
+        if isinstance(data, dict) and data.get("id") == patch_id:
             return True
     return False
 

@@ -31,6 +31,7 @@ from activities.history import (
     Rebuild,
     Received,
     closed_at,
+    holding_run,
     next_run,
     previous_run,
     received,
@@ -192,7 +193,8 @@ class Plan:
         """The member as the current rules compute it from the anchor run's input."""
         start = run_input(self.anchor)
         snapshot = start.snapshot or MemberSnapshot(member_id=start.member_id)
-        rebuild = Rebuild(MemberBook(_copy_snapshot(snapshot)), start.requests or [])
+        book = MemberBook(_copy_snapshot(snapshot), hold=holding_run(self.anchor))
+        rebuild = Rebuild(book, start.requests or [])
         fresh = {id(item) for item in [*self.reapplied, *self.missing]}
         for item in [*self.kept, *self._after_reset(), *self.missing]:
             # what the reset keeps is replayed as the build that first applied it did

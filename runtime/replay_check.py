@@ -18,7 +18,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
-from activities.history import Rebuild, chain_histories, received, run_input
+from activities.history import Rebuild, chain_histories, holding_run, received, run_input
 from activities.repair import bounded
 from runtime import deployment
 from runtime.members import deployment_query, list_members
@@ -121,6 +121,7 @@ async def check_member(
     )
     rebuild = Rebuild(book, start.requests or [])
     for history in chain:
+        book.hold = holding_run(history)  # each run as its build applied it
         for item in received(history, approvals=True):
             result.events += item.kind == "event"
             rebuild.apply(item, "candidate")

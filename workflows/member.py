@@ -89,6 +89,11 @@ TIER_GRANT_PATCH = "tier-grant"
 # earlier builds keep their behaviour (activities.history reads both).
 BOUNDED_PATCH = "bounded-tasks"
 MAX_EVENTS_PER_TASK = 1_000
+# 0.3.0: a refund that arrives before the event it refers to is held until it arrives
+# (workflows.rules: the hold) instead of rejected; decisions carry the digest of the
+# content the person saw and bind to it (see Decision). Runs of earlier builds keep
+# their behaviour; activities.history reads both.
+HOLD_PATCH = "hold-and-bind"
 DRAIN_PAUSE = timedelta(milliseconds=1)  # a timer ends the task; the next one goes on
 DRAIN_SUMMARY = "drain"  # the drain timer's summary: how a history reader tells it apart
 MAX_ACTOR = 200
@@ -273,6 +278,8 @@ class MemberWorkflow:
         self._budget_left = MAX_EVENTS_PER_TASK
         # decided once per run, before any handler (validators may not call patched)
         self._is_bounded = workflow.patched(BOUNDED_PATCH)
+        self._binds = workflow.patched(HOLD_PATCH)
+        self._book.hold = self._binds
 
     @workflow.run
     async def run(self, input: MemberInput) -> None:
@@ -443,6 +450,8 @@ class MemberWorkflow:
         for item in take:
             outcome = self._book.apply(item, build_id=build, received_at=signal.received_at)
             self._desk.observe(outcome, self._book, signal.received_at)
+            for released in self._book.released:
+                self._desk.observe(released, self._book, signal.received_at)
         self._events += len(take)
         signal.position += len(take)
         self._budget_left -= len(take)

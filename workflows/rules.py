@@ -10,6 +10,10 @@ Rules:
   multiplier of the member's tier at the time of the event;
 - tiers by points earned in the trailing `TIER_WINDOW_DAYS` days (event time);
 - a refund claws back the points its event earned (never below zero);
+- a refund that arrives before the event it refers to waits in a bounded hold (with
+  `hold` on: the member workflow from build 0.3.0, the rules in `replay`) and applies
+  when that event arrives; it is rejected, with the reason, only when HOLD_DAYS of
+  event time pass without it or the hold is full (HOLD_KEEP), oldest first;
 - points expire after `INACTIVITY_DAYS` without any event;
 - every change of balance is a ledger entry; balance == ledger_base + sum(ledger);
 - a granted tier (an approved `change_tier` proposal) holds for `TIER_GRANT_DAYS`
@@ -53,7 +57,9 @@ SEEN_KEEP = 4_096  # dedup window of accepted event ids, carried across runs
 ID_KEY_CHARS = 48
 CAUSE_BYTES = 200
 REASON_BYTES = 300
-SEEN_FORMAT = "id-key-1"  # MemberSnapshot.seen_format once its keys are id_key()s
+SEEN_FORMAT = "id-key-1"
+HOLD_KEEP = 50  # refunds waiting for the event they refer to
+HOLD_DAYS = 30  # of event time, after which a held refund is rejected  # MemberSnapshot.seen_format once its keys are id_key()s
 
 DRILL_BUGS = ("zero-on-trip", "double-points", "wrong-tier", "drop-refunds")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -151,6 +157,9 @@ class MemberSnapshot:
     tier_override: dict[str, Any] | None = None
     # how `seen` is keyed: "" (raw event ids, builds before 0.2.0) or SEEN_FORMAT
     seen_format: str = ""
+    # refunds waiting for the event they refer to, oldest first (see HOLD_KEEP):
+    # {"type", "event_id", "member_id", "occurred_at", "refers_to", "fingerprint"}
+    held: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,11 +175,18 @@ class Outcome:
 class MemberBook:
     """One member's state and the rules that change it."""
 
-    def __init__(self, snapshot: MemberSnapshot, *, drill: str | None = None) -> None:
+    def __init__(
+        self, snapshot: MemberSnapshot, *, drill: str | None = None, hold: bool = False
+    ) -> None:
         if drill is not None and drill not in DRILL_BUGS:
             raise ValueError(f"unknown drill {drill!r}; expected one of {DRILL_BUGS}")
         self.s = snapshot
         self.drill = drill
+        # hold a refund that arrives before its event (else reject it, as builds before
+        # 0.3.0 did); held refunds already carried are released either way
+        self.hold = hold
+        # held refunds the last `apply` applied or rejected, for the caller to observe
+        self.released: list[Outcome] = []
         self._watermark = _parse_iso(snapshot.watermark) if snapshot.watermark else None
         if snapshot.seen_format != SEEN_FORMAT:
             # carried from a build that kept raw ids: key them as this build does
@@ -197,6 +213,7 @@ class MemberBook:
         `received_at` is when the event reached the member (the signal's time in
         history), used only to refuse events from the future.
         """
+        self.released = []
         try:
             event = parse_event(raw)
             if event.member_id != self.s.member_id:
@@ -205,6 +222,8 @@ class MemberBook:
                     event.event_id,
                 )
             seen = self.s.seen.get(id_key(event.event_id))
+            if seen is None:
+                seen = self._held_as_seen(event.event_id)
             if seen is not None:
                 if seen[0] == event.fingerprint:
                     self.s.duplicates_ignored += 1
@@ -214,6 +233,8 @@ class MemberBook:
                     event.event_id,
                 )
             self._check_time(event, received_at)
+            if self._holds(event):
+                return self._hold(event, build_id)
             earned = self._apply_valid(event, build_id)
         except EventError as error:
             self.reject(error.event_id, error.reason)
@@ -226,7 +247,93 @@ class MemberBook:
             return Outcome("rejected", None, reason)
         self.s.events_processed += 1
         self._remember(event, earned)
+        self._release(event, build_id)
         return Outcome("accepted", event.event_id, event=event)
+
+    # -- the hold: refunds that arrived before their event ----------------------------
+
+    def _holds(self, event: Event) -> bool:
+        return (
+            self.hold
+            and event.type == "refund"
+            and event.refers_to is not None
+            and id_key(event.refers_to) not in self.s.seen
+        )
+
+    def _held_as_seen(self, event_id: str) -> list[Any] | None:
+        key = id_key(event_id)
+        for entry in self.s.held:
+            if id_key(entry["event_id"]) == key:
+                return [entry["fingerprint"]]
+        return None
+
+    def _hold(self, event: Event, build_id: str) -> Outcome:
+        """Keep the refund until its event arrives; a full hold rejects its oldest."""
+        assert event.refers_to is not None
+        self.s.held.append(
+            {
+                "type": event.type,
+                "event_id": event.event_id,
+                "member_id": event.member_id,
+                "occurred_at": _iso(event.occurred_at),
+                "refers_to": event.refers_to,
+                "fingerprint": event.fingerprint,
+            }
+        )
+        while len(self.s.held) > HOLD_KEEP:
+            oldest = self.s.held.pop(0)
+            self._reject_held(
+                oldest,
+                f"refund held for event {oldest['refers_to']!r}, which did not arrive "
+                f"before {HOLD_KEEP} refunds were waiting",
+            )
+        self._expire_held(build_id)
+        return Outcome("held", event.event_id, event=event)
+
+    def _release(self, event: Event, build_id: str) -> None:
+        """Apply the held refunds that waited for `event`; reject those held too long."""
+        if self.s.held:
+            key = id_key(event.event_id)
+            waiting = [e for e in self.s.held if id_key(e["refers_to"]) == key]
+            if waiting:
+                self.s.held = [e for e in self.s.held if id_key(e["refers_to"]) != key]
+                for entry in waiting:
+                    self._apply_held(entry, build_id)
+            self._expire_held(build_id)
+
+    def _apply_held(self, entry: dict[str, Any], build_id: str) -> None:
+        refund = Event(
+            type=entry["type"],
+            event_id=entry["event_id"],
+            member_id=entry["member_id"],
+            occurred_at=_parse_iso(entry["occurred_at"]),
+            refers_to=entry["refers_to"],
+            fingerprint=entry["fingerprint"],
+        )
+        try:
+            self._apply_valid(refund, build_id)
+        except EventError as error:
+            self._reject_held(entry, error.reason)
+            return
+        self.s.events_processed += 1
+        self._remember(refund, 0)
+        self.released.append(Outcome("accepted", refund.event_id, event=refund))
+
+    def _expire_held(self, build_id: str) -> None:
+        if not self.s.held or self._watermark is None:
+            return
+        horizon = self._watermark - timedelta(days=HOLD_DAYS)
+        for entry in [e for e in self.s.held if _parse_iso(e["occurred_at"]) < horizon]:
+            self.s.held.remove(entry)
+            self._reject_held(
+                entry,
+                f"refund held {HOLD_DAYS} days of event time for event "
+                f"{entry['refers_to']!r}, which never arrived",
+            )
+
+    def _reject_held(self, entry: dict[str, Any], reason: str) -> None:
+        self.reject(entry["event_id"], reason)
+        self.released.append(Outcome("rejected", entry["event_id"], reason))
 
     def _check_time(self, event: Event, received_at: datetime | None) -> None:
         if received_at is not None and event.occurred_at > received_at + MAX_AHEAD:
@@ -513,6 +620,7 @@ class MemberBook:
             "ledger_base": s.ledger_base + sum(e["delta"] for e in s.ledger[:-LEDGER_KEEP]),
             "ledger": s.ledger[-LEDGER_KEEP:],
             "rejections": list(s.rejections),
+            "held": [{k: e[k] for k in ("event_id", "refers_to", "occurred_at")} for e in s.held],
             "runs": s.runs,
         }
 
@@ -524,9 +632,10 @@ def replay(
     build_id: str = "rules",
     drill: str | None = None,
     received_at: list[datetime] | None = None,
+    hold: bool = True,
 ) -> MemberBook:
     """Apply events to a fresh member: what any correct build must end up with."""
-    book = MemberBook(MemberSnapshot(member_id=member_id), drill=drill)
+    book = MemberBook(MemberSnapshot(member_id=member_id), drill=drill, hold=hold)
     for i, raw in enumerate(events):
         book.apply(raw, build_id=build_id, received_at=received_at[i] if received_at else None)
     return book

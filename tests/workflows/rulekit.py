@@ -31,6 +31,8 @@ DAY = timedelta(days=1)
 AHEAD = DAY  # documented: an event may lie at most one day ahead of its receipt
 INACTIVE = timedelta(days=365)  # documented inactivity period
 GRANT = timedelta(days=90)  # documented: a granted tier holds 90 days of event time
+HOLD_KEEP = 50  # documented: at most 50 refunds wait for the event they refer to
+HELD = timedelta(days=30)  # documented: a held refund waits at most 30 days of event time
 NOT_EVENTS = ("adjust", "timer", "tier")  # scenario steps that are no event
 LIMIT = datetime(2090, 1, 1, tzinfo=UTC)  # scenario clocks stay well inside 2000..2100
 
@@ -90,8 +92,9 @@ def ticket(eid: str, at: datetime, text: str = "help", member: str = MEMBER) -> 
 Step = tuple[str, Any, datetime | None]
 
 
-def fresh(drill: str | None = None, member: str = MEMBER) -> MemberBook:
-    return MemberBook(MemberSnapshot(member_id=member), drill=drill)
+def fresh(drill: str | None = None, member: str = MEMBER, *, hold: bool = True) -> MemberBook:
+    """A new member under the current rules (`hold`: early refunds wait, from 0.3.0)."""
+    return MemberBook(MemberSnapshot(member_id=member), drill=drill, hold=hold)
 
 
 def apply_all(
@@ -246,6 +249,7 @@ class Ref:
     processed: int = 0
     rejected: int = 0
     duplicates: int = 0
+    held: list[dict[str, Any]] = field(default_factory=list)  # early refunds, oldest first
 
     def window_points(self) -> int:
         if self.latest is None:
@@ -319,13 +323,39 @@ class Ref:
             return self._reject()
         eid = raw["event_id"]
         moment = ref_parse(raw["occurred_at"])
-        if eid in self.records:
-            if self.records[eid].raw == raw:
+        known = self.records[eid].raw if eid in self.records else None
+        known = known or next((h for h in self.held if h["event_id"] == eid), None)
+        if known is not None:
+            if known == raw:
                 self.duplicates += 1
                 return "duplicate"
             return self._reject()
         if received_at is not None and moment - received_at > AHEAD:
             return self._reject()  # from the future
+        if raw["type"] == "refund" and raw["refers_to"] not in self.records:
+            # waits for its event (hold); a full hold rejects its oldest
+            self.held.append(dict(raw))
+            if len(self.held) > HOLD_KEEP:
+                self.held.pop(0)
+                self._reject()
+            self._expire_held()
+            return "held"
+        status = self._apply_known(raw, moment)
+        if status == "accepted":
+            for waiting in [h for h in self.held if h["refers_to"] == eid]:
+                self.held.remove(waiting)
+                self._apply_known(waiting, ref_parse(waiting["occurred_at"]))
+            self._expire_held()
+        return status
+
+    def _expire_held(self) -> None:
+        for waiting in list(self.held):
+            if self.latest is not None and ref_parse(waiting["occurred_at"]) < self.latest - HELD:
+                self.held.remove(waiting)
+                self._reject()
+
+    def _apply_known(self, raw: dict[str, Any], moment: datetime) -> str:
+        eid = raw["event_id"]
         day = moment.date().toordinal()
         kind = raw["type"]
         earned: int | None = None

@@ -31,6 +31,7 @@ from temporalio.worker import Replayer
 
 from activities.history import (
     Rebuild,
+    holding_run,
     next_run,
     previous_run,
     received,
@@ -255,6 +256,7 @@ def test_chain_gives_the_recorded_state(case: tuple[str, str, list[Any], dict[st
     rebuild = Rebuild(MemberBook(MemberSnapshot(member_id=start.member_id)), start.requests or [])
     kinds: list[str] = []
     for history in chain:
+        rebuild.book.hold = holding_run(history)
         for item in received(history, approvals=True):
             kinds.append(item.kind)
             rebuild.apply(item, "rules")

@@ -265,13 +265,66 @@ def test_same_id_with_different_content_is_rejected(items: list[Step], data: st.
 
 def test_duplicate_of_rejected_event_is_not_a_duplicate() -> None:
     book = fresh()
-    bad = refund("r1", T0, "nothing")
+    apply_all(book, [ticket("k1", T0)])
+    bad = refund("r1", T0, "k1")  # a ticket earns nothing to refund
     assert_rejected_cleanly(book, bad)
     assert_rejected_cleanly(book, bad)
     assert book.s.duplicates_ignored == 0
 
 
 # -- refunds ------------------------------------------------------------------
+
+
+def test_a_refund_before_its_purchase_waits_and_then_claws_back_once() -> None:
+    """Out of order (the refund first) ends where in order does, and says so meanwhile."""
+    early = fresh()
+    held = early.apply(refund("r1", T0 + DAY, "p1"), build_id=BUILD)
+    assert held.status == "held"
+    view = early.summary()
+    assert view["held"] == [
+        {"event_id": "r1", "refers_to": "p1", "occurred_at": "2024-01-02T12:00:00Z"}
+    ]
+    assert view["events_rejected"] == 0 and view["events_processed"] == 0
+    assert early.apply(refund("r1", T0 + DAY, "p1"), build_id=BUILD).status == "duplicate"
+    clash = {**refund("r1", T0 + 2 * DAY, "p1")}
+    assert early.apply(clash, build_id=BUILD).status == "rejected"
+    assert early.apply(purchase("p1", T0, 50_000), build_id=BUILD).status == "accepted"
+    assert [o.status for o in early.released] == ["accepted"]
+    in_order = fresh()
+    apply_all(in_order, [purchase("p1", T0, 50_000), refund("r1", T0 + DAY, "p1")])
+    assert early.summary()["held"] == []
+    for key in ("points", "lifetime_points", "window_points", "tier", "events_processed"):
+        assert early.summary()[key] == in_order.summary()[key], key
+    assert early.s.points == 0 and early.s.ledger[-1]["kind"] == "refund"
+    # once applied, a resend is a duplicate and a second refund is refused
+    assert early.apply(refund("r1", T0 + DAY, "p1"), build_id=BUILD).status == "duplicate"
+    assert "already refunded" in assert_rejected_cleanly(early, refund("r2", T0 + DAY, "p1"))
+
+
+def test_a_held_refund_is_rejected_when_its_event_never_comes_or_the_hold_is_full() -> None:
+    book = fresh()
+    assert book.apply(refund("r1", T0, "ghost"), build_id=BUILD).status == "held"
+    # 30 days of event time later, with no "ghost": rejected with the reason
+    book.apply(trip("t1", T0 + 31 * DAY, 1_000), build_id=BUILD)
+    assert book.summary()["held"] == []
+    assert "never arrived" in book.s.rejections[-1]["reason"]
+    assert book.s.events_rejected == 1
+    full = fresh()
+    for n in range(51):
+        assert full.apply(refund(f"r{n}", T0, f"p{n}"), build_id=BUILD).status == "held"
+    assert len(full.summary()["held"]) == 50
+    assert full.s.rejections[-1]["event_id"] == "r0"
+    assert "50 refunds were waiting" in full.s.rejections[-1]["reason"]
+    # a held refund whose event turns out to earn nothing is rejected when it arrives
+    book.apply(refund("r9", T0 + 31 * DAY, "k9"), build_id=BUILD)
+    book.apply(ticket("k9", T0 + 31 * DAY), build_id=BUILD)
+    assert "earned no points" in book.s.rejections[-1]["reason"]
+    assert book.summary()["held"] == []
+
+
+def test_builds_before_0_3_0_reject_a_refund_before_its_purchase() -> None:
+    old = fresh(hold=False)
+    assert "unknown event" in assert_rejected_cleanly(old, refund("r1", T0, "p1"))
 
 
 def test_refund_claws_back_exactly_what_the_event_earned() -> None:
@@ -338,14 +391,15 @@ def test_refund_of_an_event_that_earned_zero_points_is_accepted_and_moves_nothin
 def test_invalid_refunds_are_rejected_and_change_nothing(
     events: list[dict[str, Any]], bad: dict[str, Any], words: str
 ) -> None:
-    book = fresh()
+    # a refund of an event not seen yet is rejected by builds before 0.3.0 (no hold)
+    book = fresh(hold=words != "unknown event")
     apply_all(book, events)
     reason = assert_rejected_cleanly(book, bad)
     assert words in reason
 
 
 def test_rejected_refund_does_not_move_time_or_expire() -> None:
-    book = fresh()
+    book = fresh(hold=False)
     apply_all(book, [purchase("p1", T0, 10_000)])
     late = T0 + timedelta(days=365, hours=12)
     assert_rejected_cleanly(book, refund("r1", late, "nope"))
@@ -719,7 +773,7 @@ def test_snapshot_round_trip_through_json_continues_identically(
     whole = drive(fresh(), items)
     head = drive(fresh(), items[:cut])
     carried = json.loads(json.dumps(dataclasses.asdict(head.s)))
-    resumed = drive(MemberBook(MemberSnapshot(**carried)), items[cut:])
+    resumed = drive(MemberBook(MemberSnapshot(**carried), hold=True), items[cut:])
     assert resumed.summary() == whole.summary()
     assert resumed.s.active_at == whole.s.active_at
     assert resumed.expiry_deadline() == whole.expiry_deadline()
@@ -733,7 +787,7 @@ def test_snapshot_from_before_active_at_still_loads() -> None:
     apply_all(book, [purchase("p1", T0, 10_000)])
     carried = json.loads(json.dumps(dataclasses.asdict(book.s)))
     del carried["active_at"]
-    resumed = MemberBook(MemberSnapshot(**carried))
+    resumed = MemberBook(MemberSnapshot(**carried), hold=True)
     assert resumed.s.active_at is None
     assert resumed.expiry_deadline() == T0 + 365 * DAY
     resumed.adjust(1, "goodwill", T0 + 10 * DAY, BUILD)
@@ -862,8 +916,9 @@ def test_rejected_events_leave_state_unchanged(items: list[Step], kind: str) -> 
         raw = purchase("zz", last, member=OTHER)
     elif kind == "future":
         raw, received = trip("zz", last + 2 * DAY), last
-    elif kind == "refund":
-        raw = refund("zz", last, "no-such-event")
+    elif kind == "refund":  # of an event that earned nothing (an unknown one is held)
+        book.apply(ticket("kz", last), build_id=BUILD)
+        raw = refund("zz", last, "kz")
     else:
         if not book.s.seen:
             return
@@ -1132,7 +1187,7 @@ def test_snapshot_from_before_tier_grants_still_loads() -> None:
     apply_all(book, [purchase("p1", T0, 200_000)])
     carried = json.loads(json.dumps(dataclasses.asdict(book.s)))
     del carried["tier_override"]
-    resumed = MemberBook(MemberSnapshot(**carried))
+    resumed = MemberBook(MemberSnapshot(**carried), hold=True)
     assert resumed.s.tier_override is None and resumed.summary()["tier_override"] is None
     resumed.grant_tier("Platinum", "m1:k1:0", T0, BUILD)
     assert resumed.s.tier == "Platinum"
