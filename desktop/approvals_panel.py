@@ -280,7 +280,13 @@ class ApprovalsPanel(QWidget):
         # the whole proposal, with its id (what `loyalty-desk approvals` takes), on hover
         details = f"{pid}\n{action}: {proposal_text(proposal)}"
         try:
-            result = await approvals.decide(client, pid, approve=approve, reason=reason)
+            result = await approvals.decide(
+                client,
+                pid,
+                digest=approvals.shown_digest(proposal),  # bound to what is shown
+                approve=approve,
+                reason=reason,
+            )
         except approvals.ApprovalError as error:
             self._record(pid, False, f"could not {verb} {member}'s {action}: {error}", details)
             self.refresh()  # most refusals mean the queue is stale (decided elsewhere)
@@ -347,7 +353,12 @@ class ApprovalsPanel(QWidget):
             self._post(f"{verb} by policy cancelled; nothing decided")
             return
         report = await approvals.decide_by_policy(
-            client, policy, approve=approve, reason=reason, task_queue=task_queue
+            client,
+            policy,
+            approve=approve,
+            reason=reason,
+            task_queue=task_queue,
+            confirmed=preview.chosen,  # exactly what was counted and confirmed
         )
         for failure in report.failed:
             self._record(

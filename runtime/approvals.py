@@ -21,7 +21,7 @@ from workflows.actors import reserved_actor_problem
 from workflows.agent_policy import ACTIONS
 from workflows.ids import check_name
 from workflows.member import Decision, DecisionResult, MemberWorkflow, member_workflow_id
-from workflows.proposals import owner_of
+from workflows.proposals import digest_of, owner_of
 from workflows.rules import TIER_NAMES
 from workflows.visibility import all_of, literal
 
@@ -199,22 +199,33 @@ async def proposals(
 # -- deciding -----------------------------------------------------------------
 
 
+def shown_digest(proposal: dict[str, Any]) -> str:
+    """The digest of a proposal as a front end shows it: what a decision binds to."""
+    return digest_of(proposal)
+
+
 async def decide(
     client: Client,
     proposal_id: str,
     *,
+    digest: str,
     approve: bool,
     reason: str,
     actor: str | None = None,
     policy: str | None = None,
 ) -> DecisionResult:
+    """Decide one proposal as the person saw it: `digest` is `shown_digest` of the
+    record they were shown; the member refuses the decision if the proposal says
+    anything else now, or does not exist."""
     if not reason or not reason.strip():
         raise ApprovalError("a reason is required (--reason)")
     member_id = owner_of(proposal_id)
     if not member_id or ":" not in proposal_id:
         raise ApprovalError(f"{proposal_id!r} is not a proposal id (member:trigger:index)")
     handle = client.get_workflow_handle(member_workflow_id(member_id))
-    decision = Decision(proposal_id, approve, reason.strip(), checked_actor(actor), policy)
+    decision = Decision(
+        proposal_id, approve, reason.strip(), checked_actor(actor), policy, digest=digest
+    )
     try:
         # the SDK's types don't see through an async update method's coroutine
         return await handle.execute_update(MemberWorkflow.decide, decision)  # type: ignore[arg-type]
@@ -235,6 +246,8 @@ class BulkReport:
     matched: int = 0
     decided: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
+    # what was counted: [{"id", "digest"}], to confirm and decide exactly
+    chosen: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -256,10 +269,14 @@ async def decide_by_policy(
     actor: str | None = None,
     dry_run: bool = False,
     task_queue: str | None = None,
+    confirmed: list[dict[str, Any]] | None = None,
 ) -> BulkReport:
     """Every pending proposal the policy matches, decided the same way; one line per failure.
 
-    The actor is the person (the OS account); the policy goes in each decision's `policy`."""
+    The actor is the person (the OS account); the policy goes in each decision's `policy`.
+    `confirmed`: the proposals a dry run counted and the person confirmed (`report.chosen`);
+    exactly those are decided, each bound to the content counted (a proposal that
+    arrived, or changed, since is left alone)."""
     if not reason or not reason.strip():
         raise ApprovalError("a reason is required (--reason)")
     who = checked_actor(actor)
@@ -272,7 +289,15 @@ async def decide_by_policy(
         unreachable=unreachable,
     )
     chosen = [p for p in queue if policy.matches(p)]
-    report = BulkReport(policy.text, approve, matched=len(chosen))
+    if confirmed is not None:
+        chosen = [
+            {"id": c["id"], "digest": c["digest"]}
+            for c in confirmed
+            if isinstance(c, dict) and isinstance(c.get("id"), str)
+        ]
+    else:
+        chosen = [{"id": p["id"], "digest": shown_digest(p)} for p in chosen]
+    report = BulkReport(policy.text, approve, matched=len(chosen), chosen=chosen)
     report.failed += [
         {"proposal_id": f"{m}:*", "reason": "the member did not answer (is a worker running?)"}
         for m in unreachable
@@ -284,7 +309,13 @@ async def decide_by_policy(
     async def one(p: dict[str, Any]) -> None:
         try:
             result = await decide(
-                client, p["id"], approve=approve, reason=reason, actor=who, policy=policy.text
+                client,
+                p["id"],
+                digest=p["digest"],
+                approve=approve,
+                reason=reason,
+                actor=who,
+                policy=policy.text,
             )
         except ApprovalError as error:
             report.failed.append({"proposal_id": p["id"], "reason": str(error)})

@@ -42,6 +42,7 @@ async def _approvals(args: argparse.Namespace) -> int:
             result = await approvals.decide(
                 client,
                 args.proposal_id,
+                digest=args.digest,
                 approve=args.approvals_command == "approve",
                 reason=args.reason,
             )
@@ -82,7 +83,7 @@ async def _list(args: argparse.Namespace, client: Any) -> int:
             else f"{p['decided_by']} {p['decided_at']}"
         )
         text.append(f"{p['id']:<40} {p['action']:<15} {_args_text(p):<20} {p['status']:<9} {when}")
-        text.append(f"    {p['reason']}  [{p['model']}]")
+        text.append(f"    {p['reason']}  [{p['model']}]  digest {approvals.shown_digest(p)}")
     text.append(f"{len(rows)} proposals")
     emit(args, rows, "\n".join(text))
     return 0
@@ -328,6 +329,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     for name, verb in (("approve", "approve (applies it once)"), ("reject", "reject")):
         q = asub.add_parser(name, parents=[common], help=f"{verb} one proposal")
         q.add_argument("proposal_id")
+        q.add_argument(
+            "--digest",
+            required=True,
+            help="the proposal's digest as `approvals list` shows it: the decision binds "
+            "to that content and is refused if the proposal says anything else",
+        )
         q.add_argument("--reason", required=True, help="why (recorded with who and when)")
     q = asub.add_parser("decide", parents=[common], help="decide every pending match of a policy")
     q.add_argument(

@@ -177,7 +177,12 @@ async def proposals_for(rec: Recorder, member: str, event: dict[str, Any]) -> li
 
 async def decide(rec: Recorder, proposal: dict[str, Any], approve: bool, reason: str) -> str:
     result = await approvals.decide(
-        rec.client, proposal["id"], approve=approve, reason=reason, actor=ACTOR
+        rec.client,
+        proposal["id"],
+        digest=approvals.shown_digest(proposal),
+        approve=approve,
+        reason=reason,
+        actor=ACTOR,
     )
     await audit.record(
         rec.client,

@@ -14,6 +14,7 @@ become proposals that wait for a decision.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,12 +53,13 @@ with workflow.unsafe.imports_passed_through():
         AgentSettings,
         OutboxEntry,
         agent_settings,
+        iso,
         outbox_deliver,
         parse_iso,
     )
     from workflows.agent_policy import OUTBOX_KINDS
-    from workflows.proposals import AUTO_APPROVE_POLICY
-    from workflows.rules import MemberBook, MemberSnapshot, json_bytes
+    from workflows.proposals import AUTO_APPROVE_POLICY, digest_of
+    from workflows.rules import REASON_BYTES, MemberBook, MemberSnapshot, clip_text, json_bytes
 
 WORKFLOW_ID_PREFIX = "member-"
 _UNDECODABLE = object()  # a signal payload no converter can read
@@ -101,6 +103,8 @@ MAX_REQUEST_ID_BYTES = 200  # request ids are kept (REQUESTS_KEEP of them) acros
 MAX_REASON_CHARS = 500
 MAX_PROPOSAL_ID_CHARS = 400
 MAX_POLICY_CHARS = 500
+MAX_DIGEST_CHARS = 64
+EARLIER_KEEP = 3  # earlier decisions kept in a proposal's record
 
 
 def member_workflow_id(member_id: str) -> str:
@@ -146,6 +150,14 @@ class Decision:
     actor: str
     # the bulk policy that selected the proposal, when one did
     policy: str | None = None
+    # from build 0.3.0: the digest of the action and arguments the person saw
+    # (workflows.proposals.content_digest); the member refuses a decision without it,
+    # or for another content, or for a proposal it does not have
+    digest: str | None = None
+    # a decision re-sent by a rollback: when it was first made (ISO 8601); it applies
+    # at that time, and if the proposal's content changed since, the proposal stays
+    # pending and keeps the earlier decision in its record
+    decided_at: str | None = None
 
 
 @dataclass
@@ -204,7 +216,24 @@ def decision_problem(decision: Decision) -> str | None:
         not isinstance(decision.policy, str) or len(decision.policy) > MAX_POLICY_CHARS
     ):
         return f"the policy must be text of at most {MAX_POLICY_CHARS} characters"
+    if decision.digest is not None and (
+        not isinstance(decision.digest, str) or len(decision.digest) > MAX_DIGEST_CHARS
+    ):
+        return f"the digest must be text of at most {MAX_DIGEST_CHARS} characters"
+    if decision.decided_at is not None and _decided_at(decision) is None:
+        return "decided_at must be an ISO 8601 time with a time zone"
     return None
+
+
+def _decided_at(decision: Decision) -> datetime | None:
+    text = decision.decided_at
+    if not isinstance(text, str) or len(text) > 40:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 TURN_STATUSES = ("ok", "max_turns", "budget", "model_error", "error")
@@ -539,6 +568,8 @@ class MemberWorkflow:
         A decision for a proposal whose agent run is still queued or running (e.g. an
         approval reapplied after a reset, before the agent re-ran) waits for it.
         """
+        if self._binds:
+            return self._decide_bound(decision)
         pid = decision.proposal_id
         key = trigger_key_of(pid)
         if self._inbox and self._desk.proposals.get(pid) is None:
@@ -580,6 +611,11 @@ class MemberWorkflow:
         if reserved:
             raise ValueError(reserved)
         pid = decision.proposal_id
+        if self._binds:
+            problem = self._binding_problem(decision)
+            if problem:
+                raise ValueError(problem)
+            return
         if (
             self._desk.proposals.get(pid) is None
             and pid.split(":", 1)[0] == self._book.member_id
@@ -591,6 +627,77 @@ class MemberWorkflow:
             problem = self._approval_problem(pid, decision.approve)
         if problem:
             raise ValueError(problem)
+
+    def _binding_problem(self, decision: Decision) -> str | None:
+        """Why this decision does not bind to a proposal the member has (from 0.3.0):
+        no digest, no such proposal (a decision never waits for one), already decided,
+        expired, or (for a fresh decision) content other than what the person saw. A
+        re-sent decision for changed content is let through: the handler keeps it in
+        the proposal's record and refuses it."""
+        pid = decision.proposal_id
+        problem = self._desk.check_decision(pid, decision.approve, workflow.now())
+        if problem:
+            return problem
+        if not decision.digest:
+            return (
+                "a decision must carry the digest of the proposal as it was shown "
+                "(this client predates build 0.3.0)"
+            )
+        record = self._desk.proposals.get(pid)
+        assert record is not None
+        if digest_of(record) != decision.digest and decision.decided_at is None:
+            return self._changed(record)
+        return self._approval_problem(pid, decision.approve)
+
+    @staticmethod
+    def _changed(record: dict[str, Any]) -> str:
+        args = json.dumps(record["arguments"], sort_keys=True, ensure_ascii=False)
+        return clip_text(
+            f"proposal {record['id']} is not what was shown: it now says "
+            f"{record['action']} {args}; look at it again and decide on that",
+            REASON_BYTES,
+        )
+
+    def _decide_bound(self, decision: Decision) -> DecisionResult:
+        """A decision bound to content (see _binding_problem); checked again here, as
+        the state may have changed since the validator ran."""
+        problem = decision_problem(decision) or self._binding_problem(decision)
+        if problem:
+            raise ApplicationError(problem, type="DecisionRefused", non_retryable=True)
+        pid = decision.proposal_id
+        record = self._desk.proposals.get(pid)
+        assert record is not None
+        now = workflow.now()
+        first = _decided_at(decision)
+        if digest_of(record) != decision.digest:
+            # a re-sent decision (after a rollback) for content that changed: the
+            # proposal stays pending, and says why
+            earlier = record.setdefault("earlier_decisions", [])
+            earlier.append(
+                {
+                    "approve": decision.approve,
+                    "actor": clip_text(decision.actor.strip(), 200),
+                    "reason": clip_text(decision.reason.strip(), REASON_BYTES),
+                    "decided_at": iso(first) if first else None,
+                    "digest": decision.digest,
+                    "why_pending": "the content changed after this decision (a rollback "
+                    "re-ran the agent); it needs a new decision",
+                }
+            )
+            del earlier[:-EARLIER_KEEP]
+            self._dirty = True
+            raise ApplicationError(
+                self._changed(record), type="DecisionRefused", non_retryable=True
+            )
+        at = min(first, now) if first else None
+        return self._apply_decision(
+            pid,
+            decision.approve,
+            actor=decision.actor.strip(),
+            reason=decision.reason.strip(),
+            policy_text=decision.policy,
+            at=at,
+        )
 
     def _approval_problem(self, proposal_id: str, approve: bool) -> str | None:
         """Why approving this proposal now would break a rule (a grant past the largest
@@ -860,9 +967,16 @@ class MemberWorkflow:
         self._desk.use_settings(settings, workflow.now())
 
     def _apply_decision(
-        self, proposal_id: str, approve: bool, *, actor: str, reason: str, policy_text: str | None
+        self,
+        proposal_id: str,
+        approve: bool,
+        *,
+        actor: str,
+        reason: str,
+        policy_text: str | None,
+        at: datetime | None = None,
     ) -> DecisionResult:
-        now = workflow.now()
+        now = at or workflow.now()
         record = self._desk.decide(
             proposal_id, approve, actor=actor, reason=reason, now=now, policy_text=policy_text
         )

@@ -27,7 +27,7 @@ from typing import Any
 
 from workflows.agent_io import iso, parse_iso
 from workflows.agent_policy import ACTIONS, OUTBOX_KINDS, AgentPolicy
-from workflows.rules import TIER_NAMES
+from workflows.rules import TIER_NAMES, clip_text
 
 DECIDED_KEEP = 50  # decided proposals carried across runs (pending ones are all kept)
 MAX_TEXT = 1_000
@@ -50,6 +50,37 @@ def content_digest(action: object, arguments: object) -> str:
         default=str,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+
+def digest_of(record: dict[str, Any]) -> str:
+    """The content digest of a proposal record (records carried from builds before 0.3.0
+    have no `digest` field: it follows from their content)."""
+    return content_digest(record.get("action"), record.get("arguments"))
+
+
+DETAIL_BYTES = 400
+
+
+def trigger_detail(trigger: dict[str, Any]) -> str:
+    """One line on what triggered the agent run, for the person deciding."""
+    details = trigger.get("details") or {}
+    kind = trigger.get("kind")
+    if kind == "support_ticket":
+        text = " ".join(str(details.get("ticket_text") or "").split())
+        line = f"ticket: {text}"
+    elif kind == "unusual_activity":
+        line = (
+            f"{details.get('trips_in_window')} trips within "
+            f"{details.get('window_minutes')} minutes (limit {details.get('limit')})"
+        )
+    elif kind == "tier_boundary":
+        line = (
+            f"{details.get('points_needed')} points from {details.get('next_tier')} "
+            f"(now {details.get('tier')})"
+        )
+    else:
+        line = str(kind or "")
+    return clip_text(line, DETAIL_BYTES)
 
 
 def owner_of(proposal_id: str) -> str:
@@ -138,7 +169,13 @@ class ProposalBook:
                 "action": draft.get("action") if draft.get("action") in ACTIONS else "unknown",
                 "arguments": args,
                 "reason": _clip(str(draft.get("reason") or ""), MAX_REASON),
-                "trigger": {k: trigger.get(k) for k in ("kind", "key", "event_id")},
+                "trigger": {
+                    **{k: trigger.get(k) for k in ("kind", "key", "event_id")},
+                    "detail": trigger_detail(trigger),
+                },
+                "digest": content_digest(
+                    draft.get("action") if draft.get("action") in ACTIONS else "unknown", args
+                ),
                 "model": model,
                 "tokens": tokens // share + (tokens % share if index == 0 else 0),
                 "cost_usd": round(cost_usd / share, 6),

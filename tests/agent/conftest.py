@@ -34,6 +34,7 @@ from workflows.member import (
     MemberWorkflow,
     member_workflow_id,
 )
+from workflows.proposals import digest_of
 
 # fast retries so failure tests take seconds, not minutes
 FAST_MODEL_ACTIVITY = ModelActivityParameters(
@@ -168,10 +169,17 @@ class AgentDeployment:
         reason: str = "checked the ride",
         actor: str = "tester",
     ) -> DecisionResult:
+        """A person's decision on the proposal as it reads now (bound to its digest)."""
         member = proposal_id.split(":", 1)[0]
+        shown = {p["id"]: p for p in await self.state_proposals(member)}.get(proposal_id)
+        digest = digest_of(shown) if shown else None
         return await self.handle(member).execute_update(  # type: ignore[arg-type]
-            MemberWorkflow.decide, Decision(proposal_id, approve, reason, actor)
+            MemberWorkflow.decide, Decision(proposal_id, approve, reason, actor, digest=digest)
         )
+
+    async def state_proposals(self, member: str) -> list[dict[str, Any]]:
+        proposals: list[dict[str, Any]] = await self.handle(member).query(MemberWorkflow.proposals)
+        return proposals
 
     def outbox(self, proposal_id: str | None = None) -> list[dict[str, Any]]:
         return Outbox(outbox_path(self.data_dir)).rows(proposal_id)

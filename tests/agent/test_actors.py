@@ -48,7 +48,7 @@ async def test_reserved_actors_are_refused_by_the_member_and_state_is_intact(
         before = await agents.state(member)
         handle = agents.handle(member)
         for actor in FORGED:
-            decision = Decision(grant["id"], True, "forged", actor, policy=None)
+            decision = Decision(grant["id"], True, "forged", actor, digest=grant["digest"])
             with pytest.raises(WorkflowUpdateFailedError) as refused:
                 await handle.execute_update(MemberWorkflow.decide, decision)  # type: ignore[arg-type]
             assert "reserved" in refusal(refused.value), actor
@@ -63,12 +63,24 @@ async def test_reserved_actors_are_refused_by_the_member_and_state_is_intact(
         # the client refuses first, with the same reason
         with pytest.raises(approvals.ApprovalError, match="reserved"):
             await approvals.decide(
-                agents.client, grant["id"], approve=True, reason="x", actor="policy:x"
+                agents.client,
+                grant["id"],
+                digest=grant["digest"],
+                approve=True,
+                reason="x",
+                actor="policy:x",
             )
         # a person deciding by a bulk policy: the person is the actor, the policy its own field
         result = await handle.execute_update(
             MemberWorkflow.decide,  # type: ignore[arg-type]
-            Decision(grant["id"], True, "by policy", "alice", policy="action=grant_points"),
+            Decision(
+                grant["id"],
+                True,
+                "by policy",
+                "alice",
+                policy="action=grant_points",
+                digest=grant["digest"],
+            ),
         )
         assert result.applied
         decided = next(
@@ -88,7 +100,15 @@ async def test_the_decider_is_the_os_account_not_the_environment(
         proposals = await agents.proposals_made(member, 2)
         for p in proposals:
             code, _, err = await cli(
-                agents, "approvals", "approve", p["id"], "--reason", "ok", env=impostor
+                agents,
+                "approvals",
+                "approve",
+                p["id"],
+                "--digest",
+                p["digest"],
+                "--reason",
+                "ok",
+                env=impostor,
             )
             assert code == 0, err
         state = await agents.state(member)

@@ -135,12 +135,14 @@ async def test_decisions_are_validated(agents: AgentDeployment) -> None:
 
         with pytest.raises(WorkflowUpdateFailedError) as wrong:
             await agents.handle(other).execute_update(  # type: ignore[arg-type]
-                MemberWorkflow.decide, Decision(grant["id"], True, "ok", "tester")
+                MemberWorkflow.decide,
+                Decision(grant["id"], True, "ok", "tester", digest=grant["digest"]),
             )
         assert f"belongs to member {member!r}" in str(wrong.value.cause)
         with pytest.raises(WorkflowUpdateFailedError) as nobody:
             await agents.handle(member).execute_update(  # type: ignore[arg-type]
-                MemberWorkflow.decide, Decision(grant["id"], True, "ok", " ")
+                MemberWorkflow.decide,
+                Decision(grant["id"], True, "ok", " ", digest=grant["digest"]),
             )
         assert "actor" in str(nobody.value.cause)
         assert (await agents.state(member))["points"] == 0

@@ -76,19 +76,44 @@ async def test_approvals_list_approve_reject_decide_and_costs(agents: AgentDeplo
             (ben, 150),
         }
         ann_grant = next(p["id"] for p in grants if p["member_id"] == ann)
+        # the digest `approvals list` shows binds the decision to what was read there
+        shown = next(p for p in grants if p["member_id"] == ann)
+        digest = ("--digest", shown["digest"])
+        listed = await cli(agents, "approvals", "list", "--member", ann)
+        assert shown["digest"] in listed[1]
+        code, _, err = await cli(agents, "approvals", "approve", ann_grant, "--reason", "blind")
+        assert code == 2 and "--digest" in err  # no blind approval from the CLI
+        other = ("--digest", "0" * 20)
+        code, _, err = await cli(agents, "approvals", "approve", ann_grant, *other, "--reason", "x")
+        assert code == 1 and "is not what was shown" in err
 
-        result = await ok_json(agents, "approvals", "approve", ann_grant, "--reason", "checked")
+        result = await ok_json(
+            agents, "approvals", "approve", ann_grant, *digest, "--reason", "checked"
+        )
         assert result["applied"] and "100 points granted" in result["message"]
-        code, out, err = await cli(agents, "approvals", "approve", ann_grant, "--reason", "again")
+        code, out, err = await cli(
+            agents, "approvals", "approve", ann_grant, *digest, "--reason", "again"
+        )
         assert code == 1 and out == ""
         assert err.count("\n") == 1 and "already approved by" in err
-        code, _, err = await cli(agents, "approvals", "approve", f"{ann}:nope:0", "--reason", "x")
+        code, _, err = await cli(
+            agents, "approvals", "approve", f"{ann}:nope:0", *digest, "--reason", "x"
+        )
         assert code == 1 and "unknown proposal" in err
-        code, _, err = await cli(agents, "approvals", "reject", ann_grant)
+        code, _, err = await cli(agents, "approvals", "reject", ann_grant, *digest)
         assert code == 2 and "--reason" in err  # a reason is required
 
-        flag = next(p["id"] for p in pending if p["action"] == "flag_fraud")
-        await ok_json(agents, "approvals", "reject", flag, "--reason", "false alarm")
+        flagged = next(p for p in pending if p["action"] == "flag_fraud")
+        await ok_json(
+            agents,
+            "approvals",
+            "reject",
+            flagged["id"],
+            "--digest",
+            flagged["digest"],
+            "--reason",
+            "false alarm",
+        )
 
         dry = await ok_json(
             agents,

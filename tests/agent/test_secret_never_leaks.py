@@ -98,7 +98,9 @@ async def test_sentinel_key_never_leaves_the_keyring(
             return listed
 
         (proposal,) = await eventually(proposals, timeout=60)
-        await run("approvals", "approve", proposal["id"], "--reason", "send it")
+        await run(
+            "approvals", "approve", proposal["id"], "--digest", proposal["digest"], "--reason", "ok"
+        )
         await run("approvals", "list", "--status", "approved")
         await run("costs")
         await run("member", member)

@@ -141,8 +141,14 @@ def test_an_approval_from_the_queue_changes_the_member_and_the_queue(
 
             # decided elsewhere meanwhile: the refusal is shown with its reason
             assert session.client is not None
+            shown = next(r for r in panel.model.rows if r["id"] == f"{quinn}:{quinn}-k1:1")
             await approvals.decide(
-                session.client, f"{quinn}:{quinn}-k1:1", approve=False, reason="no", actor="ops-bo"
+                session.client,
+                shown["id"],
+                digest=approvals.shown_digest(shown),
+                approve=False,
+                reason="no",
+                actor="ops-bo",
             )
             panel.select_row(row_of(panel, f"{quinn}:{quinn}-k1:1"))
             await panel.decide_current(True)
