@@ -30,7 +30,7 @@ from workflows.member import (
     Decision,
     MemberInput,
 )
-from workflows.proposals import check_draft
+from workflows.proposals import check_draft, content_digest
 from workflows.rules import MemberBook
 
 SIGNAL_NAMES = (SIGNAL_EVENT, SIGNAL_EVENTS)
@@ -56,6 +56,25 @@ class Approval:
 
 
 @dataclass(frozen=True)
+class Decided:
+    """A person's decision the member took (approve or reject, any action), with what
+    it decided: a rollback re-sends it, bound to that content, at its first time."""
+
+    decision: Decision
+    status: str
+    action: str
+    arguments: dict[str, Any]
+    decided_at: str | None
+
+    def resend(self) -> Decision:
+        return dataclasses.replace(
+            self.decision,
+            digest=self.decision.digest or content_digest(self.action, self.arguments),
+            decided_at=self.decision.decided_at or self.decided_at,
+        )
+
+
+@dataclass(frozen=True)
 class Received:
     """One thing a member received: an event (by signal) or an adjustment (by update)."""
 
@@ -75,6 +94,8 @@ class Received:
         approval is known by its proposal id (the member applies it once)."""
         if isinstance(self.payload, Approval):
             return self.kind + self.payload.proposal_id
+        if isinstance(self.payload, Decided):
+            return self.kind + self.payload.decision.proposal_id
         body = self.payload.__dict__ if isinstance(self.payload, Adjustment) else self.payload
         return self.kind + json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -288,8 +309,19 @@ class _Reader:
         if decision is None or not attrs.outcome.HasField("success"):
             return
         result = _decode(attrs.outcome.success.payloads)
+        if not isinstance(result, dict):
+            return
+        if decision.actor and not str(decision.actor).startswith("policy:"):
+            record = Decided(
+                decision,
+                str(result.get("status") or ""),
+                str(result.get("action") or ""),
+                dict(result.get("arguments") or {}),
+                result.get("decided_at"),
+            )
+            yield Received("decision", record, at, event.event_id)
         # applied to the book: the workflow recorded the ledger entry it posted
-        if not isinstance(result, dict) or result.get("ledger_seq") is None:
+        if result.get("ledger_seq") is None:
             return
         approval = Approval(
             result["proposal_id"],

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import ResetReapplyType
+from temporalio.api.enums.v1 import ResetReapplyExcludeType, ResetReapplyType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import (
     Client,
@@ -28,6 +28,7 @@ from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.history import (
+    Decided,
     Rebuild,
     Received,
     closed_at,
@@ -42,10 +43,8 @@ from activities.history import (
 from workflows.drill import drill_for
 from workflows.member import (
     SIGNAL_EVENTS,
-    Decision,
     MemberWorkflow,
     member_workflow_id,
-    trigger_key_of,
 )
 from workflows.rollback_messages import (
     COMPARED_FIELDS,
@@ -67,6 +66,7 @@ MEMBER_QUERY = (
 )
 VISIBILITY_LAG_S = 60.0
 REDELIVER_CHUNK = 500
+UPDATE_KINDS = ("adjust", "approval", "decision")
 AGENT_SETTLE_SECONDS = 60.0
 T = TypeVar("T")
 R = TypeVar("R")
@@ -196,7 +196,7 @@ class Plan:
         book = MemberBook(_copy_snapshot(snapshot), hold=holding_run(self.anchor))
         rebuild = Rebuild(book, start.requests or [])
         fresh = {id(item) for item in [*self.reapplied, *self.missing]}
-        for item in [*self.kept, *self._after_reset(), *self.missing]:
+        for item in [*self.kept, *self._after_reset()]:
             # what the reset keeps is replayed as the build that first applied it did
             # (a drill build's damage included); the rest runs through current rules
             keep = id(item) not in fresh and item.build
@@ -204,21 +204,21 @@ class Plan:
             rebuild.apply(item, "preview")
         return rebuild.book
 
+    def resent(self) -> list[Received]:
+        """Updates after the cut: the reset does not reapply them, heal_member re-sends."""
+        return [i for i in self.reapplied if i.kind in UPDATE_KINDS]
+
     def _after_reset(self) -> list[Received]:
-        """The reapplied items in the order the reset run applies them.
-
-        The server reapplies signals and updates, not the agent runs' results: the
-        member re-runs the agent for a trigger the reset replayed, after the reapplied
-        events, and only then does the policy approve again and a person's reapplied
-        approval (waiting for that run) apply."""
-        made = {i.payload.trigger_key for i in self.kept if i.kind == "agent"}
-
-        def waits(item: Received) -> bool:
-            if item.kind == "agent":
-                return True
-            return item.kind == "approval" and trigger_key_of(item.payload.proposal_id) not in made
-
-        return [i for i in self.reapplied if not waits(i)] + [i for i in self.reapplied if waits(i)]
+        """What the reset run applies after the cut, in the order it gets it: the
+        reapplied signals, the re-delivered events, the re-sent adjustments, the agent's
+        re-runs (and what policy approves), then the people's approvals bound to them
+        (heal_member re-sends them once the agent settled)."""
+        after = [*self.reapplied, *self.missing]
+        events = [i for i in after if i.kind == "event"]
+        adjusts = sorted((i for i in after if i.kind == "adjust"), key=lambda i: i.at_utc)
+        agents = [i for i in after if i.kind == "agent"]
+        approvals = sorted((i for i in after if i.kind == "approval"), key=lambda i: i.at_utc)
+        return [*events, *adjusts, *agents, *approvals]
 
 
 def _aware(moment: datetime) -> datetime:
@@ -377,8 +377,8 @@ async def preview_member(client: Client, damage: Damage) -> MemberPreview:
     steps = await plan(client, damage.member_id, damage.point.run_id, damage.point.event_id)
     after = steps.expected().summary()
     preview.after = _fields(after)
-    preview.redeliver = len(steps.missing)
-    if not steps.missing and damage.run_id in steps.base:
+    preview.redeliver = len(steps.missing) + len(steps.resent())
+    if not steps.missing and not steps.resent() and damage.run_id in steps.base:
         preview.clean_run = damage.run_id
     preview.ledger_removed, preview.ledger_added = _ledger_diff(now["ledger"], after["ledger"])
     return preview
@@ -434,6 +434,11 @@ async def reset_member(
                 workflow_task_finish_event_id=damage.point.event_id,
                 request_id=request_id,
                 reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_ALL_ELIGIBLE,
+                # updates (adjustments, decisions) are re-sent by heal_member instead:
+                # a decision waits for the agent's re-run and binds to its content
+                reset_reapply_exclude_types=[
+                    ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_UPDATE
+                ],
                 identity=identity,
             )
         )
@@ -466,9 +471,15 @@ async def heal_member(
     client: Client, member_id: str, anchor_run: str, replaced: str | None = None
 ) -> int:
     """Re-deliver what the member received since `anchor_run` started but its chain lacks
-    (the server reapplies only along the reset's base chain). Idempotent: the member
-    ignores an event it already counted, an adjustment whose request id it knows and a
-    decision on a proposal already decided."""
+    (the server reapplies only signals along the reset's base chain): events, then
+    adjustments, then (once the agent re-ran what the reset replayed) the people's
+    decisions, each bound to the content it decided and applied at its first time.
+    Idempotent: the member ignores an event it already counted, an adjustment whose
+    request id it knows and a decision on a proposal already decided. What the member
+    refuses now (an adjustment that would take the balance below zero after the
+    repair; a decision whose proposal changed or is gone) is refused, not retried:
+    the proposal stays pending with the earlier decision in its record, and
+    verification compares the member with the rules for what it did take."""
     steps = await plan(client, member_id, anchor_run, None, [replaced] if replaced else [])
     handle = client.get_workflow_handle(member_workflow_id(member_id))
     events = [item.payload for item in steps.missing if item.kind == "event"]
@@ -476,19 +487,23 @@ async def heal_member(
         await handle.signal(SIGNAL_EVENTS, events[i : i + REDELIVER_CHUNK])
     for item in steps.missing:
         if item.kind == "adjust":
-            await handle.execute_update(MemberWorkflow.adjust, item.payload)
-        elif item.kind == "approval" and item.payload.decision is not None:
-            # a person's approval; one by policy follows again from the agent re-run
-            decision: Decision = item.payload.decision
             try:
-                await handle.execute_update("decide", decision)
+                await handle.execute_update(MemberWorkflow.adjust, item.payload)
             except WorkflowUpdateFailedError:
-                pass  # decided already (the member applies a proposal once) or unknown
+                pass  # refused by the rules now (e.g. below zero): nothing applied
+    decisions: list[Decided] = [i.payload for i in steps.missing if i.kind == "decision"]
+    if decisions:
+        await agent_settled(handle)
+    for decided in decisions:
+        try:
+            await handle.execute_update("decide", decided.resend())
+        except WorkflowUpdateFailedError:
+            pass  # decided already, changed (pending again, says why) or gone
     return len(steps.missing)
 
 
 async def latest_reset_run(
-    client: Client, member_id: str, current_run: str, max_runs: int = 50
+    client: Client, member_id: str, current_run: str, max_runs: int = 10_000
 ) -> str | None:
     """The newest run of the member's chain that a reset created."""
     workflow_id = member_workflow_id(member_id)
@@ -538,6 +553,11 @@ async def verify_member(
     handle = client.get_workflow_handle(workflow_id)
     await agent_settled(handle)
     live = _fields(await handle.execute_update(MemberWorkflow.sync))  # type: ignore[arg-type]
+    if anchor_run_id is None:
+        # already repaired (a retried batch): compared like any other, from the run
+        # the reset made
+        current = (await handle.describe()).run_id
+        anchor_run_id = await latest_reset_run(client, member_id, current)
     expected_now: dict[str, Any] | None = None
     if expected is not None and _fields(expected) == live:
         # what the preview computed from history is what the member holds: no need to
@@ -570,5 +590,17 @@ async def verify_member(
             outcome.problems.append("state differs from its history: " + ", ".join(diffs))
     if expected is not None:
         outcome.matches_preview = _fields(expected) == live
+        # events that arrived after the preview make the member differ from it by
+        # right; with none, any difference is a mismatch
+        quiet = all(live[k] == expected.get(k) for k in ("events_processed", "events_rejected"))
+        if not outcome.matches_preview and quiet:
+            diffs = [
+                f"{k} {live[k]} != {expected[k]}"
+                for k in COMPARED_FIELDS
+                if live[k] != expected.get(k)
+            ]
+            outcome.problems.append("state differs from the preview: " + ", ".join(diffs))
+    if expected_now is None:
+        outcome.problems.append("no reset run found to compare the member with its history")
     outcome.ok = not outcome.problems
     return outcome

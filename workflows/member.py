@@ -981,10 +981,12 @@ class MemberWorkflow:
             proposal_id, approve, actor=actor, reason=reason, now=now, policy_text=policy_text
         )
         self._dirty = True
-        if not approve:
-            return DecisionResult(proposal_id, record["status"], False, "rejected; nothing changes")
         action, args = record["action"], record["arguments"]
         applied = {"action": action, "arguments": dict(args), "decided_at": record["decided_at"]}
+        if not approve:
+            return DecisionResult(
+                proposal_id, record["status"], False, "rejected; nothing changes", **applied
+            )
         kind = OUTBOX_KINDS.get(action)
         effect = f"a {kind} goes to the outbox" if kind else ""
         if action == "grant_points" or (

@@ -18,6 +18,7 @@ from temporalio.openai_agents.testing import ResponseBuilders, TestModel
 from temporalio.worker import Replayer
 
 from activities.offline_model import OfflineRulesModel
+from activities.repair import heal_member
 from runtime.worker import sandbox_runner
 from tests.agent.conftest import CHARGE, INJECTION, AgentDeployment, new_member, ticket, trip
 from tests.conftest import eventually
@@ -354,10 +355,11 @@ async def test_a_reset_that_replays_an_approval_sends_the_message_once(
         await agents.feed(member, [trip(member, 1, 4_000), ticket(member, 1, CHARGE)])
         message = by_action(await agents.proposals_made(member, 2))["message_member"]
         await agents.decide(message["id"], True, "send it")
-        await agents.wait_for(
+        decided = await agents.wait_for(
             member,
             lambda s: by_action(s["proposals"])["message_member"].get("effect") == "delivered",
         )
+        message_decided_at = by_action(decided["proposals"])["message_member"]["decided_at"]
         assert len(agents.outbox(message["id"])) == 1
         handle = agents.handle(member)
         before = await handle.describe()
@@ -368,7 +370,7 @@ async def test_a_reset_that_replays_an_approval_sends_the_message_once(
             for e in history.events
             if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
         )
-        await agents.client.workflow_service.reset_workflow_execution(
+        reset = await agents.client.workflow_service.reset_workflow_execution(
             ResetWorkflowExecutionRequest(
                 namespace=agents.client.namespace,
                 workflow_execution=WorkflowExecution(
@@ -380,6 +382,17 @@ async def test_a_reset_that_replays_an_approval_sends_the_message_once(
                 reset_reapply_exclude_types=[],
             )
         )
+        # the server's reapplied decision arrives before the agent re-ran: a decision
+        # never waits for a proposal, so it is refused and the proposal is pending again
+        # (a person decides again, or the rollback re-sends it bound to its content)
+        state = await agents.wait_for(
+            member,
+            lambda s: (
+                by_action(s["proposals"]).get("message_member", {}).get("status") == "pending"
+            ),
+            timeout=30,
+        )
+        await heal_member(agents.client, member, reset.run_id, before.run_id)
         state = await agents.wait_for(
             member,
             lambda s: (
@@ -392,6 +405,7 @@ async def test_a_reset_that_replays_an_approval_sends_the_message_once(
         replayed = by_action(state["proposals"])["message_member"]
         assert replayed["id"] == message["id"] and replayed["status"] == "approved"
         assert replayed["decision_reason"] == "send it"
+        assert replayed["decided_at"] == message_decided_at  # at its first time
         assert state["points"] == 40  # the grant stayed pending; only the trip counts
     assert len(agents.outbox(message["id"])) == 1
 

@@ -9,9 +9,10 @@ from typing import Any
 
 from runtime import deployment as releases
 from runtime.feed import send_member, wait_applied
-from tests.conftest import Deployment
+from tests.conftest import Deployment, eventually
 from tests.memberkit import COMPARED, start_member
 from tests.rollback.kit import rollback
+from workflows.member import MemberWorkflow, member_workflow_id
 from workflows.rules import replay
 
 BAD = "1.1+drill-double-points"
@@ -67,10 +68,17 @@ async def test_a_refund_before_its_purchase_claws_back_when_the_purchase_arrives
         assert waiting["events_rejected"] == 0
         # the purchase arrives later, in another signal (and, with max_signals=2, the
         # member continues as new in between: the hold is carried)
-        for event in (other, bought):
-            await send_member(client, target, member, [event], bulk=False)
+        await send_member(client, target, member, [other], bulk=False)
+        handle = client.get_workflow_handle(member_workflow_id(member))
+
+        async def continued() -> dict[str, Any] | None:
+            state = await handle.query(MemberWorkflow.state)
+            return state if state["runs"] >= 2 else None
+
+        carried = await eventually(continued, timeout=30)
+        assert [h["event_id"] for h in carried["held"]] == [early["event_id"]]
+        await send_member(client, target, member, [bought], bulk=False)
         state = (await wait_applied(client, [member]))[member]
-        assert state["runs"] >= 2
     assert_equals_in_order_replica(state, member, [bought, early, other])
 
 
