@@ -1,0 +1,105 @@
+"""The `wrong-tier` retargeting (issue 10, finding 1), on the real server: a person
+approved the message the agent proposed to a member the bad build showed as Diamond;
+after the rollback the member is Gold again and the agent's re-run puts a tier change
+at the same proposal id. The decision stays bound to the message: the tier change is
+pending, says why, and nothing is applied or sent that no one saw."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from activities import repair
+from runtime import deployment as releases
+from tests.agent.conftest import AgentDeployment
+from tests.conftest import Deployment
+from tests.rollback.kit import rollback
+from tests.rollback.test_approvals import STATUS, support_ticket, worker
+from workflows.drill import drill_build_id
+from workflows.rules import replay
+
+BUG = "wrong-tier"
+
+
+def purchase(member: str, n: int, cents: int, day: int) -> dict[str, Any]:
+    return {
+        "type": "purchase",
+        "event_id": f"{member}-p{n}",
+        "member_id": member,
+        "occurred_at": f"2026-04-{day:02d}T09:00:00Z",
+        "amount_cents": cents,
+    }
+
+
+async def test_an_approval_stays_bound_when_the_rerun_puts_other_content_at_its_id(
+    deployment: Deployment,
+) -> None:
+    deployment.target.data_dir.mkdir(parents=True, exist_ok=True)
+    agents = AgentDeployment(deployment, deployment.target.data_dir)
+    client, target = agents.client, deployment.target
+    member = f"rt{uuid.uuid4().hex[:6]}"
+    bad = drill_build_id("1.1", BUG)
+    bought = purchase(member, 1, 200_000, day=2)  # 2,000 points: Gold by the rules
+    ticket = support_ticket(member, 1, STATUS, day=4)
+    async with worker(agents, "1.0"):
+        await agents.start(member)
+        assert (await agents.feed(member, [bought]))["tier"] == "Gold"
+        async with worker(agents, "1.1", BUG):
+            await releases.set_current(client, target.deployment, bad)
+            shown = await agents.feed(member, [ticket])
+            assert shown["tier"] == "Diamond"  # the bad build's tier: no upgrade to propose
+            (message,) = await agents.proposals_made(member, 1)
+            assert message["action"] == "message_member"
+            assert message["id"] == f"{member}:{ticket['event_id']}:0"
+            result = await agents.decide(message["id"], True, "send the status-match reply")
+            assert result.applied
+            delivered = await agents.wait_for(
+                member, lambda s: s["proposals"][0].get("effect") == "delivered"
+            )
+            assert len(agents.outbox(message["id"])) == 1
+            async with worker(agents, "1.2"):
+                await releases.set_current(client, target.deployment, "1.2")
+                _, damage = await repair.find_damage(client, bad)
+                mine = [d for d in damage if d.member_id == member]
+                preview = await repair.preview_member(client, mine[0])
+                assert preview.after["tier"] == "Gold"
+                outcome = await rollback(
+                    client,
+                    target.task_queue,
+                    bad,
+                    f"rollback-{member}",
+                    query=f"WorkflowId = 'member-{member}'",
+                    expected={member: preview.after},
+                )
+                assert outcome.counts == {"reset": 1}, outcome
+                assert outcome.verified_ok == 1, outcome.mismatches
+                state = await agents.wait_for(
+                    member,
+                    lambda s: (
+                        s["agent"]["running"] is None
+                        and not s["agent"]["queued"]
+                        and len(s["proposals"]) == 2
+                    ),
+                    timeout=60,
+                )
+    by_id = {p["id"]: p for p in state["proposals"]}
+    retargeted = by_id[message["id"]]
+    # the re-run put a tier change where the message was: not approved by the earlier
+    # decision, pending, with that decision kept and the reason it is pending again
+    assert retargeted["action"] == "change_tier"
+    assert retargeted["arguments"] == {"tier": "Platinum"}
+    assert retargeted["status"] == "pending"
+    (earlier,) = retargeted["earlier_decisions"]
+    assert earlier["approve"] is True
+    assert earlier["digest"] == message["digest"]
+    assert earlier["decided_at"] == delivered["proposals"][0]["decided_at"]
+    assert "content changed" in earlier["why_pending"]
+    # the message moved to the next index: pending too, never sent again
+    moved = by_id[f"{member}:{ticket['event_id']}:1"]
+    assert moved["action"] == "message_member" and moved["status"] == "pending"
+    assert len(agents.outbox(message["id"])) == 1  # the old message row only
+    assert agents.outbox(moved["id"]) == []
+    # nothing applied that no one saw: the member is what the rules give
+    truth = replay(member, [bought, ticket]).summary()
+    assert (state["tier"], state["points"]) == (truth["tier"], truth["points"]) == ("Gold", 2_000)
+    assert state["tier_override"] is None
