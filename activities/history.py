@@ -31,7 +31,7 @@ from workflows.member import (
     MemberInput,
 )
 from workflows.proposals import check_draft, content_digest
-from workflows.rules import MemberBook
+from workflows.rules import CAUSE_BYTES, MemberBook, clip_text
 
 SIGNAL_NAMES = (SIGNAL_EVENT, SIGNAL_EVENTS)
 AGENT_WORKFLOW = "AgentTurnWorkflow"
@@ -395,11 +395,15 @@ class Rebuild:
         self.proposals: set[str] = set()  # approved
         self.created: set[str] = set()  # made from an agent run's drafts
         self.grants: list[tuple[datetime, int, bool]] = []  # when, points, by policy
+        self.accepted: set[str] = set()  # event ids the book accepted (as clipped in state)
 
     def apply(self, item: Received, build_id: str) -> None:
         book, at = self.book, _aware(item.at)
         if item.kind == "event":
-            book.apply(item.payload, build_id=build_id, received_at=at)
+            outcome = book.apply(item.payload, build_id=build_id, received_at=at)
+            for done in (outcome, *book.released):
+                if done.status == "accepted" and done.event_id is not None:
+                    self.accepted.add(clip_text(done.event_id, CAUSE_BYTES))
         elif item.kind == "adjust":
             adjustment: Adjustment = item.payload
             if adjustment.request_id in self.requests:
@@ -494,6 +498,17 @@ def reset_base(history: WorkflowHistory) -> str | None:
             attrs = event.workflow_task_failed_event_attributes
             if attrs.base_run_id and attrs.new_run_id:
                 return attrs.base_run_id
+    return None
+
+
+def reset_cut(history: WorkflowHistory) -> int | None:
+    """Where a reset run's own history begins: the event id of the failed task that
+    marks the reset (None: no reset made this run)."""
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+            attrs = event.workflow_task_failed_event_attributes
+            if attrs.base_run_id and attrs.new_run_id:
+                return int(event.event_id)
     return None
 
 

@@ -37,6 +37,7 @@ from activities.history import (
     previous_run,
     received,
     reset_base,
+    reset_cut,
     run_input,
     started_at,
 )
@@ -188,21 +189,29 @@ class Plan:
     reapplied: list[Received]
     missing: list[Received]
     base: list[str]  # the anchor run and the runs continuing it, oldest first
+    # what a repaired chain did hold (see `repaired_plan`), in the order it applied it;
+    # else a prediction of what a reset will do
+    actual: bool = False
 
     def expected(self) -> MemberBook:
         """The member as the current rules compute it from the anchor run's input."""
+        return self.rebuild().book
+
+    def rebuild(self) -> Rebuild:
+        """`expected`, with what the rebuild saw on the way (e.g. the events accepted)."""
         start = run_input(self.anchor)
         snapshot = start.snapshot or MemberSnapshot(member_id=start.member_id)
         book = MemberBook(_copy_snapshot(snapshot), hold=holding_run(self.anchor))
         rebuild = Rebuild(book, start.requests or [])
         fresh = {id(item) for item in [*self.reapplied, *self.missing]}
-        for item in [*self.kept, *self._after_reset()]:
+        after = [*self.reapplied, *self.missing] if self.actual else self._after_reset()
+        for item in [*self.kept, *after]:
             # what the reset keeps is replayed as the build that first applied it did
             # (a drill build's damage included); the rest runs through current rules
             keep = id(item) not in fresh and item.build
             rebuild.book.drill = drill_for(item.build) if keep and item.build else None
             rebuild.apply(item, "preview")
-        return rebuild.book
+        return rebuild
 
     def resent(self) -> list[Received]:
         """Updates after the cut: the reset does not reapply them, heal_member re-sends."""
@@ -285,6 +294,28 @@ async def plan(
                 missing.append(item)
     missing.sort(key=lambda item: item.at)
     return Plan(anchor, kept, reapplied, missing, base)
+
+
+async def repaired_plan(
+    client: Client, member_id: str, reset_run: str, known: Iterable[str] = ()
+) -> Plan:
+    """What a repaired member's chain holds since the reset that made `reset_run`: what
+    came before the reset point as the builds then applied it, everything applied after
+    it (by whichever build runs now) as the current rules apply it, in the order it was
+    applied. Its `expected()` is what verification compares the live member with."""
+    steps = await plan(client, member_id, reset_run, None, known)
+    cut = reset_cut(steps.anchor)
+    if cut is not None:
+        before = [i for i in steps.kept if i.event_id < cut]
+        steps.reapplied = [
+            *(dataclasses.replace(i, build=None) for i in steps.kept if i.event_id >= cut),
+            *steps.reapplied,
+        ]
+        steps.kept = [
+            i if 0 < i.applied_at < cut else dataclasses.replace(i, build=None) for i in before
+        ]
+    steps.actual = True
+    return steps
 
 
 async def _follow_links(
@@ -540,6 +571,33 @@ async def agent_settled(
         await asyncio.sleep(0.2)
 
 
+async def _rejected_but_accepted_before(
+    client: Client, member_id: str, current_run: str, state: dict[str, Any]
+) -> list[str]:
+    """Events the repaired member rejected that the chain the reset replaced accepted
+    (e.g. a refund re-delivered before its purchase): lost by the repair, whatever the
+    rules say of the order it came in. Read only when the member rejected something."""
+    rejected = {r["event_id"] for r in state.get("rejections", []) if r.get("event_id")}
+    if not rejected:
+        return []
+    reset_run = await latest_reset_run(client, member_id, current_run)
+    if reset_run is None:
+        return []
+    workflow_id = member_workflow_id(member_id)
+    history = await client.get_workflow_handle(workflow_id, run_id=reset_run).fetch_history()
+    replaced = reset_base(history)
+    if replaced is None:
+        return []
+    try:
+        before = await plan(client, member_id, replaced, None)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:  # gone with retention
+            return []
+        raise
+    before.actual, before.missing = True, []  # the replaced chain alone
+    return sorted(rejected & before.rebuild().accepted)
+
+
 async def verify_member(
     client: Client,
     member_id: str,
@@ -552,7 +610,10 @@ async def verify_member(
     workflow_id = member_workflow_id(member_id)
     handle = client.get_workflow_handle(workflow_id)
     await agent_settled(handle)
-    live = _fields(await handle.execute_update(MemberWorkflow.sync))  # type: ignore[arg-type]
+    state: dict[str, Any] = await handle.execute_update(
+        MemberWorkflow.sync  # type: ignore[arg-type]
+    )
+    live = _fields(state)
     if anchor_run_id is None:
         # already repaired (a retried batch): compared like any other, from the run
         # the reset made
@@ -566,7 +627,7 @@ async def verify_member(
     for _ in range(5 if anchor_run_id else 0):
         # events may keep arriving: compare a state with the history that produced it
         if anchor_run_id:
-            steps = await plan(client, member_id, anchor_run_id, None)
+            steps = await repaired_plan(client, member_id, anchor_run_id)
             expected_now = _fields(steps.expected().summary())
         settled = _fields(await handle.execute_update(MemberWorkflow.sync))  # type: ignore[arg-type]
         if settled == live:
@@ -575,6 +636,12 @@ async def verify_member(
     description = await client.get_workflow_handle(workflow_id).describe()
     build = current_build(description)
     outcome = VerifyOutcome(member_id, ok=True, build_id=build, live=live)
+    lost = await _rejected_but_accepted_before(client, member_id, description.run_id, state)
+    if lost:
+        outcome.problems.append(
+            f"rejected after the repair but accepted before it: {', '.join(lost[:5])}"
+            + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
+        )
     if build == bad_build:
         outcome.problems.append(f"still runs the bad build {bad_build}")
     if reset_point_for(description, bad_build) is not None:
