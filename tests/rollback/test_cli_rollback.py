@@ -220,3 +220,29 @@ async def test_worker_killed_during_a_rollback_finishes_without_double_resets(
         assert resets == 1, member
     async with deployment.worker("2.1"):
         assert_repaired(await wait_applied(deployment.client, members), fed)
+
+
+async def test_a_mismatch_after_the_repair_fails_the_command_naming_member_and_field(
+    deployment: Deployment,
+) -> None:
+    """The members move, after the reset, to a build that is broken too: verification
+    compares what that build applied with the rules, and the command says so and fails."""
+    tag = uuid.uuid4().hex[:6]
+    members = [f"x{tag}-{i}" for i in range(2)]
+    fed: dict[str, list] = {m: [] for m in members}
+    async with deployment.worker("1.0"), deployment.worker("2.1"):
+        await releases.set_current(deployment.client, deployment.target.deployment, "1.0")
+        await damaged_members(deployment, members, fed)
+        async with deployment.worker("2.2", drill="double-points"):
+            await releases.set_current(
+                deployment.client, deployment.target.deployment, "2.2+drill-double-points"
+            )
+            code, out, err = await cli(
+                deployment, "rollback", BAD, "--execute", "--reason", "zeroed trips"
+            )
+    assert code == 1, (out, err)
+    for member in members:
+        line = next(x for x in out.splitlines() if x.strip().startswith(f"MISMATCH {member}:"))
+        # the member, the field and both values
+        assert "state differs from its history: points " in line and " != " in line, line
+    assert f"mismatches {len(members)}" in out
