@@ -186,3 +186,67 @@ def _paused_and_still(wizard: RollbackWizard) -> bool:
         and progress.state == "paused"
         and progress.counts.get("resetting", 0) == 0
     )
+
+
+def test_a_mismatch_after_the_repair_is_shown_with_member_and_field(
+    qloop: qasync.QEventLoop, qtbot: Any, deployment: Deployment
+) -> None:
+    """The members move, after the reset, to a build that is broken too: the wizard's
+    verification page names each member and the field that differs."""
+    target = deployment.target
+    release = f"6.{uuid.uuid4().hex[:6]}"
+    bad = drill_build_id(f"{release}.1", "zero-on-trip")
+    broken_fix = drill_build_id(f"{release}.2", "double-points")
+
+    async def scenario() -> None:
+        session = await connected_session(target)
+        client = session.client
+        assert client is not None
+        members = Members(client, target, 2)
+        async with worker(client, target, f"{release}.0"):
+            await members.start()
+            await members.feed("a", 6, day=1)
+            async with worker(client, target, f"{release}.1", drill="zero-on-trip"):
+                await releases.set_current(client, target.deployment, bad)
+                await members.feed("b", 8, day=5)
+                async with worker(client, target, f"{release}.2", drill="double-points"):
+                    await releases.set_current(client, target.deployment, broken_fix)
+                    wizard = RollbackWizard(session=session)
+                    qtbot.addWidget(wizard)
+                    wizard.show()
+                    wizard.set_versions(
+                        [
+                            {
+                                "build_id": bad,
+                                "status": "draining",
+                                "drill": "zero-on-trip",
+                                "members": 0,
+                            },
+                            {
+                                "build_id": broken_fix,
+                                "status": "current",
+                                "drill": "double-points",
+                                "members": 0,
+                            },
+                        ]
+                    )
+                    wizard.build_combo.setCurrentIndex(wizard.build_combo.findData(bad))
+                    for _ in range(3):
+                        await wizard._on_next_button_clicked()
+                    assert wizard.step == EXECUTE
+                    wizard.reason_edit.setText("drill rehearsal")
+                    await wizard._on_execute_button_clicked()
+                    await wait_until(lambda: wizard.step == VERIFY, timeout=ROLLBACK_TIMEOUT_S)
+                    assert wizard.verify_table.isVisibleTo(wizard)
+                    rows = wizard.verify_model.records
+                    assert sorted(r["member_id"] for r in rows) == sorted(members.ids)
+                    for row in rows:
+                        assert row["result"] == "mismatch"
+                        assert "points " in row["details"] and " != " in row["details"], row
+                    assert "2 mismatches" in wizard.verify_summary.text()
+                    pending = wizard.stop()
+                    if pending:
+                        await asyncio.wait(pending, timeout=10)
+                    await session.stop()
+
+    qloop.run_until_complete(scenario())
