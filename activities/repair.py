@@ -67,6 +67,9 @@ MEMBER_QUERY = (
 )
 VISIBILITY_LAG_S = 60.0
 REDELIVER_CHUNK = 500
+# Tests only: awaited with the member id between reading the member and resetting it,
+# so a test can force what may happen in that window (another reset, a failure).
+BEFORE_RESET: Callable[[str], Awaitable[None]] | None = None
 UPDATE_KINDS = ("adjust", "approval", "decision")
 AGENT_SETTLE_SECONDS = 60.0
 T = TypeVar("T")
@@ -454,6 +457,8 @@ async def reset_member(
         return ResetOutcome(member_id, "already-repaired", anchor, redelivered=healed)
     if damage.problem:
         return ResetOutcome(member_id, "not-repairable", message=damage.problem)
+    if BEFORE_RESET is not None:
+        await BEFORE_RESET(member_id)
     try:
         response = await client.workflow_service.reset_workflow_execution(
             ResetWorkflowExecutionRequest(
@@ -480,10 +485,12 @@ async def reset_member(
         return ResetOutcome(
             member_id, "not-repairable", message=f"the server refuses the reset: {error.message}"
         )
-    clean = clean_run is not None and clean_run == description.run_id
-    healed = (
-        0 if clean else await heal_member(client, member_id, response.run_id, description.run_id)
-    )
+    # the runs this reset replaced: the one read above and, if another reset (another
+    # rollback, an operator in the Web UI) came in between, the runs it made: each
+    # replaced run names the run that replaced it, visibility or not
+    replaced = await replaced_runs(client, member_id, description.run_id, response.run_id)
+    clean = clean_run is not None and replaced == [clean_run]
+    healed = 0 if clean else await heal_member(client, member_id, response.run_id, *replaced)
     outcome = ResetOutcome(
         member_id,
         "reset",
@@ -498,9 +505,24 @@ async def reset_member(
     return outcome
 
 
-async def heal_member(
-    client: Client, member_id: str, anchor_run: str, replaced: str | None = None
-) -> int:
+async def replaced_runs(
+    client: Client, member_id: str, described_run: str, new_run: str, limit: int = 100
+) -> list[str]:
+    """`described_run` and the runs resets made from it on the way to `new_run`, oldest
+    first (a reset records, in the run it ended, the run it made)."""
+    handle_of = client.get_workflow_handle
+    workflow_id = member_workflow_id(member_id)
+    runs = [described_run]
+    for _ in range(limit):
+        description = await handle_of(workflow_id, run_id=runs[-1]).describe()
+        successor = description.raw_description.workflow_extended_info.reset_run_id
+        if not successor or successor == new_run or successor in runs:
+            break
+        runs.append(successor)
+    return runs
+
+
+async def heal_member(client: Client, member_id: str, anchor_run: str, *replaced: str) -> int:
     """Re-deliver what the member received since `anchor_run` started but its chain lacks
     (the server reapplies only signals along the reset's base chain): events, then
     adjustments, then (once the agent re-ran what the reset replayed) the people's
@@ -511,7 +533,7 @@ async def heal_member(
     repair; a decision whose proposal changed or is gone) is refused, not retried:
     the proposal stays pending with the earlier decision in its record, and
     verification compares the member with the rules for what it did take."""
-    steps = await plan(client, member_id, anchor_run, None, [replaced] if replaced else [])
+    steps = await plan(client, member_id, anchor_run, None, replaced)
     handle = client.get_workflow_handle(member_workflow_id(member_id))
     events = [item.payload for item in steps.missing if item.kind == "event"]
     for i in range(0, len(events), REDELIVER_CHUNK):

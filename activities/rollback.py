@@ -50,7 +50,14 @@ async def reset_members(input: ResetBatch) -> ResetBatchOutcome:
     """Several members at once, in one activity. A retry redoes the batch: members reset
     by the failed attempt are found already repaired (not reset again)."""
     async with heartbeating():
-        return ResetBatchOutcome(list(await asyncio.gather(*map(_reset, input.members))))
+        try:
+            # one member failing cancels the others: the retry redoes them, and no heal
+            # of this attempt goes on beside it (re-sending events twice at once)
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(_reset(member)) for member in input.members]
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+        return ResetBatchOutcome([task.result() for task in tasks])
 
 
 async def _reset(input: ResetInput) -> ResetOutcome:

@@ -1,0 +1,216 @@
+"""The rollback's race windows (issue 10, finding 5), each forced on the real server
+through the test hook `activities.repair.BEFORE_RESET` (awaited between reading a member
+and resetting it): another reset in that window, a batch whose sibling fails, an
+adjustment the repaired member refuses, a member with many runs since its reset."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType, ResetReapplyType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+
+from activities import repair
+from runtime import deployment as releases
+from runtime.feed import send_member, wait_applied
+from tests.conftest import Deployment
+from tests.memberkit import COMPARED, start_member
+from tests.rollback.kit import rollback
+from tests.rollback.test_drill import member_events
+from workflows.member import Adjustment, MemberWorkflow, member_workflow_id
+from workflows.rules import replay
+
+BAD = "1.1+drill-double-points"
+
+
+@asynccontextmanager
+async def hooked(hook: Callable[[str], Awaitable[None]]) -> AsyncIterator[None]:
+    repair.BEFORE_RESET = hook
+    try:
+        yield
+    finally:
+        repair.BEFORE_RESET = None
+
+
+class Fed:
+    def __init__(self, dep: Deployment, members: list[str]) -> None:
+        self.dep, self.members = dep, members
+        self.events: dict[str, list[Any]] = {m: [] for m in members}
+
+    async def send(self, member: str, events: list[Any]) -> None:
+        self.events[member].extend(events)
+        await send_member(self.dep.client, self.dep.target, member, events, bulk=False)
+
+    async def phase(self, phase: str, count: int, day: int) -> None:
+        for member in self.members:
+            await self.send(member, member_events(member, phase, count, day))
+        await wait_applied(self.dep.client, self.members)
+
+    async def damaged(self, max_signals: int = 50) -> None:
+        """Good build, the drill build, then the fixed build 1.2 (current at the end)."""
+        dep = self.dep
+        for member in self.members:
+            await start_member(dep.client, dep.target, member, max_signals=max_signals)
+        await self.phase("a", 6, day=1)
+        async with dep.worker("1.1", drill="double-points"):
+            await releases.set_current(dep.client, dep.target.deployment, BAD)
+            await self.phase("b", 6, day=4)
+        await releases.set_current(dep.client, dep.target.deployment, "1.2")
+        await self.phase("c", 5, day=8)
+
+    async def assert_whole(self) -> None:
+        states = await wait_applied(self.dep.client, self.members)
+        for member in self.members:
+            truth = replay(member, self.events[member]).summary()
+            state = states[member]
+            assert state["events_processed"] == truth["events_processed"], member
+            assert state["events_rejected"] == truth["events_rejected"], member
+            assert sorted(e["cause"] for e in state["ledger"]) == sorted(
+                e["cause"] for e in truth["ledger"]
+            ), member
+
+
+def members(count: int) -> list[str]:
+    tag = uuid.uuid4().hex[:6]
+    return [f"race{tag}-{i}" for i in range(count)]
+
+
+async def test_another_reset_between_reading_and_resetting_loses_nothing(
+    deployment: Deployment,
+) -> None:
+    """An operator resets the member (e.g. in the Web UI) after the rollback read it and
+    events reach the run that reset made; the rollback's reset then replaces that run
+    too, which visibility may not list yet: its events are re-delivered all the same."""
+    client = deployment.client
+    (member,) = names = members(1)
+    fed = Fed(deployment, names)
+    operator_runs: list[str] = []
+
+    async def operator_reset(member_id: str) -> None:
+        handle = client.get_workflow_handle(member_workflow_id(member_id))
+        current = await handle.describe()
+        history = await handle.fetch_history()
+        last_task = max(
+            e.event_id
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+        )
+        made = await client.workflow_service.reset_workflow_execution(
+            ResetWorkflowExecutionRequest(
+                namespace=client.namespace,
+                workflow_execution=WorkflowExecution(
+                    workflow_id=member_workflow_id(member_id), run_id=current.run_id
+                ),
+                reason="an operator's own reset",
+                workflow_task_finish_event_id=last_task,
+                request_id=f"operator-{member_id}",
+                reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_ALL_ELIGIBLE,
+                identity="operator in the Web UI",
+            )
+        )
+        operator_runs.append(made.run_id)
+        await fed.send(member_id, member_events(member_id, "x", 5, day=10))
+        await wait_applied(client, [member_id])
+
+    async with deployment.worker("1.0"), deployment.worker("1.2"):
+        await fed.damaged()
+        async with hooked(operator_reset):
+            result = await rollback(
+                client,
+                deployment.target.task_queue,
+                BAD,
+                f"rollback-race1-{member}",
+                query=f"WorkflowId = 'member-{member}'",
+            )
+        assert operator_runs, "the hook did not run"
+        assert result.counts == {"reset": 1}, result
+        assert result.verified_ok == 1, result.mismatches
+        await fed.assert_whole()
+
+
+async def test_a_failing_member_cancels_its_batch_siblings_before_the_retry(
+    deployment: Deployment,
+) -> None:
+    """One member of a batch fails: the others' work is cancelled, not left running
+    beside the retry (which would re-deliver their events twice at once)."""
+    client = deployment.client
+    first, second = names = sorted(members(2))
+    fed = Fed(deployment, names)
+    calls: dict[str, int] = {first: 0, second: 0}
+    cancelled: list[str] = []
+    waiting = asyncio.Event()
+
+    async def hook(member_id: str) -> None:
+        calls[member_id] += 1
+        if calls[member_id] > 1:
+            return
+        if member_id == second:
+            waiting.set()
+            try:
+                await asyncio.sleep(3_600)  # would run on as an orphan
+            except asyncio.CancelledError:
+                cancelled.append(member_id)
+                raise
+        await waiting.wait()
+        raise RuntimeError("injected: this member's reset fails once")
+
+    async with deployment.worker("1.0"), deployment.worker("1.2"):
+        await fed.damaged()
+        async with hooked(hook):
+            result = await rollback(
+                client,
+                deployment.target.task_queue,
+                BAD,
+                f"rollback-race2-{first}",
+                query=f"WorkflowId = 'member-{first}' OR WorkflowId = 'member-{second}'",
+                concurrency=8,  # two members per batch
+            )
+        assert cancelled == [second]
+        assert calls == {first: 2, second: 2}
+        assert result.counts == {"reset": 2}, result
+        assert result.verified_ok == 2, result.mismatches
+        await fed.assert_whole()
+
+
+async def test_an_adjustment_the_repaired_member_refuses_fails_nothing(
+    deployment: Deployment,
+) -> None:
+    """An operator took points off a balance the bad build had inflated; after the repair
+    the balance is too low for it: the re-sent adjustment is refused (not retried until
+    the rollback fails), and the member equals the rules without it."""
+    client = deployment.client
+    (member,) = names = members(1)
+    fed = Fed(deployment, names)
+    async with deployment.worker("1.0"), deployment.worker("1.2"):
+        for m in names:
+            await start_member(client, deployment.target, m, max_signals=50)
+        await fed.phase("a", 4, day=1)
+        async with deployment.worker("1.1", drill="double-points"):
+            await releases.set_current(client, deployment.target.deployment, BAD)
+            await fed.phase("b", 4, day=4)
+            inflated = (await wait_applied(client, [member]))[member]["points"]
+            handle = client.get_workflow_handle(member_workflow_id(member))
+            take = inflated - 10  # leaves 10 under the bad build, below zero after
+            await handle.execute_update(
+                MemberWorkflow.adjust, Adjustment(-take, "chargeback", "ops", f"adj-{member}")
+            )
+        await releases.set_current(client, deployment.target.deployment, "1.2")
+        truth = replay(member, fed.events[member]).summary()
+        assert truth["points"] < take  # the adjustment cannot apply after the repair
+        result = await rollback(
+            client,
+            deployment.target.task_queue,
+            BAD,
+            f"rollback-race3-{member}",
+            query=f"WorkflowId = 'member-{member}'",
+        )
+        assert result.state == "done" and result.counts == {"reset": 1}, result
+        assert result.verified_ok == 1, result.mismatches
+        state = (await wait_applied(client, [member]))[member]
+    assert {k: state[k] for k in COMPARED} == {k: truth[k] for k in COMPARED}
+    assert not any(e["kind"] == "adjustment" for e in state["ledger"])
