@@ -23,6 +23,7 @@ from workflows.member import (
     DRAIN_SUMMARY,
     HOLD_PATCH,
     MAX_EVENTS_PER_TASK,
+    REQUESTS_KEEP,
     SIGNAL_EVENT,
     SIGNAL_EVENTS,
     TURN_STATUSES,
@@ -84,6 +85,7 @@ class Received:
     event_id: int = 0  # its position in the run's history
     build: str | None = None  # the build whose workflow task applied it (None: not yet)
     applied_at: int = 0  # event id of that task's completion (0: not yet)
+    run_started: datetime | None = None  # when its run started: tells runs apart
 
     @property
     def at_utc(self) -> datetime:
@@ -379,7 +381,11 @@ def received(history: WorkflowHistory, *, approvals: bool = False) -> Iterator[R
     """What the run received, in the order the workflow applied it, each with the build
     of the workflow task that applied it; with `approvals`, also the approved proposals
     and agent results ("approval" and "agent" items) that rebuilding its state needs."""
-    items = _Reader(bounded=bounded_run(history)).read(history)
+    start = started_at(history)
+    items = (
+        dataclasses.replace(i, run_started=start)
+        for i in _Reader(bounded=bounded_run(history)).read(history)
+    )
     return items if approvals else (i for i in items if i.kind in ("event", "adjust"))
 
 
@@ -391,7 +397,10 @@ class Rebuild:
 
     def __init__(self, book: MemberBook, requests: Iterable[str] = ()) -> None:
         self.book = book
-        self.requests = set(requests)
+        # adjustment request ids, oldest first: the member knows every one of its run
+        # and carries the last REQUESTS_KEEP into the next
+        self.requests: dict[str, None] = dict.fromkeys(requests)
+        self.run_started: datetime | None = None
         self.proposals: set[str] = set()  # approved
         self.created: set[str] = set()  # made from an agent run's drafts
         self.grants: list[tuple[datetime, int, bool]] = []  # when, points, by policy
@@ -399,6 +408,10 @@ class Rebuild:
 
     def apply(self, item: Received, build_id: str) -> None:
         book, at = self.book, _aware(item.at)
+        if item.run_started is not None and item.run_started != self.run_started:
+            if self.run_started is not None:  # a new run: what continue-as-new carried
+                self.requests = dict.fromkeys(list(self.requests)[-REQUESTS_KEEP:])
+            self.run_started = item.run_started
         if item.kind == "event":
             outcome = book.apply(item.payload, build_id=build_id, received_at=at)
             for done in (outcome, *book.released):
@@ -408,7 +421,7 @@ class Rebuild:
             adjustment: Adjustment = item.payload
             if adjustment.request_id in self.requests:
                 return
-            self.requests.add(adjustment.request_id)
+            self.requests[adjustment.request_id] = None
             cause = f"{adjustment.reason} (by {adjustment.actor})"
             if book.check_adjustment(adjustment.points, adjustment.reason) is None:
                 book.adjust(adjustment.points, cause, at, build_id)

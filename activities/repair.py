@@ -207,7 +207,11 @@ class Plan:
         book = MemberBook(_copy_snapshot(snapshot), hold=holding_run(self.anchor))
         rebuild = Rebuild(book, start.requests or [])
         fresh = {id(item) for item in [*self.reapplied, *self.missing]}
-        after = [*self.reapplied, *self.missing] if self.actual else self._after_reset()
+        if self.actual:
+            after = [*self.reapplied, *self.missing]
+        else:  # all of it lands in the one run the reset makes
+            after = [dataclasses.replace(i, run_started=None) for i in self._after_reset()]
+            fresh = {id(item) for item in after}
         for item in [*self.kept, *after]:
             # what the reset keeps is replayed as the build that first applied it did
             # (a drill build's damage included); the rest runs through current rules

@@ -16,14 +16,15 @@ from temporalio.api.enums.v1 import EventType, ResetReapplyType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 
 from activities import repair
+from activities.history import Rebuild, chain_histories, received, run_input
 from runtime import deployment as releases
 from runtime.feed import send_member, wait_applied
-from tests.conftest import Deployment
+from tests.conftest import Deployment, eventually
 from tests.memberkit import COMPARED, start_member
 from tests.rollback.kit import rollback
 from tests.rollback.test_drill import member_events
-from workflows.member import Adjustment, MemberWorkflow, member_workflow_id
-from workflows.rules import replay
+from workflows.member import REQUESTS_KEEP, Adjustment, MemberWorkflow, member_workflow_id
+from workflows.rules import MemberBook, MemberSnapshot, replay
 
 BAD = "1.1+drill-double-points"
 
@@ -214,3 +215,45 @@ async def test_an_adjustment_the_repaired_member_refuses_fails_nothing(
         state = (await wait_applied(client, [member]))[member]
     assert {k: state[k] for k in COMPARED} == {k: truth[k] for k in COMPARED}
     assert not any(e["kind"] == "adjustment" for e in state["ledger"])
+
+
+async def test_the_rebuild_forgets_request_ids_when_the_member_does(
+    deployment: Deployment,
+) -> None:
+    """The member carries its last REQUESTS_KEEP adjustment ids into each new run; an
+    older id sent again is applied again. The rebuild a preview and verification use
+    must do the same, or the two disagree after REQUESTS_KEEP adjustments."""
+    client = deployment.client
+    (member,) = members(1)
+    async with deployment.worker("1.0"):
+        await start_member(client, deployment.target, member, max_signals=2)
+        handle = client.get_workflow_handle(member_workflow_id(member))
+        for n in range(REQUESTS_KEEP + 4):
+            await handle.execute_update(
+                MemberWorkflow.adjust, Adjustment(1, "goodwill", "ops", f"{member}-r{n}")
+            )
+        await send_member(
+            client, deployment.target, member, member_events(member, "a", 2, 1), bulk=False
+        )
+
+        async def continued() -> bool:
+            return bool((await handle.query(MemberWorkflow.state))["runs"] >= 2)
+
+        await eventually(continued, timeout=30)
+        again = await handle.execute_update(
+            MemberWorkflow.adjust, Adjustment(1, "goodwill", "ops", f"{member}-r0")
+        )
+        assert again.applied  # forgotten by the new run: applied again
+        live = (await wait_applied(client, [member]))[member]
+        current = (await handle.describe()).run_id
+        chain = await chain_histories(client, member_workflow_id(member), run_id=current)
+    start = run_input(chain[0])
+    rebuild = Rebuild(MemberBook(MemberSnapshot(member_id=member)), start.requests or [])
+    for history in chain:
+        for item in received(history, approvals=True):
+            rebuild.apply(item, "rules")
+    computed = rebuild.book.summary()
+    assert {k: computed[k] for k in COMPARED} == {k: live[k] for k in COMPARED}
+    assert live["points"] == REQUESTS_KEEP + 5 + sum(
+        e["delta"] for e in live["ledger"] if e["kind"] == "earn"
+    )
