@@ -257,3 +257,94 @@ async def test_the_rebuild_forgets_request_ids_when_the_member_does(
     assert live["points"] == REQUESTS_KEEP + 5 + sum(
         e["delta"] for e in live["ledger"] if e["kind"] == "earn"
     )
+
+
+async def test_an_already_repaired_member_is_still_verified(deployment: Deployment) -> None:
+    """A batch's retry finds a member its failed attempt had reset (already repaired).
+    It is verified like the others: here the build after the rollback is broken too,
+    and its mismatch is reported, not passed over."""
+    client = deployment.client
+    first, second = names = sorted(members(2))
+    fed = Fed(deployment, names)
+    calls: dict[str, int] = {first: 0, second: 0}
+
+    async def hook(member_id: str) -> None:
+        calls[member_id] += 1
+        if member_id != second or calls[member_id] > 1:
+            return
+        handle = client.get_workflow_handle(member_workflow_id(first))
+
+        async def reset_done() -> bool:
+            current = (await handle.describe()).run_id
+            return await repair.latest_reset_run(client, first, current) is not None
+
+        await eventually(reset_done, timeout=60, interval=0.2)
+        raise RuntimeError("injected: the batch fails after the first member's reset")
+
+    async with deployment.worker("1.0"), deployment.worker("1.2"):
+        await fed.damaged()
+        async with deployment.worker("1.3", drill="zero-on-trip"):
+            await releases.set_current(
+                client, deployment.target.deployment, "1.3+drill-zero-on-trip"
+            )
+            async with hooked(hook):
+                result = await rollback(
+                    client,
+                    deployment.target.task_queue,
+                    BAD,
+                    f"rollback-race4-{first}",
+                    query=f"WorkflowId = 'member-{first}' OR WorkflowId = 'member-{second}'",
+                    concurrency=8,  # two members per batch
+                )
+    assert calls == {first: 1, second: 2}  # the retry found the first one repaired
+    assert result.counts == {"reset": 1, "already-repaired": 1}, result
+    problems = {m["member_id"]: m["problems"] for m in result.mismatches}
+    assert set(problems) == {first, second}
+    assert any("state differs from its history" in p for p in problems[first]), problems
+
+
+async def test_the_reset_run_is_found_behind_many_runs(deployment: Deployment) -> None:
+    """A member that continued as new more than 50 times since its reset: the run the
+    reset made is still found (the search once stopped after 50 and healed nothing)."""
+    client = deployment.client
+    (member,) = members(1)
+    async with deployment.worker("1.0"):
+        await start_member(client, deployment.target, member, max_signals=1)
+        # one signal: the member continues as new once, into a run that then waits
+        await send_member(
+            client, deployment.target, member, member_events(member, "a", 1, 1), bulk=False
+        )
+        await wait_applied(client, [member])
+        handle = client.get_workflow_handle(member_workflow_id(member))
+        current = await handle.describe()
+
+        async def first_task_of_current() -> int | None:
+            history = await client.get_workflow_handle(
+                member_workflow_id(member), run_id=current.run_id
+            ).fetch_history()
+            done = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+            return next((e.event_id for e in history.events if e.event_type == done), None)
+
+        first_task = await eventually(first_task_of_current, timeout=30)
+        made = await client.workflow_service.reset_workflow_execution(
+            ResetWorkflowExecutionRequest(
+                namespace=client.namespace,
+                workflow_execution=WorkflowExecution(
+                    workflow_id=member_workflow_id(member), run_id=current.run_id
+                ),
+                reason="test",
+                workflow_task_finish_event_id=first_task,
+                request_id=f"reset-{member}",
+                reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_ALL_ELIGIBLE,
+            )
+        )
+        for event in member_events(member, "b", 55, day=3):
+            before = (await handle.describe()).run_id
+            await send_member(client, deployment.target, member, [event], bulk=False)
+
+            async def moved(before: str = before) -> bool:
+                return (await handle.describe()).run_id != before
+
+            await eventually(moved, timeout=30, interval=0.05)  # one run per event
+        latest = (await handle.describe()).run_id
+        assert await repair.latest_reset_run(client, member, latest) == made.run_id
