@@ -267,7 +267,7 @@ class ReleasesPanel(QWidget):
     async def start_worker(self, build: str, drill: str | None, reason: str) -> WorkerProcess:
         """A worker for `build` (a drill build when `drill` names a bug), beside the others."""
         from desktop.worker_process import WorkerCommand, WorkerProcess
-        from runtime import audit
+        from runtime.releases import record_release_start
         from workflows.drill import drill_build_id
         from workflows.ids import check_build_id
 
@@ -296,13 +296,8 @@ class ReleasesPanel(QWidget):
         worker.on_state_changed = lambda _state: self._show_workers()
         self._say(f"Starting a worker for {full}…")
         await worker.start()
-        await audit.record(
-            self._client(),
-            session.target,
-            "release.start",
-            reason=reason,
-            subject=full,
-            details={"pid": worker.pid, "drill": drill},
+        await record_release_start(
+            self._client(), session.target, full, reason=reason, pid=worker.pid, drill=drill
         )
         text = f"Worker for {full} running (pid {worker.pid})" + (
             f": a DRILL build with the '{drill}' bug" if drill else ""
