@@ -159,6 +159,105 @@ async def record_bulk(
     await send(client, entry, task_queue=task_queue)
 
 
+NO_REASON = "(no reason given)"
+
+
+async def record_secret(
+    client: Client, target: Target, name: str, action: str, *, outcome: str, reason: str = ""
+) -> None:
+    """A secret stored or deleted: its name and where, never its value."""
+    await record(
+        client,
+        target,
+        f"secret.{action}",
+        reason=reason.strip() or NO_REASON,
+        subject=name,
+        details={"name": name},
+        outcome=outcome,
+    )
+
+
+async def record_settings(
+    client: Client,
+    target: Target,
+    section: str,
+    changed: Iterable[str],
+    *,
+    outcome: str,
+    reason: str = "",
+) -> None:
+    """Settings changed: the section and the names of what changed, never the values
+    (a value might be something secret pasted in the wrong place)."""
+    await record(
+        client,
+        target,
+        "settings.change",
+        reason=reason.strip() or NO_REASON,
+        subject=section,
+        details={"changed": sorted(changed)},
+        outcome=outcome,
+    )
+
+
+async def record_saved_settings(
+    client: Client,
+    target: Target,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    *,
+    secrets_stored: Iterable[str] = (),
+    backend: str = "",
+    reason: str = "",
+) -> None:
+    """What one Save of the Settings tab changed: an entry per changed section (names
+    only) and one per secret stored (its name and the keyring backend)."""
+    for section in sorted(set(before) | set(after)):
+        old, new = before.get(section), after.get(section)
+        names = changed_names(
+            {section: old} if old is not None else {}, {section: new} if new is not None else {}
+        )
+        if names:
+            await record_settings(client, target, section, names, outcome="saved", reason=reason)
+    for name in secrets_stored:
+        await record_secret(
+            client, target, name, "set", outcome=f"stored in {backend}", reason=reason
+        )
+
+
+def changed_names(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted names of every value that differs between two settings dicts."""
+    names: list[str] = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if isinstance(old, dict) or isinstance(new, dict):
+            names += changed_names(
+                old if isinstance(old, dict) else {},
+                new if isinstance(new, dict) else {},
+                f"{prefix}{key}.",
+            )
+        elif old != new:
+            names.append(f"{prefix}{key}")
+    return names
+
+
+def record_offline(target: Target, write: Any, *, timeout: float = 15.0) -> str | None:
+    """Run `write(client)` (a record_* call) on a fresh connection, for the commands that
+    change local things (keyring, settings file) without a server of their own. None when
+    recorded, else the one-line reason it could not be (the change itself stands)."""
+    from runtime.connect import connect
+
+    async def go() -> None:
+        client = await connect(target)
+        await write(client)
+
+    try:
+        asyncio.run(asyncio.wait_for(go(), timeout))
+    except Exception as error:  # unreachable server, no worker, ...: said, not fatal
+        text = str(error).strip().splitlines()
+        return text[0] if text else type(error).__name__
+    return None
+
+
 # -- reading ----------------------------------------------------------------------
 
 
