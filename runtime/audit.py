@@ -18,6 +18,7 @@ import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from workflows.audit import (
 
 COLUMNS = ("seq", "at", "actor", "action", "target", "reason", "outcome", "details", "prev", "hash")
 FORMATS = ("jsonl", "csv")
+QUERY_TIMEOUT = timedelta(seconds=10)
 
 
 class AuditError(RuntimeError):
@@ -306,8 +308,9 @@ async def read_live(client: Client) -> tuple[list[dict[str, Any]], list[ArchiveA
     """The open run's entries and anchors ([] when there is no audit log yet)."""
     handle = client.get_workflow_handle(AUDIT_WORKFLOW_ID)
     try:
-        entries = await handle.query(AuditWorkflow.entries)
-        anchors = await handle.query(AuditWorkflow.anchors)
+        # bounded: with no worker on its queue a query waits, and the window would too
+        entries = await handle.query(AuditWorkflow.entries, rpc_timeout=QUERY_TIMEOUT)
+        anchors = await handle.query(AuditWorkflow.anchors, rpc_timeout=QUERY_TIMEOUT)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             return [], []
@@ -475,6 +478,82 @@ def read_export(path: Path) -> list[dict[str, Any]]:
             continue
         rows.append({**parsed, "line": number})
     return rows
+
+
+# -- the window's audit page ----------------------------------------------------------
+
+
+async def rows_for_window(client: Client, data_dir: Path) -> tuple[list[dict[str, Any]], str]:
+    """Every entry, newest first, and a line saying where they came from. Without a
+    worker to answer, the entries of the runs still kept (no chain fields)."""
+    try:
+        record = await read_record(client, data_dir)
+        rows = record.rows()
+        note = f"{len(rows)} entries (archive {record.archive_path} and the open run)"
+    except AuditError as error:
+        rows = list(reversed(await entries(client, limit=10_000)))
+        note = f"{error}; showing the entries of the runs still kept"
+    return [{**r, "subject": r.get("target", r.get("subject"))} for r in reversed(rows)], note
+
+
+def _moment(text: str, *, end: bool) -> datetime:
+    """A day (YYYY-MM-DD: its start, or its end for `end`) or an ISO time, in UTC."""
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = datetime.fromisoformat(text).replace(tzinfo=UTC)
+            return day + timedelta(days=1) - timedelta(microseconds=1) if end else day
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a day (YYYY-MM-DD) or a time (ISO 8601)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def concerns_member(row: dict[str, Any], member: str) -> bool:
+    """The entry is about `member`: its target, a proposal of theirs, or one of the
+    members a rollback reset."""
+    target = str(row.get("target", row.get("subject")) or "")
+    details = row.get("details") or {}
+    members = details.get("members") if isinstance(details, dict) else None
+    return (
+        target == member
+        or target.startswith(f"{member}:")
+        or (isinstance(members, list) and member in members)
+    )
+
+
+def filter_rows(
+    rows: Iterable[dict[str, Any]],
+    *,
+    actor: str = "",
+    action: str = "",
+    member: str = "",
+    since: str = "",
+    until: str = "",
+) -> list[dict[str, Any]]:
+    """The rows that match every filter given: actor and action by substring (case
+    blind), member exactly, time from `since` to `until` inclusive. A bad time raises
+    ValueError with a one-line reason."""
+    start = _moment(since, end=False) if since.strip() else None
+    stop = _moment(until, end=True) if until.strip() else None
+    actor, action, member = actor.strip().lower(), action.strip().lower(), member.strip()
+    found = []
+    for row in rows:
+        if actor and actor not in str(row.get("actor", "")).lower():
+            continue
+        if action and action not in str(row.get("action", "")).lower():
+            continue
+        if member and not concerns_member(row, member):
+            continue
+        if start or stop:
+            try:
+                at = _moment(str(row.get("at", "")), end=False)
+            except ValueError:
+                continue
+            if (start and at < start) or (stop and at > stop):
+                continue
+        found.append(row)
+    return found
 
 
 # -- the list (histories, no worker needed) ------------------------------------------

@@ -90,6 +90,7 @@ class AuditCarry:
     prev: str = GENESIS
     anchors: list[ArchiveAnchor] = field(default_factory=list)
     entries: list[AuditEntry] = field(default_factory=list)
+    records_per_run: int = RECORDS_PER_RUN  # smaller in tests
 
 
 ARCHIVE_RETRY = RetryPolicy(
@@ -106,6 +107,7 @@ class AuditWorkflow:
         self._seq = 0
         self._prev = GENESIS
         self._anchors: list[ArchiveAnchor] = []
+        self._limit = RECORDS_PER_RUN
 
     @workflow.run
     async def run(self, carry: AuditCarry | None = None) -> None:
@@ -113,11 +115,12 @@ class AuditWorkflow:
             # entries signalled before this line (a signal-with-start) chain after these
             received, self._entries = self._entries, list(carry.entries)
             self._seq, self._prev, self._anchors = carry.seq, carry.prev, list(carry.anchors)
+            self._limit = carry.records_per_run
             for entry in received:
                 self._chain(entry)
         await workflow.wait_condition(
             lambda: (
-                len(self._entries) >= RECORDS_PER_RUN
+                len(self._entries) >= self._limit
                 or workflow.info().is_continue_as_new_suggested()
             )
         )
@@ -136,7 +139,9 @@ class AuditWorkflow:
             self._anchors.append(ArchiveAnchor(batch[0].seq, batch[-1].seq, batch[-1].hash, where))
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(
-            AuditCarry(self._seq, self._prev, self._anchors, self._entries[len(batch) :])
+            AuditCarry(
+                self._seq, self._prev, self._anchors, self._entries[len(batch) :], self._limit
+            )
         )
 
     @workflow.signal(name=SIGNAL_RECORD)

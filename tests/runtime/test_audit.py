@@ -8,8 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,40 +17,13 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from runtime import adjustments, audit, guardrails, releases
-from runtime.connect import Target
-from runtime.worker import WorkerSettings, announce, build_worker
+from tests.auditkit import desk
 from tests.conftest import Deployment, eventually
 from tests.memberkit import feed_and_sync, start_member, trip
 from tests.runtime.test_cli import cli
-from workflows import audit as audit_workflow
-from workflows.audit import AUDIT_WORKFLOW_ID, AuditWorkflow, entry_hash
+from workflows.audit import AUDIT_WORKFLOW_ID, AuditCarry, AuditWorkflow, entry_hash
 
 FIELDS = ("seq", "at", "actor", "action", "target", "reason", "outcome", "details", "hash")
-
-
-async def fresh_audit_log(client: Client) -> None:
-    """The namespace's audit workflow is shared by every test on the server: end the one
-    an earlier test started (on its own task queue), so this test's worker serves it."""
-    handle = client.get_workflow_handle(AUDIT_WORKFLOW_ID)
-    try:
-        await handle.terminate(reason="a test starts its own audit log")
-    except RPCError:
-        pass
-
-
-@asynccontextmanager
-async def desk(dep: Deployment) -> AsyncIterator[Target]:
-    """A worker that archives into the test's own data dir, and an empty audit log."""
-    await fresh_audit_log(dep.client)
-    settings = WorkerSettings(
-        task_queue=dep.target.task_queue,
-        deployment=dep.target.deployment,
-        build_id="1.0",
-        data_dir=dep.target.data_dir,
-    )
-    async with build_worker(dep.client, settings):
-        await announce(dep.client, settings)
-        yield dep.target
 
 
 async def exported(dep: Deployment, fmt: str = "jsonl") -> list[dict[str, Any]]:
@@ -178,15 +149,21 @@ async def _at_least(client: Client, n: int) -> bool:
 
 
 async def test_the_chain_survives_continue_as_new_and_retention_and_names_the_first_edit(
-    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    deployment: Deployment, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(audit_workflow, "RECORDS_PER_RUN", 5)
     client = deployment.client
     async with desk(deployment) as target:
+        # a log whose runs continue as new after five entries
+        await client.start_workflow(
+            AuditWorkflow.run,
+            AuditCarry(records_per_run=5),
+            id=AUDIT_WORKFLOW_ID,
+            task_queue=target.task_queue,
+        )
         for n in range(1, 13):
             await audit.record(client, target, "test.note", reason=f"note {n}", subject=f"s{n}")
             if n % 5 == 0:  # a run continues as new after its fifth entry
-                await eventually(partial(_runs, client, n // 5 + 1), timeout=30)
+                await eventually(partial(_continued, client), timeout=30)
         await eventually(lambda: _at_least(client, 2), timeout=20)
 
         # the open run holds the last two; the ten before are read from the archive,
@@ -259,11 +236,12 @@ async def _export_text(dep: Deployment, fmt: str) -> list[str]:
     return out.splitlines()
 
 
-async def _runs(client: Client, n: int) -> bool:
-    found = 0
-    async for _ in client.list_workflows(f"WorkflowId = '{AUDIT_WORKFLOW_ID}'"):
-        found += 1
-    return found >= n
+async def _continued(client: Client) -> bool:
+    """The open run holds nothing yet: its predecessor just continued as new."""
+    try:
+        return await live_count(client) == 0
+    except RPCError:
+        return False
 
 
 def test_a_verdict_on_rows_built_here() -> None:
