@@ -120,8 +120,7 @@ class AuditWorkflow:
                 self._chain(entry)
         await workflow.wait_condition(
             lambda: (
-                len(self._entries) >= self._limit
-                or workflow.info().is_continue_as_new_suggested()
+                len(self._entries) >= self._limit or workflow.info().is_continue_as_new_suggested()
             )
         )
         await workflow.wait_condition(workflow.all_handlers_finished)
