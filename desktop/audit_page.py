@@ -74,6 +74,11 @@ class AuditPage(QWidget):
     async def load(self, client: Any, data_dir: Path) -> None:
         from runtime import audit
 
+        # first what the kept histories hold (no worker needed, quick), then the whole
+        # record: the archive and the open run, whose query waits for a worker
+        self._rows = await audit.entries(client, limit=500)
+        self._note = "reading the archive and the open run…"
+        self.apply_filters()
         self._rows, self._note = await audit.rows_for_window(client, data_dir)
         self.apply_filters()
 
