@@ -384,7 +384,11 @@ def verify_rows(
                 (f" (archived at {a.where})" for a in anchors if a.first <= expected_seq <= a.last),
                 "",
             )
-            problem = missing + hint if missing else f"sequence number {seq} after {seq - 1}"
+            problem = (
+                missing + hint
+                if missing
+                else f"entry {seq} comes after entry {expected_seq - 1} (repeated or out of order)"
+            )
             return Verdict(
                 False, index, _broken(row, place, f"expected entry {expected_seq}: {problem}")
             )
