@@ -274,9 +274,11 @@ class Record:
     archive_path: str = ""
 
     def rows(self) -> list[dict[str, Any]]:
-        """Archive then live, each sequence number once, in order."""
-        seen = {r["seq"] for r in self.archive if isinstance(r.get("seq"), int)}
-        return [*self.archive, *(r for r in self.live if r["seq"] not in seen)]
+        """Archive then live; an entry both archived and still live (its run had not
+        continued as new yet) once. A live entry that differs from the archived one of
+        its number is kept: `verify` names it, export never hides it."""
+        seen = {(r.get("seq"), r.get("hash")) for r in self.archive}
+        return [*self.archive, *(r for r in self.live if (r["seq"], r["hash"]) not in seen)]
 
 
 def read_archive(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -268,3 +268,32 @@ def test_a_verdict_on_rows_built_here() -> None:
     changed = [rows[0], {**rows[1], "details": {"n": 20}}, rows[2]]
     assert audit.verify_rows(changed).first_broken["seq"] == 2  # type: ignore[index]
     assert not audit.verify_rows(rows[1:]).ok  # the first entries cut off
+
+
+async def test_a_settings_save_records_names_never_values(deployment: Deployment) -> None:
+    """What the Settings tab's Save records: the sections and names that changed, and
+    the secrets stored by name; a value pasted where a name goes never reaches it."""
+    client = deployment.client
+    pasted = "sk-pasted-into-the-model-field-91c2"
+    before = {"model": {"provider": "offline"}, "temporal": {"namespace": "default"}}
+    after = {
+        "model": {"provider": "openai", "model": pasted, "base_url": "http://127.0.0.1:9/v1"},
+        "temporal": {"namespace": "default"},
+        "audit": {"archive": "/srv/audit.jsonl"},
+    }
+    async with desk(deployment) as target:
+        await audit.record_saved_settings(
+            client, target, before, after, secrets_stored=["openai"], backend="SecretService"
+        )
+        await eventually(lambda: _at_least(client, 3), timeout=20)
+        rows = await exported(deployment)
+    assert [(r["action"], r["target"], r["details"]) for r in rows] == [
+        ("settings.change", "audit", {"changed": ["audit.archive"]}),
+        (
+            "settings.change",
+            "model",
+            {"changed": ["model.base_url", "model.model", "model.provider"]},
+        ),
+        ("secret.set", "openai", {"name": "openai"}),
+    ]
+    assert pasted not in json.dumps(rows)
