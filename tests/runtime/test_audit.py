@@ -297,3 +297,28 @@ async def test_a_settings_save_records_names_never_values(deployment: Deployment
         ("secret.set", "openai", {"name": "openai"}),
     ]
     assert pasted not in json.dumps(rows)
+
+
+async def test_an_audit_log_ended_and_started_again_does_not_pass_verify(
+    deployment: Deployment,
+) -> None:
+    """Whoever may terminate workflows can end the log; the next entry starts a new chain
+    at 1. The archive still holds the old chain: verify says so, export hides nothing."""
+    client = deployment.client
+    async with desk(deployment) as target:
+        await client.start_workflow(
+            AuditWorkflow.run,
+            AuditCarry(records_per_run=2),
+            id=AUDIT_WORKFLOW_ID,
+            task_queue=target.task_queue,
+        )
+        for n in (1, 2):
+            await audit.record(client, target, "test.note", reason=f"old {n}", subject="s")
+        await eventually(partial(_continued, client), timeout=30)
+        await client.get_workflow_handle(AUDIT_WORKFLOW_ID).terminate(reason="covering tracks")
+        await audit.record(client, target, "test.note", reason="new 1", subject="s")
+        await eventually(lambda: _at_least(client, 1), timeout=20)
+        rows = await exported(deployment)
+        code, out, err = await cli(deployment, "audit", "verify")
+    assert [(r["seq"], r["reason"]) for r in rows] == [(1, "old 1"), (2, "old 2"), (1, "new 1")]
+    assert code == 1 and "BROKEN at entry 1" in out, out + err
