@@ -42,6 +42,7 @@ bench: setup
 	$(PY) -m bench.rollback --members $(BENCH_ROLLBACK_MEMBERS)
 	$(PY) -m bench.desktop --table-members $(BENCH_TABLE_MEMBERS)
 	$(PY) -m bench.agent --events $(BENCH_AGENT_EVENTS) --members $(BENCH_AGENT_MEMBERS)
+	$(PY) -m bench.audit
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

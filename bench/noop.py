@@ -39,3 +39,29 @@ class NoopWorkflow:
     @workflow.update(name="sync")
     def sync(self) -> int:
         return self._events
+
+
+@workflow.defn(name="PlainLogWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+class PlainLogWorkflow:
+    """The audit bench's baseline: the audit log as it was before the chain and the
+    archive (same signal, same entries, same continue-as-new), counting what it got."""
+
+    def __init__(self) -> None:
+        self._entries: list[Any] = []
+        self._before = 0
+
+    @workflow.run
+    async def run(self, before: int, per_run: int) -> None:
+        self._before = before
+        await workflow.wait_condition(lambda: len(self._entries) >= per_run)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(args=[self._before + len(self._entries), per_run])
+
+    @workflow.signal(name="record")
+    def record(self, entry: Any) -> None:
+        entry["at"] = workflow.now().isoformat().replace("+00:00", "Z")
+        self._entries.append(entry)
+
+    @workflow.query(name="count")
+    def count(self) -> int:
+        return self._before + len(self._entries)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from bench.noop import NoopWorkflow
+from bench.noop import NoopWorkflow, PlainLogWorkflow
 from runtime.worker import WorkerSettings, run_worker
 
 
@@ -30,7 +30,9 @@ async def main(args: argparse.Namespace) -> None:
         print("ready", flush=True)
 
     task = asyncio.create_task(say_ready())
-    await run_worker(client, settings, ready=ready, extra_workflows=[NoopWorkflow])
+    await run_worker(
+        client, settings, ready=ready, extra_workflows=[NoopWorkflow, PlainLogWorkflow]
+    )
     task.cancel()
 
 

@@ -352,34 +352,27 @@ class MemberDetail(QWidget):
 
     @async_slot(title="Adjustment refused")
     async def adjust(self) -> None:
-        from temporalio.client import WorkflowUpdateFailedError
-
-        await preload.ready(MEMBER_MODULE, "runtime.approvals")
-        from runtime.approvals import operator
-        from workflows.member import Adjustment, MemberWorkflow
+        await preload.ready(MEMBER_MODULE, "runtime.adjustments")
+        from runtime.adjustments import AdjustmentRefused, adjust
 
         client = self._session.client
         if client is None:
             raise RuntimeError("not connected to Temporal yet")
-        request = Adjustment(
-            points=self.adjust_points.value(),
-            reason=self.adjust_reason.text().strip(),
-            actor=operator(),
-            request_id=f"desk-{uuid.uuid4().hex}",
-        )
-        handle = client.get_workflow_handle(self.workflow_id)
+        points, reason = self.adjust_points.value(), self.adjust_reason.text().strip()
         self.adjust_button.setEnabled(False)
         try:
-            result = await handle.execute_update(MemberWorkflow.adjust, request)
-        except WorkflowUpdateFailedError as error:
-            reason = _update_refusal(error)
-            log.warning("adjustment of %s refused: %s", self.member_id, reason)
-            self.status.setText(f"Adjustment refused: {reason}")
-            show_error(self.window(), "Adjustment refused", reason)
+            # sent and audited by the operation the CLI and scripts share
+            result = await adjust(
+                client, self._session.target, self.member_id, points, reason=reason
+            )
+        except AdjustmentRefused as error:
+            log.warning("adjustment of %s refused: %s", self.member_id, error)
+            self.status.setText(f"Adjustment refused: {error}")
+            show_error(self.window(), "Adjustment refused", str(error))
             return
         finally:
             self.adjust_button.setEnabled(True)
-        log.info("adjusted %s by %+d: %s", self.member_id, request.points, request.reason)
+        log.info("adjusted %s by %+d: %s", self.member_id, points, reason)
         self.status.setText(
             f"Adjustment applied: ledger #{result.ledger_seq}, balance {result.points:,}"
         )
@@ -472,13 +465,6 @@ def _format(key: str, value: Any, state: dict[str, Any]) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
-
-
-def _update_refusal(error: Exception) -> str:
-    """The validator's one-line reason, without the SDK's wrapping."""
-    cause = getattr(error, "cause", None)
-    message = getattr(cause, "message", None) or str(cause or error)
-    return message.strip().splitlines()[0] if message.strip() else type(error).__name__
 
 
 def _first_line(error: Exception) -> str:

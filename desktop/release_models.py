@@ -235,8 +235,10 @@ def audit_columns() -> list[Column]:
         Column("When (UTC)", lambda r: str(r["at"])[:19].replace("T", " ")),
         Column("Who", lambda r: str(r["actor"])),
         Column("Action", lambda r: str(r["action"])),
-        Column("Subject", lambda r: str(r["subject"])),
+        Column("Target", lambda r: str(r["subject"])),
         Column("Why", lambda r: str(r["reason"]), tooltip=lambda r: str(r["reason"])),
+        Column("Outcome", lambda r: str(r.get("outcome") or "")),
+        Column("#", lambda r: str(r.get("seq") or ""), numeric=True),
     ]
 
 

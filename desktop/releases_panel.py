@@ -32,9 +32,9 @@ from PySide6.QtWidgets import (
 
 from desktop import preload, theme
 from desktop.asyncutil import async_slot, cancel_slot_tasks
+from desktop.audit_page import AuditPage
 from desktop.release_models import (
     RecordsModel,
-    audit_columns,
     replay_columns,
     version_columns,
 )
@@ -210,14 +210,10 @@ class ReleasesPanel(QWidget):
         return page
 
     def _audit_page(self) -> QWidget:
-        page = QWidget(self)
-        self.audit_button = QPushButton("Refresh", page)
-        self.audit_model = RecordsModel(columns=audit_columns(), parent=self)
-        table = _table(page, self.audit_model, "auditTable")
-        layout = QVBoxLayout(page)
-        layout.addWidget(self.audit_button)
-        layout.addWidget(table, 1)
-        return page
+        self.audit_page = AuditPage(parent=self)
+        self.audit_button = self.audit_page.refresh_button
+        self.audit_model = self.audit_page.model
+        return self.audit_page
 
     # -- operations ---------------------------------------------------------------
 
@@ -260,14 +256,12 @@ class ReleasesPanel(QWidget):
         await self.load_audit()
 
     async def load_audit(self) -> None:
-        from runtime import audit
-
-        self.audit_model.set_records(await audit.entries(self._client(), limit=200))
+        await self.audit_page.load(self._client(), self._session.target.data_dir)
 
     async def start_worker(self, build: str, drill: str | None, reason: str) -> WorkerProcess:
         """A worker for `build` (a drill build when `drill` names a bug), beside the others."""
         from desktop.worker_process import WorkerCommand, WorkerProcess
-        from runtime import audit
+        from runtime.releases import record_release_start
         from workflows.drill import drill_build_id
         from workflows.ids import check_build_id
 
@@ -296,13 +290,8 @@ class ReleasesPanel(QWidget):
         worker.on_state_changed = lambda _state: self._show_workers()
         self._say(f"Starting a worker for {full}…")
         await worker.start()
-        await audit.record(
-            self._client(),
-            session.target,
-            "release.start",
-            reason=reason,
-            subject=full,
-            details={"pid": worker.pid, "drill": drill},
+        await record_release_start(
+            self._client(), session.target, full, reason=reason, pid=worker.pid, drill=drill
         )
         text = f"Worker for {full} running (pid {worker.pid})" + (
             f": a DRILL build with the '{drill}' bug" if drill else ""

@@ -406,6 +406,7 @@ class SettingsPanel(QWidget):
                     return None
             path = agent_config.save(self.data_dir, raw)
             previous, self._raw = self._raw, raw
+            audit_note = await self._audit_saved(previous, raw, list(keys), held_by)
             if changing_guardrails:
                 assert self._session.client is not None
                 try:
@@ -438,6 +439,7 @@ class SettingsPanel(QWidget):
                 else ""
             )
             + guardrails_note
+            + audit_note
         )
         self._say(outcome)
         self.saved.emit(str(path))
@@ -450,6 +452,30 @@ class SettingsPanel(QWidget):
         elif worker_settings or "openai" in keys:
             self.offer_worker_restart()
         return outcome
+
+    async def _audit_saved(
+        self, before: dict[str, Any], after: dict[str, Any], stored: list[str], backend: str
+    ) -> str:
+        """Record what changed (names only); what to add to the outcome when it could not be."""
+        from runtime import audit
+
+        client = self._session.client
+        if client is None:
+            return "; not recorded in the audit log (not connected)"
+        try:
+            await audit.record_saved_settings(
+                client,
+                self._session.target,
+                before,
+                after,
+                secrets_stored=stored,
+                backend=backend,
+                reason=self.policy_reason.text(),
+            )
+        except Exception as error:  # the change stands; the operator is told
+            log.warning("settings change not audited: %s", error)
+            return "; not recorded in the audit log: " + (str(error).splitlines() or ["?"])[0]
+        return ""
 
     def _ask(self, name: str, title: str, text: str, detail: str) -> QMessageBox:
         box = QMessageBox(QMessageBox.Icon.Question, title, text, parent=self)

@@ -224,6 +224,22 @@ def _configured_endpoint(args: argparse.Namespace) -> str | None:
         return None
 
 
+def _audit_secret(args: argparse.Namespace, action: str, outcome: str) -> None:
+    """The change goes to the audit log, by name only; when the log can't be reached the
+    change stands and the command says it was not recorded."""
+    from runtime import audit
+
+    target = target_of(args)
+    problem = audit.record_offline(
+        target,
+        lambda client: audit.record_secret(
+            client, target, args.name, action, outcome=outcome, reason=args.reason or ""
+        ),
+    )
+    if problem:
+        print(f"warning: not recorded in the audit log: {problem}", file=sys.stderr)
+
+
 def _secrets(args: argparse.Namespace) -> int:
     from runtime import secrets
 
@@ -237,6 +253,7 @@ def _secrets(args: argparse.Namespace) -> int:
             endpoint = args.endpoint or _configured_endpoint(args)
             backend = secrets.set_secret(args.name, value, endpoint=endpoint)
             bound = secrets.bound_origin(args.name)
+            _audit_secret(args, "set", f"stored in {backend}" + (f" for {bound}" if bound else ""))
             emit(
                 args,
                 {
@@ -252,6 +269,7 @@ def _secrets(args: argparse.Namespace) -> int:
             return 0
         if args.secrets_command == "delete":
             removed = secrets.delete_secret(args.name)
+            _audit_secret(args, "delete", "deleted" if removed else "none was stored")
             emit(
                 args,
                 {"name": args.name, "deleted": removed},
@@ -268,6 +286,24 @@ def _secrets(args: argparse.Namespace) -> int:
 # -- model ------------------------------------------------------------------------
 
 
+def _audit_settings(
+    args: argparse.Namespace, target: Any, before: dict[str, Any], after: dict[str, Any]
+) -> None:
+    from runtime import audit
+
+    names = audit.changed_names(before, after, "model.")
+    if not names:
+        return
+    problem = audit.record_offline(
+        target,
+        lambda client: audit.record_settings(
+            client, target, "model", names, outcome="saved", reason=args.reason or ""
+        ),
+    )
+    if problem:
+        print(f"warning: not recorded in the audit log: {problem}", file=sys.stderr)
+
+
 def _model(args: argparse.Namespace) -> int:
     from runtime import agent_config, secrets
 
@@ -282,8 +318,10 @@ def _model(args: argparse.Namespace) -> int:
                     model[key] = value
             if args.provider == "offline":
                 model = {"provider": "offline"}
+            before = dict(raw.get("model") or {})
             raw["model"] = model
             agent_config.save(target.data_dir, raw)
+            _audit_settings(args, target, before, model)
         config = agent_config.model_config(raw)
     except agent_config.SettingsError as error:
         raise CliError(str(error)) from None
@@ -376,10 +414,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="openai: the only endpoint the key may go to (default: the configured "
         "base_url, else https://api.openai.com)",
     )
+    q.add_argument("--reason", help="why (recorded in the audit log, with the name only)")
     q = ssub.add_parser("status", parents=[common], help="is it stored, and in which backend")
     q.add_argument("name", nargs="?", default="openai", choices=secrets.KNOWN)
     q = ssub.add_parser("delete", parents=[common], help="remove a secret")
     q.add_argument("name", choices=secrets.KNOWN)
+    q.add_argument("--reason", help="why (recorded in the audit log)")
     p.set_defaults(func=_secrets)
 
     p = sub.add_parser("model", parents=[common], help="which model the agent uses")
@@ -392,4 +432,5 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--api", choices=("chat_completions", "responses"))
     q.add_argument("--input-usd-per-mtok", dest="input_usd_per_mtok", type=float)
     q.add_argument("--output-usd-per-mtok", dest="output_usd_per_mtok", type=float)
+    q.add_argument("--reason", help="why (recorded in the audit log)")
     p.set_defaults(func=_model)

@@ -1,4 +1,4 @@
-"""Releases, rollback, replay check and audit subcommands."""
+"""Releases, rollback and replay check subcommands (audit: runtime/cli_audit.py)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def _progress_text(p: Any) -> str:
 async def _rollback(args: argparse.Namespace) -> int:
     from temporalio.service import RPCError, RPCStatusCode
 
-    from runtime import audit, deployment, releases
+    from runtime import deployment, releases
     from runtime.connect import connect
     from runtime.members import deployment_query
     from runtime.releases import preview_rollback as _preview
@@ -67,7 +67,8 @@ async def _rollback(args: argparse.Namespace) -> int:
     target = target_of(args)
     build = check_build_id(args.build) if args.build else None
     client = await connect(target)
-    control = next((c for c in ("pause", "resume", "cancel") if getattr(args, c)), None)
+    controls: tuple[releases.RollbackControl, ...] = ("pause", "resume", "cancel")
+    control = next((c for c in controls if getattr(args, c)), None)
     if args.status or control:
         if not build:
             return await _rollback_list(args, client)
@@ -76,11 +77,8 @@ async def _rollback(args: argparse.Namespace) -> int:
             if control:
                 if control == "cancel" and not args.reason:
                     raise CliError("cancelling a rollback needs --reason")
-                await handle.signal(control)
-                if control == "cancel":
-                    await audit.record(
-                        client, target, "rollback.cancel", reason=args.reason, subject=build
-                    )
+                # audited once, in the operation the window shares
+                await releases.control_rollback(client, target, build, control, reason=args.reason)
             progress = await handle.query(RollbackWorkflow.progress)
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
@@ -212,27 +210,6 @@ async def _replay_check(args: argparse.Namespace) -> int:
     return 0 if report.go else 1
 
 
-# -- audit --------------------------------------------------------------------------
-
-
-async def _audit(args: argparse.Namespace) -> int:
-    from runtime import audit
-    from runtime.connect import connect
-
-    client = await connect(target_of(args))
-    rows = await audit.entries(client, limit=args.limit)
-    emit(
-        args,
-        rows,
-        "\n".join(
-            f"{r['at'][:19]}  {r['actor']:<28} {r['action']:<20} {r['subject']:<16} {r['reason']}"
-            for r in rows
-        )
-        or "the audit log is empty",
-    )
-    return 0
-
-
 # -- releases -------------------------------------------------------------------------
 
 
@@ -292,7 +269,7 @@ def _spawn_detached(command: list[str], log_path: Any) -> subprocess.Popen[bytes
 
 async def _release_start(args: argparse.Namespace, client: Any, target: Any) -> int:
     """Start a worker for a build in the background, logging under the data dir."""
-    from runtime import audit
+    from runtime import releases
     from runtime.connect import server_address, tls_args
     from workflows.ids import check_build_id
 
@@ -333,13 +310,8 @@ async def _release_start(args: argparse.Namespace, client: Any, target: Any) -> 
     except TimeoutError:
         process.kill()
         raise CliError(f"the worker for {args.build} did not register; see {log_path}") from None
-    await audit.record(
-        client,
-        target,
-        "release.start",
-        reason=args.reason,
-        subject=args.build,
-        details={"pid": process.pid, "drill": args.drill},
+    await releases.record_release_start(
+        client, target, args.build, reason=args.reason, pid=process.pid, drill=args.drill
     )
     label = f" (DRILL: {args.drill})" if args.drill else ""
     emit(
@@ -400,10 +372,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help='with --json: a line {"checked": K, "of": N} per member before the report',
     )
     p.set_defaults(func=async_command(_replay_check))
-
-    p = sub.add_parser("audit", parents=[common], help="who did what, when and why")
-    p.add_argument("--limit", type=int, default=100)
-    p.set_defaults(func=async_command(_audit))
 
 
 __all__ = ["COMPARED_FIELDS", "register"]

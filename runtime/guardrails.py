@@ -81,6 +81,7 @@ async def change(
         subject=target.deployment,
         details={"set": dict(values), "reset": list(reset or []), "version": result.version},
         actor=request.actor,
+        outcome=f"guardrails version {result.version}",
     )
     return result
 

@@ -114,8 +114,30 @@ async def set_release(
         reason=reason,
         subject=build,
         details={"ramp": ramp},
+        outcome=message,
     )
     return message
+
+
+async def record_release_start(
+    client: Client,
+    target: Target,
+    build: str,
+    *,
+    reason: str,
+    pid: int | None,
+    drill: str | None,
+) -> None:
+    """A worker started for `build` (from the CLI or the window): one audit entry."""
+    await audit.record(
+        client,
+        target,
+        "release.start",
+        reason=reason,
+        subject=build,
+        details={"pid": pid, "drill": drill},
+        outcome=f"worker running as pid {pid}",
+    )
 
 
 async def preview_rollback(client: Client, build: str, query: str | None = None) -> dict[str, Any]:
@@ -199,6 +221,7 @@ async def start_rollback(
         reason=reason,
         subject=build,
         details={"members": len(expected or {}), "query": query},
+        outcome="started",
     )
     return await client.start_workflow(
         RollbackWorkflow.run,
@@ -257,7 +280,7 @@ async def control_rollback(
     *,
     reason: str | None = None,
 ) -> RollbackProgress:
-    """Pause, resume or cancel a rollback (a cancel needs a reason and is audited)."""
+    """Pause, resume or cancel a rollback, audited (a cancel needs a reason)."""
     if action == "cancel" and not (reason and reason.strip()):
         raise ReleaseError("cancelling a rollback needs a reason")
     try:
@@ -266,10 +289,16 @@ async def control_rollback(
         if error.status == RPCStatusCode.NOT_FOUND:
             raise ReleaseError(f"no running rollback of build {build!r}") from None
         raise
-    if action == "cancel":
-        assert reason is not None
-        await audit.record(client, target, "rollback.cancel", reason=reason, subject=build)
-    return await rollback_progress(client, build)
+    progress = await rollback_progress(client, build)
+    await audit.record(
+        client,
+        target,
+        f"rollback.{action}",
+        reason=reason if reason and reason.strip() else "(no reason given)",
+        subject=build,
+        outcome=progress.state,
+    )
+    return progress
 
 
 async def running_rollbacks(client: Client) -> list[str]:

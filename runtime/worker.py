@@ -23,10 +23,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.audit_archive import AuditArchive
 from activities.model_provider import AgentSettingsSource, LoyaltyModelProvider
 from activities.outbox import Outbox, outbox_path
 from activities.rollback import ROLLBACK_ACTIVITIES
-from runtime import agent_config, agents_compat, deployment, secrets
+from runtime import agent_config, agents_compat, audit, deployment, secrets
 from runtime.connect import default_data_dir
 from runtime.guardrails import GuardrailsReader
 from runtime.ingest_meter import IngestMeter, IngestMeterInterceptor
@@ -161,6 +162,7 @@ def build_worker(
                 provider, meter.rate, GuardrailsReader(client, settings.deployment).policy
             ).agent_settings,
             outbox.deliver,
+            AuditArchive(audit.archive_file(data_dir)).archive,
         ],
         workflow_runner=sandbox_runner(),
         deployment_config=WorkerDeploymentConfig(

@@ -2,7 +2,8 @@
 keyring backend) drives an agent run against a local OpenAI-compatible server, on a
 persistent embedded server, all as separate CLI processes. Afterwards the key is in
 no file of the data dir (the server's SQLite files, logs, outbox, settings), in no
-workflow history of the namespace and in no output of the CLI or the worker."""
+workflow history of the namespace, in no audit entry (issue 13: storing it is audited, by
+name) and in no output of the CLI or the worker."""
 
 from __future__ import annotations
 
@@ -105,6 +106,12 @@ async def test_sentinel_key_never_leaves_the_keyring(
         await run("costs")
         await run("member", member)
         await run("model", "show")
+        # issue 13: the key's storing is on the record, by name; its value is not
+        exported = await run("audit", "export", "--format", "jsonl")
+        audited = [(r["action"], r["target"]) for r in map(json.loads, exported.splitlines())]
+        assert ("secret.set", "openai") in audited and ("settings.change", "model") in audited
+        assert key not in exported
+        await run("audit", "verify")
         # the approved message reaches the outbox
         await eventually(lambda: files_containing(data_dir, "We are on it."), timeout=30)
 

@@ -27,6 +27,7 @@ from desktop.member_detail_models import LedgerModel, ProposalsModel, TimelineMo
 from desktop.member_detail_text import short_run
 from desktop.member_detail_timeline import fetch_chain
 from desktop.session import Session
+from runtime import audit
 from runtime.connect import connect
 from runtime.feed import send_member, wait_applied
 from runtime.worker import announce, build_worker
@@ -235,6 +236,17 @@ def test_manual_adjustment_changes_the_member_and_a_bad_one_says_why(
             assert state["points"] == 275 and len(state["ledger"]) == 2
             await detail.refresh()
             assert detail.ledger_model.rowCount() == 2
+            # issue 13: each one is on the record, applied or refused, with the reason
+            recorded = [
+                (e["details"]["points"], e["reason"], e["outcome"])
+                for e in reversed(await audit.entries(client, limit=50))
+                if e["action"] == "member.adjust" and e["subject"] == member
+            ]
+            assert recorded == [
+                (250, "delayed ride goodwill", "applied"),
+                (-1_000, "typo", "refused: the balance is 275; it cannot go below zero"),
+                (10, "(no reason given)", "refused: a reason is required"),
+            ]
             await _stop(detail)
 
     qloop.run_until_complete(scenario())

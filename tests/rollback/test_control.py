@@ -91,6 +91,12 @@ async def test_pause_stops_resets_and_resume_finishes(deployment: Deployment) ->
         status = await steer(deployment, "--status")
         assert status["state"] == "done" and status["verified_ok"] == MEMBERS
 
+        # issue 13: pause and resume are on the record too, with what came of them
+        code, out, err = await cli(deployment, "audit", "--json")
+        assert code == 0, err
+        steered = [(e["action"], e["outcome"]) for e in json.loads(out) if e["subject"] == BAD]
+        assert ("rollback.pause", "paused") in steered and ("rollback.resume", "running") in steered
+
 
 async def test_cancel_leaves_the_remaining_members_untouched(deployment: Deployment) -> None:
     tag = uuid.uuid4().hex[:6]

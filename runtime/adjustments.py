@@ -1,0 +1,76 @@
+"""Manual adjustments of a member's points: sent and audited in one place (the member
+detail window and any script call this), whatever the member answers."""
+
+from __future__ import annotations
+
+import uuid
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from runtime import audit
+from runtime.connect import Target
+from runtime.deployment import os_account
+from workflows.member import Adjustment, AdjustmentResult, MemberWorkflow, member_workflow_id
+
+ACTION = "member.adjust"
+
+
+class AdjustmentRefused(ValueError):
+    """The member refused the adjustment; the message is its one-line reason."""
+
+
+def refusal(error: Exception) -> str:
+    """The validator's one-line reason, without the SDK's wrapping."""
+    cause = getattr(error, "cause", None)
+    message = getattr(cause, "message", None) or str(cause or error)
+    return message.strip().splitlines()[0] if message.strip() else type(error).__name__
+
+
+async def adjust(
+    client: Client,
+    target: Target,
+    member_id: str,
+    points: int,
+    *,
+    reason: str,
+    actor: str | None = None,
+    request_id: str | None = None,
+) -> AdjustmentResult:
+    """Add (or take) `points`, with a reason; applied or refused, it goes to the audit."""
+    request = Adjustment(
+        points=points,
+        reason=reason.strip(),
+        actor=actor or os_account(),
+        request_id=request_id or f"desk-{uuid.uuid4().hex}",
+    )
+    details = {"points": points, "request_id": request.request_id}
+    handle = client.get_workflow_handle(member_workflow_id(member_id))
+    try:
+        result = await handle.execute_update(MemberWorkflow.adjust, request)
+    except (WorkflowUpdateFailedError, RPCError) as error:
+        if isinstance(error, RPCError) and error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        why = f"unknown member {member_id!r}" if isinstance(error, RPCError) else refusal(error)
+        await audit.record(
+            client,
+            target,
+            ACTION,
+            reason=request.reason or "(no reason given)",
+            subject=member_id,
+            details=details,
+            actor=request.actor,
+            outcome=f"refused: {why}",
+        )
+        raise AdjustmentRefused(why) from None
+    await audit.record(
+        client,
+        target,
+        ACTION,
+        reason=request.reason,
+        subject=member_id,
+        details={**details, "ledger_seq": result.ledger_seq, "balance": result.points},
+        actor=request.actor,
+        outcome=result.message,
+    )
+    return result
