@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from runtime import audit
 from runtime.deployment import os_account
 from runtime.members import list_members
 from workflows.actors import reserved_actor_problem
@@ -226,17 +228,34 @@ async def decide(
     decision = Decision(
         proposal_id, approve, reason.strip(), checked_actor(actor), policy, digest=digest
     )
+    record = partial(
+        audit.record_decision,
+        client,
+        proposal_id=proposal_id,
+        digest=digest,
+        approve=approve,
+        actor=decision.actor,
+        reason=decision.reason,
+        policy=policy,
+    )
     try:
         # the SDK's types don't see through an async update method's coroutine
-        return await handle.execute_update(MemberWorkflow.decide, decision)  # type: ignore[arg-type]
+        result: DecisionResult = await handle.execute_update(
+            MemberWorkflow.decide,  # type: ignore[arg-type]
+            decision,
+        )
     except WorkflowUpdateFailedError as error:
         cause = error.cause
         message = getattr(cause, "message", None) or str(cause or error)
-        raise ApprovalError(message.splitlines()[0]) from None
+        line = message.splitlines()[0]
+        await record(outcome=f"refused: {line}")
+        raise ApprovalError(line) from None
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             raise ApprovalError(f"unknown member {member_id!r} (from {proposal_id!r})") from None
         raise
+    await record(outcome=result.status)
+    return result
 
 
 @dataclass
@@ -327,6 +346,17 @@ async def decide_by_policy(
     await _gather_limited(chosen, one)
     report.decided.sort(key=lambda r: r["proposal_id"])
     report.failed.sort(key=lambda r: r["proposal_id"])
+    await audit.record_bulk(
+        client,
+        policy=policy.text,
+        approve=approve,
+        actor=who,
+        reason=reason,
+        matched=report.matched,
+        decided=[r["proposal_id"] for r in report.decided],
+        failed=[f["proposal_id"] for f in report.failed],
+        task_queue=task_queue,
+    )
     return report
 
 

@@ -183,16 +183,7 @@ async def decide(rec: Recorder, proposal: dict[str, Any], approve: bool, reason:
         approve=approve,
         reason=reason,
         actor=ACTOR,
-    )
-    await audit.record(
-        rec.client,
-        rec.target,
-        "approval.decide",
-        reason=reason,
-        subject=proposal["id"],
-        details={"approve": approve, "status": result.status},
-        actor=ACTOR,
-    )
+    )  # recorded in the audit by approvals.decide itself
     return f"{proposal['id']} {proposal['action']} -> {result.status}"
 
 
