@@ -381,10 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=async_command(_members))
 
     # each capability registers its own subcommands
-    from runtime import cli_agent, cli_rollback
+    from runtime import cli_agent, cli_effects, cli_rollback
 
     cli_agent.register(sub, common)
     cli_rollback.register(sub, common)
+    cli_effects.register(sub, common)
     return parser
 
 
