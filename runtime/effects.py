@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
@@ -161,6 +164,7 @@ async def change_config(
     problem = config_problem(change, await config(client, target))
     if problem:
         raise EffectsError(problem)
+    await require_worker(client, target)
     start = WithStartWorkflowOperation(
         EffectsConfigWorkflow.run,
         id=effects_config_workflow_id(target.deployment),
@@ -186,6 +190,22 @@ async def change_config(
     )
     kinds = set(change.destinations) if smtp is None else set(KINDS)
     return ConfigResult(result, await wake(client, target, kinds))
+
+
+async def require_worker(client: Client, target: Target) -> None:
+    """A change is an update, which a worker applies: without one polling the task queue
+    it would wait for one, so say so at once instead."""
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=target.task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    described = await client.workflow_service.describe_task_queue(request)
+    if not described.pollers:
+        raise EffectsError(
+            f"no worker polls {target.task_queue!r}: start one (`loyalty-desk worker`, "
+            "or the window) and change the destinations again"
+        )
 
 
 async def wake(client: Client, target: Target, kinds: set[str]) -> int:
