@@ -7,6 +7,7 @@ and configuring one delivers it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -14,11 +15,13 @@ from typing import Any
 
 import pytest
 
+from activities.outbox import Outbox
 from runtime import effects, secrets
 from tests.agent.conftest import CHARGE, AgentDeployment, new_member, ticket
 from tests.conftest import eventually
 from tests.effects.kit import Mailbox, Webhook, smtp_server, webhook
 from tests.runtime.test_cli import cli
+from workflows.agent_io import OutboxEntry
 from workflows.proposals import content_digest
 
 
@@ -169,3 +172,33 @@ async def test_bad_destinations_are_refused_in_one_line_and_change_nothing(
         await effects.change_config(agents.client, target, destinations=destinations, reason="x")
     assert reason in str(refused.value) and "\n" not in str(refused.value)
     assert (await effects.config(agents.client, target)).destinations == {}
+
+
+async def test_an_effect_handed_over_again_after_delivery_is_not_delivered_again(
+    agents: AgentDeployment, real_keyring: str
+) -> None:
+    """What a reset that replays the approval, or a retried hand-over, does: the same
+    proposal and content again, after the effect was delivered and its workflow closed."""
+    hook_secret, _ = secret_values()
+    secrets.set_secret("webhook", hook_secret)
+    member = new_member()
+    target = agents.deployment.target
+    async with webhook(hook_secret) as hook, agents.worker():
+        await configure(agents, hook, None)
+        message = await approved_message(agents, member)
+        row = await effect_of(agents, member, "delivered")
+        entry = OutboxEntry(
+            proposal_id=message["id"],
+            member_id=member,
+            kind="message",
+            payload={"action": "message_member", "arguments": dict(message["arguments"])},
+            decided_by="tester",
+            decided_at=row["decided_at"],
+        )
+        outbox = Outbox(agents.client, target.deployment, target.task_queue)
+        for _ in range(2):
+            receipt = await outbox.put(entry)
+            assert not receipt.inserted and receipt.effect_id == row["effect_id"]
+        await asyncio.sleep(3)  # time enough for a second delivery, were there one
+        assert len(hook.requests) == 1
+        assert len(await agents.effects(message["id"])) == 1
