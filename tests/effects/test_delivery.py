@@ -14,14 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.worker import Replayer
 
 from activities.outbox import Outbox
 from runtime import effects, secrets
+from runtime.worker import sandbox_runner
 from tests.agent.conftest import CHARGE, AgentDeployment, new_member, ticket
 from tests.conftest import eventually
 from tests.effects.kit import Mailbox, Webhook, smtp_server, webhook
 from tests.runtime.test_cli import cli
 from workflows.agent_io import OutboxEntry
+from workflows.effects import EffectWorkflow
 from workflows.proposals import content_digest
 
 
@@ -105,6 +108,11 @@ async def test_an_approved_message_reaches_webhook_and_mailbox_once_through_two_
     assert answers["email"][:2] == ("delivered", 1)
     tally = await effects.counts(agents.client, agents.deployment.target, member)
     assert tally == {"pending": 0, "delivered": 1, "failed": 0}
+    # the effect's history, retries and all, replays deterministically
+    history = await agents.client.get_workflow_handle(row["effect_id"]).fetch_history()
+    replayer = Replayer(workflows=[EffectWorkflow], workflow_runner=sandbox_runner())
+    replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert replayed.replay_failure is None, replayed.replay_failure
 
 
 async def test_a_400_is_failed_with_its_answer_and_retry_delivers_it_once_fixed(
