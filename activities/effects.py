@@ -216,7 +216,10 @@ class Deliverer:
                     "no SMTP password in this machine's keyring (`loyalty-desk secrets set smtp`)",
                     retryable=False,
                 )
-        message = email_message(request, str(smtp["sender"]))
+        try:
+            message = email_message(request, str(smtp["sender"]))
+        except ValueError as error:  # a member id that makes no address (a line break, say)
+            return DeliveryAnswer(False, f"no email address: {error}", retryable=False)
         starttls = bool(smtp.get("starttls", True))
         try:
             context = ssl.create_default_context(cafile=smtp.get("ca_file") or None)
@@ -258,6 +261,8 @@ def email_message(request: DeliveryRequest, sender: str) -> EmailMessage:
     """The email for a message effect; its Message-ID is the effect's own on every attempt."""
     body = request.body
     to = request.destination.to.replace("{member_id}", str(body.get("member_id", "")))
+    if to.count("@") != 1 or any(c.isspace() or c in ',;<>"' for c in to):
+        raise ValueError(f"{to[:80]!r} is not one plain address")
     stable = hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:32]
     message = EmailMessage()
     message["From"] = sender
