@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -180,9 +181,12 @@ async def change_config(
         "effects.set",
         reason=reason,
         subject=target.deployment,
-        # where effects go; never a secret (those are in the keyring, by name)
+        # where effects go, by host: a webhook's path or query may hold a token
         details={
-            "destinations": change.destinations,
+            "destinations": {
+                kind: [_audited(item) for item in items]
+                for kind, items in change.destinations.items()
+            },
             "smtp": smtp is not None,
             "version": result.version,
         },
@@ -225,6 +229,13 @@ async def wake(client: Client, target: Target, kinds: set[str]) -> int:
                 if error.status != RPCStatusCode.NOT_FOUND:
                     raise
     return woken
+
+
+def _audited(item: dict[str, Any]) -> str:
+    if item.get("type") == "webhook":
+        parts = urlsplit(str(item.get("url", "")))
+        return f"webhook {parts.scheme}://{parts.netloc}"
+    return "email"
 
 
 def destinations_of(webhooks: list[str], emails: list[str]) -> list[dict[str, Any]]:
