@@ -435,7 +435,7 @@ def _quiet_sdk_logs() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # What the app writes (the database, logs, settings, outbox, rejects) is the
+    # What the app writes (the database, logs, settings, rejects) is the
     # operator's alone; the child processes (server, workers) inherit this.
     os.umask(0o077)
     _quiet_sdk_logs()

@@ -35,7 +35,8 @@ class AgentSettings:
 
 @dataclass
 class OutboxEntry:
-    """One external effect of an approved proposal; idempotent by proposal_id."""
+    """One external effect of an approved proposal; one EffectWorkflow per proposal id and
+    content digest (activities/outbox.py)."""
 
     proposal_id: str
     member_id: str

@@ -1,7 +1,7 @@
 """Issue 6, secrets: a sentinel key stored with `loyalty-desk secrets set openai` (a real
 keyring backend) drives an agent run against a local OpenAI-compatible server, on a
 persistent embedded server, all as separate CLI processes. Afterwards the key is in
-no file of the data dir (the server's SQLite files, logs, outbox, settings), in no
+no file of the data dir (the server's SQLite files, logs, settings), in no
 workflow history of the namespace and in no output of the CLI or the worker.
 
 Issue 13: the same for the webhook signing secret and the SMTP password, stored the
