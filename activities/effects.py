@@ -36,14 +36,20 @@ from workflows.effects import (
     DESTINATIONS_ACTIVITY,
     EMAIL_ACTIVITY,
     MEMO_CONFIG,
+    PROPOSAL_ACTIVITY,
     WEBHOOK_ACTIVITY,
     DeliveryAnswer,
     DeliveryRequest,
     Destination,
     DestinationsRequest,
     EffectsConfig,
+    ProposalNow,
+    ProposalRequest,
     effects_config_workflow_id,
 )
+from workflows.proposals import content_digest
+
+MEMBER_PREFIX = "member-"  # workflows.member.member_workflow_id, without importing it
 
 SIGNATURE_HEADER = "Loyalty-Desk-Signature"
 TIMESTAMP_HEADER = "Loyalty-Desk-Timestamp"
@@ -165,6 +171,25 @@ class Deliverer:
     async def destinations(self, request: DestinationsRequest) -> list[Destination]:
         config = await current_config(self._client, request.deployment)
         return config.for_kind(request.kind)
+
+    @activity.defn(name=PROPOSAL_ACTIVITY)
+    async def proposal(self, request: ProposalRequest) -> ProposalNow:
+        """The member's proposal as it reads now (its `proposals` query)."""
+        handle = self._client.get_workflow_handle(MEMBER_PREFIX + request.member_id)
+        try:
+            records = await handle.query("proposals")
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return ProposalNow(found=False)
+            raise
+        for record in records or []:
+            if record.get("id") == request.proposal_id:
+                return ProposalNow(
+                    found=True,
+                    digest=content_digest(record.get("action"), record.get("arguments")),
+                    status=str(record.get("status", "")),
+                )
+        return ProposalNow(found=False)
 
     @activity.defn(name=WEBHOOK_ACTIVITY)
     async def webhook(self, request: DeliveryRequest) -> DeliveryAnswer:

@@ -42,6 +42,7 @@ STATUS_CHOICES = (
     ("Pending", "pending"),
     ("Delivered", "delivered"),
     ("Failed", "failed"),
+    ("Superseded", "superseded"),
 )
 
 
@@ -169,6 +170,7 @@ class EffectsPanel(QWidget):
         self.count_label.setText(
             f"{counts.get('pending', 0):,} pending (undelivered) · "
             f"{counts.get('delivered', 0):,} delivered · {counts.get('failed', 0):,} failed"
+            + (f" · {counts['superseded']:,} superseded" if counts.get("superseded") else "")
             + (f" · {len(rows):,} shown" if len(rows) != sum(counts.values()) else "")
         )
         self._on_selection_changed()
@@ -219,7 +221,9 @@ class EffectsPanel(QWidget):
 
     def _on_selection_changed(self) -> None:
         row = self.current()
-        self.retry_button.setEnabled(row is not None and row.get("status") != "delivered")
+        self.retry_button.setEnabled(
+            row is not None and row.get("status") not in ("delivered", "superseded")
+        )
 
 
 __all__ = ["EffectsPanel"]

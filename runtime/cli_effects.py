@@ -35,6 +35,7 @@ async def _effects(args: argparse.Namespace) -> int:
             text.append(
                 f"{len(rows)} shown; pending (undelivered) {tally['pending']}, "
                 f"delivered {tally['delivered']}, failed {tally['failed']}"
+                + (f", superseded {tally['superseded']}" if tally["superseded"] else "")
             )
             emit(args, {"effects": rows, "counts": tally}, "\n".join(text))
         elif command == "show":

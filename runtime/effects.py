@@ -68,7 +68,7 @@ def _row(execution: Any, memo: Mapping[str, Any]) -> dict[str, Any]:
     state.setdefault("effect_id", execution.id)
     state.setdefault("status", "pending")
     running = execution.status == WorkflowExecutionStatus.RUNNING
-    if not running and state["status"] != "delivered":
+    if not running and state["status"] not in ("delivered", "superseded"):
         # ended some other way (terminated, say): no longer delivering
         state["status"] = "failed"
         state["detail"] = f"the effect's workflow ended ({execution.status.name.lower()})"
@@ -94,7 +94,7 @@ async def list_effects(
 
 
 async def counts(client: Client, target: Target, member: str | None = None) -> dict[str, int]:
-    """How many effects are pending (undelivered), delivered and failed."""
+    """How many effects are pending (undelivered), delivered, failed and superseded."""
     found = await asyncio.gather(
         *(client.count_workflows(effects_query(target, s, member)) for s in STATUSES)
     )
@@ -122,8 +122,8 @@ async def retry(
 ) -> dict[str, Any]:
     """Try a failed or waiting effect again now (recorded in the audit)."""
     row = await show(client, effect_id)
-    if row["status"] == "delivered":
-        raise EffectsError(f"{row['effect_id']} was already delivered; nothing to retry")
+    if row["status"] in ("delivered", "superseded"):
+        raise EffectsError(f"{row['effect_id']} was {row['status']}; nothing to retry")
     description = await client.get_workflow_handle(row["effect_id"]).describe()
     if description.status != WorkflowExecutionStatus.RUNNING:
         raise EffectsError(f"{row['effect_id']} is no longer running ({row['detail']})")

@@ -174,6 +174,7 @@ def build_worker(
             ).agent_settings,
             outbox.deliver,
             deliverer.destinations,
+            deliverer.proposal,
             deliverer.webhook,
             deliverer.email,
         ],

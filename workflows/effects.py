@@ -40,12 +40,15 @@ with workflow.unsafe.imports_passed_through():
 EFFECT_PREFIX = "effect-"
 EFFECT_WORKFLOW = "EffectWorkflow"
 KINDS = ("message", "fraud_case", "tier_change")
-STATUSES = ("pending", "delivered", "failed")
+# superseded: the member's proposal now reads differently (a reset re-ran the agent and
+# it proposed something else under the same id): the old content is never delivered
+STATUSES = ("pending", "delivered", "failed", "superseded")
 DESTINATION_TYPES = ("webhook", "email")
 SIGNAL_POKE = "poke"
 MEMO_STATE = "effect"
 
 DESTINATIONS_ACTIVITY = "loyalty_effect_destinations"
+PROPOSAL_ACTIVITY = "loyalty_effect_proposal"
 WEBHOOK_ACTIVITY = "loyalty_effect_webhook"
 EMAIL_ACTIVITY = "loyalty_effect_email"
 
@@ -103,6 +106,22 @@ class DestinationsRequest:
 
 
 @dataclass
+class ProposalRequest:
+    member_id: str
+    proposal_id: str
+
+
+@dataclass
+class ProposalNow:
+    """The member's record of the proposal as it reads now; found False when the member
+    no longer keeps it (old decided proposals are pruned) or does not exist."""
+
+    found: bool
+    digest: str = ""
+    status: str = ""
+
+
+@dataclass
 class DeliveryRequest:
     effect_id: str
     idempotency_key: str
@@ -148,6 +167,12 @@ class EffectInput:
 @activity.defn(name=DESTINATIONS_ACTIVITY)
 async def effect_destinations(request: DestinationsRequest) -> list[Destination]:
     """Signature only; the worker registers `activities.effects.Deliverer.destinations`."""
+    raise NotImplementedError
+
+
+@activity.defn(name=PROPOSAL_ACTIVITY)
+async def proposal_now(request: ProposalRequest) -> ProposalNow:
+    """Signature only; the worker registers `activities.effects.Deliverer.proposal`."""
     raise NotImplementedError
 
 
@@ -204,6 +229,8 @@ class EffectWorkflow:
     async def run(self, input: EffectInput) -> EffectState:
         self._publish()
         while True:
+            if await self._superseded(input):
+                return self._s
             destinations = await workflow.execute_activity(
                 effect_destinations,
                 DestinationsRequest(input.deployment, input.kind),
@@ -240,6 +267,27 @@ class EffectWorkflow:
                 ),
             )
             await self._wait(None if final else ROUND_PAUSE)
+
+    async def _superseded(self, input: EffectInput) -> bool:
+        """Before each round: is the approved content still what the member holds under
+        this proposal id? After a reset the agent may have proposed something else there;
+        then this effect's content is never delivered (the new content, once approved,
+        is an effect of its own: another digest)."""
+        now = await workflow.execute_activity(
+            proposal_now,
+            ProposalRequest(input.member_id, input.proposal_id),
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+        )
+        if not now.found or now.digest == input.digest:
+            return False
+        self._set(
+            "superseded",
+            f"not delivered: the member's proposal {input.proposal_id} now reads "
+            f"differently (digest {now.digest}, {now.status}); this content "
+            f"({input.digest}) was approved before a reset",
+        )
+        return True
 
     async def _deliver_round(self, destinations: list[Destination]) -> bool:
         """One round over the destinations not yet delivered; True when a failure is final

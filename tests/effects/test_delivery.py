@@ -107,7 +107,7 @@ async def test_an_approved_message_reaches_webhook_and_mailbox_once_through_two_
     assert answers["webhook"] == ("delivered", 3, "HTTP 200: applied")
     assert answers["email"][:2] == ("delivered", 1)
     tally = await effects.counts(agents.client, agents.deployment.target, member)
-    assert tally == {"pending": 0, "delivered": 1, "failed": 0}
+    assert tally == {"pending": 0, "delivered": 1, "failed": 0, "superseded": 0}
     # the effect's history, retries and all, replays deterministically
     history = await agents.client.get_workflow_handle(row["effect_id"]).fetch_history()
     replayer = Replayer(workflows=[EffectWorkflow], workflow_runner=sandbox_runner())
@@ -141,7 +141,7 @@ async def test_a_400_is_failed_with_its_answer_and_retry_delivers_it_once_fixed(
         row = await effect_of(agents, member, "delivered")
         assert row["attempts"] == 2 and len(hook.applied) == 1
         code, _, err = await cli(agents.deployment, "effects", "retry", failed["effect_id"])
-        assert code == 1 and "already delivered" in err
+        assert code == 1 and "was delivered; nothing to retry" in err
 
 
 async def test_with_no_destination_an_effect_waits_counted_until_one_is_configured(
@@ -155,7 +155,7 @@ async def test_with_no_destination_an_effect_waits_counted_until_one_is_configur
         waiting = await effect_of(agents, member, "pending")
         assert "no destination is configured for message" in waiting["detail"]
         tally = await effects.counts(agents.client, agents.deployment.target, member)
-        assert tally == {"pending": 1, "delivered": 0, "failed": 0}
+        assert tally == {"pending": 1, "delivered": 0, "failed": 0, "superseded": 0}
         assert hook.requests == []
         await configure(agents, hook, None)
         await effect_of(agents, member, "delivered")
@@ -210,3 +210,38 @@ async def test_an_effect_handed_over_again_after_delivery_is_not_delivered_again
         await asyncio.sleep(3)  # time enough for a second delivery, were there one
         assert len(hook.requests) == 1
         assert len(await agents.effects(message["id"])) == 1
+
+
+async def test_an_effect_whose_proposal_now_reads_differently_is_never_delivered(
+    agents: AgentDeployment, real_keyring: str
+) -> None:
+    """After a reset the agent may propose something else under the same proposal id.
+    An effect approved for the old content (here: handed over with other arguments than
+    the member now holds) is superseded, never delivered; the current one is."""
+    hook_secret, _ = secret_values()
+    secrets.set_secret("webhook", hook_secret)
+    member = new_member()
+    target = agents.deployment.target
+    async with webhook(hook_secret) as hook, agents.worker():
+        message = await approved_message(agents, member)
+        current = await effect_of(agents, member, "pending")  # no destination yet
+        old = OutboxEntry(
+            proposal_id=message["id"],
+            member_id=member,
+            kind="message",
+            payload={"action": "message_member", "arguments": {"text": "the old wording"}},
+            decided_by="tester",
+            decided_at=current["decided_at"],
+        )
+        receipt = await Outbox(agents.client, target.deployment, target.task_queue).put(old)
+        assert receipt.inserted and receipt.effect_id != current["effect_id"]
+        superseded = await effect_of(agents, member, "superseded")
+        assert superseded["effect_id"] == receipt.effect_id
+        assert "now reads differently" in superseded["detail"]
+        await configure(agents, hook, None)
+        await effect_of(agents, member, "delivered")
+        (applied,) = hook.applied.values()
+        assert applied["arguments"] == message["arguments"]  # never "the old wording"
+        assert len(hook.requests) == 1
+        code, _, err = await cli(agents.deployment, "effects", "retry", receipt.effect_id)
+        assert code == 1 and "superseded" in err

@@ -140,7 +140,7 @@ async def test_a_killed_worker_and_a_failing_receiver_still_deliver_each_effect_
             assert len(later) == 3 and len({r.key for r in later}) == 3
             assert all(r.answered == 200 and r.signed for r in later)
             counts = (await cli("effects", "list", data_dir=there))["counts"]
-            assert counts == {"pending": 0, "delivered": 4, "failed": 0}
+            assert counts == {"pending": 0, "delivered": 4, "failed": 0, "superseded": 0}
     finally:
         for proc in reversed(processes):
             await stop(proc)
