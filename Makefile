@@ -35,6 +35,7 @@ BENCH_ROLLBACK_MEMBERS ?= 200
 BENCH_TABLE_MEMBERS    ?= 10000
 BENCH_AGENT_EVENTS     ?= 2000
 BENCH_AGENT_MEMBERS    ?= 200
+BENCH_EFFECTS          ?= 300
 
 bench: setup
 	$(PY) -m bench.ingest
@@ -43,6 +44,7 @@ bench: setup
 	$(PY) -m bench.desktop --table-members $(BENCH_TABLE_MEMBERS)
 	$(PY) -m bench.agent --events $(BENCH_AGENT_EVENTS) --members $(BENCH_AGENT_MEMBERS)
 	$(PY) -m bench.audit
+	$(PY) -m runtime.testenv $(PY) -m bench.effects --effects $(BENCH_EFFECTS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

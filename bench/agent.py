@@ -4,7 +4,7 @@ Starts `loyalty-desk server` and `loyalty-desk worker` on a fresh data dir, feed
 simulated traffic (`feed --simulate N --members M --wait`), waits until every member's
 agent is idle, then approves by policy from the CLI and checks that every approved
 proposal was applied exactly once (one goodwill ledger entry per approved grant, one
-outbox row per approved message). The same feed runs again with the agent disabled,
+effect per approved message). The same feed runs again with the agent disabled,
 for the agent's overhead.
 
     python -m bench.agent [--events 10000] [--members 1000] [--seed 1]
@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -188,7 +187,7 @@ async def scenario(args: argparse.Namespace, data_dir: Path, *, agent: bool) -> 
         result["approved_grants"] = grants["decided"]
         result["decide_failures"] = len(messages["failed"]) + len(grants["failed"])
 
-        # exactly once: one goodwill entry per approved grant, one outbox row per message
+        # exactly once: one goodwill entry per approved grant, one effect per message
         approved = {r["proposal_id"] for r in grants["results"]}
         owners = sorted({pid.split(":", 1)[0] for pid in approved})
 
@@ -203,20 +202,16 @@ async def scenario(args: argparse.Namespace, data_dir: Path, *, agent: bool) -> 
             all(causes[p] == 1 for p in approved) and set(causes) == approved
         )
         wanted = {r["proposal_id"] for r in messages["results"]}
-        db = data_dir / "outbox.sqlite"
+        # one EffectWorkflow per approved message (they wait undelivered: no destination)
         for _ in range(120):
-            rows: list[tuple[str, int]] = []
-            if db.exists():
-                with sqlite3.connect(db) as conn:
-                    rows = conn.execute(
-                        "SELECT proposal_id, COUNT(*) FROM outbox GROUP BY proposal_id"
-                    ).fetchall()
-            if {r[0] for r in rows} >= wanted:
+            listed = await run(data_dir, "effects", "list", "--limit", str(2 * len(wanted) + 10))
+            per_proposal = Counter(r["proposal_id"] for r in listed["effects"])
+            if set(per_proposal) >= wanted:
                 break
             await asyncio.sleep(0.5)
-        result["outbox_rows"] = sum(n for _, n in rows)
-        result["outbox_one_row_per_approved_message"] = {r[0] for r in rows} == wanted and all(
-            n == 1 for _, n in rows
+        result["effects"] = sum(per_proposal.values())
+        result["one_effect_per_approved_message"] = set(per_proposal) == wanted and all(
+            n == 1 for n in per_proposal.values()
         )
         return result
     finally:

@@ -37,6 +37,7 @@ from desktop import preferences, shortcuts, theme, window_state
 from desktop.approvals_panel import ApprovalsPanel
 from desktop.asyncutil import async_slot, cancel_slot_tasks
 from desktop.attention import Attention, Notifier, badge_icon, make_tray
+from desktop.effects_panel import EffectsPanel
 from desktop.member_detail import MemberDetail
 from desktop.members_panel import MembersPanel
 from desktop.releases_panel import ReleasesPanel
@@ -105,6 +106,9 @@ class MainWindow(QMainWindow):
         self.add_panel("Releases", self.releases)
         self.settings = SettingsPanel(session=session, parent=self)
         self.add_panel("Settings", self.settings)
+        # after Settings: Ctrl+1..4 and the remembered tab keep meaning what they meant
+        self.effects = EffectsPanel(session=session, parent=self)
+        self.add_panel("Effects", self.effects)
 
         status = self.statusBar()
         status.setObjectName("statusBar")

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from desktop import preload
 from desktop.asyncutil import async_slot, cancel_slot_tasks, show_error
+from desktop.effects_panel import EffectsPanel
 from desktop.member_detail_chart import PointsChart
 from desktop.member_detail_models import LedgerModel, ProposalsModel, TimelineModel
 from desktop.member_detail_text import short_run, short_time
@@ -135,6 +136,8 @@ class MemberDetail(QWidget):
         self.tabs.addTab(self.chart, "Points over time")
         self.tabs.addTab(self.timeline_table, "Timeline")
         self.tabs.addTab(self.proposals_table, "Proposals")
+        self.effects = EffectsPanel(session=session, member=member_id, parent=self)
+        self.tabs.addTab(self.effects, "Effects")
 
         self.event_type = QComboBox(self)
         self.event_type.addItems(EVENT_TYPES)
@@ -220,7 +223,7 @@ class MemberDetail(QWidget):
 
     def stop(self) -> list[asyncio.Task[Any]]:
         self._timer.stop()
-        return cancel_slot_tasks(self)
+        return [*cancel_slot_tasks(self), *self.effects.stop()]
 
     def run_url(self, run_id: str) -> str | None:
         base = self._session.ui_url

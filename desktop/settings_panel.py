@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from desktop import theme
 from desktop.asyncutil import async_slot, run_dialog, running_slot_tasks
+from desktop.effects_settings import EffectsSettingsBox
 from desktop.preferences import PreferencesBox
 
 if TYPE_CHECKING:
@@ -162,6 +163,10 @@ class SettingsPanel(QWidget):
         column.addWidget(self._temporal_box(content))
         column.addWidget(self._model_box(content))
         column.addWidget(self._policy_box(content))
+        # where approved effects go: a section of its own (desktop/effects_settings.py)
+        self.effects_box = EffectsSettingsBox(session=session, parent=content)
+        self.effects_box.status_posted.connect(self.status_posted)
+        column.addWidget(self.effects_box)
         column.addStretch(1)
         scroll = QScrollArea(self)
         scroll.setWidgetResizable(True)

@@ -381,11 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=async_command(_members))
 
     # each capability registers its own subcommands
-    from runtime import cli_agent, cli_audit, cli_rollback
+    from runtime import cli_agent, cli_audit, cli_effects, cli_rollback
 
     cli_agent.register(sub, common)
     cli_rollback.register(sub, common)
     cli_audit.register(sub, common)
+    cli_effects.register(sub, common)
     return parser
 
 
@@ -435,7 +436,7 @@ def _quiet_sdk_logs() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # What the app writes (the database, logs, settings, outbox, rejects) is the
+    # What the app writes (the database, logs, settings, rejects) is the
     # operator's alone; the child processes (server, workers) inherit this.
     os.umask(0o077)
     _quiet_sdk_logs()

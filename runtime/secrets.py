@@ -18,7 +18,9 @@ from activities.model_endpoint import endpoint_origin, endpoint_problem
 SERVICE = "loyalty-desk"
 # tests (and people with several desks) can keep their secrets apart
 SERVICE_ENV = "LOYALTY_DESK_KEYRING_SERVICE"
-KNOWN = ("openai", "temporal")  # the model provider key; the Temporal Cloud API key
+# the model provider key; the Temporal Cloud API key; the secret that signs webhook
+# deliveries of effects; the SMTP password for email effects
+KNOWN = ("openai", "temporal", "webhook", "smtp")
 
 
 class SecretsError(RuntimeError):

@@ -375,6 +375,10 @@ class EmbeddedServer:
             raise ServerError(
                 f"could not set the retention of namespace {self.config.namespace!r}: {e}"
             ) from e
+        try:
+            await _ensure_search_attributes(self._client, self.config.namespace)
+        except Exception as e:
+            raise ServerError(f"could not register the app's search attributes: {e}") from e
         _write_info(
             self.config.data_dir,
             {
@@ -639,6 +643,30 @@ async def _ensure_retention(client: Client, namespace: str, days: int) -> None:
     actual = after.config.workflow_execution_retention_ttl.seconds
     if actual != wanted:
         raise ServerError(f"server kept retention at {actual} s instead of {wanted} s")
+
+
+async def _ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Register the app's search attributes this database lacks: `start-dev` registers
+    its --search-attribute flags only when it creates the database, so a data dir made
+    by an older build would miss the ones added since (the effects' ones, say)."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import (
+        AddSearchAttributesRequest,
+        ListSearchAttributesRequest,
+    )
+
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing = {
+        name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.upper()}")
+        for name, kind in SEARCH_ATTRIBUTES.items()
+        if name not in listed.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )
 
 
 def _private_child() -> Callable[[], None]:

@@ -24,8 +24,9 @@ from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.audit_archive import AuditArchive
+from activities.effects import Deliverer
 from activities.model_provider import AgentSettingsSource, LoyaltyModelProvider
-from activities.outbox import Outbox, outbox_path
+from activities.outbox import Outbox
 from activities.rollback import ROLLBACK_ACTIVITIES
 from runtime import agent_config, agents_compat, audit, deployment, secrets
 from runtime.connect import default_data_dir
@@ -34,6 +35,7 @@ from runtime.ingest_meter import IngestMeter, IngestMeterInterceptor
 from workflows import drill
 from workflows.agent import AgentTurnWorkflow
 from workflows.audit import AuditWorkflow
+from workflows.effects import EffectsConfigWorkflow, EffectWorkflow
 from workflows.guardrails import GuardrailsWorkflow
 from workflows.ids import check_build_id, check_name
 from workflows.member import MemberWorkflow
@@ -53,7 +55,7 @@ class WorkerSettings:
     build_id: str
     drill: str | None = None
     make_current_if_none: bool = True
-    # settings.json (model, guardrails) and the outbox live here; None: the default data dir
+    # settings.json (the model) lives here; None: the default data dir
     data_dir: Path | None = None
 
     def __post_init__(self) -> None:
@@ -95,7 +97,15 @@ def model_activity_for(provider: LoyaltyModelProvider) -> ModelActivityParameter
 
 
 def workflow_classes() -> Sequence[type]:
-    return [MemberWorkflow, AgentTurnWorkflow, RollbackWorkflow, AuditWorkflow, GuardrailsWorkflow]
+    return [
+        MemberWorkflow,
+        AgentTurnWorkflow,
+        RollbackWorkflow,
+        AuditWorkflow,
+        GuardrailsWorkflow,
+        EffectWorkflow,
+        EffectsConfigWorkflow,
+    ]
 
 
 def activity_functions() -> Sequence[Any]:
@@ -148,7 +158,9 @@ def build_worker(
     plugin = OpenAIAgentsPlugin(
         model_params=model_activity or model_activity_for(provider), model_provider=provider
     )
-    outbox = Outbox(outbox_path(data_dir))
+    # effects: started as workflows and delivered from here; secrets read at sending time
+    outbox = Outbox(client, settings.deployment, settings.task_queue)
+    deliverer = Deliverer(client, secrets.get_secret)
     meter = IngestMeter()
     return Worker(
         agents_client(client),
@@ -163,6 +175,10 @@ def build_worker(
             ).agent_settings,
             outbox.deliver,
             AuditArchive(audit.archive_file(data_dir)).archive,
+            deliverer.destinations,
+            deliverer.proposal,
+            deliverer.webhook,
+            deliverer.email,
         ],
         workflow_runner=sandbox_runner(),
         deployment_config=WorkerDeploymentConfig(

@@ -35,7 +35,8 @@ class AgentSettings:
 
 @dataclass
 class OutboxEntry:
-    """One external effect of an approved proposal; idempotent by proposal_id."""
+    """One external effect of an approved proposal; one EffectWorkflow per proposal id and
+    content digest (activities/outbox.py)."""
 
     proposal_id: str
     member_id: str
@@ -49,7 +50,8 @@ class OutboxEntry:
 class OutboxReceipt:
     proposal_id: str
     inserted: bool  # False: the entry was already there (a retry or a replayed approval)
-    row_id: int
+    row_id: int  # builds up to 0.2.0: a row of a per-worker SQLite file; now always 0
+    effect_id: str = ""  # the EffectWorkflow that delivers it (workflows/effects.py)
 
 
 @activity.defn(name=AGENT_SETTINGS_ACTIVITY)
@@ -60,7 +62,8 @@ async def agent_settings() -> AgentSettings:
 
 @activity.defn(name=OUTBOX_DELIVER_ACTIVITY)
 async def outbox_deliver(entry: OutboxEntry) -> OutboxReceipt:
-    """Signature only; the worker registers `activities.outbox.Outbox.deliver`."""
+    """Signature only; the worker registers `activities.outbox.Outbox.deliver`, which
+    starts the effect's EffectWorkflow (once: idempotent by workflow id)."""
     raise NotImplementedError
 
 

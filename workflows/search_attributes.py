@@ -14,8 +14,22 @@ LAST_EVENT_AT = SearchAttributeKey.for_datetime("LoyaltyLastEventAt")
 PENDING_PROPOSALS = SearchAttributeKey.for_int("LoyaltyPendingProposals")
 DRILL = SearchAttributeKey.for_keyword("LoyaltyDrill")
 ROLLBACK_STATE = SearchAttributeKey.for_keyword("LoyaltyRollbackState")
+# effects of approved proposals (workflows/effects.py): pending | delivered | failed
+EFFECT_STATUS = SearchAttributeKey.for_keyword("LoyaltyEffectStatus")
+EFFECT_KIND = SearchAttributeKey.for_keyword("LoyaltyEffectKind")
+EFFECT_MEMBER = SearchAttributeKey.for_keyword("LoyaltyEffectMember")
 
-ALL_KEYS = (TIER, POINTS, LAST_EVENT_AT, PENDING_PROPOSALS, DRILL, ROLLBACK_STATE)
+ALL_KEYS = (
+    TIER,
+    POINTS,
+    LAST_EVENT_AT,
+    PENDING_PROPOSALS,
+    DRILL,
+    ROLLBACK_STATE,
+    EFFECT_STATUS,
+    EFFECT_KIND,
+    EFFECT_MEMBER,
+)
 
 # as `temporal server start-dev --search-attribute NAME=TYPE` spells the types
 _CLI_TYPE = {"KEYWORD": "Keyword", "INT": "Int", "DATETIME": "Datetime"}

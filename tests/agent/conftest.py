@@ -1,4 +1,4 @@
-"""Agent tests: a worker with its own data dir (settings.json, outbox), optionally a
+"""Agent tests: a worker with its own data dir (settings.json), optionally a
 test model in place of the configured one; everything else is the real thing."""
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from temporalio.common import RetryPolicy
 from temporalio.openai_agents import ModelActivityParameters
 
 from activities.model_provider import LoyaltyModelProvider
-from activities.outbox import Outbox, outbox_path
-from runtime import agent_config, guardrails
+from runtime import agent_config, effects, guardrails
 from runtime.feed import send_member, wait_applied
 from runtime.worker import announce, build_worker
 from tests.agent.fake_openai import FakeOpenAI, serve
@@ -181,8 +180,10 @@ class AgentDeployment:
         proposals: list[dict[str, Any]] = await self.handle(member).query(MemberWorkflow.proposals)
         return proposals
 
-    def outbox(self, proposal_id: str | None = None) -> list[dict[str, Any]]:
-        return Outbox(outbox_path(self.data_dir)).rows(proposal_id)
+    async def effects(self, proposal_id: str | None = None) -> list[dict[str, Any]]:
+        """The deployment's effects (EffectWorkflows, from visibility), of one proposal."""
+        rows = await effects.list_effects(self.client, self.deployment.target)
+        return [r for r in rows if proposal_id is None or r["proposal_id"] == proposal_id]
 
 
 @pytest.fixture

@@ -77,9 +77,9 @@ async def test_ticket_makes_proposals_that_change_nothing_until_approved_once(
             member,
             lambda s: by_action(s["proposals"])["message_member"].get("effect") == "delivered",
         )
-        rows = agents.outbox(message["id"])
+        rows = await eventually(lambda: agents.effects(message["id"]))
         assert len(rows) == 1 and rows[0]["kind"] == "message"
-        assert rows[0]["payload"]["arguments"]["text"] == message["arguments"]["text"]
+        assert rows[0]["arguments"]["text"] == message["arguments"]["text"]
         assert (await agents.state(member))["points"] == 200
         # nothing pending: the search attribute says so
         await eventually(lambda: _pending_attr(agents, member, 0), timeout=10)
@@ -120,7 +120,7 @@ async def test_rejection_and_expiry_change_nothing(agents: AgentDeployment) -> N
         assert "expired" in await refused(agents, message["id"])
         assert state["points"] == 100
         assert [e["kind"] for e in state["ledger"]] == ["earn"]
-        assert agents.outbox() == []
+        assert await agents.effects() == []
         assert state["costs"]["by_action"]["message_member"]["expired"] == 1
 
 
@@ -180,7 +180,7 @@ async def test_prompt_injection_causes_no_effect_and_nothing_above_the_cap_is_ap
         assert all(p["status"] == "pending" for p in proposals.values())
         await asyncio.sleep(1)
         state = await agents.state(member)
-        assert state["points"] == 0 and state["ledger"] == [] and agents.outbox() == []
+        assert state["points"] == 0 and state["ledger"] == [] and await agents.effects() == []
 
 
 async def test_pending_grant_above_a_lowered_cap_can_only_be_rejected(
@@ -360,7 +360,7 @@ async def test_a_reset_that_replays_an_approval_sends_the_message_once(
             lambda s: by_action(s["proposals"])["message_member"].get("effect") == "delivered",
         )
         message_decided_at = by_action(decided["proposals"])["message_member"]["decided_at"]
-        assert len(agents.outbox(message["id"])) == 1
+        assert len(await eventually(lambda: agents.effects(message["id"]))) == 1
         handle = agents.handle(member)
         before = await handle.describe()
         history = await handle.fetch_history()
@@ -407,7 +407,7 @@ async def test_a_reset_that_replays_an_approval_sends_the_message_once(
         assert replayed["decision_reason"] == "send it"
         assert replayed["decided_at"] == message_decided_at  # at its first time
         assert state["points"] == 40  # the grant stayed pending; only the trip counts
-    assert len(agents.outbox(message["id"])) == 1
+    assert len(await eventually(lambda: agents.effects(message["id"]))) == 1
 
 
 async def test_ordinary_events_never_wake_the_agent(agents: AgentDeployment) -> None:
@@ -491,7 +491,7 @@ async def test_approved_tier_change_moves_the_tier_once_and_survives_continue_as
         await agents.wait_for(
             member, lambda s: by_action(s["proposals"])["change_tier"].get("effect") == "delivered"
         )
-        (row,) = agents.outbox(change["id"])
+        (row,) = await eventually(lambda: agents.effects(change["id"]))
         assert row["kind"] == "tier_change"
         # the history with the approval (and its patch marker) replays deterministically
         history = await agents.handle(member).fetch_history()
@@ -507,7 +507,7 @@ async def test_approved_tier_change_moves_the_tier_once_and_survives_continue_as
         assert state["points"] == 100 + 3 * 125
     tier_entries = [e for e in state["ledger"] if e["kind"] == "tier"]
     assert len(tier_entries) == 1  # applied once
-    assert len(agents.outbox(change["id"])) == 1
+    assert len(await eventually(lambda: agents.effects(change["id"]))) == 1
 
 
 async def test_rejected_or_expired_tier_change_changes_nothing(agents: AgentDeployment) -> None:
@@ -532,5 +532,5 @@ async def test_rejected_or_expired_tier_change_changes_nothing(agents: AgentDepl
         state = await agents.state(member)
     assert state["tier"] == "Blue" and state["tier_override"] is None
     assert [e["kind"] for e in state["ledger"]] == ["earn"]
-    assert not [r for r in agents.outbox() if r["kind"] == "tier_change"]
+    assert not [r for r in await agents.effects() if r["kind"] == "tier_change"]
     assert await _tier_attr(agents, member, "Blue")

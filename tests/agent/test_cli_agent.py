@@ -126,7 +126,7 @@ async def test_approvals_list_approve_reject_decide_and_costs(agents: AgentDeplo
             "bulk",
             "--dry-run",
         )
-        assert dry["matched"] == 3 and agents.outbox() == []
+        assert dry["matched"] == 3 and await agents.effects() == []
         bulk = await ok_json(
             agents,
             "approvals",
@@ -163,7 +163,7 @@ async def test_approvals_list_approve_reject_decide_and_costs(agents: AgentDeplo
         assert code == 1 and "whole number" in err
 
         async def delivered() -> bool:
-            return len(agents.outbox()) == 3
+            return len(await agents.effects()) == 3
 
         from tests.conftest import eventually
 
@@ -188,7 +188,7 @@ async def test_approvals_list_approve_reject_decide_and_costs(agents: AgentDeplo
         assert by_action["flag_fraud"]["rejected"] == 1
         code, out, _ = await cli(agents, "costs")
         assert code == 0 and "3 model calls" in out
-    kinds = sorted(r["kind"] for r in agents.outbox())
+    kinds = sorted(r["kind"] for r in await agents.effects())
     assert kinds == ["message", "message", "message"]
 
 

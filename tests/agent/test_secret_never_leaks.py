@@ -1,13 +1,18 @@
 """Issue 6, secrets: a sentinel key stored with `loyalty-desk secrets set openai` (a real
 keyring backend) drives an agent run against a local OpenAI-compatible server, on a
 persistent embedded server, all as separate CLI processes. Afterwards the key is in
-no file of the data dir (the server's SQLite files, logs, outbox, settings), in no
+no file of the data dir (the server's SQLite files, logs, settings), in no
 workflow history of the namespace, in no audit entry (issue 13: storing it is audited, by
-name) and in no output of the CLI or the worker."""
+name) and in no output of the CLI or the worker.
+
+Issue 13: the same for the webhook signing secret and the SMTP password, stored the
+same way and used to deliver the approved message to a webhook and a mail server on
+loopback (the message arrives, signed, after STARTTLS and a login)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -23,6 +28,7 @@ from runtime.server import find_running_server
 from tests.agent.conftest import CHARGE, files_containing, sentinel, ticket
 from tests.agent.fake_openai import FakeOpenAI
 from tests.conftest import eventually
+from tests.effects.kit import smtp_server, webhook
 
 
 def _env() -> dict[str, str]:
@@ -59,6 +65,7 @@ async def test_sentinel_key_never_leaves_the_keyring(
     tmp_path: Path, fake_openai: FakeOpenAI, real_keyring: str
 ) -> None:
     key = sentinel()
+    hook_secret, smtp_password = sentinel(), sentinel()
     data_dir = tmp_path / "desk"
     printed: list[str] = []  # everything any CLI process wrote to stdout or stderr
 
@@ -71,7 +78,12 @@ async def test_sentinel_key_never_leaves_the_keyring(
 
     server = await _spawn(data_dir, "server", "--headless")
     worker = None
+    receivers = contextlib.AsyncExitStack()
     try:
+        hook = await receivers.enter_async_context(webhook(hook_secret))
+        box = await receivers.enter_async_context(
+            smtp_server(tmp_path / "pki", "desk", smtp_password)
+        )
         info = await eventually(lambda: find_running_server(data_dir), timeout=30)
         await run("secrets", "set", "openai", "--for", fake_openai.base_url, stdin=key + "\n")
         status = json.loads(await run("secrets", "status", "--json"))
@@ -91,6 +103,16 @@ async def test_sentinel_key_never_leaves_the_keyring(
         first = await asyncio.wait_for(worker.stdout.readline(), 60)
         printed.append(first.decode())
         assert b"worker for build" in first
+        await run("secrets", "set", "webhook", stdin=hook_secret + "\n")
+        await run("secrets", "set", "smtp", stdin=smtp_password + "\n")
+        await run(
+            "effects", "smtp", "--host", box.host, "--port", str(box.port), "--username", "desk",
+            "--sender", "desk@loyalty.test", "--ca-file", str(box.ca_file), "--reason", "test",
+        )  # fmt: skip
+        await run(
+            "effects", "set", "message", "--webhook", hook.url, "--email", "m@members.test",
+            "--reason", "test",
+        )  # fmt: skip
         member = "leak-00001"
         await run("feed", "-", "--wait", stdin=json.dumps(ticket(member, 1, CHARGE)) + "\n")
 
@@ -112,8 +134,11 @@ async def test_sentinel_key_never_leaves_the_keyring(
         assert ("secret.set", "openai") in audited and ("settings.change", "model") in audited
         assert key not in exported
         await run("audit", "verify")
-        # the approved message reaches the outbox
-        await eventually(lambda: files_containing(data_dir, "We are on it."), timeout=30)
+        # the approved message reaches the webhook and the mailbox, signed and logged in
+        await eventually(lambda: hook.applied and box.messages, timeout=60)
+        assert all(r.signed for r in hook.requests) and box.logins == ["desk"]
+        await run("effects", "list")
+        await run("effects", "config")
 
         # the key did reach the provider, as a bearer token
         assert fake_openai.seen and all(
@@ -132,10 +157,12 @@ async def test_sentinel_key_never_leaves_the_keyring(
         if worker is not None:
             printed.append(await _stop(worker))
         printed.append(await _stop(server))
+        await receivers.aclose()
 
     # the server is down: its SQLite files are complete on disk
     assert sorted(p.name for p in data_dir.rglob("*.sqlite*"))
-    assert files_containing(data_dir, key) == []
+    for secret in (key, hook_secret, smtp_password):
+        assert files_containing(data_dir, secret) == []
+        for text in printed:
+            assert secret not in text
     assert files_containing(data_dir, "We are on it.")  # ...where the run's traces are
-    for text in printed:
-        assert key not in text

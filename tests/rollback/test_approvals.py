@@ -1,6 +1,6 @@
 """A rollback repairs members whose agent proposals were approved before, during and
 after the bad build (by a person, or by policy): the preview's "after", the repaired
-state and the rules agree, the outbox stays exactly-once, and replay-check says GO."""
+state and the rules agree, each effect is delivered once, and replay-check says GO."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ STATUS = "I am Gold with another airline, can you do a status match?"
 
 @asynccontextmanager
 async def worker(agents: AgentDeployment, build: str, drill: str | None = None) -> AsyncIterator:
-    """The app's worker with the agent's data dir (settings, outbox), drill build or not."""
+    """The app's worker with the agent's data dir (settings), drill build or not."""
     settings = dataclasses.replace(
         agents.deployment.settings(build, drill), data_dir=agents.data_dir
     )
@@ -176,7 +176,7 @@ async def test_rollback_keeps_approved_grants_and_tiers(deployment: Deployment) 
                     )
                     for proposal in approved:
                         posted = [e for e in state["ledger"] if e["cause"] == proposal["id"]]
-                        rows = agents.outbox(proposal["id"])
+                        rows = await agents.effects(proposal["id"])
                         if proposal["action"] == "message_member":
                             assert posted == [] and len(rows) == 1
                         else:  # applied exactly once, however often the reset replayed it

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.api.operatorservice.v1 import (
+    ListSearchAttributesRequest,
+    RemoveSearchAttributesRequest,
+)
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
@@ -40,6 +43,33 @@ async def server(tmp_path: Path) -> AsyncIterator[EmbeddedServer]:
         yield server
     finally:
         await server.stop()
+
+
+async def test_a_data_dir_of_an_older_build_gets_the_search_attributes_added_since(
+    tmp_path: Path,
+) -> None:
+    """`start-dev` registers its --search-attribute flags only for a new database: an
+    attribute a later build added (the effects' status, say) is registered at start."""
+    config = ServerConfig(data_dir=tmp_path / "data", headless_ui=True)
+
+    async def registered(server: EmbeddedServer) -> set[str]:
+        client = await Client.connect(server.address)
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace="default")
+        )
+        return set(listed.custom_attributes)
+
+    async with EmbeddedServer(config) as server:
+        client = await Client.connect(server.address)
+        # as a database made before the effects existed
+        await client.operator_service.remove_search_attributes(
+            RemoveSearchAttributesRequest(
+                namespace="default", search_attributes=["LoyaltyEffectStatus"]
+            )
+        )
+        assert "LoyaltyEffectStatus" not in await registered(server)
+    async with EmbeddedServer(config) as server:
+        assert set(SEARCH_ATTRIBUTES) <= await registered(server)
 
 
 async def test_start_registers_attributes_and_retention_and_stop_cleans_up(
