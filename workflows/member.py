@@ -988,7 +988,7 @@ class MemberWorkflow:
                 proposal_id, record["status"], False, "rejected; nothing changes", **applied
             )
         kind = OUTBOX_KINDS.get(action)
-        effect = f"a {kind} goes to the outbox" if kind else ""
+        effect = f"a {kind} is delivered (see Effects)" if kind else ""
         if action == "grant_points" or (
             action == "change_tier" and workflow.patched(TIER_GRANT_PATCH)
         ):
@@ -1018,7 +1018,8 @@ class MemberWorkflow:
         return DecisionResult(proposal_id, record["status"], True, f"approved: {effect}", **applied)
 
     async def _deliver_effects(self) -> None:
-        """Approved messages, fraud cases and tier changes go to the outbox, once each."""
+        """Approved messages, fraud cases and tier changes are delivered, once each (one
+        EffectWorkflow per proposal and content: activities.outbox)."""
         while True:
             await workflow.wait_condition(
                 lambda: bool(self._desk.proposals.undelivered()) and not self._closing

@@ -61,7 +61,8 @@ async def test_a_killed_worker_and_a_failing_receiver_still_deliver_each_effect_
             )
 
         found: dict[str, Any] = await eventually(proposal, timeout=60, interval=0.5)
-        await cli("approvals", "approve", found["id"], "--reason", "send it")
+        digest = ("--digest", found["digest"])  # as `approvals list` showed it
+        await cli("approvals", "approve", found["id"], *digest, "--reason", "send it")
         return found
 
     async def delivered(data_dir: Path) -> list[dict[str, Any]]:
