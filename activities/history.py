@@ -18,6 +18,7 @@ from temporalio.converter import DataConverter
 from workflows.agent import SIGNAL_AGENT_RESULT
 from workflows.agent_io import AGENT_SETTINGS_ACTIVITY
 from workflows.agent_policy import AgentPolicy
+from workflows.agent_triggers import TriggerWatch
 from workflows.member import (
     BOUNDED_PATCH,
     DRAIN_SUMMARY,
@@ -395,8 +396,14 @@ class Rebuild:
     proposal once per proposal id (by a person's decision, or by policy from the
     agent run's result)."""
 
-    def __init__(self, book: MemberBook, requests: Iterable[str] = ()) -> None:
+    def __init__(
+        self, book: MemberBook, requests: Iterable[str] = (), watch: TriggerWatch | None = None
+    ) -> None:
         self.book = book
+        # the agent's triggers, watched as the member watches them: which fire again
+        self.watch = watch
+        self.fired: set[str] = set()
+        self.policy = AgentPolicy()
         # adjustment request ids, oldest first: the member knows every one of its run
         # and carries the last REQUESTS_KEEP into the next
         self.requests: dict[str, None] = dict.fromkeys(requests)
@@ -417,6 +424,8 @@ class Rebuild:
             for done in (outcome, *book.released):
                 if done.status == "accepted" and done.event_id is not None:
                     self.accepted.add(clip_text(done.event_id, CAUSE_BYTES))
+                if self.watch is not None and self.policy.enabled:
+                    self.fired.update(t["key"] for t in self.watch.observe(done, book, self.policy))
         elif item.kind == "adjust":
             adjustment: Adjustment = item.payload
             if adjustment.request_id in self.requests:
@@ -430,6 +439,7 @@ class Rebuild:
             when = datetime.fromisoformat(approval.decided_at) if approval.decided_at else at
             self._approve(approval.proposal_id, approval.action, approval.arguments, when, build_id)
         elif item.kind == "agent":
+            self.policy = item.payload.policy
             self._auto_approve(item.payload, at, build_id)
 
     def _approve(

@@ -41,11 +41,13 @@ from activities.history import (
     run_input,
     started_at,
 )
+from workflows.agent_triggers import TriggerWatch
 from workflows.drill import drill_for
 from workflows.member import (
     SIGNAL_EVENTS,
     MemberWorkflow,
     member_workflow_id,
+    trigger_key_of,
 )
 from workflows.rollback_messages import (
     COMPARED_FIELDS,
@@ -205,7 +207,9 @@ class Plan:
         start = run_input(self.anchor)
         snapshot = start.snapshot or MemberSnapshot(member_id=start.member_id)
         book = MemberBook(_copy_snapshot(snapshot), hold=holding_run(self.anchor))
-        rebuild = Rebuild(book, start.requests or [])
+        carried = start.agent.watch if start.agent else None
+        watch = TriggerWatch(dataclasses.replace(carried) if carried else None)
+        rebuild = Rebuild(book, start.requests or [], watch)
         fresh = {id(item) for item in [*self.reapplied, *self.missing]}
         if self.actual:
             after = [*self.reapplied, *self.missing]
@@ -371,6 +375,11 @@ class MemberPreview:
     problem: str | None = None
     # the member's current run, when a reset of it loses nothing (see `reset_member`)
     clean_run: str | None = None
+    # people's decisions the repair re-sends, each with its fate: "applies" (its
+    # proposal is kept), "re-run" (applies if the agent's re-run proposes the same
+    # content, else the proposal is pending again) or "dropped" (its trigger does not
+    # fire again: no proposal, no decision)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def changes(self) -> bool:
@@ -398,6 +407,28 @@ def _ledger_diff(
     return removed, added
 
 
+def _decision_fates(steps: Plan, fired: set[str]) -> list[dict[str, Any]]:
+    kept_runs = {i.payload.trigger_key for i in steps.kept if i.kind == "agent"}
+    fates = []
+    for item in [*steps.resent(), *steps.missing]:
+        if item.kind != "decision":
+            continue
+        decided: Decided = item.payload
+        key = trigger_key_of(decided.decision.proposal_id)
+        fate = "applies" if key in kept_runs else "re-run" if key in fired else "dropped"
+        fates.append(
+            {
+                "proposal_id": decided.decision.proposal_id,
+                "approve": decided.decision.approve,
+                "action": decided.action,
+                "arguments": decided.arguments,
+                "decided_by": decided.decision.actor,
+                "fate": fate,
+            }
+        )
+    return fates
+
+
 async def live_state(client: Client, member_id: str) -> dict[str, Any]:
     handle = client.get_workflow_handle(member_workflow_id(member_id))
     state: dict[str, Any] = await handle.query(MemberWorkflow.state)
@@ -413,7 +444,9 @@ async def preview_member(client: Client, damage: Damage) -> MemberPreview:
         preview.after = dict(preview.before)
         return preview
     steps = await plan(client, damage.member_id, damage.point.run_id, damage.point.event_id)
-    after = steps.expected().summary()
+    rebuilt = steps.rebuild()
+    after = rebuilt.book.summary()
+    preview.decisions = _decision_fates(steps, rebuilt.fired)
     preview.after = _fields(after)
     preview.redeliver = len(steps.missing) + len(steps.resent())
     if not steps.missing and not steps.resent() and damage.run_id in steps.base:

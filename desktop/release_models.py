@@ -176,7 +176,30 @@ def preview_columns() -> list[Column]:
             lambda r: f"not repairable: {r['problem']}" if r["problem"] else "repairable",
             foreground=lambda r: theme.color("bad") if r["problem"] else None,
         ),
+        Column("Decisions", _decisions_text, tooltip=_decisions_tooltip),
     ]
+
+
+def _decisions_text(record: Record) -> str:
+    """People's decisions the repair re-sends: how many apply again, how many drop."""
+    decisions = record.get("decisions") or []
+    if not decisions:
+        return ""
+    dropped = sum(1 for d in decisions if d["fate"] == "dropped")
+    text = f"{len(decisions) - dropped} re-sent"
+    return text + (f", {dropped} approval dropped" if dropped else "")
+
+
+def _decisions_tooltip(record: Record) -> str:
+    fates = {
+        "applies": "applies again (its proposal is kept)",
+        "re-run": "applies if the agent's re-run proposes the same; else pending again",
+        "dropped": "dropped: its trigger does not fire again",
+    }
+    return "\n".join(
+        f"{d['proposal_id']} {d['action']}: {fates.get(d['fate'], d['fate'])}"
+        for d in record.get("decisions") or []
+    )
 
 
 def _ledger_tooltip(record: Record) -> str:

@@ -32,6 +32,11 @@ def _preview_text(report: dict[str, Any]) -> str:
             f"{a['lifetime_points']:<6}  -{len(row['ledger_removed'])} "
             f"+{len(row['ledger_added'])}" + (f"  ({row['problem']})" if row["problem"] else "")
         )
+    for dropped in report.get("approvals_dropped", []):
+        lines.append(
+            f"  approval dropped: {dropped['proposal_id']} ({dropped['action']}, decided by "
+            f"{dropped['decided_by']}): its trigger does not fire again after the repair"
+        )
     t = report["totals"]
     lines.append(
         f"  totals: points {t['points_before']} -> {t['points_after']}, lifetime "

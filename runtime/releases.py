@@ -171,6 +171,7 @@ async def preview_rollback(client: Client, build: str, query: str | None = None)
                 "redeliver": p.redeliver,
                 "problem": p.problem,
                 "clean_run": p.clean_run,
+                "decisions": p.decisions,
             }
         )
     return {
@@ -182,6 +183,13 @@ async def preview_rollback(client: Client, build: str, query: str | None = None)
             {"member_id": p.member_id, "reason": p.problem} for p in previews if p.problem
         ],
         "changing": sum(1 for p in previews if p.changes),
+        # people's decisions the repair re-sends whose proposal will not come back
+        "approvals_dropped": [
+            {"member_id": p.member_id, **d}
+            for p in previews
+            for d in p.decisions
+            if d["fate"] == "dropped"
+        ],
         "totals": totals,
         "members": rows,
         "seconds": {"find": round(found_s, 3), "total": round(time.perf_counter() - started, 3)},

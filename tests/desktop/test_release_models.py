@@ -120,6 +120,18 @@ def test_preview_cells_show_before_after_and_why_a_member_cannot_be_repaired() -
     assert model.data(model.index(0, 2)) == "Blue → Gold"
     assert model.data(model.index(1, 1)) == "5"
     assert model.data(model.index(1, 6)) == "not repairable: reset point expired on 2026-01-01"
+    # people's decisions the repair re-sends, and those whose proposal will not come back
+    decided = {
+        **CASES["preview"][1][0],
+        "decisions": [
+            {"proposal_id": "m:k1:0", "action": "message_member", "fate": "re-run"},
+            {"proposal_id": "m:k2:0", "action": "grant_points", "fate": "dropped"},
+        ],
+    }
+    model.set_records([decided])
+    assert model.data(model.index(0, 7)) == "1 re-sent, 1 approval dropped"
+    tip = model.data(model.index(0, 7), Qt.ItemDataRole.ToolTipRole)
+    assert "m:k2:0 grant_points: dropped: its trigger does not fire again" in tip
 
 
 def test_replay_verdicts_name_the_reason_without_the_sdk_dump() -> None:

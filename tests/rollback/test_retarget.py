@@ -11,8 +11,9 @@ from typing import Any
 
 from activities import repair
 from runtime import deployment as releases
+from runtime import releases as operations
 from tests.agent.conftest import AgentDeployment
-from tests.conftest import Deployment
+from tests.conftest import Deployment, eventually
 from tests.rollback.kit import rollback
 from tests.rollback.test_approvals import STATUS, support_ticket, worker
 from workflows.drill import drill_build_id
@@ -56,13 +57,17 @@ async def test_an_approval_stays_bound_when_the_rerun_puts_other_content_at_its_
             delivered = await agents.wait_for(
                 member, lambda s: s["proposals"][0].get("effect") == "delivered"
             )
-            assert len(agents.outbox(message["id"])) == 1
+            assert len(await eventually(lambda: agents.effects(message["id"]))) == 1
             async with worker(agents, "1.2"):
                 await releases.set_current(client, target.deployment, "1.2")
                 _, damage = await repair.find_damage(client, bad)
                 mine = [d for d in damage if d.member_id == member]
                 preview = await repair.preview_member(client, mine[0])
                 assert preview.after["tier"] == "Gold"
+                # the decision is re-sent after the ticket's re-run: bound to the message
+                assert [(d["proposal_id"], d["fate"]) for d in preview.decisions] == [
+                    (message["id"], "re-run")
+                ]
                 outcome = await rollback(
                     client,
                     target.task_queue,
@@ -97,9 +102,56 @@ async def test_an_approval_stays_bound_when_the_rerun_puts_other_content_at_its_
     # the message moved to the next index: pending too, never sent again
     moved = by_id[f"{member}:{ticket['event_id']}:1"]
     assert moved["action"] == "message_member" and moved["status"] == "pending"
-    assert len(agents.outbox(message["id"])) == 1  # the old message row only
-    assert agents.outbox(moved["id"]) == []
+    # one effect: the message sent before the rollback; none for what no one approved
+    assert len(await agents.effects(message["id"])) == 1
+    assert await agents.effects(moved["id"]) == []
     # nothing applied that no one saw: the member is what the rules give
     truth = replay(member, [bought, ticket]).summary()
     assert (state["tier"], state["points"]) == (truth["tier"], truth["points"]) == ("Gold", 2_000)
     assert state["tier_override"] is None
+
+
+async def test_an_approval_whose_trigger_does_not_fire_again_is_reported_dropped(
+    deployment: Deployment,
+) -> None:
+    """The bad build doubled a member's points to just below Gold; the agent nudged it and
+    a person approved the message. Repaired, the member is nowhere near Gold: the trigger
+    does not fire again, and the preview says the approval is dropped before anyone
+    executes; after the rollback no such proposal exists and nothing is sent again."""
+    deployment.target.data_dir.mkdir(parents=True, exist_ok=True)
+    agents = AgentDeployment(deployment, deployment.target.data_dir)
+    client, target = agents.client, deployment.target
+    member = f"rd{uuid.uuid4().hex[:6]}"
+    bad = drill_build_id("1.1", "double-points")
+    async with worker(agents, "1.0"):
+        await agents.start(member)
+        async with worker(agents, "1.1", "double-points"):
+            await releases.set_current(client, target.deployment, bad)
+            near = await agents.feed(member, [purchase(member, 1, 48_000, day=2)])
+            assert near["window_points"] == 960  # doubled: within 5% of Gold
+            (nudge,) = await agents.proposals_made(member, 1)
+            assert nudge["trigger"]["kind"] == "tier_boundary"
+            await agents.decide(nudge["id"], True, "send the nudge")
+            async with worker(agents, "1.2"):
+                await releases.set_current(client, target.deployment, "1.2")
+                report = await operations.preview_rollback(
+                    client, bad, f"WorkflowId = 'member-{member}'"
+                )
+                (row,) = report["members"]
+                assert row["after"]["points"] == 480
+                assert [(d["proposal_id"], d["fate"]) for d in row["decisions"]] == [
+                    (nudge["id"], "dropped")
+                ]
+                assert [d["proposal_id"] for d in report["approvals_dropped"]] == [nudge["id"]]
+                outcome = await rollback(
+                    client,
+                    target.task_queue,
+                    bad,
+                    f"rollback-{member}",
+                    query=f"WorkflowId = 'member-{member}'",
+                    expected={member: row["after"]},
+                )
+                assert outcome.verified_ok == 1, outcome.mismatches
+                state = await agents.state(member)
+    assert state["points"] == 480
+    assert state["proposals"] == []  # no trigger, no proposal, no decision applied
