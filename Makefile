@@ -41,6 +41,7 @@ bench: setup
 	$(PY) -m bench.can_flat
 	$(PY) -m bench.rollback --members $(BENCH_ROLLBACK_MEMBERS)
 	$(PY) -m bench.desktop --table-members $(BENCH_TABLE_MEMBERS)
+	$(PY) -m bench.table_sort
 	$(PY) -m bench.agent --events $(BENCH_AGENT_EVENTS) --members $(BENCH_AGENT_MEMBERS)
 
 clean:
