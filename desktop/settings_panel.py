@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from PySide6.QtCore import Signal
-from PySide6.QtGui import QShowEvent
+from PySide6.QtGui import QShowEvent, QValidator
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 from desktop import theme
 from desktop.asyncutil import async_slot, run_dialog, running_slot_tasks
 from desktop.preferences import PreferencesBox
+from desktop.units import exact_duration_text, parse_duration
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -77,6 +78,29 @@ POLICY_FIELDS = (
     "tier_nudge_pct",
     "max_pending",
 )
+
+
+class DurationSpinBox(QSpinBox):
+    """A number of seconds, read and typed as "3 days", "2 h 5 min" (or seconds)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSingleStep(60)
+        self.setAccelerated(True)
+
+    def textFromValue(self, value: int) -> str:
+        return exact_duration_text(value)
+
+    def valueFromText(self, text: str) -> int:
+        seconds = parse_duration(text)
+        return self.value() if seconds is None else seconds
+
+    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:
+        seconds = parse_duration(text)
+        if seconds is not None and self.minimum() <= seconds <= self.maximum():
+            return QValidator.State.Acceptable, text, pos
+        # typing on: "3 da" becomes "3 days"
+        return QValidator.State.Intermediate, text, pos
 
 
 class SettingsPanel(QWidget):
@@ -228,14 +252,21 @@ class SettingsPanel(QWidget):
             widget: QSpinBox | QCheckBox
             if isinstance(defaults[name], bool):
                 widget = QCheckBox(box)
+            elif name.endswith("_seconds"):  # shown in days, hours...; still seconds
+                widget = DurationSpinBox(box)
+                widget.setRange(0, LIMITS[name])
             else:
                 widget = QSpinBox(box)
                 widget.setRange(0, LIMITS[name])
                 widget.setGroupSeparatorShown(True)
             widget.setObjectName(f"policy_{name}")
-            widget.setToolTip(f"default {defaults[name]}")
+            default = defaults[name]
+            shown = widget.textFromValue(default) if isinstance(widget, QSpinBox) else default
+            hint = " (type e.g. 2 days 6 h, 90 min, 45 s)" if name.endswith("_seconds") else ""
+            widget.setToolTip(f"default {shown}{hint}")
             self.policy_widgets[name] = widget
-            form.addRow(name.replace("_", " ").capitalize() + ":", widget)
+            label = name.removesuffix("_seconds").replace("_", " ").capitalize()
+            form.addRow(label + ":", widget)
         form.addRow("Why:", self.policy_reason)
         self._show_guardrails(None)
         return box
