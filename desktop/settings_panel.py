@@ -38,9 +38,10 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import theme
-from desktop.asyncutil import async_slot, run_dialog, running_slot_tasks
+from desktop.asyncutil import async_slot, run_dialog, running_slot_tasks, show_error
 from desktop.preferences import PreferencesBox
 from desktop.units import exact_duration_text, parse_duration
+from desktop.worker_process import WorkerError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -125,6 +126,8 @@ class SettingsPanel(QWidget):
         self.saving = False
         # the question asked after a save that needs a worker restart or a relaunch
         self.question: QMessageBox | None = None
+        # the dialog that told of a worker that did not take over (its log's tail inside)
+        self.handover_error: QMessageBox | None = None
 
         self.embedded_radio = QRadioButton("Embedded server (started with the app)", self)
         self.external_radio = QRadioButton("Existing cluster:", self)
@@ -512,11 +515,33 @@ class SettingsPanel(QWidget):
             self._say(self.message.text() + " The worker uses them when it next starts.")
             return False
         self._say("Restarting the worker…")
-        await self._session.restart_worker()
+        try:
+            await self._session.restart_worker()
+        except WorkerError as error:
+            self._tell_failed_handover(error)
+            return False
         text = f"Worker restarted with the new settings (build {self._session.worker_build})."
         self._say(text)
         self.status_posted.emit(text)
         return True
+
+    def _tell_failed_handover(self, error: WorkerError) -> None:
+        """The new worker did not come up: why (its log's last line), and who serves."""
+        lines = [line for line in error.log_tail.splitlines() if line.strip()]
+        why = lines[-1].strip() if lines else ""
+        worker = self._session.worker
+        if worker is not None and worker.state == "running":
+            serving = f"the old worker (build {self._session.worker_build}) keeps serving"
+        else:
+            serving = "no worker of this app runs now: events wait until one starts"
+        text = f"The new worker did not start ({error.reason}" + (f": {why}" if why else "")
+        text += f"); {serving}."
+        self._say(text)
+        self.status_posted.emit(text)
+        box = show_error(self.window(), "The new worker did not start", error)
+        box.setObjectName("workerHandoverError")
+        box.setText(f"{error.reason}; {serving}.")
+        self.handover_error = box
 
     @async_slot(overlap="skip", title="Relaunching")
     async def offer_relaunch(self) -> bool:
