@@ -42,6 +42,7 @@ bench: setup
 	$(PY) -m bench.can_flat
 	$(PY) -m bench.rollback --members $(BENCH_ROLLBACK_MEMBERS)
 	$(PY) -m bench.desktop --table-members $(BENCH_TABLE_MEMBERS)
+	$(PY) -m bench.table_sort
 	$(PY) -m bench.agent --events $(BENCH_AGENT_EVENTS) --members $(BENCH_AGENT_MEMBERS)
 	$(PY) -m bench.audit
 	$(PY) -m runtime.testenv $(PY) -m bench.effects --effects $(BENCH_EFFECTS)

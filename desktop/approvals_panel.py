@@ -35,6 +35,7 @@ from desktop import preload, theme
 from desktop.approvals_model import ApprovalsFilterModel, ApprovalsModel, QueueFilter
 from desktop.asyncutil import async_slot, cancel_slot_tasks, run_dialog, show_error
 from desktop.member_detail_text import proposal_text
+from desktop.proposal_view import ProposalView
 from workflows.agent_policy import ACTIONS
 from workflows.rules import TIER_NAMES
 
@@ -155,9 +156,17 @@ class ApprovalsPanel(QWidget):
         results_layout.setContentsMargins(0, 0, 0, 0)
         results_layout.addWidget(QLabel("Decisions made here", self))
         results_layout.addWidget(self.results)
+        # the selected proposal whole, beside the queue
+        self.proposal_view = ProposalView(session=session, parent=self)
+        beside = self.detail_splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        beside.setObjectName("approvalsDetailSplitter")
+        beside.addWidget(self.table)
+        beside.addWidget(self.proposal_view)
+        beside.setStretchFactor(0, 3)
+        beside.setStretchFactor(1, 2)
         splitter = self.splitter = QSplitter(Qt.Orientation.Vertical, self)
         splitter.setObjectName("approvalsSplitter")
-        splitter.addWidget(self.table)
+        splitter.addWidget(beside)
         splitter.addWidget(results_box)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
@@ -186,6 +195,9 @@ class ApprovalsPanel(QWidget):
         self.model.rowsInserted.connect(self._on_model_rows_changed)
         self.model.rowsRemoved.connect(self._on_model_rows_changed)
         self.model.modelReset.connect(self._on_model_rows_changed)
+        self.table.selectionModel().currentRowChanged.connect(
+            self._on_selection_current_row_changed
+        )
         session.client_connected.connect(self._on_session_client_connected)
         if session.client is not None:
             self._on_session_client_connected(session.client)
@@ -194,7 +206,7 @@ class ApprovalsPanel(QWidget):
 
     def stop(self) -> list[asyncio.Task[Any]]:
         self._timer.stop()
-        return cancel_slot_tasks(self)
+        return cancel_slot_tasks(self) + self.proposal_view.stop()
 
     def current_proposal(self) -> dict[str, Any] | None:
         index = self.table.selectionModel().currentIndex()
@@ -461,6 +473,12 @@ class ApprovalsPanel(QWidget):
 
     def _on_model_rows_changed(self, *_: Any) -> None:
         self._update_count()
+        self._on_selection_current_row_changed()  # another row may now be current
+
+    def _on_selection_current_row_changed(self, *_: Any) -> None:
+        proposal = self.current_proposal()
+        if proposal is None or proposal.get("id") != self.proposal_view.proposal_id:
+            self.proposal_view.show_proposal(proposal)
 
 
 def _optional_spin(parent: QWidget, maximum: int) -> QSpinBox:

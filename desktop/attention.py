@@ -4,8 +4,9 @@ The count of pending proposals shows in the tray icon's tooltip and badge (where
 platform has a tray), the window's title and the Approvals tab, whichever tab is in
 view. Notifications (proposals waiting past the threshold, a finished rollback, the
 server or the worker stopping unexpectedly) go to the tray's balloon where there is
-a tray, else to a notice in the window's corner; each kind at most once per rate
-limit, none when switched off (desktop/preferences.py). `Notifier.history` keeps
+a tray, else to the desktop's notification service (org.freedesktop.Notifications on
+the session bus), else to a notice in the window's corner; each kind at most once per
+rate limit, none when switched off (desktop/preferences.py). `Notifier.history` keeps
 every notification shown, and what was held back and why is logged.
 """
 
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from PySide6.QtCore import QObject, QPoint, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QIcon, QPainter
@@ -35,6 +37,10 @@ from desktop.units import duration_text
 log = logging.getLogger(__name__)
 
 NOTICE_SHOWN_MS = 8000
+APP_NAME = "Loyalty Desk"
+NO_NOTIFICATIONS = (
+    "No system tray and no desktop notification service: notifications show inside this window"
+)
 KINDS = ("pending", "rollback", "server", "worker")
 
 
@@ -86,6 +92,66 @@ class NoticeBanner(QFrame):
         self.hide()
 
 
+class DBusNotifications:
+    """The desktop's notification service on the D-Bus session bus, for desktops with
+    no tray (GNOME's default among them).
+
+    Through jeepney (keyring's own D-Bus library here): PySide6's QtDBus cannot send
+    an unsigned integer, and `Notify` takes one (replaces_id); GDBus-based services
+    refuse the call with a signed one. A notification is sent without waiting for the
+    service's answer, so a slow service never holds up the window.
+    """
+
+    SERVICE = "org.freedesktop.Notifications"
+    PATH = "/org/freedesktop/Notifications"
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    @classmethod
+    def find(cls) -> DBusNotifications | None:
+        """The service, when a session bus runs and something owns the name."""
+        try:
+            from jeepney.bus_messages import message_bus
+            from jeepney.io.blocking import open_dbus_connection
+
+            connection = open_dbus_connection(bus="SESSION")
+        except Exception as error:  # no jeepney, no session bus address, bus refused
+            log.info("no D-Bus session bus for notifications: %s", error)
+            return None
+        try:
+            owned = connection.send_and_get_reply(
+                message_bus.NameHasOwner(cls.SERVICE), timeout=2
+            ).body[0]
+        except Exception as error:
+            log.info("the D-Bus session bus did not answer: %s", error)
+            owned = False
+        if not owned:
+            connection.close()
+            return None
+        return cls(connection)
+
+    def notify(self, title: str, text: str, timeout_ms: int = NOTICE_SHOWN_MS) -> bool:
+        from jeepney import DBusAddress, new_method_call
+
+        address = DBusAddress(self.PATH, bus_name=self.SERVICE, interface=self.SERVICE)
+        call = new_method_call(
+            address,
+            "Notify",
+            "susssasa{sv}i",
+            (APP_NAME, 0, "io.github.loyalty_desk.LoyaltyDesk", title, text, [], {}, timeout_ms),
+        )
+        try:
+            self._connection.send(call)
+        except OSError as error:  # the bus went away
+            log.warning("desktop notification not sent: %s", error)
+            return False
+        return True
+
+    def close(self) -> None:
+        self._connection.close()
+
+
 class Notifier(QObject):
     """Shows notifications through the tray, or a notice in `window`; rate-limited.
 
@@ -100,10 +166,12 @@ class Notifier(QObject):
         *,
         window: QWidget,
         tray: QSystemTrayIcon | None,
+        dbus: DBusNotifications | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(window)
         self.tray = tray
+        self.dbus = dbus  # used where there is no tray
         self.banner = NoticeBanner(window)
         self.clock = clock
         self.prefs = preferences.read()
@@ -130,7 +198,7 @@ class Notifier(QObject):
         log.info("notification: %s: %s", title, text)
         if self.tray is not None and self.tray.isVisible() and self.tray.supportsMessages():
             self.tray.showMessage(title, text, theme.app_icon(), NOTICE_SHOWN_MS)
-        else:
+        elif self.dbus is None or not self.dbus.notify(title, text):
             self.banner.show_notice(title, text)
         self.shown.emit(kind, title, text)
         return True

@@ -36,7 +36,14 @@ from PySide6.QtWidgets import (
 from desktop import preferences, shortcuts, theme, window_state
 from desktop.approvals_panel import ApprovalsPanel
 from desktop.asyncutil import async_slot, cancel_slot_tasks
-from desktop.attention import Attention, Notifier, badge_icon, make_tray
+from desktop.attention import (
+    NO_NOTIFICATIONS,
+    Attention,
+    DBusNotifications,
+    Notifier,
+    badge_icon,
+    make_tray,
+)
 from desktop.effects_panel import EffectsPanel
 from desktop.member_detail import MemberDetail
 from desktop.members_panel import MembersPanel
@@ -147,7 +154,10 @@ class MainWindow(QMainWindow):
 
         # what needs the operator: the count wherever they look, and notifications
         self.tray = make_tray(self, self._on_tray_activated)
-        self.notifier = Notifier(window=self, tray=self.tray)
+        dbus = DBusNotifications.find() if self.tray is None else None
+        self.notifier = Notifier(window=self, tray=self.tray, dbus=dbus)
+        if self.tray is None and dbus is None:
+            self.show_message(NO_NOTIFICATIONS, 30_000)  # once, at start
         self.attention = Attention(notifier=self.notifier)
         self.attention.count_changed.connect(self._on_attention_count_changed)
         self.releases.wizard.finished.connect(self._on_rollback_finished)
@@ -322,6 +332,9 @@ class MainWindow(QMainWindow):
         self.stop()
         if self.tray is not None:
             self.tray.hide()
+        if self.notifier.dbus is not None:
+            self.notifier.dbus.close()
+            self.notifier.dbus = None
         for detail in list(self.details.values()):
             detail.close()
         super().closeEvent(event)

@@ -13,7 +13,7 @@ from PySide6.QtCore import (
 )
 
 from desktop import theme
-from desktop.members_store import COLUMNS, MembersStore, Row
+from desktop.members_store import COLUMNS, MembersStore, Row, SortOrder
 from desktop.units import local_time_text, utc_time_text
 
 __all__ = ["COLUMNS", "MembersStore", "MembersTableModel"]
@@ -48,6 +48,7 @@ class MembersTableModel(QAbstractTableModel):
     def __init__(self, *, store: MembersStore, parent: Any = None) -> None:
         super().__init__(parent)
         self._store = store
+        self._held: list[tuple[QModelIndex, str]] = []
         store.listener = self
 
     @property
@@ -118,6 +119,16 @@ class MembersTableModel(QAbstractTableModel):
         if self.canFetchMore(parent):
             self.more_requested.emit()
 
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """A header click: by that column (-1: the order rows were first seen in)."""
+        wanted = (
+            SortOrder(COLUMNS[column].key, order == Qt.SortOrder.DescendingOrder)
+            if 0 <= column < len(COLUMNS)
+            else None
+        )
+        if wanted != self._store.order:
+            self._store.sort(wanted)
+
     # -- helpers for views ------------------------------------------------------
 
     def member_id_at(self, row: int) -> str | None:
@@ -146,6 +157,31 @@ class MembersTableModel(QAbstractTableModel):
 
     def after_remove(self) -> None:
         self.endRemoveRows()
+
+    def before_move(self, source: int, destination: int) -> None:
+        moving = self.beginMoveRows(QModelIndex(), source, source, QModelIndex(), destination)
+        assert moving, f"row {source} cannot move before {destination}"
+
+    def after_move(self) -> None:
+        self.endMoveRows()
+
+    def before_layout(self) -> None:
+        self.layoutAboutToBeChanged.emit()
+        # the selection and the current row follow their members, not their places
+        self._held = [
+            (index, self._store.row(index.row())["member_id"])
+            for index in self.persistentIndexList()
+            if index.isValid() and index.row() < len(self._store)
+        ]
+
+    def after_layout(self) -> None:
+        old, new = [], []
+        for index, member_id in self._held:
+            old.append(index)
+            new.append(self.index_of(member_id, index.column()))
+        self._held = []
+        self.changePersistentIndexList(old, new)
+        self.layoutChanged.emit()
 
     def rows_changed(self, first: int, last: int, first_column: int, last_column: int) -> None:
         self.dataChanged.emit(

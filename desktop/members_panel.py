@@ -6,7 +6,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QTimer, Signal
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -85,7 +85,11 @@ class MembersPanel(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setAlternatingRowColors(True)
-        self.table.setSortingEnabled(False)  # rows keep the order they were first seen in
+        # rows keep the order they were first seen in until a header is clicked; a
+        # third click on it goes back to that order
+        self.table.horizontalHeader().setSortIndicatorClearable(True)
+        self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.table.setSortingEnabled(True)
         self.table.setWordWrap(False)
         self.table.setStyleSheet("QTableView::item { padding: 0 6px; }")
         self.table.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
@@ -124,6 +128,7 @@ class MembersPanel(QWidget):
         self.model.rowsInserted.connect(self._on_model_rows_changed)
         self.model.rowsRemoved.connect(self._on_model_rows_changed)
         self.model.modelReset.connect(self._on_model_rows_changed)
+        self.model.layoutChanged.connect(self._on_model_rows_changed)
         self.table.activated.connect(self._on_table_activated)
         selection = self.table.selectionModel()
         selection.currentRowChanged.connect(self._on_selection_current_row_changed)
@@ -228,6 +233,8 @@ class MembersPanel(QWidget):
             text = _members(loaded)
         elif loaded < total:
             text = f"{_members(total)} · {loaded:,} loaded (scroll for more)"
+            if self._store.order is not None:  # a sort orders what is here, not the rest
+                text += f" · sorted among the {loaded:,} loaded"
         else:
             text = _members(total)
         if loader and loader.query:

@@ -2,16 +2,22 @@
 
 A row keeps its place while it lives: the server lists members in an order that moves
 (a member that continues-as-new jumps to the top), so the store keeps the order in
-which it first saw each member, updates rows in place and appends new ones. Every
+which it first saw each member, updates rows in place and appends new ones. Sorted by
+a column (clicking its header), rows are in that column's order instead, and a row
+whose value changes moves alone to its new place. Every
 change is announced to a listener before and after, which is what a Qt model needs
 for its begin/end pairs; the store itself knows nothing of Qt.
 """
 
 from __future__ import annotations
 
+import bisect
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from workflows.rules import TIER_NAMES
 
 Row = dict[str, Any]
 
@@ -35,7 +41,8 @@ _SHOWN_WITH_COLUMN = {"drill": "build_id"}
 
 
 class StoreListener(Protocol):
-    """Told about every change; `before_*` comes first, then the change, then `after_*`."""
+    """Told about every change; `before_*` comes first, then the change, then `after_*`.
+    Positions are the rows' places as shown (in the store's current order)."""
 
     def before_reset(self) -> None: ...
     def after_reset(self) -> None: ...
@@ -43,6 +50,13 @@ class StoreListener(Protocol):
     def after_insert(self) -> None: ...
     def before_remove(self, first: int, last: int) -> None: ...
     def after_remove(self) -> None: ...
+    def before_move(self, source: int, destination: int) -> None:
+        """One row moves to before `destination` (counted before the move)."""
+        ...
+
+    def after_move(self) -> None: ...
+    def before_layout(self) -> None: ...
+    def after_layout(self) -> None: ...
     def rows_changed(self, first: int, last: int, first_column: int, last_column: int) -> None: ...
 
 
@@ -53,13 +67,36 @@ class MergeResult:
     removed: int = 0
 
 
+@dataclass(frozen=True)
+class SortOrder:
+    """Rows by one column's value; members without one come last either way."""
+
+    column: str  # a key of COLUMNS
+    descending: bool = False
+
+
+SortKey = Any  # int or str, one type per order, unique per member
+
+
 class MembersStore:
-    """Member rows in first-seen order, with the paging state of the query that found them."""
+    """Member rows in first-seen order, or sorted by a column, with the paging state of
+    the query that found them.
+
+    Rows are kept ascending by a sort key unique to each member (the column's value,
+    then the order first seen or the member id), so finding a member's place is a
+    binary search, and a row whose value changes moves alone. A descending order is
+    the same list read from the end.
+    """
 
     def __init__(self, *, listener: StoreListener | None = None) -> None:
         self.listener = listener
-        self._rows: list[Row] = []
-        self._index: dict[str, int] = {}
+        self._rows: list[Row] = []  # ascending by key
+        self._keys: list[SortKey] = []
+        self._by_id: dict[str, Row] = {}
+        self._seen: dict[str, int] = {}
+        self._next_seen = 0
+        self._order: SortOrder | None = None
+        self._key: Any = self._seen_key
         # paging: whether the query has more rows than loaded, and whether a load runs
         self.more_available = False
         self.loading = False
@@ -67,50 +104,99 @@ class MembersStore:
     def __len__(self) -> int:
         return len(self._rows)
 
+    @property
+    def order(self) -> SortOrder | None:
+        """The sort in force; None: the order rows were first seen in."""
+        return self._order
+
     def row(self, position: int) -> Row:
-        return self._rows[position]
+        return self._rows[self._stored(position)]
 
     def position_of(self, member_id: str) -> int | None:
-        """Where a member's row is (not to be asked from inside a change notice)."""
-        return self._index.get(member_id)
+        """Where a member's row is shown (not to be asked from inside a change notice)."""
+        row = self._by_id.get(member_id)
+        if row is None:
+            return None
+        return self._shown(bisect.bisect_left(self._keys, self._key(row)))
 
     def member_ids(self, first: int = 0, last: int | None = None) -> list[str]:
-        stop = len(self._rows) if last is None else last + 1
-        return [row["member_id"] for row in self._rows[first:stop]]
+        count = len(self._rows)
+        last = count - 1 if last is None else min(last, count - 1)
+        if first > last:
+            return []
+        if self._descending:
+            rows = self._rows[count - 1 - last : count - first][::-1]
+        else:
+            rows = self._rows[first : last + 1]
+        return [row["member_id"] for row in rows]
+
+    def sort(self, order: SortOrder | None) -> None:
+        """Show the rows in `order` (None: first seen); one layout change."""
+        if order is not None and order.column not in _COLUMN_KEYS:
+            raise ValueError(f"no column {order.column!r}")
+        key = self._key_function(order)
+        keys = [key(row) for row in self._rows]
+        permutation = sorted(range(len(keys)), key=keys.__getitem__)
+        listener = self.listener
+        if listener:
+            listener.before_layout()  # rows still where they were shown
+        self._order, self._key = order, key
+        self._rows = [self._rows[i] for i in permutation]
+        self._keys = [keys[i] for i in permutation]
+        if listener:
+            listener.after_layout()
 
     def replace_all(self, rows: Iterable[Row]) -> None:
-        """A new query: everything goes, the new rows come in their given order."""
+        """A new query: everything goes, the new rows come in their given order (or
+        the sort's)."""
         listener = self.listener
         if listener:
             listener.before_reset()
-        self._rows = list(_dedupe(rows).values())
-        self._reindex(0)
+        incoming = list(_dedupe(rows).values())
+        self._seen.clear()  # in place: the sort's key function holds it
+        self._seen.update((row["member_id"], n) for n, row in enumerate(incoming))
+        self._next_seen = len(incoming)
+        self._by_id = {row["member_id"]: row for row in incoming}
+        keyed = sorted((self._key(row), n) for n, row in enumerate(incoming))
+        self._rows = [incoming[n] for _, n in keyed]
+        self._keys = [key for key, _ in keyed]
         if listener:
             listener.after_reset()
 
     def merge(self, rows: Iterable[Row]) -> MergeResult:
-        """Update known members in place (only when a value changed) and append new ones."""
+        """Update known members in place (only when a value changed; a row whose sort
+        value changed moves to its new place) and add new ones (at the end, or in
+        their sorted places)."""
         incoming = _dedupe(rows)
         updated = 0
         runs: list[tuple[int, int, int, int]] = []  # first, last, first column, last column
+        moves: list[tuple[Row, Row]] = []  # old, new
         new_rows: list[Row] = []
         for member_id, row in incoming.items():
-            position = self._index.get(member_id)
-            if position is None:
+            old = self._by_id.get(member_id)
+            if old is None:
                 new_rows.append(row)
                 continue
-            old = self._rows[position]
             if old == row:
                 continue
-            self._rows[position] = row
             updated += 1
+            old_key = self._key(old)
+            if self._key(row) != old_key:
+                moves.append((old, row))
+                continue
+            stored = bisect.bisect_left(self._keys, old_key)
+            self._rows[stored] = row
+            self._by_id[member_id] = row
+            position = self._shown(stored)
             first_col, last_col = _changed_columns(old, row)
             runs.append((position, position, first_col, last_col))
         if self.listener:
             for first, last, first_col, last_col in _coalesce(runs):
                 self.listener.rows_changed(first, last, first_col, last_col)
+        for old, row in moves:
+            self._move(old, row)
         if new_rows:
-            self._append(new_rows)
+            self._add(new_rows)
         return MergeResult(updated=updated, inserted=len(new_rows))
 
     def sync(self, rows: Iterable[Row], *, scope: Iterable[str]) -> MergeResult:
@@ -124,7 +210,8 @@ class MembersStore:
 
     def remove(self, member_ids: Iterable[str]) -> int:
         positions = sorted(
-            {p for p in (self._index.get(m) for m in member_ids) if p is not None}, reverse=True
+            {p for p in (self.position_of(m) for m in member_ids) if p is not None},
+            reverse=True,
         )
         if not positions:
             return 0
@@ -138,29 +225,145 @@ class MembersStore:
         for first, last in blocks:
             if self.listener:
                 self.listener.before_remove(first, last)
-            for row in self._rows[first : last + 1]:
-                del self._index[row["member_id"]]
-            del self._rows[first : last + 1]
+            count = len(self._rows)
+            low, high = (count - 1 - last, count - first) if self._descending else (first, last + 1)
+            for row in self._rows[low:high]:
+                del self._by_id[row["member_id"]]
+                del self._seen[row["member_id"]]
+            del self._rows[low:high]
+            del self._keys[low:high]
             if self.listener:
                 self.listener.after_remove()
-        # once, not per block: positions shift for every row below the first block
-        self._reindex(blocks[-1][0])
         return len(positions)
 
-    def _append(self, rows: Sequence[Row]) -> None:
-        first = len(self._rows)
-        if self.listener:
-            self.listener.before_insert(first, first + len(rows) - 1)
-        self._rows.extend(rows)
-        self._reindex(first)
-        if self.listener:
-            self.listener.after_insert()
+    # -- internals ------------------------------------------------------------------
 
-    def _reindex(self, start: int) -> None:
-        if start == 0:
-            self._index = {}
-        for position in range(start, len(self._rows)):
-            self._index[self._rows[position]["member_id"]] = position
+    @property
+    def _descending(self) -> bool:
+        return self._order is not None and self._order.descending
+
+    def _stored(self, position: int) -> int:
+        return len(self._rows) - 1 - position if self._descending else position
+
+    def _shown(self, stored: int) -> int:
+        return len(self._rows) - 1 - stored if self._descending else stored
+
+    def _move(self, old: Row, row: Row) -> None:
+        """A row whose sort value changed: to its new place, as one move."""
+        old_key, new_key = self._key(old), self._key(row)
+        count = len(self._rows)
+        source = bisect.bisect_left(self._keys, old_key)
+        target = bisect.bisect_left(self._keys, new_key)  # before the move
+        self._by_id[row["member_id"]] = row
+        if target in (source, source + 1):  # its neighbours stay its neighbours
+            self._rows[source], self._keys[source] = row, new_key
+        else:
+            if self._descending:
+                shown_source, shown_target = count - 1 - source, count - target
+            else:
+                shown_source, shown_target = source, target
+            if self.listener:
+                self.listener.before_move(shown_source, shown_target)
+            del self._rows[source]
+            del self._keys[source]
+            at = target - 1 if target > source else target
+            self._rows.insert(at, row)
+            self._keys.insert(at, new_key)
+            if self.listener:
+                self.listener.after_move()
+        if self.listener:
+            position = self.position_of(row["member_id"])
+            assert position is not None
+            self.listener.rows_changed(position, position, *_changed_columns(old, row))
+
+    def _add(self, rows: Sequence[Row]) -> None:
+        for row in rows:
+            self._seen[row["member_id"]] = self._next_seen
+            self._next_seen += 1
+            self._by_id[row["member_id"]] = row
+        if self._order is None:  # first seen: all of them after every row there is
+            first = len(self._rows)
+            if self.listener:
+                self.listener.before_insert(first, first + len(rows) - 1)
+            self._rows.extend(rows)
+            self._keys.extend(self._key(row) for row in rows)
+            if self.listener:
+                self.listener.after_insert()
+            return
+        for row in rows:
+            key = self._key(row)
+            stored = bisect.bisect_left(self._keys, key)
+            shown = len(self._rows) - stored if self._descending else stored
+            if self.listener:
+                self.listener.before_insert(shown, shown)
+            self._rows.insert(stored, row)
+            self._keys.insert(stored, key)
+            if self.listener:
+                self.listener.after_insert()
+
+    def _seen_key(self, row: Row) -> int:
+        return self._seen[row["member_id"]]
+
+    def _key_function(self, order: SortOrder | None) -> Any:
+        """Ascending keys for `order`: the missing values first when descending (the
+        list is then read from the end), so they come last both ways."""
+        if order is None:
+            return self._seen_key
+        seen = self._seen
+        last = not order.descending
+        column = order.column
+        if column == "member_id":
+            return lambda row: row["member_id"]
+        if column in ("points", "pending_proposals"):
+            missing = (1 << 100) if last else -(1 << 100)
+            zero_missing = column == "pending_proposals"  # shown as 0
+
+            def number(row: Row) -> int:
+                value = row.get(column)
+                if not isinstance(value, int):
+                    if not zero_missing:
+                        return missing + seen[row["member_id"]]
+                    value = 0
+                return (value << 40) + seen[row["member_id"]]
+
+            return number
+        if column == "tier":
+            ranks = {name: rank for rank, name in enumerate(TIER_NAMES)}
+            absent = len(TIER_NAMES) if last else -1
+
+            def tier(row: Row) -> int:
+                return (ranks.get(str(row.get("tier")), absent) << 40) + seen[row["member_id"]]
+
+            return tier
+        none_text = "\xff" if last else ""
+        if column == "last_event_at":
+            return lambda row: (
+                (_time_key(row["last_event_at"]) if row.get("last_event_at") else none_text)
+                + "\x00"
+                + row["member_id"]
+            )
+        natural: dict[str, str] = {}  # few builds: each made comparable once
+
+        def build(row: Row) -> str:
+            value = row.get("build_id")
+            if not value:
+                return none_text + "\x00" + row["member_id"]
+            if value not in natural:
+                natural[value] = _DIGITS.sub(lambda m: m.group().zfill(12), value)
+            return natural[value] + "\x00" + row["member_id"]
+
+        return build
+
+
+_COLUMN_KEYS = {column.key for column in COLUMNS}
+_DIGITS = re.compile(r"\d+")
+
+
+def _time_key(text: str) -> str:
+    """An ISO time ("...Z", with or without a fraction) as text that sorts by time."""
+    bare = text.replace("Z", "").replace("+00:00", "")
+    whole, _, fraction = bare.partition(".")
+    return f"{whole}.{fraction.ljust(6, '0')}"
 
 
 def _dedupe(rows: Iterable[Row]) -> dict[str, Row]:

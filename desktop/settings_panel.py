@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from PySide6.QtCore import Signal
-from PySide6.QtGui import QShowEvent
+from PySide6.QtGui import QShowEvent, QValidator
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -38,9 +38,11 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import theme
-from desktop.asyncutil import async_slot, run_dialog, running_slot_tasks
+from desktop.asyncutil import async_slot, run_dialog, running_slot_tasks, show_error
 from desktop.effects_settings import EffectsSettingsBox
 from desktop.preferences import PreferencesBox
+from desktop.units import exact_duration_text, parse_duration
+from desktop.worker_process import WorkerError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -80,6 +82,29 @@ POLICY_FIELDS = (
 )
 
 
+class DurationSpinBox(QSpinBox):
+    """A number of seconds, read and typed as "3 days", "2 h 5 min" (or seconds)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSingleStep(60)
+        self.setAccelerated(True)
+
+    def textFromValue(self, value: int) -> str:
+        return exact_duration_text(value)
+
+    def valueFromText(self, text: str) -> int:
+        seconds = parse_duration(text)
+        return self.value() if seconds is None else seconds
+
+    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:
+        seconds = parse_duration(text)
+        if seconds is not None and self.minimum() <= seconds <= self.maximum():
+            return QValidator.State.Acceptable, text, pos
+        # typing on: "3 da" becomes "3 days"
+        return QValidator.State.Intermediate, text, pos
+
+
 class SettingsPanel(QWidget):
     """Edits settings.json and the keyring; never writes a secret to a file.
 
@@ -102,6 +127,8 @@ class SettingsPanel(QWidget):
         self.saving = False
         # the question asked after a save that needs a worker restart or a relaunch
         self.question: QMessageBox | None = None
+        # the dialog that told of a worker that did not take over (its log's tail inside)
+        self.handover_error: QMessageBox | None = None
 
         self.embedded_radio = QRadioButton("Embedded server (started with the app)", self)
         self.external_radio = QRadioButton("Existing cluster:", self)
@@ -233,14 +260,21 @@ class SettingsPanel(QWidget):
             widget: QSpinBox | QCheckBox
             if isinstance(defaults[name], bool):
                 widget = QCheckBox(box)
+            elif name.endswith("_seconds"):  # shown in days, hours...; still seconds
+                widget = DurationSpinBox(box)
+                widget.setRange(0, LIMITS[name])
             else:
                 widget = QSpinBox(box)
                 widget.setRange(0, LIMITS[name])
                 widget.setGroupSeparatorShown(True)
             widget.setObjectName(f"policy_{name}")
-            widget.setToolTip(f"default {defaults[name]}")
+            default = defaults[name]
+            shown = widget.textFromValue(default) if isinstance(widget, QSpinBox) else default
+            hint = " (type e.g. 2 days 6 h, 90 min, 45 s)" if name.endswith("_seconds") else ""
+            widget.setToolTip(f"default {shown}{hint}")
             self.policy_widgets[name] = widget
-            form.addRow(name.replace("_", " ").capitalize() + ":", widget)
+            label = name.removesuffix("_seconds").replace("_", " ").capitalize()
+            form.addRow(label + ":", widget)
         form.addRow("Why:", self.policy_reason)
         self._show_guardrails(None)
         return box
@@ -512,11 +546,33 @@ class SettingsPanel(QWidget):
             self._say(self.message.text() + " The worker uses them when it next starts.")
             return False
         self._say("Restarting the worker…")
-        await self._session.restart_worker()
+        try:
+            await self._session.restart_worker()
+        except WorkerError as error:
+            self._tell_failed_handover(error)
+            return False
         text = f"Worker restarted with the new settings (build {self._session.worker_build})."
         self._say(text)
         self.status_posted.emit(text)
         return True
+
+    def _tell_failed_handover(self, error: WorkerError) -> None:
+        """The new worker did not come up: why (its log's last line), and who serves."""
+        lines = [line for line in error.log_tail.splitlines() if line.strip()]
+        why = lines[-1].strip() if lines else ""
+        worker = self._session.worker
+        if worker is not None and worker.state == "running":
+            serving = f"the old worker (build {self._session.worker_build}) keeps serving"
+        else:
+            serving = "no worker of this app runs now: events wait until one starts"
+        text = f"The new worker did not start ({error.reason}" + (f": {why}" if why else "")
+        text += f"); {serving}."
+        self._say(text)
+        self.status_posted.emit(text)
+        box = show_error(self.window(), "The new worker did not start", error)
+        box.setObjectName("workerHandoverError")
+        box.setText(f"{error.reason}; {serving}.")
+        self.handover_error = box
 
     @async_slot(overlap="skip", title="Relaunching")
     async def offer_relaunch(self) -> bool:

@@ -3,6 +3,7 @@ and times in the operator's time zone (with the UTC time for a tooltip)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 MINUTE = 60
@@ -25,6 +26,50 @@ def duration_text(seconds: float) -> str:
     if days < 2 and hours:
         return f"{days} day {hours} h"
     return f"{days} day" if days == 1 else f"{days} days"
+
+
+_UNITS = (("day", DAY), ("h", HOUR), ("min", MINUTE), ("s", 1))
+_UNIT_NAMES = {
+    "d": DAY, "day": DAY, "days": DAY,
+    "h": HOUR, "hr": HOUR, "hour": HOUR, "hours": HOUR,
+    "m": MINUTE, "min": MINUTE, "mins": MINUTE, "minute": MINUTE, "minutes": MINUTE,
+    "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
+}  # fmt: skip
+_DURATION_PART = re.compile(r"(\d[\d,]*)\s*([a-z]*)")
+
+
+def exact_duration_text(seconds: int) -> str:
+    """A duration with every unit it has, so reading it back gives the same number:
+    "3 days", "1 day 1 h 1 min 1 s", "0 s"."""
+    seconds = max(0, int(seconds))
+    parts = []
+    for name, size in _UNITS:
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(
+                f"{count:,} {name}s" if name == "day" and count != 1 else f"{count:,} {name}"
+            )
+    return " ".join(parts) or "0 s"
+
+
+def parse_duration(text: str) -> int | None:
+    """Seconds from "3 days", "2 h 5 min", "90 min", "72h", or a bare number of
+    seconds; None when the text is not a duration."""
+    text = text.strip().lower()
+    if not text:
+        return None
+    total, end = 0, 0
+    for match in _DURATION_PART.finditer(text):
+        if text[end : match.start()].strip():
+            return None  # something between the parts that is not one
+        number, unit = match.group(1).replace(",", ""), match.group(2)
+        if unit not in _UNIT_NAMES and unit != "":
+            return None
+        total += int(number) * _UNIT_NAMES.get(unit, 1)
+        end = match.end()
+    if end == 0 or text[end:].strip():
+        return None
+    return total
 
 
 def money_text(amount: float, currency: str = "USD") -> str:

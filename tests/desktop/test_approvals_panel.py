@@ -17,8 +17,10 @@ from PySide6.QtWidgets import QMessageBox
 from desktop.approvals_model import ApprovalsFilterModel, ApprovalsModel, QueueFilter
 from desktop.approvals_panel import ApprovalsPanel
 from desktop.asyncutil import wait_until
+from desktop.proposal_view import ProposalView
 from desktop.session import Session
 from runtime import approvals
+from runtime.connect import connect
 from runtime.feed import send_member, wait_applied
 from tests.agent.conftest import CHARGE, ticket, trip
 from tests.conftest import Deployment
@@ -306,6 +308,121 @@ def test_approvals_models_pass_the_model_tester(qtmodeltester: Any) -> None:
     qtmodeltester.check(proxy)
     model.set_rows(rows[1:])
     assert proxy.rowCount() == 1
+
+
+def test_the_selected_proposal_reads_whole_with_its_member_and_earlier_decisions(
+    qloop: qasync.QEventLoop, qtbot: Any, deployment: Deployment
+) -> None:
+    """Before deciding, the person reads the proposal whole (arguments, the agent's
+    reason, the ticket that triggered it), the member's tier and balance, and what was
+    decided for this member before; a member that does not answer is said so."""
+
+    async def scenario() -> None:
+        async with desk_session(deployment) as session:
+            wes = unique("wes")
+            panel = await open_queue(qtbot, session, deployment, [wes])
+            view = panel.proposal_view
+            grant_id, message_id = f"{wes}:{wes}-k1:0", f"{wes}:{wes}-k1:1"
+            grant = panel.model.rows[row_of(panel, grant_id)]
+            panel.select_row(row_of(panel, grant_id))
+            # at once, from the queue's row: the proposal itself, the member still read
+            assert view.proposal_id == grant_id
+            assert "points: 100" in view.plain_text()
+            assert "reading the member…" in view.plain_text()
+            await wait_until(lambda: "balance" in view.plain_text(), timeout=TIMEOUT_S)
+            text = view.plain_text()
+            assert "Tier Blue · balance 100 points" in text
+            assert f"Agent's reason: {grant['reason']}" in " ".join(text.split())
+            assert f"Triggered by the support_ticket {wes}-k1" in text
+            assert "No earlier decisions for this member." in text
+            assert not view.member_status.isVisible()
+
+            # decided elsewhere: the other proposal shows it, with who, when and why
+            assert session.client is not None
+            await approvals.decide(
+                session.client, grant_id, approve=True, reason="double charge seen", actor="ops-di"
+            )
+            message = panel.model.rows[row_of(panel, message_id)]
+            panel.select_row(row_of(panel, message_id))
+            await wait_until(lambda: "Earlier decisions" in view.plain_text(), timeout=TIMEOUT_S)
+            text = view.plain_text()
+            # the message whole, never elided, as the member will read it
+            assert message["arguments"]["text"] in text
+            assert "balance 200 points" in text
+            history = text.split("Earlier decisions", 1)[1]
+            assert "grant_points points=100" in history
+            assert "approved" in history and "ops-di" in history
+            assert "double charge seen" in history
+            panel.resize(1400, 640)
+            screenshot(panel, "approvals-proposal")
+            await _stop(panel)
+
+        # the worker is gone: the member cannot answer, the proposal stays readable
+        client = await connect(deployment.target)
+        lone = Session(target=deployment.target, start_worker=False)
+        lone.client = client
+        view = ProposalView(session=lone)
+        qtbot.addWidget(view)
+        view.show()
+        reading = view.show_proposal(message)
+        assert reading is not None
+        await asyncio.wait_for(reading, 30)
+        assert view.member_status.isVisible()
+        assert view.member_status.text().startswith(f"member {wes} did not answer (")
+        assert "is a worker running?" in view.member_status.text()
+        assert message["arguments"]["text"] in view.plain_text()
+        assert "The member did not answer" in view.plain_text()
+        waits = view.stop()
+        if waits:
+            await asyncio.wait(waits, timeout=5)
+
+    qloop.run_until_complete(scenario())
+
+
+def test_the_proposal_view_shows_the_trigger_detail_and_digest_when_recorded(
+    qloop: qasync.QEventLoop, qtbot: Any, deployment: Deployment
+) -> None:
+    """Records with the ticket's text and the content digest show them; without a
+    connection the view says the member is not read, and the proposal still shows."""
+    session = Session(target=deployment.target, start_worker=False)
+    view = ProposalView(session=session)
+    qtbot.addWidget(view)
+    view.show()
+    long_text = "Dear member, " + "we are sorry for the double charge. " * 20 + "END"
+    row = {
+        "id": "xia:xia-k4:1",
+        "member_id": "xia",
+        "member_tier": "Gold",
+        "action": "message_member",
+        "arguments": {"text": long_text},
+        "reason": "the ticket <b>asks</b> for an apology",
+        "status": "pending",
+        "trigger": {
+            "kind": "support_ticket",
+            "key": "xia-k4",
+            "event_id": "xia-k4",
+            "detail": "I was charged twice & want it back",
+        },
+        "digest": "0123456789abcdef0123",
+        "created_at": "2026-03-02T12:04:00Z",
+    }
+
+    async def scenario() -> None:
+        reading = view.show_proposal(row)
+        assert reading is not None
+        await reading
+        text = view.plain_text()
+        assert long_text in " ".join(text.split())  # whole, and never read as markup
+        assert "the ticket <b>asks</b> for an apology" in text
+        assert "I was charged twice & want it back" in text
+        assert "Content digest 0123456789abcdef0123" in text
+        assert view.member_status.text() == (
+            "Not connected to Temporal yet: the member is not read"
+        )
+        view.show_proposal(None)
+        assert view.plain_text() == "" and not view.member_status.isVisible()
+
+    qloop.run_until_complete(scenario())
 
 
 async def _stop(panel: ApprovalsPanel) -> None:

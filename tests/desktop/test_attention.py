@@ -5,6 +5,10 @@ rate-limited per kind and can be switched off."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,9 +16,11 @@ from typing import Any
 import pytest
 import qasync
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QSystemTrayIcon
 
 from desktop import preferences
 from desktop.asyncutil import wait_until
+from desktop.attention import NO_NOTIFICATIONS, NOTICE_SHOWN_MS, DBusNotifications
 from desktop.main_window import MainWindow
 from desktop.session import Session
 from runtime.connect import Target
@@ -167,3 +173,55 @@ def test_each_test_starts_from_default_preferences() -> None:
     # the previous test switched notifications off and on, and changed nothing else
     # here: QSettings are per test (tests/desktop/conftest.py)
     assert preferences.read() == preferences.Prefs()
+
+
+def test_without_a_tray_notifications_go_to_the_desktop_service_on_the_session_bus(
+    qtbot: Any, tmp_path: Path
+) -> None:
+    """No tray (offscreen has none): a real service owning org.freedesktop.Notifications
+    on the session bus gets each notification, typed as the specification says (a
+    strict service refuses anything else); with no service either, the status bar
+    says so once."""
+    assert not QSystemTrayIcon.isSystemTrayAvailable()
+    service = subprocess.Popen(
+        [sys.executable, "-m", "tests.desktop.notification_service"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert service.stdout is not None
+    try:
+        assert json.loads(service.stdout.readline()) == {"ready": True}
+        window = offline_window(qtbot, tmp_path)
+        notifier = window.notifier
+        assert notifier.tray is None and notifier.dbus is not None
+        assert window.statusBar().currentMessage() != NO_NOTIFICATIONS
+        assert notifier.notify("rollback", "Rollback verified", "12 members repaired")
+        call = json.loads(service.stdout.readline())
+        assert (call["member"], call["signature"]) == ("Notify", "susssasa{sv}i")
+        app, replaces, _icon, title, text, actions, hints, timeout = call["body"]
+        assert (app, replaces, title, text) == (
+            "Loyalty Desk",
+            0,
+            "Rollback verified",
+            "12 members repaired",
+        )
+        assert (actions, hints, timeout) == ([], {}, NOTICE_SHOWN_MS)
+        assert not notifier.banner.isVisible()  # the desktop shows it, not the window
+        window.close()
+        assert notifier.dbus is None  # its connection closed with the window
+    finally:
+        service.kill()
+        service.wait()
+
+    # nobody owns the name any more: notices in the window, said once at start
+    deadline = time.monotonic() + 10
+    while (found := DBusNotifications.find()) is not None:
+        found.close()
+        assert time.monotonic() < deadline, "the bus still lists the stopped service"
+        time.sleep(0.1)
+    alone = offline_window(qtbot, tmp_path / "alone")
+    assert alone.notifier.dbus is None
+    assert alone.statusBar().currentMessage() == NO_NOTIFICATIONS
+    assert alone.notifier.notify("worker", "The worker stopped", "exit code 1")
+    assert alone.notifier.banner.isVisible()
+    assert alone.notifier.banner.text.text() == "exit code 1"

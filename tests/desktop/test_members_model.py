@@ -9,6 +9,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtTest import QSignalSpy
 
 from desktop.members_model import COLUMNS, MembersStore, MembersTableModel
+from desktop.members_store import SortOrder
 from desktop.units import local_time_text
 from tests.desktop.test_members_store import member
 
@@ -109,3 +110,33 @@ def test_fetch_more_asks_once_per_load() -> None:
     model.fetchMore(QModelIndex())
     assert requests.count() == 1
     assert not model.canFetchMore(model.index(0, 0))  # a table: no children
+
+
+@pytest.mark.parametrize("descending", [False, True], ids=["ascending", "descending"])
+def test_sorted_model_passes_the_model_tester_through_moves_inserts_and_removals(
+    qtmodeltester: Any, descending: bool
+) -> None:
+    model = make_model(8)
+    held = QPersistentModelIndex(model.index(3, 0))  # m3, e.g. the current row
+    qtmodeltester.check(model, force_py=True)  # and then every change as it comes
+    order = Qt.SortOrder.DescendingOrder if descending else Qt.SortOrder.AscendingOrder
+    model.sort(POINTS, order)
+    assert held.data(MembersTableModel.MemberIdRole) == "m3"  # it follows its member
+    store = model.store
+    store.merge([member("m0", 450), member("m7", 5), member("n1", 333), member("n2", None)])  # type: ignore[arg-type]
+    store.remove(["m2", "n1"])
+    store.merge([member("m5", 1_000)])
+    # the tester checked every change as it came (connected once: twice doubles its checks)
+    shown = [model.data(model.index(r, POINTS)) for r in range(model.rowCount())]
+    numbers = [int(v.replace(",", "")) for v in shown if v]
+    assert numbers == sorted(numbers, reverse=descending) and shown[-1] == ""
+    # every row where the store says it is
+    assert all(
+        model.index(r, 0).data(MembersTableModel.MemberIdRole) == m
+        for r, m in enumerate(store.member_ids())
+    )
+    assert held.data(MembersTableModel.MemberIdRole) == "m3"
+    model.sort(-1)
+    assert store.order is None
+    assert store.member_ids() == ["m0", "m1", "m3", "m4", "m5", "m6", "m7", "n2"]
+    assert store.order is None and SortOrder("points") != store.order

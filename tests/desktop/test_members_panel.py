@@ -7,12 +7,14 @@ import asyncio
 from typing import Any
 
 import qasync
-from PySide6.QtTest import QSignalSpy
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QSignalSpy, QTest
 from temporalio.service import RPCError, RPCStatusCode
 
 from desktop.asyncutil import wait_until
 from desktop.members_loader import PAGE_SIZE
 from desktop.members_panel import MembersPanel
+from desktop.members_store import COLUMNS
 from tests.desktop.test_members_loader import FakeVisibility
 from tests.desktop.test_members_store import member
 
@@ -183,3 +185,43 @@ def test_showing_the_panel_again_refreshes_its_rows_at_once(
 
     qloop.run_until_complete(scenario())
     panel.stop()
+
+
+def test_clicking_a_header_sorts_keeps_the_selected_member_and_a_third_click_unsorts(
+    qtbot: Any,
+) -> None:
+    panel = MembersPanel()
+    qtbot.addWidget(panel)
+    panel.resize(900, 500)
+    panel.show()
+    tiers = ["Gold", "Blue", "Diamond", "Platinum"]
+    panel.model.store.replace_all(
+        member(f"m{i}", (i * 37) % 11, tier=tiers[i % 4]) for i in range(12)
+    )
+    first_seen = panel.model.store.member_ids()
+    assert panel.select_member("m5")
+    header = panel.table.horizontalHeader()
+    points = [c.key for c in COLUMNS].index("points")
+
+    def click(column: int) -> None:
+        x = header.sectionViewportPosition(column) + header.sectionSize(column) // 2
+        QTest.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(x, 5))
+
+    def column_text(column: int) -> list[str]:
+        return [panel.model.index(r, column).data() for r in range(panel.model.rowCount())]
+
+    click(points)
+    values = [int(v) for v in column_text(points)]
+    assert values == sorted(values)
+    assert panel.selected_member_id() == "m5"  # the selection follows its member
+    current = panel.table.currentIndex().row()
+    assert panel.model.member_id_at(current) == "m5"
+    click(points)
+    values = [int(v) for v in column_text(points)]
+    assert values == sorted(values, reverse=True)
+    assert panel.selected_member_id() == "m5"
+    click(points)
+    assert panel.model.store.member_ids() == first_seen
+    tier = [c.key for c in COLUMNS].index("tier")
+    click(tier)
+    assert column_text(tier) == ["Blue"] * 3 + ["Gold"] * 3 + ["Platinum"] * 3 + ["Diamond"] * 3

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from desktop.members_store import COLUMNS, MembersStore, Row
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from desktop.members_store import COLUMNS, MembersStore, Row, SortOrder
+from workflows.rules import TIER_NAMES
 
 
 def member(member_id: str, points: int = 0, **fields: Any) -> Row:
@@ -46,7 +50,8 @@ class Recorder:
         self._end("reset")
 
     def before_insert(self, first: int, last: int) -> None:
-        assert first == len(self.store)  # appended, and announced before the change
+        # appended in first-seen order (sorted: anywhere), announced before the change
+        assert first == len(self.store) or (self.store.order and first <= len(self.store))
         self._begin("insert", first, last)
 
     def after_insert(self) -> None:
@@ -58,6 +63,20 @@ class Recorder:
 
     def after_remove(self) -> None:
         self._end("remove")
+
+    def before_move(self, source: int, destination: int) -> None:
+        assert 0 <= source < len(self.store) and 0 <= destination <= len(self.store)
+        assert destination not in (source, source + 1)  # Qt refuses a move to nowhere
+        self._begin("move", source, destination)
+
+    def after_move(self) -> None:
+        self._end("move")
+
+    def before_layout(self) -> None:
+        self._begin("layout")
+
+    def after_layout(self) -> None:
+        self._end("layout")
 
     def rows_changed(self, first: int, last: int, first_column: int, last_column: int) -> None:
         assert self._open is None
@@ -168,3 +187,128 @@ def test_unchanged_merge_is_silent() -> None:
 
     assert (result.updated, result.inserted, result.removed) == (0, 0, 0)
     assert recorder.events == []
+
+
+# -- sorting --------------------------------------------------------------------
+
+
+def shown(store: MembersStore, key: str) -> list[Any]:
+    return [store.row(p).get(key) for p in range(len(store))]
+
+
+def in_order(values: list[Any], key: str, descending: bool) -> bool:
+    """What a person checks: present values ordered, members without one last."""
+    present = [v for v in values if v is not None]
+    if values[: len(present)] != present:
+        return False  # a missing value before a present one
+    rank = {name: i for i, name in enumerate(TIER_NAMES)}
+    if key == "tier":
+        present = [rank[v] for v in present]
+    elif key == "last_event_at":
+        present = [v.replace("Z", "").ljust(26, "0") for v in present]
+    return present == sorted(present, reverse=descending)
+
+
+def test_sorting_by_a_column_orders_rows_and_back_to_first_seen() -> None:
+    store, recorder = make_store(
+        member("c", 30, tier="Gold"),
+        member("a", None, tier="Diamond"),  # type: ignore[arg-type]
+        member("b", 10, tier="Platinum"),
+        member("d", 10, tier=None),
+    )
+    store.sort(SortOrder("points"))
+    assert recorder.events == [("layout",)]
+    assert store.member_ids() == ["b", "d", "c", "a"]  # ties by first seen; none last
+    store.sort(SortOrder("points", descending=True))
+    assert store.member_ids() == ["c", "d", "b", "a"]  # missing still last
+    store.sort(SortOrder("tier"))
+    assert shown(store, "tier") == ["Gold", "Platinum", "Diamond", None]  # by rank
+    store.sort(SortOrder("member_id", descending=True))
+    assert store.member_ids() == ["d", "c", "b", "a"]
+    assert [store.position_of(m) for m in "abcd"] == [3, 2, 1, 0]
+    store.sort(None)
+    assert store.member_ids() == ["c", "a", "b", "d"]
+
+
+def test_times_sort_by_time_whatever_their_fraction_and_builds_by_number() -> None:
+    store, _ = make_store(
+        member("a", last_event_at="2026-03-01T10:00:00.500000Z", build_id="0.10.0"),
+        member("b", last_event_at="2026-03-01T10:00:00Z", build_id="0.9.1"),
+        member("c", last_event_at="2026-03-01T09:59:59.999Z", build_id="0.2+drill-x"),
+    )
+    store.sort(SortOrder("last_event_at"))
+    assert store.member_ids() == ["c", "b", "a"]
+    store.sort(SortOrder("build_id"))
+    assert store.member_ids() == ["c", "b", "a"]
+
+
+def test_sorted_rows_move_alone_when_their_value_changes_and_new_ones_land_in_place() -> None:
+    store, recorder = make_store(*(member(f"m{i}", i * 10) for i in range(5)))
+    store.sort(SortOrder("points", descending=True))  # m4 m3 m2 m1 m0
+    recorder.events.clear()
+    points = [c.key for c in COLUMNS].index("points")
+
+    result = store.merge([member("m0", 35), member("m3", 31), member("new", 15)])
+
+    assert (result.updated, result.inserted) == (2, 1)
+    assert store.member_ids() == ["m4", "m0", "m3", "m2", "new", "m1"]
+    assert recorder.events == [
+        ("move", 4, 1),  # m0: 0 -> 35 moves up, alone
+        ("changed", 1, 1, points, points),
+        ("changed", 2, 2, points, points),  # m3: 30 -> 31 keeps its place
+        ("insert", 4, 4),
+    ]
+    store.remove(["m4", "m3", "m1"])
+    assert store.member_ids() == ["m0", "m2", "new"]
+    assert [store.position_of(m) for m in ("m0", "m2", "new")] == [0, 1, 2]
+
+
+SORTABLE = [c.key for c in COLUMNS]
+rows_strategy = st.lists(
+    st.builds(
+        lambda n, points, tier, minute, build, pending: member(
+            f"m{n}",
+            points,
+            tier=tier,
+            last_event_at=None if minute is None else f"2026-03-01T10:{minute:02d}:00Z",
+            build_id=build,
+            pending_proposals=pending,
+        ),
+        st.integers(0, 30),
+        st.one_of(st.none(), st.integers(-5, 5)),
+        st.one_of(st.none(), st.sampled_from(TIER_NAMES)),
+        st.one_of(st.none(), st.integers(0, 59)),
+        st.one_of(st.none(), st.sampled_from(["1.0", "1.2", "0.10"])),
+        st.integers(0, 3),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    first=rows_strategy,
+    later=st.lists(st.tuples(rows_strategy, st.lists(st.integers(0, 30), max_size=4)), max_size=4),
+    key=st.sampled_from(SORTABLE),
+    descending=st.booleans(),
+)
+def test_a_sorted_store_stays_sorted_through_merges_and_removals(
+    first: list[Row], later: list[tuple[list[Row], list[int]]], key: str, descending: bool
+) -> None:
+    """Whatever arrives while sorted (new members, changed values, removals), every
+    row is shown once, in order, and each member is found where it is shown."""
+    store, _checks = make_store(*first)  # the recorder checks every notice it gets
+    store.sort(SortOrder(key, descending))
+    for rows, gone in later:
+        store.merge(rows)
+        store.remove(f"m{n}" for n in gone)
+        values = shown(store, key)
+        if key in ("points", "pending_proposals"):
+            values = [v if isinstance(v, int) else (0 if key != "points" else None) for v in values]
+        if key != "member_id":
+            assert in_order(values, key, descending), (key, descending, values)
+        ids = store.member_ids()
+        assert len(ids) == len(set(ids))
+        assert all(store.position_of(m) == p for p, m in enumerate(ids))
+        if key == "member_id":
+            assert ids == sorted(ids, reverse=descending)

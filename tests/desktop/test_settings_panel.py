@@ -188,3 +188,46 @@ def test_guardrails_are_the_deployments_and_change_with_a_reason(
         assert "agent" not in saved
 
     qloop.run_until_complete(scenario())
+
+
+def test_the_proposal_ttl_reads_and_is_typed_in_days_and_hours_and_stays_seconds(
+    qtbot: Any, qloop: qasync.QEventLoop, deployment: Deployment
+) -> None:
+    """259,200 seconds shows as "3 days"; "2 days 6 h" typed is 194,400 seconds on the
+    server; text that is no duration changes nothing."""
+    session = Session(target=deployment.target, start_worker=False)
+    session.client = deployment.client
+    panel = SettingsPanel(session=session)
+    qtbot.addWidget(panel)
+    ttl = panel.policy_widgets["proposal_ttl_seconds"]
+    assert isinstance(ttl, QSpinBox)
+
+    async def scenario() -> None:
+        async with deployment.worker():
+            panel.show()
+            await wait_until(ttl.isEnabled, timeout=10)
+            assert ttl.value() == AgentPolicy().proposal_ttl_seconds == 259_200
+            assert ttl.text() == "3 days"
+            assert ttl.toolTip().startswith("default 3 days")
+
+            def type_in(text: str) -> None:
+                ttl.setFocus()
+                ttl.lineEdit().selectAll()
+                qtbot.keyClicks(ttl, text)
+                qtbot.keyClick(ttl, Qt.Key.Key_Tab)
+
+            type_in("soon")
+            assert ttl.value() == 259_200  # not a duration: the value stays
+            type_in("2 days 6 h")
+            assert ttl.value() == 194_400 and ttl.text() == "2 days 6 h"
+            panel.policy_reason.setText("shorter waits")
+            assert await panel.save() is not None
+            current = await guardrails.current(deployment.client, deployment.target.deployment)
+            assert current.values == {"proposal_ttl_seconds": 194_400}
+            ttl.setValue(90_061)  # an odd number of seconds reads back exactly
+            assert ttl.text() == "1 day 1 h 1 min 1 s"
+            ttl.lineEdit().setText(ttl.text())
+            ttl.interpretText()
+            assert ttl.value() == 90_061
+
+    qloop.run_until_complete(scenario())

@@ -14,7 +14,14 @@ from desktop.approvals_model import ApprovalsModel
 from desktop.member_detail_models import LedgerModel, ProposalsModel
 from desktop.members_model import MembersTableModel
 from desktop.members_store import COLUMNS, MembersStore
-from desktop.units import count_text, duration_text, local_time_text, money_text
+from desktop.units import (
+    count_text,
+    duration_text,
+    exact_duration_text,
+    local_time_text,
+    money_text,
+    parse_duration,
+)
 
 
 @pytest.mark.parametrize(
@@ -102,3 +109,25 @@ def test_ages_of_proposals(kolkata: None) -> None:
     assert [model.data(model.index(r, age)) for r in range(3)] == ["5 min", "2 days", "2 h 5 min"]
     tip = model.data(model.index(0, age), Qt.ItemDataRole.ToolTipRole)
     assert tip.startswith("Proposed 2026-03-10 17:25:00 (2026-03-10 11:55:00 UTC), expires ")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("3 days", 259_200),
+        ("2 days 6 h", 194_400),
+        ("1 day 1 h 1 min 1 s", 90_061),
+        ("90 min", 5_400),
+        ("72h", 259_200),
+        ("259,200", 259_200),
+        ("45 seconds", 45),
+        ("soon", None),
+        ("3 fortnights", None),
+        ("3 days and 2 h", None),
+        ("", None),
+    ],
+)
+def test_durations_are_typed_as_people_say_them(text: str, seconds: int | None) -> None:
+    assert parse_duration(text) == seconds
+    if seconds is not None:
+        assert parse_duration(exact_duration_text(seconds)) == seconds

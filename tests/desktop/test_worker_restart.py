@@ -153,3 +153,58 @@ def test_a_new_temporal_target_offers_a_relaunch(
         assert not window.isVisible()  # closed; desktop/app.py starts the app again
 
     qloop.run_until_complete(scenario())
+
+
+def test_a_new_worker_that_fails_to_start_is_explained_and_the_old_one_keeps_serving(
+    qloop: qasync.QEventLoop, qtbot: Any, deployment: Deployment
+) -> None:
+    """The new worker exits at once (its settings file was broken behind the panel's
+    back): the person is told why, from its log, and the old worker goes on applying
+    events."""
+    desk = Desk(target=deployment.target, start_worker=True, open_url=lambda _url: True)
+    qtbot.addWidget(desk.window)
+    session = desk.session
+    member = unique("uli")
+    start = datetime.now(UTC) - timedelta(days=1)
+    posted: list[str] = []
+
+    async def scenario() -> None:
+        await asyncio.wait_for(desk.start(), STARTUP_TIMEOUT_S)
+        assert session.worker is not None and session.worker.state == "running"
+        old, old_pid, build = session.worker, session.worker.pid, session.worker_build
+        client = session.client
+        assert client is not None and old_pid is not None
+        panel = desk.window.settings
+        panel.status_posted.connect(posted.append)
+        desk.window.show_panel("Settings")
+        panel.model_edit.setText("rules-v4")
+        assert await panel.save()
+        await wait_until(lambda: panel.question is not None, timeout=5)
+        # edited by hand meanwhile: the next worker refuses to start with it
+        settings = session.target.data_dir / "settings.json"
+        settings.write_text(settings.read_text().replace('"offline"', '"martian"'))
+        assert '"martian"' in settings.read_text()
+        assert panel.question is not None
+        panel.question.button(QMessageBox.StandardButton.Yes).click()
+        await wait_until(lambda: panel.handover_error is not None, timeout=STARTUP_TIMEOUT_S)
+        box = panel.handover_error
+        assert box is not None and box.isVisible()
+        assert box.text().startswith("the worker exited with code ")
+        assert box.text().endswith(f"the old worker (build {build}) keeps serving.")
+        assert "unknown model provider 'martian'" in box.informativeText()  # its log's end
+        assert "unknown model provider 'martian'" in box.detailedText()
+        assert panel.message.text().startswith("The new worker did not start (the worker exited")
+        assert "unknown model provider 'martian'" in panel.message.text()
+        assert posted[-1] == panel.message.text()
+        # the old one still serves: same process, and a new event is applied
+        assert session.worker is old and old.state == "running" and old.pid == old_pid
+        assert desk.window.worker_label.text().startswith("Worker: running · build ")
+        batch = feed.check(enumerate(purchases([member], start, 0), start=1))
+        await feed.deliver(client, session.target, batch)
+        applied = await feed.wait_applied(client, [member])
+        assert applied[member]["events_processed"] == 1
+        box.close()
+        await desk.request_shutdown()
+        assert process_gone(old_pid)
+
+    qloop.run_until_complete(scenario())
