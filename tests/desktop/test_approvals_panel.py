@@ -340,7 +340,12 @@ def test_the_selected_proposal_reads_whole_with_its_member_and_earlier_decisions
             # decided elsewhere: the other proposal shows it, with who, when and why
             assert session.client is not None
             await approvals.decide(
-                session.client, grant_id, approve=True, reason="double charge seen", actor="ops-di"
+                session.client,
+                grant_id,
+                digest=approvals.shown_digest(grant),
+                approve=True,
+                reason="double charge seen",
+                actor="ops-di",
             )
             message = panel.model.rows[row_of(panel, message_id)]
             panel.select_row(row_of(panel, message_id))

@@ -43,16 +43,17 @@ def test_settings_route_messages_and_the_effects_view_shows_and_retries_them(
         await wait_applied(client, [member])
         handle = client.get_workflow_handle(member_workflow_id(member))
 
-        async def message_id() -> str | None:
+        async def message_id() -> dict[str, Any] | None:
             state = await handle.query(MemberWorkflow.state)
             found = [p for p in state["proposals"] if p["action"] == "message_member"]
             done = state["agent"]["running"] is None  # its run has ended: decidable
-            return found[0]["id"] if found and done else None
+            return found[0] if found and done else None
 
-        proposal = await eventually(message_id, timeout=TIMEOUT_S)
+        shown = await eventually(message_id, timeout=TIMEOUT_S)
         try:
             await handle.execute_update(
-                MemberWorkflow.decide, Decision(proposal, True, "send it", "tester")
+                MemberWorkflow.decide,
+                Decision(shown["id"], True, "send it", "tester", digest=shown["digest"]),
             )
         except WorkflowUpdateFailedError as error:
             raise AssertionError(str(error.cause)) from None
