@@ -298,6 +298,7 @@ class ApprovalsPanel(QWidget):
                 digest=approvals.shown_digest(proposal),  # bound to what is shown
                 approve=approve,
                 reason=reason,
+                task_queue=self._session.target.task_queue,
             )
         except approvals.ApprovalError as error:
             self._record(pid, False, f"could not {verb} {member}'s {action}: {error}", details)

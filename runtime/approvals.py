@@ -215,6 +215,7 @@ async def decide(
     reason: str,
     actor: str | None = None,
     policy: str | None = None,
+    task_queue: str | None = None,
 ) -> DecisionResult:
     """Decide one proposal as the person saw it: `digest` is `shown_digest` of the
     record they were shown; the member refuses the decision if the proposal says
@@ -237,6 +238,7 @@ async def decide(
         actor=decision.actor,
         reason=decision.reason,
         policy=policy,
+        task_queue=task_queue,  # where the audit log runs if it must be started
     )
     try:
         # the SDK's types don't see through an async update method's coroutine
@@ -335,6 +337,7 @@ async def decide_by_policy(
                 reason=reason,
                 actor=who,
                 policy=policy.text,
+                task_queue=task_queue,
             )
         except ApprovalError as error:
             report.failed.append({"proposal_id": p["id"], "reason": str(error)})

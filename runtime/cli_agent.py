@@ -43,6 +43,7 @@ async def _approvals(args: argparse.Namespace) -> int:
                 client,
                 args.proposal_id,
                 digest=args.digest,
+                task_queue=target.task_queue,
                 approve=args.approvals_command == "approve",
                 reason=args.reason,
             )

@@ -36,16 +36,18 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from activities.history import chain_histories
-from runtime import approvals, audit, guardrails, releases
+from runtime import approvals, audit, effects, guardrails, releases, secrets
 from runtime.connect import Target
 from runtime.feed import send_member, wait_applied
 from runtime.worker import WorkerSettings, announce, build_worker
 from tests.conftest import eventually, temporal_binary
+from tests.effects.kit import webhook
 from tests.memberkit import start_member
 from tests.rollback.test_drill import member_events
 from workflows import search_attributes as sa
 from workflows.audit import AUDIT_WORKFLOW_ID
 from workflows.drill import drill_build_id
+from workflows.effects import effect_workflow_id, effects_config_workflow_id
 from workflows.guardrails import guardrails_workflow_id
 from workflows.member import SIGNAL_EVENTS, Adjustment, MemberWorkflow, member_workflow_id
 from workflows.proposals import AUTO_APPROVE_POLICY
@@ -183,6 +185,7 @@ async def decide(rec: Recorder, proposal: dict[str, Any], approve: bool, reason:
         approve=approve,
         reason=reason,
         actor=ACTOR,
+        task_queue=rec.target.task_queue,
     )  # recorded in the audit by approvals.decide itself
     return f"{proposal['id']} {proposal['action']} -> {result.status}"
 
@@ -418,6 +421,44 @@ async def record_audit(rec: Recorder) -> Path:
     )
 
 
+async def record_effects(rec: Recorder) -> Path:
+    """An approved message delivered to a webhook (build 0.3.0 on): the effect's
+    workflow and the deployment's destinations workflow."""
+    secret = "fixture-signing-secret"
+    secrets.set_secret("webhook", secret)
+    member = f"fx-effect-{uuid.uuid4().hex[:6]}"
+    async with webhook(secret) as hook, rec.worker():
+        await effects.change_config(
+            rec.client,
+            rec.target,
+            destinations={"message": effects.destinations_of([hook.url], [])},
+            reason="fixture",
+        )
+        await start_member(rec.client, rec.target, member, max_signals=500)
+        made = await proposals_for(rec, member, ticket(member, 1, CHARGE, 2))
+        message = pick(made, "message_member")
+        await decide(rec, message, True, "send the apology")
+        effect = rec.client.get_workflow_handle(
+            effect_workflow_id(message["id"], message["digest"])
+        )
+
+        async def delivered() -> bool:
+            state = await effect.query("state")
+            return bool(state["status"] == "delivered")
+
+        await eventually(delivered, timeout=60)
+        config = rec.client.get_workflow_handle(effects_config_workflow_id(rec.target.deployment))
+        histories = {"effect": await effect.fetch_history(), "config": await config.fetch_history()}
+    return write(
+        f"effects-{rec.build_id}.json",
+        {
+            "build_id": rec.build_id,
+            "effect": {"workflow_id": effect.id, "history": as_json(histories["effect"])},
+            "config": {"workflow_id": config.id, "history": as_json(histories["config"])},
+        },
+    )
+
+
 async def record(build_id: str) -> list[Path]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
@@ -435,6 +476,7 @@ async def record(build_id: str) -> list[Path]:
                 await record_flood(rec),
                 await record_guardrails(rec),
                 await record_audit(rec),
+                await record_effects(rec),
             ]
     finally:
         await env.shutdown()

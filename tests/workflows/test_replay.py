@@ -46,6 +46,7 @@ from tests.memberkit import COMPARED
 from workflows import drill
 from workflows.agent import AgentTurnWorkflow
 from workflows.audit import SIGNAL_RECORD, AuditEntry, AuditWorkflow
+from workflows.effects import EffectsConfigWorkflow, EffectWorkflow
 from workflows.guardrails import GuardrailsWorkflow
 from workflows.member import MemberWorkflow
 from workflows.rollback import RollbackWorkflow
@@ -108,6 +109,21 @@ def recorded(path: Path) -> list[Recorded]:
         return found
     if name.startswith("audit-"):
         return [Recorded(name, AuditWorkflow, data["workflow_id"], data["history"])]
+    if name.startswith("effects-"):
+        return [
+            Recorded(
+                f"{name}/effect",
+                EffectWorkflow,
+                data["effect"]["workflow_id"],
+                data["effect"]["history"],
+            ),
+            Recorded(
+                f"{name}/config",
+                EffectsConfigWorkflow,
+                data["config"]["workflow_id"],
+                data["config"]["history"],
+            ),
+        ]
     if name.startswith("guardrails-"):
         return [Recorded(name, GuardrailsWorkflow, data["workflow_id"], data["history"])]
     raise ValueError(f"{path.name}: a fixture of unknown kind")
@@ -151,6 +167,8 @@ def test_the_current_build_recorded_every_kind_of_history() -> None:
         AuditWorkflow,
         AgentTurnWorkflow,
         GuardrailsWorkflow,
+        EffectWorkflow,
+        EffectsConfigWorkflow,
     }
     assert any(label.startswith(f"member-{build}-chain") for label, *_ in CHAINS)
     assert any(label.startswith(f"rollback-{build}/") for label, *_ in CHAINS)
