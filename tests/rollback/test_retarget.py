@@ -11,9 +11,11 @@ from typing import Any
 
 from activities import repair
 from runtime import deployment as releases
+from runtime import effects, secrets
 from runtime import releases as operations
 from tests.agent.conftest import AgentDeployment
 from tests.conftest import Deployment, eventually
+from tests.effects.kit import webhook
 from tests.rollback.kit import rollback
 from tests.rollback.test_approvals import STATUS, support_ticket, worker
 from workflows.drill import drill_build_id
@@ -33,7 +35,7 @@ def purchase(member: str, n: int, cents: int, day: int) -> dict[str, Any]:
 
 
 async def test_an_approval_stays_bound_when_the_rerun_puts_other_content_at_its_id(
-    deployment: Deployment,
+    deployment: Deployment, real_keyring: str
 ) -> None:
     deployment.target.data_dir.mkdir(parents=True, exist_ok=True)
     agents = AgentDeployment(deployment, deployment.target.data_dir)
@@ -87,6 +89,23 @@ async def test_an_approval_stays_bound_when_the_rerun_puts_other_content_at_its_
                     ),
                     timeout=60,
                 )
+                # the approved message's effect waited (no destination yet): once one
+                # is set it looks again, finds the proposal changed, and sends nothing
+                secrets.set_secret("webhook", "retarget-secret")
+                async with webhook("retarget-secret") as hook:
+                    await effects.change_config(
+                        client,
+                        target,
+                        destinations={"message": effects.destinations_of([hook.url], [])},
+                        reason="test",
+                    )
+
+                    async def settled() -> list[dict[str, Any]] | None:
+                        rows = await agents.effects(message["id"])
+                        return rows if rows and rows[0]["status"] == "superseded" else None
+
+                    await eventually(settled, timeout=60)
+                    assert hook.requests == []
     by_id = {p["id"]: p for p in state["proposals"]}
     retargeted = by_id[message["id"]]
     # the re-run put a tier change where the message was: not approved by the earlier
