@@ -380,6 +380,9 @@ class MemberPreview:
     # content, else the proposal is pending again) or "dropped" (its trigger does not
     # fire again: no proposal, no decision)
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    # when it was made: verification tells a difference the preview missed from one
+    # made by what arrived after it (see `_quiet_since`)
+    as_of: str | None = None
 
     @property
     def changes(self) -> bool:
@@ -438,6 +441,7 @@ async def live_state(client: Client, member_id: str) -> dict[str, Any]:
 async def preview_member(client: Client, damage: Damage) -> MemberPreview:
     """State now versus state after repair, computed from history; touches nothing."""
     preview = MemberPreview(damage.member_id, problem=damage.problem)
+    preview.as_of = datetime.now(UTC).isoformat()
     now = await live_state(client, damage.member_id)
     preview.before = _fields(now)
     if damage.point is None or damage.problem:
@@ -657,6 +661,22 @@ async def _rejected_but_accepted_before(
     return sorted(rejected & before.rebuild().accepted)
 
 
+def _quiet_since(state: dict[str, Any], expected: dict[str, Any]) -> bool:
+    """Nothing reached the member after its preview: the same events counted, and no
+    ledger entry of an adjustment or grant made after the preview's time (`as_of`)."""
+    if any(state[k] != expected.get(k) for k in ("events_processed", "events_rejected")):
+        return False
+    as_of = expected.get("as_of")
+    if not isinstance(as_of, str):
+        return False  # a preview that does not say when it was made: cannot tell
+    since = datetime.fromisoformat(as_of)
+    return not any(
+        entry["kind"] in ("adjustment", "goodwill", "tier")
+        and datetime.fromisoformat(entry["at"].replace("Z", "+00:00")) > since
+        for entry in state.get("ledger", [])
+    )
+
+
 async def verify_member(
     client: Client,
     member_id: str,
@@ -716,9 +736,10 @@ async def verify_member(
             outcome.problems.append("state differs from its history: " + ", ".join(diffs))
     if expected is not None:
         outcome.matches_preview = _fields(expected) == live
-        # events that arrived after the preview make the member differ from it by
-        # right; with none, any difference is a mismatch
-        quiet = all(live[k] == expected.get(k) for k in ("events_processed", "events_rejected"))
+        # what arrived after the preview (events, adjustments, grants by policy after the
+        # agent's re-run) makes the member differ from it by right; with none, any
+        # difference is a mismatch
+        quiet = _quiet_since(state, expected)
         if not outcome.matches_preview and quiet:
             diffs = [
                 f"{k} {live[k]} != {expected[k]}"

@@ -112,7 +112,7 @@ async def _rollback(args: argparse.Namespace) -> int:
     if not args.no_preview:
         report = await _preview(client, build, query)
         preview_s = time.perf_counter() - started
-        expected = {r["member_id"]: r["after"] for r in report["members"] if not r["problem"]}
+        expected = releases.expected_after(report)
         clean = {r["member_id"]: r["clean_run"] for r in report["members"] if r["clean_run"]}
     handle = await releases.start_rollback(
         client,

@@ -172,6 +172,7 @@ async def preview_rollback(client: Client, build: str, query: str | None = None)
                 "problem": p.problem,
                 "clean_run": p.clean_run,
                 "decisions": p.decisions,
+                "as_of": p.as_of,
             }
         )
     return {
@@ -198,7 +199,11 @@ async def preview_rollback(client: Client, build: str, query: str | None = None)
 
 def expected_after(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The preview's "after" per repairable member: what verification compares with."""
-    return {r["member_id"]: r["after"] for r in report["members"] if not r["problem"]}
+    return {
+        r["member_id"]: {**r["after"], "as_of": r.get("as_of")}
+        for r in report["members"]
+        if not r["problem"]
+    }
 
 
 def clean_runs(report: dict[str, Any]) -> dict[str, str]:

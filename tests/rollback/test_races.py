@@ -348,3 +348,33 @@ async def test_the_reset_run_is_found_behind_many_runs(deployment: Deployment) -
             await eventually(moved, timeout=30, interval=0.05)  # one run per event
         latest = (await handle.describe()).run_id
         assert await repair.latest_reset_run(client, member, latest) == made.run_id
+
+
+async def test_a_repair_that_differs_from_its_preview_is_a_mismatch(
+    deployment: Deployment,
+) -> None:
+    """Nothing reached the member after the preview, yet it differs from it: a mismatch
+    naming the field (here the preview is made wrong on purpose; the rules agree with
+    the member, so only the preview comparison can catch it)."""
+    client = deployment.client
+    (member,) = names = members(1)
+    fed = Fed(deployment, names)
+    async with deployment.worker("1.0"), deployment.worker("1.2"):
+        await fed.damaged()
+        _, damage = await repair.find_damage(client, BAD, query=f"WorkflowId = 'member-{member}'")
+        preview = await repair.preview_member(client, damage[0])
+        wrong = {**preview.after, "points": preview.after["points"] + 7, "as_of": preview.as_of}
+        result = await rollback(
+            client,
+            deployment.target.task_queue,
+            BAD,
+            f"rollback-race5-{member}",
+            query=f"WorkflowId = 'member-{member}'",
+            expected={member: wrong},
+        )
+    (mismatch,) = result.mismatches
+    assert mismatch["member_id"] == member
+    assert any(
+        p.startswith("state differs from the preview: points ") for p in mismatch["problems"]
+    ), mismatch
+    assert not any("from its history" in p for p in mismatch["problems"])
