@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import ResetReapplyType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
 
 from workflows.rollback import RollbackInput, RollbackProgress, RollbackWorkflow
@@ -28,3 +31,29 @@ async def rollback(
     """Start it and wait for its result."""
     handle = await start_rollback(client, task_queue, bad, workflow_id, **options)
     return await handle.result()
+
+
+async def reset_run(
+    client: Client,
+    workflow_id: str,
+    run_id: str,
+    event_id: int,
+    *,
+    request_id: str,
+    reason: str = "test",
+    identity: str = "test",
+) -> str:
+    """Reset a run as an operator would outside the desk (Temporal's own reset: signals
+    and updates reapplied); the new run's id."""
+    made = await client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
+            reason=reason,
+            workflow_task_finish_event_id=event_id,
+            request_id=request_id,
+            reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_ALL_ELIGIBLE,
+            identity=identity,
+        )
+    )
+    return str(made.run_id)

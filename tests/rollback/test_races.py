@@ -11,9 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import EventType, ResetReapplyType
-from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.api.enums.v1 import EventType
 
 from activities import repair
 from activities.history import Rebuild, chain_histories, received, run_input
@@ -21,7 +19,7 @@ from runtime import deployment as releases
 from runtime.feed import send_member, wait_applied
 from tests.conftest import Deployment, eventually
 from tests.memberkit import COMPARED, start_member
-from tests.rollback.kit import rollback
+from tests.rollback.kit import reset_run, rollback
 from tests.rollback.test_drill import member_events
 from workflows.member import REQUESTS_KEEP, Adjustment, MemberWorkflow, member_workflow_id
 from workflows.rules import MemberBook, MemberSnapshot, replay
@@ -101,20 +99,16 @@ async def test_another_reset_between_reading_and_resetting_loses_nothing(
             for e in history.events
             if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
         )
-        made = await client.workflow_service.reset_workflow_execution(
-            ResetWorkflowExecutionRequest(
-                namespace=client.namespace,
-                workflow_execution=WorkflowExecution(
-                    workflow_id=member_workflow_id(member_id), run_id=current.run_id
-                ),
-                reason="an operator's own reset",
-                workflow_task_finish_event_id=last_task,
-                request_id=f"operator-{member_id}",
-                reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_ALL_ELIGIBLE,
-                identity="operator in the Web UI",
-            )
+        made = await reset_run(
+            client,
+            member_workflow_id(member_id),
+            current.run_id,
+            last_task,
+            request_id=f"operator-{member_id}",
+            reason="an operator's own reset",
+            identity="operator in the Web UI",
         )
-        operator_runs.append(made.run_id)
+        operator_runs.append(made)
         await fed.send(member_id, member_events(member_id, "x", 5, day=10))
         await wait_applied(client, [member_id])
 
@@ -326,17 +320,12 @@ async def test_the_reset_run_is_found_behind_many_runs(deployment: Deployment) -
             return next((e.event_id for e in history.events if e.event_type == done), None)
 
         first_task = await eventually(first_task_of_current, timeout=30)
-        made = await client.workflow_service.reset_workflow_execution(
-            ResetWorkflowExecutionRequest(
-                namespace=client.namespace,
-                workflow_execution=WorkflowExecution(
-                    workflow_id=member_workflow_id(member), run_id=current.run_id
-                ),
-                reason="test",
-                workflow_task_finish_event_id=first_task,
-                request_id=f"reset-{member}",
-                reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_ALL_ELIGIBLE,
-            )
+        made = await reset_run(
+            client,
+            member_workflow_id(member),
+            current.run_id,
+            first_task,
+            request_id=f"reset-{member}",
         )
         for event in member_events(member, "b", 55, day=3):
             before = (await handle.describe()).run_id
@@ -347,7 +336,7 @@ async def test_the_reset_run_is_found_behind_many_runs(deployment: Deployment) -
 
             await eventually(moved, timeout=30, interval=0.05)  # one run per event
         latest = (await handle.describe()).run_id
-        assert await repair.latest_reset_run(client, member, latest) == made.run_id
+        assert await repair.latest_reset_run(client, member, latest) == made
 
 
 async def test_a_repair_that_differs_from_its_preview_is_a_mismatch(
