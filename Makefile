@@ -3,6 +3,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-stamp
 PYTHON ?= python3
+# the slowest tests are listed at the end of every run: what to move to bench/ first
+PYTEST_ARGS ?= --durations=25
 
 .PHONY: setup run test lint pytest bench screenshots chaos clean
 

@@ -40,7 +40,12 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         search_attributes=sa.ALL_KEYS,
-        dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal"],
+        dev_server_extra_args=[
+            *("--sqlite-pragma", "journal_mode=wal"),
+            # every test registers a worker deployment of its own; the server's default
+            # cap (matching.maxDeployments, 100 per namespace) is below the suite's count
+            *("--dynamic-config-value", "matching.maxDeployments=5000"),
+        ],
     )
     yield env
     await env.shutdown()
