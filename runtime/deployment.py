@@ -39,6 +39,17 @@ def identity() -> str:
     return f"{os_account()}@{socket.gethostname()}"
 
 
+# what a busy server answers for a while (deployment requests are rate limited, and the
+# worker deployment's own workflows can be slow to answer, so the server cancels the
+# request): retried, not fatal
+TRANSIENT = (
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.CANCELLED,
+)
+
+
 @dataclass
 class VersionInfo:
     build_id: str
@@ -109,7 +120,12 @@ async def wait_registered(
     check_build_id(build_id)  # set_current, set_ramping come here first
     deadline = time.monotonic() + timeout
     while True:
-        info = await describe(client, deployment)
+        try:
+            info = await describe(client, deployment)
+        except RPCError as error:  # a busy server: asked again until the deadline
+            if error.status not in TRANSIENT or time.monotonic() > deadline:
+                raise
+            info = None
         if info and any(v.build_id == build_id for v in info.versions):
             return info
         if time.monotonic() > deadline:

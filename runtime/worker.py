@@ -19,7 +19,7 @@ from temporalio.api.workflowservice.v1 import DescribeWorkerDeploymentVersionReq
 from temporalio.client import Client
 from temporalio.common import RetryPolicy, VersioningBehavior, WorkerDeploymentVersion
 from temporalio.openai_agents import ModelActivityParameters, OpenAIAgentsPlugin
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -223,13 +223,7 @@ async def wait_task_queues(client: Client, settings: WorkerSettings, timeout: fl
         await asyncio.sleep(0.1)
 
 
-# what a busy server answers for a while (deployment requests are rate limited, and the
-# worker deployment's own workflows can be slow to answer): retried, not fatal
-TRANSIENT = (
-    RPCStatusCode.RESOURCE_EXHAUSTED,
-    RPCStatusCode.UNAVAILABLE,
-    RPCStatusCode.DEADLINE_EXCEEDED,
-)
+TRANSIENT = deployment.TRANSIENT  # a busy server's answers: retried, not fatal
 ANNOUNCE_PATIENCE_S = 90.0
 
 

@@ -3,6 +3,7 @@ runtime.releases.start_rollback, with an operator's checks and the audit log).""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from temporalio.api.common.v1 import WorkflowExecution
@@ -25,12 +26,35 @@ async def start_rollback(
     )
 
 
+# well inside the suite's per-test timeout, so a stuck rollback says where it is stuck
+ROLLBACK_PATIENCE_S = 180.0
+
+
 async def rollback(
     client: Client, task_queue: str, bad: str, workflow_id: str, **options: Any
 ) -> RollbackProgress:
-    """Start it and wait for its result."""
+    """Start it and wait for its result; one that does not end within
+    ROLLBACK_PATIENCE_S fails the test with what it is waiting for."""
     handle = await start_rollback(client, task_queue, bad, workflow_id, **options)
-    return await handle.result()
+    try:
+        return await asyncio.wait_for(handle.result(), ROLLBACK_PATIENCE_S)
+    except TimeoutError:
+        raise AssertionError(await stuck(handle)) from None
+
+
+async def stuck(handle: WorkflowHandle[Any, Any]) -> str:
+    """One line on where a rollback is: its members' states and its pending activities
+    (attempt and last failure)."""
+    raw = (await handle.describe()).raw_description
+    activities = [
+        f"{a.activity_type.name} attempt {a.attempt}: {a.last_failure.message or 'no failure'}"
+        for a in raw.pending_activities
+    ]
+    progress = await handle.query(RollbackWorkflow.progress)
+    return (
+        f"rollback {handle.id} not done after {ROLLBACK_PATIENCE_S:.0f} s: state "
+        f"{progress.state}, members {progress.counts}, pending {activities or 'none'}"
+    )
 
 
 async def reset_run(
