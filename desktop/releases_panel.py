@@ -180,6 +180,7 @@ class ReleasesPanel(QWidget):
         self.replay_button.clicked.connect(self._on_replay_button_clicked)
         self.replay_cancel_button.clicked.connect(self._on_replay_cancel_button_clicked)
         self.audit_button.clicked.connect(self._on_audit_button_clicked)
+        self.tabs.currentChanged.connect(self._on_tabs_current_changed)
         self._timer.timeout.connect(self._on_timer_timeout)
         self.wizard.finished.connect(self._on_wizard_finished)
         session.client_connected.connect(self._on_session_client_connected)
@@ -231,7 +232,7 @@ class ReleasesPanel(QWidget):
         return False
 
     async def refresh(self) -> None:
-        """Versions with their members, and the audit log."""
+        """Versions with their members, and the audit log when it is in view."""
         from runtime.releases import list_versions
 
         client = self._client()
@@ -253,7 +254,9 @@ class ReleasesPanel(QWidget):
             self._say("")  # said before the first worker polled: no longer true
         self.wizard.set_versions(rows)
         self.versions_loaded.emit(rows)
-        await self.load_audit()
+        if self.tabs.currentWidget() is self.audit_page:
+            # only when shown: reading the whole record can wait on the audit's worker
+            await self.load_audit()
 
     async def load_audit(self) -> None:
         await self.audit_page.load(self._client(), self._session.target.data_dir)
@@ -507,6 +510,10 @@ class ReleasesPanel(QWidget):
     @async_slot(overlap="skip", errors="status", title="Audit log")
     async def _on_audit_button_clicked(self) -> None:
         await self.load_audit()
+
+    def _on_tabs_current_changed(self, _index: int) -> None:
+        if self.tabs.currentWidget() is self.audit_page:
+            self._on_audit_button_clicked()
 
 
 def _natural(text: str) -> list[tuple[int, int | str]]:
