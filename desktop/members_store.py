@@ -12,9 +12,11 @@ for its begin/end pairs; the store itself knows nothing of Qt.
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter, methodcaller
 from typing import Any, Protocol
 
 from workflows.rules import TIER_NAMES
@@ -75,7 +77,7 @@ class SortOrder:
     descending: bool = False
 
 
-SortKey = Any  # int or str, one type per order, unique per member
+SortKey = Any  # int, str or (str, int), one type per order, unique per member
 
 
 class MembersStore:
@@ -91,12 +93,14 @@ class MembersStore:
     def __init__(self, *, listener: StoreListener | None = None) -> None:
         self.listener = listener
         self._rows: list[Row] = []  # ascending by key
-        self._keys: list[SortKey] = []
-        self._by_id: dict[str, Row] = {}
+        self._by_id: dict[str, Row] = {}  # first-seen order (a dict keeps its keys' order)
         self._seen: dict[str, int] = {}
         self._next_seen = 0
         self._order: SortOrder | None = None
         self._key: Any = self._seen_key
+        # last event times as numbers, filled as rows arrive: a sort by time then costs
+        # one dictionary lookup a row
+        self._times: dict[Any, int] = {}
         # paging: whether the query has more rows than loaded, and whether a load runs
         self.more_available = False
         self.loading = False
@@ -117,7 +121,7 @@ class MembersStore:
         row = self._by_id.get(member_id)
         if row is None:
             return None
-        return self._shown(bisect.bisect_left(self._keys, self._key(row)))
+        return self._shown(self._find(self._key(row)))
 
     def member_ids(self, first: int = 0, last: int | None = None) -> list[str]:
         count = len(self._rows)
@@ -131,18 +135,20 @@ class MembersStore:
         return [row["member_id"] for row in rows]
 
     def sort(self, order: SortOrder | None) -> None:
-        """Show the rows in `order` (None: first seen); one layout change."""
+        """Show the rows in `order` (None: first seen); one layout change.
+
+        A header click at 100,000 rows: the rows in first-seen order are sorted,
+        stably, by the column's values alone (taken with C-level maps, no Python call
+        per row), which is the order of the unique keys (value, then first seen)."""
         if order is not None and order.column not in _COLUMN_KEYS:
             raise ValueError(f"no column {order.column!r}")
         key = self._key_function(order)
-        keys = [key(row) for row in self._rows]
-        permutation = sorted(range(len(keys)), key=keys.__getitem__)
+        rows = self._ordered(list(self._by_id.values()), order)
         listener = self.listener
         if listener:
             listener.before_layout()  # rows still where they were shown
         self._order, self._key = order, key
-        self._rows = [self._rows[i] for i in permutation]
-        self._keys = [keys[i] for i in permutation]
+        self._rows = rows
         if listener:
             listener.after_layout()
 
@@ -157,9 +163,9 @@ class MembersStore:
         self._seen.update((row["member_id"], n) for n, row in enumerate(incoming))
         self._next_seen = len(incoming)
         self._by_id = {row["member_id"]: row for row in incoming}
-        keyed = sorted((self._key(row), n) for n, row in enumerate(incoming))
-        self._rows = [incoming[n] for _, n in keyed]
-        self._keys = [key for key, _ in keyed]
+        self._times.clear()
+        self._remember_times(incoming)
+        self._rows = self._ordered(incoming, self._order)
         if listener:
             listener.after_reset()
 
@@ -168,6 +174,7 @@ class MembersStore:
         value changed moves to its new place) and add new ones (at the end, or in
         their sorted places)."""
         incoming = _dedupe(rows)
+        self._remember_times(incoming.values())
         updated = 0
         runs: list[tuple[int, int, int, int]] = []  # first, last, first column, last column
         moves: list[tuple[Row, Row]] = []  # old, new
@@ -184,7 +191,7 @@ class MembersStore:
             if self._key(row) != old_key:
                 moves.append((old, row))
                 continue
-            stored = bisect.bisect_left(self._keys, old_key)
+            stored = self._find(old_key)
             self._rows[stored] = row
             self._by_id[member_id] = row
             position = self._shown(stored)
@@ -231,7 +238,6 @@ class MembersStore:
                 del self._by_id[row["member_id"]]
                 del self._seen[row["member_id"]]
             del self._rows[low:high]
-            del self._keys[low:high]
             if self.listener:
                 self.listener.after_remove()
         return len(positions)
@@ -252,11 +258,11 @@ class MembersStore:
         """A row whose sort value changed: to its new place, as one move."""
         old_key, new_key = self._key(old), self._key(row)
         count = len(self._rows)
-        source = bisect.bisect_left(self._keys, old_key)
-        target = bisect.bisect_left(self._keys, new_key)  # before the move
+        source = self._find(old_key)
+        target = self._find(new_key)  # before the move
         self._by_id[row["member_id"]] = row
         if target in (source, source + 1):  # its neighbours stay its neighbours
-            self._rows[source], self._keys[source] = row, new_key
+            self._rows[source] = row
         else:
             if self._descending:
                 shown_source, shown_target = count - 1 - source, count - target
@@ -265,10 +271,8 @@ class MembersStore:
             if self.listener:
                 self.listener.before_move(shown_source, shown_target)
             del self._rows[source]
-            del self._keys[source]
             at = target - 1 if target > source else target
             self._rows.insert(at, row)
-            self._keys.insert(at, new_key)
             if self.listener:
                 self.listener.after_move()
         if self.listener:
@@ -286,84 +290,146 @@ class MembersStore:
             if self.listener:
                 self.listener.before_insert(first, first + len(rows) - 1)
             self._rows.extend(rows)
-            self._keys.extend(self._key(row) for row in rows)
             if self.listener:
                 self.listener.after_insert()
             return
         for row in rows:
-            key = self._key(row)
-            stored = bisect.bisect_left(self._keys, key)
+            stored = self._find(self._key(row))
             shown = len(self._rows) - stored if self._descending else stored
             if self.listener:
                 self.listener.before_insert(shown, shown)
             self._rows.insert(stored, row)
-            self._keys.insert(stored, key)
             if self.listener:
                 self.listener.after_insert()
 
     def _seen_key(self, row: Row) -> int:
         return self._seen[row["member_id"]]
 
+    def _remember_times(self, rows: Iterable[Row]) -> None:
+        times = self._times
+        if len(times) > 2 * len(self._by_id) + 1024:  # mostly times no row has now
+            times.clear()
+            rows = [*self._by_id.values(), *rows]
+        for row in rows:
+            value = row.get("last_event_at")
+            if value.__class__ is str and value not in times:
+                times[value] = _time_key(value)
+
+    def _find(self, key: SortKey) -> int:
+        """Where a row of this key is (or goes) in the rows, ascending by key."""
+        return bisect.bisect_left(self._rows, key, key=self._key)
+
+    def _ordered(self, rows: list[Row], order: SortOrder | None) -> list[Row]:
+        """`rows`, given in first-seen order, in `order`."""
+        if order is None:
+            return rows
+        values = self._sort_values(order, rows)
+        return list(map(rows.__getitem__, sorted(range(len(rows)), key=values.__getitem__)))
+
+    def _sort_values(self, order: SortOrder, rows: list[Row]) -> list[Any]:
+        """Per row, the part of its key `order` compares before the first-seen order:
+        sorting rows kept in first-seen order stably by these gives the keys' order."""
+        column, last = order.column, not order.descending
+        if column == "member_id":
+            return list(map(_MEMBER_ID, rows))
+        values = list(map(methodcaller("get", column), rows))
+        if column == "points":
+            missing = _MISSING if last else -_MISSING
+            return [v if isinstance(v, int) else missing for v in values]
+        if column == "pending_proposals":
+            return [v if isinstance(v, int) else 0 for v in values]
+        if column == "tier":
+            ranks, absent = _tier_ranks(last)
+            return [ranks.get(str(v), absent) for v in values]
+        if column == "last_event_at":
+            times = self._times
+            times[None] = times[""] = no_time = _MISSING if last else -_MISSING
+            try:
+                return list(map(times.__getitem__, values))
+            except (KeyError, TypeError):  # a value that is no text (never from the server)
+                return [_time_key(v) if v else no_time for v in values]
+        none_text = _none_text(last)
+        natural = {v: _natural(v) if v else none_text for v in set(values)}  # a few builds
+        return list(map(natural.__getitem__, values))
+
     def _key_function(self, order: SortOrder | None) -> Any:
-        """Ascending keys for `order`: the missing values first when descending (the
-        list is then read from the end), so they come last both ways."""
+        """Ascending keys for `order`, unique per member (the value, then the order first
+        seen): the missing values first when descending (the list is then read from the
+        end), so they come last both ways. `_sort_values` gives the same order."""
         if order is None:
             return self._seen_key
         seen = self._seen
         last = not order.descending
         column = order.column
         if column == "member_id":
-            return lambda row: row["member_id"]
+            return _MEMBER_ID
         if column in ("points", "pending_proposals"):
-            missing = (1 << 100) if last else -(1 << 100)
-            zero_missing = column == "pending_proposals"  # shown as 0
+            missing = 0 if column == "pending_proposals" else (_MISSING if last else -_MISSING)
 
             def number(row: Row) -> int:
                 value = row.get(column)
-                if not isinstance(value, int):
-                    if not zero_missing:
-                        return missing + seen[row["member_id"]]
-                    value = 0
-                return (value << 40) + seen[row["member_id"]]
+                return ((value if isinstance(value, int) else missing) << 40) + seen[
+                    row["member_id"]
+                ]
 
             return number
         if column == "tier":
-            ranks = {name: rank for rank, name in enumerate(TIER_NAMES)}
-            absent = len(TIER_NAMES) if last else -1
+            ranks, absent = _tier_ranks(last)
 
             def tier(row: Row) -> int:
                 return (ranks.get(str(row.get("tier")), absent) << 40) + seen[row["member_id"]]
 
             return tier
-        none_text = "\xff" if last else ""
         if column == "last_event_at":
-            return lambda row: (
-                (_time_key(row["last_event_at"]) if row.get("last_event_at") else none_text)
-                + "\x00"
-                + row["member_id"]
-            )
-        natural: dict[str, str] = {}  # few builds: each made comparable once
+            no_time = _MISSING if last else -_MISSING
 
-        def build(row: Row) -> str:
+            def time(row: Row) -> int:
+                value = row.get("last_event_at")
+                return ((_time_key(value) if value else no_time) << 40) + seen[row["member_id"]]
+
+            return time
+        none_text = _none_text(last)
+
+        def build(row: Row) -> tuple[str, int]:
             value = row.get("build_id")
-            if not value:
-                return none_text + "\x00" + row["member_id"]
-            if value not in natural:
-                natural[value] = _DIGITS.sub(lambda m: m.group().zfill(12), value)
-            return natural[value] + "\x00" + row["member_id"]
+            return (_natural(value) if value else none_text), seen[row["member_id"]]
 
         return build
 
 
 _COLUMN_KEYS = {column.key for column in COLUMNS}
 _DIGITS = re.compile(r"\d+")
+_MEMBER_ID = itemgetter("member_id")
+_MISSING = 1 << 80  # beyond any value a column holds (64-bit integers, times in µs)
 
 
-def _time_key(text: str) -> str:
-    """An ISO time ("...Z", with or without a fraction) as text that sorts by time."""
-    bare = text.replace("Z", "").replace("+00:00", "")
-    whole, _, fraction = bare.partition(".")
-    return f"{whole}.{fraction.ljust(6, '0')}"
+def _tier_ranks(last: bool) -> tuple[dict[str, int], int]:
+    """Tier names by rank, and the rank of no tier (last either way)."""
+    return {name: rank for rank, name in enumerate(TIER_NAMES)}, len(TIER_NAMES) if last else -1
+
+
+def _none_text(last: bool) -> str:
+    return "\xff" if last else ""
+
+
+@functools.lru_cache(maxsize=256)  # few builds
+def _natural(build: str) -> str:
+    """A build id as text that sorts 0.10 after 0.9."""
+    return _DIGITS.sub(lambda m: m.group().zfill(12), build)
+
+
+def _time_key(text: str) -> int:
+    """An ISO time in UTC ("...Z" or "+00:00", with or without a fraction) as its
+    microseconds in one number that sorts by time; a text that is no such time, -1
+    (before every time)."""
+    if not isinstance(text, str):
+        return -1
+    whole, _, fraction = text.replace("Z", "").replace("+00:00", "").partition(".")
+    digits = whole.replace("-", "").replace("T", "").replace(":", "")
+    fraction = fraction[:6].ljust(6, "0")
+    if len(digits) != 14 or not digits.isdigit() or not fraction.isdigit():
+        return -1
+    return int(digits) * 1_000_000 + int(fraction)
 
 
 def _dedupe(rows: Iterable[Row]) -> dict[str, Row]:

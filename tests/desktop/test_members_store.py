@@ -197,16 +197,44 @@ def shown(store: MembersStore, key: str) -> list[Any]:
 
 
 def in_order(values: list[Any], key: str, descending: bool) -> bool:
-    """What a person checks: present values ordered, members without one last."""
+    """What a person checks: present values ordered, members without one last (no
+    tier is also a name that is not a tier's; no time or build also an empty one)."""
+    rank = {name: i for i, name in enumerate(TIER_NAMES)}
+    if key == "tier":
+        values = [rank.get(v) for v in values]
+    elif key in ("last_event_at", "build_id"):
+        values = [v or None for v in values]
     present = [v for v in values if v is not None]
     if values[: len(present)] != present:
         return False  # a missing value before a present one
-    rank = {name: i for i, name in enumerate(TIER_NAMES)}
-    if key == "tier":
-        present = [rank[v] for v in present]
-    elif key == "last_event_at":
-        present = [v.replace("Z", "").ljust(26, "0") for v in present]
+    if key == "last_event_at":
+        whole = [v.replace("Z", "").partition(".") for v in present]
+        present = [f"{day}.{fraction.ljust(6, '0')}" for day, _, fraction in whole]
     return present == sorted(present, reverse=descending)
+
+
+def expected_order(members: list[Row], key: str, descending: bool) -> list[str]:
+    """The order a person is promised: by value, ties in the order first seen, members
+    without a value last; descending is the ascending list read from its end."""
+    rank = {name: i for i, name in enumerate(TIER_NAMES)}
+
+    def value(row: Row) -> Any:
+        v = row.get(key)
+        if key == "tier":
+            return rank.get(v)
+        if key == "pending_proposals":
+            return v if isinstance(v, int) else 0
+        if key == "last_event_at" and v:
+            day, _, fraction = v.replace("Z", "").partition(".")
+            return f"{day}.{fraction.ljust(6, '0')}"
+        if key == "build_id" and v:
+            return [int(part) for part in v.split(".")]
+        return v if v not in ("", None) else None
+
+    present = sorted((r for r in members if value(r) is not None), key=value)
+    missing = [r for r in members if value(r) is None]
+    ordered = list(reversed(missing + present)) if descending else present + missing
+    return [r["member_id"] for r in ordered]
 
 
 def test_sorting_by_a_column_orders_rows_and_back_to_first_seen() -> None:
@@ -266,20 +294,22 @@ def test_sorted_rows_move_alone_when_their_value_changes_and_new_ones_land_in_pl
 SORTABLE = [c.key for c in COLUMNS]
 rows_strategy = st.lists(
     st.builds(
-        lambda n, points, tier, minute, build, pending: member(
+        lambda n, points, tier, minute, fraction, build, pending: member(
             f"m{n}",
             points,
             tier=tier,
-            last_event_at=None if minute is None else f"2026-03-01T10:{minute:02d}:00Z",
+            last_event_at=None if minute is None else f"2026-03-01T10:{minute:02d}:00{fraction}Z",
             build_id=build,
             pending_proposals=pending,
         ),
         st.integers(0, 30),
-        st.one_of(st.none(), st.integers(-5, 5)),
-        st.one_of(st.none(), st.sampled_from(TIER_NAMES)),
+        # ties, no value, and the ends of the 64-bit integers visibility holds
+        st.one_of(st.none(), st.integers(-5, 5), st.sampled_from([-(2**63), 2**63 - 1])),
+        st.one_of(st.none(), st.sampled_from([*TIER_NAMES, "gold", ""])),
         st.one_of(st.none(), st.integers(0, 59)),
-        st.one_of(st.none(), st.sampled_from(["1.0", "1.2", "0.10"])),
-        st.integers(0, 3),
+        st.sampled_from(["", ".5", ".123456"]),
+        st.one_of(st.none(), st.sampled_from(["1.0", "1.2", "0.10", ""])),
+        st.one_of(st.none(), st.integers(0, 3)),
     ),
     max_size=12,
 )
@@ -299,9 +329,14 @@ def test_a_sorted_store_stays_sorted_through_merges_and_removals(
     row is shown once, in order, and each member is found where it is shown."""
     store, _checks = make_store(*first)  # the recorder checks every notice it gets
     store.sort(SortOrder(key, descending))
-    for rows, gone in later:
+    members: dict[str, Row] = {}  # in the order first seen, the last row of each
+    for rows, gone in [(first, []), *later]:  # the sort itself, then each change
         store.merge(rows)
         store.remove(f"m{n}" for n in gone)
+        members.update((row["member_id"], row) for row in rows)
+        for n in gone:
+            members.pop(f"m{n}", None)
+        assert store.member_ids() == expected_order(list(members.values()), key, descending)
         values = shown(store, key)
         if key in ("points", "pending_proposals"):
             values = [v if isinstance(v, int) else (0 if key != "points" else None) for v in values]
