@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from desktop import preload
 from desktop.asyncutil import async_slot, cancel_slot_tasks
+from desktop.units import local_time_text, utc_time_text
 
 if TYPE_CHECKING:
     from desktop.session import Session
@@ -156,12 +157,15 @@ class EffectsPanel(QWidget):
                 row.get("kind", ""),
                 row.get("member_id", ""),
                 str(row.get("attempts", 0)),
-                f"{row.get('decided_at', '')} by {row.get('decided_by', '')}",
+                f"{local_time_text(row.get('decided_at')) or row.get('decided_at', '')}"
+                f" by {row.get('decided_by', '')}",
                 last_answer(row),
                 row.get("effect_id", ""),
             )
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(str(text))
+                if column == 4:  # the operator's time zone shown, UTC on hover
+                    item.setToolTip(utc_time_text(row.get("decided_at")))
                 if column == 5:
                     item.setToolTip(str(row.get("detail") or text))
                 self.table.setItem(n, column, item)

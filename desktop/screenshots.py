@@ -130,6 +130,7 @@ async def _capture(desk: Desk, shots: Shots, members: int, events: int) -> None:
         await _releases_views(releases, shots)
         # the members table after the repair: its periodic refresh has caught up
         await asyncio.sleep(2 * MEMBERS_REFRESH_S)
+        await _decisions(desk)
         await _tabs(desk, shots)
         await _member_detail(desk, shots, ids)
         await _pending_notice(desk, shots)
@@ -193,6 +194,23 @@ async def _tabs(desk: Desk, shots: Shots) -> None:
         if panel is window.settings:
             await window.settings.show_keyring()  # asked off the GUI thread: wait for it
         await shots.save(window, title)
+
+
+async def _decisions(desk: Desk) -> None:
+    """A few proposals decided in the Approvals panel (approved ones wait in Effects,
+    no destination being set up), so both show what a working day looks like."""
+    from desktop.asyncutil import wait_until
+
+    window = desk.window
+    approvals = window.approvals
+    window.show_panel("Approvals")
+    await approvals.refresh()
+    await wait_until(lambda: approvals.model.rowCount() > 0, timeout=30)
+    approvals.reason.setText("checked the member's history")
+    for approve in (True, True, False, True):
+        approvals.select_row(0)
+        await approvals.decide_current(approve)
+    await window.effects.refresh()
 
 
 async def _member_detail(desk: Desk, shots: Shots, ids: list[str]) -> None:
