@@ -87,9 +87,9 @@ async def test_simulated_traffic_gives_every_member_the_rules_state(
     out = await run(
         "feed",
         "--simulate",
-        "10000",
+        "3000",
         "--members",
-        "200",
+        "60",
         "--seed",
         "42",
         "--out",
@@ -99,14 +99,14 @@ async def test_simulated_traffic_gives_every_member_the_rules_state(
         data_dir=data_dir,
     )
     report = json.loads(out)
-    assert report["accepted"] == 10_000
-    assert report["applied"]["events_processed"] == 10_000
+    assert report["accepted"] == 3_000
+    assert report["applied"]["events_processed"] == 3_000
 
     events = [json.loads(line) for line in events_file.read_text().splitlines()]
     by_member: dict[str, list] = {}
     for event in events:
         by_member.setdefault(event["member_id"], []).append(event)
-    assert len(by_member) == 200
+    assert len(by_member) == 60
 
     async def check_all(duplicates: int) -> None:
         states = await wait_applied(client, by_member)
