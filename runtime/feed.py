@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from workflows.member import (
     member_workflow_id,
 )
 
+log = logging.getLogger(__name__)
+
 BULK_CHUNK = 500
 # Temporal refuses a payload over 2 MB (the blob size limit) and a gRPC message over
 # 4 MB; a line longer than this could never be sent
@@ -33,6 +36,11 @@ MAX_LINE_BYTES = 2_000_000
 MAX_EVENT_BYTES = 256 * 1024
 BULK_CHUNK_BYTES = 1024 * 1024
 SYNC_PATIENCE_S = 120.0
+# a sync unanswered this long is sent again: a busy server can lose an update it took
+# (its update registry lives in a cache that evicts under load), and its caller would
+# otherwise wait forever; a sync that is merely slow (a member draining a flood) loses
+# nothing by being asked again
+SYNC_ATTEMPT_S = 30.0
 
 
 @dataclass
@@ -269,14 +277,21 @@ async def _sync(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
     After a worker dies mid-task the task times out and is retried; until a worker
     completes that retry the server refuses updates at once ("Workflow Task in failed
     state") instead of waiting, so we wait for it; a task that keeps failing for
-    SYNC_PATIENCE_S is a broken member, and its error is raised.
+    SYNC_PATIENCE_S is a broken member, and its error is raised. An update unanswered for
+    SYNC_ATTEMPT_S is sent again.
     """
     delay = 0.2
     deadline = time.monotonic() + SYNC_PATIENCE_S
     while True:
         try:
-            state: dict[str, Any] = await handle.execute_update(MemberWorkflow.sync)  # type: ignore[arg-type]
+            state: dict[str, Any] = await asyncio.wait_for(
+                handle.execute_update(MemberWorkflow.sync),  # type: ignore[arg-type]
+                SYNC_ATTEMPT_S,
+            )
             return state
+        except TimeoutError:
+            log.info("sync of %s unanswered after %.0f s: sent again", handle.id, SYNC_ATTEMPT_S)
+            continue
         except RPCError as error:
             # FAILED_PRECONDITION: the task is being retried; UNAVAILABLE: a busy or
             # restarting server aborted the update
