@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from runtime.connect import Target
@@ -289,8 +289,10 @@ async def _sync(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
                 SYNC_ATTEMPT_S,
             )
             return state
-        except TimeoutError:
-            log.info("sync of %s unanswered after %.0f s: sent again", handle.id, SYNC_ATTEMPT_S)
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            # ours (wait_for cancels it, which the client reports as its own error), or
+            # the server cancelled the client's poll for the outcome
+            log.info("sync of %s unanswered: sent again", handle.id)
             continue
         except RPCError as error:
             # FAILED_PRECONDITION: the task is being retried; UNAVAILABLE: a busy or
