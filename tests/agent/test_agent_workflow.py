@@ -272,7 +272,8 @@ async def test_breaker_opens_events_keep_flowing_and_it_recovers(
     member = new_member()
     model = SwitchModel()
     async with agents.worker(model=model):
-        await agents.configure(agent={"breaker_failures": 2, "breaker_cooldown_seconds": 4})
+        # a cool-down long enough that the feed below ends inside it on a busy machine
+        await agents.configure(agent={"breaker_failures": 2, "breaker_cooldown_seconds": 10})
         await agents.feed(member, [ticket(member, 1, CHARGE)])
         state = await agents.wait_for(
             member, lambda s: s["agent"]["breaker"]["state"] == "open", timeout=30
@@ -289,7 +290,7 @@ async def test_breaker_opens_events_keep_flowing_and_it_recovers(
         model.healthy = True
         # half-open after the cool-down: one trial run, which succeeds and closes it
         state = await agents.wait_for(
-            member, lambda s: len(s["proposals"]) == 2 and s["agent"]["running"] is None, timeout=30
+            member, lambda s: len(s["proposals"]) == 2 and s["agent"]["running"] is None, timeout=40
         )
     assert state["agent"]["breaker"]["state"] == "closed"
     assert state["agent"]["breaker"]["consecutive_failures"] == 0
