@@ -301,7 +301,11 @@ async def test_hypothesis_raw_signals_never_fail_or_stall_a_member(deployment: D
             await handle.signal(MemberWorkflow.event, hostile)
             await handle.signal(MemberWorkflow.events, [hostile, good[1]])
             fed[member] = [good[0], hostile, hostile, good[1]]
-        states = await assert_members_match_rules(client, fed)
+        try:
+            states = await assert_members_match_rules(client, fed)
+        except AssertionError as error:  # which hostile input it was, to replay the case
+            wrong = {m: fed[m][1] for m in fed if m in str(error)}
+            raise AssertionError(f"{error}; what they were sent: {wrong!r}"[:4000]) from None
         assert all(s["events_processed"] >= 1 for s in states.values())
         assert await failed_tasks(client, list(fed)) == []
 
