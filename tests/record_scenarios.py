@@ -42,8 +42,8 @@ from runtime.feed import send_member, wait_applied
 from runtime.worker import WorkerSettings, announce, build_worker
 from tests.conftest import eventually, temporal_binary
 from tests.effects.kit import webhook
+from tests.kit.events import member_events
 from tests.memberkit import start_member
-from tests.rollback.test_drill import member_events
 from workflows import search_attributes as sa
 from workflows.audit import AUDIT_WORKFLOW_ID
 from workflows.drill import drill_build_id

@@ -13,7 +13,7 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from runtime import approvals
 from tests.agent.conftest import CHARGE, AgentDeployment, new_member, ticket
-from tests.agent.test_cli_agent import cli
+from tests.kit.cli import cli
 from workflows.actors import reserved_actor_problem
 from workflows.member import Adjustment, Decision, MemberWorkflow
 from workflows.proposals import AUTO_APPROVE_POLICY, EXPIRY
@@ -100,7 +100,7 @@ async def test_the_decider_is_the_os_account_not_the_environment(
         proposals = await agents.proposals_made(member, 2)
         for p in proposals:
             code, _, err = await cli(
-                agents,
+                agents.deployment,
                 "approvals",
                 "approve",
                 p["id"],

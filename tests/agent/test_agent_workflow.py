@@ -22,7 +22,7 @@ from activities.repair import heal_member
 from runtime.worker import sandbox_runner
 from tests.agent.conftest import CHARGE, INJECTION, AgentDeployment, new_member, ticket, trip
 from tests.conftest import eventually
-from tests.runtime.test_cli import cli
+from tests.kit.cli import cli
 from workflows import search_attributes as sa
 from workflows.member import MemberWorkflow, member_workflow_id
 

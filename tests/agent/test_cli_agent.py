@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import pwd
-import subprocess
-import sys
 import uuid
 from typing import Any
 
@@ -24,37 +21,11 @@ from tests.agent.conftest import (
     ticket,
     trip,
 )
-
-
-async def cli(
-    agents: AgentDeployment, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
-) -> tuple[int, str, str]:
-    t = agents.deployment.target
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "runtime.cli",
-        *args,
-        "--address",
-        agents.deployment.address,
-        "--task-queue",
-        t.task_queue,
-        "--deployment",
-        t.deployment,
-        "--data-dir",
-        str(agents.data_dir),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
-    out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+from tests.kit.cli import cli
 
 
 async def ok_json(agents: AgentDeployment, *args: str) -> Any:
-    code, out, err = await cli(agents, *args, "--json")
+    code, out, err = await cli(agents.deployment, *args, "--json")
     assert code == 0, err
     return json.loads(out)
 
@@ -79,12 +50,16 @@ async def test_approvals_list_approve_reject_decide_and_costs(agents: AgentDeplo
         # the digest `approvals list` shows binds the decision to what was read there
         shown = next(p for p in grants if p["member_id"] == ann)
         digest = ("--digest", shown["digest"])
-        listed = await cli(agents, "approvals", "list", "--member", ann)
+        listed = await cli(agents.deployment, "approvals", "list", "--member", ann)
         assert shown["digest"] in listed[1]
-        code, _, err = await cli(agents, "approvals", "approve", ann_grant, "--reason", "blind")
+        code, _, err = await cli(
+            agents.deployment, "approvals", "approve", ann_grant, "--reason", "blind"
+        )
         assert code == 2 and "--digest" in err  # no blind approval from the CLI
         other = ("--digest", "0" * 20)
-        code, _, err = await cli(agents, "approvals", "approve", ann_grant, *other, "--reason", "x")
+        code, _, err = await cli(
+            agents.deployment, "approvals", "approve", ann_grant, *other, "--reason", "x"
+        )
         assert code == 1 and "is not what was shown" in err
 
         result = await ok_json(
@@ -92,15 +67,15 @@ async def test_approvals_list_approve_reject_decide_and_costs(agents: AgentDeplo
         )
         assert result["applied"] and "100 points granted" in result["message"]
         code, out, err = await cli(
-            agents, "approvals", "approve", ann_grant, *digest, "--reason", "again"
+            agents.deployment, "approvals", "approve", ann_grant, *digest, "--reason", "again"
         )
         assert code == 1 and out == ""
         assert err.count("\n") == 1 and "already approved by" in err
         code, _, err = await cli(
-            agents, "approvals", "approve", f"{ann}:nope:0", *digest, "--reason", "x"
+            agents.deployment, "approvals", "approve", f"{ann}:nope:0", *digest, "--reason", "x"
         )
         assert code == 1 and "unknown proposal" in err
-        code, _, err = await cli(agents, "approvals", "reject", ann_grant, *digest)
+        code, _, err = await cli(agents.deployment, "approvals", "reject", ann_grant, *digest)
         assert code == 2 and "--reason" in err  # a reason is required
 
         flagged = next(p for p in pending if p["action"] == "flag_fraud")
@@ -151,7 +126,7 @@ async def test_approvals_list_approve_reject_decide_and_costs(agents: AgentDeplo
         )
         assert none["matched"] == 0
         code, _, err = await cli(
-            agents,
+            agents.deployment,
             "approvals",
             "decide",
             "--policy",
@@ -186,7 +161,7 @@ async def test_approvals_list_approve_reject_decide_and_costs(agents: AgentDeplo
             and by_action["grant_points"]["approved"] == 1
         )
         assert by_action["flag_fraud"]["rejected"] == 1
-        code, out, _ = await cli(agents, "costs")
+        code, out, _ = await cli(agents.deployment, "costs")
         assert code == 0 and "3 model calls" in out
     kinds = sorted(r["kind"] for r in await agents.effects())
     assert kinds == ["message", "message", "message"]
@@ -199,20 +174,22 @@ async def test_secrets_in_the_os_keyring(agents: AgentDeployment) -> None:
     env = {secrets.SERVICE_ENV: service}
     key = f"sk-cli-SENTINEL-{uuid.uuid4().hex}"
     try:
-        code, out, err = await cli(agents, "secrets", "status", "--json", env=env)
+        code, out, err = await cli(agents.deployment, "secrets", "status", "--json", env=env)
         status = json.loads(out)
         assert code == 0 and status["usable"] and not status["stored"]
         code, out, err = await cli(
-            agents, "secrets", "set", "openai", "--json", stdin=key + "\n", env=env
+            agents.deployment, "secrets", "set", "openai", "--json", stdin=key + "\n", env=env
         )
         assert code == 0, err
         stored = json.loads(out)
         assert stored["stored"] and "fail" not in stored["backend"].lower()
         assert key not in out and key not in err
         assert keyring.get_password(service, "openai") == key
-        code, out, _ = await cli(agents, "secrets", "status", env=env)
+        code, out, _ = await cli(agents.deployment, "secrets", "status", env=env)
         assert code == 0 and "is stored in" in out and stored["backend"] in out and key not in out
-        code, _, err = await cli(agents, "secrets", "set", "openai", stdin="  \n", env=env)
+        code, _, err = await cli(
+            agents.deployment, "secrets", "set", "openai", stdin="  \n", env=env
+        )
         assert code == 1 and "empty" in err
     finally:
         for name in ("openai", "openai" + secrets.ORIGIN_SUFFIX):
@@ -227,10 +204,12 @@ async def test_no_keyring_backend_is_a_clear_message_and_the_offline_model_stays
     agents: AgentDeployment,
 ) -> None:
     env = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
-    code, out, err = await cli(agents, "secrets", "set", "openai", stdin="sk-x\n", env=env)
+    code, out, err = await cli(
+        agents.deployment, "secrets", "set", "openai", stdin="sk-x\n", env=env
+    )
     assert code == 1 and err.count("\n") == 1
     assert "no OS keyring backend" in err and "offline model" in err
-    code, out, _ = await cli(agents, "secrets", "status", "--json", env=env)
+    code, out, _ = await cli(agents.deployment, "secrets", "status", "--json", env=env)
     status = json.loads(out)
     assert (
         code == 0 and not status["usable"] and status["backend"] == "keyring.backends.fail.Keyring"

@@ -17,7 +17,7 @@ from activities.model_endpoint import endpoint_origin, endpoint_problem
 from runtime import secrets
 from tests.agent.conftest import CHARGE, AgentDeployment, new_member, sentinel, ticket
 from tests.agent.fake_openai import FakeOpenAI, serve
-from tests.agent.test_cli_agent import cli
+from tests.kit.cli import cli
 
 
 def lan_address() -> str | None:
@@ -75,7 +75,7 @@ async def test_never_over_plain_http_off_this_machine(
         url = f"http://{host}:{fake.base_url.rsplit(':', 1)[1]}"
         # the CLI refuses to store a key for it, in one line
         code, _, err = await cli(
-            agents, "secrets", "set", "openai", "--for", url, stdin=sentinel() + "\n"
+            agents.deployment, "secrets", "set", "openai", "--for", url, stdin=sentinel() + "\n"
         )
         assert code == 1 and err.count("\n") == 1 and "plain http" in err, err
         assert keyring.get_password(real_keyring, "openai") is None

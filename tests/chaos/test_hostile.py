@@ -31,7 +31,7 @@ from runtime.feed import MAX_EVENT_BYTES, rejects_log, send_member, wait_applied
 from runtime.server import EmbeddedServer, ServerConfig, private_network_available
 from tests.chaos.kit import assert_members_match_rules, failed_tasks, rules_state
 from tests.conftest import Deployment, temporal_binary
-from tests.runtime.test_cli import cli
+from tests.kit.cli import cli
 from workflows.member import MemberWorkflow, member_workflow_id
 
 

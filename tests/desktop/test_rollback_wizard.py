@@ -22,8 +22,8 @@ from runtime.connect import Target
 from runtime.feed import send_member, wait_applied
 from runtime.worker import WorkerSettings, announce, build_worker
 from tests.conftest import Deployment
+from tests.kit.events import member_events
 from tests.memberkit import start_member
-from tests.rollback.test_drill import member_events
 from workflows.drill import drill_build_id
 from workflows.rollback_messages import COMPARED_FIELDS
 from workflows.rules import replay

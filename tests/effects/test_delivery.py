@@ -22,7 +22,7 @@ from runtime.worker import sandbox_runner
 from tests.agent.conftest import CHARGE, AgentDeployment, new_member, ticket
 from tests.conftest import eventually
 from tests.effects.kit import Mailbox, Webhook, smtp_server, webhook
-from tests.runtime.test_cli import cli
+from tests.kit.cli import cli
 from workflows.agent_io import OutboxEntry
 from workflows.effects import EffectWorkflow
 from workflows.proposals import content_digest

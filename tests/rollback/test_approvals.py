@@ -17,8 +17,8 @@ from runtime.replay_check import replay_check
 from runtime.worker import announce, build_worker
 from tests.agent.conftest import AgentDeployment
 from tests.conftest import Deployment
+from tests.kit.events import member_events
 from tests.rollback.kit import rollback
-from tests.rollback.test_drill import member_events
 from workflows.agent_policy import OUTBOX_KINDS
 from workflows.drill import drill_build_id
 from workflows.proposals import AUTO_APPROVE_POLICY

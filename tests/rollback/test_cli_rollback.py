@@ -14,9 +14,9 @@ from typing import Any
 from runtime import deployment as releases
 from runtime.feed import send_member, wait_applied
 from tests.conftest import Deployment, eventually
+from tests.kit.cli import cli
+from tests.kit.events import member_events
 from tests.memberkit import start_member
-from tests.rollback.test_drill import member_events
-from tests.runtime.test_cli import cli
 from workflows.rollback import RollbackWorkflow
 from workflows.rollback_messages import COMPARED_FIELDS
 from workflows.rules import replay

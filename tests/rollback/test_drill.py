@@ -4,7 +4,6 @@ members across continue-as-new, the fixed build, then preview, rollback and veri
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
 
@@ -12,39 +11,12 @@ from activities import repair
 from runtime import deployment as releases
 from runtime.feed import send_member, wait_applied
 from tests.conftest import Deployment
+from tests.kit.events import member_events
 from tests.memberkit import start_member
 from tests.rollback.kit import rollback
 from workflows.drill import drill_build_id
 from workflows.rollback_messages import COMPARED_FIELDS
 from workflows.rules import DRILL_BUGS, replay
-
-
-def member_events(member: str, phase: str, count: int, day: int) -> list[dict[str, Any]]:
-    """Trips and purchases with refunds of earlier ones, dated within one phase."""
-    events: list[dict[str, Any]] = []
-    for n in range(count):
-        stamp = f"2026-04-{day + n // 6:02d}T{8 + n % 6:02d}:00:00Z"
-        if n % 5 == 4:
-            events.append(
-                {
-                    "type": "refund",
-                    "event_id": f"{member}-{phase}-r{n}",
-                    "member_id": member,
-                    "occurred_at": stamp,
-                    "refers_to": f"{member}-{phase}-{n - 2}",
-                }
-            )
-        else:
-            events.append(
-                {
-                    "type": "trip_completed" if n % 2 else "purchase",
-                    "event_id": f"{member}-{phase}-{n}",
-                    "member_id": member,
-                    "occurred_at": stamp,
-                    ("fare_cents" if n % 2 else "amount_cents"): 1_500 + 731 * n,
-                }
-            )
-    return events
 
 
 async def feed(

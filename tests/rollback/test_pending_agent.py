@@ -14,8 +14,8 @@ from activities.offline_model import OfflineRulesModel
 from runtime import deployment as releases
 from tests.agent.conftest import CHARGE, AgentDeployment, ticket
 from tests.conftest import Deployment
+from tests.kit.events import member_events
 from tests.rollback.kit import rollback
-from tests.rollback.test_drill import member_events
 from workflows.drill import drill_build_id
 from workflows.member import member_workflow_id
 from workflows.rollback_messages import COMPARED_FIELDS

@@ -18,9 +18,9 @@ from activities.history import Rebuild, chain_histories, received, run_input
 from runtime import deployment as releases
 from runtime.feed import send_member, wait_applied
 from tests.conftest import Deployment, eventually
+from tests.kit.events import member_events
 from tests.memberkit import COMPARED, start_member
 from tests.rollback.kit import reset_run, rollback
-from tests.rollback.test_drill import member_events
 from workflows.member import REQUESTS_KEEP, Adjustment, MemberWorkflow, member_workflow_id
 from workflows.rules import MemberBook, MemberSnapshot, replay
 

@@ -8,9 +8,9 @@ import uuid
 
 from runtime.feed import send_member, wait_applied
 from tests.conftest import Deployment
+from tests.kit.cli import cli
+from tests.kit.events import member_events
 from tests.memberkit import start_member
-from tests.rollback.test_drill import member_events
-from tests.runtime.test_cli import cli
 from workflows.drill import UNPATCHED_COMMAND, drill_build_id
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from runtime.connect import Target
 from runtime.members import BASE_QUERY, count_members, deployment_query
 from tests.conftest import Deployment, eventually
+from tests.kit.cli import cli
 from tests.memberkit import feed_and_sync, start_member, trip
-from tests.runtime.test_cli import cli
 
 # the attack, and the same one hiding its parenthesis from a naive check in comments
 ATTACKS = (

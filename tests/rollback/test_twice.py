@@ -10,9 +10,9 @@ from typing import Any
 from runtime import deployment as releases
 from runtime.feed import send_member, wait_applied
 from tests.conftest import Deployment
+from tests.kit.events import member_events
 from tests.memberkit import start_member
 from tests.rollback.kit import rollback
-from tests.rollback.test_drill import member_events
 from workflows.rules import replay
 
 B11 = "1.1+drill-double-points"

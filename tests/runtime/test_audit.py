@@ -19,8 +19,8 @@ from temporalio.service import RPCError
 from runtime import adjustments, audit, guardrails, releases
 from tests.auditkit import desk
 from tests.conftest import Deployment, eventually
+from tests.kit.cli import cli
 from tests.memberkit import feed_and_sync, start_member, trip
-from tests.runtime.test_cli import cli
 from workflows.audit import AUDIT_WORKFLOW_ID, AuditCarry, AuditWorkflow, entry_hash
 
 FIELDS = ("seq", "at", "actor", "action", "target", "reason", "outcome", "details", "hash")

@@ -2,53 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Deployment
+from tests.kit.cli import cli
 from tests.memberkit import COMPARED
 from workflows.rules import replay
-
-
-async def cli(
-    deployment: Deployment | None,
-    *args: str,
-    stdin: str | None = None,
-    env: dict[str, str] | None = None,
-) -> tuple[int, str, str]:
-    options = []
-    if deployment is not None:
-        t = deployment.target
-        options = [
-            "--address",
-            deployment.address,
-            "--task-queue",
-            t.task_queue,
-            "--deployment",
-            t.deployment,
-            "--data-dir",
-            str(t.data_dir),
-        ]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "runtime.cli",
-        *args,
-        *options,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
-    out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_feed_simulation_gives_every_member_the_rules_state(

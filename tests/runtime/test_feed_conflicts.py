@@ -8,8 +8,8 @@ from typing import Any
 
 from runtime.feed import check, rejects_log
 from tests.conftest import Deployment
+from tests.kit.cli import cli
 from tests.memberkit import trip
-from tests.runtime.test_cli import cli
 
 
 async def test_a_reused_event_id_with_other_content_is_a_conflict_with_both_lines(

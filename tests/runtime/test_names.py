@@ -21,7 +21,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymen
 
 from runtime import deployment as releases
 from tests.conftest import Deployment, eventually
-from tests.runtime.test_cli import cli
+from tests.kit.cli import cli
 from workflows.ids import BadNameError, check_build_id, check_name
 
 QUOTED = "1.0'x"
