@@ -30,6 +30,10 @@ pytest: setup
 
 test: lint pytest
 
+# the chaos suite alone (kills, hostile input, floods, scale-out); `make pytest` runs it too
+chaos: setup
+	$(VENV)/bin/python -m runtime.testenv $(VENV)/bin/pytest tests/chaos $(PYTEST_ARGS)
+
 # Every benchmark prints one JSON object. The defaults fit in about 15 minutes on a
 # 2-core machine; the sizes of issue 6:
 #   make bench BENCH_ROLLBACK_MEMBERS=1000 BENCH_TABLE_MEMBERS=100000 BENCH_AGENT_EVENTS=10000 BENCH_AGENT_MEMBERS=1000

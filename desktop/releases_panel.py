@@ -263,42 +263,21 @@ class ReleasesPanel(QWidget):
 
     async def start_worker(self, build: str, drill: str | None, reason: str) -> WorkerProcess:
         """A worker for `build` (a drill build when `drill` names a bug), beside the others."""
-        from desktop.worker_process import WorkerCommand, WorkerProcess
-        from runtime.releases import record_release_start
-        from workflows.drill import drill_build_id
-        from workflows.ids import check_build_id
+        from desktop.worker_process import WorkerProcess
+        from runtime.workers import start_worker, worker_command
 
-        build = check_build_id(build.strip())  # one line why, before any server call
-        if not reason.strip():
-            raise ValueError("starting a worker needs a reason")
-        full = drill_build_id(build, drill) if drill else build
-        if full in self.workers and self.workers[full].state in ("starting", "running"):
-            raise ValueError(f"a worker for {full} already runs from this window")
         session = self._session
         if session.address is None:
             raise RuntimeError("the Temporal server is not up yet")
-        worker = WorkerProcess(
-            WorkerCommand(
-                address=session.address,
-                namespace=session.target.namespace,
-                data_dir=session.target.data_dir,
-                task_queue=session.target.task_queue,
-                deployment=session.target.deployment,
-                build_id=build,
-                drill=drill,
-                make_current_if_none=False,
-            )
-        )
+        command = worker_command(session.target, session.address, build, drill, reason)
+        full = command.full_build_id or ""
+        if full in self.workers and self.workers[full].state in ("starting", "running"):
+            raise ValueError(f"a worker for {full} already runs from this window")
+        worker = WorkerProcess(command)
         self.workers[full] = worker
         worker.on_state_changed = lambda _state: self._show_workers()
         self._say(f"Starting a worker for {full}…")
-        await worker.start()
-        await record_release_start(
-            self._client(), session.target, full, reason=reason, pid=worker.pid, drill=drill
-        )
-        text = f"Worker for {full} running (pid {worker.pid})" + (
-            f": a DRILL build with the '{drill}' bug" if drill else ""
-        )
+        text = (await start_worker(self._client(), session.target, worker, reason)).describe()
         self._say(text)
         self.status_posted.emit(text)
         # the next worker is a real build unless the user picks a drill again, and the

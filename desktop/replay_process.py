@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from desktop.worker_process import ChildProcessFailed, die_with_parent
+from runtime.childproc import ChildProcessFailed, child_preexec
+from runtime.cliutil import connection_argv
 
 # exit codes of `replay-check`: 0 GO, 1 NO-GO (or a failure, which says so in its JSON)
 REPORT_CODES = (0, 1)
@@ -55,16 +56,9 @@ class ReplayCommand:
             "--json",
             "--limit",
             str(self.limit),
-            "--address",
-            self.address,
-            "--namespace",
-            self.namespace,
-            "--data-dir",
-            str(self.data_dir),
-            "--task-queue",
-            self.task_queue,
-            "--deployment",
-            self.deployment,
+            *connection_argv(
+                self.address, self.namespace, self.data_dir, self.task_queue, self.deployment
+            ),
             *self.connection,
         ]
 
@@ -88,7 +82,7 @@ async def run_replay_check(
         stderr=asyncio.subprocess.PIPE,
         limit=MAX_REPORT_BYTES,  # the report is one line
         start_new_session=True,  # a Ctrl-C in the terminal reaches the app only
-        preexec_fn=die_with_parent() if sys.platform == "linux" else None,
+        preexec_fn=child_preexec(),
     )
     if on_started is not None:
         on_started(process.pid)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
 import sys
 import time
 from typing import Any
@@ -259,70 +257,25 @@ async def _release_list(args: argparse.Namespace, client: Any, target: Any) -> i
     return 0
 
 
-def _spawn_detached(command: list[str], log_path: Any) -> subprocess.Popen[bytes]:
-    """A worker that outlives this command: its own session, output to its log."""
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=os.environ.copy(),
-        )
-
-
 async def _release_start(args: argparse.Namespace, client: Any, target: Any) -> int:
-    """Start a worker for a build in the background, logging under the data dir."""
-    from runtime import releases
-    from runtime.connect import server_address, tls_args
-    from workflows.ids import check_build_id
+    """Start a worker for a build in the background (runtime/workers.py), logging under
+    the data dir; the same operation as the window's Start button."""
+    from runtime.connect import server_address
+    from runtime.workers import WorkerError, start_detached_worker, worker_command
 
-    check_build_id(args.build)  # before the worker is spawned or its log file named
     if not args.reason:
         raise CliError("starting a release needs --reason")
-    logs = target.data_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"worker-{args.build}.log"
-    command = [
-        sys.executable,
-        "-m",
-        "runtime.cli",
-        "worker",
-        "--build-id",
-        args.build,
-        "--no-make-current",
-        "--json",
-        "--address",
-        server_address(target),
-        "--namespace",
-        target.namespace,
-        "--task-queue",
-        target.task_queue,
-        "--deployment",
-        target.deployment,
-        "--data-dir",
-        str(target.data_dir),
-        *tls_args(target),
-    ]
-    if args.drill:
-        command += ["--drill", args.drill]
-    process = _spawn_detached(command, log_path)
-    from runtime import deployment
-
+    command = worker_command(target, server_address(target), args.build, args.drill, args.reason)
     try:
-        await deployment.wait_registered(client, target.deployment, args.build, timeout=60)
-    except TimeoutError:
-        process.kill()
-        raise CliError(f"the worker for {args.build} did not register; see {log_path}") from None
-    await releases.record_release_start(
-        client, target, args.build, reason=args.reason, pid=process.pid, drill=args.drill
-    )
+        started = await start_detached_worker(client, target, command, args.reason)
+    except WorkerError as error:
+        raise CliError(error.reason) from None
     label = f" (DRILL: {args.drill})" if args.drill else ""
     emit(
         args,
-        {"build": args.build, "pid": process.pid, "log": str(log_path), "drill": args.drill},
-        f"worker for build {args.build}{label} running as pid {process.pid}; log {log_path}",
+        started.as_json(),
+        f"worker for build {started.build}{label} running as pid {started.pid}; "
+        f"log {started.log_path}",
     )
     return 0
 

@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import json
 from collections.abc import Callable, Coroutine
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from runtime.connect import Target, resolve_target
+if TYPE_CHECKING:
+    from runtime.connect import Target
 
 
 class CliError(RuntimeError):
@@ -23,6 +25,8 @@ def emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def target_of(args: argparse.Namespace) -> Target:
+    from runtime.connect import resolve_target
+
     return resolve_target(
         args.address,
         args.namespace,
@@ -47,3 +51,36 @@ def async_command(
         return asyncio.run(command(args))
 
     return run
+
+
+def connection_argv(
+    address: str, namespace: str, data_dir: Path, task_queue: str, deployment: str
+) -> list[str]:
+    """The options that name a target on our command line: what `target_of` reads back.
+    Every child we spawn (worker, replay check) is given its target by this."""
+    return [
+        "--address",
+        address,
+        "--namespace",
+        namespace,
+        "--data-dir",
+        str(data_dir),
+        "--task-queue",
+        task_queue,
+        "--deployment",
+        deployment,
+    ]
+
+
+def target_argv(target: Target, address: str | None = None) -> list[str]:
+    """The inverse of `target_of`: options that reach `target` again (its TLS and API-key
+    choice included), at `address` when given (the embedded server's, found at run time)."""
+    from runtime.connect import server_address, tls_args
+
+    where = address or server_address(target)
+    return [
+        *connection_argv(
+            where, target.namespace, target.data_dir, target.task_queue, target.deployment
+        ),
+        *tls_args(target),
+    ]
