@@ -59,15 +59,11 @@ def _progress_text(p: Any) -> str:
 
 
 async def _rollback(args: argparse.Namespace) -> int:
-    from temporalio.service import RPCError, RPCStatusCode
-
     from runtime import deployment, releases
     from runtime.connect import connect
     from runtime.members import deployment_query
-    from runtime.releases import preview_rollback as _preview
     from runtime.releases import rollback_id
     from workflows.ids import check_build_id
-    from workflows.rollback import RollbackWorkflow
 
     target = target_of(args)
     build = check_build_id(args.build) if args.build else None
@@ -77,18 +73,18 @@ async def _rollback(args: argparse.Namespace) -> int:
     if args.status or control:
         if not build:
             return await _rollback_list(args, client)
-        handle = client.get_workflow_handle(rollback_id(build))
+        if control == "cancel" and not args.reason:
+            raise CliError("cancelling a rollback needs --reason")
         try:
             if control:
-                if control == "cancel" and not args.reason:
-                    raise CliError("cancelling a rollback needs --reason")
                 # audited once, in the operation the window shares
-                await releases.control_rollback(client, target, build, control, reason=args.reason)
-            progress = await handle.query(RollbackWorkflow.progress)
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
-                raise CliError(f"no rollback of build {build!r}") from None
-            raise
+                progress = await releases.control_rollback(
+                    client, target, build, control, reason=args.reason
+                )
+            else:
+                progress = await releases.rollback_progress(client, build)
+        except releases.ReleaseError as error:
+            raise CliError(str(error)) from None
         emit(args, progress.__dict__, _progress_text(progress))
         return 1 if progress.mismatches else 0
     if not build:
@@ -97,7 +93,7 @@ async def _rollback(args: argparse.Namespace) -> int:
     # only this deployment's members: other deployments on the namespace run other code
     query = deployment_query(target.deployment, args.query)
     if args.dry_run:
-        report = await _preview(client, build, query)
+        report = await releases.preview_rollback(client, build, query)
         emit(args, report, _preview_text(report))
         return 0
     if not args.execute:
@@ -110,10 +106,10 @@ async def _rollback(args: argparse.Namespace) -> int:
     clean: dict[str, str] = {}
     preview_s = 0.0
     if not args.no_preview:
-        report = await _preview(client, build, query)
+        report = await releases.preview_rollback(client, build, query)
         preview_s = time.perf_counter() - started
         expected = releases.expected_after(report)
-        clean = {r["member_id"]: r["clean_run"] for r in report["members"] if r["clean_run"]}
+        clean = releases.clean_runs(report)
     handle = await releases.start_rollback(
         client,
         target,
@@ -138,9 +134,8 @@ async def _rollback(args: argparse.Namespace) -> int:
             break
         except TimeoutError:
             if not args.json:
-                p = await handle.query(RollbackWorkflow.progress)
-                done = sum(v for k, v in p.counts.items() if k not in ("pending", "resetting"))
-                print(f"  {p.state}: {done}/{p.total}", file=sys.stderr)
+                count = releases.RollbackCount.of(await releases.rollback_progress(client, build))
+                print(f"  {count.state}: {count.done}/{count.repairable}", file=sys.stderr)
     data = dict(result.__dict__)
     data["seconds"] = {
         **result.seconds,  # the rollback's own states: planning, running, verifying
@@ -152,20 +147,13 @@ async def _rollback(args: argparse.Namespace) -> int:
 
 
 async def _rollback_list(args: argparse.Namespace, client: Any) -> int:
-    rows = []
-    async for execution in client.list_workflows("WorkflowType = 'RollbackWorkflow'", limit=50):
-        rows.append(
-            {
-                "rollback": execution.id,
-                "status": execution.status.name,
-                "started": execution.start_time.isoformat(),
-            }
-        )
+    from runtime.releases import list_rollbacks
+
+    rows = await list_rollbacks(client)
     emit(
         args,
-        rows,
-        "\n".join(f"{r['rollback']:<30} {r['status']:<12} {r['started']}" for r in rows)
-        or "no rollbacks",
+        [r.as_json() for r in rows],
+        "\n".join(f"{r.rollback:<30} {r.status:<12} {r.started}" for r in rows) or "no rollbacks",
     )
     return 0
 

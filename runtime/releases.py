@@ -19,6 +19,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from runtime import audit, deployment
 from runtime.connect import Target
 from runtime.members import count_members
+from runtime.rollback_status import NOT_YET_DONE as NOT_YET_DONE
+from runtime.rollback_status import MemberState as MemberState
+from runtime.rollback_status import RollbackCount as RollbackCount
+from runtime.rollback_status import RollbackState as RollbackState
 from workflows import drill
 from workflows.ids import BadNameError, check_build_id
 from workflows.rollback import ROLLBACK_ID_PREFIX, RollbackInput, RollbackProgress, RollbackWorkflow
@@ -28,6 +32,18 @@ RollbackControl = Literal["pause", "resume", "cancel"]
 T = TypeVar("T")
 RATE_LIMIT_ATTEMPTS = 8
 ROLLBACK_QUERY = "WorkflowType = 'RollbackWorkflow'"
+
+
+@dataclass(frozen=True)
+class RollbackRow:
+    """One rollback in the list (running or finished)."""
+
+    rollback: str
+    status: str  # the workflow's execution status: RUNNING, COMPLETED, ...
+    started: str  # ISO time
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
 
 
 class ReleaseError(ValueError):
@@ -296,8 +312,13 @@ async def control_rollback(
     """Pause, resume or cancel a rollback, audited (a cancel needs a reason)."""
     if action == "cancel" and not (reason and reason.strip()):
         raise ReleaseError("cancelling a rollback needs a reason")
+    signal = {
+        "pause": RollbackWorkflow.pause,
+        "resume": RollbackWorkflow.resume,
+        "cancel": RollbackWorkflow.cancel,
+    }[action]
     try:
-        await client.get_workflow_handle(rollback_id(build)).signal(action)
+        await client.get_workflow_handle(rollback_id(build)).signal(signal)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             raise ReleaseError(f"no running rollback of build {build!r}") from None
@@ -324,14 +345,10 @@ async def running_rollbacks(client: Client) -> list[str]:
     return builds
 
 
-async def list_rollbacks(client: Client, limit: int = 50) -> list[dict[str, Any]]:
+async def list_rollbacks(client: Client, limit: int = 50) -> list[RollbackRow]:
+    """The rollbacks on the namespace, newest first (the CLI's `rollback --status`)."""
     rows = []
     async for execution in client.list_workflows(ROLLBACK_QUERY, limit=limit):
-        rows.append(
-            {
-                "rollback": execution.id,
-                "status": execution.status.name if execution.status else "UNKNOWN",
-                "started": execution.start_time.isoformat(),
-            }
-        )
+        status = execution.status.name if execution.status else "UNKNOWN"
+        rows.append(RollbackRow(execution.id, status, execution.start_time.isoformat()))
     return rows
