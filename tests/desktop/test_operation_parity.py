@@ -1,7 +1,7 @@
 """The CLI and the window are front ends over one operations layer (runtime/releases.py):
 for the same action they say the same thing and leave the same audit entry. One
 deployment covers set-current and rollback cancel (small member counts, slow resets so a
-rollback is still running when it is cancelled)."""
+rollback is still running when it is cancelled); another covers approve."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ import pytest
 import qasync
 
 from desktop.releases_panel import ReleasesPanel
-from runtime import audit, releases
+from runtime import approvals, audit, releases
 from runtime.members import deployment_query
 from runtime.releases import RollbackState
 from tests.conftest import Deployment
+from tests.desktop.test_approvals_panel import open_queue, points, row_of
+from tests.desktop.test_member_detail import desk_session, unique
 from tests.desktop.test_rollback_wizard import Members, connected_session, worker
 from tests.runtime.test_cli import cli
 
@@ -106,5 +108,56 @@ def test_cli_and_window_say_and_audit_the_same(
                 assert {e["reason"] for e in entries} == {REASON}
                 assert {e["actor"] for e in entries} == {window["actor"]}
         await session.stop()
+
+    qloop.run_until_complete(scenario())
+
+
+def test_an_approval_from_the_cli_and_from_the_queue_is_the_same_decision(
+    qloop: qasync.QEventLoop, qtbot: Any, deployment: Deployment
+) -> None:
+    """Both go through runtime.approvals.decide: the same result and the same entry
+    (action, actor, reason, digest, outcome), whichever front end approved."""
+
+    async def scenario() -> None:
+        async with desk_session(deployment) as session:
+            client = session.client
+            assert client is not None
+            by_window, by_cli = unique("pw"), unique("pc")
+            panel = await open_queue(qtbot, session, deployment, [by_window, by_cli])
+            posted: list[str] = []
+            panel.status_posted.connect(posted.append)
+            grant_w, grant_c = f"{by_window}:{by_window}-k1:0", f"{by_cli}:{by_cli}-k1:0"
+            shown = next(r for r in panel.model.rows if r["id"] == grant_c)
+
+            panel.select_row(row_of(panel, grant_w))
+            panel.reason.setText(REASON)
+            await panel.decide_current(True)
+            code, out, err = await cli(
+                deployment,
+                "approvals",
+                "approve",
+                grant_c,
+                "--digest",
+                approvals.shown_digest(shown),
+                "--reason",
+                REASON,
+                "--json",
+            )
+            assert code == 0, err
+            result = json.loads(out)
+            # the same outcome, told the same way (the window names the member and action)
+            assert posted[-1] == f"{by_window}: grant_points — {result['message']}"
+            assert result["message"] == "approved: 100 points granted (ledger #2)"
+            assert await points(session, by_window) == await points(session, by_cli) == 200
+            window = await audited(client, "approval.approve", grant_w)
+            command = await audited(client, "approval.approve", grant_c)
+            assert {k: window[k] for k in ("action", "actor", "reason", "outcome")} == {
+                k: command[k] for k in ("action", "actor", "reason", "outcome")
+            }
+            assert window["details"].keys() == command["details"].keys() == {"digest"}
+            assert command["details"]["digest"] == approvals.shown_digest(shown)
+            tasks = panel.stop()
+            if tasks:
+                await asyncio.wait(tasks, timeout=5)
 
     qloop.run_until_complete(scenario())
