@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from temporalio.client import Client
 
     from desktop.session import Session
+    from runtime.releases import RollbackPreview
     from workflows.rollback import RollbackProgress
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class RollbackWizard(QWidget):
         super().__init__(parent)
         self._session = session
         self.build: str | None = None
-        self.report: dict[str, Any] | None = None
+        self.report: RollbackPreview | None = None
         self.progress: RollbackProgress | None = None
         self._picked: str | None = None  # the build the operator chose in the list
         self.query: str | None = None  # the members the preview covered
@@ -308,25 +309,25 @@ class RollbackWizard(QWidget):
         finally:
             self.next_button.setEnabled(True)
         self.build, self.report, self.progress, self.query = build, report, None, query
-        rows = report["members"]
+        rows = report.members
         self.affected_model.set_records(rows)
         self.preview_model.set_records(rows)
         # "0 of 100 members" (the bar's default) before the rollback starts misled
-        self.progress_bar.setMaximum(max(1, report["repairable"]))
+        self.progress_bar.setMaximum(max(1, report.repairable))
         self.progress_bar.setValue(0)
-        broken = len(report["not_repairable"])
+        broken = len(report.not_repairable)
         self.affected_summary.setText(
-            f"Build {build} touched {report['affected']:,} of {report['scanned']:,} running "
-            f"members; {report['repairable']:,} can be repaired"
+            f"Build {build} touched {report.affected:,} of {report.scanned:,} running "
+            f"members; {report.repairable:,} can be repaired"
             + (f", {broken:,} cannot (see why below)." if broken else ".")
         )
-        t = report["totals"]
+        t = report.totals
         self.totals_label.setText(
-            f"Totals over {len(rows):,} members: points {t['points_before']:,} → "
-            f"{t['points_after']:,} ({t['points_after'] - t['points_before']:+,}); lifetime "
-            f"points {t['lifetime_points_before']:,} → {t['lifetime_points_after']:,} "
-            f"({t['lifetime_points_after'] - t['lifetime_points_before']:+,}); "
-            f"{report['changing']:,} members change. Computed from history: nothing has "
+            f"Totals over {len(rows):,} members: points {t.points_before:,} → "
+            f"{t.points_after:,} ({t.points_after - t.points_before:+,}); lifetime "
+            f"points {t.lifetime_points_before:,} → {t.lifetime_points_after:,} "
+            f"({t.lifetime_points_after - t.lifetime_points_before:+,}); "
+            f"{report.changing:,} members change. Computed from history: nothing has "
             "been touched yet."
         )
         self._say("")

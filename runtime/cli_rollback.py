@@ -9,21 +9,24 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.cliutil import CliError, async_command, emit, target_of
 from workflows.rollback_messages import COMPARED_FIELDS
 
+if TYPE_CHECKING:
+    from runtime.releases import RollbackPreview
+
 # -- rollback ---------------------------------------------------------------------
 
 
-def _preview_text(report: dict[str, Any]) -> str:
+def _preview_text(report: RollbackPreview) -> str:
     lines = [
-        f"bad build {report['bad_build']}: {report['affected']} of {report['scanned']} members "
-        f"touched, {report['changing']} change, {len(report['not_repairable'])} cannot be repaired"
+        f"bad build {report.bad_build}: {report.affected} of {report.scanned} members "
+        f"touched, {report.changing} change, {len(report.not_repairable)} cannot be repaired"
     ]
     lines.append(f"  {'member':<22} {'points':>15} {'tier':>20} {'lifetime':>15}  ledger")
-    for row in report["members"]:
+    for row in report.members:
         b, a = row["before"], row["after"]
         mark = " " if row["changes"] else "="
         lines.append(
@@ -32,15 +35,15 @@ def _preview_text(report: dict[str, Any]) -> str:
             f"{a['lifetime_points']:<6}  -{len(row['ledger_removed'])} "
             f"+{len(row['ledger_added'])}" + (f"  ({row['problem']})" if row["problem"] else "")
         )
-    for dropped in report.get("approvals_dropped", []):
+    for dropped in report.approvals_dropped:
         lines.append(
             f"  approval dropped: {dropped['proposal_id']} ({dropped['action']}, decided by "
             f"{dropped['decided_by']}): its trigger does not fire again after the repair"
         )
-    t = report["totals"]
+    t = report.totals
     lines.append(
-        f"  totals: points {t['points_before']} -> {t['points_after']}, lifetime "
-        f"{t['lifetime_points_before']} -> {t['lifetime_points_after']}"
+        f"  totals: points {t.points_before} -> {t.points_after}, lifetime "
+        f"{t.lifetime_points_before} -> {t.lifetime_points_after}"
     )
     return "\n".join(lines)
 
@@ -94,7 +97,7 @@ async def _rollback(args: argparse.Namespace) -> int:
     query = deployment_query(target.deployment, args.query)
     if args.dry_run:
         report = await releases.preview_rollback(client, build, query)
-        emit(args, report, _preview_text(report))
+        emit(args, report.as_json(), _preview_text(report))
         return 0
     if not args.execute:
         raise CliError("choose --dry-run (preview) or --execute (repair)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypeVar
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -156,7 +156,40 @@ async def record_release_start(
     )
 
 
-async def preview_rollback(client: Client, build: str, query: str | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PreviewTotals:
+    """Points and lifetime points over the repairable members, before and after."""
+
+    points_before: int = 0
+    points_after: int = 0
+    lifetime_points_before: int = 0
+    lifetime_points_after: int = 0
+
+
+@dataclass(frozen=True)
+class RollbackPreview:
+    """What a rollback of `bad_build` would do, computed from history (touching nothing).
+    `members` are the tables' records, one per affected member (member_id, before,
+    after, changes, ledger_removed, ledger_added, redeliver, problem, clean_run,
+    decisions, as_of)."""
+
+    bad_build: str
+    scanned: int
+    affected: int
+    repairable: int
+    not_repairable: list[dict[str, str]]  # member_id, reason
+    changing: int
+    # people's decisions the repair re-sends whose proposal will not come back
+    approvals_dropped: list[dict[str, Any]]
+    totals: PreviewTotals
+    members: list[dict[str, Any]]
+    seconds: dict[str, float]
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def preview_rollback(client: Client, build: str, query: str | None = None) -> RollbackPreview:
     """Which members the bad build touched and what a repair would make of each;
     computed from history, touching no live workflow. (The replay check, which makes
     every build count as its candidate while it replays, never runs in a process
@@ -191,41 +224,40 @@ async def preview_rollback(client: Client, build: str, query: str | None = None)
                 "as_of": p.as_of,
             }
         )
-    return {
-        "bad_build": build,
-        "scanned": scanned,
-        "affected": len(damage),
-        "repairable": sum(1 for p in previews if not p.problem),
-        "not_repairable": [
+    return RollbackPreview(
+        bad_build=build,
+        scanned=scanned,
+        affected=len(damage),
+        repairable=sum(1 for p in previews if not p.problem),
+        not_repairable=[
             {"member_id": p.member_id, "reason": p.problem} for p in previews if p.problem
         ],
-        "changing": sum(1 for p in previews if p.changes),
-        # people's decisions the repair re-sends whose proposal will not come back
-        "approvals_dropped": [
+        changing=sum(1 for p in previews if p.changes),
+        approvals_dropped=[
             {"member_id": p.member_id, **d}
             for p in previews
             for d in p.decisions
             if d["fate"] == "dropped"
         ],
-        "totals": totals,
-        "members": rows,
-        "seconds": {"find": round(found_s, 3), "total": round(time.perf_counter() - started, 3)},
-    }
+        totals=PreviewTotals(**totals),
+        members=rows,
+        seconds={"find": round(found_s, 3), "total": round(time.perf_counter() - started, 3)},
+    )
 
 
-def expected_after(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def expected_after(report: RollbackPreview) -> dict[str, dict[str, Any]]:
     """The preview's "after" per repairable member: what verification compares with."""
     return {
         r["member_id"]: {**r["after"], "as_of": r.get("as_of")}
-        for r in report["members"]
+        for r in report.members
         if not r["problem"]
     }
 
 
-def clean_runs(report: dict[str, Any]) -> dict[str, str]:
+def clean_runs(report: RollbackPreview) -> dict[str, str]:
     """Members whose reset loses nothing, by the run the preview saw: their reset needs
     no second read of their histories."""
-    return {r["member_id"]: r["clean_run"] for r in report["members"] if r.get("clean_run")}
+    return {r["member_id"]: r["clean_run"] for r in report.members if r.get("clean_run")}
 
 
 async def start_rollback(
