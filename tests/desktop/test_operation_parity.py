@@ -13,14 +13,21 @@ from typing import Any
 import pytest
 import qasync
 
+from desktop.asyncutil import wait_until
 from desktop.releases_panel import ReleasesPanel
+from desktop.rollback_wizard import VERIFY
 from runtime import approvals, audit, releases
 from runtime.members import deployment_query
 from runtime.releases import RollbackState
 from tests.conftest import Deployment
 from tests.desktop.test_approvals_panel import open_queue, points, row_of
 from tests.desktop.test_member_detail import desk_session, unique
-from tests.desktop.test_rollback_wizard import Members, connected_session, worker
+from tests.desktop.test_rollback_wizard import (
+    ROLLBACK_TIMEOUT_S,
+    Members,
+    connected_session,
+    worker,
+)
 from tests.runtime.test_cli import cli
 
 pytestmark = pytest.mark.slow
@@ -159,5 +166,70 @@ def test_an_approval_from_the_cli_and_from_the_queue_is_the_same_decision(
             tasks = panel.stop()
             if tasks:
                 await asyncio.wait(tasks, timeout=5)
+
+    qloop.run_until_complete(scenario())
+
+
+def test_a_rollback_executed_from_the_cli_and_from_the_wizard_ends_the_same(
+    qloop: qasync.QEventLoop, qtbot: Any, deployment: Deployment
+) -> None:
+    """Two builds, each the only one to touch its own members: one rolled back from the
+    CLI, one from the wizard. Both preview, start with the preview's expectations and
+    verify alike: the same result, the same rollback.start entry."""
+    target = deployment.target
+    release = f"5.{uuid.uuid4().hex[:6]}"
+    by_cli, by_window, fixed = f"{release}.0", f"{release}.1", f"{release}.2"
+
+    async def scenario() -> None:
+        session = await connected_session(target)
+        client = session.client
+        assert client is not None
+        panel = ReleasesPanel(session=session)
+        qtbot.addWidget(panel)
+        first, second = Members(client, target, 2), Members(client, target, 2)
+        async with worker(client, target, by_cli), worker(client, target, by_window):
+            await first.start()
+            await first.feed("a", 3, day=1)  # touched by `by_cli` only
+            await panel.set_release(by_window, REASON, None)
+            await second.start()
+            await second.feed("a", 3, day=1)  # touched by `by_window` only
+            async with worker(client, target, fixed):
+                await panel.set_release(fixed, REASON, None)
+
+                code, out, err = await cli(
+                    deployment, "rollback", by_cli, "--execute", "--reason", REASON, "--json"
+                )
+                assert code == 0, err
+                command = json.loads(out)
+
+                wizard = panel.wizard
+                await panel.refresh()
+                wizard.build_combo.setCurrentIndex(wizard.build_combo.findData(by_window))
+                await wizard.find_affected()
+                assert wizard.report is not None and wizard.report.affected == 2
+                wizard.reason_edit.setText(REASON)
+                await wizard.execute()
+                await wait_until(lambda: wizard.step == VERIFY, timeout=ROLLBACK_TIMEOUT_S)
+                window = wizard.progress
+                assert window is not None
+
+                for result, build in ((command, by_cli), (window.__dict__, by_window)):
+                    assert result["bad_build"] == build
+                    assert result["state"] == RollbackState.DONE
+                    assert (result["total"], result["verified_ok"]) == (2, 2)
+                    assert result["mismatches"] == [] and result["not_repairable"] == []
+                assert command["counts"] == window.counts
+                started = [
+                    await audited(client, "rollback.start", build) for build in (by_cli, by_window)
+                ]
+                assert {k: started[0][k] for k in SAME} == {k: started[1][k] for k in SAME}
+                assert started[0]["details"] == {
+                    "members": 2,
+                    "query": deployment_query(target.deployment),
+                }
+                await second.assert_repaired(fixed)
+                await first.assert_repaired(fixed)
+            await panel.stop()
+        await session.stop()
 
     qloop.run_until_complete(scenario())
