@@ -36,6 +36,7 @@ from desktop.release_models import RecordsModel, records_table, version_columns
 from desktop.replay_page import ReplayPage
 from desktop.rollback_wizard import RollbackWizard
 from desktop.units import duration_text
+from runtime.rollback_status import RollbackState
 from workflows.drill import DRILLS
 
 if TYPE_CHECKING:
@@ -368,7 +369,7 @@ class ReleasesPanel(QWidget):
     def _on_wizard_finished(self, progress: Any) -> None:
         # a rollback takes minutes: whichever tab is in view hears how it ended, in
         # words short enough for the status bar (the wizard's last step says it all)
-        verdict = "cancelled" if progress.state == "cancelled" else "done"
+        verdict = RollbackState(progress.state).value  # done or cancelled
         took = sum(progress.seconds.values())
         self.status_posted.emit(
             f"Rollback of {progress.bad_build} {verdict}: {progress.verified_ok:,} verified, "
