@@ -206,10 +206,10 @@ async def preview(build: str, deployment: str) -> None:
     wizard = window.releases.wizard
     started = time.monotonic()
     report = await preview_rollback(window.session.client, build, deployment_query(deployment))
-    wizard.affected_model.set_records(report["members"])
-    wizard.preview_model.set_records(report["members"])
+    wizard.affected_model.set_records(report.members)
+    wizard.preview_model.set_records(report.members)
     await asyncio.sleep(0)
-    say(f"previewed {time.monotonic() - started:.3f} {report['affected']}")
+    say(f"previewed {time.monotonic() - started:.3f} {report.affected}")
 
 
 async def replay_check() -> None:

@@ -47,6 +47,7 @@ from desktop.attention import (
 from desktop.effects_panel import EffectsPanel
 from desktop.member_detail import MemberDetail
 from desktop.members_panel import MembersPanel
+from desktop.panel import Panel, PostsStatus, Refreshable, ShowsMember, Stoppable
 from desktop.releases_panel import ReleasesPanel
 from desktop.settings_panel import SettingsPanel
 from desktop.simulate_dialog import SimulateDialog
@@ -116,6 +117,22 @@ class MainWindow(QMainWindow):
         # after Settings: Ctrl+1..4 and the remembered tab keep meaning what they meant
         self.effects = EffectsPanel(session=session, parent=self)
         self.add_panel("Effects", self.effects)
+        # checked by mypy: every tab is a Panel; F5 and the Web UI find what they need
+        tabs: tuple[Panel, ...] = (
+            self.members,
+            self.approvals,
+            self.releases,
+            self.settings,
+            self.effects,
+        )
+        refreshable: tuple[Refreshable, ...] = (
+            self.members,
+            self.approvals,
+            self.releases,
+            self.effects,
+        )
+        with_member: tuple[ShowsMember, ...] = (self.members, self.approvals)
+        del tabs, refreshable, with_member
 
         status = self.statusBar()
         status.setObjectName("statusBar")
@@ -205,9 +222,8 @@ class MainWindow(QMainWindow):
         """A tab for `panel`; its status messages go to the status bar."""
         self.panels[title] = panel
         self.tabs.addTab(panel, title)
-        posted = getattr(panel, "status_posted", None)
-        if posted is not None:
-            posted.connect(self._on_panel_status_posted)
+        if isinstance(panel, PostsStatus):
+            panel.status_posted.connect(self._on_panel_status_posted)
 
     def show_panel(self, title: str) -> QWidget:
         panel = self.panels[title]
@@ -270,9 +286,8 @@ class MainWindow(QMainWindow):
 
     def _on_refresh_shortcut(self) -> None:
         panel = self.tabs.currentWidget()
-        button = getattr(panel, "refresh_button", None)
-        if button is not None and button.isEnabled():
-            button.click()
+        if isinstance(panel, Refreshable) and panel.refresh_button.isEnabled():
+            panel.refresh_button.click()
 
     def stop(self) -> list[asyncio.Task[Any]]:
         """Every panel and detail window stops refreshing, simulated traffic stops;
@@ -283,10 +298,9 @@ class MainWindow(QMainWindow):
         if self.simulate_dialog is not None:
             widgets.append(self.simulate_dialog)
         for widget in widgets:
-            stop = getattr(widget, "stop", None)
-            if stop is None:
+            if not isinstance(widget, Stoppable):
                 continue
-            stopping = stop()
+            stopping = widget.stop()
             if inspect.isawaitable(stopping):  # a panel whose stop is a coroutine
                 try:
                     loop = asyncio.get_event_loop()
@@ -317,8 +331,8 @@ class MainWindow(QMainWindow):
         namespace = quote(self._session.target.namespace, safe="")
         url = f"{base.rstrip('/')}/namespaces/{namespace}/workflows"
         # the member selected in the panel in view (members or approvals), if it has one
-        selected = getattr(self.tabs.currentWidget(), "selected_member_id", None)
-        member = selected() if selected is not None else ""
+        panel = self.tabs.currentWidget()
+        member = panel.selected_member_id() if isinstance(panel, ShowsMember) else ""
         if member:
             url += "/" + quote(f"member-{member}", safe="")
         return QUrl(url)

@@ -24,22 +24,19 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSplitter,
-    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from desktop import preload, theme
+from desktop import preload
 from desktop.asyncutil import async_slot, cancel_slot_tasks
 from desktop.audit_page import AuditPage
-from desktop.release_models import (
-    RecordsModel,
-    replay_columns,
-    version_columns,
-)
+from desktop.release_models import RecordsModel, records_table, version_columns
+from desktop.replay_page import ReplayPage
 from desktop.rollback_wizard import RollbackWizard
 from desktop.units import duration_text
+from runtime.rollback_status import RollbackState
 from workflows.drill import DRILLS
 
 if TYPE_CHECKING:
@@ -76,11 +73,9 @@ class ReleasesPanel(QWidget):
         super().__init__(parent)
         self._session = session
         self.workers: dict[str, WorkerProcess] = {}  # build id -> worker started here
-        self._replay: asyncio.Task[dict[str, Any]] | None = None  # the running check
-        self.replay_pid: int | None = None  # its child process, while it runs
 
         self.versions_model = RecordsModel(columns=version_columns(), parent=self)
-        self.versions_table = _table(self, self.versions_model, "versionsTable")
+        self.versions_table = records_table(self, self.versions_model, "versionsTable")
         versions_header = self.versions_table.horizontalHeader()
         versions_header.setStretchLastSection(False)
         versions_header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -148,7 +143,21 @@ class ReleasesPanel(QWidget):
         self.tabs = QTabWidget(self)
         self.tabs.setObjectName("releasesTabs")
         self.tabs.addTab(self.wizard, "Rollback")
-        self.tabs.addTab(self._replay_page(), "Replay check")
+        self.replay_page = ReplayPage(session=session, parent=self)
+        # the page's parts, where the window's tests and tools have always found them
+        page = self.replay_page
+        self.candidate_edit, self.verdict_label = page.candidate_edit, page.verdict_label
+        self.replay_button, self.replay_cancel_button = (
+            page.replay_button,
+            page.replay_cancel_button,
+        )
+        self.replay_model = page.replay_model
+        self.run_replay_check, self.cancel_replay_check = (
+            page.run_replay_check,
+            page.cancel_replay_check,
+        )
+        self._on_replay_button_clicked = page._on_replay_button_clicked
+        self.tabs.addTab(self.replay_page, "Replay check")
         self.tabs.addTab(self._audit_page(), "Audit log")
 
         # versions and release actions above, the wizard below: a splitter, so either can
@@ -177,8 +186,7 @@ class ReleasesPanel(QWidget):
         self.current_button.clicked.connect(self._on_current_button_clicked)
         self.ramp_button.clicked.connect(self._on_ramp_button_clicked)
         self.start_button.clicked.connect(self._on_start_button_clicked)
-        self.replay_button.clicked.connect(self._on_replay_button_clicked)
-        self.replay_cancel_button.clicked.connect(self._on_replay_cancel_button_clicked)
+        self.replay_page.refused.connect(self._say)
         self.audit_button.clicked.connect(self._on_audit_button_clicked)
         self.tabs.currentChanged.connect(self._on_tabs_current_changed)
         self._timer.timeout.connect(self._on_timer_timeout)
@@ -186,29 +194,6 @@ class ReleasesPanel(QWidget):
         session.client_connected.connect(self._on_session_client_connected)
         if session.client is not None:
             self._on_session_client_connected(session.client)
-
-    def _replay_page(self) -> QWidget:
-        page = QWidget(self)
-        self.candidate_edit = QLineEdit(page)
-        self.candidate_edit.setPlaceholderText(
-            "candidate build (empty: the code installed here, or a drill build id)"
-        )
-        self.replay_button = QPushButton("Run replay check", page)
-        self.replay_cancel_button = QPushButton("Cancel", page)
-        self.replay_cancel_button.setEnabled(False)
-        self.verdict_label = QLabel(page)
-        self.verdict_label.setObjectName("replayVerdict")
-        self.replay_model = RecordsModel(columns=replay_columns(), parent=self)
-        table = _table(page, self.replay_model, "replayTable")
-        row = QHBoxLayout()
-        row.addWidget(self.candidate_edit, 1)
-        row.addWidget(self.replay_button)
-        row.addWidget(self.replay_cancel_button)
-        layout = QVBoxLayout(page)
-        layout.addLayout(row)
-        layout.addWidget(self.verdict_label)
-        layout.addWidget(table, 1)
-        return page
 
     def _audit_page(self) -> QWidget:
         self.audit_page = AuditPage(parent=self)
@@ -312,75 +297,6 @@ class ReleasesPanel(QWidget):
         self.status_posted.emit(message)
         await self.refresh()
 
-    async def run_replay_check(self, candidate: str | None) -> None:
-        """The go / no-go of `candidate` for the live members, from a child process
-        (desktop/replay_process.py): replaying is processor work the window must not
-        wait for. A candidate that is not installed here is refused at once."""
-        await preload.ready(*HEAVY_MODULES)
-        from desktop.replay_process import ReplayCheckError, ReplayCommand, run_replay_check
-        from runtime.connect import tls_args
-        from runtime.replay_check import resolve_candidate
-
-        session = self._session
-        await resolve_candidate(self._client(), session.target.deployment, candidate)
-        if session.address is None:
-            raise RuntimeError("the Temporal server is not up yet")
-        command = ReplayCommand(
-            address=session.address,
-            namespace=session.target.namespace,
-            data_dir=session.target.data_dir,
-            task_queue=session.target.task_queue,
-            deployment=session.target.deployment,
-            candidate=candidate,
-            connection=tuple(tls_args(session.target)),
-        )
-        theme.set_tone(self.verdict_label, "")
-        self.verdict_label.setText("Replaying the live members' histories…")
-        self.replay_model.set_records([])
-        self._replay = asyncio.get_event_loop().create_task(
-            run_replay_check(
-                command, on_started=self._on_replay_started, on_progress=self._on_replay_progress
-            )
-        )
-        self.replay_button.setEnabled(False)
-        self.replay_cancel_button.setEnabled(True)
-        try:
-            data = await self._replay
-        except asyncio.CancelledError:
-            self.verdict_label.setText("Replay check cancelled.")
-            if self._replay.cancelled() and not _cancelling():
-                return  # the Cancel button: a normal end
-            raise
-        except ReplayCheckError as error:
-            self.verdict_label.setText(error.reason)
-            raise
-        finally:
-            self._replay = None
-            self.replay_pid = None
-            self.replay_button.setEnabled(True)
-            self.replay_cancel_button.setEnabled(False)
-        self.replay_model.set_records(data["results"])
-        go = bool(data["go"])
-        label = str(data["candidate"]) + (f" (DRILL: {data['drill']})" if data.get("drill") else "")
-        capped = (
-            f" (the first {command.limit:,}; `loyalty-desk replay-check --limit N` checks more)"
-            if data["members"] >= command.limit
-            else ""
-        )
-        self.verdict_label.setText(
-            f"{'GO' if go else 'NO-GO'} for {label}: {data['nondeterministic']} "
-            f"non-deterministic, {data['state_differs']} with other numbers, "
-            f"{data['unchecked']} unchecked, of {data['members']} members{capped}"
-        )
-        theme.set_tone(self.verdict_label, "good" if go else "bad")
-
-    def cancel_replay_check(self) -> bool:
-        """Stop the running replay check (its child is killed); False when none runs."""
-        if self._replay is None or self._replay.done():
-            return False
-        self._replay.cancel()
-        return True
-
     async def stop(self) -> None:
         """Stop the refresh and every worker started from this panel (app shutdown)."""
         self._timer.stop()
@@ -392,6 +308,11 @@ class ReleasesPanel(QWidget):
             await worker.stop()
 
     # -- display ------------------------------------------------------------------
+
+    @property
+    def replay_pid(self) -> int | None:
+        """The replay check's child process while it runs."""
+        return self.replay_page.replay_pid
 
     def _client(self) -> Client:
         client = self._session.client
@@ -430,7 +351,7 @@ class ReleasesPanel(QWidget):
     def _on_wizard_finished(self, progress: Any) -> None:
         # a rollback takes minutes: whichever tab is in view hears how it ended, in
         # words short enough for the status bar (the wizard's last step says it all)
-        verdict = "cancelled" if progress.state == "cancelled" else "done"
+        verdict = RollbackState(progress.state).value  # done or cancelled
         took = sum(progress.seconds.values())
         self.status_posted.emit(
             f"Rollback of {progress.bad_build} {verdict}: {progress.verified_ok:,} verified, "
@@ -470,22 +391,6 @@ class ReleasesPanel(QWidget):
             self.start_worker(self.build_edit.text(), drill, self.reason_edit.text())
         )
 
-    @async_slot(overlap="restart", title="Replay check")
-    async def _on_replay_button_clicked(self) -> None:
-        await self._refused(self.run_replay_check(self.candidate_edit.text().strip() or None))
-
-    def _on_replay_cancel_button_clicked(self) -> None:
-        self.cancel_replay_check()
-
-    def _on_replay_started(self, pid: int) -> None:
-        self.replay_pid = pid
-        self.verdict_label.setText(f"Replaying the live members' histories (process {pid})…")
-
-    def _on_replay_progress(self, done: int, total: int) -> None:
-        self.verdict_label.setText(
-            f"Replaying the live members' histories: {done} of {total} checked…"
-        )
-
     @async_slot(overlap="skip", errors="status", title="Audit log")
     async def _on_audit_button_clicked(self) -> None:
         await self.load_audit()
@@ -500,27 +405,6 @@ def _natural(text: str) -> list[tuple[int, int | str]]:
     return [
         (0, int(part)) if part.isdigit() else (1, part) for part in re.findall(r"\d+|\D+", text)
     ]
-
-
-def _cancelling() -> bool:
-    """Whether the current task itself is being cancelled (a restart, the app closing)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
-
-def _table(parent: QWidget, model: RecordsModel, name: str) -> QTableView:
-    table = QTableView(parent)
-    table.setObjectName(name)
-    table.setModel(model)
-    table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
-    table.setAlternatingRowColors(True)
-    table.setWordWrap(False)
-    table.verticalHeader().setVisible(False)
-    header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setStretchLastSection(True)
-    return table
 
 
 __all__ = ["ReleasesPanel"]

@@ -38,11 +38,13 @@ from desktop.release_models import (
     preview_columns,
     verification_columns,
 )
+from runtime.rollback_status import MemberState, RollbackCount, RollbackState
 
 if TYPE_CHECKING:
     from temporalio.client import Client
 
     from desktop.session import Session
+    from runtime.releases import RollbackPreview
     from workflows.rollback import RollbackProgress
 
 log = logging.getLogger(__name__)
@@ -50,8 +52,6 @@ log = logging.getLogger(__name__)
 STEPS = ("Bad build", "Affected members", "Preview", "Execute", "Verification")
 CHOOSE, AFFECTED, PREVIEW, EXECUTE, VERIFY = range(len(STEPS))
 POLL_INTERVAL_S = 0.5
-FINISHED = ("done", "cancelled")
-NOT_YET_DONE = ("pending", "resetting", "not-repairable")
 
 
 class RollbackWizard(QWidget):
@@ -69,7 +69,7 @@ class RollbackWizard(QWidget):
         super().__init__(parent)
         self._session = session
         self.build: str | None = None
-        self.report: dict[str, Any] | None = None
+        self.report: RollbackPreview | None = None
         self.progress: RollbackProgress | None = None
         self._picked: str | None = None  # the build the operator chose in the list
         self.query: str | None = None  # the members the preview covered
@@ -269,12 +269,12 @@ class RollbackWizard(QWidget):
         p = self.progress
         step = self.step
         self.back_button.setEnabled(step in (AFFECTED, PREVIEW) or (step == EXECUTE and p is None))
-        running = p is not None and p.state not in FINISHED
+        running = p is not None and not RollbackState(p.state).finished
         self.execute_button.setEnabled(p is None and self.report is not None)
         self.reason_edit.setEnabled(p is None or running)
         self.rate_spin.setEnabled(p is None)
-        self.pause_button.setEnabled(running and p is not None and p.state != "paused")
-        self.resume_button.setEnabled(running and p is not None and p.state == "paused")
+        self.pause_button.setEnabled(running and p is not None and p.state != RollbackState.PAUSED)
+        self.resume_button.setEnabled(running and p is not None and p.state == RollbackState.PAUSED)
         self.cancel_button.setEnabled(running)
 
     def _say(self, text: str) -> None:
@@ -309,25 +309,25 @@ class RollbackWizard(QWidget):
         finally:
             self.next_button.setEnabled(True)
         self.build, self.report, self.progress, self.query = build, report, None, query
-        rows = report["members"]
+        rows = report.members
         self.affected_model.set_records(rows)
         self.preview_model.set_records(rows)
         # "0 of 100 members" (the bar's default) before the rollback starts misled
-        self.progress_bar.setMaximum(max(1, report["repairable"]))
+        self.progress_bar.setMaximum(max(1, report.repairable))
         self.progress_bar.setValue(0)
-        broken = len(report["not_repairable"])
+        broken = len(report.not_repairable)
         self.affected_summary.setText(
-            f"Build {build} touched {report['affected']:,} of {report['scanned']:,} running "
-            f"members; {report['repairable']:,} can be repaired"
+            f"Build {build} touched {report.affected:,} of {report.scanned:,} running "
+            f"members; {report.repairable:,} can be repaired"
             + (f", {broken:,} cannot (see why below)." if broken else ".")
         )
-        t = report["totals"]
+        t = report.totals
         self.totals_label.setText(
-            f"Totals over {len(rows):,} members: points {t['points_before']:,} → "
-            f"{t['points_after']:,} ({t['points_after'] - t['points_before']:+,}); lifetime "
-            f"points {t['lifetime_points_before']:,} → {t['lifetime_points_after']:,} "
-            f"({t['lifetime_points_after'] - t['lifetime_points_before']:+,}); "
-            f"{report['changing']:,} members change. Computed from history: nothing has "
+            f"Totals over {len(rows):,} members: points {t.points_before:,} → "
+            f"{t.points_after:,} ({t.points_after - t.points_before:+,}); lifetime "
+            f"points {t.lifetime_points_before:,} → {t.lifetime_points_after:,} "
+            f"({t.lifetime_points_after - t.lifetime_points_before:+,}); "
+            f"{report.changing:,} members change. Computed from history: nothing has "
             "been touched yet."
         )
         self._say("")
@@ -397,7 +397,7 @@ class RollbackWizard(QWidget):
         """Poll the rollback's progress until it is done or cancelled."""
         while True:
             progress = await self._read_progress()
-            if progress.state in FINISHED:
+            if RollbackState(progress.state).finished:
                 self._say("")
                 self._show_verification(progress)
                 self.finished.emit(progress)
@@ -424,8 +424,8 @@ class RollbackWizard(QWidget):
     def _show_progress(self, progress: RollbackProgress) -> None:
         self.progress = progress
         counts = progress.counts
-        repairable = progress.total - counts.get("not-repairable", 0)
-        done = sum(v for k, v in counts.items() if k not in NOT_YET_DONE)
+        count = RollbackCount.of(progress)
+        repairable, done = count.repairable, count.done
         self.progress_bar.setMaximum(max(1, repairable))
         self.progress_bar.setValue(min(done, max(1, repairable)) if repairable else 1)
         detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "planning"
@@ -433,7 +433,7 @@ class RollbackWizard(QWidget):
             f"{progress.state}: {detail}; verified {progress.verified_ok}, "
             f"mismatches {len(progress.mismatches)}"
         )
-        if self.step != EXECUTE and progress.state not in FINISHED:
+        if self.step != EXECUTE and not count.state.finished:
             self._go(EXECUTE)
         self._show_controls()
         self.progress_changed.emit(progress)
@@ -447,11 +447,11 @@ class RollbackWizard(QWidget):
             {"member_id": m["member_id"], "result": "not repairable", "details": m["reason"]}
             for m in progress.not_repairable
         ]
-        cancelled = progress.counts.get("cancelled", 0)
+        cancelled = progress.counts.get(MemberState.CANCELLED, 0)
         failed = progress.counts.get("failed", 0)
         self.verify_model.set_records(rows)
         self.verify_table.setVisible(bool(rows))  # only the members that need a look
-        verdict = "cancelled" if progress.state == "cancelled" else "done"
+        verdict = RollbackState(progress.state).value  # done or cancelled
         self.verify_summary.setText(
             f"Rollback of {progress.bad_build} {verdict}: {progress.verified_ok:,} members "
             f"repaired and verified, {len(progress.mismatches):,} mismatches, "

@@ -7,21 +7,24 @@ import asyncio
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.cliutil import CliError, async_command, emit, target_of
 from workflows.rollback_messages import COMPARED_FIELDS
 
+if TYPE_CHECKING:
+    from runtime.releases import RollbackPreview
+
 # -- rollback ---------------------------------------------------------------------
 
 
-def _preview_text(report: dict[str, Any]) -> str:
+def _preview_text(report: RollbackPreview) -> str:
     lines = [
-        f"bad build {report['bad_build']}: {report['affected']} of {report['scanned']} members "
-        f"touched, {report['changing']} change, {len(report['not_repairable'])} cannot be repaired"
+        f"bad build {report.bad_build}: {report.affected} of {report.scanned} members "
+        f"touched, {report.changing} change, {len(report.not_repairable)} cannot be repaired"
     ]
     lines.append(f"  {'member':<22} {'points':>15} {'tier':>20} {'lifetime':>15}  ledger")
-    for row in report["members"]:
+    for row in report.members:
         b, a = row["before"], row["after"]
         mark = " " if row["changes"] else "="
         lines.append(
@@ -30,15 +33,15 @@ def _preview_text(report: dict[str, Any]) -> str:
             f"{a['lifetime_points']:<6}  -{len(row['ledger_removed'])} "
             f"+{len(row['ledger_added'])}" + (f"  ({row['problem']})" if row["problem"] else "")
         )
-    for dropped in report.get("approvals_dropped", []):
+    for dropped in report.approvals_dropped:
         lines.append(
             f"  approval dropped: {dropped['proposal_id']} ({dropped['action']}, decided by "
             f"{dropped['decided_by']}): its trigger does not fire again after the repair"
         )
-    t = report["totals"]
+    t = report.totals
     lines.append(
-        f"  totals: points {t['points_before']} -> {t['points_after']}, lifetime "
-        f"{t['lifetime_points_before']} -> {t['lifetime_points_after']}"
+        f"  totals: points {t.points_before} -> {t.points_after}, lifetime "
+        f"{t.lifetime_points_before} -> {t.lifetime_points_after}"
     )
     return "\n".join(lines)
 
@@ -57,15 +60,11 @@ def _progress_text(p: Any) -> str:
 
 
 async def _rollback(args: argparse.Namespace) -> int:
-    from temporalio.service import RPCError, RPCStatusCode
-
     from runtime import deployment, releases
     from runtime.connect import connect
     from runtime.members import deployment_query
-    from runtime.releases import preview_rollback as _preview
     from runtime.releases import rollback_id
     from workflows.ids import check_build_id
-    from workflows.rollback import RollbackWorkflow
 
     target = target_of(args)
     build = check_build_id(args.build) if args.build else None
@@ -75,18 +74,18 @@ async def _rollback(args: argparse.Namespace) -> int:
     if args.status or control:
         if not build:
             return await _rollback_list(args, client)
-        handle = client.get_workflow_handle(rollback_id(build))
+        if control == "cancel" and not args.reason:
+            raise CliError("cancelling a rollback needs --reason")
         try:
             if control:
-                if control == "cancel" and not args.reason:
-                    raise CliError("cancelling a rollback needs --reason")
                 # audited once, in the operation the window shares
-                await releases.control_rollback(client, target, build, control, reason=args.reason)
-            progress = await handle.query(RollbackWorkflow.progress)
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
-                raise CliError(f"no rollback of build {build!r}") from None
-            raise
+                progress = await releases.control_rollback(
+                    client, target, build, control, reason=args.reason
+                )
+            else:
+                progress = await releases.rollback_progress(client, build)
+        except releases.ReleaseError as error:
+            raise CliError(str(error)) from None
         emit(args, progress.__dict__, _progress_text(progress))
         return 1 if progress.mismatches else 0
     if not build:
@@ -95,8 +94,8 @@ async def _rollback(args: argparse.Namespace) -> int:
     # only this deployment's members: other deployments on the namespace run other code
     query = deployment_query(target.deployment, args.query)
     if args.dry_run:
-        report = await _preview(client, build, query)
-        emit(args, report, _preview_text(report))
+        report = await releases.preview_rollback(client, build, query)
+        emit(args, report.as_json(), _preview_text(report))
         return 0
     if not args.execute:
         raise CliError("choose --dry-run (preview) or --execute (repair)")
@@ -108,10 +107,10 @@ async def _rollback(args: argparse.Namespace) -> int:
     clean: dict[str, str] = {}
     preview_s = 0.0
     if not args.no_preview:
-        report = await _preview(client, build, query)
+        report = await releases.preview_rollback(client, build, query)
         preview_s = time.perf_counter() - started
         expected = releases.expected_after(report)
-        clean = {r["member_id"]: r["clean_run"] for r in report["members"] if r["clean_run"]}
+        clean = releases.clean_runs(report)
     handle = await releases.start_rollback(
         client,
         target,
@@ -136,9 +135,8 @@ async def _rollback(args: argparse.Namespace) -> int:
             break
         except TimeoutError:
             if not args.json:
-                p = await handle.query(RollbackWorkflow.progress)
-                done = sum(v for k, v in p.counts.items() if k not in ("pending", "resetting"))
-                print(f"  {p.state}: {done}/{p.total}", file=sys.stderr)
+                count = releases.RollbackCount.of(await releases.rollback_progress(client, build))
+                print(f"  {count.state}: {count.done}/{count.repairable}", file=sys.stderr)
     data = dict(result.__dict__)
     data["seconds"] = {
         **result.seconds,  # the rollback's own states: planning, running, verifying
@@ -150,20 +148,13 @@ async def _rollback(args: argparse.Namespace) -> int:
 
 
 async def _rollback_list(args: argparse.Namespace, client: Any) -> int:
-    rows = []
-    async for execution in client.list_workflows("WorkflowType = 'RollbackWorkflow'", limit=50):
-        rows.append(
-            {
-                "rollback": execution.id,
-                "status": execution.status.name,
-                "started": execution.start_time.isoformat(),
-            }
-        )
+    from runtime.releases import list_rollbacks
+
+    rows = await list_rollbacks(client)
     emit(
         args,
-        rows,
-        "\n".join(f"{r['rollback']:<30} {r['status']:<12} {r['started']}" for r in rows)
-        or "no rollbacks",
+        [r.as_json() for r in rows],
+        "\n".join(f"{r.rollback:<30} {r.status:<12} {r.started}" for r in rows) or "no rollbacks",
     )
     return 0
 

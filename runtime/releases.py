@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypeVar
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -19,6 +19,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from runtime import audit, deployment
 from runtime.connect import Target
 from runtime.members import count_members
+from runtime.rollback_status import NOT_YET_DONE as NOT_YET_DONE
+from runtime.rollback_status import MemberState as MemberState
+from runtime.rollback_status import RollbackCount as RollbackCount
+from runtime.rollback_status import RollbackState as RollbackState
 from workflows import drill
 from workflows.ids import BadNameError, check_build_id
 from workflows.rollback import ROLLBACK_ID_PREFIX, RollbackInput, RollbackProgress, RollbackWorkflow
@@ -28,6 +32,18 @@ RollbackControl = Literal["pause", "resume", "cancel"]
 T = TypeVar("T")
 RATE_LIMIT_ATTEMPTS = 8
 ROLLBACK_QUERY = "WorkflowType = 'RollbackWorkflow'"
+
+
+@dataclass(frozen=True)
+class RollbackRow:
+    """One rollback in the list (running or finished)."""
+
+    rollback: str
+    status: str  # the workflow's execution status: RUNNING, COMPLETED, ...
+    started: str  # ISO time
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
 
 
 class ReleaseError(ValueError):
@@ -140,7 +156,40 @@ async def record_release_start(
     )
 
 
-async def preview_rollback(client: Client, build: str, query: str | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PreviewTotals:
+    """Points and lifetime points over the repairable members, before and after."""
+
+    points_before: int = 0
+    points_after: int = 0
+    lifetime_points_before: int = 0
+    lifetime_points_after: int = 0
+
+
+@dataclass(frozen=True)
+class RollbackPreview:
+    """What a rollback of `bad_build` would do, computed from history (touching nothing).
+    `members` are the tables' records, one per affected member (member_id, before,
+    after, changes, ledger_removed, ledger_added, redeliver, problem, clean_run,
+    decisions, as_of)."""
+
+    bad_build: str
+    scanned: int
+    affected: int
+    repairable: int
+    not_repairable: list[dict[str, str]]  # member_id, reason
+    changing: int
+    # people's decisions the repair re-sends whose proposal will not come back
+    approvals_dropped: list[dict[str, Any]]
+    totals: PreviewTotals
+    members: list[dict[str, Any]]
+    seconds: dict[str, float]
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def preview_rollback(client: Client, build: str, query: str | None = None) -> RollbackPreview:
     """Which members the bad build touched and what a repair would make of each;
     computed from history, touching no live workflow. (The replay check, which makes
     every build count as its candidate while it replays, never runs in a process
@@ -175,41 +224,40 @@ async def preview_rollback(client: Client, build: str, query: str | None = None)
                 "as_of": p.as_of,
             }
         )
-    return {
-        "bad_build": build,
-        "scanned": scanned,
-        "affected": len(damage),
-        "repairable": sum(1 for p in previews if not p.problem),
-        "not_repairable": [
+    return RollbackPreview(
+        bad_build=build,
+        scanned=scanned,
+        affected=len(damage),
+        repairable=sum(1 for p in previews if not p.problem),
+        not_repairable=[
             {"member_id": p.member_id, "reason": p.problem} for p in previews if p.problem
         ],
-        "changing": sum(1 for p in previews if p.changes),
-        # people's decisions the repair re-sends whose proposal will not come back
-        "approvals_dropped": [
+        changing=sum(1 for p in previews if p.changes),
+        approvals_dropped=[
             {"member_id": p.member_id, **d}
             for p in previews
             for d in p.decisions
             if d["fate"] == "dropped"
         ],
-        "totals": totals,
-        "members": rows,
-        "seconds": {"find": round(found_s, 3), "total": round(time.perf_counter() - started, 3)},
-    }
+        totals=PreviewTotals(**totals),
+        members=rows,
+        seconds={"find": round(found_s, 3), "total": round(time.perf_counter() - started, 3)},
+    )
 
 
-def expected_after(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def expected_after(report: RollbackPreview) -> dict[str, dict[str, Any]]:
     """The preview's "after" per repairable member: what verification compares with."""
     return {
         r["member_id"]: {**r["after"], "as_of": r.get("as_of")}
-        for r in report["members"]
+        for r in report.members
         if not r["problem"]
     }
 
 
-def clean_runs(report: dict[str, Any]) -> dict[str, str]:
+def clean_runs(report: RollbackPreview) -> dict[str, str]:
     """Members whose reset loses nothing, by the run the preview saw: their reset needs
     no second read of their histories."""
-    return {r["member_id"]: r["clean_run"] for r in report["members"] if r.get("clean_run")}
+    return {r["member_id"]: r["clean_run"] for r in report.members if r.get("clean_run")}
 
 
 async def start_rollback(
@@ -296,8 +344,13 @@ async def control_rollback(
     """Pause, resume or cancel a rollback, audited (a cancel needs a reason)."""
     if action == "cancel" and not (reason and reason.strip()):
         raise ReleaseError("cancelling a rollback needs a reason")
+    signal = {
+        "pause": RollbackWorkflow.pause,
+        "resume": RollbackWorkflow.resume,
+        "cancel": RollbackWorkflow.cancel,
+    }[action]
     try:
-        await client.get_workflow_handle(rollback_id(build)).signal(action)
+        await client.get_workflow_handle(rollback_id(build)).signal(signal)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             raise ReleaseError(f"no running rollback of build {build!r}") from None
@@ -324,14 +377,10 @@ async def running_rollbacks(client: Client) -> list[str]:
     return builds
 
 
-async def list_rollbacks(client: Client, limit: int = 50) -> list[dict[str, Any]]:
+async def list_rollbacks(client: Client, limit: int = 50) -> list[RollbackRow]:
+    """The rollbacks on the namespace, newest first (the CLI's `rollback --status`)."""
     rows = []
     async for execution in client.list_workflows(ROLLBACK_QUERY, limit=limit):
-        rows.append(
-            {
-                "rollback": execution.id,
-                "status": execution.status.name if execution.status else "UNKNOWN",
-                "started": execution.start_time.isoformat(),
-            }
-        )
+        status = execution.status.name if execution.status else "UNKNOWN"
+        rows.append(RollbackRow(execution.id, status, execution.start_time.isoformat()))
     return rows

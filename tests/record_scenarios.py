@@ -277,7 +277,7 @@ async def record_rollback(rec: Recorder) -> Path:
                 await rec.feed(member, member_events(member, "c", 7, day=9))
             damaged = {m: (await rec.chain(m))[0] for m in touched}
             report = await releases.preview_rollback(rec.client, bad)
-            assert report["affected"] == len(touched) and report["changing"], report
+            assert report.affected == len(touched) and report.changing, report
             handle = await releases.start_rollback(
                 rec.client,
                 rec.target,

@@ -108,7 +108,7 @@ def test_drill_started_from_the_panel_is_marked_and_the_wizard_repairs_it(
             assert wizard.affected_summary.text().startswith(f"Build {bad} touched 3 of ")
             report = wizard.report
             assert report is not None
-            assert report["totals"]["points_after"] == sum(
+            assert report.totals.points_after == sum(
                 members.truth(m)["points"] for m in members.ids
             )
             await wizard._on_next_button_clicked()

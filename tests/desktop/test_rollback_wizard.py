@@ -130,7 +130,7 @@ def test_pause_close_reopen_resume_and_verify(
                     report = wizard.report
                     assert report is not None
                     truth_total = sum(members.truth(m)["points"] for m in members.ids)
-                    assert report["totals"]["points_after"] == truth_total
+                    assert report.totals.points_after == truth_total
                     assert f"→ {truth_total:,}" in wizard.totals_label.text()
                     await wizard._on_next_button_clicked()
                     assert wizard.step == EXECUTE

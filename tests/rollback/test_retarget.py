@@ -156,12 +156,12 @@ async def test_an_approval_whose_trigger_does_not_fire_again_is_reported_dropped
                 report = await operations.preview_rollback(
                     client, bad, f"WorkflowId = 'member-{member}'"
                 )
-                (row,) = report["members"]
+                (row,) = report.members
                 assert row["after"]["points"] == 480
                 assert [(d["proposal_id"], d["fate"]) for d in row["decisions"]] == [
                     (nudge["id"], "dropped")
                 ]
-                assert [d["proposal_id"] for d in report["approvals_dropped"]] == [nudge["id"]]
+                assert [d["proposal_id"] for d in report.approvals_dropped] == [nudge["id"]]
                 outcome = await rollback(
                     client,
                     target.task_queue,
