@@ -28,7 +28,7 @@ from tests.desktop.test_rollback_wizard import (
     connected_session,
     worker,
 )
-from tests.runtime.test_cli import cli
+from tests.kit.cli import cli
 
 pytestmark = pytest.mark.slow
 
