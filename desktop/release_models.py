@@ -17,6 +17,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QHeaderView, QTableView, QWidget
 
 from desktop import theme
+from desktop.units import local_time_text, utc_time_text
 
 Index = QModelIndex | QPersistentModelIndex
 Record = dict[str, Any]
@@ -256,7 +257,12 @@ def _core_message(failure: str) -> str:
 
 def audit_columns() -> list[Column]:
     return [
-        Column("When (UTC)", lambda r: str(r["at"])[:19].replace("T", " ")),
+        # the operator's time zone, UTC on hover (as every time the window shows)
+        Column(
+            "When",
+            lambda r: local_time_text(r["at"]) or str(r["at"]),
+            tooltip=lambda r: utc_time_text(r["at"]),
+        ),
         Column("Who", lambda r: str(r["actor"])),
         Column("Action", lambda r: str(r["action"])),
         Column("Target", lambda r: str(r["subject"])),

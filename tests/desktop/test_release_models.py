@@ -16,6 +16,7 @@ from desktop.release_models import (
     replay_columns,
     version_columns,
 )
+from desktop.units import local_time_text
 
 
 def versions() -> list[dict[str, Any]]:
@@ -149,3 +150,12 @@ def test_replay_verdicts_name_the_reason_without_the_sdk_dump() -> None:
     )
     assert model.data(model.index(1, 3)) == "NO-GO"
     assert model.data(model.index(1, 4)) == "points live 0 vs candidate 120"
+
+
+def test_audit_times_are_shown_in_the_operators_zone_with_utc_on_hover() -> None:
+    model = RecordsModel(columns=audit_columns())
+    model.set_records(CASES["audit"][1])
+    when = model.index(0, 0)
+    assert model.headerData(0, Qt.Orientation.Horizontal) == "When"
+    assert model.data(when) == local_time_text("2026-11-22T06:00:00.123Z")
+    assert model.data(when, Qt.ItemDataRole.ToolTipRole) == "2026-11-22 06:00:00 UTC"
