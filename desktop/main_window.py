@@ -50,6 +50,7 @@ from desktop.members_panel import MembersPanel
 from desktop.releases_panel import ReleasesPanel
 from desktop.settings_panel import SettingsPanel
 from desktop.simulate_dialog import SimulateDialog
+from workflows.contract import member_workflow_id
 
 if TYPE_CHECKING:
     from desktop.session import Session
@@ -320,7 +321,7 @@ class MainWindow(QMainWindow):
         selected = getattr(self.tabs.currentWidget(), "selected_member_id", None)
         member = selected() if selected is not None else ""
         if member:
-            url += "/" + quote(f"member-{member}", safe="")
+            url += "/" + quote(member_workflow_id(member), safe="")
         return QUrl(url)
 
     def save_layout(self) -> None:

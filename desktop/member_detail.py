@@ -44,7 +44,7 @@ from desktop.member_detail_chart import PointsChart
 from desktop.member_detail_models import LedgerModel, ProposalsModel, TimelineModel
 from desktop.member_detail_text import short_run, short_time
 from desktop.units import utc_time_text
-from workflows.ids import member_workflow_id
+from workflows.contract import AMOUNT_FIELD, SIGNAL_EVENT, member_workflow_id
 
 MEMBER_MODULE = "workflows.member"  # imports the Agents SDK: ~1.5 s
 
@@ -56,8 +56,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL_MS = 2000
+# the event types a person can send from the form (a refund needs the id it refers to)
 EVENT_TYPES = ("purchase", "trip_completed", "support_ticket")
-_AMOUNT_FIELD = {"purchase": "amount_cents", "trip_completed": "fare_cents"}
 _STATE_FIELDS = (
     ("points", "Points"),
     ("tier", "Tier"),
@@ -321,7 +321,7 @@ class MemberDetail(QWidget):
     @async_slot(title="Could not send the event")
     async def send_event(self) -> None:
         await preload.ready(MEMBER_MODULE)
-        from workflows.member import SIGNAL_EVENT, MemberWorkflow
+        from workflows.member import MemberWorkflow
 
         client = self._session.client
         if client is None:
@@ -347,8 +347,8 @@ class MemberDetail(QWidget):
             "member_id": self.member_id,
             "occurred_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         }
-        if kind in _AMOUNT_FIELD:
-            raw[_AMOUNT_FIELD[kind]] = round(self.event_amount.value() * 100)
+        if kind in AMOUNT_FIELD:
+            raw[AMOUNT_FIELD[kind]] = round(self.event_amount.value() * 100)
         else:
             raw["text"] = self.event_text.text()
         return raw
@@ -398,8 +398,8 @@ class MemberDetail(QWidget):
             self.refresh()
 
     def _on_event_type_current_text_changed(self, kind: str) -> None:
-        self.event_amount.setEnabled(kind in _AMOUNT_FIELD)
-        self.event_text.setEnabled(kind not in _AMOUNT_FIELD)
+        self.event_amount.setEnabled(kind in AMOUNT_FIELD)
+        self.event_text.setEnabled(kind not in AMOUNT_FIELD)
 
     def _on_send_button_clicked(self) -> None:
         self.send_event()

@@ -41,7 +41,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows import carry, drill, search_attributes
     from workflows.actors import reserved_actor_problem
     from workflows.agent import (
-        SIGNAL_AGENT_RESULT,
         AgentTurnWorkflow,
         TurnInput,
         TurnResult,
@@ -58,17 +57,31 @@ with workflow.unsafe.imports_passed_through():
         parse_iso,
     )
     from workflows.agent_policy import OUTBOX_KINDS
+    from workflows.contract import (
+        MEMBER_PREFIX,
+        MEMBER_WORKFLOW,
+        QUERY_AGENT,
+        QUERY_PROPOSALS,
+        QUERY_STATE,
+        SIGNAL_AGENT_RESULT,
+        SIGNAL_EVENT,
+        SIGNAL_EVENTS,
+        UPDATE_ADJUST,
+        UPDATE_DECIDE,
+        UPDATE_SYNC,
+    )
+    from workflows.contract import (
+        member_workflow_id as member_workflow_id,
+    )
     from workflows.proposals import AUTO_APPROVE_POLICY, digest_of
     from workflows.rules import REASON_BYTES, MemberBook, MemberSnapshot, clip_text, json_bytes
 
-WORKFLOW_ID_PREFIX = "member-"
+WORKFLOW_ID_PREFIX = MEMBER_PREFIX
 _UNDECODABLE = object()  # a signal payload no converter can read
 # Continue-as-new after this many received signals (duplicates included) or events
 # (bulk signals carry many), so history and replay cost stay bounded per run.
 MAX_SIGNALS_PER_RUN = 500
 MAX_EVENTS_PER_RUN = 5_000
-SIGNAL_EVENT = "event"
-SIGNAL_EVENTS = "events"
 REQUESTS_KEEP = 256
 # search attributes (what the members table shows) lag the state by at most this much
 PUBLISH_INTERVAL = timedelta(seconds=1)
@@ -105,10 +118,6 @@ MAX_PROPOSAL_ID_CHARS = 400
 MAX_POLICY_CHARS = 500
 MAX_DIGEST_CHARS = 64
 EARLIER_KEEP = 3  # earlier decisions kept in a proposal's record
-
-
-def member_workflow_id(member_id: str) -> str:
-    return f"{WORKFLOW_ID_PREFIX}{member_id}"
 
 
 @dataclass
@@ -284,7 +293,7 @@ def _raise_if_crashed(tasks: list[asyncio.Task[None]]) -> None:
             raise RuntimeError(f"a member background loop crashed: {error!r}") from error
 
 
-@workflow.defn(name="MemberWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name=MEMBER_WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class MemberWorkflow:
     @workflow.init
     def __init__(self, input: MemberInput) -> None:
@@ -385,7 +394,7 @@ class MemberWorkflow:
 
     # -- signals --------------------------------------------------------------
 
-    @workflow.signal(name="event")
+    @workflow.signal(name=SIGNAL_EVENT)
     def event(self, payload: RawValue) -> None:
         if self._bounded():
             self._receive(_Received(payload, workflow.now(), bulk=False))
@@ -400,7 +409,7 @@ class MemberWorkflow:
         outcome = self._book.apply(raw, build_id=self._build(), received_at=now)
         self._desk.observe(outcome, self._book, now)
 
-    @workflow.signal(name="events")
+    @workflow.signal(name=SIGNAL_EVENTS)
     def events(self, payload: RawValue) -> None:
         if self._bounded():
             self._receive(_Received(payload, workflow.now(), bulk=True))
@@ -515,7 +524,7 @@ class MemberWorkflow:
 
     # -- updates --------------------------------------------------------------
 
-    @workflow.update(name="adjust")
+    @workflow.update(name=UPDATE_ADJUST)
     def adjust(self, request: Adjustment) -> AdjustmentResult:
         if request.request_id in self._requests:
             return AdjustmentResult(
@@ -550,7 +559,7 @@ class MemberWorkflow:
         if problem:
             raise ValueError(problem)
 
-    @workflow.update(name="sync")
+    @workflow.update(name=UPDATE_SYNC)
     async def sync(self) -> dict[str, Any]:
         """The member's state after every signal sent before this call has been applied.
 
@@ -561,7 +570,7 @@ class MemberWorkflow:
             await workflow.wait_condition(lambda: not self._inbox)
         return self._member_state()
 
-    @workflow.update(name="decide")
+    @workflow.update(name=UPDATE_DECIDE)
     async def decide(self, decision: Decision) -> DecisionResult:
         """Approve or reject a proposal; an approval applies once.
 
@@ -736,7 +745,7 @@ class MemberWorkflow:
 
     # -- queries --------------------------------------------------------------
 
-    @workflow.query(name="state")
+    @workflow.query(name=QUERY_STATE)
     def state(self) -> dict[str, Any]:
         summary = self._member_state()
         summary["proposals"] = self.proposals()
@@ -752,12 +761,12 @@ class MemberWorkflow:
         summary["run_signals"] = self._signals
         return summary
 
-    @workflow.query(name="proposals")
+    @workflow.query(name=QUERY_PROPOSALS)
     def proposals(self) -> list[dict[str, Any]]:
         """Pending proposals and the most recent decided ones, oldest first."""
         return [dict(r) for r in self._desk.proposals.records]
 
-    @workflow.query(name="agent")
+    @workflow.query(name=QUERY_AGENT)
     def agent(self) -> dict[str, Any]:
         """The agent's side of the member without the ledger: what `costs` aggregates."""
         return {

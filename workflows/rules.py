@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from workflows.contract import EARNING_TYPES
 from workflows.events import Event, EventError, parse_event
 
 TIERS: tuple[tuple[str, int, int], ...] = (
@@ -585,7 +586,7 @@ class MemberBook:
             del self.s.rejections[:-REJECTIONS_KEEP]
 
     def _remember(self, event: Event, earned: int) -> None:
-        earning = event.type in ("trip_completed", "purchase")
+        earning = event.type in EARNING_TYPES
         self.s.seen[id_key(event.event_id)] = [
             event.fingerprint,
             earned if earning else None,
