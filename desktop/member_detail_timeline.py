@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio.api.enums.v1 import EventType
 
-from activities.history import Received, previous_run, received, reset_base
 from desktop.member_detail_text import short_run
+from recovery.history import Received, received
+from recovery.runs import previous_run, reset_base
 from workflows.contract import AMOUNT_FIELDS
 
 if TYPE_CHECKING:

@@ -35,7 +35,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
-from activities.history import chain_histories
+from recovery.runs import chain_histories
 from runtime import approvals, audit, effects, guardrails, releases, secrets
 from runtime.connect import Target
 from runtime.feed import send_member, wait_applied

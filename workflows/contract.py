@@ -35,6 +35,9 @@ QUERY_STATE = "state"  # the member's summary
 QUERY_PROPOSALS = "proposals"  # the agent's proposals and their decisions
 QUERY_AGENT = "agent"  # the agent desk: budgets, breaker, queued triggers
 
+# -- what a member starts -------------------------------------------------------------
+AGENT_TURN_WORKFLOW = "AgentTurnWorkflow"  # one agent run, a child of the member
+
 # -- events ------------------------------------------------------------------------------
 EVENT_TYPES = ("trip_completed", "purchase", "refund", "support_ticket")
 # the field carrying the amount (whole cents) of each event type that has one

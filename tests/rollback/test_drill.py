@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from activities import repair
+from recovery import repair
 from runtime import deployment as releases
 from runtime.feed import send_member, wait_applied
 from tests.conftest import Deployment
