@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from workflows.agent_io import iso, parse_iso
 from workflows.agent_policy import AgentPolicy
 from workflows.contract import EARNING_TYPES
+from workflows.isotime import iso, parse_iso
 from workflows.rules import TIER_WINDOW_DAYS, TIERS, MemberBook, Outcome, tier_rank
 
 TICKET_CHARS = 2_000  # what the agent sees of a ticket

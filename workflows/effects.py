@@ -36,6 +36,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.actors import reserved_actor_problem
+    from workflows.isotime import iso
 
 EFFECT_PREFIX = "effect-"
 EFFECT_WORKFLOW = "EffectWorkflow"
@@ -212,10 +213,6 @@ def _clip(text: str) -> str:
     return text if len(text) <= ANSWER_CHARS else text[: ANSWER_CHARS - 3] + "..."
 
 
-def _iso(moment: Any) -> str:
-    return str(moment.isoformat().replace("+00:00", "Z"))
-
-
 @workflow.defn(name=EFFECT_WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class EffectWorkflow:
     @workflow.init
@@ -249,7 +246,7 @@ class EffectWorkflow:
             final = await self._deliver_round(destinations)
             wanted = {d.key() for d in destinations}
             if all(self._s.deliveries[k]["status"] == "delivered" for k in wanted):
-                self._s.delivered_at = _iso(workflow.now())
+                self._s.delivered_at = iso(workflow.now())
                 self._set("delivered", f"delivered to {len(wanted)} destination(s)")
                 return self._s
             failing = [
@@ -316,7 +313,7 @@ class EffectWorkflow:
                 record["attempts"] += 1
                 self._s.attempts += 1
                 record["answer"] = _clip(answer.answer)
-                record["at"] = _iso(workflow.now())
+                record["at"] = iso(workflow.now())
                 if answer.ok:
                     record["status"] = "delivered"
                     break
@@ -603,7 +600,7 @@ class EffectsConfigWorkflow:
         self._state.changes.append(
             {
                 "version": self._state.version,
-                "at": _iso(workflow.now()),
+                "at": iso(workflow.now()),
                 "actor": change.actor.strip(),
                 "reason": change.reason.strip(),
                 "kinds": sorted(change.destinations),

@@ -47,14 +47,7 @@ with workflow.unsafe.imports_passed_through():
         member_case,
     )
     from workflows.agent_desk import AgentDesk
-    from workflows.agent_io import (
-        AgentSettings,
-        OutboxEntry,
-        agent_settings,
-        iso,
-        outbox_deliver,
-        parse_iso,
-    )
+    from workflows.agent_io import AgentSettings, OutboxEntry, agent_settings, outbox_deliver
     from workflows.agent_policy import OUTBOX_KINDS
     from workflows.contract import (
         MEMBER_PREFIX,
@@ -72,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import (
         member_workflow_id as member_workflow_id,
     )
+    from workflows.isotime import iso, parse_iso
     from workflows.member_messages import (
         AGENT_RESULT_GRACE,
         AGENT_RUN_TIMEOUT,

@@ -34,6 +34,7 @@ from typing import Any
 
 from workflows.contract import EARNING_TYPES
 from workflows.events import Event, EventError, parse_event
+from workflows.isotime import iso, parse_iso
 
 TIERS: tuple[tuple[str, int, int], ...] = (
     # name, points earned in the trailing window to reach it, multiplier in percent
@@ -87,14 +88,6 @@ def multiplier_pct(tier: str) -> int:
 
 def _day(moment: datetime) -> int:
     return (moment - _EPOCH).days
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def id_key(event_id: str) -> str:
@@ -188,7 +181,7 @@ class MemberBook:
         self.hold = hold
         # held refunds the last `apply` applied or rejected, for the caller to observe
         self.released: list[Outcome] = []
-        self._watermark = _parse_iso(snapshot.watermark) if snapshot.watermark else None
+        self._watermark = parse_iso(snapshot.watermark) if snapshot.watermark else None
         if snapshot.seen_format != SEEN_FORMAT:
             # carried from a build that kept raw ids: key them as this build does
             snapshot.seen = {id_key(k): v for k, v in snapshot.seen.items()}
@@ -276,7 +269,7 @@ class MemberBook:
                 "type": event.type,
                 "event_id": event.event_id,
                 "member_id": event.member_id,
-                "occurred_at": _iso(event.occurred_at),
+                "occurred_at": iso(event.occurred_at),
                 "refers_to": event.refers_to,
                 "fingerprint": event.fingerprint,
             }
@@ -307,7 +300,7 @@ class MemberBook:
             type=entry["type"],
             event_id=entry["event_id"],
             member_id=entry["member_id"],
-            occurred_at=_parse_iso(entry["occurred_at"]),
+            occurred_at=parse_iso(entry["occurred_at"]),
             refers_to=entry["refers_to"],
             fingerprint=entry["fingerprint"],
         )
@@ -324,7 +317,7 @@ class MemberBook:
         if not self.s.held or self._watermark is None:
             return
         horizon = self._watermark - timedelta(days=HOLD_DAYS)
-        for entry in [e for e in self.s.held if _parse_iso(e["occurred_at"]) < horizon]:
+        for entry in [e for e in self.s.held if parse_iso(e["occurred_at"]) < horizon]:
             self.s.held.remove(entry)
             self._reject_held(
                 entry,
@@ -339,8 +332,8 @@ class MemberBook:
     def _check_time(self, event: Event, received_at: datetime | None) -> None:
         if received_at is not None and event.occurred_at > received_at + MAX_AHEAD:
             raise EventError(
-                f"occurred_at {_iso(event.occurred_at)} is in the future "
-                f"(received {_iso(received_at)})",
+                f"occurred_at {iso(event.occurred_at)} is in the future "
+                f"(received {iso(received_at)})",
                 event.event_id,
             )
 
@@ -403,7 +396,7 @@ class MemberBook:
         if deadline is not None and moment > deadline:
             self._post("expiry", "inactivity", -self.s.points, deadline, build_id)
         self._watermark = moment
-        self.s.watermark = _iso(moment)
+        self.s.watermark = iso(moment)
         horizon = _day(moment) - TIER_WINDOW_DAYS
         for key in [k for k in self.s.window if int(k) <= horizon]:
             del self.s.window[key]
@@ -427,7 +420,7 @@ class MemberBook:
         """The latest event time or adjustment, whichever is later: both are activity."""
         moments = [m for m in (self._watermark, self.s.active_at) if m is not None]
         return (
-            max(m if isinstance(m, datetime) else _parse_iso(m) for m in moments)
+            max(m if isinstance(m, datetime) else parse_iso(m) for m in moments)
             if moments
             else None
         )
@@ -450,7 +443,7 @@ class MemberBook:
         grant = self.s.tier_override
         if grant is None:
             return earned
-        if self._watermark is not None and self._watermark >= _parse_iso(grant["until"]):
+        if self._watermark is not None and self._watermark >= parse_iso(grant["until"]):
             self.s.tier_override = None
             return earned
         pick = max if grant["bound"] == "floor" else min
@@ -507,8 +500,8 @@ class MemberBook:
         self.s.tier_override = {
             "tier": tier,
             "bound": "floor" if tier_rank(tier) >= tier_rank(self.earned_tier()) else "ceiling",
-            "granted_at": _iso(start),
-            "until": _iso(start + timedelta(days=TIER_GRANT_DAYS)),
+            "granted_at": iso(start),
+            "until": iso(start + timedelta(days=TIER_GRANT_DAYS)),
             "cause": cause,
         }
         self._retier()
@@ -523,7 +516,7 @@ class MemberBook:
         problem = self.check_adjustment(delta, reason)
         if problem:
             raise ValueError(problem)
-        self.s.active_at = _iso(at)
+        self.s.active_at = iso(at)
         return self._post("adjustment", reason, delta, at, build_id)
 
     def grant(self, points: int, proposal_id: str, at: datetime, build_id: str) -> dict[str, Any]:
@@ -537,7 +530,7 @@ class MemberBook:
             problem = "a grant is positive"
         if problem:
             raise ValueError(problem)
-        self.s.active_at = _iso(at)
+        self.s.active_at = iso(at)
         return self._post("goodwill", proposal_id, points, at, build_id)
 
     def check_adjustment(self, delta: int, reason: str) -> str | None:
@@ -562,7 +555,7 @@ class MemberBook:
             "cause": clip_text(cause, CAUSE_BYTES),
             "delta": delta,
             "balance": self.s.points,
-            "at": _iso(at),
+            "at": iso(at),
             "build": build_id,
         }
         self.s.ledger.append(entry)
