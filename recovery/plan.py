@@ -34,7 +34,8 @@ from workflows.contract import (
     member_workflow_id,
 )
 from workflows.drill import drill_for
-from workflows.member import MemberWorkflow, trigger_key_of
+from workflows.member import MemberWorkflow
+from workflows.member_messages import trigger_key_of
 from workflows.rollback_messages import (
     COMPARED_FIELDS,
     Damage,

@@ -16,39 +16,26 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import (
     RawValue,
-    RetryPolicy,
-    SearchAttributeUpdate,
     VersioningBehavior,
-    WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import (
-    ActivityError,
     ApplicationError,
-    ChildWorkflowError,
-    FailureError,
-    WorkflowAlreadyStartedError,
 )
-from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
+from temporalio.workflow import ChildWorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import carry, drill, search_attributes
+    from workflows import carry, drill
     from workflows.actors import reserved_actor_problem
     from workflows.agent import (
-        AgentTurnWorkflow,
-        TurnInput,
         TurnResult,
-        agent_workflow_id,
-        member_case,
     )
     from workflows.agent_desk import AgentDesk
-    from workflows.agent_io import AgentSettings, OutboxEntry, agent_settings, outbox_deliver
-    from workflows.agent_policy import OUTBOX_KINDS
     from workflows.contract import (
         MEMBER_PREFIX,
         MEMBER_WORKFLOW,
@@ -65,24 +52,18 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import (
         member_workflow_id as member_workflow_id,
     )
-    from workflows.isotime import iso, parse_iso
+    from workflows.isotime import iso
+    from workflows.member_agent import MemberAgent
+    from workflows.member_chores import MemberChores
     from workflows.member_messages import (
-        AGENT_RESULT_GRACE,
-        AGENT_RUN_TIMEOUT,
         BOUNDED_PATCH,
         DRAIN_PAUSE,
         DRAIN_SUMMARY,
         EARLIER_KEEP,
         HOLD_PATCH,
         MAX_ACTOR,
-        MAX_COUNT,
         MAX_EVENTS_PER_TASK,
-        OUTBOX_PAUSE,
-        OUTBOX_RETRY,
-        PUBLISH_INTERVAL,
         REQUESTS_KEEP,
-        TIER_GRANT_PATCH,
-        TURN_STATUSES,
         Adjustment,
         AdjustmentResult,
         Decision,
@@ -113,7 +94,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.member_messages import (
         MAX_SIGNALS_PER_RUN as MAX_SIGNALS_PER_RUN,
     )
-    from workflows.proposals import AUTO_APPROVE_POLICY, digest_of
+    from workflows.member_messages import (
+        trigger_key_of as trigger_key_of,
+    )
+    from workflows.proposals import digest_of
     from workflows.rules import REASON_BYTES, MemberBook, MemberSnapshot, clip_text
 
 WORKFLOW_ID_PREFIX = MEMBER_PREFIX
@@ -134,40 +118,6 @@ class _Received:
         self.position = 0
 
 
-def sane_result(result: TurnResult) -> TurnResult:
-    """An agent result as the desk can take it, whatever sent it (the `agent_result`
-    signal is open to any client): wrong types become an error result instead of an
-    exception that would fail the member's task on every retry."""
-
-    def count(value: Any) -> int:
-        ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
-        return value if ok else 0
-
-    def text(value: Any, limit: int) -> str | None:
-        return value[:limit] if isinstance(value, str) else None
-
-    drafts = result.drafts if isinstance(result.drafts, list) else []
-    wellformed = isinstance(result.drafts, list) and all(isinstance(d, dict) for d in drafts)
-    status = result.status if result.status in TURN_STATUSES else "error"
-    return TurnResult(
-        status=status if wellformed else "error",
-        model=text(result.model, 200) or "unknown model",
-        trigger_key=text(result.trigger_key, 1_000) or "",
-        model_calls=count(result.model_calls),
-        input_tokens=count(result.input_tokens),
-        output_tokens=count(result.output_tokens),
-        drafts=[dict(d) for d in drafts[:20]] if wellformed else [],
-        final=text(result.final, 2_000),
-        error=(text(result.error, 300) if wellformed else "the agent result was malformed"),
-    )
-
-
-def trigger_key_of(proposal_id: str) -> str:
-    """`<member>:<trigger key>:<index>` -> trigger key (which may itself contain colons)."""
-    rest = proposal_id.split(":", 1)[1] if ":" in proposal_id else ""
-    return rest.rsplit(":", 1)[0]
-
-
 def _raise_if_crashed(tasks: list[asyncio.Task[None]]) -> None:
     """A background loop (expiry, agent, outbox) that died of a bug fails the workflow
     task, visibly and retried until a fixed build runs it, instead of dying silently;
@@ -179,7 +129,7 @@ def _raise_if_crashed(tasks: list[asyncio.Task[None]]) -> None:
 
 
 @workflow.defn(name=MEMBER_WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
-class MemberWorkflow:
+class MemberWorkflow(MemberAgent, MemberChores):
     @workflow.init
     def __init__(self, input: MemberInput) -> None:
         snapshot = input.snapshot or MemberSnapshot(member_id=input.member_id)
@@ -662,356 +612,3 @@ class MemberWorkflow:
             "agent": self._desk.view(workflow.now(), self._agent_paused),
             "costs": self._desk.guard.costs_view(),
         }
-
-    # -- internals ------------------------------------------------------------
-
-    async def _expire_when_inactive(self) -> None:
-        """Durable inactivity timer.
-
-        Only armed while the deadline lies ahead of workflow time: a member fed
-        historical events expires by event time alone, so the same events always
-        give the same state.
-        """
-        while True:
-            deadline = self._book.expiry_deadline()
-            if deadline is None or deadline <= workflow.now():
-                await workflow.wait_condition(
-                    lambda old=deadline: self._book.expiry_deadline() != old  # type: ignore[misc]
-                )
-                continue
-            await workflow.sleep(deadline - workflow.now() + timedelta(seconds=1))
-            if self._book.expire_if_due(workflow.now(), self._build()):
-                self._dirty = True
-
-    # -- agent ------------------------------------------------------------------
-
-    async def _run_agent(self) -> None:
-        """One agent run at a time, for the oldest queued trigger, when guardrails allow.
-
-        The run is a child workflow that outlives this run if need be (parent close
-        policy ABANDON) and sends its result back by signal (`agent_result`), so
-        continue-as-new never waits for a model: the running trigger is carried over
-        and the next run takes the result.
-        """
-        while True:
-            await workflow.wait_condition(
-                lambda: (
-                    self._desk.running is not None or (bool(self._desk.queue) and not self._closing)
-                )
-            )
-            if self._desk.running is not None:
-                await self._await_result()
-                continue
-            pause = await self._agent_step()
-            if pause is not None:
-                # paused (budget used up, breaker open): events keep flowing meanwhile
-                self._agent_paused, wait = pause
-                try:
-                    await workflow.wait_condition(lambda: self._closing, timeout=wait)
-                except TimeoutError:
-                    pass
-                self._agent_paused = None
-
-    async def _agent_step(self) -> tuple[str, timedelta] | None:
-        """Start a run for the next trigger if the guardrails allow; else how long to pause."""
-        # the worker's settings, read for every run: a changed guardrail applies at once
-        await self._refresh_settings()
-        if self._closing:
-            return None
-        gate = self._desk.gate(workflow.now())
-        if gate.wait is not None:
-            return gate.reason or "paused", gate.wait
-        if not gate.run:
-            return None
-        now = workflow.now()
-        trigger = self._desk.take(now)
-        calls, tokens = self._desk.turn_budget(now)
-        policy = self._desk.policy
-        turn = TurnInput(
-            member_id=self._book.member_id,
-            reply_to=workflow.info().workflow_id,
-            trigger=trigger,
-            case=member_case(self._book, trigger, self._desk.proposals.pending()),
-            model_label=self._desk.model_label,
-            max_turns=policy.max_turns,
-            calls_left=calls,
-            tokens_left=tokens,
-            max_proposals=policy.max_proposals_per_run,
-            points_cap=policy.points_cap,
-        )
-        # continue-as-new waits for the start (a few milliseconds), never for the run
-        self._agent_busy = True
-        try:
-            self._child = await workflow.start_child_workflow(
-                AgentTurnWorkflow.run,
-                turn,
-                id=agent_workflow_id(self._book.member_id, trigger["key"]),
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                parent_close_policy=ParentClosePolicy.ABANDON,
-                run_timeout=AGENT_RUN_TIMEOUT,
-                static_summary=f"agent: {trigger['kind']} {trigger['event_id']}",
-            )
-        except WorkflowAlreadyStartedError:
-            # a run for this trigger is still going (started before a reset): ask it
-            # for its result by signal
-            self._child = None
-            try:
-                await workflow.get_external_workflow_handle_for(
-                    AgentTurnWorkflow.run, agent_workflow_id(self._book.member_id, trigger["key"])
-                ).signal(AgentTurnWorkflow.reply_by_signal)
-            except FailureError:
-                pass  # it ended meanwhile: no result comes, the wait times out, a retry runs
-        finally:
-            self._agent_busy = False
-        return None
-
-    async def _hand_over_agent_run(self) -> None:
-        """Before continuing as new: a running agent run answers the next run by signal.
-
-        Normally a run's result is its child-completion event in this history; once
-        this run is gone only a signal can reach the member.
-        """
-        child = self._child
-        if self._desk.running is None or child is None:
-            return
-        if not child.done():
-            self._agent_busy = True
-            try:
-                await child.signal(AgentTurnWorkflow.reply_by_signal)
-            except FailureError:
-                # it has ended, so its completion is on its way into this run
-                await workflow.wait_condition(child.done)
-            finally:
-                self._agent_busy = False
-        if child.done():
-            # its end is in this run's history: _await_result takes it before we go
-            await workflow.wait_condition(lambda: self._desk.running is None)
-
-    async def _await_result(self) -> None:
-        """Until the running trigger's result arrives (signal, or this run's child ending)."""
-        running = self._desk.running
-        assert running is not None
-        child = self._child
-        if child is not None:
-            # this run started it: the child's own end (result, failure or its run
-            # timeout) is in this history, no timer needed
-            await workflow.wait_condition(lambda: self._desk.running is not running or child.done())
-        else:
-            # carried over from an earlier run: only its signal can tell
-            deadline = parse_iso(running["started_at"]) + AGENT_RUN_TIMEOUT + AGENT_RESULT_GRACE
-            try:
-                await workflow.wait_condition(
-                    lambda: self._desk.running is not running,
-                    timeout=max(timedelta(seconds=1), deadline - workflow.now()),
-                )
-            except TimeoutError:
-                pass
-        if self._desk.running is not running:
-            return  # the signal brought it
-        if child is not None and child.done():
-            try:
-                result = child.result()
-            except ChildWorkflowError as error:
-                cause = error.cause or error
-                result = TurnResult(
-                    status="error",
-                    model=self._desk.model_label,
-                    trigger_key=running["key"],
-                    error=str(cause).splitlines()[0][:300],
-                )
-        else:
-            result = TurnResult(
-                status="error",
-                model=self._desk.model_label,
-                trigger_key=running["key"],
-                error="the agent run sent no result in time",
-            )
-        self._take_result(result)
-
-    def _take_result(self, result: TurnResult) -> None:
-        if self._bounded():
-            result = sane_result(result)
-        running = self._desk.running
-        if running is None or running["key"] != result.trigger_key:
-            return  # a late result of a run this member no longer waits for
-        self._child = None
-        made = self._desk.finish(result, workflow.now(), tier=self._book.s.tier)
-        limit = self._desk.policy.auto_approve_max_points
-        for record in made:
-            if self._auto_approves(record):
-                self._apply_decision(
-                    record["id"],
-                    True,
-                    actor=AUTO_APPROVE_POLICY,
-                    reason=f"a grant of at most {limit} points is approved by policy",
-                    policy_text=f"action=grant_points,max_points={limit}",
-                )
-        if made:
-            self._dirty = True  # the pending count (a search attribute) changed
-
-    async def _refresh_settings(self) -> None:
-        try:
-            settings = await workflow.execute_local_activity(
-                agent_settings,
-                start_to_close_timeout=timedelta(seconds=10),
-                retry_policy=RetryPolicy(maximum_attempts=3),
-            )
-        except ActivityError:
-            settings = self._desk.settings or AgentSettings()
-        self._desk.use_settings(settings, workflow.now())
-
-    def _apply_decision(
-        self,
-        proposal_id: str,
-        approve: bool,
-        *,
-        actor: str,
-        reason: str,
-        policy_text: str | None,
-        at: datetime | None = None,
-    ) -> DecisionResult:
-        now = at or workflow.now()
-        record = self._desk.decide(
-            proposal_id, approve, actor=actor, reason=reason, now=now, policy_text=policy_text
-        )
-        self._dirty = True
-        action, args = record["action"], record["arguments"]
-        applied = {"action": action, "arguments": dict(args), "decided_at": record["decided_at"]}
-        if not approve:
-            return DecisionResult(
-                proposal_id, record["status"], False, "rejected; nothing changes", **applied
-            )
-        kind = OUTBOX_KINDS.get(action)
-        effect = f"a {kind} is delivered (see Effects)" if kind else ""
-        if action == "grant_points" or (
-            action == "change_tier" and workflow.patched(TIER_GRANT_PATCH)
-        ):
-            entry = self._book.apply_approved(action, args, proposal_id, now, self._build())
-            assert entry is not None
-            if action == "grant_points" and self._bounded():
-                self._desk.guard.note_grant(
-                    now,
-                    args["points"],
-                    by_policy=actor == AUTO_APPROVE_POLICY,
-                    policy=self._desk.policy,
-                )
-            record["ledger_seq"] = entry["seq"]
-            if action == "grant_points":
-                what = f"{args['points']} points granted"
-            else:
-                until = (self._book.s.tier_override or {}).get("until")
-                what = f"{args['tier']} granted until {until}, tier now {self._book.s.tier}"
-            return DecisionResult(
-                proposal_id,
-                record["status"],
-                True,
-                f"approved: {what} (ledger #{entry['seq']})" + (f"; {effect}" if effect else ""),
-                entry["seq"],
-                **applied,
-            )
-        return DecisionResult(proposal_id, record["status"], True, f"approved: {effect}", **applied)
-
-    async def _deliver_effects(self) -> None:
-        """Approved messages, fraud cases and tier changes are delivered, once each (one
-        EffectWorkflow per proposal and content: activities.outbox)."""
-        while True:
-            await workflow.wait_condition(
-                lambda: bool(self._desk.proposals.undelivered()) and not self._closing
-            )
-            record = self._desk.proposals.undelivered()[0]
-            entry = OutboxEntry(
-                proposal_id=record["id"],
-                member_id=self._book.member_id,
-                kind=OUTBOX_KINDS[record["action"]],
-                payload={
-                    "action": record["action"],
-                    "arguments": record["arguments"],
-                    "reason": record["reason"],
-                    "decision_reason": record["decision_reason"],
-                },
-                decided_by=record["decided_by"],
-                decided_at=record["decided_at"],
-            )
-            try:
-                receipt = await workflow.execute_activity(
-                    outbox_deliver,
-                    entry,
-                    start_to_close_timeout=timedelta(seconds=30),
-                    retry_policy=OUTBOX_RETRY,
-                )
-            except ActivityError as error:
-                record["effect_error"] = str(error.cause or error).splitlines()[0][:300]
-                try:
-                    await workflow.wait_condition(lambda: self._closing, timeout=OUTBOX_PAUSE)
-                except TimeoutError:
-                    pass
-                continue
-            record["effect"] = "delivered"
-            record["outbox_id"] = receipt.row_id
-            record.pop("effect_error", None)
-
-    async def _expire_proposals(self) -> None:
-        """A durable timer for the earliest pending deadline; expiry changes nothing else."""
-        while True:
-            deadline = self._desk.proposals.next_expiry()
-            if deadline is None:
-                await workflow.wait_condition(
-                    lambda: self._desk.proposals.next_expiry() is not None
-                )
-                continue
-            now = workflow.now()
-            if deadline > now:
-                try:
-                    await workflow.wait_condition(
-                        lambda d=deadline: self._desk.proposals.next_expiry() != d,  # type: ignore[misc]
-                        timeout=deadline - now,
-                    )
-                    continue
-                except TimeoutError:
-                    pass
-            if self._desk.expire(workflow.now()):
-                self._dirty = True
-
-    async def _publish_soon(self) -> None:
-        """Publish at most once per PUBLISH_INTERVAL while events stream in.
-
-        A member that hears from its rider now and then publishes at once; a busy
-        one batches a second of changes into one upsert instead of one per event.
-        """
-        since = workflow.now() - self._published_at if self._published_at else None
-        if since is not None and since < PUBLISH_INTERVAL:
-            try:
-                await workflow.wait_condition(
-                    self._should_continue, timeout=PUBLISH_INTERVAL - since
-                )
-            except TimeoutError:
-                pass
-        self._publish()
-
-    def _publish(self) -> None:
-        """Upsert the search attributes the members table filters on, when they change."""
-        s = self._book.s
-        drill_bug = self._book.drill or ""
-        wanted: dict[str, Any] = {
-            "tier": s.tier,
-            "points": s.points,
-            "last": s.watermark,
-            "drill": drill_bug,
-            "pending": self._desk.proposals.pending_count(),
-        }
-        updates: list[SearchAttributeUpdate[Any]] = []
-        if wanted["tier"] != self._published.get("tier"):
-            updates.append(search_attributes.TIER.value_set(s.tier))
-        if wanted["points"] != self._published.get("points"):
-            updates.append(search_attributes.POINTS.value_set(s.points))
-        if wanted["last"] != self._published.get("last") and self._book.last_event_at:
-            updates.append(search_attributes.LAST_EVENT_AT.value_set(self._book.last_event_at))
-        if wanted["drill"] != self._published.get("drill", ""):
-            updates.append(search_attributes.DRILL.value_set(drill_bug))
-        if wanted["pending"] != self._published.get("pending", 0):
-            updates.append(search_attributes.PENDING_PROPOSALS.value_set(wanted["pending"]))
-        if updates:
-            workflow.upsert_search_attributes(updates)
-        self._published = wanted
-        self._published_at = workflow.now()
-        self._dirty = False

@@ -170,3 +170,9 @@ def decided_at_of(decision: Decision) -> datetime | None:
 
 TURN_STATUSES = ("ok", "max_turns", "budget", "model_error", "error")
 MAX_COUNT = 10**9
+
+
+def trigger_key_of(proposal_id: str) -> str:
+    """`<member>:<trigger key>:<index>` -> trigger key (which may itself contain colons)."""
+    rest = proposal_id.split(":", 1)[1] if ":" in proposal_id else ""
+    return rest.rsplit(":", 1)[0]
