@@ -14,7 +14,6 @@ become proposals that wait for a decision.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
 from datetime import datetime
 from typing import Any
@@ -52,14 +51,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import (
         member_workflow_id as member_workflow_id,
     )
-    from workflows.isotime import iso
     from workflows.member_agent import MemberAgent
     from workflows.member_chores import MemberChores
+    from workflows.member_decisions import MemberDecisions
+    from workflows.member_inbox import _UNDECODABLE, MemberInbox, _Received
     from workflows.member_messages import (
         BOUNDED_PATCH,
-        DRAIN_PAUSE,
-        DRAIN_SUMMARY,
-        EARLIER_KEEP,
         HOLD_PATCH,
         MAX_ACTOR,
         MAX_EVENTS_PER_TASK,
@@ -69,7 +66,6 @@ with workflow.unsafe.imports_passed_through():
         Decision,
         DecisionResult,
         MemberInput,
-        decided_at_of,
         decision_problem,
         request_problem,
     )
@@ -97,25 +93,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.member_messages import (
         trigger_key_of as trigger_key_of,
     )
-    from workflows.proposals import digest_of
-    from workflows.rules import REASON_BYTES, MemberBook, MemberSnapshot, clip_text
+    from workflows.rules import MemberBook, MemberSnapshot
 
 WORKFLOW_ID_PREFIX = MEMBER_PREFIX
-_UNDECODABLE = object()  # a signal payload no converter can read
-
-
-class _Received:
-    """A signal in the inbox: its payload, decoded when its turn comes."""
-
-    __slots__ = ("bulk", "error", "items", "payload", "position", "received_at")
-
-    def __init__(self, payload: RawValue, received_at: datetime, *, bulk: bool) -> None:
-        self.payload = payload
-        self.received_at = received_at
-        self.bulk = bulk
-        self.items: list[Any] | None = None
-        self.error: str | None = None  # a payload that is no event: its rejection
-        self.position = 0
 
 
 def _raise_if_crashed(tasks: list[asyncio.Task[None]]) -> None:
@@ -129,7 +109,7 @@ def _raise_if_crashed(tasks: list[asyncio.Task[None]]) -> None:
 
 
 @workflow.defn(name=MEMBER_WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
-class MemberWorkflow(MemberAgent, MemberChores):
+class MemberWorkflow(MemberAgent, MemberChores, MemberInbox, MemberDecisions):
     @workflow.init
     def __init__(self, input: MemberInput) -> None:
         snapshot = input.snapshot or MemberSnapshot(member_id=input.member_id)
@@ -263,95 +243,6 @@ class MemberWorkflow(MemberAgent, MemberChores):
             outcome = self._book.apply(item, build_id=build, received_at=now)
             self._desk.observe(outcome, self._book, now)
 
-    def _receive(self, signal: _Received) -> None:
-        """A signal's events apply at once while this task's budget lasts and nothing
-        waits before them (updates in the same task then see them, as before the
-        bound); otherwise they wait in the inbox, in order.
-
-        recovery.history._Reader decides the same way: keep the two in step."""
-        self._signals += 1
-        self._dirty = True
-        if not self._inbox and self._decode(signal) <= self._budget():
-            self._apply_from(signal, self._budget())
-        else:
-            self._inbox.append(signal)
-
-    async def _drain_inbox(self) -> None:
-        """Apply queued events, within each workflow task's budget, in order."""
-        while True:
-            await workflow.wait_condition(lambda: bool(self._inbox))
-            while self._inbox and self._budget() > 0:
-                head = self._inbox[0]
-                self._decode(head)
-                self._apply_from(head, self._budget())
-                if head.items is None or head.position >= len(head.items):
-                    self._inbox.popleft()
-            if self._inbox:
-                await workflow.sleep(DRAIN_PAUSE, summary=DRAIN_SUMMARY)
-
-    def _budget(self) -> int:
-        """Events this workflow task may still apply (MAX_EVENTS_PER_TASK per task)."""
-        task = workflow.info().get_current_history_length()
-        if task != self._budget_task:
-            self._budget_task, self._budget_left = task, MAX_EVENTS_PER_TASK
-        return self._budget_left
-
-    def _decode(self, signal: _Received) -> int:
-        """Decode the signal's payload once; what applying all of it costs: its events, or
-        1 for a payload that is no event (it becomes one rejection)."""
-        if signal.items is None and signal.error is None:
-            raw = self._decoded_quietly(signal.payload)
-            if raw is _UNDECODABLE:
-                signal.error = "undecodable"
-            elif signal.bulk and not isinstance(raw, list):
-                signal.error = "the events signal takes a JSON list of event objects"
-            else:
-                signal.items = raw if signal.bulk else [raw]
-        return 1 if signal.items is None else len(signal.items) - signal.position
-
-    def _apply_from(self, signal: _Received, budget: int) -> None:
-        """Apply up to `budget` of the signal's events from where it stopped."""
-        if signal.items is None:
-            if signal.error == "undecodable":
-                self._decoded(signal.payload)  # records the rejection with its reason
-            elif signal.error:
-                self._book.reject(None, signal.error)
-            self._budget_left -= 1
-            return
-        build = self._build()
-        take = signal.items[signal.position : signal.position + budget]
-        for item in take:
-            outcome = self._book.apply(item, build_id=build, received_at=signal.received_at)
-            self._desk.observe(outcome, self._book, signal.received_at)
-            for released in self._book.released:
-                self._desk.observe(released, self._book, signal.received_at)
-        self._events += len(take)
-        signal.position += len(take)
-        self._budget_left -= len(take)
-        self._dirty = True
-
-    def _decoded_quietly(self, payload: RawValue) -> Any:
-        try:
-            return workflow.payload_converter().from_payload(payload.payload)
-        except Exception:
-            return _UNDECODABLE
-
-    def _decoded(self, payload: RawValue) -> Any:
-        """The signal's value; bytes no converter can read are a recorded rejection.
-
-        Taken raw because the SDK would otherwise drop such a signal with only a log line
-        on the worker, while the history (which rollback replays) still holds it.
-        """
-        try:
-            return workflow.payload_converter().from_payload(payload.payload)
-        except Exception as error:  # bad JSON, not UTF-8, unknown encoding, 5,000 digits
-            encoding = payload.payload.metadata.get("encoding", b"").decode(errors="replace")
-            reason = (
-                f"unreadable signal payload ({encoding or 'no encoding'}, {type(error).__name__})"
-            )
-            self._book.reject(None, reason)
-            return _UNDECODABLE
-
     @workflow.signal(name=SIGNAL_AGENT_RESULT)
     def agent_result(self, result: TurnResult) -> None:
         """An agent run's result (sent by AgentTurnWorkflow); not a member event."""
@@ -471,112 +362,6 @@ class MemberWorkflow(MemberAgent, MemberChores):
             problem = self._approval_problem(pid, decision.approve)
         if problem:
             raise ValueError(problem)
-
-    def _binding_problem(self, decision: Decision) -> str | None:
-        """Why this decision does not bind to a proposal the member has (from 0.3.0):
-        no digest, no such proposal (a decision never waits for one), already decided,
-        expired, or (for a fresh decision) content other than what the person saw. A
-        re-sent decision for changed content is let through: the handler keeps it in
-        the proposal's record and refuses it."""
-        pid = decision.proposal_id
-        problem = self._desk.check_decision(pid, decision.approve, workflow.now())
-        if problem:
-            return problem
-        if not decision.digest:
-            return (
-                "a decision must carry the digest of the proposal as it was shown "
-                "(this client predates build 0.3.0)"
-            )
-        record = self._desk.proposals.get(pid)
-        assert record is not None
-        if digest_of(record) != decision.digest and decision.decided_at is None:
-            return self._changed(record)
-        return self._approval_problem(pid, decision.approve)
-
-    @staticmethod
-    def _changed(record: dict[str, Any]) -> str:
-        args = json.dumps(record["arguments"], sort_keys=True, ensure_ascii=False)
-        return clip_text(
-            f"proposal {record['id']} is not what was shown: it now says "
-            f"{record['action']} {args}; look at it again and decide on that",
-            REASON_BYTES,
-        )
-
-    def _decide_bound(self, decision: Decision) -> DecisionResult:
-        """A decision bound to content (see _binding_problem); checked again here, as
-        the state may have changed since the validator ran."""
-        problem = decision_problem(decision) or self._binding_problem(decision)
-        if problem:
-            raise ApplicationError(problem, type="DecisionRefused", non_retryable=True)
-        pid = decision.proposal_id
-        record = self._desk.proposals.get(pid)
-        assert record is not None
-        now = workflow.now()
-        first = decided_at_of(decision)
-        if digest_of(record) != decision.digest:
-            # a re-sent decision (after a rollback) for content that changed: the
-            # proposal stays pending, and says why
-            earlier = record.setdefault("earlier_decisions", [])
-            earlier.append(
-                {
-                    "approve": decision.approve,
-                    "actor": clip_text(decision.actor.strip(), 200),
-                    "reason": clip_text(decision.reason.strip(), REASON_BYTES),
-                    "decided_at": iso(first) if first else None,
-                    "digest": decision.digest,
-                    "why_pending": "the content changed after this decision (a rollback "
-                    "re-ran the agent); it needs a new decision",
-                }
-            )
-            del earlier[:-EARLIER_KEEP]
-            self._dirty = True
-            raise ApplicationError(
-                self._changed(record), type="DecisionRefused", non_retryable=True
-            )
-        at = min(first, now) if first else None
-        return self._apply_decision(
-            pid,
-            decision.approve,
-            actor=decision.actor.strip(),
-            reason=decision.reason.strip(),
-            policy_text=decision.policy,
-            at=at,
-        )
-
-    def _approval_problem(self, proposal_id: str, approve: bool) -> str | None:
-        """Why approving this proposal now would break a rule (a grant past the largest
-        adjustment, or past the member's daily cap on granted points): refused, never a
-        failed workflow task."""
-        record = self._desk.proposals.get(proposal_id)
-        if not approve or record is None:
-            return None
-        problem = self._book.check_approved(record["action"], record["arguments"], proposal_id)
-        if problem is None and record["action"] == "grant_points" and self._bounded():
-            policy = self._desk.policy
-            granted, _ = self._desk.guard.granted(workflow.now(), policy)
-            total = granted + record["arguments"]["points"]
-            if total > policy.max_points_per_day:
-                problem = (
-                    f"approving it would grant this member {total:,} points within a day; "
-                    f"the cap is {policy.max_points_per_day:,}"
-                )
-        return problem
-
-    def _auto_approves(self, record: dict[str, Any]) -> bool:
-        """The policy approves this new proposal by itself (a small grant, within the
-        daily caps: all grants, and the share policy may approve alone)."""
-        if not self._desk.proposals.auto_approvable(record, self._desk.policy):
-            return False
-        if not self._bounded():
-            return True
-        if self._book.check_approved(record["action"], record["arguments"], record["id"]):
-            return False
-        policy, points = self._desk.policy, record["arguments"]["points"]
-        granted, by_policy = self._desk.guard.granted(workflow.now(), policy)
-        return (
-            granted + points <= policy.max_points_per_day
-            and by_policy + points <= policy.auto_approve_max_points_per_day
-        )
 
     # -- queries --------------------------------------------------------------
 
