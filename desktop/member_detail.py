@@ -38,15 +38,23 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import preload
-from desktop.asyncutil import async_slot, cancel_slot_tasks, show_error
+from desktop.asyncutil import async_slot, cancel_slot_tasks, one_line, show_error
 from desktop.effects_panel import EffectsPanel
 from desktop.member_detail_chart import PointsChart
 from desktop.member_detail_models import LedgerModel, ProposalsModel, TimelineModel
 from desktop.member_detail_text import short_run, short_time
 from desktop.units import utc_time_text
-from workflows.contract import AMOUNT_FIELD, SIGNAL_EVENT, member_workflow_id
+from workflows.contract import (
+    AMOUNT_FIELD,
+    QUERY_STATE,
+    SIGNAL_EVENT,
+    UPDATE_SYNC,
+    member_workflow_id,
+)
 
-MEMBER_MODULE = "workflows.member"  # imports the Agents SDK: ~1.5 s
+# imports the Agents SDK (~1.5 s): only an adjustment needs it; the state, the timeline
+# and a test event go by the contract's names (workflows.contract)
+MEMBER_MODULE = "workflows.member"
 
 if TYPE_CHECKING:
     from temporalio.client import WorkflowHistory
@@ -241,23 +249,20 @@ class MemberDetail(QWidget):
         from temporalio.client import WorkflowQueryFailedError
         from temporalio.service import RPCError
 
-        await preload.ready(MEMBER_MODULE)  # the first window would freeze importing it
-        from workflows.member import MemberWorkflow
-
         client = self._session.client
         if client is None:
             self.status.setText("Waiting for the Temporal server…")
             return
         handle = client.get_workflow_handle(self.workflow_id)
         try:
-            state = await handle.query(MemberWorkflow.state)
+            state = await handle.query(QUERY_STATE)
             # the run id too: a reset changes it without changing the state
             described = await handle.describe()
         except RPCError as error:
             self.status.setText(f"Temporal did not answer: {error.message}")
             return
         except WorkflowQueryFailedError as error:  # e.g. the member's workflow task fails
-            self.status.setText(f"The member did not answer: {_first_line(error)}")
+            self.status.setText(f"The member did not answer: {one_line(error)}")
             return
         self._show_state(state)
         signature = (described.run_id, *_signature(state))
@@ -320,9 +325,6 @@ class MemberDetail(QWidget):
 
     @async_slot(title="Could not send the event")
     async def send_event(self) -> None:
-        await preload.ready(MEMBER_MODULE)
-        from workflows.member import MemberWorkflow
-
         client = self._session.client
         if client is None:
             raise RuntimeError("not connected to Temporal yet")
@@ -331,7 +333,7 @@ class MemberDetail(QWidget):
         self.send_button.setEnabled(False)
         try:
             await handle.signal(SIGNAL_EVENT, raw)
-            state: dict[str, Any] = await handle.execute_update(MemberWorkflow.sync)  # type: ignore[arg-type]
+            state: dict[str, Any] = await handle.execute_update(UPDATE_SYNC)
         finally:
             self.send_button.setEnabled(True)
         log.info("sent test event %s to %s", raw["event_id"], self.member_id)
@@ -468,8 +470,3 @@ def _format(key: str, value: Any, state: dict[str, Any]) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

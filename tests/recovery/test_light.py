@@ -37,6 +37,13 @@ def test_the_timeline_and_history_readers_leave_the_agents_sdk_out(module: str) 
     assert _loaded_after_import(module) == set()
 
 
+def test_the_member_detail_panel_reads_a_member_without_the_agents_sdk() -> None:
+    # the state query, the sync update and a test event go by the contract's names; only
+    # an adjustment (runtime.adjustments) waits for the preload of the member workflow
+    loaded = _loaded_after_import("desktop.member_detail")
+    assert not loaded & {"agents", "workflows.member", "workflows.agent"}
+
+
 def test_the_member_workflow_still_loads_the_agent_it_runs() -> None:
     # the probe can see a heavy import: the test above would fail if one crept back
     assert "agents" in _loaded_after_import("workflows.member")
