@@ -249,20 +249,20 @@ class RollbackWorkflow:
 
     # -- control ------------------------------------------------------------------
 
-    @workflow.signal(name="pause")
+    @workflow.signal(name=stubs.SIGNAL_PAUSE)
     def pause(self) -> None:
         if self._state in ("planning", "running"):
             self._paused = True
 
-    @workflow.signal(name="resume")
+    @workflow.signal(name=stubs.SIGNAL_RESUME)
     def resume(self) -> None:
         self._paused = False
 
-    @workflow.signal(name="cancel")
+    @workflow.signal(name=stubs.SIGNAL_CANCEL)
     def cancel(self) -> None:
         self._cancelled = True
 
-    @workflow.query(name="progress")
+    @workflow.query(name=stubs.QUERY_PROGRESS)
     def progress(self) -> RollbackProgress:
         counts: dict[str, int] = {}
         for member in self._members.values():

@@ -16,6 +16,11 @@ RESET_MEMBER = "reset_member"
 RESET_MEMBERS = "reset_members"
 VERIFY_MEMBER = "verify_member"
 RECORD_AUDIT = "record_audit"
+# signals and the query of RollbackWorkflow (runtime.releases controls a rollback by them)
+SIGNAL_PAUSE = "pause"
+SIGNAL_RESUME = "resume"
+SIGNAL_CANCEL = "cancel"
+QUERY_PROGRESS = "progress"
 
 COMPARED_FIELDS = ("points", "tier", "lifetime_points", "events_processed", "events_rejected")
 
