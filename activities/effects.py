@@ -36,18 +36,16 @@ from workflows.contract import QUERY_PROPOSALS, member_workflow_id
 from workflows.effects import (
     DESTINATIONS_ACTIVITY,
     EMAIL_ACTIVITY,
-    MEMO_CONFIG,
     PROPOSAL_ACTIVITY,
     WEBHOOK_ACTIVITY,
     DeliveryAnswer,
     DeliveryRequest,
     Destination,
     DestinationsRequest,
-    EffectsConfig,
     ProposalNow,
     ProposalRequest,
-    effects_config_workflow_id,
 )
+from workflows.effects_config import MEMO_CONFIG, EffectsConfig, effects_config_workflow_id
 from workflows.proposals import content_digest
 
 SIGNATURE_HEADER = "Loyalty-Desk-Signature"

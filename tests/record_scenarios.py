@@ -47,7 +47,8 @@ from tests.rollback.test_drill import member_events
 from workflows import search_attributes as sa
 from workflows.audit import AUDIT_WORKFLOW_ID
 from workflows.drill import drill_build_id
-from workflows.effects import effect_workflow_id, effects_config_workflow_id
+from workflows.effects import effect_workflow_id
+from workflows.effects_config import effects_config_workflow_id
 from workflows.guardrails import guardrails_workflow_id
 from workflows.member import SIGNAL_EVENTS, Adjustment, MemberWorkflow, member_workflow_id
 from workflows.proposals import AUTO_APPROVE_POLICY

@@ -39,7 +39,8 @@ from tests.memberkit import COMPARED
 from workflows import drill
 from workflows.agent import AgentTurnWorkflow
 from workflows.audit import SIGNAL_RECORD, AuditEntry, AuditWorkflow
-from workflows.effects import EffectsConfigWorkflow, EffectWorkflow
+from workflows.effects import EffectWorkflow
+from workflows.effects_config import EffectsConfigWorkflow
 from workflows.guardrails import GuardrailsWorkflow
 from workflows.member import MemberWorkflow
 from workflows.rollback import RollbackWorkflow
