@@ -42,7 +42,7 @@ from desktop.asyncutil import async_slot, cancel_slot_tasks, one_line, show_erro
 from desktop.effects_panel import EffectsPanel
 from desktop.member_detail_chart import PointsChart
 from desktop.member_detail_models import LedgerModel, ProposalsModel, TimelineModel
-from desktop.member_detail_text import short_run, short_time
+from desktop.member_detail_text import chart_points, short_run, state_signature, state_text
 from desktop.units import utc_time_text
 from workflows.contract import (
     AMOUNT_FIELD,
@@ -265,7 +265,7 @@ class MemberDetail(QWidget):
             self.status.setText(f"The member did not answer: {one_line(error)}")
             return
         self._show_state(state)
-        signature = (described.run_id, *_signature(state))
+        signature = (described.run_id, *state_signature(state))
         if signature != self._seen_signature:
             try:
                 await self._load_timeline(state, described.run_id)
@@ -302,12 +302,12 @@ class MemberDetail(QWidget):
         pending = sum(1 for p in state.get("proposals") or [] if p.get("status") == "pending")
         values = {**state, "pending": pending}
         for key, label in self.state_labels.items():
-            label.setText(_format(key, values.get(key), state))
+            label.setText(state_text(key, values.get(key), state))
             if key == "last_event_at":
                 label.setToolTip(utc_time_text(values.get(key)))
         ledger = state.get("ledger") or []
         self.ledger_model.set_rows(ledger)
-        self.chart.set_points(_chart_points(state))
+        self.chart.set_points(chart_points(state))
         self.proposals_model.set_rows(state.get("proposals") or [])
         self.state_loaded.emit(state)
 
@@ -433,40 +433,3 @@ def _table(
         if column != stretch:
             table.setColumnWidth(column, width)
     return table
-
-
-def _signature(state: dict[str, Any]) -> tuple[Any, ...]:
-    """What changes when something new belongs on the timeline."""
-    ledger = state.get("ledger") or []
-    return (
-        state.get("runs"),
-        state.get("run_signals"),
-        state.get("events_processed"),
-        state.get("events_rejected"),
-        ledger[-1]["seq"] if ledger else 0,
-        state.get("build_id"),
-        tuple((p.get("id"), p.get("status")) for p in state.get("proposals") or []),
-    )
-
-
-def _chart_points(state: dict[str, Any]) -> list[tuple[datetime, int]]:
-    points = []
-    for entry in state.get("ledger") or []:
-        try:
-            at = datetime.fromisoformat(str(entry["at"]).replace("Z", "+00:00"))
-        except (KeyError, ValueError):
-            continue
-        points.append((at, int(entry["balance"])))
-    return points
-
-
-def _format(key: str, value: Any, state: dict[str, Any]) -> str:
-    if value is None:
-        return "—"
-    if key == "last_event_at":
-        return short_time(value) or "—"
-    if key == "build_id" and state.get("drill"):
-        return f"{value} · DRILL {state['drill']}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value)
