@@ -32,24 +32,21 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from workflows.contract import QUERY_PROPOSALS, member_workflow_id
 from workflows.effects import (
     DESTINATIONS_ACTIVITY,
     EMAIL_ACTIVITY,
-    MEMO_CONFIG,
     PROPOSAL_ACTIVITY,
     WEBHOOK_ACTIVITY,
     DeliveryAnswer,
     DeliveryRequest,
     Destination,
     DestinationsRequest,
-    EffectsConfig,
     ProposalNow,
     ProposalRequest,
-    effects_config_workflow_id,
 )
+from workflows.effects_config import MEMO_CONFIG, EffectsConfig, effects_config_workflow_id
 from workflows.proposals import content_digest
-
-MEMBER_PREFIX = "member-"  # workflows.member.member_workflow_id, without importing it
 
 SIGNATURE_HEADER = "Loyalty-Desk-Signature"
 TIMESTAMP_HEADER = "Loyalty-Desk-Timestamp"
@@ -175,9 +172,9 @@ class Deliverer:
     @activity.defn(name=PROPOSAL_ACTIVITY)
     async def proposal(self, request: ProposalRequest) -> ProposalNow:
         """The member's proposal as it reads now (its `proposals` query)."""
-        handle = self._client.get_workflow_handle(MEMBER_PREFIX + request.member_id)
+        handle = self._client.get_workflow_handle(member_workflow_id(request.member_id))
         try:
-            records = await handle.query("proposals")
+            records = await handle.query(QUERY_PROPOSALS)
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
                 return ProposalNow(found=False)

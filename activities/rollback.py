@@ -1,4 +1,4 @@
-"""Activities of the rollback workflow: thin wrappers over activities/repair.py."""
+"""Activities of the rollback workflow: thin wrappers over recovery/repair.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import repair
+from recovery import repair
 from workflows.rollback_messages import (
     FIND_DAMAGE,
     RESET_MEMBER,

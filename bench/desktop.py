@@ -41,11 +41,11 @@ from typing import Any
 
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from activities import repair
 from bench.common import Bench, Timer, embedded, emit, machine, stop
 from bench.ingest import send_all, traffic
 from bench.rollback import BAD, damage
 from desktop.members_loader import PAGE_SIZE
+from recovery import repair
 from runtime.connect import TASK_QUEUE
 from runtime.members import count_members
 from workflows import search_attributes as sa

@@ -27,8 +27,8 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
 
-from activities import repair
 from bench.common import Bench, embedded, emit, machine, start_worker
+from recovery import repair
 from runtime import deployment as releases
 from runtime.feed import wait_applied
 from runtime.server import find_temporal_binary

@@ -113,7 +113,7 @@ def cancel_slot_tasks(owner: Any) -> list[asyncio.Task[Any]]:
 
 def show_error(parent: QWidget | None, title: str, error: BaseException | str) -> QMessageBox:
     """A non-modal-to-the-loop error dialog: opened, never exec()-ed."""
-    text = error if isinstance(error, str) else (_one_line(error) or type(error).__name__)
+    text = error if isinstance(error, str) else (one_line(error) or type(error).__name__)
     box = QMessageBox(
         QMessageBox.Icon.Critical, title, text, QMessageBox.StandardButton.Close, parent
     )
@@ -174,13 +174,16 @@ def _report_failure(owner: Any, title: str, errors: ErrorDisplay, task: asyncio.
     widget = owner if isinstance(owner, QWidget) else None
     window = widget.window() if widget is not None else None
     if errors == "status" and isinstance(window, QMainWindow):
-        window.statusBar().showMessage(f"{title} failed: {_one_line(error)}", 15_000)
+        window.statusBar().showMessage(f"{title} failed: {one_line(error)}", 15_000)
         return
     show_error(window, title, error)
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
+def one_line(error: BaseException) -> str:
+    """The first line of an error for a status bar or a message: its `reason` if it
+    carries one (ServerError, WorkerError, EventError), else its text, else its type."""
+    reason = getattr(error, "reason", None)
+    text = str(reason or error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
 

@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from desktop.asyncutil import TaskSet, show_error
+from desktop.asyncutil import TaskSet, one_line, show_error
 from desktop.main_window import MainWindow
 from desktop.session import Session
 
@@ -61,7 +61,7 @@ class Desk:
     ) -> None:
         """sys.excepthook: an error in a slot is logged and told, never fatal."""
         log.error("unhandled error", exc_info=(kind, error, tb))
-        self.window.show_message(f"Error: {_one_line(error)} (details in the log)", 15_000)
+        self.window.show_message(f"Error: {one_line(error)} (details in the log)", 15_000)
 
     def report_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """The loop's exception handler: a failed callback or a task nobody awaited."""
@@ -69,7 +69,7 @@ class Desk:
         message = context.get("message", "error in the event loop")
         if error is not None:
             log.error("%s", message, exc_info=error)
-            text = _one_line(error)
+            text = one_line(error)
         else:
             log.error("%s", message)
             text = str(message)
@@ -83,7 +83,7 @@ class Desk:
         except Exception as error:
             log.error("could not start: %s", "".join(traceback.format_exception(error)))
             what = "Temporal server" if self.session.client is None else "worker"
-            self.window.show_message(f"Could not start the {what}: {_one_line(error)}", 0)
+            self.window.show_message(f"Could not start the {what}: {one_line(error)}", 0)
             show_error(self.window, f"Could not start the {what}", error)
 
     async def _shut_down(self) -> None:
@@ -97,9 +97,3 @@ class Desk:
         except Exception:
             log.exception("error while stopping the worker or the server")
         log.info("shut down")
-
-
-def _one_line(error: BaseException) -> str:
-    reason = getattr(error, "reason", None)  # ServerError and WorkerError carry one
-    text = str(reason or error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

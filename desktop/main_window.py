@@ -51,6 +51,7 @@ from desktop.panel import Panel, PostsStatus, Refreshable, ShowsMember, Stoppabl
 from desktop.releases_panel import ReleasesPanel
 from desktop.settings_panel import SettingsPanel
 from desktop.simulate_dialog import SimulateDialog
+from workflows.contract import member_workflow_id
 
 if TYPE_CHECKING:
     from desktop.session import Session
@@ -334,7 +335,7 @@ class MainWindow(QMainWindow):
         panel = self.tabs.currentWidget()
         member = panel.selected_member_id() if isinstance(panel, ShowsMember) else ""
         if member:
-            url += "/" + quote(f"member-{member}", safe="")
+            url += "/" + quote(member_workflow_id(member), safe="")
         return QUrl(url)
 
     def save_layout(self) -> None:

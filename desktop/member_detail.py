@@ -38,15 +38,23 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import preload
-from desktop.asyncutil import async_slot, cancel_slot_tasks, show_error
+from desktop.asyncutil import async_slot, cancel_slot_tasks, one_line, show_error
 from desktop.effects_panel import EffectsPanel
 from desktop.member_detail_chart import PointsChart
 from desktop.member_detail_models import LedgerModel, ProposalsModel, TimelineModel
-from desktop.member_detail_text import short_run, short_time
+from desktop.member_detail_text import chart_points, short_run, state_signature, state_text
 from desktop.units import utc_time_text
-from workflows.ids import member_workflow_id
+from workflows.contract import (
+    AMOUNT_FIELD,
+    QUERY_STATE,
+    SIGNAL_EVENT,
+    UPDATE_SYNC,
+    member_workflow_id,
+)
 
-MEMBER_MODULE = "workflows.member"  # imports the Agents SDK: ~1.5 s
+# imports the Agents SDK (~1.5 s): only an adjustment needs it; the state, the timeline
+# and a test event go by the contract's names (workflows.contract)
+MEMBER_MODULE = "workflows.member"
 
 if TYPE_CHECKING:
     from temporalio.client import WorkflowHistory
@@ -56,8 +64,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL_MS = 2000
+# the event types a person can send from the form (a refund needs the id it refers to)
 EVENT_TYPES = ("purchase", "trip_completed", "support_ticket")
-_AMOUNT_FIELD = {"purchase": "amount_cents", "trip_completed": "fare_cents"}
 _STATE_FIELDS = (
     ("points", "Points"),
     ("tier", "Tier"),
@@ -241,26 +249,23 @@ class MemberDetail(QWidget):
         from temporalio.client import WorkflowQueryFailedError
         from temporalio.service import RPCError
 
-        await preload.ready(MEMBER_MODULE)  # the first window would freeze importing it
-        from workflows.member import MemberWorkflow
-
         client = self._session.client
         if client is None:
             self.status.setText("Waiting for the Temporal server…")
             return
         handle = client.get_workflow_handle(self.workflow_id)
         try:
-            state = await handle.query(MemberWorkflow.state)
+            state = await handle.query(QUERY_STATE)
             # the run id too: a reset changes it without changing the state
             described = await handle.describe()
         except RPCError as error:
             self.status.setText(f"Temporal did not answer: {error.message}")
             return
         except WorkflowQueryFailedError as error:  # e.g. the member's workflow task fails
-            self.status.setText(f"The member did not answer: {_first_line(error)}")
+            self.status.setText(f"The member did not answer: {one_line(error)}")
             return
         self._show_state(state)
-        signature = (described.run_id, *_signature(state))
+        signature = (described.run_id, *state_signature(state))
         if signature != self._seen_signature:
             try:
                 await self._load_timeline(state, described.run_id)
@@ -297,12 +302,12 @@ class MemberDetail(QWidget):
         pending = sum(1 for p in state.get("proposals") or [] if p.get("status") == "pending")
         values = {**state, "pending": pending}
         for key, label in self.state_labels.items():
-            label.setText(_format(key, values.get(key), state))
+            label.setText(state_text(key, values.get(key), state))
             if key == "last_event_at":
                 label.setToolTip(utc_time_text(values.get(key)))
         ledger = state.get("ledger") or []
         self.ledger_model.set_rows(ledger)
-        self.chart.set_points(_chart_points(state))
+        self.chart.set_points(chart_points(state))
         self.proposals_model.set_rows(state.get("proposals") or [])
         self.state_loaded.emit(state)
 
@@ -320,9 +325,6 @@ class MemberDetail(QWidget):
 
     @async_slot(title="Could not send the event")
     async def send_event(self) -> None:
-        await preload.ready(MEMBER_MODULE)
-        from workflows.member import SIGNAL_EVENT, MemberWorkflow
-
         client = self._session.client
         if client is None:
             raise RuntimeError("not connected to Temporal yet")
@@ -331,7 +333,7 @@ class MemberDetail(QWidget):
         self.send_button.setEnabled(False)
         try:
             await handle.signal(SIGNAL_EVENT, raw)
-            state: dict[str, Any] = await handle.execute_update(MemberWorkflow.sync)  # type: ignore[arg-type]
+            state: dict[str, Any] = await handle.execute_update(UPDATE_SYNC)
         finally:
             self.send_button.setEnabled(True)
         log.info("sent test event %s to %s", raw["event_id"], self.member_id)
@@ -347,8 +349,8 @@ class MemberDetail(QWidget):
             "member_id": self.member_id,
             "occurred_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         }
-        if kind in _AMOUNT_FIELD:
-            raw[_AMOUNT_FIELD[kind]] = round(self.event_amount.value() * 100)
+        if kind in AMOUNT_FIELD:
+            raw[AMOUNT_FIELD[kind]] = round(self.event_amount.value() * 100)
         else:
             raw["text"] = self.event_text.text()
         return raw
@@ -398,8 +400,8 @@ class MemberDetail(QWidget):
             self.refresh()
 
     def _on_event_type_current_text_changed(self, kind: str) -> None:
-        self.event_amount.setEnabled(kind in _AMOUNT_FIELD)
-        self.event_text.setEnabled(kind not in _AMOUNT_FIELD)
+        self.event_amount.setEnabled(kind in AMOUNT_FIELD)
+        self.event_text.setEnabled(kind not in AMOUNT_FIELD)
 
     def _on_send_button_clicked(self) -> None:
         self.send_event()
@@ -431,45 +433,3 @@ def _table(
         if column != stretch:
             table.setColumnWidth(column, width)
     return table
-
-
-def _signature(state: dict[str, Any]) -> tuple[Any, ...]:
-    """What changes when something new belongs on the timeline."""
-    ledger = state.get("ledger") or []
-    return (
-        state.get("runs"),
-        state.get("run_signals"),
-        state.get("events_processed"),
-        state.get("events_rejected"),
-        ledger[-1]["seq"] if ledger else 0,
-        state.get("build_id"),
-        tuple((p.get("id"), p.get("status")) for p in state.get("proposals") or []),
-    )
-
-
-def _chart_points(state: dict[str, Any]) -> list[tuple[datetime, int]]:
-    points = []
-    for entry in state.get("ledger") or []:
-        try:
-            at = datetime.fromisoformat(str(entry["at"]).replace("Z", "+00:00"))
-        except (KeyError, ValueError):
-            continue
-        points.append((at, int(entry["balance"])))
-    return points
-
-
-def _format(key: str, value: Any, state: dict[str, Any]) -> str:
-    if value is None:
-        return "—"
-    if key == "last_event_at":
-        return short_time(value) or "—"
-    if key == "build_id" and state.get("drill"):
-        return f"{value} · DRILL {state['drill']}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value)
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

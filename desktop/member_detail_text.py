@@ -1,8 +1,9 @@
-"""How the member detail and the approvals queue write times, run ids and proposals
-(no Qt)."""
+"""How the member detail and the approvals queue write times, run ids, proposals and a
+member's state (no Qt)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from desktop.units import local_time_text
@@ -31,3 +32,40 @@ def proposal_text(proposal: dict[str, Any]) -> str:
     if proposal.get("action") == "message_member":
         return str(args.get("text") or "")
     return ""
+
+
+def state_signature(state: dict[str, Any]) -> tuple[Any, ...]:
+    """What changes when something new belongs on the timeline."""
+    ledger = state.get("ledger") or []
+    return (
+        state.get("runs"),
+        state.get("run_signals"),
+        state.get("events_processed"),
+        state.get("events_rejected"),
+        ledger[-1]["seq"] if ledger else 0,
+        state.get("build_id"),
+        tuple((p.get("id"), p.get("status")) for p in state.get("proposals") or []),
+    )
+
+
+def chart_points(state: dict[str, Any]) -> list[tuple[datetime, int]]:
+    points = []
+    for entry in state.get("ledger") or []:
+        try:
+            at = datetime.fromisoformat(str(entry["at"]).replace("Z", "+00:00"))
+        except (KeyError, ValueError):
+            continue
+        points.append((at, int(entry["balance"])))
+    return points
+
+
+def state_text(key: str, value: Any, state: dict[str, Any]) -> str:
+    if value is None:
+        return "—"
+    if key == "last_event_at":
+        return short_time(value) or "—"
+    if key == "build_id" and state.get("drill"):
+        return f"{value} · DRILL {state['drill']}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)

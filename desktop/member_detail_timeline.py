@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio.api.enums.v1 import EventType
 
-from activities.history import Received, previous_run, received, reset_base
 from desktop.member_detail_text import short_run
+from recovery.history import Received, received
+from recovery.runs import previous_run, reset_base
+from workflows.contract import AMOUNT_FIELDS
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHistory
@@ -24,7 +26,6 @@ if TYPE_CHECKING:
 Row = dict[str, Any]
 # a member's runs are read back only this far: each is one history fetch
 MAX_RUNS = 20
-_AMOUNT_FIELDS = ("fare_cents", "amount_cents")
 
 
 async def fetch_chain(
@@ -192,7 +193,7 @@ def _describe_event(raw: Any) -> str:
         return "unreadable event"
     kind = raw.get("type", "?")
     text = f"{kind} {raw.get('event_id', '?')}"
-    for name in _AMOUNT_FIELDS:
+    for name in AMOUNT_FIELDS:
         amount = raw.get(name)
         if isinstance(amount, int):
             text += f" ${amount / 100:,.2f}"

@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 REFRESH_INTERVAL_MS = 5_000
 # imported in a thread once connected: on the GUI thread they would freeze the window
 # for about a second at the first preview or replay check
-HEAVY_MODULES = ("runtime.releases", "activities.repair", "runtime.replay_check")
+HEAVY_MODULES = ("runtime.releases", "recovery.repair", "runtime.replay_check")
 NO_DRILL = "none: a real build"
 VISIBLE_VERSIONS = 3
 NO_VERSIONS = "No worker has polled this deployment yet."

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from desktop.session import Session
 
 # imported in a thread once connected: on the GUI thread they would freeze the window
-REPLAY_MODULES = ("runtime.releases", "activities.repair", "runtime.replay_check")
+REPLAY_MODULES = ("runtime.releases", "recovery.repair", "runtime.replay_check")
 
 
 class ReplayPage(QWidget):

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.asyncutil import async_slot, cancel_slot_tasks
+from desktop.asyncutil import async_slot, cancel_slot_tasks, one_line
 
 if TYPE_CHECKING:
     from desktop.session import Session
@@ -243,7 +243,7 @@ class SimulateDialog(QDialog):
             self.status_posted.emit(text)
             raise
         except Exception as error:
-            text = f"Simulated traffic failed: {_one_line(error)}"
+            text = f"Simulated traffic failed: {one_line(error)}"
             self.message.setText(text)
             self.status_posted.emit(text)
             raise
@@ -340,8 +340,3 @@ def _spin(parent: QWidget, name: str, low: int, high: int, value: int, step: int
     spin.setSingleStep(step)
     spin.setGroupSeparatorShown(True)
     return spin
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

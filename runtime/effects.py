@@ -33,6 +33,8 @@ from workflows.effects import (
     MEMO_STATE,
     SIGNAL_POKE,
     STATUSES,
+)
+from workflows.effects_config import (
     EffectsConfig,
     EffectsConfigChange,
     EffectsConfigWorkflow,

@@ -194,7 +194,7 @@ async def preview_rollback(client: Client, build: str, query: str | None = None)
     computed from history, touching no live workflow. (The replay check, which makes
     every build count as its candidate while it replays, never runs in a process
     that previews: the CLI runs one or the other, the app runs it as a child.)"""
-    from activities import repair
+    from recovery import repair
 
     check_build_id(build)
     started = time.perf_counter()

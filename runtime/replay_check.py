@@ -18,8 +18,10 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
-from activities.history import Rebuild, chain_histories, holding_run, received, run_input
-from activities.repair import bounded
+from recovery.damage import bounded
+from recovery.history import received
+from recovery.rebuild import Rebuild
+from recovery.runs import chain_histories, holding_run, run_input
 from runtime import deployment
 from runtime.members import deployment_query, list_members
 from runtime.worker import default_build_id, sandbox_runner, workflow_classes

@@ -35,7 +35,8 @@ from runtime.ingest_meter import IngestMeter, IngestMeterInterceptor
 from workflows import drill
 from workflows.agent import AgentTurnWorkflow
 from workflows.audit import AuditWorkflow
-from workflows.effects import EffectsConfigWorkflow, EffectWorkflow
+from workflows.effects import EffectWorkflow
+from workflows.effects_config import EffectsConfigWorkflow
 from workflows.guardrails import GuardrailsWorkflow
 from workflows.ids import check_build_id, check_name
 from workflows.member import MemberWorkflow

@@ -35,7 +35,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
-from activities.history import chain_histories
+from recovery.runs import chain_histories
 from runtime import approvals, audit, effects, guardrails, releases, secrets
 from runtime.connect import Target
 from runtime.feed import send_member, wait_applied
@@ -47,7 +47,8 @@ from tests.memberkit import start_member
 from workflows import search_attributes as sa
 from workflows.audit import AUDIT_WORKFLOW_ID
 from workflows.drill import drill_build_id
-from workflows.effects import effect_workflow_id, effects_config_workflow_id
+from workflows.effects import effect_workflow_id
+from workflows.effects_config import effects_config_workflow_id
 from workflows.guardrails import guardrails_workflow_id
 from workflows.member import SIGNAL_EVENTS, Adjustment, MemberWorkflow, member_workflow_id
 from workflows.proposals import AUTO_APPROVE_POLICY

@@ -41,10 +41,10 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.openai_agents import AgentsWorkflowError
 
     from workflows.agent_triggers import next_tier
+    from workflows.contract import AGENT_TURN_WORKFLOW, SIGNAL_AGENT_RESULT
     from workflows.rules import LEDGER_KEEP, MemberBook
 
 AGENT_NAME = "Loyalty desk agent"
-SIGNAL_AGENT_RESULT = "agent_result"
 SIGNAL_REPLY_BY_SIGNAL = "reply_by_signal"
 EFFECT_TOOLS = ("grant_points", "change_tier", "flag_fraud", "message_member")
 LEDGER_SHOWN = 10
@@ -277,7 +277,7 @@ def _one_line(error: BaseException) -> str:
 # worker restarted with another model provider (local activity for the offline model,
 # a regular activity for a remote one) meets a run that was in flight.
 @workflow.defn(
-    name="AgentTurnWorkflow",
+    name=AGENT_TURN_WORKFLOW,
     versioning_behavior=VersioningBehavior.AUTO_UPGRADE,
     sandboxed=False,
     failure_exception_types=[workflow.NondeterminismError],

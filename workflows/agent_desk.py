@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from workflows.agent_guard import AgentGuard, GuardState
-from workflows.agent_io import AgentSettings, iso, parse_iso
+from workflows.agent_io import AgentSettings
 from workflows.agent_policy import AgentPolicy
 from workflows.agent_triggers import TriggerWatch, WatchState
+from workflows.isotime import iso, parse_iso
 from workflows.proposals import ProposalBook
 from workflows.rules import MemberBook, Outcome
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from workflows.agent_io import iso, parse_iso
 from workflows.agent_policy import AgentPolicy
+from workflows.isotime import iso, parse_iso
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 GRANTS_KEEP = 500  # grants remembered for the daily caps (a day holds far fewer)

@@ -9,7 +9,6 @@ registers the implementations under the same names (`activities/model_provider.p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
@@ -65,11 +64,3 @@ async def outbox_deliver(entry: OutboxEntry) -> OutboxReceipt:
     """Signature only; the worker registers `activities.outbox.Outbox.deliver`, which
     starts the effect's EffectWorkflow (once: idempotent by workflow id)."""
     raise NotImplementedError
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)

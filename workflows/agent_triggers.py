@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from workflows.agent_io import iso, parse_iso
 from workflows.agent_policy import AgentPolicy
+from workflows.contract import EARNING_TYPES
+from workflows.isotime import iso, parse_iso
 from workflows.rules import TIER_WINDOW_DAYS, TIERS, MemberBook, Outcome, tier_rank
 
 TICKET_CHARS = 2_000  # what the agent sees of a ticket
@@ -65,7 +66,7 @@ class TriggerWatch:
         triggers: list[dict[str, Any]] = []
         if event.type == "trip_completed":
             triggers += self._unusual(event.occurred_at, base, policy)
-        if event.type in ("trip_completed", "purchase"):
+        if event.type in EARNING_TYPES:
             triggers += self._near_tier(book, event.occurred_at, base, policy)
         return triggers
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.common import RetryPolicy, VersioningBehavior
 
 AUDIT_WORKFLOW_ID = "loyalty-desk-audit"
@@ -82,6 +82,13 @@ class ArchiveBatch:
     entries: list[AuditEntry]
 
 
+@activity.defn(name=ARCHIVE_ACTIVITY)
+async def archive_batch(batch: ArchiveBatch) -> str:
+    """Signature only; the worker registers `activities.audit_archive` (its `archive`),
+    which appends the batch to the archive file and says where."""
+    raise NotImplementedError
+
+
 @dataclass
 class AuditCarry:
     """What a run hands the next one: the chain's end, the anchors, entries not archived."""
@@ -129,9 +136,8 @@ class AuditWorkflow:
         batch = list(self._entries)
         if batch:
             where: str = await workflow.execute_activity(
-                ARCHIVE_ACTIVITY,
+                archive_batch,
                 ArchiveBatch(batch),
-                result_type=str,
                 start_to_close_timeout=timedelta(minutes=1),
                 retry_policy=ARCHIVE_RETRY,
             )

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-EVENT_TYPES = ("trip_completed", "purchase", "refund", "support_ticket")
-AMOUNT_FIELD = {"trip_completed": "fare_cents", "purchase": "amount_cents"}
+from workflows.contract import AMOUNT_FIELD, EVENT_TYPES
+
+__all__ = ["AMOUNT_FIELD", "EVENT_TYPES", "Event", "EventError", "parse_event"]
 
 MAX_AMOUNT_CENTS = 5_000_000  # $50,000: anything above is a data error, not a purchase
 MAX_TEXT_CHARS = 10_000

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-MEMBER_PREFIX = "member-"
+from workflows.contract import MEMBER_PREFIX, member_id_of, member_workflow_id
 
-
-def member_workflow_id(member_id: str) -> str:
-    return f"{MEMBER_PREFIX}{member_id}"
-
-
-def member_id_of(workflow_id: str) -> str:
-    return workflow_id.removeprefix(MEMBER_PREFIX)
+__all__ = [
+    "MAX_NAME",
+    "MEMBER_PREFIX",
+    "BadNameError",
+    "check_build_id",
+    "check_name",
+    "member_id_of",
+    "member_workflow_id",
+]
 
 
 # Build ids and deployment names (and task queues) go into visibility queries, audit

@@ -14,264 +14,88 @@ become proposals that wait for a decision.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import (
     RawValue,
-    RetryPolicy,
-    SearchAttributeUpdate,
     VersioningBehavior,
-    WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import (
-    ActivityError,
     ApplicationError,
-    ChildWorkflowError,
-    FailureError,
-    WorkflowAlreadyStartedError,
 )
-from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
+from temporalio.workflow import ChildWorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import carry, drill, search_attributes
+    from workflows import carry, drill
     from workflows.actors import reserved_actor_problem
     from workflows.agent import (
-        SIGNAL_AGENT_RESULT,
-        AgentTurnWorkflow,
-        TurnInput,
         TurnResult,
-        agent_workflow_id,
-        member_case,
     )
-    from workflows.agent_desk import AgentCarry, AgentDesk
-    from workflows.agent_io import (
-        AgentSettings,
-        OutboxEntry,
-        agent_settings,
-        iso,
-        outbox_deliver,
-        parse_iso,
+    from workflows.agent_desk import AgentDesk
+    from workflows.contract import (
+        MEMBER_PREFIX,
+        MEMBER_WORKFLOW,
+        QUERY_AGENT,
+        QUERY_PROPOSALS,
+        QUERY_STATE,
+        SIGNAL_AGENT_RESULT,
+        SIGNAL_EVENT,
+        SIGNAL_EVENTS,
+        UPDATE_ADJUST,
+        UPDATE_DECIDE,
+        UPDATE_SYNC,
     )
-    from workflows.agent_policy import OUTBOX_KINDS
-    from workflows.proposals import AUTO_APPROVE_POLICY, digest_of
-    from workflows.rules import REASON_BYTES, MemberBook, MemberSnapshot, clip_text, json_bytes
-
-WORKFLOW_ID_PREFIX = "member-"
-_UNDECODABLE = object()  # a signal payload no converter can read
-# Continue-as-new after this many received signals (duplicates included) or events
-# (bulk signals carry many), so history and replay cost stay bounded per run.
-MAX_SIGNALS_PER_RUN = 500
-MAX_EVENTS_PER_RUN = 5_000
-SIGNAL_EVENT = "event"
-SIGNAL_EVENTS = "events"
-REQUESTS_KEEP = 256
-# search attributes (what the members table shows) lag the state by at most this much
-PUBLISH_INTERVAL = timedelta(seconds=1)
-AGENT_RUN_TIMEOUT = timedelta(minutes=15)
-AGENT_RESULT_GRACE = timedelta(minutes=1)
-OUTBOX_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=6,
-)
-OUTBOX_PAUSE = timedelta(minutes=10)  # after a delivery failed every retry, before trying again
-# builds before it recorded an approved tier change in the outbox only; with it the
-# member's tier moves too (histories of those builds replay without it)
-TIER_GRANT_PATCH = "tier-grant"
-# 0.2.0: events received by signal wait in an inbox and each workflow task applies at
-# most MAX_EVENTS_PER_TASK of them (a flood of signals arrives in one task, and
-# applying it all at once runs past the SDK's 2 s deadlock detector on every retry);
-# grants are checked against the rules before they are applied. Runs started by
-# earlier builds keep their behaviour (activities.history reads both).
-BOUNDED_PATCH = "bounded-tasks"
-MAX_EVENTS_PER_TASK = 1_000
-# 0.3.0: a refund that arrives before the event it refers to is held until it arrives
-# (workflows.rules: the hold) instead of rejected; decisions carry the digest of the
-# content the person saw and bind to it (see Decision). Runs of earlier builds keep
-# their behaviour; activities.history reads both.
-HOLD_PATCH = "hold-and-bind"
-DRAIN_PAUSE = timedelta(milliseconds=1)  # a timer ends the task; the next one goes on
-DRAIN_SUMMARY = "drain"  # the drain timer's summary: how a history reader tells it apart
-MAX_ACTOR = 200
-MAX_REQUEST_ID_BYTES = 200  # request ids are kept (REQUESTS_KEEP of them) across runs
-MAX_REASON_CHARS = 500
-MAX_PROPOSAL_ID_CHARS = 400
-MAX_POLICY_CHARS = 500
-MAX_DIGEST_CHARS = 64
-EARLIER_KEEP = 3  # earlier decisions kept in a proposal's record
-
-
-def member_workflow_id(member_id: str) -> str:
-    return f"{WORKFLOW_ID_PREFIX}{member_id}"
-
-
-@dataclass
-class MemberInput:
-    member_id: str
-    snapshot: MemberSnapshot | None = None
-    # idempotency keys of recent adjustments, carried across runs
-    requests: list[str] | None = None
-    # continue-as-new thresholds; set at the first start and carried across runs
-    max_signals: int = MAX_SIGNALS_PER_RUN
-    max_events: int = MAX_EVENTS_PER_RUN
-    # proposals, queued triggers, budgets, breaker and costs of the member's agent
-    agent: AgentCarry | None = None
-
-
-@dataclass
-class Adjustment:
-    points: int
-    reason: str
-    actor: str
-    request_id: str
-
-
-@dataclass
-class AdjustmentResult:
-    applied: bool
-    points: int
-    ledger_seq: int
-    message: str
-
-
-@dataclass
-class Decision:
-    """Approve or reject one proposal; `actor` is who decides, `reason` is required."""
-
-    proposal_id: str
-    approve: bool
-    reason: str
-    actor: str
-    # the bulk policy that selected the proposal, when one did
-    policy: str | None = None
-    # from build 0.3.0: the digest of the action and arguments the person saw
-    # (workflows.proposals.content_digest); the member refuses a decision without it,
-    # or for another content, or for a proposal it does not have
-    digest: str | None = None
-    # a decision re-sent by a rollback: when it was first made (ISO 8601); it applies
-    # at that time, and if the proposal's content changed since, the proposal stays
-    # pending and keeps the earlier decision in its record
-    decided_at: str | None = None
-
-
-@dataclass
-class DecisionResult:
-    proposal_id: str
-    status: str
-    applied: bool
-    message: str
-    ledger_seq: int | None = None
-    # what an approval applied, so a replay of the history (the rollback preview) can
-    # apply it the same way: MemberBook.apply_approved(action, arguments, id, decided_at)
-    action: str | None = None
-    arguments: dict[str, Any] | None = None
-    decided_at: str | None = None
-
-
-class _Received:
-    """A signal in the inbox: its payload, decoded when its turn comes."""
-
-    __slots__ = ("bulk", "error", "items", "payload", "position", "received_at")
-
-    def __init__(self, payload: RawValue, received_at: datetime, *, bulk: bool) -> None:
-        self.payload = payload
-        self.received_at = received_at
-        self.bulk = bulk
-        self.items: list[Any] | None = None
-        self.error: str | None = None  # a payload that is no event: its rejection
-        self.position = 0
-
-
-def request_problem(request: Adjustment) -> str | None:
-    """Bounds on an adjustment request, whoever sends it (its id and reason are kept)."""
-    if not isinstance(request.request_id, str) or not request.request_id.strip():
-        return "a request_id is required"
-    if json_bytes(request.request_id) > MAX_REQUEST_ID_BYTES:
-        return f"the request_id is longer than {MAX_REQUEST_ID_BYTES} bytes"
-    if not isinstance(request.reason, str) or len(request.reason) > MAX_REASON_CHARS:
-        return f"the reason must be text of at most {MAX_REASON_CHARS} characters"
-    if not isinstance(request.actor, str) or len(request.actor) > MAX_ACTOR:
-        return f"the actor must be text of at most {MAX_ACTOR} characters"
-    return None
-
-
-def decision_problem(decision: Decision) -> str | None:
-    """Bounds on a decision request, whoever sends it."""
-    if (
-        not isinstance(decision.proposal_id, str)
-        or len(decision.proposal_id) > MAX_PROPOSAL_ID_CHARS
-    ):
-        return f"the proposal_id must be text of at most {MAX_PROPOSAL_ID_CHARS} characters"
-    if not isinstance(decision.approve, bool):
-        return "approve must be true or false"
-    if not isinstance(decision.reason, str) or len(decision.reason) > MAX_REASON_CHARS:
-        return f"the reason must be text of at most {MAX_REASON_CHARS} characters"
-    if decision.policy is not None and (
-        not isinstance(decision.policy, str) or len(decision.policy) > MAX_POLICY_CHARS
-    ):
-        return f"the policy must be text of at most {MAX_POLICY_CHARS} characters"
-    if decision.digest is not None and (
-        not isinstance(decision.digest, str) or len(decision.digest) > MAX_DIGEST_CHARS
-    ):
-        return f"the digest must be text of at most {MAX_DIGEST_CHARS} characters"
-    if decision.decided_at is not None and _decided_at(decision) is None:
-        return "decided_at must be an ISO 8601 time with a time zone"
-    return None
-
-
-def _decided_at(decision: Decision) -> datetime | None:
-    text = decision.decided_at
-    if not isinstance(text, str) or len(text) > 40:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
-
-
-TURN_STATUSES = ("ok", "max_turns", "budget", "model_error", "error")
-MAX_COUNT = 10**9
-
-
-def sane_result(result: TurnResult) -> TurnResult:
-    """An agent result as the desk can take it, whatever sent it (the `agent_result`
-    signal is open to any client): wrong types become an error result instead of an
-    exception that would fail the member's task on every retry."""
-
-    def count(value: Any) -> int:
-        ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
-        return value if ok else 0
-
-    def text(value: Any, limit: int) -> str | None:
-        return value[:limit] if isinstance(value, str) else None
-
-    drafts = result.drafts if isinstance(result.drafts, list) else []
-    wellformed = isinstance(result.drafts, list) and all(isinstance(d, dict) for d in drafts)
-    status = result.status if result.status in TURN_STATUSES else "error"
-    return TurnResult(
-        status=status if wellformed else "error",
-        model=text(result.model, 200) or "unknown model",
-        trigger_key=text(result.trigger_key, 1_000) or "",
-        model_calls=count(result.model_calls),
-        input_tokens=count(result.input_tokens),
-        output_tokens=count(result.output_tokens),
-        drafts=[dict(d) for d in drafts[:20]] if wellformed else [],
-        final=text(result.final, 2_000),
-        error=(text(result.error, 300) if wellformed else "the agent result was malformed"),
+    from workflows.contract import (
+        member_workflow_id as member_workflow_id,
     )
+    from workflows.member_agent import MemberAgent
+    from workflows.member_chores import MemberChores
+    from workflows.member_decisions import MemberDecisions
+    from workflows.member_inbox import _UNDECODABLE, MemberInbox, _Received
+    from workflows.member_messages import (
+        BOUNDED_PATCH,
+        HOLD_PATCH,
+        MAX_ACTOR,
+        MAX_EVENTS_PER_TASK,
+        REQUESTS_KEEP,
+        Adjustment,
+        AdjustmentResult,
+        Decision,
+        DecisionResult,
+        MemberInput,
+        decision_problem,
+        request_problem,
+    )
+    from workflows.member_messages import (
+        MAX_DIGEST_CHARS as MAX_DIGEST_CHARS,
+    )
+    from workflows.member_messages import (
+        MAX_EVENTS_PER_RUN as MAX_EVENTS_PER_RUN,
+    )
+    from workflows.member_messages import (
+        MAX_POLICY_CHARS as MAX_POLICY_CHARS,
+    )
+    from workflows.member_messages import (
+        MAX_PROPOSAL_ID_CHARS as MAX_PROPOSAL_ID_CHARS,
+    )
+    from workflows.member_messages import (
+        MAX_REASON_CHARS as MAX_REASON_CHARS,
+    )
+    from workflows.member_messages import (
+        MAX_REQUEST_ID_BYTES as MAX_REQUEST_ID_BYTES,
+    )
+    from workflows.member_messages import (
+        MAX_SIGNALS_PER_RUN as MAX_SIGNALS_PER_RUN,
+    )
+    from workflows.member_messages import (
+        trigger_key_of as trigger_key_of,
+    )
+    from workflows.rules import MemberBook, MemberSnapshot
 
-
-def trigger_key_of(proposal_id: str) -> str:
-    """`<member>:<trigger key>:<index>` -> trigger key (which may itself contain colons)."""
-    rest = proposal_id.split(":", 1)[1] if ":" in proposal_id else ""
-    return rest.rsplit(":", 1)[0]
+WORKFLOW_ID_PREFIX = MEMBER_PREFIX
 
 
 def _raise_if_crashed(tasks: list[asyncio.Task[None]]) -> None:
@@ -284,8 +108,8 @@ def _raise_if_crashed(tasks: list[asyncio.Task[None]]) -> None:
             raise RuntimeError(f"a member background loop crashed: {error!r}") from error
 
 
-@workflow.defn(name="MemberWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
-class MemberWorkflow:
+@workflow.defn(name=MEMBER_WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+class MemberWorkflow(MemberAgent, MemberChores, MemberInbox, MemberDecisions):
     @workflow.init
     def __init__(self, input: MemberInput) -> None:
         snapshot = input.snapshot or MemberSnapshot(member_id=input.member_id)
@@ -385,7 +209,7 @@ class MemberWorkflow:
 
     # -- signals --------------------------------------------------------------
 
-    @workflow.signal(name="event")
+    @workflow.signal(name=SIGNAL_EVENT)
     def event(self, payload: RawValue) -> None:
         if self._bounded():
             self._receive(_Received(payload, workflow.now(), bulk=False))
@@ -400,7 +224,7 @@ class MemberWorkflow:
         outcome = self._book.apply(raw, build_id=self._build(), received_at=now)
         self._desk.observe(outcome, self._book, now)
 
-    @workflow.signal(name="events")
+    @workflow.signal(name=SIGNAL_EVENTS)
     def events(self, payload: RawValue) -> None:
         if self._bounded():
             self._receive(_Received(payload, workflow.now(), bulk=True))
@@ -419,95 +243,6 @@ class MemberWorkflow:
             outcome = self._book.apply(item, build_id=build, received_at=now)
             self._desk.observe(outcome, self._book, now)
 
-    def _receive(self, signal: _Received) -> None:
-        """A signal's events apply at once while this task's budget lasts and nothing
-        waits before them (updates in the same task then see them, as before the
-        bound); otherwise they wait in the inbox, in order.
-
-        activities.history._Reader decides the same way: keep the two in step."""
-        self._signals += 1
-        self._dirty = True
-        if not self._inbox and self._decode(signal) <= self._budget():
-            self._apply_from(signal, self._budget())
-        else:
-            self._inbox.append(signal)
-
-    async def _drain_inbox(self) -> None:
-        """Apply queued events, within each workflow task's budget, in order."""
-        while True:
-            await workflow.wait_condition(lambda: bool(self._inbox))
-            while self._inbox and self._budget() > 0:
-                head = self._inbox[0]
-                self._decode(head)
-                self._apply_from(head, self._budget())
-                if head.items is None or head.position >= len(head.items):
-                    self._inbox.popleft()
-            if self._inbox:
-                await workflow.sleep(DRAIN_PAUSE, summary=DRAIN_SUMMARY)
-
-    def _budget(self) -> int:
-        """Events this workflow task may still apply (MAX_EVENTS_PER_TASK per task)."""
-        task = workflow.info().get_current_history_length()
-        if task != self._budget_task:
-            self._budget_task, self._budget_left = task, MAX_EVENTS_PER_TASK
-        return self._budget_left
-
-    def _decode(self, signal: _Received) -> int:
-        """Decode the signal's payload once; what applying all of it costs: its events, or
-        1 for a payload that is no event (it becomes one rejection)."""
-        if signal.items is None and signal.error is None:
-            raw = self._decoded_quietly(signal.payload)
-            if raw is _UNDECODABLE:
-                signal.error = "undecodable"
-            elif signal.bulk and not isinstance(raw, list):
-                signal.error = "the events signal takes a JSON list of event objects"
-            else:
-                signal.items = raw if signal.bulk else [raw]
-        return 1 if signal.items is None else len(signal.items) - signal.position
-
-    def _apply_from(self, signal: _Received, budget: int) -> None:
-        """Apply up to `budget` of the signal's events from where it stopped."""
-        if signal.items is None:
-            if signal.error == "undecodable":
-                self._decoded(signal.payload)  # records the rejection with its reason
-            elif signal.error:
-                self._book.reject(None, signal.error)
-            self._budget_left -= 1
-            return
-        build = self._build()
-        take = signal.items[signal.position : signal.position + budget]
-        for item in take:
-            outcome = self._book.apply(item, build_id=build, received_at=signal.received_at)
-            self._desk.observe(outcome, self._book, signal.received_at)
-            for released in self._book.released:
-                self._desk.observe(released, self._book, signal.received_at)
-        self._events += len(take)
-        signal.position += len(take)
-        self._budget_left -= len(take)
-        self._dirty = True
-
-    def _decoded_quietly(self, payload: RawValue) -> Any:
-        try:
-            return workflow.payload_converter().from_payload(payload.payload)
-        except Exception:
-            return _UNDECODABLE
-
-    def _decoded(self, payload: RawValue) -> Any:
-        """The signal's value; bytes no converter can read are a recorded rejection.
-
-        Taken raw because the SDK would otherwise drop such a signal with only a log line
-        on the worker, while the history (which rollback replays) still holds it.
-        """
-        try:
-            return workflow.payload_converter().from_payload(payload.payload)
-        except Exception as error:  # bad JSON, not UTF-8, unknown encoding, 5,000 digits
-            encoding = payload.payload.metadata.get("encoding", b"").decode(errors="replace")
-            reason = (
-                f"unreadable signal payload ({encoding or 'no encoding'}, {type(error).__name__})"
-            )
-            self._book.reject(None, reason)
-            return _UNDECODABLE
-
     @workflow.signal(name=SIGNAL_AGENT_RESULT)
     def agent_result(self, result: TurnResult) -> None:
         """An agent run's result (sent by AgentTurnWorkflow); not a member event."""
@@ -515,7 +250,7 @@ class MemberWorkflow:
 
     # -- updates --------------------------------------------------------------
 
-    @workflow.update(name="adjust")
+    @workflow.update(name=UPDATE_ADJUST)
     def adjust(self, request: Adjustment) -> AdjustmentResult:
         if request.request_id in self._requests:
             return AdjustmentResult(
@@ -550,7 +285,7 @@ class MemberWorkflow:
         if problem:
             raise ValueError(problem)
 
-    @workflow.update(name="sync")
+    @workflow.update(name=UPDATE_SYNC)
     async def sync(self) -> dict[str, Any]:
         """The member's state after every signal sent before this call has been applied.
 
@@ -561,7 +296,7 @@ class MemberWorkflow:
             await workflow.wait_condition(lambda: not self._inbox)
         return self._member_state()
 
-    @workflow.update(name="decide")
+    @workflow.update(name=UPDATE_DECIDE)
     async def decide(self, decision: Decision) -> DecisionResult:
         """Approve or reject a proposal; an approval applies once.
 
@@ -628,115 +363,9 @@ class MemberWorkflow:
         if problem:
             raise ValueError(problem)
 
-    def _binding_problem(self, decision: Decision) -> str | None:
-        """Why this decision does not bind to a proposal the member has (from 0.3.0):
-        no digest, no such proposal (a decision never waits for one), already decided,
-        expired, or (for a fresh decision) content other than what the person saw. A
-        re-sent decision for changed content is let through: the handler keeps it in
-        the proposal's record and refuses it."""
-        pid = decision.proposal_id
-        problem = self._desk.check_decision(pid, decision.approve, workflow.now())
-        if problem:
-            return problem
-        if not decision.digest:
-            return (
-                "a decision must carry the digest of the proposal as it was shown "
-                "(this client predates build 0.3.0)"
-            )
-        record = self._desk.proposals.get(pid)
-        assert record is not None
-        if digest_of(record) != decision.digest and decision.decided_at is None:
-            return self._changed(record)
-        return self._approval_problem(pid, decision.approve)
-
-    @staticmethod
-    def _changed(record: dict[str, Any]) -> str:
-        args = json.dumps(record["arguments"], sort_keys=True, ensure_ascii=False)
-        return clip_text(
-            f"proposal {record['id']} is not what was shown: it now says "
-            f"{record['action']} {args}; look at it again and decide on that",
-            REASON_BYTES,
-        )
-
-    def _decide_bound(self, decision: Decision) -> DecisionResult:
-        """A decision bound to content (see _binding_problem); checked again here, as
-        the state may have changed since the validator ran."""
-        problem = decision_problem(decision) or self._binding_problem(decision)
-        if problem:
-            raise ApplicationError(problem, type="DecisionRefused", non_retryable=True)
-        pid = decision.proposal_id
-        record = self._desk.proposals.get(pid)
-        assert record is not None
-        now = workflow.now()
-        first = _decided_at(decision)
-        if digest_of(record) != decision.digest:
-            # a re-sent decision (after a rollback) for content that changed: the
-            # proposal stays pending, and says why
-            earlier = record.setdefault("earlier_decisions", [])
-            earlier.append(
-                {
-                    "approve": decision.approve,
-                    "actor": clip_text(decision.actor.strip(), 200),
-                    "reason": clip_text(decision.reason.strip(), REASON_BYTES),
-                    "decided_at": iso(first) if first else None,
-                    "digest": decision.digest,
-                    "why_pending": "the content changed after this decision (a rollback "
-                    "re-ran the agent); it needs a new decision",
-                }
-            )
-            del earlier[:-EARLIER_KEEP]
-            self._dirty = True
-            raise ApplicationError(
-                self._changed(record), type="DecisionRefused", non_retryable=True
-            )
-        at = min(first, now) if first else None
-        return self._apply_decision(
-            pid,
-            decision.approve,
-            actor=decision.actor.strip(),
-            reason=decision.reason.strip(),
-            policy_text=decision.policy,
-            at=at,
-        )
-
-    def _approval_problem(self, proposal_id: str, approve: bool) -> str | None:
-        """Why approving this proposal now would break a rule (a grant past the largest
-        adjustment, or past the member's daily cap on granted points): refused, never a
-        failed workflow task."""
-        record = self._desk.proposals.get(proposal_id)
-        if not approve or record is None:
-            return None
-        problem = self._book.check_approved(record["action"], record["arguments"], proposal_id)
-        if problem is None and record["action"] == "grant_points" and self._bounded():
-            policy = self._desk.policy
-            granted, _ = self._desk.guard.granted(workflow.now(), policy)
-            total = granted + record["arguments"]["points"]
-            if total > policy.max_points_per_day:
-                problem = (
-                    f"approving it would grant this member {total:,} points within a day; "
-                    f"the cap is {policy.max_points_per_day:,}"
-                )
-        return problem
-
-    def _auto_approves(self, record: dict[str, Any]) -> bool:
-        """The policy approves this new proposal by itself (a small grant, within the
-        daily caps: all grants, and the share policy may approve alone)."""
-        if not self._desk.proposals.auto_approvable(record, self._desk.policy):
-            return False
-        if not self._bounded():
-            return True
-        if self._book.check_approved(record["action"], record["arguments"], record["id"]):
-            return False
-        policy, points = self._desk.policy, record["arguments"]["points"]
-        granted, by_policy = self._desk.guard.granted(workflow.now(), policy)
-        return (
-            granted + points <= policy.max_points_per_day
-            and by_policy + points <= policy.auto_approve_max_points_per_day
-        )
-
     # -- queries --------------------------------------------------------------
 
-    @workflow.query(name="state")
+    @workflow.query(name=QUERY_STATE)
     def state(self) -> dict[str, Any]:
         summary = self._member_state()
         summary["proposals"] = self.proposals()
@@ -752,12 +381,12 @@ class MemberWorkflow:
         summary["run_signals"] = self._signals
         return summary
 
-    @workflow.query(name="proposals")
+    @workflow.query(name=QUERY_PROPOSALS)
     def proposals(self) -> list[dict[str, Any]]:
         """Pending proposals and the most recent decided ones, oldest first."""
         return [dict(r) for r in self._desk.proposals.records]
 
-    @workflow.query(name="agent")
+    @workflow.query(name=QUERY_AGENT)
     def agent(self) -> dict[str, Any]:
         """The agent's side of the member without the ledger: what `costs` aggregates."""
         return {
@@ -768,356 +397,3 @@ class MemberWorkflow:
             "agent": self._desk.view(workflow.now(), self._agent_paused),
             "costs": self._desk.guard.costs_view(),
         }
-
-    # -- internals ------------------------------------------------------------
-
-    async def _expire_when_inactive(self) -> None:
-        """Durable inactivity timer.
-
-        Only armed while the deadline lies ahead of workflow time: a member fed
-        historical events expires by event time alone, so the same events always
-        give the same state.
-        """
-        while True:
-            deadline = self._book.expiry_deadline()
-            if deadline is None or deadline <= workflow.now():
-                await workflow.wait_condition(
-                    lambda old=deadline: self._book.expiry_deadline() != old  # type: ignore[misc]
-                )
-                continue
-            await workflow.sleep(deadline - workflow.now() + timedelta(seconds=1))
-            if self._book.expire_if_due(workflow.now(), self._build()):
-                self._dirty = True
-
-    # -- agent ------------------------------------------------------------------
-
-    async def _run_agent(self) -> None:
-        """One agent run at a time, for the oldest queued trigger, when guardrails allow.
-
-        The run is a child workflow that outlives this run if need be (parent close
-        policy ABANDON) and sends its result back by signal (`agent_result`), so
-        continue-as-new never waits for a model: the running trigger is carried over
-        and the next run takes the result.
-        """
-        while True:
-            await workflow.wait_condition(
-                lambda: (
-                    self._desk.running is not None or (bool(self._desk.queue) and not self._closing)
-                )
-            )
-            if self._desk.running is not None:
-                await self._await_result()
-                continue
-            pause = await self._agent_step()
-            if pause is not None:
-                # paused (budget used up, breaker open): events keep flowing meanwhile
-                self._agent_paused, wait = pause
-                try:
-                    await workflow.wait_condition(lambda: self._closing, timeout=wait)
-                except TimeoutError:
-                    pass
-                self._agent_paused = None
-
-    async def _agent_step(self) -> tuple[str, timedelta] | None:
-        """Start a run for the next trigger if the guardrails allow; else how long to pause."""
-        # the worker's settings, read for every run: a changed guardrail applies at once
-        await self._refresh_settings()
-        if self._closing:
-            return None
-        gate = self._desk.gate(workflow.now())
-        if gate.wait is not None:
-            return gate.reason or "paused", gate.wait
-        if not gate.run:
-            return None
-        now = workflow.now()
-        trigger = self._desk.take(now)
-        calls, tokens = self._desk.turn_budget(now)
-        policy = self._desk.policy
-        turn = TurnInput(
-            member_id=self._book.member_id,
-            reply_to=workflow.info().workflow_id,
-            trigger=trigger,
-            case=member_case(self._book, trigger, self._desk.proposals.pending()),
-            model_label=self._desk.model_label,
-            max_turns=policy.max_turns,
-            calls_left=calls,
-            tokens_left=tokens,
-            max_proposals=policy.max_proposals_per_run,
-            points_cap=policy.points_cap,
-        )
-        # continue-as-new waits for the start (a few milliseconds), never for the run
-        self._agent_busy = True
-        try:
-            self._child = await workflow.start_child_workflow(
-                AgentTurnWorkflow.run,
-                turn,
-                id=agent_workflow_id(self._book.member_id, trigger["key"]),
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                parent_close_policy=ParentClosePolicy.ABANDON,
-                run_timeout=AGENT_RUN_TIMEOUT,
-                static_summary=f"agent: {trigger['kind']} {trigger['event_id']}",
-            )
-        except WorkflowAlreadyStartedError:
-            # a run for this trigger is still going (started before a reset): ask it
-            # for its result by signal
-            self._child = None
-            try:
-                await workflow.get_external_workflow_handle_for(
-                    AgentTurnWorkflow.run, agent_workflow_id(self._book.member_id, trigger["key"])
-                ).signal(AgentTurnWorkflow.reply_by_signal)
-            except FailureError:
-                pass  # it ended meanwhile: no result comes, the wait times out, a retry runs
-        finally:
-            self._agent_busy = False
-        return None
-
-    async def _hand_over_agent_run(self) -> None:
-        """Before continuing as new: a running agent run answers the next run by signal.
-
-        Normally a run's result is its child-completion event in this history; once
-        this run is gone only a signal can reach the member.
-        """
-        child = self._child
-        if self._desk.running is None or child is None:
-            return
-        if not child.done():
-            self._agent_busy = True
-            try:
-                await child.signal(AgentTurnWorkflow.reply_by_signal)
-            except FailureError:
-                # it has ended, so its completion is on its way into this run
-                await workflow.wait_condition(child.done)
-            finally:
-                self._agent_busy = False
-        if child.done():
-            # its end is in this run's history: _await_result takes it before we go
-            await workflow.wait_condition(lambda: self._desk.running is None)
-
-    async def _await_result(self) -> None:
-        """Until the running trigger's result arrives (signal, or this run's child ending)."""
-        running = self._desk.running
-        assert running is not None
-        child = self._child
-        if child is not None:
-            # this run started it: the child's own end (result, failure or its run
-            # timeout) is in this history, no timer needed
-            await workflow.wait_condition(lambda: self._desk.running is not running or child.done())
-        else:
-            # carried over from an earlier run: only its signal can tell
-            deadline = parse_iso(running["started_at"]) + AGENT_RUN_TIMEOUT + AGENT_RESULT_GRACE
-            try:
-                await workflow.wait_condition(
-                    lambda: self._desk.running is not running,
-                    timeout=max(timedelta(seconds=1), deadline - workflow.now()),
-                )
-            except TimeoutError:
-                pass
-        if self._desk.running is not running:
-            return  # the signal brought it
-        if child is not None and child.done():
-            try:
-                result = child.result()
-            except ChildWorkflowError as error:
-                cause = error.cause or error
-                result = TurnResult(
-                    status="error",
-                    model=self._desk.model_label,
-                    trigger_key=running["key"],
-                    error=str(cause).splitlines()[0][:300],
-                )
-        else:
-            result = TurnResult(
-                status="error",
-                model=self._desk.model_label,
-                trigger_key=running["key"],
-                error="the agent run sent no result in time",
-            )
-        self._take_result(result)
-
-    def _take_result(self, result: TurnResult) -> None:
-        if self._bounded():
-            result = sane_result(result)
-        running = self._desk.running
-        if running is None or running["key"] != result.trigger_key:
-            return  # a late result of a run this member no longer waits for
-        self._child = None
-        made = self._desk.finish(result, workflow.now(), tier=self._book.s.tier)
-        limit = self._desk.policy.auto_approve_max_points
-        for record in made:
-            if self._auto_approves(record):
-                self._apply_decision(
-                    record["id"],
-                    True,
-                    actor=AUTO_APPROVE_POLICY,
-                    reason=f"a grant of at most {limit} points is approved by policy",
-                    policy_text=f"action=grant_points,max_points={limit}",
-                )
-        if made:
-            self._dirty = True  # the pending count (a search attribute) changed
-
-    async def _refresh_settings(self) -> None:
-        try:
-            settings = await workflow.execute_local_activity(
-                agent_settings,
-                start_to_close_timeout=timedelta(seconds=10),
-                retry_policy=RetryPolicy(maximum_attempts=3),
-            )
-        except ActivityError:
-            settings = self._desk.settings or AgentSettings()
-        self._desk.use_settings(settings, workflow.now())
-
-    def _apply_decision(
-        self,
-        proposal_id: str,
-        approve: bool,
-        *,
-        actor: str,
-        reason: str,
-        policy_text: str | None,
-        at: datetime | None = None,
-    ) -> DecisionResult:
-        now = at or workflow.now()
-        record = self._desk.decide(
-            proposal_id, approve, actor=actor, reason=reason, now=now, policy_text=policy_text
-        )
-        self._dirty = True
-        action, args = record["action"], record["arguments"]
-        applied = {"action": action, "arguments": dict(args), "decided_at": record["decided_at"]}
-        if not approve:
-            return DecisionResult(
-                proposal_id, record["status"], False, "rejected; nothing changes", **applied
-            )
-        kind = OUTBOX_KINDS.get(action)
-        effect = f"a {kind} is delivered (see Effects)" if kind else ""
-        if action == "grant_points" or (
-            action == "change_tier" and workflow.patched(TIER_GRANT_PATCH)
-        ):
-            entry = self._book.apply_approved(action, args, proposal_id, now, self._build())
-            assert entry is not None
-            if action == "grant_points" and self._bounded():
-                self._desk.guard.note_grant(
-                    now,
-                    args["points"],
-                    by_policy=actor == AUTO_APPROVE_POLICY,
-                    policy=self._desk.policy,
-                )
-            record["ledger_seq"] = entry["seq"]
-            if action == "grant_points":
-                what = f"{args['points']} points granted"
-            else:
-                until = (self._book.s.tier_override or {}).get("until")
-                what = f"{args['tier']} granted until {until}, tier now {self._book.s.tier}"
-            return DecisionResult(
-                proposal_id,
-                record["status"],
-                True,
-                f"approved: {what} (ledger #{entry['seq']})" + (f"; {effect}" if effect else ""),
-                entry["seq"],
-                **applied,
-            )
-        return DecisionResult(proposal_id, record["status"], True, f"approved: {effect}", **applied)
-
-    async def _deliver_effects(self) -> None:
-        """Approved messages, fraud cases and tier changes are delivered, once each (one
-        EffectWorkflow per proposal and content: activities.outbox)."""
-        while True:
-            await workflow.wait_condition(
-                lambda: bool(self._desk.proposals.undelivered()) and not self._closing
-            )
-            record = self._desk.proposals.undelivered()[0]
-            entry = OutboxEntry(
-                proposal_id=record["id"],
-                member_id=self._book.member_id,
-                kind=OUTBOX_KINDS[record["action"]],
-                payload={
-                    "action": record["action"],
-                    "arguments": record["arguments"],
-                    "reason": record["reason"],
-                    "decision_reason": record["decision_reason"],
-                },
-                decided_by=record["decided_by"],
-                decided_at=record["decided_at"],
-            )
-            try:
-                receipt = await workflow.execute_activity(
-                    outbox_deliver,
-                    entry,
-                    start_to_close_timeout=timedelta(seconds=30),
-                    retry_policy=OUTBOX_RETRY,
-                )
-            except ActivityError as error:
-                record["effect_error"] = str(error.cause or error).splitlines()[0][:300]
-                try:
-                    await workflow.wait_condition(lambda: self._closing, timeout=OUTBOX_PAUSE)
-                except TimeoutError:
-                    pass
-                continue
-            record["effect"] = "delivered"
-            record["outbox_id"] = receipt.row_id
-            record.pop("effect_error", None)
-
-    async def _expire_proposals(self) -> None:
-        """A durable timer for the earliest pending deadline; expiry changes nothing else."""
-        while True:
-            deadline = self._desk.proposals.next_expiry()
-            if deadline is None:
-                await workflow.wait_condition(
-                    lambda: self._desk.proposals.next_expiry() is not None
-                )
-                continue
-            now = workflow.now()
-            if deadline > now:
-                try:
-                    await workflow.wait_condition(
-                        lambda d=deadline: self._desk.proposals.next_expiry() != d,  # type: ignore[misc]
-                        timeout=deadline - now,
-                    )
-                    continue
-                except TimeoutError:
-                    pass
-            if self._desk.expire(workflow.now()):
-                self._dirty = True
-
-    async def _publish_soon(self) -> None:
-        """Publish at most once per PUBLISH_INTERVAL while events stream in.
-
-        A member that hears from its rider now and then publishes at once; a busy
-        one batches a second of changes into one upsert instead of one per event.
-        """
-        since = workflow.now() - self._published_at if self._published_at else None
-        if since is not None and since < PUBLISH_INTERVAL:
-            try:
-                await workflow.wait_condition(
-                    self._should_continue, timeout=PUBLISH_INTERVAL - since
-                )
-            except TimeoutError:
-                pass
-        self._publish()
-
-    def _publish(self) -> None:
-        """Upsert the search attributes the members table filters on, when they change."""
-        s = self._book.s
-        drill_bug = self._book.drill or ""
-        wanted: dict[str, Any] = {
-            "tier": s.tier,
-            "points": s.points,
-            "last": s.watermark,
-            "drill": drill_bug,
-            "pending": self._desk.proposals.pending_count(),
-        }
-        updates: list[SearchAttributeUpdate[Any]] = []
-        if wanted["tier"] != self._published.get("tier"):
-            updates.append(search_attributes.TIER.value_set(s.tier))
-        if wanted["points"] != self._published.get("points"):
-            updates.append(search_attributes.POINTS.value_set(s.points))
-        if wanted["last"] != self._published.get("last") and self._book.last_event_at:
-            updates.append(search_attributes.LAST_EVENT_AT.value_set(self._book.last_event_at))
-        if wanted["drill"] != self._published.get("drill", ""):
-            updates.append(search_attributes.DRILL.value_set(drill_bug))
-        if wanted["pending"] != self._published.get("pending", 0):
-            updates.append(search_attributes.PENDING_PROPOSALS.value_set(wanted["pending"]))
-        if updates:
-            workflow.upsert_search_attributes(updates)
-        self._published = wanted
-        self._published_at = workflow.now()
-        self._dirty = False

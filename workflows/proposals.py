@@ -25,8 +25,8 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from workflows.agent_io import iso, parse_iso
 from workflows.agent_policy import ACTIONS, OUTBOX_KINDS, AgentPolicy
+from workflows.isotime import iso, parse_iso
 from workflows.rules import TIER_NAMES, clip_text
 
 DECIDED_KEEP = 50  # decided proposals carried across runs (pending ones are all kept)

@@ -17,22 +17,15 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import rollback_messages as stubs
     from workflows import search_attributes
     from workflows.audit import AUDIT_WORKFLOW_ID, SIGNAL_RECORD, AuditEntry
     from workflows.rollback_messages import (
-        FIND_DAMAGE,
-        RESET_MEMBER,
-        RESET_MEMBERS,
-        VERIFY_MEMBER,
         Damage,
         FindDamageInput,
-        FindDamageResult,
         ResetBatch,
-        ResetBatchOutcome,
         ResetInput,
-        ResetOutcome,
         VerifyInput,
-        VerifyOutcome,
     )
 
 ROLLBACK_ID_PREFIX = "rollback-"
@@ -106,9 +99,8 @@ class RollbackWorkflow:
         # started before this change reset one member per activity and verify afterwards)
         self._batched = workflow.patched("rollback-batched-resets")
         plan = await workflow.execute_activity(
-            FIND_DAMAGE,
+            stubs.find_damage,
             FindDamageInput(input.bad_build, input.query),
-            result_type=FindDamageResult,
             start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=ACTIVITY_RETRY,
@@ -164,9 +156,8 @@ class RollbackWorkflow:
             inputs = [self._reset_input(damage.member_id) for damage in chunk]
             if self._batched:
                 batch = await workflow.execute_activity(
-                    RESET_MEMBERS,
+                    stubs.reset_members,
                     ResetBatch(inputs),
-                    result_type=ResetBatchOutcome,
                     start_to_close_timeout=timedelta(minutes=5),
                     heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=ACTIVITY_RETRY,
@@ -175,9 +166,8 @@ class RollbackWorkflow:
             else:
                 outcomes = [
                     await workflow.execute_activity(
-                        RESET_MEMBER,
+                        stubs.reset_member,
                         inputs[0],
-                        result_type=ResetOutcome,
                         start_to_close_timeout=timedelta(minutes=2),
                         heartbeat_timeout=HEARTBEAT_TIMEOUT,
                         retry_policy=ACTIVITY_RETRY,
@@ -211,14 +201,13 @@ class RollbackWorkflow:
         async def verify(progress: MemberProgress) -> None:
             async with gate:
                 outcome = await workflow.execute_activity(
-                    VERIFY_MEMBER,
+                    stubs.verify_member,
                     VerifyInput(
                         member_id=progress.member_id,
                         bad_build=self._input.bad_build,
                         anchor_run_id=progress.new_run_id if progress.status == "reset" else None,
                         expected=self._input.expected.get(progress.member_id),
                     ),
-                    result_type=VerifyOutcome,
                     start_to_close_timeout=timedelta(minutes=2),
                     heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=ACTIVITY_RETRY,
@@ -260,20 +249,20 @@ class RollbackWorkflow:
 
     # -- control ------------------------------------------------------------------
 
-    @workflow.signal(name="pause")
+    @workflow.signal(name=stubs.SIGNAL_PAUSE)
     def pause(self) -> None:
         if self._state in ("planning", "running"):
             self._paused = True
 
-    @workflow.signal(name="resume")
+    @workflow.signal(name=stubs.SIGNAL_RESUME)
     def resume(self) -> None:
         self._paused = False
 
-    @workflow.signal(name="cancel")
+    @workflow.signal(name=stubs.SIGNAL_CANCEL)
     def cancel(self) -> None:
         self._cancelled = True
 
-    @workflow.query(name="progress")
+    @workflow.query(name=stubs.QUERY_PROGRESS)
     def progress(self) -> RollbackProgress:
         counts: dict[str, int] = {}
         for member in self._members.values():

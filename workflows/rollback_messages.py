@@ -9,11 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from temporalio import activity
+
 FIND_DAMAGE = "find_damage"
 RESET_MEMBER = "reset_member"
 RESET_MEMBERS = "reset_members"
 VERIFY_MEMBER = "verify_member"
 RECORD_AUDIT = "record_audit"
+# signals and the query of RollbackWorkflow (runtime.releases controls a rollback by them)
+SIGNAL_PAUSE = "pause"
+SIGNAL_RESUME = "resume"
+SIGNAL_CANCEL = "cancel"
+QUERY_PROGRESS = "progress"
 
 COMPARED_FIELDS = ("points", "tier", "lifetime_points", "events_processed", "events_rejected")
 
@@ -106,3 +113,29 @@ class AuditRecord:
     reason: str
     subject: str
     details: dict[str, Any] = field(default_factory=dict)
+
+
+# Typed references for the workflow: signatures only. The worker registers the
+# activities of `activities.rollback` under the same names.
+@activity.defn(name=FIND_DAMAGE)
+async def find_damage(input: FindDamageInput) -> FindDamageResult:
+    """Signature only; the worker registers `activities.rollback.find_damage`."""
+    raise NotImplementedError
+
+
+@activity.defn(name=RESET_MEMBER)
+async def reset_member(input: ResetInput) -> ResetOutcome:
+    """Signature only; the worker registers `activities.rollback.reset_member`."""
+    raise NotImplementedError
+
+
+@activity.defn(name=RESET_MEMBERS)
+async def reset_members(input: ResetBatch) -> ResetBatchOutcome:
+    """Signature only; the worker registers `activities.rollback.reset_members`."""
+    raise NotImplementedError
+
+
+@activity.defn(name=VERIFY_MEMBER)
+async def verify_member(input: VerifyInput) -> VerifyOutcome:
+    """Signature only; the worker registers `activities.rollback.verify_member`."""
+    raise NotImplementedError

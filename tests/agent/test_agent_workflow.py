@@ -18,7 +18,7 @@ from temporalio.openai_agents.testing import ResponseBuilders, TestModel
 from temporalio.worker import Replayer
 
 from activities.offline_model import OfflineRulesModel
-from activities.repair import heal_member
+from recovery.reset import heal_member
 from runtime.worker import sandbox_runner
 from tests.agent.conftest import CHARGE, INJECTION, AgentDeployment, new_member, ticket, trip
 from tests.conftest import eventually

@@ -18,8 +18,8 @@ from runtime import agent_config, guardrails
 from tests.agent.conftest import CHARGE, AgentDeployment, new_member, ticket, trip
 from tests.chaos.kit import failed_tasks
 from tests.kit.cli import cli
-from workflows.agent import SIGNAL_AGENT_RESULT
 from workflows.agent_policy import LIMITS, AgentPolicy, policy_problems
+from workflows.contract import SIGNAL_AGENT_RESULT
 from workflows.proposals import AUTO_APPROVE_POLICY
 from workflows.rules import MAX_ADJUSTMENT
 

@@ -14,7 +14,8 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateFailedError
 
-from activities.history import chain_histories, received, received_events
+from recovery.history import received, received_events
+from recovery.runs import chain_histories
 from runtime.feed import wait_applied
 from tests.chaos.kit import (
     SAME_AS_RULES,

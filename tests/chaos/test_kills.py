@@ -20,7 +20,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from activities.history import reset_base
+from recovery.runs import reset_base
 from runtime.releases import rollback_id
 from runtime.server import find_running_server
 from tests.chaos.cluster import free_port

@@ -82,10 +82,3 @@ def test_a_member_id_cannot_add_recipients_or_headers_to_an_email() -> None:
     for evil in ("m\r\nBcc: all@evil.test", "m, all@evil.test", "a@b", "m <x@evil.test>"):
         with pytest.raises(ValueError):
             email_message(request(evil), "desk@loyalty.test")
-
-
-def test_the_member_ids_prefix_is_the_members() -> None:
-    from activities.effects import MEMBER_PREFIX
-    from workflows.member import member_workflow_id
-
-    assert member_workflow_id("m") == MEMBER_PREFIX + "m"

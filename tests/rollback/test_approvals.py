@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from activities import repair
+from recovery import repair
 from runtime import deployment as releases
 from runtime.replay_check import replay_check
 from runtime.worker import announce, build_worker

@@ -210,7 +210,7 @@ async def test_worker_killed_during_a_rollback_finishes_without_double_resets(
             history = await deployment.client.get_workflow_handle(
                 execution.id, run_id=execution.run_id
             ).fetch_history()
-            from activities.history import reset_base
+            from recovery.runs import reset_base
 
             resets += reset_base(history) is not None and any(
                 e.workflow_task_failed_event_attributes.new_run_id == execution.run_id

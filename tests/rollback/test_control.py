@@ -8,7 +8,7 @@ import json
 import uuid
 from typing import Any
 
-from activities import repair
+from recovery import repair
 from runtime.feed import wait_applied
 from tests.conftest import Deployment, eventually
 from tests.kit.cli import cli

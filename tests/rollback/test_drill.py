@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from activities import repair
+from recovery import repair
 from runtime import deployment as releases
 from runtime.feed import send_member, wait_applied
 from tests.conftest import Deployment

@@ -9,8 +9,8 @@ import asyncio
 import uuid
 from typing import Any
 
-from activities import repair
 from activities.offline_model import OfflineRulesModel
+from recovery import repair
 from runtime import deployment as releases
 from tests.agent.conftest import CHARGE, AgentDeployment, ticket
 from tests.conftest import Deployment

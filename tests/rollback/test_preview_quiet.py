@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from activities.repair import _quiet_since
+from recovery.verify import _quiet_since
 
 AS_OF = "2026-12-04T10:00:00+00:00"
 PREVIEW = {"events_processed": 10, "events_rejected": 1, "points": 50, "as_of": AS_OF}

@@ -1,5 +1,5 @@
 """The rollback's race windows (issue 10, finding 5), each forced on the real server
-through the test hook `activities.repair.BEFORE_RESET` (awaited between reading a member
+through the test hook `recovery.reset.BEFORE_RESET` (awaited between reading a member
 and resetting it): another reset in that window, a batch whose sibling fails, an
 adjustment the repaired member refuses, a member with many runs since its reset."""
 
@@ -13,8 +13,10 @@ from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 
-from activities import repair
-from activities.history import Rebuild, chain_histories, received, run_input
+from recovery import repair, reset
+from recovery.history import received
+from recovery.rebuild import Rebuild
+from recovery.runs import chain_histories, run_input
 from runtime import deployment as releases
 from runtime.feed import send_member, wait_applied
 from tests.conftest import Deployment, eventually
@@ -29,11 +31,11 @@ BAD = "1.1+drill-double-points"
 
 @asynccontextmanager
 async def hooked(hook: Callable[[str], Awaitable[None]]) -> AsyncIterator[None]:
-    repair.BEFORE_RESET = hook
+    reset.BEFORE_RESET = hook
     try:
         yield
     finally:
-        repair.BEFORE_RESET = None
+        reset.BEFORE_RESET = None
 
 
 class Fed:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from activities import repair
+from recovery import repair
 from runtime import deployment as releases
 from runtime import effects, secrets
 from runtime import releases as operations

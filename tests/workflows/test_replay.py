@@ -29,24 +29,18 @@ from temporalio.converter import DataConverter
 from temporalio.openai_agents import OpenAIAgentsPlugin
 from temporalio.worker import Replayer
 
-from activities.history import (
-    Rebuild,
-    holding_run,
-    next_run,
-    previous_run,
-    received,
-    received_events,
-    reset_base,
-    run_input,
-)
 from activities.model_provider import LoyaltyModelProvider, ModelConfig
+from recovery.history import received, received_events
+from recovery.rebuild import Rebuild
+from recovery.runs import holding_run, next_run, previous_run, reset_base, run_input
 from runtime import agents_compat
 from runtime.worker import model_activity_for, sandbox_runner
 from tests.memberkit import COMPARED
 from workflows import drill
 from workflows.agent import AgentTurnWorkflow
 from workflows.audit import SIGNAL_RECORD, AuditEntry, AuditWorkflow
-from workflows.effects import EffectsConfigWorkflow, EffectWorkflow
+from workflows.effects import EffectWorkflow
+from workflows.effects_config import EffectsConfigWorkflow
 from workflows.guardrails import GuardrailsWorkflow
 from workflows.member import MemberWorkflow
 from workflows.rollback import RollbackWorkflow

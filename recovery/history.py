@@ -4,42 +4,38 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.update.v1 import Request
-from temporalio.client import Client, WorkflowHistory
-from temporalio.converter import DataConverter
+from temporalio.client import WorkflowHistory
 
-from workflows.agent import SIGNAL_AGENT_RESULT
+from recovery.runs import _converter, bounded_run, decode, started_at
 from workflows.agent_io import AGENT_SETTINGS_ACTIVITY
 from workflows.agent_policy import AgentPolicy
-from workflows.agent_triggers import TriggerWatch
-from workflows.member import (
-    BOUNDED_PATCH,
-    DRAIN_SUMMARY,
-    HOLD_PATCH,
-    MAX_EVENTS_PER_TASK,
-    REQUESTS_KEEP,
+from workflows.contract import (
+    AGENT_TURN_WORKFLOW,
+    SIGNAL_AGENT_RESULT,
     SIGNAL_EVENT,
     SIGNAL_EVENTS,
+    UPDATE_ADJUST,
+    UPDATE_DECIDE,
+)
+from workflows.member_messages import (
+    DRAIN_SUMMARY,
+    MAX_EVENTS_PER_TASK,
     TURN_STATUSES,
     Adjustment,
     Decision,
-    MemberInput,
 )
-from workflows.proposals import check_draft, content_digest
-from workflows.rules import CAUSE_BYTES, MemberBook, clip_text
+from workflows.proposals import content_digest
 
 SIGNAL_NAMES = (SIGNAL_EVENT, SIGNAL_EVENTS)
-AGENT_WORKFLOW = "AgentTurnWorkflow"
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
-PATCH_MARKER = "core_patch"
-_converter = DataConverter.default.payload_converter
 
 
 @dataclass(frozen=True)
@@ -115,16 +111,6 @@ class AgentRun:
     capped: bool = False  # a bounded run: the daily caps on grants apply
 
 
-def _decode(payloads: Any) -> Any:
-    items = list(payloads)
-    if not items:
-        return None
-    try:
-        return _converter.from_payloads(items[:1])[0]
-    except Exception:  # a payload nobody can decode: the workflow rejected it too
-        return None
-
-
 def _agent_run(value: Any, policy: AgentPolicy, *, capped: bool = False) -> AgentRun | None:
     if not isinstance(value, dict):
         return None
@@ -139,30 +125,6 @@ def _agent_run(value: Any, policy: AgentPolicy, *, capped: bool = False) -> Agen
         and not (status == "budget" and not value.get("model_calls"))
     )
     return AgentRun(str(value.get("trigger_key") or ""), ok, list(drafts), policy, capped)
-
-
-def bounded_run(history: WorkflowHistory) -> bool:
-    """The run queues events and applies at most MAX_EVENTS_PER_TASK per task (it took
-    the BOUNDED_PATCH branch: its first task recorded the patch marker)."""
-    return _patched(history, BOUNDED_PATCH)
-
-
-def holding_run(history: WorkflowHistory) -> bool:
-    """The run holds early refunds and binds decisions to content (HOLD_PATCH)."""
-    return _patched(history, HOLD_PATCH)
-
-
-def _patched(history: WorkflowHistory, patch_id: str) -> bool:
-    for event in history.events:
-        if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
-            continue
-        attrs = event.marker_recorded_event_attributes
-        if attrs.marker_name != PATCH_MARKER or "patch-data" not in attrs.details:
-            continue
-        data = _decode(attrs.details["patch-data"].payloads)
-        if isinstance(data, dict) and data.get("id") == patch_id:
-            return True
-    return False
 
 
 class _Reader:
@@ -263,13 +225,13 @@ class _Reader:
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             attrs = event.workflow_execution_signaled_event_attributes
             if attrs.signal_name == SIGNAL_AGENT_RESULT:
-                run = _agent_run(_decode(attrs.input.payloads), self.policy, capped=self.bounded)
+                run = _agent_run(decode(attrs.input.payloads), self.policy, capped=self.bounded)
                 if run is not None:
                     yield Received("agent", run, at, event.event_id)
                 return
             if attrs.signal_name not in SIGNAL_NAMES:
                 return
-            value = _decode(attrs.input.payloads)
+            value = decode(attrs.input.payloads)
             if attrs.signal_name == SIGNAL_EVENTS and isinstance(value, list):
                 for item in value:
                     yield Received("event", item, at, event.event_id)
@@ -277,9 +239,9 @@ class _Reader:
                 yield Received("event", value, at, event.event_id)
         elif event.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
             child = event.child_workflow_execution_completed_event_attributes
-            if child.workflow_type.name != AGENT_WORKFLOW:
+            if child.workflow_type.name != AGENT_TURN_WORKFLOW:
                 return
-            run = _agent_run(_decode(child.result.payloads), self.policy, capped=self.bounded)
+            run = _agent_run(decode(child.result.payloads), self.policy, capped=self.bounded)
             if run is not None:
                 yield Received("agent", run, at, event.event_id)
 
@@ -298,10 +260,10 @@ class _Reader:
                 request = self.admitted.pop(accepted.protocol_instance_id, request)
             args = list(request.input.args.payloads)
             try:
-                if request.input.name == "adjust":
+                if request.input.name == UPDATE_ADJUST:
                     adjustment = _converter.from_payloads(args, [Adjustment])[0]
                     yield Received("adjust", adjustment, at, event.event_id)
-                elif request.input.name == "decide":
+                elif request.input.name == UPDATE_DECIDE:
                     decision = _converter.from_payloads(args, [Decision])[0]
                     self.decisions[request.meta.update_id] = decision
             except Exception:
@@ -311,7 +273,7 @@ class _Reader:
         decision = self.decisions.pop(attrs.meta.update_id, None)
         if decision is None or not attrs.outcome.HasField("success"):
             return
-        result = _decode(attrs.outcome.success.payloads)
+        result = decode(attrs.outcome.success.payloads)
         if not isinstance(result, dict):
             return
         if decision.actor and not str(decision.actor).startswith("policy:"):
@@ -340,10 +302,10 @@ class _Reader:
         details = event.marker_recorded_event_attributes.details
         if event.marker_recorded_event_attributes.marker_name != LOCAL_ACTIVITY_MARKER:
             return
-        data = _decode(details["data"].payloads) if "data" in details else None
+        data = decode(details["data"].payloads) if "data" in details else None
         if not isinstance(data, dict) or data.get("activity_type") != AGENT_SETTINGS_ACTIVITY:
             return
-        settings = _decode(details["result"].payloads) if "result" in details else None
+        settings = decode(details["result"].payloads) if "result" in details else None
         if isinstance(settings, dict):
             self.policy = AgentPolicy.from_dict(settings.get("policy"))
 
@@ -370,7 +332,7 @@ def _by_signal(items: list[Received]) -> Iterator[list[Received]]:
 def _summary(event: HistoryEvent) -> str | None:
     if not event.HasField("user_metadata") or not event.user_metadata.HasField("summary"):
         return None
-    value = _decode([event.user_metadata.summary])
+    value = decode([event.user_metadata.summary])
     return value if isinstance(value, str) else None
 
 
@@ -390,200 +352,8 @@ def received(history: WorkflowHistory, *, approvals: bool = False) -> Iterator[R
     return items if approvals else (i for i in items if i.kind in ("event", "adjust"))
 
 
-class Rebuild:
-    """A member's book rebuilt from what it received, applied as the member workflow
-    applies it: events by the rules, an adjustment once per request id, an approved
-    proposal once per proposal id (by a person's decision, or by policy from the
-    agent run's result)."""
-
-    def __init__(
-        self, book: MemberBook, requests: Iterable[str] = (), watch: TriggerWatch | None = None
-    ) -> None:
-        self.book = book
-        # the agent's triggers, watched as the member watches them: which fire again
-        self.watch = watch
-        self.fired: set[str] = set()
-        self.policy = AgentPolicy()
-        # adjustment request ids, oldest first: the member knows every one of its run
-        # and carries the last REQUESTS_KEEP into the next
-        self.requests: dict[str, None] = dict.fromkeys(requests)
-        self.run_started: datetime | None = None
-        self.proposals: set[str] = set()  # approved
-        self.created: set[str] = set()  # made from an agent run's drafts
-        self.grants: list[tuple[datetime, int, bool]] = []  # when, points, by policy
-        self.accepted: set[str] = set()  # event ids the book accepted (as clipped in state)
-
-    def apply(self, item: Received, build_id: str) -> None:
-        book, at = self.book, _aware(item.at)
-        if item.run_started is not None and item.run_started != self.run_started:
-            if self.run_started is not None:  # a new run: what continue-as-new carried
-                self.requests = dict.fromkeys(list(self.requests)[-REQUESTS_KEEP:])
-            self.run_started = item.run_started
-        if item.kind == "event":
-            outcome = book.apply(item.payload, build_id=build_id, received_at=at)
-            for done in (outcome, *book.released):
-                if done.status == "accepted" and done.event_id is not None:
-                    self.accepted.add(clip_text(done.event_id, CAUSE_BYTES))
-                if self.watch is not None and self.policy.enabled:
-                    self.fired.update(t["key"] for t in self.watch.observe(done, book, self.policy))
-        elif item.kind == "adjust":
-            adjustment: Adjustment = item.payload
-            if adjustment.request_id in self.requests:
-                return
-            self.requests[adjustment.request_id] = None
-            cause = f"{adjustment.reason} (by {adjustment.actor})"
-            if book.check_adjustment(adjustment.points, adjustment.reason) is None:
-                book.adjust(adjustment.points, cause, at, build_id)
-        elif item.kind == "approval":
-            approval: Approval = item.payload
-            when = datetime.fromisoformat(approval.decided_at) if approval.decided_at else at
-            self._approve(approval.proposal_id, approval.action, approval.arguments, when, build_id)
-        elif item.kind == "agent":
-            self.policy = item.payload.policy
-            self._auto_approve(item.payload, at, build_id)
-
-    def _approve(
-        self,
-        proposal_id: str,
-        action: str,
-        args: dict[str, Any],
-        at: datetime,
-        build_id: str,
-        *,
-        by_policy: bool = False,
-    ) -> None:
-        if proposal_id in self.proposals:
-            return
-        if self.book.check_approved(action, args, proposal_id):
-            return  # the member refuses it too (a bounded run; older ones failed the task)
-        self.proposals.add(proposal_id)
-        self.book.apply_approved(action, args, proposal_id, _aware(at), build_id)
-        if action == "grant_points":
-            self.grants.append((_aware(at), args["points"], by_policy))
-
-    def _granted(self, at: datetime, policy: AgentPolicy) -> tuple[int, int]:
-        """AgentGuard.granted: (points granted, of them by policy) in the day before `at`."""
-        since = _aware(at) - timedelta(seconds=policy.day_seconds)
-        recent = [g for g in self.grants if g[0] > since]
-        return sum(g[1] for g in recent), sum(g[1] for g in recent if g[2])
-
-    def _auto_approve(self, run: AgentRun, at: datetime, build_id: str) -> None:
-        """ProposalBook.create then auto_approvable, as MemberWorkflow._take_result does."""
-        if not run.ok:
-            return
-        policy = run.policy
-        limit = min(policy.auto_approve_max_points, policy.points_cap)
-        for index, draft in enumerate(run.drafts[: policy.max_proposals_per_run]):
-            proposal_id = f"{self.book.member_id}:{run.trigger_key}:{index}"
-            if proposal_id in self.created:
-                continue  # a re-run of the same trigger makes no proposal twice
-            self.created.add(proposal_id)
-            args, refused = check_draft(draft, policy, tier=self.book.s.tier)
-            if refused or draft.get("action") != "grant_points":
-                continue
-            if not 0 < args["points"] <= limit:
-                continue
-            if run.capped:
-                granted, auto = self._granted(at, policy)
-                if (
-                    granted + args["points"] > policy.max_points_per_day
-                    or auto + args["points"] > policy.auto_approve_max_points_per_day
-                ):
-                    continue  # MemberWorkflow._auto_approves: left for a person
-            self._approve(proposal_id, "grant_points", args, at, build_id, by_policy=True)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 def received_events(history: WorkflowHistory) -> Iterator[Any]:
     """Every raw event the run received by signal, in order (bulk signals flattened)."""
     for item in received(history):
         if item.kind == "event":
             yield item.payload
-
-
-def run_input(history: WorkflowHistory) -> MemberInput:
-    start = history.events[0].workflow_execution_started_event_attributes
-    value: MemberInput = _converter.from_payloads(list(start.input.payloads), [MemberInput])[0]
-    return value
-
-
-def started_at(history: WorkflowHistory) -> datetime:
-    return history.events[0].event_time.ToDatetime()
-
-
-def reset_base(history: WorkflowHistory) -> str | None:
-    """The run this run was reset from, if a reset created it."""
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
-            attrs = event.workflow_task_failed_event_attributes
-            if attrs.base_run_id and attrs.new_run_id:
-                return attrs.base_run_id
-    return None
-
-
-def reset_cut(history: WorkflowHistory) -> int | None:
-    """Where a reset run's own history begins: the event id of the failed task that
-    marks the reset (None: no reset made this run)."""
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
-            attrs = event.workflow_task_failed_event_attributes
-            if attrs.base_run_id and attrs.new_run_id:
-                return int(event.event_id)
-    return None
-
-
-def previous_run(history: WorkflowHistory) -> str | None:
-    start = history.events[0].workflow_execution_started_event_attributes
-    return start.continued_execution_run_id or None
-
-
-def next_run(history: WorkflowHistory) -> str | None:
-    """The run this run continued as new into, if it did."""
-    last = history.events[-1] if history.events else None
-    if last is None or last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
-        return None
-    return last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id or None
-
-
-_CLOSED = {
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
-}
-
-
-def closed_at(history: WorkflowHistory) -> datetime | None:
-    """When the run closed (None: still open)."""
-    last = history.events[-1] if history.events else None
-    if last is None or last.event_type not in _CLOSED:
-        return None
-    return last.event_time.ToDatetime()
-
-
-async def chain_histories(
-    client: Client, workflow_id: str, *, run_id: str, stop_at: str | None = None
-) -> list[WorkflowHistory]:
-    """Histories of a chain of runs, oldest first, following continue-as-new links back
-    from `run_id` to `stop_at` (default: the first run)."""
-    runs: list[WorkflowHistory] = []
-    current: str = run_id
-    while True:
-        history = await client.get_workflow_handle(workflow_id, run_id=current).fetch_history()
-        runs.append(history)
-        this_run = history.events[0].workflow_execution_started_event_attributes
-        if stop_at is not None and current == stop_at:
-            break
-        previous = this_run.continued_execution_run_id
-        if not previous:
-            if stop_at is not None:
-                raise LookupError(f"run {stop_at} is not in the chain of {workflow_id}")
-            break
-        current = previous
-    runs.reverse()
-    return runs

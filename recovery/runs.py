@@ -1,0 +1,141 @@
+"""Facts about one run of a member's chain, read from its history: its input, its
+start and close, the runs before and after it, the reset that made it, the patches its
+builds took, and the chain of runs itself (the one part that talks to the server)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+from temporalio.converter import DataConverter
+
+from workflows.member_messages import BOUNDED_PATCH, HOLD_PATCH, MemberInput
+
+PATCH_MARKER = "core_patch"
+_converter = DataConverter.default.payload_converter
+
+
+def aware(moment: datetime) -> datetime:
+    """A history time as an aware UTC datetime (protobuf gives naive ones)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def decode(payloads: Any) -> Any:
+    items = list(payloads)
+    if not items:
+        return None
+    try:
+        return _converter.from_payloads(items[:1])[0]
+    except Exception:  # a payload nobody can decode: the workflow rejected it too
+        return None
+
+
+def bounded_run(history: WorkflowHistory) -> bool:
+    """The run queues events and applies at most MAX_EVENTS_PER_TASK per task (it took
+    the BOUNDED_PATCH branch: its first task recorded the patch marker)."""
+    return _patched(history, BOUNDED_PATCH)
+
+
+def holding_run(history: WorkflowHistory) -> bool:
+    """The run holds early refunds and binds decisions to content (HOLD_PATCH)."""
+    return _patched(history, HOLD_PATCH)
+
+
+def _patched(history: WorkflowHistory, patch_id: str) -> bool:
+    for event in history.events:
+        if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+            continue
+        attrs = event.marker_recorded_event_attributes
+        if attrs.marker_name != PATCH_MARKER or "patch-data" not in attrs.details:
+            continue
+        data = decode(attrs.details["patch-data"].payloads)
+        if isinstance(data, dict) and data.get("id") == patch_id:
+            return True
+    return False
+
+
+def run_input(history: WorkflowHistory) -> MemberInput:
+    start = history.events[0].workflow_execution_started_event_attributes
+    value: MemberInput = _converter.from_payloads(list(start.input.payloads), [MemberInput])[0]
+    return value
+
+
+def started_at(history: WorkflowHistory) -> datetime:
+    return history.events[0].event_time.ToDatetime()
+
+
+def reset_base(history: WorkflowHistory) -> str | None:
+    """The run this run was reset from, if a reset created it."""
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+            attrs = event.workflow_task_failed_event_attributes
+            if attrs.base_run_id and attrs.new_run_id:
+                return attrs.base_run_id
+    return None
+
+
+def reset_cut(history: WorkflowHistory) -> int | None:
+    """Where a reset run's own history begins: the event id of the failed task that
+    marks the reset (None: no reset made this run)."""
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+            attrs = event.workflow_task_failed_event_attributes
+            if attrs.base_run_id and attrs.new_run_id:
+                return int(event.event_id)
+    return None
+
+
+def previous_run(history: WorkflowHistory) -> str | None:
+    start = history.events[0].workflow_execution_started_event_attributes
+    return start.continued_execution_run_id or None
+
+
+def next_run(history: WorkflowHistory) -> str | None:
+    """The run this run continued as new into, if it did."""
+    last = history.events[-1] if history.events else None
+    if last is None or last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+        return None
+    return last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id or None
+
+
+_CLOSED = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+}
+
+
+def closed_at(history: WorkflowHistory) -> datetime | None:
+    """When the run closed (None: still open)."""
+    last = history.events[-1] if history.events else None
+    if last is None or last.event_type not in _CLOSED:
+        return None
+    return last.event_time.ToDatetime()
+
+
+async def chain_histories(
+    client: Client, workflow_id: str, *, run_id: str, stop_at: str | None = None
+) -> list[WorkflowHistory]:
+    """Histories of a chain of runs, oldest first, following continue-as-new links back
+    from `run_id` to `stop_at` (default: the first run)."""
+    runs: list[WorkflowHistory] = []
+    current: str = run_id
+    while True:
+        history = await client.get_workflow_handle(workflow_id, run_id=current).fetch_history()
+        runs.append(history)
+        this_run = history.events[0].workflow_execution_started_event_attributes
+        if stop_at is not None and current == stop_at:
+            break
+        previous = this_run.continued_execution_run_id
+        if not previous:
+            if stop_at is not None:
+                raise LookupError(f"run {stop_at} is not in the chain of {workflow_id}")
+            break
+        current = previous
+    runs.reverse()
+    return runs
