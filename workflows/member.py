@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         HOLD_PATCH,
         MAX_ACTOR,
         MAX_EVENTS_PER_TASK,
+        PER_EVENT_PATCH,
         REQUESTS_KEEP,
         Adjustment,
         AdjustmentResult,
@@ -132,6 +133,7 @@ class MemberWorkflow(MemberAgent, MemberChores, MemberInbox, MemberDecisions):
         # decided once per run, before any handler (validators may not call patched)
         self._is_bounded = workflow.patched(BOUNDED_PATCH)
         self._binds = workflow.patched(HOLD_PATCH)
+        self._per_event = workflow.patched(PER_EVENT_PATCH)
         self._book.hold = self._binds
 
     @workflow.run

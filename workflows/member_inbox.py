@@ -14,6 +14,7 @@ from temporalio import workflow
 from temporalio.common import (
     RawValue,
 )
+from temporalio.converter import DataConverter
 
 with workflow.unsafe.imports_passed_through():
     from workflows.agent_desk import AgentDesk
@@ -26,6 +27,10 @@ with workflow.unsafe.imports_passed_through():
 
 
 _UNDECODABLE = object()  # a signal payload no converter can read
+# an event of an events signal that the worker's converter cannot carry (PER_EVENT_PATCH)
+_UNREADABLE_EVENT = "unreadable event in an events signal (not valid JSON text for the worker)"
+_PLAIN_JSON = DataConverter.default.payload_converter
+_UNREADABLE = object()  # its mark in the signal's list of events
 
 
 class _Received:
@@ -53,6 +58,7 @@ class MemberInbox:
     _inbox: deque[_Received]
     _budget_task: int
     _budget_left: int
+    _per_event: bool
 
     if TYPE_CHECKING:
 
@@ -96,6 +102,8 @@ class MemberInbox:
         1 for a payload that is no event (it becomes one rejection)."""
         if signal.items is None and signal.error is None:
             raw = self._decoded_quietly(signal.payload)
+            if raw is _UNDECODABLE and signal.bulk and self._per_event:
+                raw = self._read_one_by_one(signal.payload)
             if raw is _UNDECODABLE:
                 signal.error = "undecodable"
             elif signal.bulk and not isinstance(raw, list):
@@ -116,6 +124,9 @@ class MemberInbox:
         build = self._build()
         take = signal.items[signal.position : signal.position + budget]
         for item in take:
+            if item is _UNREADABLE:
+                self._book.reject(None, _UNREADABLE_EVENT)
+                continue
             outcome = self._book.apply(item, build_id=build, received_at=signal.received_at)
             self._desk.observe(outcome, self._book, signal.received_at)
             for released in self._book.released:
@@ -124,6 +135,27 @@ class MemberInbox:
         signal.position += len(take)
         self._budget_left -= len(take)
         self._dirty = True
+
+    def _read_one_by_one(self, payload: RawValue) -> Any:
+        """An events payload the worker's converter refused as a whole, read with plain
+        JSON: its list, each event the worker's converter cannot carry (into the state,
+        the history, a query's answer) replaced by a mark that becomes its rejection."""
+        try:
+            raw = _PLAIN_JSON.from_payload(payload.payload)
+        except Exception:
+            return _UNDECODABLE
+        if not isinstance(raw, list):
+            return raw
+        converter = workflow.payload_converter()
+
+        def readable(item: Any) -> bool:
+            try:
+                converter.from_payload(converter.to_payload(item))
+            except Exception:
+                return False
+            return True
+
+        return [item if readable(item) else _UNREADABLE for item in raw]
 
     def _decoded_quietly(self, payload: RawValue) -> Any:
         try:

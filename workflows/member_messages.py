@@ -46,6 +46,12 @@ MAX_EVENTS_PER_TASK = 1_000
 # content the person saw and bind to it (see Decision). Runs of earlier builds keep
 # their behaviour; recovery.history reads both.
 HOLD_PATCH = "hold-and-bind"
+# 0.3.1: an events signal that the worker's converter cannot read as a whole (its JSON
+# parser refuses what Python's accepts, e.g. a string with a lone surrogate escape) is
+# read with plain JSON, as clients and history readers read it, and each event the
+# worker's converter cannot carry is rejected alone: the good events beside it apply
+# (they were one rejection with the rest). Runs of earlier builds keep their behaviour.
+PER_EVENT_PATCH = "per-event-reading"
 DRAIN_PAUSE = timedelta(milliseconds=1)  # a timer ends the task; the next one goes on
 DRAIN_SUMMARY = "drain"  # the drain timer's summary: how a history reader tells it apart
 MAX_ACTOR = 200

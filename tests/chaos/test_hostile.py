@@ -529,3 +529,27 @@ async def test_another_local_user_cannot_use_the_embedded_server(
         assert (await asyncio.to_thread(terminate, server.address, [])).startswith("0:")
         description = await victim.describe()
         assert description.status == WorkflowExecutionStatus.TERMINATED
+
+
+async def test_an_event_the_worker_cannot_read_is_rejected_alone_in_its_signal(
+    deployment: Deployment,
+) -> None:
+    """A raw client's events signal holding, beside a good event, a value whose JSON
+    Python reads but the worker's converter refuses (a lone surrogate escape): the bad
+    one is rejected with a reason, the good one applies (it was lost with the batch)."""
+    member = f"lone-{uuid.uuid4().hex[:6]}"
+    lone = {"type": "purchase", "note": "\ud926", "member_id": member}
+    good = [
+        event("purchase", "g1", member, amount_cents=5_000),
+        event("trip_completed", "g2", member, fare_cents=1_500),
+    ]
+    client = deployment.client
+    async with deployment.worker("1.0"):
+        await send_member(client, deployment.target, member, good[:1], bulk=False)
+        handle = client.get_workflow_handle(member_workflow_id(member))
+        await handle.signal(MemberWorkflow.events, [lone, good[1]])
+        state = (await wait_applied(client, [member]))[member]
+        assert state["events_processed"] == 2 and state["points"] == 65
+        assert state["events_rejected"] == 1
+        assert "unreadable event" in state["rejections"][-1]["reason"]
+        assert await failed_tasks(client, [member]) == []
