@@ -289,7 +289,7 @@ class MemberAgent:
                 proposal_id, record["status"], False, "rejected; nothing changes", **applied
             )
         kind = OUTBOX_KINDS.get(action)
-        effect = f"a {kind} is delivered (see Effects)" if kind else ""
+        effect = f"a {kind} goes out for delivery (see Effects)" if kind else ""
         if action == "grant_points" or (
             action == "change_tier" and workflow.patched(TIER_GRANT_PATCH)
         ):
