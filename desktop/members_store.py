@@ -12,14 +12,19 @@ for its begin/end pairs; the store itself knows nothing of Qt.
 from __future__ import annotations
 
 import bisect
-import functools
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from operator import itemgetter, methodcaller
+from operator import methodcaller
 from typing import Any, Protocol
 
-from workflows.rules import TIER_NAMES
+from desktop.members_keys import (
+    MEMBER_ID,
+    MISSING,
+    natural,
+    none_text,
+    tier_ranks,
+    time_key,
+)
 
 Row = dict[str, Any]
 
@@ -313,7 +318,7 @@ class MembersStore:
         for row in rows:
             value = row.get("last_event_at")
             if value.__class__ is str and value not in times:
-                times[value] = _time_key(value)
+                times[value] = time_key(value)
 
     def _find(self, key: SortKey) -> int:
         """Where a row of this key is (or goes) in the rows, ascending by key."""
@@ -331,26 +336,26 @@ class MembersStore:
         sorting rows kept in first-seen order stably by these gives the keys' order."""
         column, last = order.column, not order.descending
         if column == "member_id":
-            return list(map(_MEMBER_ID, rows))
+            return list(map(MEMBER_ID, rows))
         values = list(map(methodcaller("get", column), rows))
         if column == "points":
-            missing = _MISSING if last else -_MISSING
+            missing = MISSING if last else -MISSING
             return [v if isinstance(v, int) else missing for v in values]
         if column == "pending_proposals":
             return [v if isinstance(v, int) else 0 for v in values]
         if column == "tier":
-            ranks, absent = _tier_ranks(last)
+            ranks, absent = tier_ranks(last)
             return [ranks.get(str(v), absent) for v in values]
         if column == "last_event_at":
             times = self._times
-            times[None] = times[""] = no_time = _MISSING if last else -_MISSING
+            times[None] = times[""] = no_time = MISSING if last else -MISSING
             try:
                 return list(map(times.__getitem__, values))
             except (KeyError, TypeError):  # a value that is no text (never from the server)
-                return [_time_key(v) if v else no_time for v in values]
-        none_text = _none_text(last)
-        natural = {v: _natural(v) if v else none_text for v in set(values)}  # a few builds
-        return list(map(natural.__getitem__, values))
+                return [time_key(v) if v else no_time for v in values]
+        no_build = none_text(last)
+        builds = {v: natural(v) if v else no_build for v in set(values)}  # a few builds
+        return list(map(builds.__getitem__, values))
 
     def _key_function(self, order: SortOrder | None) -> Any:
         """Ascending keys for `order`, unique per member (the value, then the order first
@@ -362,9 +367,9 @@ class MembersStore:
         last = not order.descending
         column = order.column
         if column == "member_id":
-            return _MEMBER_ID
+            return MEMBER_ID
         if column in ("points", "pending_proposals"):
-            missing = 0 if column == "pending_proposals" else (_MISSING if last else -_MISSING)
+            missing = 0 if column == "pending_proposals" else (MISSING if last else -MISSING)
 
             def number(row: Row) -> int:
                 value = row.get(column)
@@ -374,62 +379,30 @@ class MembersStore:
 
             return number
         if column == "tier":
-            ranks, absent = _tier_ranks(last)
+            ranks, absent = tier_ranks(last)
 
             def tier(row: Row) -> int:
                 return (ranks.get(str(row.get("tier")), absent) << 40) + seen[row["member_id"]]
 
             return tier
         if column == "last_event_at":
-            no_time = _MISSING if last else -_MISSING
+            no_time = MISSING if last else -MISSING
 
             def time(row: Row) -> int:
                 value = row.get("last_event_at")
-                return ((_time_key(value) if value else no_time) << 40) + seen[row["member_id"]]
+                return ((time_key(value) if value else no_time) << 40) + seen[row["member_id"]]
 
             return time
-        none_text = _none_text(last)
+        no_build = none_text(last)
 
         def build(row: Row) -> tuple[str, int]:
             value = row.get("build_id")
-            return (_natural(value) if value else none_text), seen[row["member_id"]]
+            return (natural(value) if value else no_build), seen[row["member_id"]]
 
         return build
 
 
 _COLUMN_KEYS = {column.key for column in COLUMNS}
-_DIGITS = re.compile(r"\d+")
-_MEMBER_ID = itemgetter("member_id")
-_MISSING = 1 << 80  # beyond any value a column holds (64-bit integers, times in µs)
-
-
-def _tier_ranks(last: bool) -> tuple[dict[str, int], int]:
-    """Tier names by rank, and the rank of no tier (last either way)."""
-    return {name: rank for rank, name in enumerate(TIER_NAMES)}, len(TIER_NAMES) if last else -1
-
-
-def _none_text(last: bool) -> str:
-    return "\xff" if last else ""
-
-
-@functools.lru_cache(maxsize=256)  # few builds
-def _natural(build: str) -> str:
-    """A build id as text that sorts 0.10 after 0.9."""
-    return _DIGITS.sub(lambda m: m.group().zfill(12), build)
-
-
-def _time_key(text: str) -> int:
-    """An ISO time in UTC ("...Z" or "+00:00", with or without a fraction) as its
-    microseconds in one number that sorts by time; a text that is no such time, -1
-    (before every time)."""
-    if not isinstance(text, str):
-        return -1
-    whole, _, fraction = text.replace("Z", "").replace("+00:00", "").partition(".")
-    digits = whole.replace("-", "").replace("T", "").replace(":", "")
-    fraction = fraction[:6].ljust(6, "0")
-    if len(digits) != 14 or not digits.isdigit() or not fraction.isdigit():
-        return -1
-    return int(digits) * 1_000_000 + int(fraction)
 
 
 def _dedupe(rows: Iterable[Row]) -> dict[str, Row]:
