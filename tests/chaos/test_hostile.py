@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -133,31 +132,8 @@ def hostile_lines(a: str, b: str) -> list[tuple[bytes, str | None]]:
 
 
 async def feed_stdin(deployment: Deployment, data: bytes) -> tuple[int, str, str]:
-    """`loyalty-desk feed -` with raw bytes on stdin (the cli helper takes text)."""
-    t = deployment.target
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "runtime.cli",
-        "feed",
-        "-",
-        "--wait",
-        "--json",
-        "--address",
-        deployment.address,
-        "--task-queue",
-        t.task_queue,
-        "--deployment",
-        t.deployment,
-        "--data-dir",
-        str(t.data_dir),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    out, err = await proc.communicate(data)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    """`loyalty-desk feed -` with raw bytes on stdin."""
+    return await cli(deployment, "feed", "-", "--wait", "--json", stdin=data)
 
 
 def sent_per_member(lines: list[bytes], report: dict[str, Any]) -> dict[str, list[Any]]:

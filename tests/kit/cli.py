@@ -16,22 +16,14 @@ if TYPE_CHECKING:
 async def cli(
     deployment: Deployment | None,
     *args: str,
-    stdin: str | None = None,
+    stdin: str | bytes | None = None,
     env: dict[str, str] | None = None,
 ) -> tuple[int, str, str]:
-    options = []
-    if deployment is not None:
-        t = deployment.target
-        options = [
-            "--address",
-            deployment.address,
-            "--task-queue",
-            t.task_queue,
-            "--deployment",
-            t.deployment,
-            "--data-dir",
-            str(t.data_dir),
-        ]
+    """`loyalty-desk ARGS` aimed at the deployment (its options as every child of the
+    app gets them: runtime.cliutil.target_argv); stdin as text or raw bytes."""
+    from runtime.cliutil import target_argv
+
+    options = [] if deployment is None else target_argv(deployment.target, deployment.address)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -43,6 +35,7 @@ async def cli(
         stderr=subprocess.PIPE,
         env={**os.environ, **(env or {})},
     )
-    out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    out, err = await proc.communicate(data)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()

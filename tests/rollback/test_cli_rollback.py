@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from runtime import deployment as releases
+from runtime.cliutil import target_argv
 from runtime.feed import send_member, wait_applied
 from tests.conftest import Deployment, eventually
 from tests.kit.cli import cli
@@ -149,14 +150,7 @@ async def test_worker_killed_during_a_rollback_finishes_without_double_resets(
         "worker",
         "--build-id",
         "2.1",
-        "--address",
-        deployment.address,
-        "--task-queue",
-        t.task_queue,
-        "--deployment",
-        t.deployment,
-        "--data-dir",
-        str(t.data_dir),
+        *target_argv(t, deployment.address),
     ]
 
     async def spawn_worker() -> asyncio.subprocess.Process:
