@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,14 +279,16 @@ async def _sync(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
     completes that retry the server refuses updates at once ("Workflow Task in failed
     state") instead of waiting, so we wait for it; a task that keeps failing for
     SYNC_PATIENCE_S is a broken member, and its error is raised. An update unanswered for
-    SYNC_ATTEMPT_S is sent again.
+    SYNC_ATTEMPT_S is sent again under the same update id: the server answers a copy of
+    one it still holds with that one's outcome, so resends do not pile up in the member.
     """
+    update_id = f"sync-{uuid.uuid4()}"
     delay = 0.2
     deadline = time.monotonic() + SYNC_PATIENCE_S
     while True:
         try:
             state: dict[str, Any] = await asyncio.wait_for(
-                handle.execute_update(MemberWorkflow.sync),  # type: ignore[arg-type]
+                handle.execute_update(MemberWorkflow.sync, id=update_id),  # type: ignore[arg-type]
                 SYNC_ATTEMPT_S,
             )
             return state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -9,9 +10,12 @@ from typing import Any
 
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 
+from runtime import feed
 from runtime.feed import check, deliver, read_lines, wait_applied
 from tests.conftest import Deployment
+from tests.kit.events import member_events
 from tests.memberkit import assert_matches_rules
+from workflows.contract import UPDATE_SYNC
 from workflows.events import EventError
 from workflows.ids import member_workflow_id
 
@@ -72,3 +76,32 @@ async def test_a_large_bulk_feed_for_one_member_is_applied_in_full(deployment: D
             and e.workflow_task_failed_event_attributes.cause != UNHANDLED_COMMAND
         ]
     assert failed == []
+
+
+async def test_a_sync_sent_again_is_one_update_in_the_member(
+    deployment: Deployment, monkeypatch: Any
+) -> None:
+    """While no worker serves a member, the feed's `sync` goes unanswered and is sent again
+    every SYNC_ATTEMPT_S. The copies carry one update id, so once a worker is back the
+    member runs the update once (it ran once per copy, each copy a pending update)."""
+    member_id = f"resend-{uuid.uuid4().hex[:6]}"
+    events = member_events(member_id, "a", 3, 1)
+    batch = check(enumerate(events, start=1))
+    async with deployment.worker("1.0"):
+        await deliver(deployment.client, deployment.target, batch)
+        await wait_applied(deployment.client, [member_id])
+    monkeypatch.setattr(feed, "SYNC_ATTEMPT_S", 0.4)
+    waiting = asyncio.ensure_future(wait_applied(deployment.client, [member_id]))
+    await asyncio.sleep(2.5)  # about six attempts, with no worker to answer any
+    assert not waiting.done()
+    async with deployment.worker("1.0"):
+        state = (await asyncio.wait_for(waiting, 60))[member_id]
+        handle = deployment.client.get_workflow_handle(member_workflow_id(member_id))
+        history = await handle.fetch_history()
+    assert state["events_processed"] == 3
+    names = [
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+        for e in history.events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    ]
+    assert names.count(UPDATE_SYNC) == 2  # the first wait_applied's, then one
