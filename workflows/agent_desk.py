@@ -225,6 +225,9 @@ class AgentDesk:
             return "running"
         if paused:
             return f"paused ({paused})"
+        if self.guard.s.breaker == "open":
+            # the result that opened it is in; the pause starts with the next step
+            return "paused (breaker)"
         return "queued" if self.queue else "idle"
 
     def view(self, now: datetime, paused: str | None) -> dict[str, Any]:

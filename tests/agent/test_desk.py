@@ -234,6 +234,23 @@ def test_desk_pauses_for_budget_and_breaker_and_retries_failed_triggers() -> Non
     assert not gate.run and gate.reason == "budget" and gate.wait == timedelta(hours=12)
 
 
+def test_the_failure_that_opens_the_breaker_shows_paused_at_once() -> None:
+    # the member reads the status between the failed result and its next step: the
+    # trigger is queued again, yet the desk must not say "queued" while the breaker is open
+    desk = AgentDesk("ada", AgentCarry(settings=AgentSettings(policy={"breaker_failures": 1})))
+    desk.queue.append({**TRIGGER, "attempts": 0, "occurred_at": "x", "details": {}})
+    desk.take(NOW)
+
+    class Failed:
+        ok, status, error, model = False, "model_error", "down", "m"
+        model_calls = input_tokens = output_tokens = 0
+        drafts: list[Any] = []
+
+    desk.finish(Failed(), NOW, tier="Blue")
+    assert desk.queue and desk.guard.s.breaker == "open"
+    assert desk.view(NOW, None)["status"] == "paused (breaker)"
+
+
 def test_agent_runs_yield_while_the_worker_ingests_and_not_forever() -> None:
     busy = AgentSettings(ingest_events_per_s=400.0, policy={"yield_max_seconds": 60})
     desk = AgentDesk("ada", AgentCarry(settings=busy))
