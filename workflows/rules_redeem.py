@@ -163,6 +163,14 @@ class Redemptions:
                 del self.s.redemptions[old]
         return dict(record)
 
+    def redemptions_view(self, keep: int = 50) -> dict[str, Any]:
+        """The redemptions (the latest `keep`, oldest first) and the refund shortfall,
+        for the member's `state` view from build 0.4.0."""
+        return {
+            "redemptions": [dict(r) for r in list(self.s.redemptions.values())[-keep:]],
+            "shortfall": self.s.shortfall,
+        }
+
     def check_cancel(self, request_id: Any, reason: Any) -> str | None:
         """Why `cancel_redemption` would refuse now (None: it applies)."""
         if not isinstance(reason, str) or not reason.strip():
