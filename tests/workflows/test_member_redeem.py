@@ -8,10 +8,14 @@ import uuid
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 
+from recovery.history import received
+from recovery.rebuild import Rebuild
+from recovery.runs import chain_histories, holding_run
 from tests.conftest import Deployment
-from tests.memberkit import feed_and_sync, start_member, trip
+from tests.memberkit import COMPARED, feed_and_sync, start_member, trip
 from workflows.member import MemberWorkflow, member_workflow_id
 from workflows.member_messages import CancelRedemption, RedeemRequest
+from workflows.rules import MemberBook, MemberSnapshot
 
 AT = "2026-03-05T10:00:00Z"
 
@@ -92,6 +96,24 @@ async def test_a_redemption_survives_continue_as_new_and_a_retry_returns_it(
                 MemberWorkflow.cancel_redemption, CancelRedemption("req-1", "again", "ops")
             )
         state = await handle.query(MemberWorkflow.state)
+        chain = await chain_histories(
+            client, member_workflow_id(member), run_id=(await handle.describe()).run_id
+        )
+    # a rollback's rebuild reads the redemptions from the runs' histories and counts them
+    rebuild = Rebuild(MemberBook(MemberSnapshot(member_id=member)))
+    kinds_read: list[str] = []
+    for history in chain:
+        rebuild.book.hold = holding_run(history)
+        for item in received(history, approvals=True):
+            kinds_read.append(item.kind)
+            rebuild.apply(item, "rules")
+    assert kinds_read.count("redeem") == 2  # the first and its retry (the refused never came)
+    assert kinds_read.count("cancel_redemption") == 1
+    computed = rebuild.book.summary()
+    assert {k: computed[k] for k in COMPARED} == {k: state[k] for k in COMPARED}
+    assert [(e["kind"], e["cause"], e["delta"]) for e in computed["ledger"]] == [
+        (e["kind"], e["cause"], e["delta"]) for e in state["ledger"]
+    ]
     assert first.applied and not again.applied
     assert again.redemption == first.redemption
     assert first.points == 700  # 1,000 earned, 300 spent
