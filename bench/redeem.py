@@ -66,9 +66,11 @@ async def rate(count: int, in_flight: int, send: Callable[[int], Awaitable[Any]]
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     async with embedded() as bench:
-        one = ["bench-one"]
-        many = [f"bench-m{n:03d}" for n in range(args.members)]
-        await start(bench, one + many)
+        # each measurement on members of its own, so none pays for another's history
+        one_a, one_r = ["bench-one-a"], ["bench-one-r"]
+        many_a = [f"bench-a{n:03d}" for n in range(args.members)]
+        many_r = [f"bench-r{n:03d}" for n in range(args.members)]
+        await start(bench, one_a + one_r + many_a + many_r)
 
         def handle(member: str) -> Any:
             return bench.client.get_workflow_handle(member_workflow_id(member))
@@ -84,11 +86,11 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             )
 
         n, k = args.updates, args.in_flight
-        base_one = await rate(n, k, adjust(one, "a1"))
-        redeem_one = await rate(n, k, redeem(one, "r1"))
-        base_many = await rate(n, k, adjust(many, "am"))
-        redeem_many = await rate(n, k, redeem(many, "rm"))
-        state = await handle(one[0]).query(MemberWorkflow.state)
+        base_one = await rate(n, k, adjust(one_a, "a1"))
+        redeem_one = await rate(n, k, redeem(one_r, "r1"))
+        base_many = await rate(n, k, adjust(many_a, "am"))
+        redeem_many = await rate(n, k, redeem(many_r, "rm"))
+        state = await handle(one_r[0]).query(MemberWorkflow.state)
         assert len(state.get("redemptions") or []) >= min(n, 50), "redemptions were refused"
     return {
         "bench": "redeem",
