@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from recovery import repair
 from runtime import deployment as releases
 from runtime.feed import wait_applied
 from tests.conftest import Deployment
@@ -43,6 +44,12 @@ async def test_rollback_repairs_a_redemption_drill(
                 before = (await wait_applied(client, [member]))[member]
                 # the bug: 300 spent twice, or not at all (then 20 + 30 earned at Gold: 25+37)
                 assert before["points"] == damaged + 25 + 37
+                # the preview shows the points at stake: the drill's error, before any reset
+                _, damage = await repair.find_damage(client, bad)
+                mine = [d for d in damage if d.member_id == member]
+                preview = await repair.preview_member(client, mine[0])
+                assert preview.before["points"] == before["points"]
+                assert preview.after["points"] == 1_000 - 300 + 25 + 37
                 result = await rollback(client, target.task_queue, bad, f"rb-{member}")
                 assert result.state == "done", result
                 after = (await wait_applied(client, [member]))[member]
