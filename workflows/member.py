@@ -2,7 +2,8 @@
 
 Public contract (see README): id `member-<member_id>`, started by signal-with-start;
 signal `event` (one event object), signal `events` (a list), query `state`, update
-`adjust` (manual adjustment with a reason); for the agent: update `decide` (approve or
+`adjust` (manual adjustment with a reason), updates `redeem` and `cancel_redemption`
+(from 0.4.0, patch `redemptions`); for the agent: update `decide` (approve or
 reject a proposal), queries `proposals` and `agent`.
 
 Ordinary events never wake the agent. Triggers (a support ticket, unusual activity,
