@@ -8,6 +8,7 @@ import uuid
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 
+from desktop.member_detail_timeline import TimelineBuilder
 from recovery.history import received
 from recovery.rebuild import Rebuild
 from recovery.runs import chain_histories, holding_run
@@ -114,6 +115,13 @@ async def test_a_redemption_survives_continue_as_new_and_a_retry_returns_it(
     assert [(e["kind"], e["cause"], e["delta"]) for e in computed["ledger"]] == [
         (e["kind"], e["cause"], e["delta"]) for e in state["ledger"]
     ]
+    # the member detail's timeline shows them
+    timeline = TimelineBuilder()
+    for history in chain:
+        timeline.add_run(history.run_id, history)
+    shown = [r["detail"] for r in timeline.rows([]) if r["kind"] == "redemption"]
+    assert shown[0] == "redeem coffee (req-1) by ops"
+    assert shown[-1] == "cancel redemption req-1 by ops: changed mind"
     assert first.applied and not again.applied
     assert again.redemption == first.redemption
     assert first.points == 700  # 1,000 earned, 300 spent
