@@ -99,3 +99,52 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("request_id")
     q.add_argument("--reason", required=True, help="why (recorded with who and when)")
     p.set_defaults(func=async_command(_redemptions))
+    register_liability(sub, common)
+
+
+async def _liability(args: argparse.Namespace) -> int:
+    import csv
+    import io
+    import sys
+
+    from runtime import liability
+    from runtime.connect import connect
+    from runtime.members import deployment_query
+
+    target = target_of(args)
+    client = await connect(target)
+
+    def progress(count: int) -> None:
+        print(f"{count:,} members read…", file=sys.stderr)
+
+    data = await liability.report(
+        client, deployment_query(target.deployment), rate=args.rate, progress=progress
+    )
+    rows = [("all", data["total"])]
+    if args.by == "tier":
+        rows += list(data["by_tier"].items())
+    columns = ["members", "points", "value", *[f"expiring_{d}d" for d in liability.HORIZONS]]
+    if args.csv:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["group", *columns])
+        for name, row in rows:
+            writer.writerow([name, *(row[c] for c in columns)])
+        print(out.getvalue(), end="")
+        return 0
+    text = [f"{'group':<10}" + "".join(f"{c:>16}" for c in columns)]
+    text += [f"{name:<10}" + "".join(f"{row[c]:>16,}" for c in columns) for name, row in rows]
+    emit(args, data, "\n".join(text))
+    return 0
+
+
+def register_liability(sub: Any, common: argparse.ArgumentParser) -> None:
+    from runtime.liability import DEFAULT_RATE
+
+    p = sub.add_parser(
+        "liability", parents=[common], help="outstanding points, their value, what expires soon"
+    )
+    p.add_argument("--by", choices=["tier"], help="one line per tier as well")
+    p.add_argument("--rate", type=float, default=DEFAULT_RATE, help="value of one point")
+    p.add_argument("--csv", action="store_true", help="CSV on stdout")
+    p.set_defaults(func=async_command(_liability))
