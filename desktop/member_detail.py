@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -37,6 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+import resources
 from desktop import preload
 from desktop.asyncutil import async_slot, cancel_slot_tasks, one_line, show_error
 from desktop.effects_panel import EffectsPanel
@@ -178,6 +180,30 @@ class MemberDetail(QWidget):
         adjust_form.addRow("Reason", self.adjust_reason)
         adjust_form.addRow(self.adjust_button)
 
+        self.reward = QComboBox(self)
+        # the catalogue itself (runtime.rewards imports the member workflow: preloaded)
+        for reward in sorted(resources.rewards().values(), key=lambda r: (r["cost"], r["id"])):
+            self.reward.addItem(
+                f"{reward['name']}: {reward['cost']:,} pts ({reward['min_tier']}+)", reward["id"]
+            )
+        self.redeem_reason = QLineEdit(self)
+        self.redeem_reason.setPlaceholderText("Why (required)")
+        self.redeem_button = QPushButton("Redeem…", self)
+        self.redeem_button.setObjectName("redeemButton")
+        self.cancel_request = QLineEdit(self)
+        self.cancel_request.setPlaceholderText("Request id (see Timeline)")
+        self.cancel_button = QPushButton("Cancel redemption…", self)
+        self.cancel_button.setObjectName("cancelRedemptionButton")
+        redeem_box = QGroupBox("Redemption", self)
+        redeem_form = QFormLayout(redeem_box)
+        redeem_form.addRow("Reward", self.reward)
+        redeem_form.addRow("Reason", self.redeem_reason)
+        redeem_form.addRow(self.redeem_button)
+        redeem_form.addRow("Request", self.cancel_request)
+        redeem_form.addRow(self.cancel_button)
+        # asks the person to confirm (tests replace it): the question -> go ahead
+        self.confirm: Callable[[str], bool] = self._ask
+
         self.runs_label = QLabel("…", self)
         self.runs_label.setObjectName("runLinks")
         self.runs_label.setTextFormat(Qt.TextFormat.RichText)
@@ -190,6 +216,7 @@ class MemberDetail(QWidget):
         side_layout.setContentsMargins(0, 0, 0, 0)
         side_layout.addWidget(event_box)
         side_layout.addWidget(adjust_box)
+        side_layout.addWidget(redeem_box)
         side_layout.addWidget(runs_box)
         side_layout.addStretch(1)
         splitter = QSplitter(self)
@@ -216,6 +243,8 @@ class MemberDetail(QWidget):
         self.event_type.currentTextChanged.connect(self._on_event_type_current_text_changed)
         self.send_button.clicked.connect(self._on_send_button_clicked)
         self.adjust_button.clicked.connect(self._on_adjust_button_clicked)
+        self.redeem_button.clicked.connect(self._on_redeem_button_clicked)
+        self.cancel_button.clicked.connect(self._on_cancel_button_clicked)
         self.runs_label.linkActivated.connect(self._on_runs_label_link_activated)
 
     # -- public -----------------------------------------------------------------------
@@ -384,6 +413,72 @@ class MemberDetail(QWidget):
         self.adjust_reason.clear()
         await self.refresh()
 
+    def _ask(self, question: str) -> bool:
+        answer = QMessageBox.question(self.window(), "Loyalty Desk", question)
+        return answer == QMessageBox.StandardButton.Yes
+
+    @async_slot(title="Redemption refused")
+    async def redeem(self) -> None:
+        await preload.ready(MEMBER_MODULE, "runtime.rewards")
+        from runtime.rewards import RedemptionRefused, redeem
+
+        client = self._session.client
+        if client is None:
+            raise RuntimeError("not connected to Temporal yet")
+        reward_id, reason = self.reward.currentData(), self.redeem_reason.text().strip()
+        if not reason:
+            self.status.setText("Redemption refused: a reason is required")
+            return
+        if not self.confirm(f"Redeem {self.reward.currentText()} for {self.member_id}?"):
+            return
+        self.redeem_button.setEnabled(False)
+        try:
+            result = await redeem(
+                client, self._session.target, self.member_id, reward_id, reason=reason
+            )
+        except RedemptionRefused as error:
+            self.status.setText(f"Redemption refused: {error}")
+            show_error(self.window(), "Redemption refused", str(error))
+            return
+        finally:
+            self.redeem_button.setEnabled(True)
+        record = result.redemption
+        self.status.setText(
+            f"Redeemed {record['name']} ({record['request_id']}), balance {result.points:,}"
+        )
+        self.cancel_request.setText(record["request_id"])
+        self.redeem_reason.clear()
+        await self.refresh()
+
+    @async_slot(title="Cancellation refused")
+    async def cancel_redemption(self) -> None:
+        await preload.ready(MEMBER_MODULE, "runtime.rewards")
+        from runtime.rewards import RedemptionRefused, cancel
+
+        client = self._session.client
+        if client is None:
+            raise RuntimeError("not connected to Temporal yet")
+        request_id, reason = self.cancel_request.text().strip(), self.redeem_reason.text().strip()
+        if not request_id or not reason:
+            self.status.setText("Cancellation refused: a request id and a reason are required")
+            return
+        if not self.confirm(f"Cancel redemption {request_id} and return its points?"):
+            return
+        try:
+            result = await cancel(
+                client, self._session.target, self.member_id, request_id, reason=reason
+            )
+        except RedemptionRefused as error:
+            self.status.setText(f"Cancellation refused: {error}")
+            show_error(self.window(), "Cancellation refused", str(error))
+            return
+        self.status.setText(
+            f"Cancelled {request_id}: {result.redemption['returned']:,} pts returned, "
+            f"balance {result.points:,}"
+        )
+        self.redeem_reason.clear()
+        await self.refresh()
+
     # -- slots ----------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -408,6 +503,12 @@ class MemberDetail(QWidget):
 
     def _on_adjust_button_clicked(self) -> None:
         self.adjust()
+
+    def _on_redeem_button_clicked(self) -> None:
+        self.redeem()
+
+    def _on_cancel_button_clicked(self) -> None:
+        self.cancel_redemption()
 
     def _on_runs_label_link_activated(self, link: str) -> None:
         if self._open_url(QUrl(link)) is False:

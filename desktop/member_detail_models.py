@@ -17,6 +17,7 @@ _KIND_TONES = {
     "proposal": "info",
     "decision": "info",
     "adjustment": "warn",
+    "redemption": "warn",
 }
 
 

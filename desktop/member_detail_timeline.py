@@ -74,7 +74,9 @@ class TimelineBuilder:
         self._rows.append(_run_row(self._number, run_id, history))
         self._number += 1
         builds = list(_builds(history))
-        for item in received(history):
+        for item in received(history, approvals=True):
+            if item.kind not in _TIMELINE_KINDS:
+                continue  # approvals and agent runs show as proposals
             key = item.key()
             if key in self._seen:
                 continue  # a reset reapplies signals: the copy is the same event
@@ -83,10 +85,8 @@ class TimelineBuilder:
                 {
                     "key": f"r:{key}",
                     "at": item.at_utc,
-                    "kind": "event" if item.kind == "event" else "adjustment",
-                    "detail": _describe_event(item.payload)
-                    if item.kind == "event"
-                    else _describe_adjustment(item.payload),
+                    "kind": _TIMELINE_KINDS[item.kind],
+                    "detail": _describe(item),
                     "build": _applied_by(item, builds),
                     "run_id": run_id,
                 }
@@ -200,6 +200,26 @@ def _describe_event(raw: Any) -> str:
     if kind == "refund" and raw.get("refers_to"):
         text += f" of {raw['refers_to']}"
     return text
+
+
+# what a member received, as the timeline names it
+_TIMELINE_KINDS = {
+    "event": "event",
+    "adjust": "adjustment",
+    "redeem": "redemption",
+    "cancel_redemption": "redemption",
+}
+
+
+def _describe(item: Received) -> str:
+    payload = item.payload
+    if item.kind == "event":
+        return _describe_event(payload)
+    if item.kind == "redeem":
+        return f"redeem {payload.reward_id} ({payload.request_id}) by {payload.actor}"
+    if item.kind == "cancel_redemption":
+        return f"cancel redemption {payload.request_id} by {payload.actor}: {payload.reason}"
+    return _describe_adjustment(payload)
 
 
 def _describe_adjustment(adjustment: Any) -> str:

@@ -23,14 +23,18 @@ from workflows.contract import (
     SIGNAL_EVENT,
     SIGNAL_EVENTS,
     UPDATE_ADJUST,
+    UPDATE_CANCEL_REDEMPTION,
     UPDATE_DECIDE,
+    UPDATE_REDEEM,
 )
 from workflows.member_messages import (
     DRAIN_SUMMARY,
     MAX_EVENTS_PER_TASK,
     TURN_STATUSES,
     Adjustment,
+    CancelRedemption,
     Decision,
+    RedeemRequest,
 )
 from workflows.proposals import content_digest
 
@@ -76,8 +80,8 @@ class Decided:
 class Received:
     """One thing a member received: an event (by signal) or an adjustment (by update)."""
 
-    kind: str  # "event", "adjust" or "approval"
-    payload: Any  # the raw event, the Adjustment, or the Approval
+    kind: str  # "event", "adjust", "approval", "redeem" or "cancel_redemption"
+    payload: Any  # the raw event, the Adjustment, the Approval, RedeemRequest, CancelRedemption
     at: datetime  # when the server recorded it
     event_id: int = 0  # its position in the run's history
     build: str | None = None  # the build whose workflow task applied it (None: not yet)
@@ -95,7 +99,11 @@ class Received:
             return self.kind + self.payload.proposal_id
         if isinstance(self.payload, Decided):
             return self.kind + self.payload.decision.proposal_id
-        body = self.payload.__dict__ if isinstance(self.payload, Adjustment) else self.payload
+        body = (
+            self.payload.__dict__
+            if isinstance(self.payload, (Adjustment, RedeemRequest, CancelRedemption))
+            else self.payload
+        )
         return self.kind + json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
 
 
@@ -263,6 +271,12 @@ class _Reader:
                 if request.input.name == UPDATE_ADJUST:
                     adjustment = _converter.from_payloads(args, [Adjustment])[0]
                     yield Received("adjust", adjustment, at, event.event_id)
+                elif request.input.name == UPDATE_REDEEM:
+                    redeem = _converter.from_payloads(args, [RedeemRequest])[0]
+                    yield Received("redeem", redeem, at, event.event_id)
+                elif request.input.name == UPDATE_CANCEL_REDEMPTION:
+                    cancel = _converter.from_payloads(args, [CancelRedemption])[0]
+                    yield Received("cancel_redemption", cancel, at, event.event_id)
                 elif request.input.name == UPDATE_DECIDE:
                     decision = _converter.from_payloads(args, [Decision])[0]
                     self.decisions[request.meta.update_id] = decision

@@ -43,7 +43,7 @@ from workflows.rollback_messages import (
 from workflows.rules import MemberBook, MemberSnapshot
 from workflows.visibility import literal
 
-UPDATE_KINDS = ("adjust", "approval", "decision")
+UPDATE_KINDS = ("adjust", "redeem", "cancel_redemption", "approval", "decision")
 
 
 @dataclass
@@ -102,7 +102,10 @@ class Plan:
         (heal_member re-sends them once the agent settled)."""
         after = [*self.reapplied, *self.missing]
         events = [i for i in after if i.kind == "event"]
-        adjusts = sorted((i for i in after if i.kind == "adjust"), key=lambda i: i.at_utc)
+        adjusts = sorted(
+            (i for i in after if i.kind in ("adjust", "redeem", "cancel_redemption")),
+            key=lambda i: i.at_utc,
+        )
         agents = [i for i in after if i.kind == "agent"]
         approvals = sorted((i for i in after if i.kind == "approval"), key=lambda i: i.at_utc)
         return [*events, *adjusts, *agents, *approvals]

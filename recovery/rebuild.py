@@ -6,11 +6,18 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+import resources
 from recovery.history import AgentRun, Approval, Received
 from recovery.runs import aware
 from workflows.agent_policy import AgentPolicy
 from workflows.agent_triggers import TriggerWatch
-from workflows.member_messages import REQUESTS_KEEP, Adjustment
+from workflows.member_messages import (
+    REQUESTS_KEEP,
+    Adjustment,
+    CancelRedemption,
+    RedeemRequest,
+    time_of,
+)
 from workflows.proposals import check_draft
 from workflows.rules import CAUSE_BYTES, MemberBook, clip_text
 
@@ -59,6 +66,19 @@ class Rebuild:
             cause = f"{adjustment.reason} (by {adjustment.actor})"
             if book.check_adjustment(adjustment.points, adjustment.reason) is None:
                 book.adjust(adjustment.points, cause, at, build_id)
+        elif item.kind == "redeem":
+            # as MemberWorkflow.redeem: refused (the update failed) unless the rules take it
+            redeem: RedeemRequest = item.payload
+            when, catalogue = time_of(redeem.at), resources.rewards()
+            if when is not None and (
+                book.check_redeem(redeem.request_id, redeem.reward_id, when, catalogue) is None
+            ):
+                book.redeem(redeem.request_id, redeem.reward_id, when, catalogue, build_id)
+        elif item.kind == "cancel_redemption":
+            cancel: CancelRedemption = item.payload
+            if book.check_cancel(cancel.request_id, cancel.reason) is None:
+                cause = f"{cancel.reason} (by {cancel.actor})"
+                book.cancel_redemption(cancel.request_id, cause, at, build_id)
         elif item.kind == "approval":
             approval: Approval = item.payload
             when = datetime.fromisoformat(approval.decided_at) if approval.decided_at else at

@@ -32,6 +32,13 @@ from workflows.rollback_messages import (
 )
 
 REDELIVER_CHUNK = 500
+
+# what heal_member re-sends by update, after the events: Received.kind -> the update
+RESENT_UPDATES: dict[str, Any] = {
+    "adjust": MemberWorkflow.adjust,
+    "redeem": MemberWorkflow.redeem,
+    "cancel_redemption": MemberWorkflow.cancel_redemption,
+}
 # Tests only: awaited with the member id between reading the member and resetting it,
 # so a test can force what may happen in that window (another reset, a failure).
 BEFORE_RESET: Callable[[str], Awaitable[None]] | None = None
@@ -153,9 +160,9 @@ async def heal_member(client: Client, member_id: str, anchor_run: str, *replaced
     for i in range(0, len(events), REDELIVER_CHUNK):
         await handle.signal(SIGNAL_EVENTS, events[i : i + REDELIVER_CHUNK])
     for item in steps.missing:
-        if item.kind == "adjust":
+        if item.kind in RESENT_UPDATES:
             try:
-                await handle.execute_update(MemberWorkflow.adjust, item.payload)
+                await handle.execute_update(RESENT_UPDATES[item.kind], item.payload)
             except WorkflowUpdateFailedError:
                 pass  # refused by the rules now (e.g. below zero): nothing applied
     decisions: list[Decided] = [i.payload for i in steps.missing if i.kind == "decision"]

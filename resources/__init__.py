@@ -1,4 +1,5 @@
-"""The app's files that are not code: icon, themes, desktop entry and AppStream metainfo.
+"""The app's files that are not code: icon, themes, desktop entry, AppStream metainfo
+and the reward catalogue.
 
 They ship inside the package (pyproject.toml's package-data), so a wheel or a pipx
 install finds them next to this module; `path(name)` is the one way to reach them.
@@ -6,7 +7,10 @@ install finds them next to this module; `path(name)` is the one way to reach the
 
 from __future__ import annotations
 
+import json
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 APP_ID = "io.github.loyalty_desk.LoyaltyDesk"
 APP_NAME = "Loyalty Desk"
@@ -26,3 +30,12 @@ def path(name: str) -> Path:
 
 def icon_png(size: int) -> Path:
     return path(f"icon-{size}.png")
+
+
+@cache
+def rewards() -> dict[str, dict[str, Any]]:
+    """The reward catalogue of this build (rewards.json), as reward id -> entry,
+    checked by workflows.rules_redeem.parse_catalogue (ValueError names a bad entry)."""
+    from workflows.rules_redeem import parse_catalogue
+
+    return parse_catalogue(json.loads(path("rewards.json").read_text(encoding="utf-8")))

@@ -381,12 +381,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=async_command(_members))
 
     # each capability registers its own subcommands
-    from runtime import cli_agent, cli_audit, cli_effects, cli_rollback
+    from runtime import cli_agent, cli_audit, cli_effects, cli_rewards, cli_rollback
 
     cli_agent.register(sub, common)
     cli_rollback.register(sub, common)
     cli_audit.register(sub, common)
     cli_effects.register(sub, common)
+    cli_rewards.register(sub, common)
     return parser
 
 

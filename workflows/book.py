@@ -39,6 +39,9 @@ HOLD_KEEP = 50  # refunds waiting for the event they refer to
 HOLD_DAYS = 30  # of event time, after which a held refund is rejected  # MemberSnapshot.seen_format once its keys are id_key()s
 
 DRILL_BUGS = ("zero-on-trip", "double-points", "wrong-tier", "drop-refunds")
+# rules' bugs that only redemptions show (a redemption applied twice, points not
+# deducted); kept apart from DRILL_BUGS until the drill workflow can send redemptions
+REDEEM_DRILL_BUGS = ("double-redeem", "free-redeem")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -129,6 +132,12 @@ class MemberSnapshot:
     # refunds waiting for the event they refer to, oldest first (see HOLD_KEEP):
     # {"type", "event_id", "member_id", "occurred_at", "refers_to", "fingerprint"}
     held: list[dict[str, Any]] = field(default_factory=list)
+    # request key (id_key) -> redemption record, oldest first (workflows.rules_redeem)
+    redemptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # ledger seq of the latest expiry: a redemption before it returns nothing when cancelled
+    expired_seq: int = 0
+    # points a refund could not claw back because they were spent or gone (never below 0)
+    shortfall: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-from workflows.rules import DRILL_BUGS
+from workflows.rules import DRILL_BUGS, REDEEM_DRILL_BUGS
 
 DRILL_MARK = "+drill-"
 UNPATCHED_COMMAND = "unpatched-command"
 COMMAND_BUGS = (UNPATCHED_COMMAND,)
-DRILLS = (*DRILL_BUGS, *COMMAND_BUGS)
+# the rules' bugs that only redemptions show (a redemption applied twice, or for free)
+DRILLS = (*DRILL_BUGS, *REDEEM_DRILL_BUGS, *COMMAND_BUGS)
 
 
 def drill_build_id(build_id: str, bug: str) -> str:
@@ -49,7 +50,7 @@ def drill_for(build_id: str | None) -> str | None:
 
 def rules_bug(bug: str | None) -> str | None:
     """The part of a drill the member's rules inject (None for a command bug)."""
-    return bug if bug in DRILL_BUGS else None
+    return bug if bug in DRILL_BUGS or bug in REDEEM_DRILL_BUGS else None
 
 
 def inject_commands(bug: str | None) -> None:

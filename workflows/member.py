@@ -2,7 +2,8 @@
 
 Public contract (see README): id `member-<member_id>`, started by signal-with-start;
 signal `event` (one event object), signal `events` (a list), query `state`, update
-`adjust` (manual adjustment with a reason); for the agent: update `decide` (approve or
+`adjust` (manual adjustment with a reason), updates `redeem` and `cancel_redemption`
+(from 0.4.0, patch `redemptions`); for the agent: update `decide` (approve or
 reject a proposal), queries `proposals` and `agent`.
 
 Ordinary events never wake the agent. Triggers (a support ticket, unusual activity,
@@ -29,6 +30,7 @@ from temporalio.exceptions import (
 from temporalio.workflow import ChildWorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
+    import resources
     from workflows import carry, drill
     from workflows.actors import reserved_actor_problem
     from workflows.agent import (
@@ -45,7 +47,9 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_EVENT,
         SIGNAL_EVENTS,
         UPDATE_ADJUST,
+        UPDATE_CANCEL_REDEMPTION,
         UPDATE_DECIDE,
+        UPDATE_REDEEM,
         UPDATE_SYNC,
     )
     from workflows.contract import (
@@ -61,14 +65,21 @@ with workflow.unsafe.imports_passed_through():
         MAX_ACTOR,
         MAX_EVENTS_PER_TASK,
         PER_EVENT_PATCH,
+        REDEEM_PATCH,
         REQUESTS_KEEP,
         Adjustment,
         AdjustmentResult,
+        CancelRedemption,
         Decision,
         DecisionResult,
         MemberInput,
+        RedeemRequest,
+        RedemptionResult,
+        cancel_problem,
         decision_problem,
+        redeem_problem,
         request_problem,
+        time_of,
     )
     from workflows.member_messages import (
         MAX_DIGEST_CHARS as MAX_DIGEST_CHARS,
@@ -95,6 +106,9 @@ with workflow.unsafe.imports_passed_through():
         trigger_key_of as trigger_key_of,
     )
     from workflows.rules import MemberBook, MemberSnapshot
+
+    # the reward catalogue ships with the build: read once, outside any workflow run
+    CATALOGUE = resources.rewards()
 
 WORKFLOW_ID_PREFIX = MEMBER_PREFIX
 
@@ -134,6 +148,7 @@ class MemberWorkflow(MemberAgent, MemberChores, MemberInbox, MemberDecisions):
         self._is_bounded = workflow.patched(BOUNDED_PATCH)
         self._binds = workflow.patched(HOLD_PATCH)
         self._per_event = workflow.patched(PER_EVENT_PATCH)
+        self._redeems = workflow.patched(REDEEM_PATCH)
         self._book.hold = self._binds
 
     @workflow.run
@@ -287,6 +302,67 @@ class MemberWorkflow(MemberAgent, MemberChores, MemberInbox, MemberDecisions):
         if problem:
             raise ValueError(problem)
 
+    @workflow.update(name=UPDATE_REDEEM)
+    def redeem(self, request: RedeemRequest) -> RedemptionResult:
+        earlier = self._book.redemption(request.request_id)
+        problem = self._redeem_problem(request)
+        if problem:  # the state moved since the validator: the update fails, not the task
+            raise ApplicationError(problem, type="RedemptionRefused", non_retryable=True)
+        at = time_of(request.at)
+        assert at is not None
+        record = self._book.redeem(
+            request.request_id, request.reward_id, at, CATALOGUE, self._build()
+        )
+        if earlier is not None:
+            return RedemptionResult(False, self._book.s.points, record, "already redeemed")
+        self._dirty = True
+        return RedemptionResult(True, self._book.s.points, record, "redeemed")
+
+    @redeem.validator
+    def _validate_redeem(self, request: RedeemRequest) -> None:
+        problem = self._redeem_problem(request)
+        if problem:
+            raise ValueError(problem)
+
+    def _redeem_problem(self, request: RedeemRequest) -> str | None:
+        if not self._redeems:
+            return "this member's build takes no redemptions (from 0.4.0)"
+        problem = redeem_problem(request) or reserved_actor_problem(request.actor)
+        if problem:
+            return problem
+        at = time_of(request.at)
+        assert at is not None
+        return self._book.check_redeem(request.request_id, request.reward_id, at, CATALOGUE)
+
+    @workflow.update(name=UPDATE_CANCEL_REDEMPTION)
+    def cancel_redemption(self, request: CancelRedemption) -> RedemptionResult:
+        problem = self._cancel_problem(request)
+        if problem:
+            raise ApplicationError(problem, type="CancellationRefused", non_retryable=True)
+        record = self._book.cancel_redemption(
+            request.request_id,
+            f"{request.reason} (by {request.actor})",
+            workflow.now(),
+            self._build(),
+        )
+        self._dirty = True
+        return RedemptionResult(True, self._book.s.points, record, "cancelled")
+
+    @cancel_redemption.validator
+    def _validate_cancel_redemption(self, request: CancelRedemption) -> None:
+        problem = self._cancel_problem(request)
+        if problem:
+            raise ValueError(problem)
+
+    def _cancel_problem(self, request: CancelRedemption) -> str | None:
+        if not self._redeems:
+            return "this member's build takes no redemptions (from 0.4.0)"
+        return (
+            cancel_problem(request)
+            or reserved_actor_problem(request.actor)
+            or self._book.check_cancel(request.request_id, request.reason)
+        )
+
     @workflow.update(name=UPDATE_SYNC)
     async def sync(self) -> dict[str, Any]:
         """The member's state after every signal sent before this call has been applied.
@@ -381,6 +457,8 @@ class MemberWorkflow(MemberAgent, MemberChores, MemberInbox, MemberDecisions):
         summary["build_id"] = version.build_id if version else "unversioned"
         summary["drill"] = drill.drill_for(summary["build_id"])
         summary["run_signals"] = self._signals
+        if self._redeems:
+            summary.update(self._book.redemptions_view())
         return summary
 
     @workflow.query(name=QUERY_PROPOSALS)

@@ -52,6 +52,10 @@ HOLD_PATCH = "hold-and-bind"
 # worker's converter cannot carry is rejected alone: the good events beside it apply
 # (they were one rejection with the rest). Runs of earlier builds keep their behaviour.
 PER_EVENT_PATCH = "per-event-reading"
+# 0.4.0: the member takes redemptions (update `redeem`, `cancel_redemption`; see
+# workflows.rules_redeem). Runs of earlier builds refuse them (they had no such update)
+# and their histories hold none, so nothing they computed changes.
+REDEEM_PATCH = "redemptions"
 DRAIN_PAUSE = timedelta(milliseconds=1)  # a timer ends the task; the next one goes on
 DRAIN_SUMMARY = "drain"  # the drain timer's summary: how a history reader tells it apart
 MAX_ACTOR = 200
@@ -124,6 +128,70 @@ class DecisionResult:
     action: str | None = None
     arguments: dict[str, Any] | None = None
     decided_at: str | None = None
+
+
+@dataclass
+class RedeemRequest:
+    """Spend points on a reward; `at` (ISO 8601 with a time zone) is part of the
+    request's content: the same request_id with the same reward and time is a retry."""
+
+    request_id: str
+    reward_id: str
+    at: str
+    actor: str
+
+
+@dataclass
+class CancelRedemption:
+    request_id: str
+    reason: str
+    actor: str
+
+
+@dataclass
+class RedemptionResult:
+    """The redemption as the member records it (workflows.rules_redeem), its balance
+    after, and whether this call applied it (False: a retry answered as the first)."""
+
+    applied: bool
+    points: int
+    redemption: dict[str, Any]
+    message: str
+
+
+def redeem_problem(request: RedeemRequest) -> str | None:
+    """Bounds on a redemption request, whoever sends it."""
+    if not isinstance(request.request_id, str) or not request.request_id.strip():
+        return "a request_id is required"
+    if json_bytes(request.request_id) > MAX_REQUEST_ID_BYTES:
+        return f"the request_id is longer than {MAX_REQUEST_ID_BYTES} bytes"
+    if not isinstance(request.actor, str) or not request.actor.strip():
+        return "the actor (who redeems) is required"
+    if len(request.actor) > MAX_ACTOR:
+        return f"the actor must be text of at most {MAX_ACTOR} characters"
+    if time_of(request.at) is None:
+        return "at must be an ISO 8601 time with a time zone"
+    return None
+
+
+def cancel_problem(request: CancelRedemption) -> str | None:
+    if not isinstance(request.actor, str) or not request.actor.strip():
+        return "the actor (who cancels) is required"
+    if len(request.actor) > MAX_ACTOR:
+        return f"the actor must be text of at most {MAX_ACTOR} characters"
+    if not isinstance(request.reason, str) or len(request.reason) > MAX_REASON_CHARS:
+        return f"the reason must be text of at most {MAX_REASON_CHARS} characters"
+    return None
+
+
+def time_of(text: Any) -> datetime | None:
+    if not isinstance(text, str) or len(text) > 40:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def request_problem(request: Adjustment) -> str | None:

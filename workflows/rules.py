@@ -9,7 +9,9 @@ Rules:
 - base points: one per whole currency unit of a trip fare or purchase, times the
   multiplier of the member's tier at the time of the event;
 - tiers by points earned in the trailing `TIER_WINDOW_DAYS` days (event time);
-- a refund claws back the points its event earned (never below zero);
+- a refund claws back the points its event earned (never below zero: what it could
+  not take back, spent or expired, adds to `shortfall`);
+- redemptions and their cancellation: see workflows.rules_redeem;
 - a refund that arrives before the event it refers to waits in a bounded hold (with
   `hold` on: the member workflow from build 0.3.0, the rules in `replay`) and applies
   when that event arrives; it is rejected, with the reason, only when HOLD_DAYS of
@@ -40,6 +42,7 @@ from workflows.book import (
     MAX_ADJUSTMENT,
     MAX_AHEAD,
     REASON_BYTES,
+    REDEEM_DRILL_BUGS,
     REJECTIONS_KEEP,
     SEEN_FORMAT,
     SEEN_KEEP,
@@ -60,6 +63,7 @@ from workflows.book import (
 from workflows.contract import EARNING_TYPES
 from workflows.rules_grants import Grants
 from workflows.rules_hold import RefundHold
+from workflows.rules_redeem import REDEMPTIONS_KEEP, Redemptions, parse_catalogue
 
 # the rules' public names, with the book's (workflows.book) they build on
 __all__ = [
@@ -73,6 +77,8 @@ __all__ = [
     "MAX_ADJUSTMENT",
     "MAX_AHEAD",
     "REASON_BYTES",
+    "REDEEM_DRILL_BUGS",
+    "REDEMPTIONS_KEEP",
     "REJECTIONS_KEEP",
     "SEEN_FORMAT",
     "SEEN_KEEP",
@@ -87,6 +93,7 @@ __all__ = [
     "id_key",
     "json_bytes",
     "multiplier_pct",
+    "parse_catalogue",
     "replay",
     "tier_for",
     "tier_rank",
@@ -95,14 +102,16 @@ from workflows.events import Event, EventError, parse_event
 from workflows.isotime import iso, parse_iso
 
 
-class MemberBook(RefundHold, Grants):
+class MemberBook(RefundHold, Grants, Redemptions):
     """One member's state and the rules that change it."""
 
     def __init__(
         self, snapshot: MemberSnapshot, *, drill: str | None = None, hold: bool = False
     ) -> None:
-        if drill is not None and drill not in DRILL_BUGS:
-            raise ValueError(f"unknown drill {drill!r}; expected one of {DRILL_BUGS}")
+        if drill is not None and drill not in (*DRILL_BUGS, *REDEEM_DRILL_BUGS):
+            raise ValueError(
+                f"unknown drill {drill!r}; expected one of {(*DRILL_BUGS, *REDEEM_DRILL_BUGS)}"
+            )
         self.s = snapshot
         self.drill = drill
         # hold a refund that arrives before its event (else reject it, as builds before
@@ -223,6 +232,7 @@ class MemberBook(RefundHold, Grants):
         if self.drill == "drop-refunds":
             return
         clawback = min(earned, max(self.s.points, 0))
+        self.s.shortfall += earned - clawback
         self.s.lifetime_points -= earned
         key = str(day)
         if key in self.s.window:
@@ -310,6 +320,8 @@ class MemberBook(RefundHold, Grants):
             "build": build_id,
         }
         self.s.ledger.append(entry)
+        if kind == "expiry":
+            self.s.expired_seq = self.s.ledger_seq
         if len(self.s.ledger) > LEDGER_KEEP * 2:
             # trim in batches so the per-event cost stays flat
             dropped = self.s.ledger[:-LEDGER_KEEP]

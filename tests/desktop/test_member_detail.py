@@ -368,3 +368,43 @@ async def _stop(detail: MemberDetail) -> None:
     waits = detail.stop()
     if waits:
         await asyncio.wait(waits, timeout=10)
+
+
+def test_redeem_and_cancel_from_the_member_detail(
+    qloop: qasync.QEventLoop, qtbot: Any, deployment: Deployment
+) -> None:
+    member = unique("rae")
+
+    async def scenario() -> None:
+        async with desk_session(deployment) as session:
+            client = session.client
+            assert client is not None
+            await send_member(
+                client, deployment.target, member, [trip(member, 1, 50_000)], bulk=False
+            )
+            await wait_applied(client, [member])
+            detail = open_detail(qtbot, session, member, [])
+            asked: list[str] = []
+            detail.confirm = lambda question: asked.append(question) or len(asked) > 1
+            detail.reward.setCurrentIndex(detail.reward.findData("coffee"))
+            detail.redeem_reason.setText("birthday treat")
+            await detail.redeem()  # the person says no: nothing spent
+            assert "Redeem Coffee on board" in asked[0]
+            assert (await wait_applied(client, [member]))[member]["points"] == 500
+            await detail.redeem()
+            state = (await wait_applied(client, [member]))[member]
+            assert state["points"] == 200 and state["ledger"][-1]["kind"] == "redemption"
+            assert "balance 200" in detail.status.text()
+            detail.redeem_reason.setText("again")
+            await detail.redeem()  # 200 left: refused, one line
+            assert "costs 300 points; the balance is 200" in detail.status.text()
+            box = detail.findChild(QMessageBox, "errorDialog")
+            assert box is not None and "the balance is 200" in box.text()
+            box.close()
+            detail.redeem_reason.setText("wrong member")
+            await detail.cancel_redemption()
+            state = (await wait_applied(client, [member]))[member]
+            assert state["points"] == 500
+            assert "300 pts returned" in detail.status.text()
+
+    qloop.run_until_complete(scenario())

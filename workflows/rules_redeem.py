@@ -1,0 +1,204 @@
+"""Redemptions: a member spends points on a reward from the catalogue, and an
+operator may cancel one. A mixin of `workflows.rules.MemberBook`; pure code.
+
+Rules (the documented interaction with the rest of the book):
+- a redemption is a ledger entry of kind "redemption", its cause the request id, of
+  minus the reward's cost; it is refused (with a one-line reason, nothing recorded)
+  for an unknown reward, a tier below the reward's minimum, a balance that would go
+  below zero, or a request id already used with different content (reward or time);
+- the same request id with the same content changes nothing and returns the first
+  result, for as long as the member remembers it (REDEMPTIONS_KEEP, carried across
+  continue-as-new);
+- a redemption counts as activity (it moves the inactivity deadline, like an
+  adjustment); it changes neither the tier window nor lifetime points (they count
+  earned points), so it never moves the tier;
+- cancelling returns the cost once, as a "redemption_cancelled" entry (cause the
+  request id); a second cancellation is refused. When the balance expired after
+  the redemption, the points would have expired too: the cancellation is recorded
+  and returns nothing;
+- a later refund claws back what its event earned but never takes the balance
+  below zero: the points already spent are not clawed back, and what could not be
+  taken back is recorded in `shortfall` (see MemberBook._refund).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from workflows.book import CAUSE_BYTES, TIER_NAMES, MemberSnapshot, clip_text, id_key, tier_rank
+from workflows.isotime import iso
+
+REDEMPTIONS_KEEP = 500  # request ids a member remembers (idempotency window)
+REWARD_ID_CHARS = 64
+REQUEST_ID_CHARS = 200
+
+
+def parse_catalogue(data: Any) -> dict[str, dict[str, Any]]:
+    """A reward catalogue (resources/rewards.json) as reward id -> entry, checked.
+
+    Each entry: id, name, cost (points, > 0), min_tier (a tier name), and an
+    optional stock (a whole number >= 0, shown to operators; members do not share
+    state, so the catalogue does not enforce it). ValueError names the bad entry."""
+    if not isinstance(data, dict) or not isinstance(data.get("rewards"), list):
+        raise ValueError("a reward catalogue is an object with a list of rewards")
+    out: dict[str, dict[str, Any]] = {}
+    for n, entry in enumerate(data["rewards"]):
+        where = f"reward #{n + 1}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where} is not an object")
+        rid, name, cost = entry.get("id"), entry.get("name"), entry.get("cost")
+        if not isinstance(rid, str) or not rid or len(rid) > REWARD_ID_CHARS:
+            raise ValueError(f"{where} needs an id of 1..{REWARD_ID_CHARS} characters")
+        where = f"reward {rid!r}"
+        if rid in out:
+            raise ValueError(f"{where} appears twice")
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"{where} needs a name")
+        if isinstance(cost, bool) or not isinstance(cost, int) or cost <= 0:
+            raise ValueError(f"{where} needs a cost of whole points above zero")
+        tier = entry.get("min_tier", TIER_NAMES[0])
+        if tier not in TIER_NAMES:
+            raise ValueError(f"{where} has unknown min_tier {str(tier)[:40]!r}")
+        stock = entry.get("stock")
+        if stock is not None and (
+            isinstance(stock, bool) or not isinstance(stock, int) or stock < 0
+        ):
+            raise ValueError(f"{where} has a stock that is not a whole number >= 0")
+        out[rid] = {"id": rid, "name": name, "cost": cost, "min_tier": tier, "stock": stock}
+    return out
+
+
+class Redemptions:
+    """Redeem and cancel (see the module)."""
+
+    s: MemberSnapshot
+    drill: str | None
+
+    if TYPE_CHECKING:
+
+        def _post(
+            self, kind: str, cause: str, delta: int, at: datetime, build_id: str
+        ) -> dict[str, Any]: ...
+
+    def redemption(self, request_id: str) -> dict[str, Any] | None:
+        """What the member remembers of a request (a copy), or None."""
+        if not isinstance(request_id, str):
+            return None
+        found = self.s.redemptions.get(id_key(request_id))
+        return dict(found) if found is not None else None
+
+    def check_redeem(
+        self,
+        request_id: Any,
+        reward_id: Any,
+        at: datetime,
+        catalogue: Mapping[str, Mapping[str, Any]],
+    ) -> str | None:
+        """Why `redeem` would refuse this request now (None: it applies, or it
+        repeats an earlier request with the same content and changes nothing)."""
+        if not isinstance(request_id, str) or not request_id.strip():
+            return "a request id is required"
+        if len(request_id) > REQUEST_ID_CHARS:
+            return f"a request id is at most {REQUEST_ID_CHARS} characters"
+        if not isinstance(reward_id, str) or not reward_id:
+            return "a reward id is required"
+        earlier = self.s.redemptions.get(id_key(request_id))
+        if earlier is not None:
+            if earlier["reward_id"] == reward_id and earlier["requested_at"] == iso(at):
+                return None
+            return (
+                f"request {clip_text(request_id, 60)} was already used for a different redemption"
+            )
+        reward = catalogue.get(reward_id)
+        if reward is None:
+            return f"unknown reward {clip_text(reward_id, 60)}"
+        if tier_rank(self.s.tier) < tier_rank(reward["min_tier"]):
+            return f"{reward['name']} needs tier {reward['min_tier']} or above (member is {self.s.tier})"
+        if self.s.points - reward["cost"] < 0:
+            return f"{reward['name']} costs {reward['cost']:,} points; the balance is {self.s.points:,}"
+        return None
+
+    def redeem(
+        self,
+        request_id: str,
+        reward_id: str,
+        at: datetime,
+        catalogue: Mapping[str, Mapping[str, Any]],
+        build_id: str,
+    ) -> dict[str, Any]:
+        """Redeem (validate first with check_redeem): returns the redemption record,
+        the first one's when the same request comes again."""
+        problem = self.check_redeem(request_id, reward_id, at, catalogue)
+        if problem:
+            raise ValueError(problem)
+        key = id_key(request_id)
+        earlier = self.s.redemptions.get(key)
+        if earlier is not None:
+            return dict(earlier)
+        reward = catalogue[reward_id]
+        cost = int(reward["cost"])
+        if self.drill != "free-redeem":
+            entry = self._post("redemption", request_id, -cost, at, build_id)
+            if self.drill == "double-redeem":
+                self._post("redemption", request_id, -cost, at, build_id)
+        else:
+            entry = {"seq": self.s.ledger_seq}
+        self.s.active_at = iso(at)
+        record = {
+            "request_id": clip_text(request_id, CAUSE_BYTES),
+            "reward_id": reward_id,
+            "name": reward["name"],
+            "cost": cost,
+            "requested_at": iso(at),
+            "seq": entry["seq"],
+            "status": "redeemed",
+            "returned": 0,
+            "cancel_reason": None,
+        }
+        self.s.redemptions[key] = record
+        if len(self.s.redemptions) > REDEMPTIONS_KEEP * 5 // 4:
+            for old in list(self.s.redemptions)[: len(self.s.redemptions) - REDEMPTIONS_KEEP]:
+                del self.s.redemptions[old]
+        return dict(record)
+
+    def redemptions_view(self, keep: int = 50) -> dict[str, Any]:
+        """The redemptions (the latest `keep`, oldest first) and the refund shortfall,
+        for the member's `state` view from build 0.4.0."""
+        return {
+            "redemptions": [dict(r) for r in list(self.s.redemptions.values())[-keep:]],
+            "shortfall": self.s.shortfall,
+        }
+
+    def check_cancel(self, request_id: Any, reason: Any) -> str | None:
+        """Why `cancel_redemption` would refuse now (None: it applies)."""
+        if not isinstance(reason, str) or not reason.strip():
+            return "a reason is required"
+        if not isinstance(request_id, str) or not request_id:
+            return "a request id is required"
+        record = self.s.redemptions.get(id_key(request_id))
+        if record is None:
+            return f"no redemption {clip_text(request_id, 60)} to cancel"
+        if record["status"] != "redeemed":
+            return f"redemption {clip_text(request_id, 60)} was already cancelled"
+        return None
+
+    def cancel_redemption(
+        self, request_id: str, reason: str, at: datetime, build_id: str
+    ) -> dict[str, Any]:
+        """Cancel a redemption (validate first with check_cancel): the cost comes back
+        once, unless the balance expired after it (then nothing comes back)."""
+        problem = self.check_cancel(request_id, reason)
+        if problem:
+            raise ValueError(problem)
+        record = self.s.redemptions[id_key(request_id)]
+        expired = self.s.expired_seq > record["seq"]
+        returned = 0 if expired else record["cost"]
+        if returned:
+            self._post("redemption_cancelled", request_id, returned, at, build_id)
+            self.s.active_at = iso(at)
+        record["status"] = "cancelled"
+        record["returned"] = returned
+        record["cancel_reason"] = clip_text(reason, CAUSE_BYTES)
+        return dict(record)
