@@ -5,8 +5,8 @@ tests (tests/workflows/test_replay.py):
 
 - `member-BUILD-chain.json`: one member whose chain continued as new several times, with
   support tickets whose agent proposals were approved and rejected (`decide`), a grant
-  approved by policy (`auto_approve_max_points`), a manual `adjust` (and its retry), a
-  refund, a resent event and a malformed one; every run's history, oldest first, and the
+  approved by policy (`auto_approve_max_points`), a manual `adjust` (and its retry),
+  redemptions (one retried, one cancelled: from 0.4.0), a refund, a resent event and a malformed one; every run's history, oldest first, and the
   final state.
 - `rollback-BUILD.json`: a RollbackWorkflow run that repaired members after a drill build,
   and for each repaired member its chain including the reset run (`histories`), the runs
@@ -51,6 +51,7 @@ from workflows.effects import effect_workflow_id
 from workflows.effects_config import effects_config_workflow_id
 from workflows.guardrails import guardrails_workflow_id
 from workflows.member import SIGNAL_EVENTS, Adjustment, MemberWorkflow, member_workflow_id
+from workflows.member_messages import CancelRedemption, RedeemRequest
 from workflows.proposals import AUTO_APPROVE_POLICY
 
 FIXTURES = Path(__file__).parent / "fixtures" / "histories"
@@ -221,6 +222,14 @@ async def record_chain(rec: Recorder) -> Path:
         for _ in range(2):  # the second is a retry: answered, applied once
             result = await handle.execute_update(MemberWorkflow.adjust, adjustment)
             log.append(f"adjust {adjustment.request_id}: {result.message}")
+        # redemptions (0.4.0 on): one redeemed and retried, one redeemed then cancelled
+        for request_id in ("fixture-redeem-1", "fixture-redeem-1", "fixture-redeem-2"):
+            redeem = RedeemRequest(request_id, "coffee", "2026-03-02T21:00:00Z", ACTOR)
+            answer = await handle.execute_update(MemberWorkflow.redeem, redeem)
+            log.append(f"redeem {request_id}: {answer.message}")
+        cancel = CancelRedemption("fixture-redeem-2", "wrong reward", ACTOR)
+        answer = await handle.execute_update(MemberWorkflow.cancel_redemption, cancel)
+        log.append(f"cancel fixture-redeem-2: {answer.message}")
         made = await proposals_for(rec, member, ticket(member, 2, STATUS, day=3))
         log.append(await decide(rec, pick(made, "change_tier"), False, "no proof of status"))
         log.append(await decide(rec, pick(made, "message_member"), True, "tell them"))
