@@ -4,6 +4,8 @@ detail window and any script call this), whatever the member answers."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -14,6 +16,7 @@ from runtime.deployment import os_account
 from workflows.member import Adjustment, AdjustmentResult, MemberWorkflow, member_workflow_id
 
 ACTION = "member.adjust"
+R = TypeVar("R")
 
 
 class AdjustmentRefused(ValueError):
@@ -44,10 +47,39 @@ async def adjust(
         actor=actor or os_account(),
         request_id=request_id or f"desk-{uuid.uuid4().hex}",
     )
-    details = {"points": points, "request_id": request.request_id}
+    return await send_audited(
+        client,
+        target,
+        ACTION,
+        member_id,
+        MemberWorkflow.adjust,
+        request,
+        reason=request.reason or "(no reason given)",
+        details={"points": points, "request_id": request.request_id},
+        after=lambda result: {"ledger_seq": result.ledger_seq, "balance": result.points},
+        refused=AdjustmentRefused,
+    )
+
+
+async def send_audited(
+    client: Client,
+    target: Target,
+    action: str,
+    member_id: str,
+    update: Any,
+    request: Any,
+    *,
+    reason: str,
+    details: dict[str, Any],
+    after: Callable[[R], dict[str, Any]],
+    refused: type[ValueError],
+) -> R:
+    """An operator's update to one member, audited whatever the member answers: applied
+    (with `after(result)` added to the details) or refused (raised as `refused` with the
+    member's one-line reason; an unknown member is refused too)."""
     handle = client.get_workflow_handle(member_workflow_id(member_id))
     try:
-        result = await handle.execute_update(MemberWorkflow.adjust, request)
+        result: R = await handle.execute_update(update, request)
     except (WorkflowUpdateFailedError, RPCError) as error:
         if isinstance(error, RPCError) and error.status != RPCStatusCode.NOT_FOUND:
             raise
@@ -55,22 +87,22 @@ async def adjust(
         await audit.record(
             client,
             target,
-            ACTION,
-            reason=request.reason or "(no reason given)",
+            action,
+            reason=reason,
             subject=member_id,
             details=details,
             actor=request.actor,
             outcome=f"refused: {why}",
         )
-        raise AdjustmentRefused(why) from None
+        raise refused(why) from None
     await audit.record(
         client,
         target,
-        ACTION,
-        reason=request.reason,
+        action,
+        reason=reason,
         subject=member_id,
-        details={**details, "ledger_seq": result.ledger_seq, "balance": result.points},
+        details={**details, **after(result)},
         actor=request.actor,
-        outcome=result.message,
+        outcome=getattr(result, "message", ""),
     )
     return result

@@ -8,12 +8,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 import resources
-from runtime import audit
-from runtime.adjustments import refusal
+from runtime.adjustments import send_audited
 from runtime.connect import Target
 from runtime.deployment import os_account
 from workflows.isotime import iso
@@ -33,46 +32,8 @@ def catalogue() -> list[dict[str, Any]]:
     return sorted(resources.rewards().values(), key=lambda r: (r["cost"], r["id"]))
 
 
-async def _send(
-    client: Client,
-    target: Target,
-    action: str,
-    member_id: str,
-    update: Any,
-    request: RedeemRequest | CancelRedemption,
-    *,
-    reason: str,
-    details: dict[str, Any],
-) -> RedemptionResult:
-    handle = client.get_workflow_handle(member_workflow_id(member_id))
-    try:
-        result: RedemptionResult = await handle.execute_update(update, request)
-    except (WorkflowUpdateFailedError, RPCError) as error:
-        if isinstance(error, RPCError) and error.status != RPCStatusCode.NOT_FOUND:
-            raise
-        why = f"unknown member {member_id!r}" if isinstance(error, RPCError) else refusal(error)
-        await audit.record(
-            client,
-            target,
-            action,
-            reason=reason,
-            subject=member_id,
-            details=details,
-            actor=request.actor,
-            outcome=f"refused: {why}",
-        )
-        raise RedemptionRefused(why) from None
-    await audit.record(
-        client,
-        target,
-        action,
-        reason=reason,
-        subject=member_id,
-        details={**details, "balance": result.points, "returned": result.redemption["returned"]},
-        actor=request.actor,
-        outcome=result.message,
-    )
-    return result
+def _after(result: RedemptionResult) -> dict[str, Any]:
+    return {"balance": result.points, "returned": result.redemption["returned"]}
 
 
 async def redeem(
@@ -105,7 +66,7 @@ async def redeem(
         actor=actor or os_account(),
     )
     details = {"reward_id": reward_id, "request_id": request.request_id}
-    return await _send(
+    return await send_audited(
         client,
         target,
         REDEEM,
@@ -114,6 +75,8 @@ async def redeem(
         request,
         reason=reason.strip() or "redeemed by the operator",
         details=details,
+        after=_after,
+        refused=RedemptionRefused,
     )
 
 
@@ -130,7 +93,7 @@ async def cancel(
     if not reason.strip():
         raise RedemptionRefused("a reason is required")
     request = CancelRedemption(request_id, reason.strip(), actor or os_account())
-    return await _send(
+    return await send_audited(
         client,
         target,
         CANCEL,
@@ -139,6 +102,8 @@ async def cancel(
         request,
         reason=request.reason,
         details={"request_id": request_id},
+        after=_after,
+        refused=RedemptionRefused,
     )
 
 
