@@ -46,6 +46,7 @@ from workflows.effects import (
     ProposalRequest,
 )
 from workflows.effects_config import MEMO_CONFIG, EffectsConfig, effects_config_workflow_id
+from workflows.member_messages import QUERY_REDEMPTION
 from workflows.proposals import content_digest
 
 SIGNATURE_HEADER = "Loyalty-Desk-Signature"
@@ -171,8 +172,11 @@ class Deliverer:
 
     @activity.defn(name=PROPOSAL_ACTIVITY)
     async def proposal(self, request: ProposalRequest) -> ProposalNow:
-        """The member's proposal as it reads now (its `proposals` query)."""
+        """The member's proposal as it reads now (its `proposals` query); for a reward,
+        whether the redemption was cancelled (found, with no digest: do not deliver)."""
         handle = self._client.get_workflow_handle(member_workflow_id(request.member_id))
+        if request.redemption:
+            return await self._redemption(handle, request.redemption)
         try:
             records = await handle.query(QUERY_PROPOSALS)
         except RPCError as error:
@@ -186,6 +190,17 @@ class Deliverer:
                     digest=content_digest(record.get("action"), record.get("arguments")),
                     status=str(record.get("status", "")),
                 )
+        return ProposalNow(found=False)
+
+    async def _redemption(self, handle: Any, request_id: str) -> ProposalNow:
+        try:
+            record = await handle.query(QUERY_REDEMPTION, request_id)
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return ProposalNow(found=False)
+            raise
+        if isinstance(record, dict) and record.get("status") == "cancelled":
+            return ProposalNow(found=True, digest="", status="cancelled")
         return ProposalNow(found=False)
 
     @activity.defn(name=WEBHOOK_ACTIVITY)

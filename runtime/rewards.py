@@ -15,6 +15,7 @@ import resources
 from runtime.adjustments import send_audited
 from runtime.connect import Target
 from runtime.deployment import os_account
+from workflows.effects import SIGNAL_POKE
 from workflows.isotime import iso
 from workflows.member import MemberWorkflow, member_workflow_id
 from workflows.member_messages import CancelRedemption, RedeemRequest, RedemptionResult
@@ -89,11 +90,13 @@ async def cancel(
     reason: str,
     actor: str | None = None,
 ) -> RedemptionResult:
-    """Cancel a redemption: its points come back once (see workflows.rules_redeem)."""
+    """Cancel a redemption: its points come back once (see workflows.rules_redeem). Its
+    reward's effect, if one waits undelivered, is told to look again: it is then not
+    delivered; one already delivered stays delivered."""
     if not reason.strip():
         raise RedemptionRefused("a reason is required")
     request = CancelRedemption(request_id, reason.strip(), actor or os_account())
-    return await send_audited(
+    result = await send_audited(
         client,
         target,
         CANCEL,
@@ -105,6 +108,14 @@ async def cancel(
         after=_after,
         refused=RedemptionRefused,
     )
+    effect_id = result.redemption.get("effect_id")
+    if effect_id:
+        try:
+            await client.get_workflow_handle(effect_id).signal(SIGNAL_POKE, "cancelled")
+        except RPCError as error:  # finished already (delivered): nothing to tell it
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+    return result
 
 
 async def redemptions(client: Client, member_id: str) -> list[dict[str, Any]]:

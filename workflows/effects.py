@@ -37,7 +37,9 @@ with workflow.unsafe.imports_passed_through():
 
 EFFECT_PREFIX = "effect-"
 EFFECT_WORKFLOW = "EffectWorkflow"
-KINDS = ("message", "fraud_case", "tier_change")
+# reward: a member's redemption (from build 0.4.1), the reward to fulfil; its "proposal
+# id" is `<member>:redemption:<request id>` (workflows.rules_redeem)
+KINDS = ("message", "fraud_case", "tier_change", "reward")
 # superseded: the member's proposal now reads differently (a reset re-ran the agent and
 # it proposed something else under the same id): the old content is never delivered
 STATUSES = ("pending", "delivered", "failed", "superseded")
@@ -95,6 +97,8 @@ class DestinationsRequest:
 class ProposalRequest:
     member_id: str
     proposal_id: str
+    # a reward effect: the redemption's request id (asks for the redemption instead)
+    redemption: str = ""
 
 
 @dataclass
@@ -255,14 +259,24 @@ class EffectWorkflow:
         this proposal id? After a reset the agent may have proposed something else there;
         then this effect's content is never delivered (the new content, once approved,
         is an effect of its own: another digest)."""
+        redemption = ""
+        if input.kind == "reward":
+            redemption = str(((input.payload or {}).get("arguments") or {}).get("request_id", ""))
         now = await workflow.execute_activity(
             proposal_now,
-            ProposalRequest(input.member_id, input.proposal_id),
+            ProposalRequest(input.member_id, input.proposal_id, redemption),
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
         )
         if not now.found or now.digest == input.digest:
             return False
+        if redemption:
+            self._set(
+                "superseded",
+                f"not delivered: redemption {redemption} was cancelled before its reward "
+                "was delivered (its points went back to the member)",
+            )
+            return True
         self._set(
             "superseded",
             f"not delivered: the member's proposal {input.proposal_id} now reads "

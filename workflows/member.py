@@ -65,8 +65,10 @@ with workflow.unsafe.imports_passed_through():
         MAX_ACTOR,
         MAX_EVENTS_PER_TASK,
         PER_EVENT_PATCH,
+        QUERY_REDEMPTION,
         REDEEM_PATCH,
         REQUESTS_KEEP,
+        REWARD_EFFECTS_PATCH,
         Adjustment,
         AdjustmentResult,
         CancelRedemption,
@@ -149,7 +151,9 @@ class MemberWorkflow(MemberAgent, MemberChores, MemberInbox, MemberDecisions):
         self._binds = workflow.patched(HOLD_PATCH)
         self._per_event = workflow.patched(PER_EVENT_PATCH)
         self._redeems = workflow.patched(REDEEM_PATCH)
+        self._reward_effects = workflow.patched(REWARD_EFFECTS_PATCH)
         self._book.hold = self._binds
+        self._book.reward_effects = self._reward_effects
 
     @workflow.run
     async def run(self, input: MemberInput) -> None:
@@ -460,6 +464,11 @@ class MemberWorkflow(MemberAgent, MemberChores, MemberInbox, MemberDecisions):
         if self._redeems:
             summary.update(self._book.redemptions_view())
         return summary
+
+    @workflow.query(name=QUERY_REDEMPTION)
+    def redemption(self, request_id: str) -> dict[str, Any] | None:
+        """One redemption as the member remembers it (None: unknown or forgotten)."""
+        return self._book.redemption(request_id)
 
     @workflow.query(name=QUERY_PROPOSALS)
     def proposals(self) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes
     from workflows.agent_desk import AgentDesk
-    from workflows.agent_io import OutboxEntry, outbox_deliver
+    from workflows.agent_io import OutboxEntry, OutboxReceipt, outbox_deliver
     from workflows.agent_policy import OUTBOX_KINDS
     from workflows.member_messages import (
         OUTBOX_PAUSE,
@@ -27,6 +27,11 @@ with workflow.unsafe.imports_passed_through():
         PUBLISH_INTERVAL,
     )
     from workflows.rules import MemberBook
+    from workflows.rules_redeem import (
+        REWARD_EFFECT_ACTION,
+        reward_effect_arguments,
+        reward_effect_source,
+    )
 
 
 class MemberChores:
@@ -64,43 +69,83 @@ class MemberChores:
                 self._dirty = True
 
     async def _deliver_effects(self) -> None:
-        """Approved messages, fraud cases and tier changes are delivered, once each (one
-        EffectWorkflow per proposal and content: activities.outbox)."""
+        """Approved messages, fraud cases and tier changes, and from build 0.4.1 the
+        rewards of redemptions, are delivered once each (one EffectWorkflow per proposal
+        or redemption and content: activities.outbox)."""
         while True:
             await workflow.wait_condition(
-                lambda: bool(self._desk.proposals.undelivered()) and not self._closing
-            )
-            record = self._desk.proposals.undelivered()[0]
-            entry = OutboxEntry(
-                proposal_id=record["id"],
-                member_id=self._book.member_id,
-                kind=OUTBOX_KINDS[record["action"]],
-                payload={
-                    "action": record["action"],
-                    "arguments": record["arguments"],
-                    "reason": record["reason"],
-                    "decision_reason": record["decision_reason"],
-                },
-                decided_by=record["decided_by"],
-                decided_at=record["decided_at"],
-            )
-            try:
-                receipt = await workflow.execute_activity(
-                    outbox_deliver,
-                    entry,
-                    start_to_close_timeout=timedelta(seconds=30),
-                    retry_policy=OUTBOX_RETRY,
+                lambda: (
+                    (
+                        bool(self._desk.proposals.undelivered())
+                        or self._book.undelivered_reward() is not None
+                    )
+                    and not self._closing
                 )
-            except ActivityError as error:
-                record["effect_error"] = str(error.cause or error).splitlines()[0][:300]
-                try:
-                    await workflow.wait_condition(lambda: self._closing, timeout=OUTBOX_PAUSE)
-                except TimeoutError:
-                    pass
-                continue
+            )
+            undelivered = self._desk.proposals.undelivered()
+            if undelivered:
+                await self._hand_over_proposal(undelivered[0])
+            else:
+                reward = self._book.undelivered_reward()
+                assert reward is not None
+                await self._hand_over_reward(reward)
+
+    async def _hand_over_proposal(self, record: dict[str, Any]) -> None:
+        entry = OutboxEntry(
+            proposal_id=record["id"],
+            member_id=self._book.member_id,
+            kind=OUTBOX_KINDS[record["action"]],
+            payload={
+                "action": record["action"],
+                "arguments": record["arguments"],
+                "reason": record["reason"],
+                "decision_reason": record["decision_reason"],
+            },
+            decided_by=record["decided_by"],
+            decided_at=record["decided_at"],
+        )
+        receipt = await self._put(entry, record)
+        if receipt is not None:
             record["effect"] = "delivered"
             record["outbox_id"] = receipt.row_id
             record.pop("effect_error", None)
+
+    async def _hand_over_reward(self, record: dict[str, Any]) -> None:
+        entry = OutboxEntry(
+            proposal_id=reward_effect_source(self._book.member_id, record["request_id"]),
+            member_id=self._book.member_id,
+            kind=REWARD_EFFECT_ACTION,
+            payload={
+                "action": REWARD_EFFECT_ACTION,
+                "arguments": reward_effect_arguments(record),
+                "reason": f"redeemed {record['name']} for {record['cost']:,} points",
+                "decision_reason": "",
+            },
+            decided_by="member",
+            decided_at=record["requested_at"],
+        )
+        receipt = await self._put(entry, record)
+        if receipt is not None:
+            self._book.reward_handed(record["request_id"], receipt.effect_id)
+            record.pop("effect_error", None)
+
+    async def _put(self, entry: OutboxEntry, record: dict[str, Any]) -> OutboxReceipt | None:
+        """Hand one effect to the outbox; None when every retry failed (the error is on
+        the record and the loop tries again after OUTBOX_PAUSE)."""
+        try:
+            return await workflow.execute_activity(
+                outbox_deliver,
+                entry,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=OUTBOX_RETRY,
+            )
+        except ActivityError as error:
+            record["effect_error"] = str(error.cause or error).splitlines()[0][:300]
+            try:
+                await workflow.wait_condition(lambda: self._closing, timeout=OUTBOX_PAUSE)
+            except TimeoutError:
+                pass
+            return None
 
     async def _expire_proposals(self) -> None:
         """A durable timer for the earliest pending deadline; expiry changes nothing else."""

@@ -56,6 +56,12 @@ PER_EVENT_PATCH = "per-event-reading"
 # workflows.rules_redeem). Runs of earlier builds refuse them (they had no such update)
 # and their histories hold none, so nothing they computed changes.
 REDEEM_PATCH = "redemptions"
+# 0.4.1: a redemption is an effect (the reward to fulfil): the member hands each one to
+# the outbox (an EffectWorkflow of kind `reward`, delivered like approved proposals), and
+# a cancellation before it was handed over drops it. Runs of earlier builds hand over
+# nothing (their histories hold no such activity); the points they computed are the same.
+REWARD_EFFECTS_PATCH = "redemption-effects"
+QUERY_REDEMPTION = "redemption"  # one redemption by request id (the effect's check)
 DRAIN_PAUSE = timedelta(milliseconds=1)  # a timer ends the task; the next one goes on
 DRAIN_SUMMARY = "drain"  # the drain timer's summary: how a history reader tells it apart
 MAX_ACTOR = 200

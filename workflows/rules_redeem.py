@@ -16,6 +16,14 @@ Rules (the documented interaction with the rest of the book):
   request id); a second cancellation is refused. When the balance expired after
   the redemption, the points would have expired too: the cancellation is recorded
   and returns nothing;
+- from build 0.4.1 (`reward_effects`, patch `redemption-effects`) a redemption is also
+  an effect, the reward to fulfil: its record's `effect` is "pending" until the member
+  hands it to the outbox ("started", with the `effect_id`), delivered at least once
+  under the idempotency key `<member>:redemption:<request id>/<digest>`. Cancelling
+  before it was handed over drops it ("dropped"); once started, the effect checks the
+  member before each round and is not delivered if the redemption was cancelled
+  ("superseded"); cancelling after delivery leaves the delivered effect as it is (the
+  reward went out) and still returns the points: fulfilment is the receiver's business;
 - a later refund claws back what its event earned but never takes the balance
   below zero: the points already spent are not clawed back, and what could not be
   taken back is recorded in `shortfall` (see MemberBook._refund).
@@ -70,11 +78,32 @@ def parse_catalogue(data: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
+def reward_effect_source(member_id: str, request_id: str) -> str:
+    """What a redemption's effect stands for, in place of a proposal id."""
+    return f"{member_id}:redemption:{request_id}"
+
+
+REWARD_EFFECT_ACTION = "reward"
+
+
+def reward_effect_arguments(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments of a redemption's effect (their digest is in its idempotency key):
+    what was asked for and when, and what it was worth."""
+    return {
+        "request_id": record["request_id"],
+        "reward_id": record["reward_id"],
+        "name": record["name"],
+        "cost": record["cost"],
+        "requested_at": record["requested_at"],
+    }
+
+
 class Redemptions:
     """Redeem and cancel (see the module)."""
 
     s: MemberSnapshot
     drill: str | None
+    reward_effects = False  # redemptions are effects too (build 0.4.1)
 
     if TYPE_CHECKING:
 
@@ -157,11 +186,32 @@ class Redemptions:
             "returned": 0,
             "cancel_reason": None,
         }
+        if self.reward_effects:
+            record["effect"] = "pending"
         self.s.redemptions[key] = record
         if len(self.s.redemptions) > REDEMPTIONS_KEEP * 5 // 4:
-            for old in list(self.s.redemptions)[: len(self.s.redemptions) - REDEMPTIONS_KEEP]:
-                del self.s.redemptions[old]
+            excess = len(self.s.redemptions) - REDEMPTIONS_KEEP
+            for old in list(self.s.redemptions)[:excess]:
+                if self.s.redemptions[old].get("effect") != "pending":  # still to hand over
+                    del self.s.redemptions[old]
         return dict(record)
+
+    def undelivered_reward(self) -> dict[str, Any] | None:
+        """The oldest redemption whose effect is still to be handed to the outbox."""
+        if not self.reward_effects:
+            return None
+        for record in self.s.redemptions.values():
+            if record.get("effect") == "pending":
+                return record
+        return None
+
+    def reward_handed(self, request_id: str, effect_id: str) -> None:
+        """The redemption's effect exists (started once; a cancellation since is the
+        effect's to notice)."""
+        record = self.s.redemptions.get(id_key(request_id))
+        if record is not None and record.get("effect") in ("pending", "dropped"):
+            record["effect"] = "started"
+            record["effect_id"] = effect_id
 
     def redemptions_view(self, keep: int = 50) -> dict[str, Any]:
         """The redemptions (the latest `keep`, oldest first) and the refund shortfall,
@@ -199,6 +249,8 @@ class Redemptions:
             self._post("redemption_cancelled", request_id, returned, at, build_id)
             self.s.active_at = iso(at)
         record["status"] = "cancelled"
+        if record.get("effect") == "pending":
+            record["effect"] = "dropped"  # never handed over: nothing to fulfil
         record["returned"] = returned
         record["cancel_reason"] = clip_text(reason, CAUSE_BYTES)
         return dict(record)

@@ -285,3 +285,40 @@ def test_redemptions_survive_a_json_round_trip_of_the_snapshot(
         )
         assert again == record, key
     assert resumed.s.points == book.s.points
+
+
+# -- redemptions as effects (build 0.4.1) ---------------------------------------
+
+
+def test_a_redemption_is_an_effect_to_hand_over_and_a_cancel_before_drops_it() -> None:
+    book = rich()
+    book.reward_effects = True
+    book.redeem("r1", "coffee", T0, CATALOGUE, BUILD)
+    book.redeem("r2", "coffee", T0 + DAY, CATALOGUE, BUILD)
+    first = book.undelivered_reward()
+    assert first is not None and first["request_id"] == "r1"
+    book.reward_handed("r1", "effect-x")
+    second = book.undelivered_reward()
+    assert second is not None and second["request_id"] == "r2"
+    # cancelled before it was handed over: dropped, nothing left to deliver
+    book.cancel_redemption("r2", "changed mind", T0 + DAY, BUILD)
+    assert book.undelivered_reward() is None
+    assert book.redemption("r2")["effect"] == "dropped"  # type: ignore[index]
+    # cancelled after: the effect stays started (it checks the member itself) and the
+    # points come back all the same
+    book.cancel_redemption("r1", "not wanted", T0 + DAY, BUILD)
+    record = book.redemption("r1")
+    assert record is not None
+    assert (record["effect"], record["effect_id"], record["returned"]) == (
+        "started",
+        "effect-x",
+        300,
+    )
+    assert book.s.points == 2_000
+
+
+def test_without_the_patch_a_redemption_is_no_effect() -> None:
+    book = rich()
+    book.redeem("r1", "coffee", T0, CATALOGUE, BUILD)
+    assert book.undelivered_reward() is None
+    assert "effect" not in (book.redemption("r1") or {})
