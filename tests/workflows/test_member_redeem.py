@@ -123,7 +123,11 @@ async def test_a_redemption_survives_continue_as_new_and_a_retry_returns_it(
     assert shown[0] == "redeem coffee (req-1) by ops"
     assert shown[-1] == "cancel redemption req-1 by ops: changed mind"
     assert first.applied and not again.applied
-    assert again.redemption == first.redemption
+    # the same result (its effect's hand-over moves on meanwhile: not part of the answer)
+    progress = ("effect", "effect_id")
+    assert {k: v for k, v in again.redemption.items() if k not in progress} == {
+        k: v for k, v in first.redemption.items() if k not in progress
+    }
     assert first.points == 700  # 1,000 earned, 300 spent
     assert "different redemption" in str(other.value.cause)
     assert "unknown reward" in str(unknown.value.cause)
