@@ -199,6 +199,8 @@ def _describe_event(raw: Any) -> str:
             text += f" ${amount / 100:,.2f}"
     if kind == "refund" and raw.get("refers_to"):
         text += f" of {raw['refers_to']}"
+    if kind == "redemption_cancelled" and raw.get("refers_to"):
+        text += f" of redemption {raw['refers_to']}"
     return text
 
 

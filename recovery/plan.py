@@ -24,6 +24,7 @@ from recovery.runs import (
     holding_run,
     next_run,
     previous_run,
+    redemption_effects_run,
     reset_base,
     reset_cut,
     run_input,
@@ -74,6 +75,7 @@ class Plan:
         start = run_input(self.anchor)
         snapshot = start.snapshot or MemberSnapshot(member_id=start.member_id)
         book = MemberBook(_copy_snapshot(snapshot), hold=holding_run(self.anchor))
+        book.reward_effects = book.cancel_events = redemption_effects_run(self.anchor)
         carried = start.agent.watch if start.agent else None
         watch = TriggerWatch(dataclasses.replace(carried) if carried else None)
         rebuild = Rebuild(book, start.requests or [], watch)

@@ -11,7 +11,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 
-from workflows.member_messages import BOUNDED_PATCH, HOLD_PATCH, MemberInput
+from workflows.member_messages import BOUNDED_PATCH, HOLD_PATCH, REWARD_EFFECTS_PATCH, MemberInput
 
 PATCH_MARKER = "core_patch"
 _converter = DataConverter.default.payload_converter
@@ -41,6 +41,12 @@ def bounded_run(history: WorkflowHistory) -> bool:
 def holding_run(history: WorkflowHistory) -> bool:
     """The run holds early refunds and binds decisions to content (HOLD_PATCH)."""
     return _patched(history, HOLD_PATCH)
+
+
+def redemption_effects_run(history: WorkflowHistory) -> bool:
+    """The run hands redemptions to the outbox and takes redemption_cancelled events
+    (REWARD_EFFECTS_PATCH, build 0.4.1)."""
+    return _patched(history, REWARD_EFFECTS_PATCH)
 
 
 def _patched(history: WorkflowHistory, patch_id: str) -> bool:

@@ -21,6 +21,8 @@ DECIDED_MIN = 10  # decided proposals kept when they must shrink (pending ones a
 SEEN_MIN = 512  # the dedup window never shrinks below this many ids
 LEDGER_MIN = 20
 REJECTIONS_MIN = 10
+REDEMPTIONS_MIN = 100  # redemptions remembered when they must shrink (idempotency)
+REDEMPTION_TEXT_BYTES = 60  # a kept redemption's cancel reason when they must shrink
 
 
 def carried_bytes(carry: Any) -> int:
@@ -37,6 +39,8 @@ def fit(carry: Any, budget: int = CARRY_BUDGET) -> list[str]:
         ("proposal texts", _clip_proposals),
         ("ledger", _fold_ledger),
         ("rejections", _trim_rejections),
+        ("redemption texts", _clip_redemptions),
+        ("redemptions", _forget_redemptions),
         ("dedup window", _halve_seen),
     ]
     done: list[str] = []
@@ -105,6 +109,34 @@ def _trim_rejections(carry: Any) -> bool:
         return False
     del snapshot.rejections[:-REJECTIONS_MIN]
     return True
+
+
+def _clip_redemptions(carry: Any) -> bool:
+    """Cancel reasons clipped short, delivery errors dropped (the next failure says it
+    again): the records keep what idempotency and the ledger need."""
+    snapshot = carry.snapshot
+    changed = False
+    for record in snapshot.redemptions.values() if snapshot else []:
+        reason = record.get("cancel_reason")
+        if isinstance(reason, str) and json_bytes(reason) > REDEMPTION_TEXT_BYTES:
+            record["cancel_reason"] = clip_text(reason, REDEMPTION_TEXT_BYTES)
+            changed = True
+        if record.pop("effect_error", None) is not None:
+            changed = True
+    return changed
+
+
+def _forget_redemptions(carry: Any) -> bool:
+    """The older half of the redemptions beyond REDEMPTIONS_MIN, never one whose reward
+    is still to be handed to the outbox (a retry of a forgotten request is a new one)."""
+    snapshot = carry.snapshot
+    if snapshot is None or len(snapshot.redemptions) <= REDEMPTIONS_MIN:
+        return False
+    excess = (len(snapshot.redemptions) - REDEMPTIONS_MIN + 1) // 2
+    old = [k for k, r in snapshot.redemptions.items() if r.get("effect") != "pending"][:excess]
+    for key in old:
+        del snapshot.redemptions[key]
+    return bool(old)
 
 
 def _halve_seen(carry: Any) -> bool:

@@ -41,7 +41,12 @@ QUERY_AGENT = "agent"  # the agent desk: budgets, breaker, queued triggers
 AGENT_TURN_WORKFLOW = "AgentTurnWorkflow"  # one agent run, a child of the member
 
 # -- events ------------------------------------------------------------------------------
-EVENT_TYPES = ("trip_completed", "purchase", "refund", "support_ticket")
+EVENT_TYPES = ("trip_completed", "purchase", "refund", "support_ticket", "redemption_cancelled")
+# what builds before 0.4.1 take (they reject a redemption_cancelled as an unknown type)
+EVENT_TYPES_BEFORE_0_4_1 = EVENT_TYPES[:4]
+# the field naming the earlier thing an event is about: the earning event a refund takes
+# back, the redemption (its request id) a redemption_cancelled returns
+REFERS_TO = {"refund": "refers_to", "redemption_cancelled": "refers_to"}
 # the field carrying the amount (whole cents) of each event type that has one
 AMOUNT_FIELD = {"trip_completed": "fare_cents", "purchase": "amount_cents"}
 AMOUNT_FIELDS = tuple(AMOUNT_FIELD.values())

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from workflows.contract import AMOUNT_FIELD, EVENT_TYPES
+from workflows.contract import AMOUNT_FIELD, EVENT_TYPES, REFERS_TO
 
 __all__ = ["AMOUNT_FIELD", "EVENT_TYPES", "Event", "EventError", "parse_event"]
 
 MAX_AMOUNT_CENTS = 5_000_000  # $50,000: anything above is a data error, not a purchase
 MAX_TEXT_CHARS = 10_000
+MAX_REASON_CHARS = 500  # a redemption_cancelled's optional reason
 MAX_ID_CHARS = 128
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
@@ -105,6 +106,18 @@ def _amount(raw: dict[str, Any], key: str) -> int:
     return value
 
 
+def _reason(value: object) -> str | None:
+    """A redemption_cancelled's optional reason: one line of text, bounded."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise EventError(f"reason must be a string, got {_clip(value)}")
+    if len(value) > MAX_REASON_CHARS:
+        raise EventError(f"reason is {len(value)} characters, the limit is {MAX_REASON_CHARS}")
+    _check_unicode(value)
+    return value
+
+
 def _check_unicode(text: str) -> None:
     """JSON can carry half a surrogate pair ("\\ud800"), which no UTF-8 text can hold: the
     agent's prompt and every UTF-8 serializer downstream would fail on it, for ever."""
@@ -122,10 +135,11 @@ def fingerprint(raw: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def parse_event(raw: object) -> Event:
-    """Validate one raw event; raise EventError with a one-line reason."""
+def parse_event(raw: object, types: tuple[str, ...] = EVENT_TYPES) -> Event:
+    """Validate one raw event; raise EventError with a one-line reason. `types`: the
+    event types the reader takes (a member of an earlier build takes fewer)."""
     try:
-        return _parse_event(raw)
+        return _parse_event(raw, types)
     except (TypeError, ValueError, OverflowError, RecursionError) as error:
         if isinstance(error, EventError):
             raise
@@ -133,23 +147,25 @@ def parse_event(raw: object) -> Event:
         raise EventError(f"unreadable event ({type(error).__name__})") from None
 
 
-def _parse_event(raw: object) -> Event:
+def _parse_event(raw: object, types: tuple[str, ...]) -> Event:
     if not isinstance(raw, dict):
         raise EventError(f"an event must be a JSON object, got {type(raw).__name__}")
     event_id = raw.get("event_id")
     known_id = event_id if isinstance(event_id, str) and len(event_id) <= MAX_ID_CHARS else None
     try:
         kind = raw.get("type")
-        if kind not in EVENT_TYPES:
-            raise EventError(f"unknown event type {_clip(kind)}; expected one of {EVENT_TYPES}")
+        if kind not in types:
+            raise EventError(f"unknown event type {_clip(kind)}; expected one of {types}")
         event_id = _identifier(raw, "event_id")
         member_id = _identifier(raw, "member_id")
         if not valid_member_id(member_id):
             raise EventError(f"member_id {_clip(member_id)} is not a valid member id")
         occurred_at = _timestamp(raw.get("occurred_at"))
         amount = _amount(raw, AMOUNT_FIELD[kind]) if kind in AMOUNT_FIELD else 0
-        refers_to = _identifier(raw, "refers_to") if kind == "refund" else None
+        refers_to = _identifier(raw, REFERS_TO[kind]) if kind in REFERS_TO else None
         text = None
+        if kind == "redemption_cancelled":
+            text = _reason(raw.get("reason"))
         if kind == "support_ticket":
             text = raw.get("text")
             if not isinstance(text, str):

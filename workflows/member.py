@@ -154,6 +154,7 @@ class MemberWorkflow(MemberAgent, MemberChores, MemberInbox, MemberDecisions):
         self._reward_effects = workflow.patched(REWARD_EFFECTS_PATCH)
         self._book.hold = self._binds
         self._book.reward_effects = self._reward_effects
+        self._book.cancel_events = self._reward_effects
 
     @workflow.run
     async def run(self, input: MemberInput) -> None:

@@ -58,8 +58,10 @@ PER_EVENT_PATCH = "per-event-reading"
 REDEEM_PATCH = "redemptions"
 # 0.4.1: a redemption is an effect (the reward to fulfil): the member hands each one to
 # the outbox (an EffectWorkflow of kind `reward`, delivered like approved proposals), and
-# a cancellation before it was handed over drops it. Runs of earlier builds hand over
-# nothing (their histories hold no such activity); the points they computed are the same.
+# a cancellation before it was handed over drops it; the feed may cancel one with a
+# `redemption_cancelled` event. Runs of earlier builds hand over nothing (their
+# histories hold no such activity) and reject that event type as unknown, as they did;
+# the points they computed are the same.
 REWARD_EFFECTS_PATCH = "redemption-effects"
 QUERY_REDEMPTION = "redemption"  # one redemption by request id (the effect's check)
 DRAIN_PAUSE = timedelta(milliseconds=1)  # a timer ends the task; the next one goes on

@@ -11,7 +11,8 @@ Rules:
 - tiers by points earned in the trailing `TIER_WINDOW_DAYS` days (event time);
 - a refund claws back the points its event earned (never below zero: what it could
   not take back, spent or expired, adds to `shortfall`);
-- redemptions and their cancellation: see workflows.rules_redeem;
+- redemptions and their cancellation (by an operator or a `redemption_cancelled`
+  event): see workflows.rules_redeem;
 - a refund that arrives before the event it refers to waits in a bounded hold (with
   `hold` on: the member workflow from build 0.3.0, the rules in `replay`) and applies
   when that event arrives; it is rejected, with the reason, only when HOLD_DAYS of
@@ -147,7 +148,7 @@ class MemberBook(RefundHold, Grants, Redemptions):
         """
         self.released = []
         try:
-            event = parse_event(raw)
+            event = parse_event(raw, self.event_types)
             if event.member_id != self.s.member_id:
                 raise EventError(
                     f"event for member {event.member_id!r} sent to member {self.s.member_id!r}",
@@ -191,6 +192,9 @@ class MemberBook(RefundHold, Grants, Redemptions):
             )
 
     def _apply_valid(self, event: Event, build_id: str) -> int:
+        if event.type == "redemption_cancelled":
+            self._cancel_by_event(event, build_id)
+            return 0
         if event.type == "refund":
             target = self._refund_target(event)  # validate before moving time forward
             self._advance(event.occurred_at, build_id)

@@ -13,7 +13,12 @@ Rules (the documented interaction with the rest of the book):
   adjustment); it changes neither the tier window nor lifetime points (they count
   earned points), so it never moves the tier;
 - cancelling returns the cost once, as a "redemption_cancelled" entry (cause the
-  request id); a second cancellation is refused. When the balance expired after
+  request id); a second cancellation is refused. An operator cancels with the
+  `cancel_redemption` update; from build 0.4.1 (`cancel_events`, the same patch as
+  below) the feed may send a `redemption_cancelled` event ({refers_to: request id,
+  reason?}), applied at its `occurred_at` like any event: one for an unknown or
+  already cancelled redemption is rejected with the reason (earlier builds reject the
+  type as unknown), a resend of the same event is a duplicate as usual. When the balance expired after
   the redemption, the points would have expired too: the cancellation is recorded
   and returns nothing;
 - from build 0.4.1 (`reward_effects`, patch `redemption-effects`) a redemption is also
@@ -36,11 +41,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from workflows.book import CAUSE_BYTES, TIER_NAMES, MemberSnapshot, clip_text, id_key, tier_rank
+from workflows.contract import EVENT_TYPES, EVENT_TYPES_BEFORE_0_4_1
+from workflows.events import Event, EventError
 from workflows.isotime import iso
 
 REDEMPTIONS_KEEP = 500  # request ids a member remembers (idempotency window)
 REWARD_ID_CHARS = 64
 REQUEST_ID_CHARS = 200
+FEED_CANCEL_REASON = "cancelled by the feed"  # a redemption_cancelled without a reason
 
 
 def parse_catalogue(data: Any) -> dict[str, dict[str, Any]]:
@@ -104,12 +112,20 @@ class Redemptions:
     s: MemberSnapshot
     drill: str | None
     reward_effects = False  # redemptions are effects too (build 0.4.1)
+    cancel_events = True  # takes redemption_cancelled events (build 0.4.1; the rules do)
 
     if TYPE_CHECKING:
 
         def _post(
             self, kind: str, cause: str, delta: int, at: datetime, build_id: str
         ) -> dict[str, Any]: ...
+
+        def _advance(self, moment: datetime, build_id: str) -> None: ...
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        """The event types this member takes (see `cancel_events`)."""
+        return EVENT_TYPES if self.cancel_events else EVENT_TYPES_BEFORE_0_4_1
 
     def redemption(self, request_id: str) -> dict[str, Any] | None:
         """What the member remembers of a request (a copy), or None."""
@@ -233,6 +249,16 @@ class Redemptions:
         if record["status"] != "redeemed":
             return f"redemption {clip_text(request_id, 60)} was already cancelled"
         return None
+
+    def _cancel_by_event(self, event: Event, build_id: str) -> None:
+        """A redemption_cancelled event: checked before event time moves on."""
+        reason = event.text if event.text and event.text.strip() else FEED_CANCEL_REASON
+        problem = self.check_cancel(event.refers_to, reason)
+        if problem:
+            raise EventError(problem, event.event_id)
+        assert event.refers_to is not None
+        self._advance(event.occurred_at, build_id)
+        self.cancel_redemption(event.refers_to, reason, event.occurred_at, build_id)
 
     def cancel_redemption(
         self, request_id: str, reason: str, at: datetime, build_id: str

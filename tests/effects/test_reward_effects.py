@@ -69,3 +69,39 @@ async def test_a_redemption_is_delivered_once_and_a_cancelled_one_never(
     assert by_id["r-1"]["effect_id"] == delivered["effect_id"]
     assert (by_id["r-1"]["status"], by_id["r-2"]["status"]) == ("cancelled", "cancelled")
     assert state["points"] == 1_000
+
+
+async def test_the_feed_cancels_a_delivered_redemption_once_and_says_why_not_twice(
+    agents: AgentDeployment, real_keyring: str
+) -> None:
+    member = new_member()
+    target = agents.deployment.target
+
+    def cancelled(n: int, reason: object = "fare dispute") -> dict[str, object]:
+        return {
+            "type": "redemption_cancelled",
+            "event_id": f"{member}-c{n}",
+            "member_id": member,
+            "occurred_at": "2026-03-02T09:00:00Z",
+            "refers_to": "r-9",
+            "reason": reason,
+        }
+
+    async with agents.worker():
+        await agents.feed(member, [trip(member, 1, 100_000)])  # 1,000 points
+        await rewards.redeem(agents.client, target, member, "coffee", request_id="r-9")
+        await agents.feed(member, [cancelled(1)])
+        # a second cancellation from the feed, and one with a bad reason: refused
+        state = await agents.feed(member, [cancelled(2), cancelled(3, reason=["x"])])
+
+    assert state["points"] == 1_000
+    record = next(r for r in state["redemptions"] if r["request_id"] == "r-9")
+    assert (record["status"], record["returned"], record["cancel_reason"]) == (
+        "cancelled",
+        300,
+        "fare dispute",
+    )
+    reasons = {r["event_id"]: r["reason"] for r in state["rejections"]}
+    assert "already cancelled" in reasons[f"{member}-c2"]
+    assert reasons[f"{member}-c3"] == "reason must be a string, got ['x']"
+    assert sum(e["kind"] == "redemption_cancelled" for e in state["ledger"]) == 1

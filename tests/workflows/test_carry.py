@@ -26,6 +26,7 @@ from workflows.rules import (
     json_bytes,
     replay,
 )
+from workflows.rules_redeem import REDEMPTIONS_KEEP, REQUEST_ID_CHARS
 
 WIDE = "\U0001d538"  # 4 bytes of UTF-8, 12 of ASCII-escaped JSON
 
@@ -92,6 +93,39 @@ def test_the_worst_carry_the_contracts_allow_fits_the_budget() -> None:
     assert "trigger texts" in shrunk and "proposal texts" in shrunk
     # nothing a person still has to decide is dropped, and the balance still adds up
     assert sum(p["status"] == "pending" for p in state.agent.proposals) == LIMITS["max_pending"]
+    assert book.ledger_sum() == book.s.points
+
+
+def with_worst_redemptions(book: MemberBook) -> MemberBook:
+    """As many redemptions as the member keeps, each with the longest request id, reward
+    id, cancel reason, effect id and delivery error the contracts allow; a fifth of them
+    still to be handed over (the outbox failing), which must never be forgotten."""
+    book.reward_effects = True
+    catalogue = {
+        "r" * 64: {"id": "r" * 64, "name": "A reward", "cost": 1, "min_tier": "Blue"},
+    }
+    at = datetime(2026, 3, 2, 10, tzinfo=UTC)
+    for n in range(REDEMPTIONS_KEEP * 5 // 4):
+        request = f"{n:06d}" + WIDE * (REQUEST_ID_CHARS - 6)
+        book.redeem(request, "r" * 64, at, catalogue, "b" * 64)
+        if n % 5:
+            book.reward_handed(request, "e" * 64 + ":redemption:" + WIDE * 200)
+            book.cancel_redemption(request, WIDE * 500, at, "b" * 64)
+        book.s.redemptions[id_key(request)]["effect_error"] = WIDE * 300
+    assert len(book.s.redemptions) == REDEMPTIONS_KEEP * 5 // 4
+    return book
+
+
+def test_the_worst_redemptions_fit_and_none_still_to_hand_over_is_forgotten() -> None:
+    book = with_worst_redemptions(worst_book())
+    requests = [WIDE * (MAX_REQUEST_ID_BYTES // 12) + f"{n}" for n in range(REQUESTS_KEEP)]
+    state = MemberInput(book.member_id, book.s, requests, agent=worst_agent())
+    pending = {k for k, r in book.s.redemptions.items() if r.get("effect") == "pending"}
+    shrunk = carry.fit(state)
+    assert payload_bytes(state) <= carry.CARRY_BUDGET
+    assert "redemption texts" in shrunk
+    assert pending <= set(state.snapshot.redemptions)  # each still gets its reward
+    assert len(state.snapshot.redemptions) >= carry.REDEMPTIONS_MIN
     assert book.ledger_sum() == book.s.points
 
 

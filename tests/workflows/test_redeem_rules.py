@@ -16,6 +16,7 @@ import resources
 from tests.workflows.rulekit import (
     BUILD,
     DAY,
+    MEMBER,
     T0,
     Step,
     assert_invariants,
@@ -27,6 +28,8 @@ from tests.workflows.rulekit import (
     scenarios,
     state_of,
 )
+from workflows.contract import EVENT_TYPES_BEFORE_0_4_1
+from workflows.isotime import iso
 from workflows.rules import MemberBook, parse_catalogue
 
 SOME = settings(
@@ -44,6 +47,18 @@ CATALOGUE = parse_catalogue(
         ]
     }
 )
+
+
+def cancelled(eid: str, at: datetime, request_id: Any, **extra: Any) -> dict[str, Any]:
+    """A redemption_cancelled feed event."""
+    return {
+        "type": "redemption_cancelled",
+        "event_id": eid,
+        "member_id": MEMBER,
+        "occurred_at": iso(at),
+        "refers_to": request_id,
+        **extra,
+    }
 
 
 def rich(points_cents: int = 200_000, at: datetime = T0) -> MemberBook:
@@ -205,6 +220,8 @@ def with_redemptions(draw: st.DrawFn) -> list[tuple[str, Any]]:
         pick = draw(st.integers(0, 4))
         if pick == 0:
             op: tuple[str, Any] = ("cancel", (f"q{draw(st.integers(0, 5))}", "ops"))
+            if draw(st.booleans()):  # by the feed instead of an operator
+                op = ("cancel_event", (f"c{len(steps)}", op[1][0], at))
         elif pick == 1 and sent:
             op = draw(st.sampled_from(sent))  # the same request again, same content
         else:
@@ -241,6 +258,19 @@ def test_redemptions_interleaved_keep_the_book_balanced_and_never_negative(
             else:
                 record = book.redeem(request_id, reward_id, at, CATALOGUE, BUILD)
                 assert book.s.points == before["points"] - record["cost"]
+        elif kind == "cancel_event":
+            event_id, request_id, at = payload
+            before = state_of(book)
+            known = book.check_cancel(request_id, "feed") is None
+            outcome = book.apply(cancelled(event_id, at, request_id), build_id=BUILD)
+            assert outcome.status == ("accepted" if known else "rejected")
+            if known:
+                record = book.redemption(request_id)
+                assert record is not None and record["status"] == "cancelled"
+                returned = sum(e["delta"] for e in book.s.ledger if e["kind"] != "expiry")
+                assert record["returned"] in (0, record["cost"]), returned
+            else:
+                assert outcome.reason and book.s.points == before["points"]
         else:
             request_id, reason = payload
             before = state_of(book)
@@ -271,6 +301,8 @@ def test_redemptions_survive_a_json_round_trip_of_the_snapshot(
     for kind, payload in steps:
         if kind == "rule":
             drive(book, [payload])
+        elif kind == "cancel_event":
+            book.apply(cancelled(payload[0], payload[2], payload[1]), build_id=BUILD)
         elif kind == "redeem" and book.check_redeem(*payload, CATALOGUE) is None:
             book.redeem(*payload, CATALOGUE, BUILD)
     carried = json.loads(json.dumps(dataclasses.asdict(book.s)))
@@ -322,3 +354,89 @@ def test_without_the_patch_a_redemption_is_no_effect() -> None:
     book.redeem("r1", "coffee", T0, CATALOGUE, BUILD)
     assert book.undelivered_reward() is None
     assert "effect" not in (book.redemption("r1") or {})
+
+
+# -- cancelled by the feed (build 0.4.1) ------------------------------------------
+
+
+def test_a_redemption_cancelled_event_returns_the_points_once() -> None:
+    book = rich(300_000)  # 3,000 points, Gold
+    book.redeem("r1", "lounge", T0 + DAY, CATALOGUE, BUILD)
+    assert book.s.points == 500
+    event = cancelled("c1", T0 + 2 * DAY, "r1", reason="out of stock at the lounge")
+    assert book.apply(event, build_id=BUILD).status == "accepted"
+    record = book.redemption("r1")
+    assert record is not None
+    assert (record["status"], record["returned"], record["cancel_reason"]) == (
+        "cancelled",
+        2_500,
+        "out of stock at the lounge",
+    )
+    assert book.s.points == 3_000
+    assert book.s.ledger[-1]["kind"] == "redemption_cancelled"
+    assert book.s.ledger[-1]["cause"] == "r1"
+    # the same event again is a duplicate; another event for it is refused, with why
+    assert book.apply(event, build_id=BUILD).status == "duplicate"
+    again = book.apply(cancelled("c2", T0 + 2 * DAY, "r1"), build_id=BUILD)
+    assert again.status == "rejected" and "already cancelled" in (again.reason or "")
+    assert book.s.rejections[-1]["reason"] == again.reason
+    assert_invariants(book)
+
+
+def test_a_cancel_event_without_a_reason_says_the_feed_cancelled_it() -> None:
+    book = rich()
+    book.redeem("r1", "coffee", T0, CATALOGUE, BUILD)
+    book.apply(cancelled("c1", T0 + DAY, "r1"), build_id=BUILD)
+    assert (book.redemption("r1") or {})["cancel_reason"] == "cancelled by the feed"
+    assert book.s.points == 2_000
+
+
+@pytest.mark.parametrize(
+    ("refers_to", "extra", "fragment"),
+    [
+        ("nope", {}, "no redemption"),
+        (None, {}, "missing refers_to"),
+        (7, {}, "refers_to must be"),
+        ("r1", {"reason": 5}, "reason must be a string"),
+        ("r1", {"reason": "x" * 501}, "the limit is 500"),
+        ("r1", {"reason": "\ud800"}, "not valid Unicode"),
+    ],
+)
+def test_a_bad_cancel_event_is_rejected_with_a_reason_and_changes_nothing(
+    refers_to: Any, extra: dict[str, Any], fragment: str
+) -> None:
+    book = rich()
+    book.redeem("r1", "coffee", T0, CATALOGUE, BUILD)
+    before = state_of(book)
+    raw = cancelled("c1", T0 + DAY, refers_to, **extra)
+    if refers_to is None:
+        del raw["refers_to"]
+    outcome = book.apply(raw, build_id=BUILD)
+    assert outcome.status == "rejected" and fragment in (outcome.reason or ""), outcome
+    assert_one_line_reason(outcome.reason or "")
+    assert book.s.points == before["points"]
+    assert (book.redemption("r1") or {})["status"] == "redeemed"
+
+
+def test_a_cancel_event_after_the_balance_expired_is_recorded_and_returns_nothing() -> None:
+    book = rich()
+    book.redeem("r1", "coffee", T0, CATALOGUE, BUILD)
+    # the event itself moves event time past the inactivity deadline: expiry first
+    outcome = book.apply(cancelled("c1", T0 + timedelta(days=400), "r1"), build_id=BUILD)
+    assert outcome.status == "accepted"
+    assert book.s.points == 0
+    assert (book.redemption("r1") or {})["returned"] == 0
+    assert_invariants(book)
+
+
+def test_a_build_before_0_4_1_rejects_the_event_as_an_unknown_type_as_it_did() -> None:
+    book = rich()
+    book.cancel_events = False
+    book.redeem("r1", "coffee", T0, CATALOGUE, BUILD)
+    outcome = book.apply(cancelled("c1", T0 + DAY, "r1"), build_id=BUILD)
+    assert outcome.status == "rejected"
+    assert outcome.reason == (
+        f"unknown event type 'redemption_cancelled'; expected one of {EVENT_TYPES_BEFORE_0_4_1}"
+    )
+    assert (book.redemption("r1") or {})["status"] == "redeemed"
+    assert book.s.points == 1_700
