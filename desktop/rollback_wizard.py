@@ -327,6 +327,7 @@ class RollbackWizard(QWidget):
             f"{t.points_after:,} ({t.points_after - t.points_before:+,}); lifetime "
             f"points {t.lifetime_points_before:,} → {t.lifetime_points_after:,} "
             f"({t.lifetime_points_after - t.lifetime_points_before:+,}); "
+            f"{t.stake_text()}; "
             f"{report.changing:,} members change. Computed from history: nothing has "
             "been touched yet."
         )

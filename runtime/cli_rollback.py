@@ -41,7 +41,7 @@ def _preview_text(report: RollbackPreview) -> str:
     t = report.totals
     lines.append(
         f"  totals: points {t.points_before} -> {t.points_after}, lifetime "
-        f"{t.lifetime_points_before} -> {t.lifetime_points_after}"
+        f"{t.lifetime_points_before} -> {t.lifetime_points_after}; {t.stake_text()}"
     )
     return "\n".join(lines)
 

@@ -158,12 +158,34 @@ async def record_release_start(
 
 @dataclass(frozen=True)
 class PreviewTotals:
-    """Points and lifetime points over the repairable members, before and after."""
+    """Points and lifetime points over the repairable members, before and after, and
+    the money at stake at `rate` (currency per point, as the liability report values
+    points): what the repair moves, member by member, and what it does to the
+    program's outstanding liability."""
 
     points_before: int = 0
     points_after: int = 0
     lifetime_points_before: int = 0
     lifetime_points_after: int = 0
+    points_moved: int = 0  # the sum over members of |after - before|
+    rate: float = 0.0
+
+    @property
+    def value_moved(self) -> float:
+        """Money the repair moves between the program and its members (either way)."""
+        return round(self.points_moved * self.rate, 2)
+
+    @property
+    def liability_change(self) -> float:
+        """What the repair adds to (or, negative, takes off) the outstanding liability."""
+        return round((self.points_after - self.points_before) * self.rate, 2)
+
+    def stake_text(self) -> str:
+        """One line for people: the money at stake."""
+        return (
+            f"money at stake {self.value_moved:,.2f} ({self.points_moved:,} points at "
+            f"{self.rate:g} a point); liability {self.liability_change:+,.2f}"
+        )
 
 
 @dataclass(frozen=True)
@@ -186,15 +208,21 @@ class RollbackPreview:
     seconds: dict[str, float]
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["totals"]["value_moved"] = self.totals.value_moved
+        data["totals"]["liability_change"] = self.totals.liability_change
+        return data
 
 
-async def preview_rollback(client: Client, build: str, query: str | None = None) -> RollbackPreview:
+async def preview_rollback(
+    client: Client, build: str, query: str | None = None, *, rate: float | None = None
+) -> RollbackPreview:
     """Which members the bad build touched and what a repair would make of each;
     computed from history, touching no live workflow. (The replay check, which makes
     every build count as its candidate while it replays, never runs in a process
     that previews: the CLI runs one or the other, the app runs it as a child.)"""
     from recovery import repair
+    from runtime.liability import DEFAULT_RATE
 
     check_build_id(build)
     started = time.perf_counter()
@@ -205,10 +233,12 @@ async def preview_rollback(client: Client, build: str, query: str | None = None)
     totals = {f"{k}_before": 0 for k in ("points", "lifetime_points")} | {
         f"{k}_after": 0 for k in ("points", "lifetime_points")
     }
+    moved = 0
     for p in previews:
         for k in ("points", "lifetime_points"):
             totals[f"{k}_before"] += p.before.get(k, 0)
             totals[f"{k}_after"] += p.after.get(k, 0)
+        moved += abs(p.after.get("points", 0) - p.before.get("points", 0))
         rows.append(
             {
                 "member_id": p.member_id,
@@ -239,7 +269,9 @@ async def preview_rollback(client: Client, build: str, query: str | None = None)
             for d in p.decisions
             if d["fate"] == "dropped"
         ],
-        totals=PreviewTotals(**totals),
+        totals=PreviewTotals(
+            **totals, points_moved=moved, rate=DEFAULT_RATE if rate is None else rate
+        ),
         members=rows,
         seconds={"find": round(found_s, 3), "total": round(time.perf_counter() - started, 3)},
     )

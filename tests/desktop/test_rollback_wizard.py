@@ -132,6 +132,12 @@ def test_pause_close_reopen_resume_and_verify(
                     truth_total = sum(members.truth(m)["points"] for m in members.ids)
                     assert report.totals.points_after == truth_total
                     assert f"→ {truth_total:,}" in wizard.totals_label.text()
+                    # the money at stake, at the default rate of the liability report
+                    moved = sum(
+                        abs(r["after"]["points"] - r["before"]["points"]) for r in report.members
+                    )
+                    assert moved > 0 and report.totals.points_moved == moved
+                    assert f"money at stake {moved * 0.01:,.2f}" in wizard.totals_label.text()
                     await wizard._on_next_button_clicked()
                     assert wizard.step == EXECUTE
 

@@ -91,6 +91,13 @@ async def test_drill_preview_execute_status_audit_from_the_cli(deployment: Deplo
         preview = json.loads(out)
         assert preview["affected"] == len(members)
         assert preview["changing"] >= 1
+        moved = sum(abs(r["after"]["points"] - r["before"]["points"]) for r in preview["members"])
+        t = preview["totals"]
+        assert moved > 0 and t["points_moved"] == moved
+        assert t["value_moved"] == round(moved * t["rate"], 2)
+        assert t["liability_change"] == round(
+            (t["points_after"] - t["points_before"]) * t["rate"], 2
+        )
         before = await wait_applied(deployment.client, members)
         assert {m: {k: s[k] for k in COMPARED_FIELDS} for m, s in before.items()} == {
             r["member_id"]: r["before"] for r in preview["members"]

@@ -11,6 +11,8 @@ import pytest
 from recovery import repair
 from runtime import deployment as releases
 from runtime.feed import wait_applied
+from runtime.members import deployment_query
+from runtime.releases import preview_rollback
 from tests.conftest import Deployment
 from tests.memberkit import feed_and_sync, start_member, trip
 from tests.rollback.kit import rollback
@@ -50,6 +52,15 @@ async def test_rollback_repairs_a_redemption_drill(
                 preview = await repair.preview_member(client, mine[0])
                 assert preview.before["points"] == before["points"]
                 assert preview.after["points"] == 1_000 - 300 + 25 + 37
+                # and the money: 300 points either way, at a cent a point
+                report = await preview_rollback(
+                    client, bad, deployment_query(target.deployment), rate=0.01
+                )
+                assert [r["member_id"] for r in report.members] == [member]
+                t = report.totals
+                assert (t.points_moved, t.value_moved) == (300, 3.0)
+                assert t.liability_change == (3.0 if bug == "double-redeem" else -3.0)
+                assert "money at stake 3.00 (300 points at 0.01 a point)" in t.stake_text()
                 result = await rollback(client, target.task_queue, bad, f"rb-{member}")
                 assert result.state == "done", result
                 after = (await wait_applied(client, [member]))[member]
