@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,47 +16,10 @@ from temporalio.client import Client
 from runtime.feed import wait_applied
 from runtime.server import find_running_server
 from tests.conftest import eventually, temporal_binary
+from tests.kit.headless import run, spawn, stop
 from tests.memberkit import COMPARED
 from workflows.member import MemberWorkflow, member_workflow_id
 from workflows.rules import replay
-
-
-async def spawn(*args: str, data_dir: Path) -> asyncio.subprocess.Process:
-    """A CLI process. Servers and workers run on: their stderr goes to a log file beside
-    the data dir, since nobody drains it and a full pipe would block them."""
-    log = None
-    if args[0] in ("server", "worker"):
-        data_dir.parent.mkdir(parents=True, exist_ok=True)
-        path = data_dir.parent / f"{args[0]}.log"
-        log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "runtime.cli",
-            *args,
-            "--data-dir",
-            str(data_dir),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE if log is None else log,
-            env={k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_DESK_")},
-        )
-    finally:
-        if log is not None:
-            os.close(log)  # the child holds its own copy
-
-
-async def run(*args: str, data_dir: Path) -> str:
-    proc = await spawn(*args, data_dir=data_dir)
-    out, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
-    return out.decode()
-
-
-async def stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), 30)
 
 
 @pytest.fixture

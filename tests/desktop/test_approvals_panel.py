@@ -21,55 +21,20 @@ from desktop.proposal_view import ProposalView
 from desktop.session import Session
 from runtime import approvals
 from runtime.connect import connect
-from runtime.feed import send_member, wait_applied
-from tests.agent.conftest import CHARGE, ticket, trip
 from tests.conftest import Deployment
-from tests.desktop.test_member_detail import TIMEOUT_S, cells, desk_session, screenshot, unique
+from tests.kit.desk import (
+    TIMEOUT_S,
+    cells,
+    desk_session,
+    open_queue,
+    points,
+    row_of,
+    screenshot,
+    unique,
+)
 from workflows.member import MemberWorkflow, member_workflow_id
 
 pytestmark = pytest.mark.slow
-
-
-async def open_queue(
-    qtbot: Any, session: Session, deployment: Deployment, members: list[str]
-) -> ApprovalsPanel:
-    """Each member gets a trip and a double-charge ticket: the offline model proposes a
-    100-point grant and a message for each; the panel shows all of them."""
-    client = session.client
-    assert client is not None
-    for member in members:
-        await send_member(
-            client,
-            deployment.target,
-            member,
-            [trip(member, 1, 10_000), ticket(member, 1, CHARGE)],
-            bulk=False,
-        )
-    await wait_applied(client, members)
-    panel = ApprovalsPanel(session=session)
-    qtbot.addWidget(panel)
-    panel.resize(1200, 560)
-    panel.show()
-
-    async def all_listed() -> bool:
-        await panel.refresh()
-        return panel.model.rowCount() == 2 * len(members)
-
-    await wait_until(all_listed, timeout=TIMEOUT_S, interval=0.5)
-    return panel
-
-
-async def points(session: Session, member: str) -> int:
-    assert session.client is not None
-    handle = session.client.get_workflow_handle(member_workflow_id(member))
-    return int((await handle.query(MemberWorkflow.state))["points"])
-
-
-def row_of(panel: ApprovalsPanel, proposal_id: str) -> int:
-    for row in range(panel.proxy.rowCount()):
-        if panel.proxy.index(row, 0).data(ApprovalsModel.KeyRole) == proposal_id:
-            return row
-    raise AssertionError(f"{proposal_id} is not shown")
 
 
 def results(panel: ApprovalsPanel) -> list[str]:

@@ -27,7 +27,7 @@ from runtime.connect import Target
 from runtime.feed import send_member, wait_applied
 from tests.agent.conftest import CHARGE, ticket, trip
 from tests.conftest import Deployment
-from tests.desktop.test_member_detail import TIMEOUT_S, desk_session, unique
+from tests.kit.desk import TIMEOUT_S, desk_session, unique
 from workflows.rollback import RollbackProgress
 
 

@@ -11,8 +11,8 @@ import qasync
 from desktop.effects_panel import EffectsPanel
 from desktop.units import local_time_text, utc_time_text
 from tests.agent.conftest import AgentDeployment, agents, new_member  # noqa: F401
-from tests.desktop.test_rollback_wizard import connected_session
-from tests.effects.test_delivery import approved_message, effect_of
+from tests.effects.kit import approved_message, effect_of
+from tests.kit.desk import connected_session
 
 STATUS, KIND, MEMBER, ATTEMPTS, DECIDED, ANSWER, EFFECT = range(7)
 

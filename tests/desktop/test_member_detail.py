@@ -4,19 +4,13 @@ adjustments change the member, and a refused adjustment says why."""
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import re
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
 import qasync
 from PySide6.QtCore import QItemSelectionModel, QUrl
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QMessageBox
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
@@ -28,49 +22,15 @@ from desktop.member_detail_text import short_run
 from desktop.member_detail_timeline import fetch_chain
 from desktop.session import Session
 from runtime import audit
-from runtime.connect import connect
 from runtime.feed import send_member, wait_applied
-from runtime.worker import announce, build_worker
 from tests.conftest import Deployment
+from tests.kit.desk import TIMEOUT_S, UI, cells, desk_session, screenshot, unique
 from tests.memberkit import start_member, trip
 from workflows.member import MemberWorkflow, member_workflow_id
 
 pytestmark = pytest.mark.slow
 
-UI = "http://ui.test:8233"
-TIMEOUT_S = 20
 QWIDGETSIZE_MAX = (1 << 24) - 1
-
-
-@asynccontextmanager
-async def desk_session(deployment: Deployment) -> AsyncIterator[Session]:
-    """A session as the app has it once connected, with a worker of build 1.0 running
-    on this (qasync) loop; the agent uses the offline model."""
-    target = deployment.target
-    target.data_dir.mkdir(parents=True, exist_ok=True)
-    client = await connect(target)
-    settings = dataclasses.replace(deployment.settings("1.0"), data_dir=target.data_dir)
-    # the app runs its worker in another process; here it shares ours (the qloop
-    # fixture keeps garbage collection on the GUI thread)
-    async with build_worker(client, settings):
-        await announce(client, settings)
-        session = Session(target=target, start_worker=False)
-        session.client = client
-        session.ui_url = UI
-        yield session
-
-
-def unique(name: str) -> str:
-    """A member id no other test on the shared server uses."""
-    return f"{name}-{uuid.uuid4().hex[:6]}"
-
-
-def screenshot(widget: QWidget, name: str) -> None:
-    """For people to look at: LOYALTY_DESK_SCREENSHOTS=DIR keeps NAME.png."""
-    where = os.environ.get("LOYALTY_DESK_SCREENSHOTS")
-    if where:
-        Path(where).mkdir(parents=True, exist_ok=True)
-        assert widget.grab().save(str(Path(where) / f"{name}.png"))
 
 
 def open_detail(qtbot: Any, session: Session, member: str, opened: list[QUrl]) -> MemberDetail:
@@ -79,15 +39,6 @@ def open_detail(qtbot: Any, session: Session, member: str, opened: list[QUrl]) -
     detail.resize(1150, 620)
     detail.show()
     return detail
-
-
-def column(model: Any, key: str) -> int:
-    return [c.key for c in model.COLUMNS].index(key)
-
-
-def cells(model: Any, key: str) -> list[str]:
-    col = column(model, key)
-    return [model.index(r, col).data() for r in range(model.rowCount())]
 
 
 def test_fed_events_show_in_ledger_chart_and_timeline_across_runs(

@@ -3,39 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import re
 
 import pytest
 
 from desktop.members_loader import MembersLoader, search_query
 from desktop.members_store import MembersStore, Row
-from tests.desktop.test_members_store import member
-
-
-class FakeVisibility:
-    """Server order is newest first, like Temporal's; `IN` queries answered by id."""
-
-    def __init__(self, rows: list[Row]) -> None:
-        self.rows = rows
-        self.queries: list[str | None] = []
-        self.gate: asyncio.Event | None = None
-
-    async def page(
-        self, query: str | None, token: bytes | None, size: int
-    ) -> tuple[list[Row], bytes | None]:
-        self.queries.append(query)
-        if self.gate is not None:
-            await self.gate.wait()
-        rows = self.rows
-        if query and "WorkflowId IN" in query:
-            wanted = set(re.findall(r"'member-([^']+)'", query))
-            rows = [r for r in rows if r["member_id"] in wanted]
-        start = int(token or b"0")
-        end = start + size
-        return rows[start:end], (str(end).encode() if end < len(rows) else None)
-
-    async def count(self, query: str | None) -> int:
-        return len(self.rows)
+from tests.kit.members import FakeVisibility, member
 
 
 def make(rows: list[Row], page_size: int = 3) -> tuple[MembersLoader, FakeVisibility]:

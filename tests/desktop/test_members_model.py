@@ -11,7 +11,7 @@ from PySide6.QtTest import QSignalSpy
 from desktop.members_model import COLUMNS, MembersStore, MembersTableModel
 from desktop.members_store import SortOrder
 from desktop.units import local_time_text
-from tests.desktop.test_members_store import member
+from tests.kit.members import member
 
 POINTS = [c.key for c in COLUMNS].index("points")
 BUILD = [c.key for c in COLUMNS].index("build_id")

@@ -15,8 +15,7 @@ from desktop.asyncutil import wait_until
 from desktop.members_loader import PAGE_SIZE
 from desktop.members_panel import MembersPanel
 from desktop.members_store import COLUMNS
-from tests.desktop.test_members_loader import FakeVisibility
-from tests.desktop.test_members_store import member
+from tests.kit.members import FakeVisibility, member
 
 
 def make_panel(qtbot: Any, rows: int) -> tuple[MembersPanel, FakeVisibility]:

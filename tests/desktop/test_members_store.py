@@ -8,22 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from desktop.members_store import COLUMNS, MembersStore, Row, SortOrder
+from tests.kit.members import member
 from workflows.rules import TIER_NAMES
-
-
-def member(member_id: str, points: int = 0, **fields: Any) -> Row:
-    row: Row = {
-        "member_id": member_id,
-        "tier": "Blue",
-        "points": points,
-        "last_event_at": "2026-01-19T09:02:00Z",
-        "pending_proposals": 0,
-        "build_id": "1.0",
-        "drill": None,
-        "run_id": "run-1",
-    }
-    row.update(fields)
-    return row
 
 
 class Recorder:

@@ -20,15 +20,18 @@ from runtime import approvals, audit, releases
 from runtime.members import deployment_query
 from runtime.releases import RollbackState
 from tests.conftest import Deployment
-from tests.desktop.test_approvals_panel import open_queue, points, row_of
-from tests.desktop.test_member_detail import desk_session, unique
-from tests.desktop.test_rollback_wizard import (
+from tests.kit.cli import cli
+from tests.kit.desk import (
     ROLLBACK_TIMEOUT_S,
     Members,
     connected_session,
+    desk_session,
+    open_queue,
+    points,
+    row_of,
+    unique,
     worker,
 )
-from tests.kit.cli import cli
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from desktop.asyncutil import wait_until
 from desktop.releases_panel import ReleasesPanel
 from runtime import audit
 from tests.conftest import Deployment
-from tests.desktop.test_rollback_wizard import connected_session, worker
+from tests.kit.desk import connected_session, worker
 
 
 def test_the_audit_tab_loads_when_shown_not_on_every_refresh(

@@ -22,7 +22,7 @@ from desktop.rollback_wizard import AFFECTED, EXECUTE, VERIFY
 from runtime import audit
 from tests.conftest import Deployment
 from tests.desktop.conftest import process_gone
-from tests.desktop.test_rollback_wizard import (
+from tests.kit.desk import (
     ROLLBACK_TIMEOUT_S,
     Members,
     connected_session,

@@ -6,81 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 import qasync
-from temporalio.client import Client
 
 from desktop.asyncutil import wait_until
 from desktop.rollback_wizard import AFFECTED, EXECUTE, PREVIEW, VERIFY, RollbackWizard
-from desktop.session import Session
 from runtime import deployment as releases
-from runtime.connect import Target
-from runtime.feed import send_member, wait_applied
-from runtime.worker import WorkerSettings, announce, build_worker
 from tests.conftest import Deployment
-from tests.kit.events import member_events
-from tests.memberkit import start_member
+from tests.kit.desk import ROLLBACK_TIMEOUT_S, Members, connected_session, worker
 from workflows.drill import drill_build_id
-from workflows.rollback_messages import COMPARED_FIELDS
-from workflows.rules import replay
 
 pytestmark = pytest.mark.slow
-
-ROLLBACK_TIMEOUT_S = 180
-
-
-@asynccontextmanager
-async def worker(
-    client: Client, target: Target, build: str, drill: str | None = None
-) -> AsyncIterator[None]:
-    """An in-process worker on the test's own loop (the fixture's runs on pytest's)."""
-    settings = WorkerSettings(
-        task_queue=target.task_queue, deployment=target.deployment, build_id=build, drill=drill
-    )
-    async with build_worker(client, settings):
-        await announce(client, settings)
-        yield
-
-
-class Members:
-    """The test's members and every event fed to each (the truth a repair must reach)."""
-
-    def __init__(self, client: Client, target: Target, count: int) -> None:
-        tag = uuid.uuid4().hex[:6]
-        self.client, self.target = client, target
-        self.ids = [f"w{tag}-{i}" for i in range(count)]
-        self.fed: dict[str, list[Any]] = {m: [] for m in self.ids}
-
-    async def start(self) -> None:
-        for member in self.ids:
-            await start_member(self.client, self.target, member, max_signals=6)
-
-    async def feed(self, phase: str, count: int, day: int) -> dict[str, dict[str, Any]]:
-        for member in self.ids:
-            events = member_events(member, phase, count, day)
-            self.fed[member].extend(events)
-            await send_member(self.client, self.target, member, events, bulk=False)
-        return await wait_applied(self.client, self.ids)
-
-    def truth(self, member: str) -> dict[str, Any]:
-        summary = replay(member, self.fed[member]).summary()
-        return {k: summary[k] for k in COMPARED_FIELDS}
-
-    async def assert_repaired(self, build: str) -> None:
-        states = await wait_applied(self.client, self.ids)
-        for member in self.ids:
-            assert {k: states[member][k] for k in COMPARED_FIELDS} == self.truth(member), member
-            assert states[member]["build_id"] == build
-
-
-async def connected_session(target: Target) -> Session:
-    session = Session(target=target, start_worker=False)
-    await session.start()
-    return session
 
 
 def test_pause_close_reopen_resume_and_verify(

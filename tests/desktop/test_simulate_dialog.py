@@ -21,7 +21,7 @@ from desktop.members_store import COLUMNS
 from desktop.simulate_dialog import SimulateDialog, TrafficPlan
 from runtime.simulate import simulate
 from tests.conftest import Deployment
-from tests.desktop.test_member_detail import TIMEOUT_S, desk_session, screenshot, unique
+from tests.kit.desk import TIMEOUT_S, desk_session, screenshot, unique
 from workflows.rules import replay
 
 pytestmark = pytest.mark.slow

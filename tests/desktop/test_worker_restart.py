@@ -21,7 +21,7 @@ from runtime import feed
 from runtime.connect import Target
 from tests.conftest import Deployment
 from tests.desktop.conftest import process_gone
-from tests.desktop.test_member_detail import unique
+from tests.kit.desk import unique
 
 pytestmark = pytest.mark.slow
 

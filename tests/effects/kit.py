@@ -22,7 +22,10 @@ from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from runtime import effects
+from tests.agent.conftest import CHARGE, AgentDeployment, ticket
 from tests.chaos.cluster import HOST, free_port, make_pki
+from tests.conftest import eventually
 
 
 def valid_signature(secret: str, headers: Any, body: bytes) -> bool:
@@ -149,3 +152,20 @@ async def smtp_server(directory: Path, username: str, password: str) -> AsyncIte
         yield box
     finally:
         await asyncio.to_thread(controller.stop)
+
+
+async def approved_message(agents: AgentDeployment, member: str) -> dict[str, Any]:
+    await agents.feed(member, [ticket(member, 1, CHARGE)])
+    proposals = {p["action"]: p for p in await agents.proposals_made(member, 2)}
+    message = proposals["message_member"]
+    await agents.decide(message["id"], True, "fine to send")
+    return message
+
+
+async def effect_of(agents: AgentDeployment, member: str, status: str) -> dict[str, Any]:
+    async def find() -> dict[str, Any] | None:
+        rows = await effects.list_effects(agents.client, agents.deployment.target, member=member)
+        return next((r for r in rows if r["status"] == status), None)
+
+    row: dict[str, Any] = await eventually(find, timeout=60, interval=0.3)
+    return row

@@ -19,9 +19,8 @@ from temporalio.worker import Replayer
 from activities.outbox import Outbox
 from runtime import effects, secrets
 from runtime.worker import sandbox_runner
-from tests.agent.conftest import CHARGE, AgentDeployment, new_member, ticket
-from tests.conftest import eventually
-from tests.effects.kit import Mailbox, Webhook, smtp_server, webhook
+from tests.agent.conftest import AgentDeployment, new_member
+from tests.effects.kit import Mailbox, Webhook, approved_message, effect_of, smtp_server, webhook
 from tests.kit.cli import cli
 from workflows.agent_io import OutboxEntry
 from workflows.effects import EffectWorkflow
@@ -30,23 +29,6 @@ from workflows.proposals import content_digest
 
 def secret_values() -> tuple[str, str]:
     return f"whsec-{uuid.uuid4().hex}", f"smtp-pw-{uuid.uuid4().hex}"
-
-
-async def approved_message(agents: AgentDeployment, member: str) -> dict[str, Any]:
-    await agents.feed(member, [ticket(member, 1, CHARGE)])
-    proposals = {p["action"]: p for p in await agents.proposals_made(member, 2)}
-    message = proposals["message_member"]
-    await agents.decide(message["id"], True, "fine to send")
-    return message
-
-
-async def effect_of(agents: AgentDeployment, member: str, status: str) -> dict[str, Any]:
-    async def find() -> dict[str, Any] | None:
-        rows = await effects.list_effects(agents.client, agents.deployment.target, member=member)
-        return next((r for r in rows if r["status"] == status), None)
-
-    row: dict[str, Any] = await eventually(find, timeout=60, interval=0.3)
-    return row
 
 
 async def configure(agents: AgentDeployment, hook: Webhook, box: Mailbox | None) -> None:

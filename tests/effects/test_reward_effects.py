@@ -10,8 +10,7 @@ import uuid
 
 from runtime import effects, rewards, secrets
 from tests.agent.conftest import AgentDeployment, new_member, trip
-from tests.effects.kit import webhook
-from tests.effects.test_delivery import effect_of
+from tests.effects.kit import effect_of, webhook
 from workflows.proposals import content_digest
 
 

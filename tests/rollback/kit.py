@@ -4,6 +4,9 @@ runtime.releases.start_rollback, with an operator's checks and the audit log).""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from temporalio.api.common.v1 import WorkflowExecution
@@ -11,7 +14,16 @@ from temporalio.api.enums.v1 import ResetReapplyType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
 
+from runtime import deployment as releases
+from runtime.feed import send_member, wait_applied
+from runtime.worker import announce, build_worker
+from tests.agent.conftest import AgentDeployment
+from tests.conftest import Deployment
+from tests.kit.events import member_events
+from tests.memberkit import start_member
 from workflows.rollback import RollbackInput, RollbackProgress, RollbackWorkflow
+from workflows.rollback_messages import COMPARED_FIELDS
+from workflows.rules import replay
 
 
 async def start_rollback(
@@ -81,3 +93,60 @@ async def reset_run(
         )
     )
     return str(made.run_id)
+
+
+async def damaged_members(
+    dep: Deployment, members: list[str], fed: dict[str, list], bug: str = "zero-on-trip"
+) -> None:
+    """Feed under a good build, a drill build, then the fixed build (all in this process)."""
+
+    async def feed(phase: str, count: int, day: int) -> None:
+        for member in members:
+            events = member_events(member, phase, count, day)
+            fed[member].extend(events)
+            await send_member(dep.client, dep.target, member, events, bulk=False)
+        await wait_applied(dep.client, members)
+
+    for member in members:
+        await start_member(dep.client, dep.target, member, max_signals=6)
+    await feed("a", 6, day=1)
+    async with dep.worker("2.0", drill=bug):
+        await releases.set_current(dep.client, dep.target.deployment, BAD)
+        await feed("b", 10, day=4)
+    await releases.set_current(dep.client, dep.target.deployment, "2.1")
+    await feed("c", 5, day=8)
+
+
+BAD = "2.0+drill-zero-on-trip"
+
+
+def assert_repaired(states: dict[str, Any], fed: dict[str, list]) -> None:
+    for member, events in fed.items():
+        truth = replay(member, events).summary()
+        assert {k: states[member][k] for k in COMPARED_FIELDS} == {
+            k: truth[k] for k in COMPARED_FIELDS
+        }, member
+
+
+STATUS = "I am Gold with another airline, can you do a status match?"
+
+
+@asynccontextmanager
+async def worker(agents: AgentDeployment, build: str, drill: str | None = None) -> AsyncIterator:
+    """The app's worker with the agent's data dir (settings), drill build or not."""
+    settings = dataclasses.replace(
+        agents.deployment.settings(build, drill), data_dir=agents.data_dir
+    )
+    async with build_worker(agents.client, settings):
+        await announce(agents.client, settings)
+        yield
+
+
+def support_ticket(member: str, n: int, text: str, day: int) -> dict[str, Any]:
+    return {
+        "type": "support_ticket",
+        "event_id": f"{member}-k{n}",
+        "member_id": member,
+        "occurred_at": f"2026-04-{day:02d}T20:{n:02d}:00Z",
+        "text": text,
+    }

@@ -4,21 +4,17 @@ state and the rules agree, each effect is delivered once, and replay-check says 
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 from recovery import repair
 from runtime import deployment as releases
 from runtime.replay_check import replay_check
-from runtime.worker import announce, build_worker
 from tests.agent.conftest import AgentDeployment
 from tests.conftest import Deployment
 from tests.kit.events import member_events
-from tests.rollback.kit import rollback
+from tests.rollback.kit import STATUS, rollback, support_ticket, worker
 from workflows.agent_policy import OUTBOX_KINDS
 from workflows.drill import drill_build_id
 from workflows.proposals import AUTO_APPROVE_POLICY
@@ -27,28 +23,6 @@ from workflows.rules import MemberBook, MemberSnapshot
 
 BUG = "double-points"
 CHARGE = "I was charged twice for my ride yesterday, please fix it"
-STATUS = "I am Gold with another airline, can you do a status match?"
-
-
-@asynccontextmanager
-async def worker(agents: AgentDeployment, build: str, drill: str | None = None) -> AsyncIterator:
-    """The app's worker with the agent's data dir (settings), drill build or not."""
-    settings = dataclasses.replace(
-        agents.deployment.settings(build, drill), data_dir=agents.data_dir
-    )
-    async with build_worker(agents.client, settings):
-        await announce(agents.client, settings)
-        yield
-
-
-def support_ticket(member: str, n: int, text: str, day: int) -> dict[str, Any]:
-    return {
-        "type": "support_ticket",
-        "event_id": f"{member}-k{n}",
-        "member_id": member,
-        "occurred_at": f"2026-04-{day:02d}T20:{n:02d}:00Z",
-        "text": text,
-    }
 
 
 class Members:

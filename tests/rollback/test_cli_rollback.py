@@ -13,47 +13,12 @@ from typing import Any
 
 from runtime import deployment as releases
 from runtime.cliutil import target_argv
-from runtime.feed import send_member, wait_applied
+from runtime.feed import wait_applied
 from tests.conftest import Deployment, eventually
 from tests.kit.cli import cli
-from tests.kit.events import member_events
-from tests.memberkit import start_member
+from tests.rollback.kit import BAD, assert_repaired, damaged_members
 from workflows.rollback import RollbackWorkflow
 from workflows.rollback_messages import COMPARED_FIELDS
-from workflows.rules import replay
-
-
-async def damaged_members(
-    dep: Deployment, members: list[str], fed: dict[str, list], bug: str = "zero-on-trip"
-) -> None:
-    """Feed under a good build, a drill build, then the fixed build (all in this process)."""
-
-    async def feed(phase: str, count: int, day: int) -> None:
-        for member in members:
-            events = member_events(member, phase, count, day)
-            fed[member].extend(events)
-            await send_member(dep.client, dep.target, member, events, bulk=False)
-        await wait_applied(dep.client, members)
-
-    for member in members:
-        await start_member(dep.client, dep.target, member, max_signals=6)
-    await feed("a", 6, day=1)
-    async with dep.worker("2.0", drill=bug):
-        await releases.set_current(dep.client, dep.target.deployment, BAD)
-        await feed("b", 10, day=4)
-    await releases.set_current(dep.client, dep.target.deployment, "2.1")
-    await feed("c", 5, day=8)
-
-
-BAD = "2.0+drill-zero-on-trip"
-
-
-def assert_repaired(states: dict[str, Any], fed: dict[str, list]) -> None:
-    for member, events in fed.items():
-        truth = replay(member, events).summary()
-        assert {k: states[member][k] for k in COMPARED_FIELDS} == {
-            k: truth[k] for k in COMPARED_FIELDS
-        }, member
 
 
 async def test_drill_preview_execute_status_audit_from_the_cli(deployment: Deployment) -> None:

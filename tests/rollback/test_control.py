@@ -12,7 +12,7 @@ from recovery import repair
 from runtime.feed import wait_applied
 from tests.conftest import Deployment, eventually
 from tests.kit.cli import cli
-from tests.rollback.test_cli_rollback import BAD, assert_repaired, damaged_members
+from tests.rollback.kit import BAD, assert_repaired, damaged_members
 from workflows.rollback import RollbackProgress, RollbackWorkflow
 from workflows.rollback_messages import COMPARED_FIELDS
 

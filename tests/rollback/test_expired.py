@@ -15,7 +15,7 @@ from recovery import repair
 from runtime.feed import wait_applied
 from tests.conftest import Deployment, eventually
 from tests.kit.cli import cli
-from tests.rollback.test_cli_rollback import BAD, assert_repaired, damaged_members
+from tests.rollback.kit import BAD, assert_repaired, damaged_members
 from workflows.ids import member_workflow_id
 from workflows.rollback_messages import COMPARED_FIELDS
 

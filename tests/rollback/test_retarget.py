@@ -16,8 +16,7 @@ from runtime import releases as operations
 from tests.agent.conftest import AgentDeployment
 from tests.conftest import Deployment, eventually
 from tests.effects.kit import webhook
-from tests.rollback.kit import rollback
-from tests.rollback.test_approvals import STATUS, support_ticket, worker
+from tests.rollback.kit import STATUS, rollback, support_ticket, worker
 from workflows.drill import drill_build_id
 from workflows.rules import replay
 

@@ -346,7 +346,7 @@ async def test_nothing_in_the_data_dir_is_open_to_other_users(tmp_path: Path) ->
     """After a real start as the operator runs it (`server`, `worker`, `feed` with a line
     it rejects, `model` settings), every directory in the data dir is 0700 and every file
     0600 (the database holds every ticket's text), also what an older version left open."""
-    from tests.test_headless import run, spawn, stop
+    from tests.kit.headless import run, spawn, stop
 
     data_dir = tmp_path / "desk"
     data_dir.mkdir()
