@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.release_models import RecordsModel, audit_columns
+from runtime import audit_log
 
 
 class AuditPage(QWidget):
@@ -72,22 +73,20 @@ class AuditPage(QWidget):
         ]
 
     async def load(self, client: Any, data_dir: Path) -> None:
-        from runtime import audit
 
         # first what the kept histories hold (no worker needed, quick), then the whole
         # record: the archive and the open run, whose query waits for a worker
-        self._rows = await audit.entries(client, limit=500)
+        self._rows = await audit_log.entries(client, limit=500)
         self._note = "reading the archive and the open run…"
         self.apply_filters()
-        self._rows, self._note = await audit.rows_for_window(client, data_dir)
+        self._rows, self._note = await audit_log.rows_for_window(client, data_dir)
         self.apply_filters()
 
     def apply_filters(self) -> None:
         """Show the rows every filter lets through; a bad time says why and shows none."""
-        from runtime import audit
 
         try:
-            shown = audit.filter_rows(
+            shown = audit_log.filter_rows(
                 self._rows,
                 actor=self.actor_edit.text(),
                 action=self.action_edit.text(),

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from runtime import audit_log
 from runtime.cliutil import CliError, async_command, emit, target_of
 
 
@@ -21,11 +22,10 @@ async def _audit(args: argparse.Namespace) -> int:
 
 
 async def _list(args: argparse.Namespace) -> int:
-    from runtime import audit
     from runtime.connect import connect
 
     client = await connect(target_of(args))
-    rows = await audit.entries(client, limit=args.limit)
+    rows = await audit_log.entries(client, limit=args.limit)
     emit(
         args,
         rows,
@@ -46,16 +46,15 @@ async def _record(args: argparse.Namespace) -> Any:
     target = target_of(args)
     client = await connect(target)
     try:
-        return await audit.read_record(client, target.data_dir)
+        return await audit_log.read_record(client, target.data_dir)
     except audit.AuditError as error:
         raise CliError(str(error)) from None
 
 
 async def _export(args: argparse.Namespace) -> int:
-    from runtime import audit
 
     record = await _record(args)
-    text = audit.export_text(record.rows(), args.format)
+    text = audit_log.export_text(record.rows(), args.format)
     if args.output:
         await asyncio.to_thread(Path(args.output).write_text, text, encoding="utf-8")
         print(f"{len(record.rows())} entries written to {args.output}", file=sys.stderr)
@@ -65,16 +64,15 @@ async def _export(args: argparse.Namespace) -> int:
 
 
 async def _verify(args: argparse.Namespace) -> int:
-    from runtime import audit
 
     if args.file:
         try:
-            rows = audit.read_export(Path(args.file))
+            rows = audit_log.read_export(Path(args.file))
         except OSError as error:
             raise CliError(f"cannot read {args.file}: {error.strerror}") from None
-        verdict = audit.verify_rows(rows, where=str(args.file))
+        verdict = audit_log.verify_rows(rows, where=str(args.file))
     else:
-        verdict = audit.verify_record(await _record(args))
+        verdict = audit_log.verify_record(await _record(args))
     emit(args, verdict.as_json(), verdict.text())
     return 0 if verdict.ok else 1
 

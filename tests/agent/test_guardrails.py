@@ -14,7 +14,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.openai_agents.testing import ResponseBuilders, TestModel
 
 from activities.offline_model import OfflineRulesModel
-from runtime import agent_config, guardrails
+from runtime import agent_config, audit_log, guardrails
 from tests.agent.conftest import CHARGE, AgentDeployment, new_member, ticket, trip
 from tests.chaos.kit import failed_tasks
 from tests.kit.cli import cli
@@ -150,9 +150,8 @@ async def test_guardrails_from_the_command_line_are_checked_and_audited(
         state = await guardrails.current(agents.client, deployment.target.deployment)
         assert state.policy().enabled is False
         # the change is on the record, with who and why
-        from runtime import audit
 
-        entries = await audit.entries(agents.client)
+        entries = await audit_log.entries(agents.client)
         mine = [e for e in entries if e["action"] == "guardrails.set"]
         assert mine and mine[0]["reason"] == "holiday week"
         assert mine[0]["subject"] == deployment.target.deployment

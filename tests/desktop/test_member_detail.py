@@ -21,7 +21,7 @@ from desktop.member_detail_models import LedgerModel, ProposalsModel, TimelineMo
 from desktop.member_detail_text import short_run
 from desktop.member_detail_timeline import fetch_chain
 from desktop.session import Session
-from runtime import audit
+from runtime import audit_log
 from runtime.feed import send_member, wait_applied
 from tests.conftest import Deployment
 from tests.kit.desk import TIMEOUT_S, UI, cells, desk_session, screenshot, unique
@@ -190,7 +190,7 @@ def test_manual_adjustment_changes_the_member_and_a_bad_one_says_why(
             # issue 13: each one is on the record, applied or refused, with the reason
             recorded = [
                 (e["details"]["points"], e["reason"], e["outcome"])
-                for e in reversed(await audit.entries(client, limit=50))
+                for e in reversed(await audit_log.entries(client, limit=50))
                 if e["action"] == "member.adjust" and e["subject"] == member
             ]
             assert recorded == [

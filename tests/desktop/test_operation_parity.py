@@ -16,7 +16,7 @@ import qasync
 from desktop.asyncutil import wait_until
 from desktop.releases_panel import ReleasesPanel
 from desktop.rollback_wizard import VERIFY
-from runtime import approvals, audit, releases
+from runtime import approvals, audit_log, releases
 from runtime.members import deployment_query
 from runtime.releases import RollbackState
 from tests.conftest import Deployment
@@ -41,7 +41,7 @@ SAME = ("action", "actor", "reason", "details")  # what must match between front
 
 async def audited(client: Any, action: str, subject: str) -> dict[str, Any]:
     for _ in range(50):
-        for entry in await audit.entries(client, limit=200):
+        for entry in await audit_log.entries(client, limit=200):
             if entry["action"] == action and entry["subject"] == subject:
                 return entry
         await asyncio.sleep(0.2)
@@ -110,7 +110,7 @@ def test_cli_and_window_say_and_audit_the_same(
                     assert result.counts.get("cancelled", 0) >= 1, result.counts
                 entries = [
                     e
-                    for e in await audit.entries(client, limit=200)
+                    for e in await audit_log.entries(client, limit=200)
                     if e["action"] == "rollback.cancel" and e["subject"] == bad
                 ]
                 assert len(entries) == 2, entries  # one per front end, not two for one

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QSpinBox
 from desktop.asyncutil import wait_until
 from desktop.session import Session
 from desktop.settings_panel import SettingsPanel
-from runtime import agent_config, audit, guardrails, secrets
+from runtime import agent_config, audit_log, guardrails, secrets
 from runtime.connect import Target, resolve_target
 from tests.conftest import Deployment
 from workflows.agent_policy import LIMITS, AgentPolicy
@@ -175,7 +175,7 @@ def test_guardrails_are_the_deployments_and_change_with_a_reason(
             current = await guardrails.current(deployment.client, deployment.target.deployment)
             assert current.values == {"max_points_per_day": 700}
             assert "version 1, last changed by" in panel.policy_status.text()
-            entries = await audit.entries(deployment.client)
+            entries = await audit_log.entries(deployment.client)
             mine = [e for e in entries if e["subject"] == deployment.target.deployment]
             assert mine[0]["action"] == "guardrails.set" and mine[0]["reason"] == "quiet season"
             # back to the default: the value is reset, not pinned

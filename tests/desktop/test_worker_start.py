@@ -19,7 +19,7 @@ import qasync
 
 from desktop.releases_panel import ReleasesPanel
 from desktop.session import Session
-from runtime import audit
+from runtime import audit_log
 from tests.conftest import Deployment
 from workflows.drill import drill_build_id
 
@@ -98,7 +98,7 @@ def test_the_window_and_the_cli_start_a_drill_worker_alike(
             assert session.client is not None
             entries = [
                 e
-                for e in await audit.entries(session.client)
+                for e in await audit_log.entries(session.client)
                 if e["action"] == "release.start" and e["reason"] == "parity"
             ]
             assert len(entries) == 2

@@ -16,7 +16,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from runtime import adjustments, audit, guardrails, releases
+from runtime import adjustments, audit, audit_log, guardrails, releases
 from tests.auditkit import desk
 from tests.conftest import Deployment, eventually
 from tests.kit.cli import cli
@@ -262,12 +262,12 @@ def test_a_verdict_on_rows_built_here() -> None:
         }
         row["hash"] = prev = entry_hash({**row, "subject": row["target"]})
         rows.append(row)
-    assert audit.verify_rows(rows).ok
+    assert audit_log.verify_rows(rows).ok
     reordered = [rows[0], rows[2], rows[1]]
-    assert audit.verify_rows(reordered).first_broken["seq"] == 3  # type: ignore[index]
+    assert audit_log.verify_rows(reordered).first_broken["seq"] == 3  # type: ignore[index]
     changed = [rows[0], {**rows[1], "details": {"n": 20}}, rows[2]]
-    assert audit.verify_rows(changed).first_broken["seq"] == 2  # type: ignore[index]
-    assert not audit.verify_rows(rows[1:]).ok  # the first entries cut off
+    assert audit_log.verify_rows(changed).first_broken["seq"] == 2  # type: ignore[index]
+    assert not audit_log.verify_rows(rows[1:]).ok  # the first entries cut off
 
 
 async def test_a_settings_save_records_names_never_values(deployment: Deployment) -> None:
