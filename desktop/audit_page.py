@@ -11,16 +11,14 @@ from typing import Any
 
 from PySide6.QtWidgets import (
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
 
-from desktop.release_models import RecordsModel, audit_columns
+from desktop.release_models import RecordsModel, audit_columns, records_table
 from runtime import audit_log
 
 
@@ -40,16 +38,7 @@ class AuditPage(QWidget):
         self.status = QLabel(self)
         self.status.setObjectName("auditStatus")
         self.model = RecordsModel(columns=audit_columns(), parent=self)
-        table = QTableView(self)
-        table.setObjectName("auditTable")
-        table.setModel(self.model)
-        table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        table.setAlternatingRowColors(True)
-        table.setWordWrap(False)
-        table.verticalHeader().setVisible(False)
-        header = table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        table = records_table(self, self.model, "auditTable")
 
         filters = QHBoxLayout()
         filters.addWidget(self.refresh_button)

@@ -40,8 +40,6 @@ from runtime.rollback_status import RollbackState
 from workflows.drill import DRILLS
 
 if TYPE_CHECKING:
-    from temporalio.client import Client
-
     from desktop.session import Session
     from desktop.worker_process import WorkerProcess
 
@@ -220,7 +218,7 @@ class ReleasesPanel(QWidget):
         """Versions with their members, and the audit log when it is in view."""
         from runtime.releases import list_versions
 
-        client = self._client()
+        client = self._session.connected_client()
         selected = self.selected_build()
         versions = await list_versions(client, self._session.target.deployment)
         # newest build first, in a stable order: the server lists them in an order of its
@@ -244,7 +242,7 @@ class ReleasesPanel(QWidget):
             await self.load_audit()
 
     async def load_audit(self) -> None:
-        await self.audit_page.load(self._client(), self._session.target.data_dir)
+        await self.audit_page.load(self._session.connected_client(), self._session.target.data_dir)
 
     async def start_worker(self, build: str, drill: str | None, reason: str) -> WorkerProcess:
         """A worker for `build` (a drill build when `drill` names a bug), beside the others."""
@@ -262,7 +260,9 @@ class ReleasesPanel(QWidget):
         self.workers[full] = worker
         worker.on_state_changed = lambda _state: self._show_workers()
         self._say(f"Starting a worker for {full}…")
-        text = (await start_worker(self._client(), session.target, worker, reason)).describe()
+        text = (
+            await start_worker(self._session.connected_client(), session.target, worker, reason)
+        ).describe()
         self._say(text)
         self.status_posted.emit(text)
         # the next worker is a real build unless the user picks a drill again, and the
@@ -291,7 +291,7 @@ class ReleasesPanel(QWidget):
         if not reason.strip():
             raise ValueError("a release needs a reason")
         message = await set_release(
-            self._client(), self._session.target, build, reason=reason, ramp=ramp
+            self._session.connected_client(), self._session.target, build, reason=reason, ramp=ramp
         )
         self._say(message)
         self.status_posted.emit(message)
@@ -313,12 +313,6 @@ class ReleasesPanel(QWidget):
     def replay_pid(self) -> int | None:
         """The replay check's child process while it runs."""
         return self.replay_page.replay_pid
-
-    def _client(self) -> Client:
-        client = self._session.client
-        if client is None:
-            raise RuntimeError("not connected to Temporal yet")
-        return client
 
     def _say(self, text: str) -> None:
         self.message.setText(text)

@@ -15,8 +15,6 @@ from desktop.asyncutil import async_slot
 from desktop.release_models import RecordsModel, records_table, replay_columns
 
 if TYPE_CHECKING:
-    from temporalio.client import Client
-
     from desktop.session import Session
 
 # imported in a thread once connected: on the GUI thread they would freeze the window
@@ -59,12 +57,6 @@ class ReplayPage(QWidget):
         self.replay_button.clicked.connect(self._on_replay_button_clicked)
         self.replay_cancel_button.clicked.connect(self._on_replay_cancel_button_clicked)
 
-    def _client(self) -> Client:
-        client = self._session.client
-        if client is None:
-            raise RuntimeError("not connected to Temporal yet")
-        return client
-
     async def run_replay_check(self, candidate: str | None) -> None:
         """The go / no-go of `candidate` for the live members, from a child process
         (desktop/replay_process.py): replaying is processor work the window must not
@@ -75,7 +67,9 @@ class ReplayPage(QWidget):
         from runtime.replay_check import resolve_candidate
 
         session = self._session
-        await resolve_candidate(self._client(), session.target.deployment, candidate)
+        await resolve_candidate(
+            self._session.connected_client(), session.target.deployment, candidate
+        )
         if session.address is None:
             raise RuntimeError("the Temporal server is not up yet")
         command = ReplayCommand(

@@ -18,31 +18,27 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
     QStackedWidget,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
 
-from desktop import preload
+from desktop import preload, rollback_text
 from desktop.asyncutil import async_slot, cancel_slot_tasks
 from desktop.release_models import (
     RecordsModel,
     affected_columns,
-    drill_label,
     preview_columns,
+    records_table,
     verification_columns,
 )
-from runtime.rollback_status import MemberState, RollbackCount, RollbackState
+from runtime.rollback_status import RollbackCount, RollbackState
 
 if TYPE_CHECKING:
-    from temporalio.client import Client
-
     from desktop.session import Session
     from runtime.releases import RollbackPreview
     from workflows.rollback import RollbackProgress
@@ -136,23 +132,12 @@ class RollbackWizard(QWidget):
         form.addRow("Members:", self.query_edit)
         return page
 
-    def _table(self, parent: QWidget, model: RecordsModel, name: str) -> QTableView:
-        table = QTableView(parent)
-        table.setObjectName(name)
-        table.setModel(model)
-        table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        table.setAlternatingRowColors(True)
-        table.verticalHeader().setVisible(False)
-        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        table.horizontalHeader().setStretchLastSection(True)
-        return table
-
     def _affected_page(self) -> QWidget:
         page = QWidget(self)
         self.affected_summary = QLabel(page)
         self.affected_summary.setObjectName("affectedSummary")
         self.affected_model = RecordsModel(columns=affected_columns(), parent=self)
-        self.affected_table = self._table(page, self.affected_model, "affectedTable")
+        self.affected_table = records_table(page, self.affected_model, "affectedTable")
         layout = QVBoxLayout(page)
         layout.addWidget(self.affected_summary)
         layout.addWidget(self.affected_table)
@@ -161,7 +146,7 @@ class RollbackWizard(QWidget):
     def _preview_page(self) -> QWidget:
         page = QWidget(self)
         self.preview_model = RecordsModel(columns=preview_columns(), parent=self)
-        self.preview_table = self._table(page, self.preview_model, "previewTable")
+        self.preview_table = records_table(page, self.preview_model, "previewTable")
         self.totals_label = QLabel(page)
         self.totals_label.setObjectName("previewTotals")
         self.totals_label.setWordWrap(True)
@@ -209,7 +194,7 @@ class RollbackWizard(QWidget):
         self.verify_summary.setObjectName("verifySummary")
         self.verify_summary.setWordWrap(True)
         self.verify_model = RecordsModel(columns=verification_columns(), parent=self)
-        self.verify_table = self._table(page, self.verify_model, "verifyTable")
+        self.verify_table = records_table(page, self.verify_model, "verifyTable")
         self.restart_button = QPushButton("Start another rollback", page)
         layout = QVBoxLayout(page)
         layout.addWidget(self.verify_summary)
@@ -233,12 +218,8 @@ class RollbackWizard(QWidget):
         that still run members before those that run none."""
         chosen = self._picked
         self.build_combo.clear()
-        candidates = [v for v in versions if v["status"] != "current"]
-        candidates.sort(key=lambda v: (v["drill"] is None, not v["members"], v["build_id"]))
-        for v in candidates:
-            label = v["build_id"] + (f"   [{drill_label(v['drill'])}]" if v["drill"] else "")
-            label += f"   ({v['members']:,} members, {v['status']})"
-            self.build_combo.addItem(label, v["build_id"])
+        for label, build_id in rollback_text.build_choices(versions):
+            self.build_combo.addItem(label, build_id)
         found = self.build_combo.findData(chosen) if chosen else -1
         self.build_combo.setCurrentIndex(max(0, found))  # a refresh keeps what was picked
 
@@ -280,12 +261,6 @@ class RollbackWizard(QWidget):
     def _say(self, text: str) -> None:
         self.message.setText(text)
 
-    def _client(self) -> Client:
-        client = self._session.client
-        if client is None:
-            raise RuntimeError("not connected to Temporal yet")
-        return client
-
     # -- steps --------------------------------------------------------------------
 
     async def find_affected(self) -> None:
@@ -305,7 +280,7 @@ class RollbackWizard(QWidget):
             self._session.target.deployment, self.query_edit.text().strip() or None
         )
         try:
-            report = await preview_rollback(self._client(), build, query)
+            report = await preview_rollback(self._session.connected_client(), build, query)
         finally:
             self.next_button.setEnabled(True)
         self.build, self.report, self.progress, self.query = build, report, None, query
@@ -315,22 +290,8 @@ class RollbackWizard(QWidget):
         # "0 of 100 members" (the bar's default) before the rollback starts misled
         self.progress_bar.setMaximum(max(1, report.repairable))
         self.progress_bar.setValue(0)
-        broken = len(report.not_repairable)
-        self.affected_summary.setText(
-            f"Build {build} touched {report.affected:,} of {report.scanned:,} running "
-            f"members; {report.repairable:,} can be repaired"
-            + (f", {broken:,} cannot (see why below)." if broken else ".")
-        )
-        t = report.totals
-        self.totals_label.setText(
-            f"Totals over {len(rows):,} members: points {t.points_before:,} → "
-            f"{t.points_after:,} ({t.points_after - t.points_before:+,}); lifetime "
-            f"points {t.lifetime_points_before:,} → {t.lifetime_points_after:,} "
-            f"({t.lifetime_points_after - t.lifetime_points_before:+,}); "
-            f"{t.stake_text()}; "
-            f"{report.changing:,} members change. Computed from history: nothing has "
-            "been touched yet."
-        )
+        self.affected_summary.setText(rollback_text.affected(report))
+        self.totals_label.setText(rollback_text.totals(report))
         self._say("")
         self._go(AFFECTED)
 
@@ -350,7 +311,7 @@ class RollbackWizard(QWidget):
         self.execute_button.setEnabled(False)
         try:
             await start_rollback(
-                self._client(),
+                self._session.connected_client(),
                 self._session.target,
                 self.build,
                 reason=reason,
@@ -377,7 +338,7 @@ class RollbackWizard(QWidget):
             self.reason_edit.setFocus()
             return
         progress = await control_rollback(
-            self._client(),
+            self._session.connected_client(),
             self._session.target,
             self.build,
             action,  # type: ignore[arg-type]
@@ -389,7 +350,7 @@ class RollbackWizard(QWidget):
         from runtime.releases import rollback_progress
 
         assert self.build is not None
-        progress = await rollback_progress(self._client(), self.build)
+        progress = await rollback_progress(self._session.connected_client(), self.build)
         self._show_progress(progress)
         return progress
 
@@ -413,7 +374,7 @@ class RollbackWizard(QWidget):
 
         if self._started:
             return
-        builds = await running_rollbacks(self._client())
+        builds = await running_rollbacks(self._session.connected_client())
         if not builds or self._started:
             return
         self.build = builds[0]
@@ -424,43 +385,21 @@ class RollbackWizard(QWidget):
 
     def _show_progress(self, progress: RollbackProgress) -> None:
         self.progress = progress
-        counts = progress.counts
         count = RollbackCount.of(progress)
         repairable, done = count.repairable, count.done
         self.progress_bar.setMaximum(max(1, repairable))
         self.progress_bar.setValue(min(done, max(1, repairable)) if repairable else 1)
-        detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "planning"
-        self.state_label.setText(
-            f"{progress.state}: {detail}; verified {progress.verified_ok}, "
-            f"mismatches {len(progress.mismatches)}"
-        )
+        self.state_label.setText(rollback_text.progress(progress))
         if self.step != EXECUTE and not count.state.finished:
             self._go(EXECUTE)
         self._show_controls()
         self.progress_changed.emit(progress)
 
     def _show_verification(self, progress: RollbackProgress) -> None:
-        rows = [
-            {"member_id": m["member_id"], "result": "mismatch", "details": "; ".join(m["problems"])}
-            for m in progress.mismatches
-        ]
-        rows += [
-            {"member_id": m["member_id"], "result": "not repairable", "details": m["reason"]}
-            for m in progress.not_repairable
-        ]
-        cancelled = progress.counts.get(MemberState.CANCELLED, 0)
-        failed = progress.counts.get("failed", 0)
+        rows = rollback_text.verification_rows(progress)
         self.verify_model.set_records(rows)
         self.verify_table.setVisible(bool(rows))  # only the members that need a look
-        verdict = RollbackState(progress.state).value  # done or cancelled
-        self.verify_summary.setText(
-            f"Rollback of {progress.bad_build} {verdict}: {progress.verified_ok:,} members "
-            f"repaired and verified, {len(progress.mismatches):,} mismatches, "
-            f"{len(progress.not_repairable):,} not repairable"
-            + (f", {cancelled:,} left untouched by the cancel" if cancelled else "")
-            + (f", {failed:,} failed" if failed else "")
-            + "."
-        )
+        self.verify_summary.setText(rollback_text.verification(progress))
         self._go(VERIFY)
 
     # -- slots --------------------------------------------------------------------

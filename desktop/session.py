@@ -57,6 +57,13 @@ class Session(QObject):
         self._stopped = False
         self._last_server_notice: tuple[str, str | None] | None = None
 
+    def connected_client(self) -> Client:
+        """The client, for an action that needs the server; an action taken before the
+        app connected fails with this one line (shown by the action's error box)."""
+        if self.client is None:
+            raise RuntimeError("not connected to Temporal yet")
+        return self.client
+
     @property
     def worker_build(self) -> str:
         return (self.worker.build_id if self.worker else None) or ""

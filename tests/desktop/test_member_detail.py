@@ -114,9 +114,9 @@ def test_fed_events_show_in_ledger_chart_and_timeline_across_runs(
             detail.ledger_table.setMaximumHeight(QWIDGETSIZE_MAX)
 
             # a test event from the form
-            detail.event_type.setCurrentText("purchase")
-            detail.event_amount.setValue(12.34)
-            detail.send_button.click()
+            detail.controls.event_type.setCurrentText("purchase")
+            detail.controls.event_amount.setValue(12.34)
+            detail.controls.send_button.click()
             await wait_until(lambda: detail.ledger_model.rowCount() == 8, timeout=TIMEOUT_S)
             last = detail.ledger_model.rows[-1]
             assert (last["kind"], last["delta"], last["build"]) == ("earn", 12, "1.0")
@@ -152,9 +152,9 @@ def test_manual_adjustment_changes_the_member_and_a_bad_one_says_why(
             await detail.start()
             assert detail.state_labels["points"].text() == "25"
 
-            detail.adjust_points.setValue(250)
-            detail.adjust_reason.setText("delayed ride goodwill")
-            await detail.adjust()
+            detail.controls.adjust_points.setValue(250)
+            detail.controls.adjust_reason.setText("delayed ride goodwill")
+            await detail.controls.adjust()
             assert detail.status.text() == "Adjustment applied: ledger #2, balance 275"
             assert detail.state_labels["points"].text() == "275"
             entry = detail.ledger_model.rows[-1]
@@ -166,9 +166,9 @@ def test_manual_adjustment_changes_the_member_and_a_bad_one_says_why(
             assert adjustments[0]["build"] == "1.0"
 
             # below zero: refused with the workflow's one-line reason, nothing changes
-            detail.adjust_points.setValue(-1_000)
-            detail.adjust_reason.setText("typo")
-            await detail.adjust()
+            detail.controls.adjust_points.setValue(-1_000)
+            detail.controls.adjust_reason.setText("typo")
+            await detail.controls.adjust()
             box = detail.findChild(QMessageBox, "errorDialog")
             assert box is not None and box.isVisible()
             assert box.text() == "the balance is 275; it cannot go below zero"
@@ -176,9 +176,9 @@ def test_manual_adjustment_changes_the_member_and_a_bad_one_says_why(
                 "Adjustment refused: the balance is 275; it cannot go below zero"
             )
             box.close()
-            detail.adjust_points.setValue(10)
-            detail.adjust_reason.setText("   ")
-            await detail.adjust()
+            detail.controls.adjust_points.setValue(10)
+            detail.controls.adjust_reason.setText("   ")
+            await detail.controls.adjust()
             boxes = [b for b in detail.findChildren(QMessageBox) if b.isVisible()]
             assert [b.text() for b in boxes] == ["a reason is required"]
             state = await client.get_workflow_handle(member_workflow_id(member)).query(
@@ -336,24 +336,24 @@ def test_redeem_and_cancel_from_the_member_detail(
             await wait_applied(client, [member])
             detail = open_detail(qtbot, session, member, [])
             asked: list[str] = []
-            detail.confirm = lambda question: asked.append(question) or len(asked) > 1
-            detail.reward.setCurrentIndex(detail.reward.findData("coffee"))
-            detail.redeem_reason.setText("birthday treat")
-            await detail.redeem()  # the person says no: nothing spent
+            detail.controls.confirm = lambda question: asked.append(question) or len(asked) > 1
+            detail.controls.reward.setCurrentIndex(detail.controls.reward.findData("coffee"))
+            detail.controls.redeem_reason.setText("birthday treat")
+            await detail.controls.redeem()  # the person says no: nothing spent
             assert "Redeem Coffee on board" in asked[0]
             assert (await wait_applied(client, [member]))[member]["points"] == 500
-            await detail.redeem()
+            await detail.controls.redeem()
             state = (await wait_applied(client, [member]))[member]
             assert state["points"] == 200 and state["ledger"][-1]["kind"] == "redemption"
             assert "balance 200" in detail.status.text()
-            detail.redeem_reason.setText("again")
-            await detail.redeem()  # 200 left: refused, one line
+            detail.controls.redeem_reason.setText("again")
+            await detail.controls.redeem()  # 200 left: refused, one line
             assert "costs 300 points; the balance is 200" in detail.status.text()
             box = detail.findChild(QMessageBox, "errorDialog")
             assert box is not None and "the balance is 200" in box.text()
             box.close()
-            detail.redeem_reason.setText("wrong member")
-            await detail.cancel_redemption()
+            detail.controls.redeem_reason.setText("wrong member")
+            await detail.controls.cancel_redemption()
             state = (await wait_applied(client, [member]))[member]
             assert state["points"] == 500
             assert "300 pts returned" in detail.status.text()
