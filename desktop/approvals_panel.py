@@ -8,36 +8,30 @@ policy counts what it would decide and asks before it decides anything.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
     QMessageBox,
     QPushButton,
-    QSpinBox,
     QSplitter,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop import preload, theme
-from desktop.approvals_model import ApprovalsFilterModel, ApprovalsModel, QueueFilter
+from desktop.approvals_filters import QueueFilters
+from desktop.approvals_model import ApprovalsFilterModel, ApprovalsModel
 from desktop.asyncutil import async_slot, cancel_slot_tasks, run_dialog, show_error
 from desktop.member_detail_text import proposal_text
 from desktop.proposal_view import ProposalView
-from workflows.agent_policy import ACTIONS
-from workflows.rules import TIER_NAMES
+from desktop.tables import fixed_table
 
 APPROVALS_MODULE = "runtime.approvals"  # imports the workflows and the Agents SDK
 
@@ -52,7 +46,6 @@ REFRESH_INTERVAL_MS = 3000
 # hidden, the queue is read every third tick (9 s): the count in the title, the tab and
 # the tray stays current without asking every waiting member every 3 s
 BACKGROUND_EVERY_TICKS = 3
-ANY = "Any"
 _COLUMN_WIDTHS = (110, 70, 130, 260, 90, 140, 70, 80)  # the agent's reason stretches
 _TRIAGE_KEYS = {Qt.Key.Key_A: "approve", Qt.Key.Key_R: "reject", Qt.Key.Key_N: "next"}
 
@@ -77,49 +70,20 @@ class ApprovalsPanel(QWidget):
         self.proxy = ApprovalsFilterModel(source=self.model, parent=self)
         self.confirm_box: QMessageBox | None = None
 
-        self.action_filter = QComboBox(self)
-        self.action_filter.addItems([ANY, *ACTIONS])
-        self.tier_filter = QComboBox(self)
-        self.tier_filter.addItems([ANY, *TIER_NAMES])
-        self.min_points = _optional_spin(self, 1_000_000)
-        self.max_points = _optional_spin(self, 1_000_000)
-        self.min_age_hours = _optional_spin(self, 24 * 30)
-        self.min_age_hours.setSuffix(" h")
+        self.filters = QueueFilters(self)
         self.refresh_button = QPushButton("Refresh", self)
         self.refresh_button.setObjectName("approvalsRefresh")
         self.count_label = QLabel("Waiting for the Temporal server…", self)
         self.count_label.setObjectName("approvalsCount")
         filters = QHBoxLayout()
-        for label, widget in (
-            ("Action", self.action_filter),
-            ("Tier", self.tier_filter),
-            ("Points from", self.min_points),
-            ("to", self.max_points),
-            ("Older than", self.min_age_hours),
-        ):
-            filters.addWidget(QLabel(label, self))
-            filters.addWidget(widget)
+        filters.addWidget(self.filters)
         filters.addStretch(1)
         filters.addWidget(self.refresh_button)
 
-        self.table = QTableView(self)
-        self.table.setObjectName("approvalsTable")
-        self.table.setModel(self.proxy)
+        self.table = fixed_table(self.proxy, self, "approvalsTable", widths=_COLUMN_WIDTHS)
         # unsorted (oldest first) until a header is clicked; the order is remembered
         self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
-        header = self.table.horizontalHeader()
-        # fixed widths: measuring every row's text (ResizeToContents) grows with the queue
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        for column, width in enumerate(_COLUMN_WIDTHS):
-            self.table.setColumnWidth(column, width)
         self.table.installEventFilter(self)
 
         self.reason = QLineEdit(self)
@@ -182,10 +146,7 @@ class ApprovalsPanel(QWidget):
         self._timer.setInterval(REFRESH_INTERVAL_MS)
         self._ticks = 0
         self._timer.timeout.connect(self._on_timer_timeout)
-        for combo in (self.action_filter, self.tier_filter):
-            combo.currentIndexChanged.connect(self._on_filter_changed)
-        for spin in (self.min_points, self.max_points, self.min_age_hours):
-            spin.valueChanged.connect(self._on_filter_changed)
+        self.filters.changed.connect(self._on_filters_changed)
         self.refresh_button.clicked.connect(self._on_refresh_button_clicked)
         self.approve_button.clicked.connect(self._on_approve_button_clicked)
         self.reject_button.clicked.connect(self._on_reject_button_clicked)
@@ -439,18 +400,8 @@ class ApprovalsPanel(QWidget):
         if self.isVisible() or self._ticks % BACKGROUND_EVERY_TICKS == 0:
             self.refresh()
 
-    def _on_filter_changed(self, *_: Any) -> None:
-        self.proxy.set_filter(
-            QueueFilter(
-                action=_choice(self.action_filter),
-                tier=_choice(self.tier_filter),
-                min_points=self.min_points.value() or None,
-                max_points=self.max_points.value() or None,
-                min_age=timedelta(hours=self.min_age_hours.value())
-                if self.min_age_hours.value()
-                else None,
-            )
-        )
+    def _on_filters_changed(self) -> None:
+        self.proxy.set_filter(self.filters.queue_filter())
         self._update_count()
 
     def _on_refresh_button_clicked(self) -> None:
@@ -480,20 +431,6 @@ class ApprovalsPanel(QWidget):
         proposal = self.current_proposal()
         if proposal is None or proposal.get("id") != self.proposal_view.proposal_id:
             self.proposal_view.show_proposal(proposal)
-
-
-def _optional_spin(parent: QWidget, maximum: int) -> QSpinBox:
-    """A whole-number filter whose zero means "any"."""
-    spin = QSpinBox(parent)
-    spin.setRange(0, maximum)
-    spin.setSpecialValueText(ANY.lower())
-    spin.setGroupSeparatorShown(True)
-    return spin
-
-
-def _choice(combo: QComboBox) -> str | None:
-    text = combo.currentText()
-    return None if text == ANY else text
 
 
 RESULT_TEXT_CHARS = 60

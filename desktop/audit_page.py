@@ -18,7 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.release_models import RecordsModel, audit_columns, records_table
+from desktop.release_models import RecordsModel, audit_columns
+from desktop.tables import records_table
 from runtime import audit_log
 
 

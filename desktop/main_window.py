@@ -186,11 +186,11 @@ class MainWindow(QMainWindow):
         # the operator's layout and filters, as they left them
         self.remembered_filters: dict[str, QWidget] = {
             "memberSearch": self.members.search,
-            "approvalsAction": self.approvals.action_filter,
-            "approvalsTier": self.approvals.tier_filter,
-            "approvalsMinPoints": self.approvals.min_points,
-            "approvalsMaxPoints": self.approvals.max_points,
-            "approvalsMinAge": self.approvals.min_age_hours,
+            "approvalsAction": self.approvals.filters.action_filter,
+            "approvalsTier": self.approvals.filters.tier_filter,
+            "approvalsMinPoints": self.approvals.filters.min_points,
+            "approvalsMaxPoints": self.approvals.filters.max_points,
+            "approvalsMinAge": self.approvals.filters.min_age_hours,
         }
         window_state.restore(self, self.tabs, self.remembered_filters)
 

@@ -17,14 +17,11 @@ from urllib.parse import quote
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDesktopServices
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QSplitter,
-    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -36,6 +33,7 @@ from desktop.member_actions import MemberActions
 from desktop.member_detail_chart import PointsChart
 from desktop.member_detail_models import LedgerModel, ProposalsModel, TimelineModel
 from desktop.member_detail_text import chart_points, short_run, state_signature, state_text
+from desktop.tables import fixed_table
 from desktop.units import utc_time_text
 from workflows.contract import QUERY_STATE, member_workflow_id
 
@@ -103,17 +101,17 @@ class MemberDetail(QWidget):
             grid.addWidget(value, position // 3, (position % 3) * 2 + 1)
 
         self.ledger_model = LedgerModel(parent=self)
-        self.ledger_table = _table(
+        self.ledger_table = fixed_table(
             self.ledger_model, self, "ledgerTable", stretch=3, widths=(50, 150, 90, 0, 80, 90, 90)
         )
         self.chart = PointsChart(parent=self)
         self.chart.setObjectName("pointsChart")
         self.timeline_model = TimelineModel(parent=self)
-        self.timeline_table = _table(
+        self.timeline_table = fixed_table(
             self.timeline_model, self, "timelineTable", stretch=2, widths=(150, 90, 0, 90, 90)
         )
         self.proposals_model = ProposalsModel(parent=self)
-        self.proposals_table = _table(
+        self.proposals_table = fixed_table(
             self.proposals_model,
             self,
             "proposalsTable",
@@ -293,24 +291,3 @@ class MemberDetail(QWidget):
     def _on_runs_label_link_activated(self, link: str) -> None:
         if self._open_url(QUrl(link)) is False:
             self.status.setText(f"Could not open a browser; the run is at {link}")
-
-
-def _table(
-    model: Any, parent: QWidget, name: str, *, stretch: int, widths: tuple[int, ...]
-) -> QTableView:
-    table = QTableView(parent)
-    table.setObjectName(name)
-    table.setModel(model)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setAlternatingRowColors(True)
-    table.setWordWrap(False)
-    table.verticalHeader().hide()
-    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
-    header = table.horizontalHeader()
-    # fixed widths: a long timeline must not be measured row by row (ResizeToContents)
-    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-    header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
-    for column, width in enumerate(widths):
-        if column != stretch:
-            table.setColumnWidth(column, width)
-    return table

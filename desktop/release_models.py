@@ -14,7 +14,6 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QHeaderView, QTableView, QWidget
 
 from desktop import theme
 from desktop.units import local_time_text, utc_time_text
@@ -284,19 +283,3 @@ def verification_columns() -> list[Column]:
         ),
         Column("Details", lambda r: str(r["details"]), tooltip=lambda r: str(r["details"])),
     ]
-
-
-def records_table(parent: QWidget, model: RecordsModel, name: str) -> QTableView:
-    """A read-only table of `model`'s records: whole rows selected, one at a time."""
-    table = QTableView(parent)
-    table.setObjectName(name)
-    table.setModel(model)
-    table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
-    table.setAlternatingRowColors(True)
-    table.setWordWrap(False)
-    table.verticalHeader().setVisible(False)
-    header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setStretchLastSection(True)
-    return table

@@ -32,9 +32,10 @@ from PySide6.QtWidgets import (
 from desktop import preload
 from desktop.asyncutil import async_slot, cancel_slot_tasks
 from desktop.audit_page import AuditPage
-from desktop.release_models import RecordsModel, records_table, version_columns
+from desktop.release_models import RecordsModel, version_columns
 from desktop.replay_page import ReplayPage
 from desktop.rollback_wizard import RollbackWizard
+from desktop.tables import records_table
 from desktop.units import duration_text
 from runtime.rollback_status import RollbackState
 from workflows.drill import DRILLS

@@ -12,7 +12,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBox
 
 from desktop import preload, theme
 from desktop.asyncutil import async_slot
-from desktop.release_models import RecordsModel, records_table, replay_columns
+from desktop.release_models import RecordsModel, replay_columns
+from desktop.tables import records_table
 
 if TYPE_CHECKING:
     from desktop.session import Session

@@ -33,9 +33,9 @@ from desktop.release_models import (
     RecordsModel,
     affected_columns,
     preview_columns,
-    records_table,
     verification_columns,
 )
+from desktop.tables import records_table
 from runtime.rollback_status import RollbackCount, RollbackState
 
 if TYPE_CHECKING:

@@ -65,20 +65,20 @@ def test_an_approval_from_the_queue_changes_the_member_and_the_queue(
             assert all(c.endswith(" USD") for c in cells(panel.model, "cost_usd"))
 
             # filters: action, tier, amount
-            panel.action_filter.setCurrentText("grant_points")
+            panel.filters.action_filter.setCurrentText("grant_points")
             assert panel.proxy.rowCount() == 2 and panel.count_label.text() == "4 pending · 2 shown"
-            panel.min_points.setValue(200)
+            panel.filters.min_points.setValue(200)
             assert panel.proxy.rowCount() == 0
-            panel.min_points.setValue(0)
-            panel.tier_filter.setCurrentText("Gold")
+            panel.filters.min_points.setValue(0)
+            panel.filters.tier_filter.setCurrentText("Gold")
             assert panel.proxy.rowCount() == 0
-            panel.tier_filter.setCurrentText("Blue")
+            panel.filters.tier_filter.setCurrentText("Blue")
             assert panel.proxy.rowCount() == 2
-            panel.min_age_hours.setValue(1)  # proposed seconds ago
+            panel.filters.min_age_hours.setValue(1)  # proposed seconds ago
             assert panel.proxy.rowCount() == 0
-            panel.min_age_hours.setValue(0)
-            panel.action_filter.setCurrentText("Any")
-            panel.tier_filter.setCurrentText("Any")
+            panel.filters.min_age_hours.setValue(0)
+            panel.filters.action_filter.setCurrentText("Any")
+            panel.filters.tier_filter.setCurrentText("Any")
             assert panel.proxy.rowCount() == 4
             screenshot(panel, "approvals")
 

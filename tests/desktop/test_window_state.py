@@ -42,8 +42,8 @@ def test_layout_tab_sorting_and_filters_come_back_on_the_next_start(
     sizes = approvals.splitter.sizes()
     approvals.table.setColumnWidth(2, 211)
     approvals.table.sortByColumn(4, Qt.SortOrder.DescendingOrder)  # by age
-    approvals.tier_filter.setCurrentText("Gold")
-    approvals.min_points.setValue(250)
+    approvals.filters.tier_filter.setCurrentText("Gold")
+    approvals.filters.min_points.setValue(250)
     first.members.search.setText("tier:Gold")
     first.releases.splitter.setSizes([120, 300])
     release_sizes = first.releases.splitter.sizes()
@@ -70,8 +70,8 @@ def test_layout_tab_sorting_and_filters_come_back_on_the_next_start(
         Qt.SortOrder.DescendingOrder,
     )
     assert second.approvals.proxy.sortColumn() == 4  # the rows are sorted, not just the arrow
-    assert second.approvals.tier_filter.currentText() == "Gold"
-    assert second.approvals.min_points.value() == 250
+    assert second.approvals.filters.tier_filter.currentText() == "Gold"
+    assert second.approvals.filters.min_points.value() == 250
     assert second.approvals.proxy.queue_filter.tier == "Gold"  # and the filter applies
     assert second.members.search.text() == "tier:Gold"
 
@@ -79,7 +79,7 @@ def test_layout_tab_sorting_and_filters_come_back_on_the_next_start(
 def test_a_first_start_has_the_defaults(qtbot: Any, tmp_path: Path) -> None:
     window = new_window(qtbot, tmp_path)
     assert window.tabs.currentWidget() is window.members
-    assert window.approvals.tier_filter.currentText() == "Any"
+    assert window.approvals.filters.tier_filter.currentText() == "Any"
     assert window.approvals.table.horizontalHeader().sortIndicatorSection() == -1
 
 
