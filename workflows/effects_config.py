@@ -14,13 +14,12 @@ from temporalio import workflow
 from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.actors import reserved_actor_problem
+    from workflows.config_record import hold_then_continue, note_change, who_and_why_problem
     from workflows.effects import (
         DESTINATION_TYPES,
         KINDS,
         Destination,
     )
-    from workflows.isotime import iso
 
 EFFECTS_CONFIG_PREFIX = "loyalty-desk-effects-"
 MEMO_CONFIG = "config"
@@ -177,12 +176,7 @@ def config_problem(change: EffectsConfigChange, current: EffectsConfig | None = 
     )
     if wants_email and not smtp:
         return "email needs the SMTP server first (`loyalty-desk effects smtp ...`)"
-    for name, text in (("actor", change.actor), ("reason", change.reason)):
-        if not isinstance(text, str) or not text.strip():
-            return f"the {name} is required"
-        if len(text) > MAX_TEXT:
-            return f"the {name} is longer than {MAX_TEXT} characters"
-    return reserved_actor_problem(change.actor)
+    return who_and_why_problem(change.actor, change.reason, MAX_TEXT)
 
 
 @workflow.defn(name="EffectsConfigWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
@@ -195,14 +189,7 @@ class EffectsConfigWorkflow:
     @workflow.run
     async def run(self, state: EffectsConfig | None = None) -> None:
         self._publish()
-        await workflow.wait_condition(
-            lambda: (
-                self._changes >= CONFIG_CHANGES_PER_RUN
-                or workflow.info().is_continue_as_new_suggested()
-            )
-        )
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        workflow.continue_as_new(self._state)
+        await hold_then_continue(self._state, lambda: self._changes, CONFIG_CHANGES_PER_RUN)
 
     @workflow.update(name="set")
     def set(self, change: EffectsConfigChange) -> EffectsConfig:
@@ -213,18 +200,14 @@ class EffectsConfigWorkflow:
                 self._state.destinations.pop(kind, None)
         if change.smtp is not None:
             self._state.smtp = dict(change.smtp)
-        self._state.version += 1
-        self._state.changes.append(
-            {
-                "version": self._state.version,
-                "at": iso(workflow.now()),
-                "actor": change.actor.strip(),
-                "reason": change.reason.strip(),
-                "kinds": sorted(change.destinations),
-                "smtp": change.smtp is not None,
-            }
+        note_change(
+            self._state,
+            actor=change.actor,
+            reason=change.reason,
+            keep=CONFIG_CHANGES_KEEP,
+            kinds=sorted(change.destinations),
+            smtp=change.smtp is not None,
         )
-        del self._state.changes[:-CONFIG_CHANGES_KEEP]
         self._changes += 1
         self._publish()
         return self._state

@@ -18,8 +18,8 @@ from temporalio import workflow
 from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.actors import reserved_actor_problem
     from workflows.agent_policy import AgentPolicy, policy_problems
+    from workflows.config_record import hold_then_continue, note_change, who_and_why_problem
 
 GUARDRAILS_PREFIX = "loyalty-desk-guardrails-"
 MEMO_POLICY = "policy"
@@ -67,12 +67,7 @@ def change_problem(change: GuardrailsChange) -> str | None:
     problems += [f"unknown guardrail {str(n)[:40]!r}" for n in change.reset if n not in defaults]
     if problems:
         return "; ".join(problems)
-    for name, text in (("actor", change.actor), ("reason", change.reason)):
-        if not isinstance(text, str) or not text.strip():
-            return f"the {name} is required"
-        if len(text) > MAX_TEXT:
-            return f"the {name} is longer than {MAX_TEXT} characters"
-    return reserved_actor_problem(change.actor)
+    return who_and_why_problem(change.actor, change.reason, MAX_TEXT)
 
 
 @workflow.defn(name="GuardrailsWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
@@ -85,13 +80,7 @@ class GuardrailsWorkflow:
     @workflow.run
     async def run(self, state: Guardrails | None = None) -> None:
         self._publish()
-        await workflow.wait_condition(
-            lambda: (
-                self._changes >= CHANGES_PER_RUN or workflow.info().is_continue_as_new_suggested()
-            )
-        )
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        workflow.continue_as_new(self._state)
+        await hold_then_continue(self._state, lambda: self._changes, CHANGES_PER_RUN)
 
     @workflow.update(name="set")
     def set(self, change: GuardrailsChange) -> Guardrails:
@@ -101,18 +90,14 @@ class GuardrailsWorkflow:
         values.update(change.values)
         defaults = AgentPolicy().as_dict()
         self._state.values = {k: v for k, v in values.items() if v != defaults[k]}
-        self._state.version += 1
-        self._state.changes.append(
-            {
-                "version": self._state.version,
-                "at": workflow.now().isoformat().replace("+00:00", "Z"),
-                "actor": change.actor.strip(),
-                "reason": change.reason.strip(),
-                "set": dict(change.values),
-                "reset": list(change.reset),
-            }
+        note_change(
+            self._state,
+            actor=change.actor,
+            reason=change.reason,
+            keep=CHANGES_KEEP,
+            set=dict(change.values),
+            reset=list(change.reset),
         )
-        del self._state.changes[:-CHANGES_KEEP]
         self._changes += 1
         self._publish()
         return self._state
