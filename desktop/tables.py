@@ -9,16 +9,22 @@ from typing import Any
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 
-def records_table(parent: QWidget, model: Any, name: str) -> QTableView:
-    """A read-only table of `model`'s records: whole rows selected, one at a time."""
+def _rows_table(model: Any, parent: QWidget, name: str) -> QTableView:
+    """Read-only, whole rows selected, one at a time, no row numbers."""
     table = QTableView(parent)
     table.setObjectName(name)
     table.setModel(model)
-    table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     table.setAlternatingRowColors(True)
     table.setWordWrap(False)
-    table.verticalHeader().setVisible(False)
+    table.verticalHeader().hide()
+    return table
+
+
+def records_table(parent: QWidget, model: Any, name: str) -> QTableView:
+    """A small table of `model`'s records, its columns sized to their contents."""
+    table = _rows_table(model, parent, name)
     header = table.horizontalHeader()
     header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     header.setStretchLastSection(True)
@@ -33,16 +39,9 @@ def fixed_table(
     widths: tuple[int, ...],
     stretch: int | None = None,
 ) -> QTableView:
-    """Whole rows selected, one at a time; columns of `widths` (the `stretch` column,
-    else the last, takes the room left)."""
-    table = QTableView(parent)
-    table.setObjectName(name)
-    table.setModel(model)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.setAlternatingRowColors(True)
-    table.setWordWrap(False)
-    table.verticalHeader().hide()
+    """A long table: columns of `widths` (the `stretch` column, else the last, takes the
+    room left)."""
+    table = _rows_table(model, parent, name)
     table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
     header = table.horizontalHeader()
     header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)

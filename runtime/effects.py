@@ -18,12 +18,12 @@ from urllib.parse import urlsplit
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.effects import current_config
 from runtime import audit
+from runtime.config_update import set_with_start
 from runtime.connect import Target
 from runtime.deployment import identity
 from workflows.effects import (
@@ -168,14 +168,13 @@ async def change_config(
     if problem:
         raise EffectsError(problem)
     await require_worker(client, target)
-    start = WithStartWorkflowOperation(
+    result: EffectsConfig = await set_with_start(
+        client,
+        target,
+        effects_config_workflow_id(target.deployment),
         EffectsConfigWorkflow.run,
-        id=effects_config_workflow_id(target.deployment),
-        task_queue=target.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )
-    result: EffectsConfig = await client.execute_update_with_start_workflow(
-        EffectsConfigWorkflow.set, change, start_workflow_operation=start
+        EffectsConfigWorkflow.set,
+        change,
     )
     await audit.record(
         client,

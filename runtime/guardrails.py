@@ -8,11 +8,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from temporalio.client import Client, WithStartWorkflowOperation
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from runtime import audit
+from runtime.config_update import set_with_start
 from runtime.connect import Target
 from runtime.deployment import identity
 from workflows.guardrails import (
@@ -64,14 +64,13 @@ async def change(
     problem = change_problem(request)
     if problem:
         raise GuardrailsError(problem)
-    start = WithStartWorkflowOperation(
+    result: Guardrails = await set_with_start(
+        client,
+        target,
+        guardrails_workflow_id(target.deployment),
         GuardrailsWorkflow.run,
-        id=guardrails_workflow_id(target.deployment),
-        task_queue=target.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )
-    result: Guardrails = await client.execute_update_with_start_workflow(
-        GuardrailsWorkflow.set, request, start_workflow_operation=start
+        GuardrailsWorkflow.set,
+        request,
     )
     await audit.record(
         client,
