@@ -36,24 +36,18 @@ import dataclasses
 import os
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
-
-from bench.common import Bench, Timer, embedded, emit, machine, stop
+from bench.common import Bench, embedded, emit, machine, stop
 from bench.ingest import send_all, traffic
 from bench.rollback import BAD, damage
+from bench.seed import populate, wait_listed
 from desktop.members_loader import PAGE_SIZE
 from recovery import repair
 from runtime.connect import TASK_QUEUE
-from runtime.members import count_members
-from workflows import search_attributes as sa
-from workflows.member import MemberInput, MemberWorkflow, member_workflow_id
 from workflows.rollback import RollbackInput, RollbackWorkflow
 
 STALL_TARGET_MS = 50
-UNPOLLED_QUEUE = "bench-table-members"
 TABLE_TARGET_ROWS = 100_000
 LAUNCH_TIMEOUT_S = 180
 
@@ -175,58 +169,6 @@ async def rollback(bench: Bench) -> dict[str, Any]:
         task_queue=bench.task_queue,
     )
     return {"affected": len(found), "mismatches": len(progress.mismatches)}
-
-
-async def populate(bench: Bench, members: int) -> float:
-    """Start `members` members cheaply, in parallel; members started per second.
-
-    Each is a signal-with-start carrying one event, with the search attributes a
-    member publishes once it applied it (what the table reads), on a task queue no
-    worker polls: the server does all the work, no workflow code runs.
-    """
-    gate = asyncio.Semaphore(64)
-    tiers = ("Blue", "Gold", "Platinum", "Diamond")
-
-    async def one(n: int) -> None:
-        member = f"tbl-{n:06d}"
-        at = datetime(2026, 3, 1, tzinfo=UTC) + timedelta(minutes=n)
-        event = {
-            "type": "trip_completed",
-            "event_id": f"{member}-1",
-            "member_id": member,
-            "occurred_at": at.isoformat().replace("+00:00", "Z"),
-            "fare_cents": 700 + n % 9_000,
-        }
-        published = TypedSearchAttributes(
-            [
-                SearchAttributePair(sa.TIER, tiers[n % 4]),
-                SearchAttributePair(sa.POINTS, 7 + n % 9_000 // 100),
-                SearchAttributePair(sa.LAST_EVENT_AT, at),
-            ]
-        )
-        async with gate:
-            await bench.client.start_workflow(
-                MemberWorkflow.run,
-                MemberInput(member_id=member),
-                id=member_workflow_id(member),
-                task_queue=UNPOLLED_QUEUE,
-                start_signal="events",
-                start_signal_args=[[event]],
-                search_attributes=published,
-            )
-
-    with Timer() as timer:
-        await asyncio.gather(*(one(n) for n in range(members)))
-    return members / timer.seconds
-
-
-async def wait_listed(bench: Bench, members: int, timeout: float = 600) -> None:
-    """Until visibility lists at least `members` members (it lags the starts a little)."""
-    deadline = time.monotonic() + timeout
-    while await count_members(bench.client) < members:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"fewer than {members} members listed after {timeout} s")
-        await asyncio.sleep(0.5)
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:

@@ -242,10 +242,6 @@ class RollbackWizard(QWidget):
         )
         self._show_controls()
 
-    @property
-    def _started(self) -> bool:
-        return self.progress is not None
-
     def _show_controls(self) -> None:
         p = self.progress
         step = self.step
@@ -270,6 +266,7 @@ class RollbackWizard(QWidget):
             self._say("Choose the bad build first.")
             return
         await preload.ready("runtime.releases")
+        from runtime.liability import configured_rate
         from runtime.members import deployment_query
         from runtime.releases import preview_rollback
 
@@ -280,7 +277,12 @@ class RollbackWizard(QWidget):
             self._session.target.deployment, self.query_edit.text().strip() or None
         )
         try:
-            report = await preview_rollback(self._session.connected_client(), build, query)
+            report = await preview_rollback(
+                self._session.connected_client(),
+                build,
+                query,
+                rate=configured_rate(self._session.target.data_dir),
+            )
         finally:
             self.next_button.setEnabled(True)
         self.build, self.report, self.progress, self.query = build, report, None, query
@@ -372,10 +374,10 @@ class RollbackWizard(QWidget):
         await preload.ready("runtime.releases")
         from runtime.releases import running_rollbacks
 
-        if self._started:
+        if self.progress is not None:
             return
         builds = await running_rollbacks(self._session.connected_client())
-        if not builds or self._started:
+        if not builds or self.progress is not None:
             return
         self.build = builds[0]
         self._say(f"Following the rollback of {self.build} that was already running.")

@@ -103,8 +103,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 async def _liability(args: argparse.Namespace) -> int:
-    import csv
-    import io
     import sys
 
     from runtime import liability
@@ -112,39 +110,47 @@ async def _liability(args: argparse.Namespace) -> int:
     from runtime.members import deployment_query
 
     target = target_of(args)
+    try:
+        rate = (
+            liability.check_rate(args.rate)
+            if args.rate is not None
+            else liability.configured_rate(target.data_dir)
+        )
+    except liability.LiabilityError as error:
+        raise CliError(str(error)) from None
     client = await connect(target)
 
-    def progress(count: int) -> None:
-        print(f"{count:,} members read…", file=sys.stderr)
+    def progress(read: int, total: int | None) -> None:
+        of = f" of {total:,}" if total is not None else ""
+        print(f"{read:,}{of} members read…", file=sys.stderr)
 
     data = await liability.report(
-        client, deployment_query(target.deployment), rate=args.rate, progress=progress
+        client, deployment_query(target.deployment), rate=rate, progress=progress
     )
-    rows = [("all", data["total"])]
-    if args.by == "tier":
-        rows += list(data["by_tier"].items())
-    columns = ["members", "points", "value", *[f"expiring_{d}d" for d in liability.HORIZONS]]
+    by_tier = args.by == "tier"
     if args.csv:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["group", *columns])
-        for name, row in rows:
-            writer.writerow([name, *(row[c] for c in columns)])
-        print(out.getvalue(), end="")
+        print(data.csv_text(by_tier), end="")
         return 0
+    columns = liability.COLUMNS
     text = [f"{'group':<10}" + "".join(f"{c:>16}" for c in columns)]
-    text += [f"{name:<10}" + "".join(f"{row[c]:>16,}" for c in columns) for name, row in rows]
-    emit(args, data, "\n".join(text))
+    text += [
+        f"{name:<10}" + "".join(f"{group.row()[c]:>16,}" for c in columns)
+        for name, group in data.groups(by_tier)
+    ]
+    text.append(f"at {rate:g} a point; read in {data.seconds:.1f} s")
+    emit(args, data.as_json(), "\n".join(text))
     return 0
 
 
 def register_liability(sub: Any, common: argparse.ArgumentParser) -> None:
-    from runtime.liability import DEFAULT_RATE
-
     p = sub.add_parser(
         "liability", parents=[common], help="outstanding points, their value, what expires soon"
     )
     p.add_argument("--by", choices=["tier"], help="one line per tier as well")
-    p.add_argument("--rate", type=float, default=DEFAULT_RATE, help="value of one point")
+    p.add_argument(
+        "--rate",
+        type=float,
+        help='value of one point (default: settings.json {"liability": {"rate": R}}, else 0.01)',
+    )
     p.add_argument("--csv", action="store_true", help="CSV on stdout")
     p.set_defaults(func=async_command(_liability))

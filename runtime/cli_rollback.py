@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from runtime.cliutil import CliError, async_command, emit, target_of
+from runtime.liability import LiabilityError, configured_rate
 from workflows.rollback_messages import COMPARED_FIELDS
 
 if TYPE_CHECKING:
@@ -94,7 +95,11 @@ async def _rollback(args: argparse.Namespace) -> int:
     # only this deployment's members: other deployments on the namespace run other code
     query = deployment_query(target.deployment, args.query)
     if args.dry_run:
-        report = await releases.preview_rollback(client, build, query)
+        try:
+            rate = configured_rate(target.data_dir)  # the money at stake, as liability values it
+        except LiabilityError as error:
+            raise CliError(str(error)) from None
+        report = await releases.preview_rollback(client, build, query, rate=rate)
         emit(args, report.as_json(), _preview_text(report))
         return 0
     if not args.execute:
