@@ -45,6 +45,7 @@ from desktop.attention import (
     make_tray,
 )
 from desktop.effects_panel import EffectsPanel
+from desktop.liability_panel import LiabilityPanel
 from desktop.member_detail import MemberDetail
 from desktop.members_panel import MembersPanel
 from desktop.panel import Panel, PostsStatus, Refreshable, ShowsMember, Stoppable
@@ -118,6 +119,8 @@ class MainWindow(QMainWindow):
         # after Settings: Ctrl+1..4 and the remembered tab keep meaning what they meant
         self.effects = EffectsPanel(session=session, parent=self)
         self.add_panel("Effects", self.effects)
+        self.liability = LiabilityPanel(session=session, parent=self)
+        self.add_panel("Liability", self.liability)
         # checked by mypy: every tab is a Panel; F5 and the Web UI find what they need
         tabs: tuple[Panel, ...] = (
             self.members,
@@ -125,12 +128,14 @@ class MainWindow(QMainWindow):
             self.releases,
             self.settings,
             self.effects,
+            self.liability,
         )
         refreshable: tuple[Refreshable, ...] = (
             self.members,
             self.approvals,
             self.releases,
             self.effects,
+            self.liability,
         )
         with_member: tuple[ShowsMember, ...] = (self.members, self.approvals)
         del tabs, refreshable, with_member

@@ -51,6 +51,7 @@ def test_tabs_open_the_detail_count_proposals_and_take_new_panels(
                 "Releases",
                 "Settings",
                 "Effects",
+                "Liability",
             ]
             session.client_connected.emit(client)
 
@@ -118,7 +119,7 @@ def test_tabs_open_the_detail_count_proposals_and_take_new_panels(
             # a panel built elsewhere is one call away, with its messages in the status bar
             notes = NotesPanel()
             window.add_panel("Notes", notes)
-            assert tabs.tabText(5) == "Notes" and window.show_panel("Notes") is notes
+            assert tabs.tabText(6) == "Notes" and window.show_panel("Notes") is notes
             notes.status_posted.emit("saved")
             assert window.statusBar().currentMessage() == "saved"
 
