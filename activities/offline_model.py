@@ -9,6 +9,7 @@ compact summary and the trigger) and calls the proposal tools by these rules:
 | support ticket | the text tries to instruct the agent ("ignore ... rules", "pre-approved", ...) | flag_fraud + message_member (acknowledge) |
 | support ticket | a status match request ("status match", "match my status", "tier match") | change_tier (one tier up; none for Diamond) + message_member (the request is under review) |
 | support ticket | a charge problem ("charged twice", "overcharged", "detour", "paid extra") | grant_points (goodwill by tier: Blue 100, Gold 150, Platinum 200, Diamond 300) + message_member (apology) |
+| support ticket | a bad ride ("bad experience", "rude", "dirty car", "unsafe", ...) | redeem_reward (goodwill: the cheapest reward the member's tier allows, from `member.rewards`; none before build 0.4.1) + message_member (apology) |
 | support ticket | missing points ("did not get points", "not counted", ...) | message_member (how points are credited) |
 | support ticket | anything else | message_member (acknowledge) |
 | unusual activity | always | flag_fraud |
@@ -68,6 +69,7 @@ INJECTION = (
     "as the administrator",
 )
 CHARGE = ("charged twice", "double charge", "overcharg", "detour", "paid extra", "charged me twice")
+BAD_RIDE = ("bad experience", "rude", "dirty car", "unsafe", "terrible ride", "awful ride")
 STATUS_MATCH = ("status match", "match my status", "tier match", "match my tier")
 MISSING = (
     "did not get points",
@@ -153,6 +155,29 @@ def decide(case: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
                     ),
                 )
             )
+        elif _has(text, BAD_RIDE):
+            rewards = member.get("rewards") or []
+            if rewards:
+                reward = rewards[0]  # the cheapest the member's tier allows
+                calls.append(
+                    (
+                        "redeem_reward",
+                        {
+                            "reward_id": reward["reward_id"],
+                            "reason": f"goodwill for a bad ride: {reward['name']} ({tier} member)",
+                        },
+                    )
+                )
+            calls.append(
+                (
+                    "message_member",
+                    _message(
+                        "We are sorry your ride was not what it should be. We have passed it on "
+                        "and proposed a small gift for your account.",
+                        "apologise for the bad ride",
+                    ),
+                )
+            )
         elif _has(text, MISSING):
             calls.append(
                 (
@@ -211,6 +236,10 @@ def _pending(call: tuple[str, dict[str, Any]], pending: list[dict[str, Any]]) ->
             continue
         if name == "flag_fraud" or name == "message_member":
             return True  # one open message or fraud case at a time is enough
+        if name == "redeem_reward":  # the same reward waits already
+            if args.get("reward_id") == (p.get("arguments") or {}).get("reward_id"):
+                return True
+            continue
         if {k: v for k, v in args.items() if k != "reason"} == p.get("arguments"):
             return True
     return False

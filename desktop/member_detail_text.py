@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from desktop.units import local_time_text
+from workflows.proposals import arguments_text
 
 
 def short_time(value: Any) -> str:
@@ -22,16 +23,8 @@ def short_run(run_id: str) -> str:
 
 
 def proposal_text(proposal: dict[str, Any]) -> str:
-    """A proposal's arguments in a few words: "100 points", "to Gold", the message."""
-    args = proposal.get("arguments") or {}
-    if proposal.get("action") == "grant_points":
-        points = args.get("points")
-        return f"{points:,} points" if isinstance(points, int) else str(points)
-    if proposal.get("action") == "change_tier":
-        return f"to {args.get('tier')}"
-    if proposal.get("action") == "message_member":
-        return str(args.get("text") or "")
-    return ""
+    """A proposal's arguments in a few words (workflows.proposals.arguments_text)."""
+    return arguments_text(proposal.get("action"), proposal.get("arguments") or {})
 
 
 def state_signature(state: dict[str, Any]) -> tuple[Any, ...]:

@@ -19,6 +19,7 @@ from desktop.member_detail_text import short_run
 from recovery.history import Received, received
 from recovery.runs import previous_run, reset_base
 from workflows.contract import AMOUNT_FIELDS
+from workflows.proposals import arguments_text
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHistory
@@ -180,12 +181,13 @@ def _proposal_rows(proposals: Iterable[Row]) -> Iterator[Row]:
 
 
 def _arguments(proposal: Row) -> str:
-    args = proposal.get("arguments") or {}
-    if "points" in args:
-        return f"{args['points']:,} points" if isinstance(args["points"], int) else "?"
-    if "tier" in args:
-        return f"to {args['tier']}"
-    return ""
+    """A proposal's arguments on one timeline line (a message's text is in its detail)."""
+    action = proposal.get("action")
+    return (
+        ""
+        if action == "message_member"
+        else arguments_text(action, proposal.get("arguments") or {})
+    )
 
 
 def _describe_event(raw: Any) -> str:

@@ -18,7 +18,7 @@ from workflows.member_messages import (
     RedeemRequest,
     time_of,
 )
-from workflows.proposals import check_draft
+from workflows.proposals import check_draft, points_of
 from workflows.rules import CAUSE_BYTES, MemberBook, clip_text
 
 
@@ -103,8 +103,8 @@ class Rebuild:
             return  # the member refuses it too (a bounded run; older ones failed the task)
         self.proposals.add(proposal_id)
         self.book.apply_approved(action, args, proposal_id, aware(at), build_id)
-        if action == "grant_points":
-            self.grants.append((aware(at), args["points"], by_policy))
+        if points_of(action, args):  # a grant or a goodwill reward: the daily cap counts it
+            self.grants.append((aware(at), points_of(action, args), by_policy))
 
     def _granted(self, at: datetime, policy: AgentPolicy) -> tuple[int, int]:
         """AgentGuard.granted: (points granted, of them by policy) in the day before `at`."""

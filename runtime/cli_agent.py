@@ -11,18 +11,14 @@ import sys
 from typing import Any
 
 from runtime.cliutil import CliError, async_command, emit, target_of
+from workflows.proposals import arguments_text
 
 
 def _args_text(p: dict[str, Any]) -> str:
-    args = p.get("arguments") or {}
-    if "points" in args:
-        return f"{args['points']} points"
-    if "tier" in args:
-        return f"to {args['tier']}"
-    if "text" in args:
-        text = str(args["text"])
+    text = arguments_text(p.get("action"), p.get("arguments") or {})
+    if p.get("action") == "message_member":
         return repr(text if len(text) <= 40 else text[:37] + "...")
-    return ""
+    return text
 
 
 # -- approvals ------------------------------------------------------------------

@@ -8,6 +8,7 @@ Temporal in tests/agent/test_desk.py.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -129,7 +130,14 @@ class AgentDesk:
     def turn_budget(self, now: datetime) -> tuple[int, int]:
         return self.guard.budget_left(now, self.policy)
 
-    def finish(self, result: Any, now: datetime, *, tier: str) -> list[dict[str, Any]]:
+    def finish(
+        self,
+        result: Any,
+        now: datetime,
+        *,
+        tier: str,
+        rewards: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> list[dict[str, Any]]:
         """Account for a finished run; its drafts become proposals (guardrails applied).
 
         `result` is a workflows.agent.TurnResult (not imported: that module loads the
@@ -167,6 +175,7 @@ class AgentDesk:
             tier=tier,
             now=now,
             policy=self.policy,
+            rewards=rewards,
         )
         for record in made:
             self.guard.count_action(

@@ -14,7 +14,10 @@ from typing import Any
 
 from workflows.rules import MAX_ADJUSTMENT
 
-ACTIONS = ("grant_points", "change_tier", "flag_fraud", "message_member")
+ACTIONS = ("grant_points", "change_tier", "flag_fraud", "message_member", "redeem_reward")
+# a goodwill reward (from build 0.4.1): the reward's cost in points counts against the
+# same caps as a grant, a person approves it (never policy), and it is fulfilled as a
+# redemption that deducts nothing (workflows.rules_redeem)
 # actions whose approval goes to the outbox (an external effect), by outbox kind
 OUTBOX_KINDS = {
     "message_member": "message",

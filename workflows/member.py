@@ -155,6 +155,8 @@ class MemberWorkflow(MemberAgent, MemberChores, MemberInbox, MemberDecisions):
         self._book.hold = self._binds
         self._book.reward_effects = self._reward_effects
         self._book.cancel_events = self._reward_effects
+        # the agent may propose goodwill rewards from this catalogue (build 0.4.1)
+        self._rewards = CATALOGUE if self._reward_effects else None
 
     @workflow.run
     async def run(self, input: MemberInput) -> None:

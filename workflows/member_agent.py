@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
         TURN_STATUSES,
         DecisionResult,
     )
-    from workflows.proposals import AUTO_APPROVE_POLICY
+    from workflows.proposals import AUTO_APPROVE_POLICY, points_of
     from workflows.rules import MemberBook
 
 
@@ -77,6 +77,7 @@ class MemberAgent:
     """The member's agent runs and decisions (see the module)."""
 
     _book: MemberBook
+    _rewards: dict[str, dict[str, Any]] | None
     _desk: AgentDesk
     _dirty: bool
     _closing: bool
@@ -138,7 +139,9 @@ class MemberAgent:
             member_id=self._book.member_id,
             reply_to=workflow.info().workflow_id,
             trigger=trigger,
-            case=member_case(self._book, trigger, self._desk.proposals.pending()),
+            case=member_case(
+                self._book, trigger, self._desk.proposals.pending(), rewards=self._rewards
+            ),
             model_label=self._desk.model_label,
             max_turns=policy.max_turns,
             calls_left=calls,
@@ -242,7 +245,9 @@ class MemberAgent:
         if running is None or running["key"] != result.trigger_key:
             return  # a late result of a run this member no longer waits for
         self._child = None
-        made = self._desk.finish(result, workflow.now(), tier=self._book.s.tier)
+        made = self._desk.finish(
+            result, workflow.now(), tier=self._book.s.tier, rewards=self._rewards
+        )
         limit = self._desk.policy.auto_approve_max_points
         for record in made:
             if self._auto_approves(record):
@@ -290,21 +295,23 @@ class MemberAgent:
             )
         kind = OUTBOX_KINDS.get(action)
         effect = f"a {kind} goes out for delivery (see Effects)" if kind else ""
-        if action == "grant_points" or (
+        if action in ("grant_points", "redeem_reward") or (
             action == "change_tier" and workflow.patched(TIER_GRANT_PATCH)
         ):
             entry = self._book.apply_approved(action, args, proposal_id, now, self._build())
             assert entry is not None
-            if action == "grant_points" and self._bounded():
+            if action in ("grant_points", "redeem_reward") and self._bounded():
                 self._desk.guard.note_grant(
                     now,
-                    args["points"],
+                    points_of(action, args),
                     by_policy=actor == AUTO_APPROVE_POLICY,
                     policy=self._desk.policy,
                 )
             record["ledger_seq"] = entry["seq"]
             if action == "grant_points":
                 what = f"{args['points']} points granted"
+            elif action == "redeem_reward":
+                what = f"{args['name']} given as goodwill; it goes out for delivery (see Effects)"
             else:
                 until = (self._book.s.tier_override or {}).get("until")
                 what = f"{args['tier']} granted until {until}, tier now {self._book.s.tier}"

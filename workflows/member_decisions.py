@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
         decided_at_of,
         decision_problem,
     )
-    from workflows.proposals import digest_of
+    from workflows.proposals import digest_of, points_of
     from workflows.rules import REASON_BYTES, MemberBook, clip_text
 
 
@@ -129,10 +129,11 @@ class MemberDecisions:
         if not approve or record is None:
             return None
         problem = self._book.check_approved(record["action"], record["arguments"], proposal_id)
-        if problem is None and record["action"] == "grant_points" and self._bounded():
+        worth = points_of(record["action"], record["arguments"])
+        if problem is None and worth and self._bounded():
             policy = self._desk.policy
             granted, _ = self._desk.guard.granted(workflow.now(), policy)
-            total = granted + record["arguments"]["points"]
+            total = granted + worth
             if total > policy.max_points_per_day:
                 problem = (
                     f"approving it would grant this member {total:,} points within a day; "

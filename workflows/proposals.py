@@ -6,8 +6,9 @@ the continue-as-new input:
     id            "<member_id>:<trigger key>:<index>", deterministic from content, so a
                   reset that re-runs the agent recreates the same ids and a reapplied
                   decision still finds its proposal
-    action        grant_points | change_tier | flag_fraud | message_member
+    action        grant_points | change_tier | flag_fraud | message_member | redeem_reward
     arguments     {"points": 150} | {"tier": "Gold"} | {} | {"text": "..."}
+                  | {"reward_id": "coffee", "name": "Coffee on board", "cost": 300}
     reason        the agent's reason
     trigger       {"kind", "key", "event_id"}
     model         which model proposed it ("offline rules model", ...)
@@ -22,12 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from workflows.agent_policy import ACTIONS, OUTBOX_KINDS, AgentPolicy
 from workflows.isotime import iso, parse_iso
-from workflows.rules import TIER_NAMES, clip_text
+from workflows.rules import TIER_NAMES, clip_text, tier_rank
 
 DECIDED_KEEP = 50  # decided proposals carried across runs (pending ones are all kept)
 MAX_TEXT = 1_000
@@ -92,13 +94,69 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def check_draft(
-    draft: dict[str, Any], policy: AgentPolicy, *, tier: str
+def points_of(action: object, arguments: Mapping[str, Any]) -> int:
+    """What a proposal is worth in points against the caps: a grant's points, a goodwill
+    reward's cost; nothing for the other actions."""
+    value = arguments.get("points" if action == "grant_points" else "cost")
+    if action not in ("grant_points", "redeem_reward") or isinstance(value, bool):
+        return 0
+    return value if isinstance(value, int) else 0
+
+
+def arguments_text(action: object, arguments: Mapping[str, Any]) -> str:
+    """A proposal's arguments in a few words: "100 points", "to Gold", "Coffee on board
+    (300 points)", the message; the same in the window and the CLI."""
+    if action == "grant_points":
+        points = arguments.get("points")
+        return f"{points:,} points" if isinstance(points, int) else str(points)
+    if action == "change_tier":
+        return f"to {arguments.get('tier')}"
+    if action == "message_member":
+        return str(arguments.get("text") or "")
+    if action == "redeem_reward":
+        cost = arguments.get("cost")
+        worth = f" ({cost:,} points)" if isinstance(cost, int) else ""
+        return f"{arguments.get('name') or arguments.get('reward_id')}{worth}"
+    return ""
+
+
+def _reward_draft(
+    args: dict[str, Any],
+    policy: AgentPolicy,
+    tier: str,
+    rewards: Mapping[str, Mapping[str, Any]],
 ) -> tuple[dict[str, Any], str | None]:
-    """Normalized arguments and, when a guardrail refuses the draft, why (one line)."""
+    """A goodwill reward: from the catalogue the member's build ships, the member's tier
+    allowing it, its cost within the cap of one proposal. The arguments carry the
+    reward's name and cost as they are now: what the person approves (the digest)."""
+    reward_id = args.get("reward_id")
+    reward = rewards.get(reward_id) if isinstance(reward_id, str) else None
+    if reward is None:
+        return {"reward_id": str(reward_id)[:64]}, f"unknown reward {str(reward_id)[:40]!r}"
+    normal = {"reward_id": reward["id"], "name": reward["name"], "cost": reward["cost"]}
+    if tier_rank(tier) < tier_rank(reward["min_tier"]):
+        return normal, f"{reward['name']} needs tier {reward['min_tier']} (member is {tier})"
+    if reward["cost"] > policy.points_cap:
+        return normal, (
+            f"{reward['name']} is worth {reward['cost']:,} points, above the cap of "
+            f"{policy.points_cap:,} per proposal"
+        )
+    return normal, None
+
+
+def check_draft(
+    draft: dict[str, Any],
+    policy: AgentPolicy,
+    *,
+    tier: str,
+    rewards: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[dict[str, Any], str | None]:
+    """Normalized arguments and, when a guardrail refuses the draft, why (one line).
+    `rewards`: the catalogue, for a member whose build takes goodwill rewards (without
+    it, redeem_reward is an unknown action, as it was before build 0.4.1)."""
     action = draft.get("action")
     args = draft.get("arguments") or {}
-    if action not in ACTIONS:
+    if action not in ACTIONS or (action == "redeem_reward" and rewards is None):
         return {}, f"unknown action {str(action)[:40]!r}"
     if not isinstance(args, dict):
         return {}, "arguments must be an object"
@@ -123,6 +181,9 @@ def check_draft(
         if not isinstance(text, str) or not text.strip():
             return {"text": ""}, "the message is empty"
         return {"text": _clip(text, MAX_TEXT)}, None
+    if action == "redeem_reward":
+        assert rewards is not None
+        return _reward_draft(args, policy, tier, rewards)
     return {}, None  # flag_fraud: the reason says it all
 
 
@@ -147,6 +208,7 @@ class ProposalBook:
         tier: str,
         now: datetime,
         policy: AgentPolicy,
+        rewards: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> list[dict[str, Any]]:
         """Turn an agent run's drafts into proposals; guardrails reject bad ones on the spot.
 
@@ -160,7 +222,7 @@ class ProposalBook:
             proposal_id = f"{self.member_id}:{trigger['key']}:{index}"
             if proposal_id in self._by_id:
                 continue
-            args, refused = check_draft(draft, policy, tier=tier)
+            args, refused = check_draft(draft, policy, tier=tier, rewards=rewards)
             if refused is None and pending >= policy.max_pending:
                 refused = f"the member already has {pending} pending proposals"
             record: dict[str, Any] = {
@@ -231,11 +293,12 @@ class ProposalBook:
             )
         if now >= parse_iso(record["expires_at"]):
             return f"proposal {proposal_id} expired at {record['expires_at']}"
-        if approve and record["action"] == "grant_points":
-            points = record["arguments"].get("points", 0)
+        if approve and record["action"] in ("grant_points", "redeem_reward"):
+            points = points_of(record["action"], record["arguments"])
             if points > policy.points_cap:
+                what = "grants" if record["action"] == "grant_points" else "gives a reward worth"
                 return (
-                    f"proposal {proposal_id} grants {points:,} points, above the cap of "
+                    f"proposal {proposal_id} {what} {points:,} points, above the cap of "
                     f"{policy.points_cap:,} per proposal; it can only be rejected"
                 )
         return None

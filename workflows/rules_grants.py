@@ -4,6 +4,7 @@ A mixin of `workflows.rules.MemberBook`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,12 @@ class Grants:
             self, kind: str, cause: str, delta: int, at: datetime, build_id: str
         ) -> dict[str, Any]: ...
 
+        def give_reward(
+            self, arguments: Mapping[str, Any], cause: str, at: datetime, build_id: str
+        ) -> dict[str, Any]: ...
+
+        def check_reward(self, arguments: Mapping[str, Any], cause: str) -> str | None: ...
+
     def apply_approved(
         self, action: str, arguments: dict[str, Any], cause: str, at: datetime, build_id: str
     ) -> dict[str, Any] | None:
@@ -43,6 +50,8 @@ class Grants:
             return self.grant(arguments["points"], cause, at, build_id)
         if action == "change_tier":
             return self.grant_tier(arguments["tier"], cause, at, build_id)
+        if action == "redeem_reward":
+            return self.give_reward(arguments, cause, at, build_id)
         return None
 
     def check_approved(self, action: str, arguments: dict[str, Any], cause: str) -> str | None:
@@ -55,6 +64,8 @@ class Grants:
             return problem
         if action == "change_tier":
             return self.check_tier_grant(arguments.get("tier"), cause)  # type: ignore[arg-type]
+        if action == "redeem_reward":
+            return self.check_reward(arguments, cause)
         return None
 
     def check_tier_grant(self, tier: str, cause: str) -> str | None:

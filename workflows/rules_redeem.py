@@ -29,6 +29,11 @@ Rules (the documented interaction with the rest of the book):
   member before each round and is not delivered if the redemption was cancelled
   ("superseded"); cancelling after delivery leaves the delivered effect as it is (the
   reward went out) and still returns the points: fulfilment is the receiver's business;
+- a goodwill reward (an approved `redeem_reward` proposal, build 0.4.1) is a
+  redemption that deducts nothing: a ledger entry of kind "goodwill_reward" and zero
+  points (its cause the proposal id), a record keyed by the proposal id with `cost` 0
+  and `worth` the reward's points, its reward handed to the outbox like any other;
+  it is no member activity; cancelling it returns nothing (nothing was spent);
 - a later refund claws back what its event earned but never takes the balance
   below zero: the points already spent are not clawed back, and what could not be
   taken back is recorded in `shortfall` (see MemberBook._refund).
@@ -211,6 +216,50 @@ class Redemptions:
                 if self.s.redemptions[old].get("effect") != "pending":  # still to hand over
                     del self.s.redemptions[old]
         return dict(record)
+
+    def check_reward(self, arguments: Mapping[str, Any], cause: str) -> str | None:
+        """Why `give_reward` would refuse (None: it applies, or it was given already)."""
+        reward_id, name, worth = (arguments.get(k) for k in ("reward_id", "name", "cost"))
+        if not isinstance(reward_id, str) or not reward_id or len(reward_id) > REWARD_ID_CHARS:
+            return "a goodwill reward needs its reward id"
+        if not isinstance(name, str) or isinstance(worth, bool) or not isinstance(worth, int):
+            return "a goodwill reward needs the name and cost that were approved"
+        if not isinstance(cause, str) or not cause.strip():
+            return "a cause (the proposal id) is required"
+        return None
+
+    def give_reward(
+        self, arguments: Mapping[str, Any], cause: str, at: datetime, build_id: str
+    ) -> dict[str, Any]:
+        """An approved goodwill reward (validate first with check_reward): the ledger
+        entry it posts (zero points), the same one when given again."""
+        problem = self.check_reward(arguments, cause)
+        if problem:
+            raise ValueError(problem)
+        key = id_key(cause)
+        earlier = self.s.redemptions.get(key)
+        if earlier is not None:
+            return next(
+                (e for e in self.s.ledger if e["seq"] == earlier["seq"]), {"seq": earlier["seq"]}
+            )
+        entry = self._post("goodwill_reward", cause, 0, at, build_id)
+        record = {
+            "request_id": clip_text(cause, CAUSE_BYTES),
+            "reward_id": arguments["reward_id"],
+            "name": clip_text(arguments["name"], CAUSE_BYTES),
+            "cost": 0,
+            "worth": arguments["cost"],
+            "goodwill": True,
+            "requested_at": iso(at),
+            "seq": entry["seq"],
+            "status": "redeemed",
+            "returned": 0,
+            "cancel_reason": None,
+        }
+        if self.reward_effects:
+            record["effect"] = "pending"
+        self.s.redemptions[key] = record
+        return entry
 
     def undelivered_reward(self) -> dict[str, Any] | None:
         """The oldest redemption whose effect is still to be handed to the outbox."""

@@ -182,7 +182,7 @@ def assert_invariants(book: MemberBook) -> None:
     for prev, entry in zip([None, *s.ledger], s.ledger, strict=False):
         running += entry["delta"]
         assert entry["balance"] == running
-        assert entry["delta"] != 0 or entry["kind"] == "tier"
+        assert entry["delta"] != 0 or entry["kind"] in ("tier", "goodwill_reward")
         if prev is not None:
             assert entry["seq"] == prev["seq"] + 1
     if s.ledger:
