@@ -37,11 +37,13 @@ chaos: setup
 # Every benchmark prints one JSON object. The defaults fit in about 15 minutes on a
 # 2-core machine; the sizes of issue 6:
 #   make bench BENCH_ROLLBACK_MEMBERS=1000 BENCH_TABLE_MEMBERS=100000 BENCH_AGENT_EVENTS=10000 BENCH_AGENT_MEMBERS=1000
+# and of issue 15: BENCH_LIABILITY_MEMBERS=100000
 BENCH_ROLLBACK_MEMBERS ?= 200
 BENCH_TABLE_MEMBERS    ?= 10000
 BENCH_AGENT_EVENTS     ?= 2000
 BENCH_AGENT_MEMBERS    ?= 200
 BENCH_EFFECTS          ?= 300
+BENCH_LIABILITY_MEMBERS ?= 10000
 
 bench: setup
 	$(PY) -m bench.ingest
@@ -52,6 +54,8 @@ bench: setup
 	$(PY) -m bench.agent --events $(BENCH_AGENT_EVENTS) --members $(BENCH_AGENT_MEMBERS)
 	$(PY) -m bench.audit
 	$(PY) -m runtime.testenv $(PY) -m bench.effects --effects $(BENCH_EFFECTS)
+	$(PY) -m runtime.testenv $(PY) -m bench.redeem
+	$(PY) -m bench.liability --members $(BENCH_LIABILITY_MEMBERS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

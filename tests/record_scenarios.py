@@ -6,8 +6,10 @@ tests (tests/workflows/test_replay.py):
 - `member-BUILD-chain.json`: one member whose chain continued as new several times, with
   support tickets whose agent proposals were approved and rejected (`decide`), a grant
   approved by policy (`auto_approve_max_points`), a manual `adjust` (and its retry),
-  redemptions (one retried, one cancelled: from 0.4.0), a refund, a resent event and a malformed one; every run's history, oldest first, and the
-  final state.
+  redemptions (one retried, one cancelled: from 0.4.0; one cancelled by a
+  `redemption_cancelled` event and an approved goodwill reward: from 0.4.1), a refund, a
+  resent event and a malformed one; every run's history, oldest first, and the final
+  state.
 - `rollback-BUILD.json`: a RollbackWorkflow run that repaired members after a drill build,
   and for each repaired member its chain including the reset run (`histories`), the runs
   the reset replaced (`damaged_histories`) and its final state.
@@ -58,6 +60,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "histories"
 ACTOR = "fixture-recorder"
 CHARGE = "I was charged twice for my ride on Tuesday."
 STATUS = "I am Gold with another airline, can you do a status match?"
+BAD_RIDE = "The driver was rude and the car was dirty."
 BUG = "double-points"
 
 
@@ -113,9 +116,13 @@ class Recorder:
 
     async def idle(self, member: str) -> dict[str, Any]:
         """The member's state once its agent has nothing running or queued."""
-        return await self.wait_for(
-            member, lambda s: s["agent"]["running"] is None and not s["agent"]["queued"]
-        )
+        try:
+            return await self.wait_for(
+                member, lambda s: s["agent"]["running"] is None and not s["agent"]["queued"]
+            )
+        except AssertionError:
+            agent = (await self.state(member))["agent"]
+            raise AssertionError(f"the agent of {member} is not idle: {agent}") from None
 
     async def feed(self, member: str, events: list[Any], *, bulk: bool = False) -> None:
         await send_member(self.client, self.target, member, events, bulk=bulk)
@@ -192,6 +199,11 @@ async def decide(rec: Recorder, proposal: dict[str, Any], approve: bool, reason:
     return f"{proposal['id']} {proposal['action']} -> {result.status}"
 
 
+def build_takes(build_id: str, since: str) -> bool:
+    """The build records what came with `since` (plain dotted versions)."""
+    return tuple(int(p) for p in build_id.split(".")[:3]) >= tuple(int(p) for p in since.split("."))
+
+
 def pick(proposals: list[dict[str, Any]], action: str) -> dict[str, Any]:
     found = [p for p in proposals if p["action"] == action]
     assert len(found) == 1, (action, proposals)
@@ -233,6 +245,23 @@ async def record_chain(rec: Recorder) -> Path:
         made = await proposals_for(rec, member, ticket(member, 2, STATUS, day=3))
         log.append(await decide(rec, pick(made, "change_tier"), False, "no proof of status"))
         log.append(await decide(rec, pick(made, "message_member"), True, "tell them"))
+        if build_takes(rec.build_id, "0.4.1"):
+            # cancelled by the feed, and the agent's goodwill reward for a bad ride
+            redeem = RedeemRequest("fixture-redeem-3", "coffee", "2026-03-03T09:00:00Z", ACTOR)
+            answer = await handle.execute_update(MemberWorkflow.redeem, redeem)
+            log.append(f"redeem fixture-redeem-3: {answer.message}")
+            cancelled = {
+                "type": "redemption_cancelled",
+                "event_id": f"{member}-c1",
+                "member_id": member,
+                "occurred_at": "2026-03-03T09:30:00Z",
+                "refers_to": "fixture-redeem-3",
+                "reason": "reward out of stock",
+            }
+            await rec.feed(member, [cancelled])
+            made = await proposals_for(rec, member, ticket(member, 4, BAD_RIDE, day=3))
+            log.append(await decide(rec, pick(made, "redeem_reward"), True, "sorry for the ride"))
+            log.append(await decide(rec, pick(made, "message_member"), False, "we call instead"))
         await rec.feed(member, trips[12:30], bulk=True)
         await rec.idle(member)
     async with rec.worker():

@@ -32,7 +32,14 @@ from temporalio.worker import Replayer
 from activities.model_provider import LoyaltyModelProvider, ModelConfig
 from recovery.history import received, received_events
 from recovery.rebuild import Rebuild
-from recovery.runs import holding_run, next_run, previous_run, reset_base, run_input
+from recovery.runs import (
+    holding_run,
+    next_run,
+    previous_run,
+    redemption_effects_run,
+    reset_base,
+    run_input,
+)
 from runtime import agents_compat
 from runtime.worker import model_activity_for, sandbox_runner
 from tests.memberkit import COMPARED
@@ -269,6 +276,8 @@ def test_chain_gives_the_recorded_state(case: tuple[str, str, list[Any], dict[st
     kinds: list[str] = []
     for history in chain:
         rebuild.book.hold = holding_run(history)
+        effects = redemption_effects_run(history)  # as each run's build applied it
+        rebuild.book.reward_effects = rebuild.book.cancel_events = effects
         for item in received(history, approvals=True):
             kinds.append(item.kind)
             rebuild.apply(item, "rules")
