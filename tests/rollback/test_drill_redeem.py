@@ -18,7 +18,7 @@ from tests.memberkit import feed_and_sync, start_member, trip
 from tests.rollback.kit import rollback
 from workflows.drill import drill_build_id
 from workflows.member import MemberWorkflow, member_workflow_id
-from workflows.member_messages import RedeemRequest
+from workflows.member_messages import CancelRedemption, RedeemRequest
 
 AT = "2026-03-05T10:00:00Z"
 
@@ -69,3 +69,39 @@ async def test_rollback_repairs_a_redemption_drill(
     kinds = [e["kind"] for e in after["ledger"]]
     assert kinds.count("redemption") == 1
     assert [r["request_id"] for r in after["redemptions"]] == ["q1"]
+
+
+async def test_a_redemption_survives_the_rollback_of_an_unrelated_build_unchanged(
+    deployment: Deployment,
+) -> None:
+    client, target = deployment.client, deployment.target
+    bad = drill_build_id("2.1", "double-points")
+    member = f"u{uuid.uuid4().hex[:8]}"
+    handle = client.get_workflow_handle(member_workflow_id(member))
+    async with deployment.worker("2.0"):
+        await start_member(client, target, member, max_signals=50)
+        await feed_and_sync(client, target, member, [trip(member, 1, 100_000)])  # 1,000
+        # the redemption and its cancelled sibling, both under the good build
+        await handle.execute_update(MemberWorkflow.redeem, RedeemRequest("q1", "coffee", AT, "ops"))
+        await handle.execute_update(MemberWorkflow.redeem, RedeemRequest("q2", "coffee", AT, "ops"))
+        await handle.execute_update(
+            MemberWorkflow.cancel_redemption, CancelRedemption("q2", "changed mind", "ops")
+        )
+        before = (await wait_applied(client, [member]))[member]
+        async with deployment.worker("2.1", drill="double-points"):
+            await releases.set_current(client, target.deployment, bad)
+            await feed_and_sync(client, target, member, [trip(member, 2, 2_000, day=6)])
+            async with deployment.worker("2.2"):
+                await releases.set_current(client, target.deployment, "2.2")
+                damaged = (await wait_applied(client, [member]))[member]
+                assert damaged["points"] == 700 + 2 * 25  # the drill doubled the trip (Gold)
+                result = await rollback(client, target.task_queue, bad, f"rb-{member}")
+                assert result.state == "done" and not result.mismatches, result
+                after = (await wait_applied(client, [member]))[member]
+    assert after["points"] == 700 + 25  # the trip as the rules earn it, coffee spent once
+    kept = ("request_id", "reward_id", "cost", "requested_at", "seq", "status", "returned")
+    assert [{k: r[k] for k in kept} for r in after["redemptions"]] == [
+        {k: r[k] for k in kept} for r in before["redemptions"]
+    ]
+    kinds = [e["kind"] for e in after["ledger"]]
+    assert (kinds.count("redemption"), kinds.count("redemption_cancelled")) == (2, 1)
