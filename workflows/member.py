@@ -30,7 +30,6 @@ from temporalio.exceptions import (
 from temporalio.workflow import ChildWorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
-    import resources
     from workflows import carry, drill
     from workflows.actors import reserved_actor_problem
     from workflows.agent import (
@@ -47,9 +46,7 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_EVENT,
         SIGNAL_EVENTS,
         UPDATE_ADJUST,
-        UPDATE_CANCEL_REDEMPTION,
         UPDATE_DECIDE,
-        UPDATE_REDEEM,
         UPDATE_SYNC,
     )
     from workflows.contract import (
@@ -65,23 +62,16 @@ with workflow.unsafe.imports_passed_through():
         MAX_ACTOR,
         MAX_EVENTS_PER_TASK,
         PER_EVENT_PATCH,
-        QUERY_REDEMPTION,
         REDEEM_PATCH,
         REQUESTS_KEEP,
         REWARD_EFFECTS_PATCH,
         Adjustment,
         AdjustmentResult,
-        CancelRedemption,
         Decision,
         DecisionResult,
         MemberInput,
-        RedeemRequest,
-        RedemptionResult,
-        cancel_problem,
         decision_problem,
-        redeem_problem,
         request_problem,
-        time_of,
     )
     from workflows.member_messages import (
         MAX_DIGEST_CHARS as MAX_DIGEST_CHARS,
@@ -107,10 +97,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.member_messages import (
         trigger_key_of as trigger_key_of,
     )
+    from workflows.member_redeem import CATALOGUE, MemberRedemptions
     from workflows.rules import MemberBook, MemberSnapshot
-
-    # the reward catalogue ships with the build: read once, outside any workflow run
-    CATALOGUE = resources.rewards()
 
 WORKFLOW_ID_PREFIX = MEMBER_PREFIX
 
@@ -126,7 +114,7 @@ def _raise_if_crashed(tasks: list[asyncio.Task[None]]) -> None:
 
 
 @workflow.defn(name=MEMBER_WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
-class MemberWorkflow(MemberAgent, MemberChores, MemberInbox, MemberDecisions):
+class MemberWorkflow(MemberAgent, MemberChores, MemberInbox, MemberDecisions, MemberRedemptions):
     @workflow.init
     def __init__(self, input: MemberInput) -> None:
         snapshot = input.snapshot or MemberSnapshot(member_id=input.member_id)
@@ -309,67 +297,6 @@ class MemberWorkflow(MemberAgent, MemberChores, MemberInbox, MemberDecisions):
         if problem:
             raise ValueError(problem)
 
-    @workflow.update(name=UPDATE_REDEEM)
-    def redeem(self, request: RedeemRequest) -> RedemptionResult:
-        earlier = self._book.redemption(request.request_id)
-        problem = self._redeem_problem(request)
-        if problem:  # the state moved since the validator: the update fails, not the task
-            raise ApplicationError(problem, type="RedemptionRefused", non_retryable=True)
-        at = time_of(request.at)
-        assert at is not None
-        record = self._book.redeem(
-            request.request_id, request.reward_id, at, CATALOGUE, self._build()
-        )
-        if earlier is not None:
-            return RedemptionResult(False, self._book.s.points, record, "already redeemed")
-        self._dirty = True
-        return RedemptionResult(True, self._book.s.points, record, "redeemed")
-
-    @redeem.validator
-    def _validate_redeem(self, request: RedeemRequest) -> None:
-        problem = self._redeem_problem(request)
-        if problem:
-            raise ValueError(problem)
-
-    def _redeem_problem(self, request: RedeemRequest) -> str | None:
-        if not self._redeems:
-            return "this member's build takes no redemptions (from 0.4.0)"
-        problem = redeem_problem(request) or reserved_actor_problem(request.actor)
-        if problem:
-            return problem
-        at = time_of(request.at)
-        assert at is not None
-        return self._book.check_redeem(request.request_id, request.reward_id, at, CATALOGUE)
-
-    @workflow.update(name=UPDATE_CANCEL_REDEMPTION)
-    def cancel_redemption(self, request: CancelRedemption) -> RedemptionResult:
-        problem = self._cancel_problem(request)
-        if problem:
-            raise ApplicationError(problem, type="CancellationRefused", non_retryable=True)
-        record = self._book.cancel_redemption(
-            request.request_id,
-            f"{request.reason} (by {request.actor})",
-            workflow.now(),
-            self._build(),
-        )
-        self._dirty = True
-        return RedemptionResult(True, self._book.s.points, record, "cancelled")
-
-    @cancel_redemption.validator
-    def _validate_cancel_redemption(self, request: CancelRedemption) -> None:
-        problem = self._cancel_problem(request)
-        if problem:
-            raise ValueError(problem)
-
-    def _cancel_problem(self, request: CancelRedemption) -> str | None:
-        if not self._redeems:
-            return "this member's build takes no redemptions (from 0.4.0)"
-        return (
-            cancel_problem(request)
-            or reserved_actor_problem(request.actor)
-            or self._book.check_cancel(request.request_id, request.reason)
-        )
-
     @workflow.update(name=UPDATE_SYNC)
     async def sync(self) -> dict[str, Any]:
         """The member's state after every signal sent before this call has been applied.
@@ -467,11 +394,6 @@ class MemberWorkflow(MemberAgent, MemberChores, MemberInbox, MemberDecisions):
         if self._redeems:
             summary.update(self._book.redemptions_view())
         return summary
-
-    @workflow.query(name=QUERY_REDEMPTION)
-    def redemption(self, request_id: str) -> dict[str, Any] | None:
-        """One redemption as the member remembers it (None: unknown or forgotten)."""
-        return self._book.redemption(request_id)
 
     @workflow.query(name=QUERY_PROPOSALS)
     def proposals(self) -> list[dict[str, Any]]:
