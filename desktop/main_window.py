@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from PySide6.QtCore import Qt, QTimer, QUrl
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import (
     QCloseEvent,
     QDesktopServices,
@@ -26,16 +26,13 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QApplication,
-    QLabel,
     QMainWindow,
-    QPushButton,
     QTabWidget,
     QWidget,
 )
 
 from desktop import preferences, shortcuts, theme, window_state
 from desktop.approvals_panel import ApprovalsPanel
-from desktop.asyncutil import async_slot, cancel_slot_tasks
 from desktop.attention import (
     NO_NOTIFICATIONS,
     Attention,
@@ -52,6 +49,7 @@ from desktop.panel import Panel, PostsStatus, Refreshable, ShowsMember, Stoppabl
 from desktop.releases_panel import ReleasesPanel
 from desktop.settings_panel import SettingsPanel
 from desktop.simulate_dialog import SimulateDialog
+from desktop.status_strip import StatusStrip
 from workflows.contract import member_workflow_id
 
 if TYPE_CHECKING:
@@ -60,25 +58,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 APP_TITLE = "Loyalty Desk"
-DEPLOYMENT_POLL_MS = 10_000
-
-_SERVER_TEXT = {
-    "stopped": "Server: stopped",
-    "starting": "Server: starting on {address}…",
-    "running": "Server: running on {address}",
-    "shared": "Server: running on {address} (shared)",
-    "external": "Server: {address} (external)",
-    "restarting": "Server: restarting on {address}…",
-    "failed": "Server: failed",
-}
-_WORKER_TEXT = {
-    "waiting": "Worker: waiting for the server",
-    "stopped": "Worker: stopped",
-    "starting": "Worker: starting…",
-    "running": "Worker: running · build {build}",
-    "restarting": "Worker: restarting…",
-    "failed": "Worker: failed",
-}
 
 
 class MainWindow(QMainWindow):
@@ -140,37 +119,14 @@ class MainWindow(QMainWindow):
         with_member: tuple[ShowsMember, ...] = (self.members, self.approvals)
         del tabs, refreshable, with_member
 
-        status = self.statusBar()
-        status.setObjectName("statusBar")
-        self.server_label = QLabel(self)
-        self.server_label.setObjectName("serverStatus")
-        self.worker_label = QLabel(self)
-        self.worker_label.setObjectName("workerStatus")
-        self.worker_label.setAccessibleName("Build of this app's worker")
-        # the deployment's current build, which is not always the build of our worker
-        self.deployment_label = QLabel("Deployment: …", self)
-        self.deployment_label.setObjectName("deploymentStatus")
-        self.deployment_label.setAccessibleName("Current build of the deployment")
-        self.deployment_current: str | None = None
-        self.deployment_ramping: tuple[str, float] | None = None
-        self.web_ui_button = QPushButton("Open Web UI", self)
-        self.web_ui_button.setObjectName("webUiButton")
-        self.web_ui_button.setToolTip("Open the Temporal Web UI (at the selected member, if any)")
-        status.addPermanentWidget(self.server_label)
-        status.addPermanentWidget(self.deployment_label)
-        status.addPermanentWidget(self.worker_label)
-        status.addPermanentWidget(self.web_ui_button)
-        self._show_server(session.server_state, session.address or "")
-        self._show_worker(session.worker_state, session.worker_build)
+        self.statusBar().setObjectName("statusBar")
+        self.strip = StatusStrip(self, session)
 
         session.server_changed.connect(self._on_session_server_changed)
         session.worker_changed.connect(self._on_session_worker_changed)
         session.client_connected.connect(self._on_session_client_connected)
-        self.web_ui_button.clicked.connect(self._on_web_ui_button_clicked)
-        self._deployment_timer = QTimer(self)
-        self._deployment_timer.setInterval(DEPLOYMENT_POLL_MS)
-        self._deployment_timer.timeout.connect(self._on_deployment_timer_timeout)
-        self.releases.versions_loaded.connect(self._on_releases_versions_loaded)
+        self.strip.web_ui_button.clicked.connect(self._on_web_ui_button_clicked)
+        self.releases.versions_loaded.connect(self.strip.show_versions)
         self.members.member_activated.connect(self._on_members_member_activated)
         self.members.simulate_requested.connect(self._on_members_simulate_requested)
         self.approvals.pending_changed.connect(self._on_approvals_pending_changed)
@@ -298,8 +254,7 @@ class MainWindow(QMainWindow):
     def stop(self) -> list[asyncio.Task[Any]]:
         """Every panel and detail window stops refreshing, simulated traffic stops;
         returns the loads to await."""
-        self._deployment_timer.stop()
-        waits: list[asyncio.Task[Any]] = cancel_slot_tasks(self)
+        waits: list[asyncio.Task[Any]] = self.strip.stop()
         widgets: list[QWidget] = [*self.panels.values(), *self.details.values()]
         if self.simulate_dialog is not None:
             widgets.append(self.simulate_dialog)
@@ -359,90 +314,10 @@ class MainWindow(QMainWindow):
             detail.close()
         super().closeEvent(event)
 
-    # -- display ------------------------------------------------------------------
-
-    def _show_server(self, state: str, address: str) -> None:
-        if state == "starting" and not address:
-            text = "Server: starting…"
-        else:
-            text = _SERVER_TEXT.get(state, f"Server: {state}").format(address=address)
-        self.server_label.setText(text)
-        server = self._session.server
-        error = server.last_error if server is not None else None
-        self.server_label.setToolTip(error or "")
-        self.web_ui_button.setEnabled(
-            bool(self._session.ui_url) and state in ("running", "shared", "restarting")
-        )
-        if not self._session.ui_url and state in ("running", "shared"):
-            # off by default: it checks no credential, so any local account could use it
-            self.web_ui_button.setToolTip(
-                "The Web UI is off: it would let any account on this machine use the server. "
-                "Launch with LOYALTY_DESK_WEB_UI=1 to turn it on."
-            )
-
-    def _show_worker(self, state: str, build: str) -> None:
-        self._worker_shown = (state, build)
-        if not self._session.start_worker and state == "stopped":
-            self.worker_label.setText("Worker: not started by this app")
-            self.worker_label.setToolTip("")
-            theme.set_tone(self.worker_label, "")
-            return
-        self.worker_label.setText(
-            _WORKER_TEXT.get(state, f"Worker: {state}").format(build=build or "?")
-        )
-        worker = self._session.worker
-        error = (worker.last_error if worker else None) or ""
-        current = self.deployment_current
-        if state == "running" and build and current and build != current:
-            # truthful: our worker is not the build new work goes to
-            self.worker_label.setToolTip(
-                f"This app's worker runs build {build}; the deployment's current build is "
-                f"{current}, which new and upgrading members run on. {error}".strip()
-            )
-            theme.set_tone(self.worker_label, "warn")
-        else:
-            self.worker_label.setToolTip(
-                error or (f"The build of this app's own worker: {build}" if build else "")
-            )
-            theme.set_tone(self.worker_label, "")
-
-    def _show_deployment(self, current: str | None, ramping: tuple[str, float] | None) -> None:
-        self.deployment_current = current
-        self.deployment_ramping = ramping
-        text = f"Deployment: current {current}" if current else "Deployment: no current build"
-        if ramping is not None:
-            text += f", ramping {ramping[0]} at {ramping[1]:g}%"
-        self.deployment_label.setText(text)
-        self.deployment_label.setToolTip(
-            f"The build the deployment {self._session.target.deployment} routes work to"
-        )
-        self._show_worker(*self._worker_shown)
-
-    @async_slot(overlap="skip", errors="status")
-    async def refresh_deployment(self) -> None:
-        """The deployment's current (and ramping) build, from the server."""
-        from runtime.deployment import describe
-
-        client = self._session.client
-        if client is None:
-            return
-        try:
-            info = await describe(client, self._session.target.deployment)
-        except Exception as error:  # the server restarting, say: next poll
-            log.info("could not read the deployment: %s", error)
-            self.deployment_label.setText("Deployment: unknown")
-            self.deployment_label.setToolTip(f"Could not read the deployment: {error}")
-            return
-        if info is None:
-            self._show_deployment(None, None)
-            return
-        ramping = (info.ramping, info.ramp_percentage) if info.ramping else None
-        self._show_deployment(info.current, ramping)
-
     # -- slots --------------------------------------------------------------------
 
     def _on_session_server_changed(self, state: str, address: str) -> None:
-        self._show_server(state, address)
+        self.strip.show_server(state, address)
         if state in ("restarting", "failed"):
             server = self._session.server
             error = (server.last_error if server is not None else None) or ""
@@ -454,7 +329,7 @@ class MainWindow(QMainWindow):
             )
 
     def _on_session_worker_changed(self, state: str, build: str) -> None:
-        self._show_worker(state, build)
+        self.strip.show_worker(state, build)
         if state in ("restarting", "failed"):
             worker = self._session.worker
             error = (worker.last_error if worker is not None else None) or ""
@@ -511,23 +386,7 @@ class MainWindow(QMainWindow):
         from desktop.members_loader import TemporalMembersSource
 
         self.members.set_source(TemporalMembersSource(client=client))
-        self._deployment_timer.start()
-        self.refresh_deployment()
-
-    def _on_deployment_timer_timeout(self) -> None:
-        self.refresh_deployment()
-
-    def _on_releases_versions_loaded(self, rows: list[dict[str, Any]]) -> None:
-        current = next((str(r["build_id"]) for r in rows if r["status"] == "current"), None)
-        ramping = next(
-            (
-                (str(r["build_id"]), float(r["ramp_percentage"]))
-                for r in rows
-                if r["status"] == "ramping"
-            ),
-            None,
-        )
-        self._show_deployment(current, ramping)
+        self.strip.start()
 
     def _on_web_ui_button_clicked(self) -> None:
         url = self.web_ui_url()

@@ -124,7 +124,7 @@ def test_closing_the_window_quits_and_stops_worker_and_server(qapp: Any, tmp_pat
         session = windows[0].session if windows else None
         if session is not None and session.worker_state == "running":
             seen["pids"] = {"server": session.server.pid, "worker": session.worker.pid}
-            seen["worker_label"] = windows[0].worker_label.text()
+            seen["worker_label"] = windows[0].strip.worker_label.text()
             windows[0].close()
         elif time.monotonic() < deadline:
             QTimer.singleShot(100, close_when_running)

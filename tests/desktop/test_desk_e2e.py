@@ -75,17 +75,17 @@ def test_window_shows_fed_members_and_closing_stops_worker_and_server(
     async def scenario() -> None:
         desk.start()
         assert window.isVisible()  # shown before the server is up
-        assert window.server_label.text() == "Server: starting…"
+        assert window.strip.server_label.text() == "Server: starting…"
         # its own network: reached by a socket file in the data dir (runtime/private_net.py)
         where = "unix:///" if private_network_available() else "127.0.0.1:"
         starting = f"Server: starting on {where}"
-        await wait_until(lambda: window.server_label.text().startswith(starting), timeout=10)
+        await wait_until(lambda: window.strip.server_label.text().startswith(starting), timeout=10)
         await wait_until(lambda: desk.session.worker_state == "running", timeout=STARTUP_TIMEOUT_S)
         assert desk.session.server is not None and desk.session.worker is not None
         pids["server"] = desk.session.server.pid or 0
         pids["worker"] = desk.session.worker.pid or 0
-        assert window.server_label.text() == f"Server: running on {desk.session.address}"
-        assert window.worker_label.text() == "Worker: running · build " + desk.session.worker_build
+        assert window.strip.server_label.text() == f"Server: running on {desk.session.address}"
+        assert window.strip.worker_label.text() == "Worker: running · build " + desk.session.worker_build
 
         others = list(simulate(120, 24, seed=7, start=start))
         states = await send(desk, ann_events(start, 0, 3) + others)
@@ -122,7 +122,7 @@ def test_window_shows_fed_members_and_closing_stops_worker_and_server(
         await wait_until(lambda: panel.model.rowCount() == 25, timeout=10)
         assert panel.select_member("ann")
 
-        window.web_ui_button.click()
+        window.strip.web_ui_button.click()
         assert [u.toString() for u in opened] == [
             f"{desk.session.ui_url}/namespaces/default/workflows/member-ann"
         ]
@@ -167,8 +167,8 @@ def test_server_failure_is_shown_and_the_window_stays(
         await asyncio.wait([task], timeout=STARTUP_TIMEOUT_S)
         assert task.done()
         assert desk.window.isVisible()
-        assert desk.window.server_label.text() == "Server: failed"
-        assert desk.window.server_label.toolTip()
+        assert desk.window.strip.server_label.text() == "Server: failed"
+        assert desk.window.strip.server_label.toolTip()
         dialog = desk.window.findChild(QMessageBox, "errorDialog")
         assert dialog is not None and dialog.isVisible()
         assert dialog.text() == "temporal server exited with code 1 while starting"
@@ -176,7 +176,7 @@ def test_server_failure_is_shown_and_the_window_stays(
         message = desk.window.statusBar().currentMessage()
         assert message.startswith("Could not start the Temporal server: temporal server exited")
         assert desk.session.worker is None
-        assert desk.window.worker_label.text() == "Worker: stopped"
+        assert desk.window.strip.worker_label.text() == "Worker: stopped"
         await desk.request_shutdown()
 
     qloop.run_until_complete(scenario())

@@ -113,5 +113,5 @@ def test_every_table_and_button_has_an_accessible_name(qtbot: Any, tmp_path: Pat
         assert unnamed == []
     assert window.approvals.table.accessibleName() == "Approvals table"
     assert window.approvals.approve_button.accessibleName() == "Approve"
-    assert window.deployment_label.accessibleName() == "Current build of the deployment"
+    assert window.strip.deployment_label.accessibleName() == "Current build of the deployment"
     detail.close()

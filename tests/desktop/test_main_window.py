@@ -145,9 +145,9 @@ def test_without_a_browser_the_web_ui_address_goes_to_the_clipboard(
     window = MainWindow(session=session, open_url=lambda _url: False)
     qtbot.addWidget(window)
     window.show()
-    assert not window.web_ui_button.isEnabled()  # the server is still starting
+    assert not window.strip.web_ui_button.isEnabled()  # the server is still starting
     session.server_changed.emit("running", "127.0.0.1:7233")
-    qtbot.mouseClick(window.web_ui_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.strip.web_ui_button, Qt.MouseButton.LeftButton)
     assert window.statusBar().currentMessage() == (
         "No web browser found: the Web UI's address is on the clipboard"
     )
@@ -168,18 +168,18 @@ def test_the_status_bar_tells_the_deployments_build_apart_from_the_apps_worker(
             session.client_connected.emit(client)
             # build 1.0 polled first and was made current (desk_session)
             await wait_until(
-                lambda: window.deployment_label.text() == "Deployment: current 1.0",
+                lambda: window.strip.deployment_label.text() == "Deployment: current 1.0",
                 timeout=TIMEOUT_S,
             )
             # the app's own worker runs an older build: both show, and the difference
             # is pointed out rather than hidden
             session.worker_changed.emit("running", "0.9")
-            assert window.worker_label.text() == "Worker: running · build 0.9"
-            assert window.deployment_label.text() == "Deployment: current 1.0"
-            assert window.worker_label.property("tone") == "warn"
-            assert "current build is 1.0" in window.worker_label.toolTip()
+            assert window.strip.worker_label.text() == "Worker: running · build 0.9"
+            assert window.strip.deployment_label.text() == "Deployment: current 1.0"
+            assert window.strip.worker_label.property("tone") == "warn"
+            assert "current build is 1.0" in window.strip.worker_label.toolTip()
             session.worker_changed.emit("running", "1.0")
-            assert window.worker_label.property("tone") == ""
+            assert window.strip.worker_label.property("tone") == ""
             # the Releases tab's listing updates it at once (no waiting for the poll)
             window.releases.versions_loaded.emit(
                 [
@@ -187,7 +187,7 @@ def test_the_status_bar_tells_the_deployments_build_apart_from_the_apps_worker(
                     {"build_id": "1.0", "status": "current", "ramp_percentage": 0.0},
                 ]
             )
-            assert window.deployment_label.text() == ("Deployment: current 1.0, ramping 2.0 at 25%")
+            assert window.strip.deployment_label.text() == ("Deployment: current 1.0, ramping 2.0 at 25%")
             window.close()
             stopping = window.stop()
             if stopping:

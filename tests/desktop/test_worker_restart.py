@@ -97,7 +97,7 @@ def test_saving_budgets_restarts_the_worker_with_events_flowing_and_none_lost(
         )
         # the handover showed no gap: the worker was never "stopped" or "starting"
         assert set(states) == {"running"}, states
-        assert desk.window.worker_label.text().startswith("Worker: running · build ")
+        assert desk.window.strip.worker_label.text().startswith("Worker: running · build ")
 
         await wait_until(lambda: sent >= sent_before + 10, timeout=30)  # still flowing
         flowing = False
@@ -198,7 +198,7 @@ def test_a_new_worker_that_fails_to_start_is_explained_and_the_old_one_keeps_ser
         assert posted[-1] == panel.message.text()
         # the old one still serves: same process, and a new event is applied
         assert session.worker is old and old.state == "running" and old.pid == old_pid
-        assert desk.window.worker_label.text().startswith("Worker: running · build ")
+        assert desk.window.strip.worker_label.text().startswith("Worker: running · build ")
         batch = feed.check(enumerate(purchases([member], start, 0), start=1))
         await feed.deliver(client, session.target, batch)
         applied = await feed.wait_applied(client, [member])
