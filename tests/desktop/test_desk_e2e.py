@@ -85,7 +85,10 @@ def test_window_shows_fed_members_and_closing_stops_worker_and_server(
         pids["server"] = desk.session.server.pid or 0
         pids["worker"] = desk.session.worker.pid or 0
         assert window.strip.server_label.text() == f"Server: running on {desk.session.address}"
-        assert window.strip.worker_label.text() == "Worker: running · build " + desk.session.worker_build
+        assert (
+            window.strip.worker_label.text()
+            == "Worker: running · build " + desk.session.worker_build
+        )
 
         others = list(simulate(120, 24, seed=7, start=start))
         states = await send(desk, ann_events(start, 0, 3) + others)

@@ -187,7 +187,9 @@ def test_the_status_bar_tells_the_deployments_build_apart_from_the_apps_worker(
                     {"build_id": "1.0", "status": "current", "ramp_percentage": 0.0},
                 ]
             )
-            assert window.strip.deployment_label.text() == ("Deployment: current 1.0, ramping 2.0 at 25%")
+            assert window.strip.deployment_label.text() == (
+                "Deployment: current 1.0, ramping 2.0 at 25%"
+            )
             window.close()
             stopping = window.stop()
             if stopping:
