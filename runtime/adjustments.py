@@ -78,31 +78,23 @@ async def send_audited(
     (with `after(result)` added to the details) or refused (raised as `refused` with the
     member's one-line reason; an unknown member is refused too)."""
     handle = client.get_workflow_handle(member_workflow_id(member_id))
+    why: str | None = None
     try:
         result: R = await handle.execute_update(update, request)
     except (WorkflowUpdateFailedError, RPCError) as error:
         if isinstance(error, RPCError) and error.status != RPCStatusCode.NOT_FOUND:
             raise
         why = f"unknown member {member_id!r}" if isinstance(error, RPCError) else refusal(error)
-        await audit.record(
-            client,
-            target,
-            action,
-            reason=reason,
-            subject=member_id,
-            details=details,
-            actor=request.actor,
-            outcome=f"refused: {why}",
-        )
-        raise refused(why) from None
     await audit.record(
         client,
         target,
         action,
         reason=reason,
         subject=member_id,
-        details={**details, **after(result)},
+        details=details if why is not None else {**details, **after(result)},
         actor=request.actor,
-        outcome=getattr(result, "message", ""),
+        outcome=f"refused: {why}" if why is not None else getattr(result, "message", ""),
     )
+    if why is not None:
+        raise refused(why)
     return result

@@ -196,20 +196,7 @@ class Redemptions:
         else:
             entry = {"seq": self.s.ledger_seq}
         self.s.active_at = iso(at)
-        record = {
-            "request_id": clip_text(request_id, CAUSE_BYTES),
-            "reward_id": reward_id,
-            "name": reward["name"],
-            "cost": cost,
-            "requested_at": iso(at),
-            "seq": entry["seq"],
-            "status": "redeemed",
-            "returned": 0,
-            "cancel_reason": None,
-        }
-        if self.reward_effects:
-            record["effect"] = "pending"
-        self.s.redemptions[key] = record
+        record = self._keep(key, request_id, reward_id, reward["name"], cost, at, entry["seq"])
         if len(self.s.redemptions) > REDEMPTIONS_KEEP * 5 // 4:
             excess = len(self.s.redemptions) - REDEMPTIONS_KEEP
             for old in list(self.s.redemptions)[:excess]:
@@ -243,15 +230,30 @@ class Redemptions:
                 (e for e in self.s.ledger if e["seq"] == earlier["seq"]), {"seq": earlier["seq"]}
             )
         entry = self._post("goodwill_reward", cause, 0, at, build_id)
-        record = {
-            "request_id": clip_text(cause, CAUSE_BYTES),
-            "reward_id": arguments["reward_id"],
-            "name": clip_text(arguments["name"], CAUSE_BYTES),
-            "cost": 0,
-            "worth": arguments["cost"],
-            "goodwill": True,
+        name = clip_text(arguments["name"], CAUSE_BYTES)
+        self._keep(key, cause, arguments["reward_id"], name, 0, at, entry["seq"])
+        self.s.redemptions[key].update(worth=arguments["cost"], goodwill=True)
+        return entry
+
+    def _keep(
+        self,
+        key: str,
+        request_id: str,
+        reward_id: str,
+        name: str,
+        cost: int,
+        at: datetime,
+        seq: int,
+    ) -> dict[str, Any]:
+        """A new redemption record, remembered under `key` (its effect still to hand over,
+        from build 0.4.1)."""
+        record: dict[str, Any] = {
+            "request_id": clip_text(request_id, CAUSE_BYTES),
+            "reward_id": reward_id,
+            "name": name,
+            "cost": cost,
             "requested_at": iso(at),
-            "seq": entry["seq"],
+            "seq": seq,
             "status": "redeemed",
             "returned": 0,
             "cancel_reason": None,
@@ -259,7 +261,7 @@ class Redemptions:
         if self.reward_effects:
             record["effect"] = "pending"
         self.s.redemptions[key] = record
-        return entry
+        return record
 
     def undelivered_reward(self) -> dict[str, Any] | None:
         """The oldest redemption whose effect is still to be handed to the outbox."""
