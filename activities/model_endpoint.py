@@ -7,8 +7,9 @@ to build a client for an endpoint `endpoint_problem` objects to.
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
+
+from workflows.effects_config import is_loopback
 
 OPENAI_ORIGIN = "https://api.openai.com"  # where the key goes when no base_url is set
 _DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -29,17 +30,6 @@ def endpoint_origin(base_url: str | None) -> str:
     host = f"[{host}]" if ":" in host else host
     shown = "" if port in (None, _DEFAULT_PORTS[scheme]) else f":{port}"
     return f"{scheme}://{host}{shown}"
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 or localhost: traffic that never leaves this machine."""
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def endpoint_problem(base_url: str | None) -> str | None:

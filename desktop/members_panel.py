@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
@@ -187,42 +188,40 @@ class MembersPanel(QWidget):
             return
         query = search_query(self.search.text())
         self.count_label.setText("Loading members…")
-        try:
-            if query:
+        if query:
+            try:
                 check_fragment(query)  # refused here: it could widen the list, not narrow it
-            await loader.reload(query)
-        except Exception as error:
-            self._update_count()
-            if not self._show_query_error(error):
-                raise
-            return
-        self._clear_query_error()
-        self._update_count()
+            except Exception as error:
+                self._update_count()
+                if not self._show_query_error(error):
+                    raise
+                return
+        await self._load(loader.reload(query), clear=True)
 
     @async_slot(overlap="skip", errors="status")
     async def _refresh(self) -> None:
         loader = self._loader
         if loader is None or self._store.loading:
             return
-        try:
-            await loader.refresh(self.visible_member_ids())
-        except Exception as error:
-            if not self._show_query_error(error):
-                raise
-            return
-        self._clear_query_error()
-        self._update_count()
+        await self._load(loader.refresh(self.visible_member_ids()), clear=True)
 
     @async_slot(overlap="skip", errors="status")
     async def _load_more(self) -> None:
-        if self._loader is None:
-            return
+        if self._loader is not None:
+            await self._load(self._loader.load_more(), clear=False)
+
+    async def _load(self, loading: Awaitable[Any], *, clear: bool) -> None:
+        """Await a load; a bad query says why under the search box (and `clear`: a good
+        one clears what it said), then the count."""
         try:
-            await self._loader.load_more()
+            await loading
         except Exception as error:
+            self._update_count()
             if not self._show_query_error(error):
                 raise
             return
+        if clear:
+            self._clear_query_error()
         self._update_count()
 
     def _update_count(self) -> None:
