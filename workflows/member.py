@@ -335,13 +335,7 @@ class MemberWorkflow(MemberAgent, MemberChores, MemberInbox, MemberDecisions, Me
             problem = decision_problem(decision) or self._approval_problem(pid, decision.approve)
         if problem:
             raise ApplicationError(problem, type="DecisionRefused", non_retryable=True)
-        return self._apply_decision(
-            pid,
-            decision.approve,
-            actor=decision.actor.strip(),
-            reason=decision.reason.strip(),
-            policy_text=decision.policy,
-        )
+        return self._apply_person(decision)
 
     @decide.validator
     def _validate_decide(self, decision: Decision) -> None:

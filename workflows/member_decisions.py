@@ -111,9 +111,12 @@ class MemberDecisions:
             raise ApplicationError(
                 self._changed(record), type="DecisionRefused", non_retryable=True
             )
-        at = min(first, now) if first else None
+        return self._apply_person(decision, at=min(first, now) if first else None)
+
+    def _apply_person(self, decision: Decision, at: datetime | None = None) -> DecisionResult:
+        """A person's decision, checked: applied as they made it (at `at`, a re-sent one)."""
         return self._apply_decision(
-            pid,
+            decision.proposal_id,
             decision.approve,
             actor=decision.actor.strip(),
             reason=decision.reason.strip(),
