@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         MAX_COUNT,
         TIER_GRANT_PATCH,
         TURN_STATUSES,
+        Decision,
         DecisionResult,
     )
     from workflows.proposals import AUTO_APPROVE_POLICY, points_of
@@ -271,6 +272,17 @@ class MemberAgent:
         except ActivityError:
             settings = self._desk.settings or AgentSettings()
         self._desk.use_settings(settings, workflow.now())
+
+    def _apply_person(self, decision: Decision, at: datetime | None = None) -> DecisionResult:
+        """A person's decision, checked: applied as they made it (at `at`, a re-sent one)."""
+        return self._apply_decision(
+            decision.proposal_id,
+            decision.approve,
+            actor=decision.actor.strip(),
+            reason=decision.reason.strip(),
+            policy_text=decision.policy,
+            at=at,
+        )
 
     def _apply_decision(
         self,

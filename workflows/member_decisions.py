@@ -39,15 +39,8 @@ class MemberDecisions:
 
         def _bounded(self) -> bool: ...
 
-        def _apply_decision(
-            self,
-            proposal_id: str,
-            approve: bool,
-            *,
-            actor: str,
-            reason: str,
-            policy_text: str | None,
-            at: datetime | None = None,
+        def _apply_person(
+            self, decision: Decision, at: datetime | None = None
         ) -> DecisionResult: ...
 
     def _binding_problem(self, decision: Decision) -> str | None:
@@ -112,17 +105,6 @@ class MemberDecisions:
                 self._changed(record), type="DecisionRefused", non_retryable=True
             )
         return self._apply_person(decision, at=min(first, now) if first else None)
-
-    def _apply_person(self, decision: Decision, at: datetime | None = None) -> DecisionResult:
-        """A person's decision, checked: applied as they made it (at `at`, a re-sent one)."""
-        return self._apply_decision(
-            decision.proposal_id,
-            decision.approve,
-            actor=decision.actor.strip(),
-            reason=decision.reason.strip(),
-            policy_text=decision.policy,
-            at=at,
-        )
 
     def _approval_problem(self, proposal_id: str, approve: bool) -> str | None:
         """Why approving this proposal now would break a rule (a grant past the largest
