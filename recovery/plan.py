@@ -19,12 +19,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from recovery.history import Decided, Received, received
 from recovery.rebuild import Rebuild
 from recovery.runs import (
+    as_run_applied,
     aware,
     closed_at,
-    holding_run,
     next_run,
     previous_run,
-    redemption_effects_run,
     reset_base,
     reset_cut,
     run_input,
@@ -74,8 +73,8 @@ class Plan:
         """`expected`, with what the rebuild saw on the way (e.g. the events accepted)."""
         start = run_input(self.anchor)
         snapshot = start.snapshot or MemberSnapshot(member_id=start.member_id)
-        book = MemberBook(_copy_snapshot(snapshot), hold=holding_run(self.anchor))
-        book.reward_effects = book.cancel_events = redemption_effects_run(self.anchor)
+        # a reset keeps the anchor's first task, and with it the patches its build took
+        book = as_run_applied(MemberBook(_copy_snapshot(snapshot)), self.anchor)
         carried = start.agent.watch if start.agent else None
         watch = TriggerWatch(dataclasses.replace(carried) if carried else None)
         rebuild = Rebuild(book, start.requests or [], watch)

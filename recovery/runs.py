@@ -12,6 +12,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 
 from workflows.member_messages import BOUNDED_PATCH, HOLD_PATCH, REWARD_EFFECTS_PATCH, MemberInput
+from workflows.rules import MemberBook
 
 PATCH_MARKER = "core_patch"
 _converter = DataConverter.default.payload_converter
@@ -38,18 +39,20 @@ def bounded_run(history: WorkflowHistory) -> bool:
     return _patched(history, BOUNDED_PATCH)
 
 
-def holding_run(history: WorkflowHistory) -> bool:
-    """The run holds early refunds and binds decisions to content (HOLD_PATCH)."""
-    return _patched(history, HOLD_PATCH)
+def as_run_applied(book: MemberBook, history: WorkflowHistory) -> MemberBook:
+    """`book` with the rules' switches set as the run's build applied them (the patches
+    its first task took): early refunds held and decisions bound (HOLD_PATCH), rewards
+    handed to the outbox and redemption_cancelled events taken (REWARD_EFFECTS_PATCH).
+    A new switch of the rules is set here, once, for every reader of history."""
+    patches = patches_of(history)
+    book.hold = HOLD_PATCH in patches
+    book.reward_effects = book.cancel_events = REWARD_EFFECTS_PATCH in patches
+    return book
 
 
-def redemption_effects_run(history: WorkflowHistory) -> bool:
-    """The run hands redemptions to the outbox and takes redemption_cancelled events
-    (REWARD_EFFECTS_PATCH, build 0.4.1)."""
-    return _patched(history, REWARD_EFFECTS_PATCH)
-
-
-def _patched(history: WorkflowHistory, patch_id: str) -> bool:
+def patches_of(history: WorkflowHistory) -> set[str]:
+    """The patches the run took (its patch markers)."""
+    found = set()
     for event in history.events:
         if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
             continue
@@ -57,9 +60,13 @@ def _patched(history: WorkflowHistory, patch_id: str) -> bool:
         if attrs.marker_name != PATCH_MARKER or "patch-data" not in attrs.details:
             continue
         data = decode(attrs.details["patch-data"].payloads)
-        if isinstance(data, dict) and data.get("id") == patch_id:
-            return True
-    return False
+        if isinstance(data, dict) and isinstance(data.get("id"), str):
+            found.add(data["id"])
+    return found
+
+
+def _patched(history: WorkflowHistory, patch_id: str) -> bool:
+    return patch_id in patches_of(history)
 
 
 def run_input(history: WorkflowHistory) -> MemberInput:

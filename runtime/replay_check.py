@@ -21,7 +21,7 @@ from temporalio.worker import Replayer
 from recovery.damage import bounded
 from recovery.history import received
 from recovery.rebuild import Rebuild
-from recovery.runs import chain_histories, holding_run, redemption_effects_run, run_input
+from recovery.runs import as_run_applied, chain_histories, run_input
 from runtime import deployment
 from runtime.members import deployment_query, list_members
 from runtime.worker import default_build_id, sandbox_runner, workflow_classes
@@ -123,8 +123,7 @@ async def check_member(
     )
     rebuild = Rebuild(book, start.requests or [])
     for history in chain:
-        book.hold = holding_run(history)  # each run as its build applied it
-        book.reward_effects = book.cancel_events = redemption_effects_run(history)
+        as_run_applied(book, history)  # each run as its build applied it
         for item in received(history, approvals=True):
             result.events += item.kind == "event"
             rebuild.apply(item, "candidate")

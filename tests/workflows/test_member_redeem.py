@@ -11,7 +11,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from desktop.member_detail_timeline import TimelineBuilder
 from recovery.history import received
 from recovery.rebuild import Rebuild
-from recovery.runs import chain_histories, holding_run
+from recovery.runs import as_run_applied, chain_histories
 from tests.conftest import Deployment
 from tests.memberkit import COMPARED, feed_and_sync, start_member, trip
 from workflows.member import MemberWorkflow, member_workflow_id
@@ -104,7 +104,7 @@ async def test_a_redemption_survives_continue_as_new_and_a_retry_returns_it(
     rebuild = Rebuild(MemberBook(MemberSnapshot(member_id=member)))
     kinds_read: list[str] = []
     for history in chain:
-        rebuild.book.hold = holding_run(history)
+        as_run_applied(rebuild.book, history)
         for item in received(history, approvals=True):
             kinds_read.append(item.kind)
             rebuild.apply(item, "rules")

@@ -33,10 +33,9 @@ from activities.model_provider import LoyaltyModelProvider, ModelConfig
 from recovery.history import received, received_events
 from recovery.rebuild import Rebuild
 from recovery.runs import (
-    holding_run,
+    as_run_applied,
     next_run,
     previous_run,
-    redemption_effects_run,
     reset_base,
     run_input,
 )
@@ -275,9 +274,7 @@ def test_chain_gives_the_recorded_state(case: tuple[str, str, list[Any], dict[st
     rebuild = Rebuild(MemberBook(MemberSnapshot(member_id=start.member_id)), start.requests or [])
     kinds: list[str] = []
     for history in chain:
-        rebuild.book.hold = holding_run(history)
-        effects = redemption_effects_run(history)  # as each run's build applied it
-        rebuild.book.reward_effects = rebuild.book.cancel_events = effects
+        as_run_applied(rebuild.book, history)  # each run as its build applied it
         for item in received(history, approvals=True):
             kinds.append(item.kind)
             rebuild.apply(item, "rules")
