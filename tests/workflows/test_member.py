@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import uuid
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
@@ -67,11 +68,21 @@ async def test_state_survives_continue_as_new_and_dedups_across_runs(
         # resend events the first run already counted: nothing changes
         again = await feed_and_sync(client, target, member, events[:5])
         handle = client.get_workflow_handle(member_workflow_id(member))
-        description = await handle.describe()
+
+        # the 5 resent signals reach the threshold: the member continues as new once its
+        # handlers finished (after `sync` answered), carrying what it counted
+        async def moved_on() -> dict[str, Any] | None:
+            if (await handle.describe()).run_id == first_run:
+                return None
+            carried: dict[str, Any] = await handle.query(MemberWorkflow.state)
+            return carried
+
+        carried = await eventually(moved_on)
     assert again["points"] == state["points"]
     assert again["events_processed"] == 60
     assert again["duplicates_ignored"] == 5
-    assert description.run_id != first_run or again["runs"] > state["runs"]
+    assert carried["runs"] > state["runs"]
+    assert (carried["points"], carried["duplicates_ignored"]) == (state["points"], 5)
 
 
 async def test_malformed_events_are_rejected_listed_and_the_member_goes_on(
