@@ -15,13 +15,12 @@ the effect (proposal id and content digest): the same on every attempt, by any w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import quote
@@ -32,6 +31,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.support import heartbeating, memo_of
 from workflows.contract import QUERY_PROPOSALS, member_workflow_id
 from workflows.effects import (
     DESTINATIONS_ACTIVITY,
@@ -57,7 +57,6 @@ WEBHOOK_SECRET = "webhook"
 SMTP_SECRET = "smtp"
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=20, connect=5)
 SMTP_TIMEOUT_S = 20.0
-HEARTBEAT_EVERY_S = 2.0
 ANSWER_BYTES = 1_000
 
 SecretSource = Callable[[str], "str | None"]
@@ -110,33 +109,8 @@ def read_config(memo: Mapping[str, Any]) -> EffectsConfig:
 async def current_config(client: Client, deployment: str) -> EffectsConfig:
     """The deployment's effect destinations, from the config workflow's memo (no worker
     needs to answer); none configured when nobody set any."""
-    handle = client.get_workflow_handle(effects_config_workflow_id(deployment))
-    try:
-        memo = await (await handle.describe()).memo()
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return EffectsConfig()
-        raise
-    return read_config(memo)
-
-
-@contextlib.asynccontextmanager
-async def heartbeating() -> AsyncIterator[None]:
-    """Heartbeat while an attempt waits on the destination: a killed worker's attempt is
-    given up within the heartbeat timeout, not the whole attempt timeout."""
-
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(HEARTBEAT_EVERY_S)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    memo = await memo_of(client, effects_config_workflow_id(deployment))
+    return EffectsConfig() if memo is None else read_config(memo)
 
 
 def _text(raw: bytes) -> str:

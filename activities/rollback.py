@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.support import heartbeating
 from recovery import repair
 from workflows.rollback_messages import (
     FIND_DAMAGE,
@@ -79,23 +78,6 @@ async def verify_member(input: VerifyInput) -> VerifyOutcome:
         return await repair.verify_member(
             activity.client(), input.member_id, input.bad_build, input.anchor_run_id, input.expected
         )
-
-
-@asynccontextmanager
-async def heartbeating(interval_s: float = 2.0) -> AsyncIterator[None]:
-    """Heartbeat while the body runs, so a killed worker's activity is retried elsewhere
-    after the heartbeat timeout rather than after the whole start-to-close timeout."""
-
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(interval_s)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
 
 
 ROLLBACK_ACTIVITIES = [find_damage, reset_member, reset_members, verify_member]

@@ -29,6 +29,7 @@ from desktop import preload, theme
 from desktop.approvals_filters import QueueFilters
 from desktop.approvals_model import ApprovalsFilterModel, ApprovalsModel
 from desktop.asyncutil import async_slot, cancel_slot_tasks, run_dialog, show_error
+from desktop.layouts import hbox
 from desktop.member_detail_text import proposal_text
 from desktop.proposal_view import ProposalView
 from desktop.tables import fixed_table
@@ -92,12 +93,13 @@ class ApprovalsPanel(QWidget):
         self.approve_button = QPushButton("Approve (A)", self)
         self.reject_button = QPushButton("Reject (R)", self)
         self.next_button = QPushButton("Next (N)", self)
-        decide_row = QHBoxLayout()
-        decide_row.addWidget(QLabel("Reason", self))
-        decide_row.addWidget(self.reason, 1)
-        decide_row.addWidget(self.approve_button)
-        decide_row.addWidget(self.reject_button)
-        decide_row.addWidget(self.next_button)
+        decide_row = hbox(
+            QLabel("Reason", self),
+            (self.reason, 1),
+            self.approve_button,
+            self.reject_button,
+            self.next_button,
+        )
 
         self.policy = QLineEdit(self)
         self.policy.setObjectName("bulkPolicy")
@@ -107,11 +109,12 @@ class ApprovalsPanel(QWidget):
         )
         self.bulk_approve_button = QPushButton("Approve by policy…", self)
         self.bulk_reject_button = QPushButton("Reject by policy…", self)
-        bulk_row = QHBoxLayout()
-        bulk_row.addWidget(QLabel("Bulk", self))
-        bulk_row.addWidget(self.policy, 1)
-        bulk_row.addWidget(self.bulk_approve_button)
-        bulk_row.addWidget(self.bulk_reject_button)
+        bulk_row = hbox(
+            QLabel("Bulk", self),
+            (self.policy, 1),
+            self.bulk_approve_button,
+            self.bulk_reject_button,
+        )
 
         self.results = QListWidget(self)
         self.results.setObjectName("decisionResults")

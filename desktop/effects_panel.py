@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -21,15 +21,14 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QPushButton,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
 from desktop import preload
 from desktop.asyncutil import async_slot, cancel_slot_tasks
+from desktop.layouts import button, label, ticker, vbox
 from desktop.units import local_time_text, utc_time_text
 
 if TYPE_CHECKING:
@@ -71,18 +70,20 @@ class EffectsPanel(QWidget):
 
         self.status_filter = QComboBox(self)
         self.status_filter.setObjectName("effectsStatus")
-        for label, value in STATUS_CHOICES:
-            self.status_filter.addItem(label, value)
+        for text, value in STATUS_CHOICES:
+            self.status_filter.addItem(text, value)
         self.member_filter = QLineEdit(self)
         self.member_filter.setObjectName("effectsMember")
         self.member_filter.setPlaceholderText("member id")
         self.member_filter.setVisible(member is None)
-        self.refresh_button = QPushButton("Refresh", self)
-        self.refresh_button.setObjectName("effectsRefresh")
-        self.retry_button = QPushButton("Retry", self)
-        self.retry_button.setObjectName("effectsRetry")
-        self.retry_button.setToolTip("Try the selected failed or waiting effect again (audited)")
-        self.retry_button.setEnabled(False)
+        self.refresh_button = button("Refresh", self, "effectsRefresh")
+        self.retry_button = button(
+            "Retry",
+            self,
+            "effectsRetry",
+            tip="Try the selected failed or waiting effect again (audited)",
+            enabled=False,
+        )
         filters = QHBoxLayout()
         filters.addWidget(QLabel("Status:", self))
         filters.addWidget(self.status_filter)
@@ -103,18 +104,10 @@ class EffectsPanel(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(5, QHeaderView.ResizeMode.Stretch)
-        self.count_label = QLabel("Effects load once connected.", self)
-        self.count_label.setObjectName("effectsCount")
-        self.count_label.setWordWrap(True)
+        self.count_label = label(self, "effectsCount", "Effects load once connected.", wrap=True)
+        vbox(self, filters, (self.table, 1), self.count_label)
 
-        layout = QVBoxLayout(self)
-        layout.addLayout(filters)
-        layout.addWidget(self.table, 1)
-        layout.addWidget(self.count_label)
-
-        self._timer = QTimer(self)
-        self._timer.setInterval(REFRESH_INTERVAL_MS)
-        self._timer.timeout.connect(self._on_timer_timeout)
+        self._timer = ticker(self, REFRESH_INTERVAL_MS, self._on_timer_timeout)
         self.status_filter.currentIndexChanged.connect(self._on_filter_changed)
         self.member_filter.editingFinished.connect(self._on_filter_changed)
         self.refresh_button.clicked.connect(self._on_refresh_button_clicked)

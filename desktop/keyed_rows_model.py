@@ -20,6 +20,28 @@ AnyIndex = QModelIndex | QPersistentModelIndex
 Row = dict[str, Any]
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+# rows the person selects and reads, never edits
+READ_ONLY = (
+    Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+)
+
+
+def header(
+    titles: Sequence[tuple[str, bool]], section: int, orientation: Qt.Orientation, role: int
+) -> Any:
+    """A table model's `headerData` over (title, numeric) columns: titles, numbers right."""
+    if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(titles):
+        return None
+    title, numeric = titles[section]
+    if role == Qt.ItemDataRole.DisplayRole:
+        return title
+    if role == Qt.ItemDataRole.TextAlignmentRole:
+        return _RIGHT if numeric else _LEFT
+    return None
+
+
+def read_only_flags(index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+    return READ_ONLY if index.isValid() else Qt.ItemFlag.NoItemFlags
 
 
 @dataclass(frozen=True)
@@ -182,19 +204,7 @@ class KeyedRowsModel(QAbstractTableModel):
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.COLUMNS):
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self.COLUMNS[section].title
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return _RIGHT if self.COLUMNS[section].numeric else _LEFT
-        return None
+        return header([(c.title, c.numeric) for c in self.COLUMNS], section, orientation, role)
 
     def flags(self, index: AnyIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return (
-            Qt.ItemFlag.ItemIsEnabled
-            | Qt.ItemFlag.ItemIsSelectable
-            | Qt.ItemFlag.ItemNeverHasChildren
-        )
+        return read_only_flags(index)

@@ -318,27 +318,24 @@ class MainWindow(QMainWindow):
 
     def _on_session_server_changed(self, state: str, address: str) -> None:
         self.strip.show_server(state, address)
-        if state in ("restarting", "failed"):
-            server = self._session.server
-            error = (server.last_error if server is not None else None) or ""
-            again = "restarting it" if state == "restarting" else "it could not be restarted"
-            self.notifier.notify(
-                "server",
-                "The Temporal server stopped",
-                f"The server at {address} stopped unexpectedly; {again}. {error}".strip(),
-            )
+        self._child_stopped(
+            state, "server", "The Temporal server stopped", f"The server at {address}"
+        )
 
     def _on_session_worker_changed(self, state: str, build: str) -> None:
         self.strip.show_worker(state, build)
-        if state in ("restarting", "failed"):
-            worker = self._session.worker
-            error = (worker.last_error if worker is not None else None) or ""
-            again = "restarting it" if state == "restarting" else "it could not be restarted"
-            self.notifier.notify(
-                "worker",
-                "The worker stopped",
-                f"The app's worker stopped unexpectedly; {again}. {error}".strip(),
-            )
+        self._child_stopped(state, "worker", "The worker stopped", "The app's worker")
+
+    def _child_stopped(self, state: str, which: str, title: str, subject: str) -> None:
+        """Tell the person when the app's server or worker died (it restarts, or could not)."""
+        if state not in ("restarting", "failed"):
+            return
+        child = self._session.server if which == "server" else self._session.worker
+        error = (child.last_error if child is not None else None) or ""
+        again = "restarting it" if state == "restarting" else "it could not be restarted"
+        self.notifier.notify(
+            which, title, f"{subject} stopped unexpectedly; {again}. {error}".strip()
+        )
 
     def _on_rollback_finished(self, progress: Any) -> None:
         mismatches = len(progress.mismatches)

@@ -14,19 +14,17 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
-    QFormLayout,
     QGroupBox,
     QLineEdit,
     QMessageBox,
-    QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 import resources
 from desktop import preload
 from desktop.asyncutil import async_slot, show_error
+from desktop.layouts import button, form, vbox
 from workflows.contract import AMOUNT_FIELD, SIGNAL_EVENT, UPDATE_SYNC, member_workflow_id
 
 if TYPE_CHECKING:
@@ -72,27 +70,29 @@ class MemberActions(QWidget):
         self.event_text = QLineEdit(self)
         self.event_text.setPlaceholderText("Ticket text")
         self.event_text.setEnabled(False)
-        self.send_button = QPushButton("Send event", self)
-        self.send_button.setObjectName("sendEventButton")
+        self.send_button = button("Send event", self, "sendEventButton")
         event_box = QGroupBox("Send a test event", self)
-        event_form = QFormLayout(event_box)
-        event_form.addRow("Type", self.event_type)
-        event_form.addRow("Amount", self.event_amount)
-        event_form.addRow("Text", self.event_text)
-        event_form.addRow(self.send_button)
+        form(
+            event_box,
+            ("Type", self.event_type),
+            ("Amount", self.event_amount),
+            ("Text", self.event_text),
+            self.send_button,
+        )
 
         self.adjust_points = QSpinBox(self)
         self.adjust_points.setRange(-1_000_000, 1_000_000)
         self.adjust_points.setValue(100)
         self.adjust_reason = QLineEdit(self)
         self.adjust_reason.setPlaceholderText("Why (required)")
-        self.adjust_button = QPushButton("Apply adjustment", self)
-        self.adjust_button.setObjectName("adjustButton")
+        self.adjust_button = button("Apply adjustment", self, "adjustButton")
         adjust_box = QGroupBox("Manual adjustment", self)
-        adjust_form = QFormLayout(adjust_box)
-        adjust_form.addRow("Points", self.adjust_points)
-        adjust_form.addRow("Reason", self.adjust_reason)
-        adjust_form.addRow(self.adjust_button)
+        form(
+            adjust_box,
+            ("Points", self.adjust_points),
+            ("Reason", self.adjust_reason),
+            self.adjust_button,
+        )
 
         self.reward = QComboBox(self)
         # the catalogue itself (runtime.rewards imports the member workflow: preloaded)
@@ -102,24 +102,20 @@ class MemberActions(QWidget):
             )
         self.redeem_reason = QLineEdit(self)
         self.redeem_reason.setPlaceholderText("Why (required)")
-        self.redeem_button = QPushButton("Redeem…", self)
-        self.redeem_button.setObjectName("redeemButton")
+        self.redeem_button = button("Redeem…", self, "redeemButton")
         self.cancel_request = QLineEdit(self)
         self.cancel_request.setPlaceholderText("Request id (see Timeline)")
-        self.cancel_button = QPushButton("Cancel redemption…", self)
-        self.cancel_button.setObjectName("cancelRedemptionButton")
+        self.cancel_button = button("Cancel redemption…", self, "cancelRedemptionButton")
         redeem_box = QGroupBox("Redemption", self)
-        redeem_form = QFormLayout(redeem_box)
-        redeem_form.addRow("Reward", self.reward)
-        redeem_form.addRow("Reason", self.redeem_reason)
-        redeem_form.addRow(self.redeem_button)
-        redeem_form.addRow("Request", self.cancel_request)
-        redeem_form.addRow(self.cancel_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(event_box)
-        layout.addWidget(adjust_box)
-        layout.addWidget(redeem_box)
+        form(
+            redeem_box,
+            ("Reward", self.reward),
+            ("Reason", self.redeem_reason),
+            self.redeem_button,
+            ("Request", self.cancel_request),
+            self.cancel_button,
+        )
+        vbox(self, event_box, adjust_box, redeem_box).setContentsMargins(0, 0, 0, 0)
 
         self.event_type.currentTextChanged.connect(self._on_event_type_current_text_changed)
         self.send_button.clicked.connect(self._on_send_button_clicked)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -35,6 +36,7 @@ from desktop.member_detail_models import LedgerModel, ProposalsModel, TimelineMo
 from desktop.member_detail_text import chart_points, short_run, state_signature, state_text
 from desktop.tables import fixed_table
 from desktop.units import utc_time_text
+from recovery.runs import kept_note
 from workflows.contract import QUERY_STATE, member_workflow_id
 
 if TYPE_CHECKING:
@@ -232,8 +234,9 @@ class MemberDetail(QWidget):
 
         client = self._session.client
         assert client is not None
-        runs, complete = await fetch_chain(client, self.workflow_id, current_run, self._histories)
-        total = len(runs) if complete else max(len(runs), int(state.get("runs") or 0))
+        chain = await fetch_chain(client, self.workflow_id, current_run, self._histories)
+        runs = chain.runs
+        total = len(runs) if chain.complete else max(len(runs), int(state.get("runs") or 0))
         first = total - len(runs) + 1
         builder = TimelineBuilder(first_number=first)
         for run_id, history in runs:
@@ -243,7 +246,7 @@ class MemberDetail(QWidget):
             await asyncio.sleep(0)
         self.timeline_model.set_rows(builder.rows(state.get("proposals") or []))
         self._run_ids = [run_id for run_id, _ in runs]
-        self._show_runs(first)
+        self._show_runs(first, chain.kept_from)
         self.timeline_loaded.emit()
 
     def _show_state(self, state: dict[str, Any]) -> None:
@@ -260,8 +263,11 @@ class MemberDetail(QWidget):
         self.proposals_model.set_rows(state.get("proposals") or [])
         self.state_loaded.emit(state)
 
-    def _show_runs(self, first: int) -> None:
-        parts = [f"runs 1 to {first - 1} not shown"] if first > 1 else []
+    def _show_runs(self, first: int, kept_from: datetime | None = None) -> None:
+        if kept_from is not None:  # the server no longer keeps the earlier runs
+            parts = [kept_note(kept_from, "shown")]
+        else:
+            parts = [f"runs 1 to {first - 1} not shown"] if first > 1 else []
         for number, run_id in enumerate(self._run_ids, start=first):
             url = self.run_url(run_id)
             text = f"run {number} ({short_run(run_id)})"

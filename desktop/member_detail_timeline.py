@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from temporalio.api.enums.v1 import EventType
 
 from desktop.member_detail_text import short_run
 from recovery.history import Received, received
-from recovery.runs import previous_run, reset_base
+from recovery.runs import fetch_run, previous_run, reset_base, started_at
 from workflows.contract import AMOUNT_FIELDS
 from workflows.proposals import arguments_text
 
@@ -29,6 +29,15 @@ Row = dict[str, Any]
 MAX_RUNS = 20
 
 
+class Chain(NamedTuple):
+    """The runs a timeline shows: (run id, history), oldest first."""
+
+    runs: list[tuple[str, WorkflowHistory]]
+    complete: bool  # every run back to the member's first
+    # when earlier runs are no longer kept (retention): the oldest kept run's start
+    kept_from: datetime | None = None
+
+
 async def fetch_chain(
     client: Client,
     workflow_id: str,
@@ -36,9 +45,9 @@ async def fetch_chain(
     cache: dict[str, WorkflowHistory],
     *,
     max_runs: int = MAX_RUNS,
-) -> tuple[list[tuple[str, WorkflowHistory]], bool]:
-    """(run id, history) of the chain's latest `max_runs` runs up to the `current`
-    run, oldest first, and whether that is every run.
+) -> Chain:
+    """The chain's latest `max_runs` runs up to the `current` run, oldest first; it
+    stops early at a run the server no longer keeps.
 
     Closed runs never change, so `cache` keeps theirs; only the current run is
     fetched again on each refresh.
@@ -48,13 +57,18 @@ async def fetch_chain(
     while run_id and len(runs) < max_runs:
         history = cache.get(run_id)
         if history is None:
-            history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+            history = await fetch_run(client, workflow_id, run_id)
+            if history is None and runs:  # past retention: show what is kept, say so
+                runs.reverse()
+                return Chain(runs, False, started_at(runs[0][1]))
+            if history is None:
+                raise LookupError(f"run {run_id} of {workflow_id} is no longer kept")
             if run_id != current:
                 cache[run_id] = history
         runs.append((run_id, history))
         run_id = previous_run(history)
     runs.reverse()
-    return runs, not run_id
+    return Chain(runs, not run_id)
 
 
 class TimelineBuilder:

@@ -13,6 +13,7 @@ from PySide6.QtCore import (
 )
 
 from desktop import theme
+from desktop.keyed_rows_model import header, read_only_flags
 from desktop.members_store import COLUMNS, MembersStore, Row, SortOrder
 from desktop.units import local_time_text, utc_time_text
 
@@ -22,6 +23,7 @@ AnyIndex = QModelIndex | QPersistentModelIndex
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 _NUMERIC = {"points", "pending_proposals"}
+_HEADERS = [(c.title, c.key in _NUMERIC) for c in COLUMNS]
 
 
 class MembersTableModel(QAbstractTableModel):
@@ -93,22 +95,10 @@ class MembersTableModel(QAbstractTableModel):
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section].title
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return _RIGHT if COLUMNS[section].key in _NUMERIC else _LEFT
-        return None
+        return header(_HEADERS, section, orientation, role)
 
     def flags(self, index: AnyIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return (
-            Qt.ItemFlag.ItemIsEnabled
-            | Qt.ItemFlag.ItemIsSelectable
-            | Qt.ItemFlag.ItemNeverHasChildren
-        )
+        return read_only_flags(index)
 
     def canFetchMore(self, parent: AnyIndex) -> bool:
         if parent.isValid():

@@ -7,22 +7,19 @@ import re
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QHBoxLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
-    QPushButton,
     QTableView,
-    QVBoxLayout,
     QWidget,
 )
 
 from desktop import theme
 from desktop.asyncutil import async_slot, cancel_slot_tasks
+from desktop.layouts import button, hbox, label, ticker, vbox
 from desktop.members_loader import MembersLoader, MembersSource, search_query
 from desktop.members_model import MembersStore, MembersTableModel
 from workflows.visibility import check_fragment
@@ -65,19 +62,17 @@ class MembersPanel(QWidget):
             "LoyaltyTier = 'Gold' AND LoyaltyPoints > 500"
         )
         self.search.setClearButtonEnabled(True)
-        self.refresh_button = QPushButton("Refresh", self)
-        self.refresh_button.setObjectName("refreshButton")
-        self.refresh_button.setEnabled(False)
-        self.simulate_button = QPushButton("Simulate traffic…", self)
-        self.simulate_button.setObjectName("simulateButton")
-        self.simulate_button.setToolTip("Send generated events to members, as a feed would")
-        self.simulate_button.setEnabled(False)
-        self.count_label = QLabel("Waiting for the Temporal server…", self)
-        self.count_label.setObjectName("memberCount")
-        self.error_label = QLabel(self)
-        self.error_label.setObjectName("queryError")
+        self.refresh_button = button("Refresh", self, "refreshButton", enabled=False)
+        self.simulate_button = button(
+            "Simulate traffic…",
+            self,
+            "simulateButton",
+            tip="Send generated events to members, as a feed would",
+            enabled=False,
+        )
+        self.count_label = label(self, "memberCount", "Waiting for the Temporal server…")
+        self.error_label = label(self, "queryError", wrap=True)
         theme.set_tone(self.error_label, "bad")
-        self.error_label.setWordWrap(True)
         self.error_label.hide()
 
         self.table = QTableView(self)
@@ -107,24 +102,14 @@ class MembersPanel(QWidget):
         for column, width in enumerate(_COLUMN_WIDTHS, start=1):
             self.table.setColumnWidth(column, width)
 
-        top = QHBoxLayout()
-        top.addWidget(self.search, 1)
-        top.addWidget(self.refresh_button)
-        top.addWidget(self.simulate_button)
-        layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addWidget(self.error_label)
-        layout.addWidget(self.table, 1)
-        layout.addWidget(self.count_label)
+        top = hbox((self.search, 1), self.refresh_button, self.simulate_button)
+        vbox(self, top, self.error_label, (self.table, 1), self.count_label)
 
-        self._timer = QTimer(self)
-        self._timer.setInterval(REFRESH_INTERVAL_MS)
-
+        self._timer = ticker(self, REFRESH_INTERVAL_MS, self._on_timer_timeout)
         self.search.returnPressed.connect(self._on_search_return_pressed)
         self.search.textChanged.connect(self._on_search_text_changed)
         self.refresh_button.clicked.connect(self._on_refresh_button_clicked)
         self.simulate_button.clicked.connect(self.simulate_requested)
-        self._timer.timeout.connect(self._on_timer_timeout)
         self.model.more_requested.connect(self._on_model_more_requested)
         self.model.rowsInserted.connect(self._on_model_rows_changed)
         self.model.rowsRemoved.connect(self._on_model_rows_changed)

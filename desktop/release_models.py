@@ -230,7 +230,9 @@ def replay_columns() -> list[Column]:
         if failure:
             failure = _core_message(failure)
             return f"{failure}; {differences}" if differences else failure
-        return str(record["unchecked"] or differences)
+        why = str(record["unchecked"] or differences)
+        note = record.get("note")
+        return f"{why}; {note}" if why and note else why or note or ""
 
     return [
         Column("Member", lambda r: str(r["member_id"])),

@@ -12,7 +12,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from desktop import preload
 from desktop.asyncutil import async_slot, cancel_slot_tasks
 from desktop.audit_page import AuditPage
+from desktop.layouts import ticker, vbox
 from desktop.release_models import RecordsModel, version_columns
 from desktop.replay_page import ReplayPage
 from desktop.rollback_wizard import RollbackWizard
@@ -162,12 +163,9 @@ class ReleasesPanel(QWidget):
         # versions and release actions above, the wizard below: a splitter, so either can
         # have the room (the preview table wants it on a small screen)
         top = QWidget(self)
-        top_layout = QVBoxLayout(top)
-        top_layout.setContentsMargins(0, 0, 0, 0)
-        top_layout.addLayout(header)
-        top_layout.addWidget(self.versions_table, 1)
-        top_layout.addWidget(actions)
-        top_layout.addWidget(self.message)
+        vbox(top, header, (self.versions_table, 1), actions, self.message).setContentsMargins(
+            0, 0, 0, 0
+        )
         self.splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.splitter.setObjectName("releasesSplitter")
         self.splitter.setChildrenCollapsible(False)
@@ -175,11 +173,9 @@ class ReleasesPanel(QWidget):
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(0, 1)
         self.splitter.setStretchFactor(1, 3)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.splitter)
+        vbox(self, self.splitter)
 
-        self._timer = QTimer(self)
-        self._timer.setInterval(REFRESH_INTERVAL_MS)
+        self._timer = ticker(self, REFRESH_INTERVAL_MS, self._on_timer_timeout)
 
         self.refresh_button.clicked.connect(self._on_refresh_button_clicked)
         self.current_button.clicked.connect(self._on_current_button_clicked)
@@ -188,7 +184,6 @@ class ReleasesPanel(QWidget):
         self.replay_page.refused.connect(self._say)
         self.audit_button.clicked.connect(self._on_audit_button_clicked)
         self.tabs.currentChanged.connect(self._on_tabs_current_changed)
-        self._timer.timeout.connect(self._on_timer_timeout)
         self.wizard.finished.connect(self._on_wizard_finished)
         session.client_connected.connect(self._on_session_client_connected)
         if session.client is not None:

@@ -8,10 +8,11 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLineEdit, QPushButton, QWidget
 
 from desktop import preload, theme
 from desktop.asyncutil import async_slot
+from desktop.layouts import button, hbox, label, vbox
 from desktop.release_models import RecordsModel, replay_columns
 from desktop.tables import records_table
 
@@ -41,20 +42,12 @@ class ReplayPage(QWidget):
             "candidate build (empty: the code installed here, or a drill build id)"
         )
         self.replay_button = QPushButton("Run replay check", self)
-        self.replay_cancel_button = QPushButton("Cancel", self)
-        self.replay_cancel_button.setEnabled(False)
-        self.verdict_label = QLabel(self)
-        self.verdict_label.setObjectName("replayVerdict")
+        self.replay_cancel_button = button("Cancel", self, enabled=False)
+        self.verdict_label = label(self, "replayVerdict")
         self.replay_model = RecordsModel(columns=replay_columns(), parent=self)
         table = records_table(self, self.replay_model, "replayTable")
-        row = QHBoxLayout()
-        row.addWidget(self.candidate_edit, 1)
-        row.addWidget(self.replay_button)
-        row.addWidget(self.replay_cancel_button)
-        layout = QVBoxLayout(self)
-        layout.addLayout(row)
-        layout.addWidget(self.verdict_label)
-        layout.addWidget(table, 1)
+        row = hbox((self.candidate_edit, 1), self.replay_button, self.replay_cancel_button)
+        vbox(self, row, self.verdict_label, (table, 1))
         self.replay_button.clicked.connect(self._on_replay_button_clicked)
         self.replay_cancel_button.clicked.connect(self._on_replay_cancel_button_clicked)
 
@@ -110,16 +103,7 @@ class ReplayPage(QWidget):
         self.replay_model.set_records(data["results"])
         go = bool(data["go"])
         label = str(data["candidate"]) + (f" (DRILL: {data['drill']})" if data.get("drill") else "")
-        capped = (
-            f" (the first {command.limit:,}; `loyalty-desk replay-check --limit N` checks more)"
-            if data["members"] >= command.limit
-            else ""
-        )
-        self.verdict_label.setText(
-            f"{'GO' if go else 'NO-GO'} for {label}: {data['nondeterministic']} "
-            f"non-deterministic, {data['state_differs']} with other numbers, "
-            f"{data['unchecked']} unchecked, of {data['members']} members{capped}"
-        )
+        self.verdict_label.setText(f"{'GO' if go else 'NO-GO'} for {label}: {data['summary']}")
         theme.set_tone(self.verdict_label, "good" if go else "bad")
 
     def cancel_replay_check(self) -> bool:

@@ -16,8 +16,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
-    QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
@@ -29,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from desktop import preload, rollback_text
 from desktop.asyncutil import async_slot, cancel_slot_tasks
+from desktop.layouts import button, form, hbox, label, vbox
 from desktop.release_models import (
     RecordsModel,
     affected_columns,
@@ -84,17 +83,10 @@ class RollbackWizard(QWidget):
         self.stack.addWidget(self._preview_page())
         self.stack.addWidget(self._execute_page())
         self.stack.addWidget(self._verify_page())
-        self.back_button = QPushButton("< Back", self)
-        self.next_button = QPushButton("Next >", self)
-        self.next_button.setDefault(True)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.message, 1)
-        buttons.addWidget(self.back_button)
-        buttons.addWidget(self.next_button)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.step_label)
-        layout.addWidget(self.stack, 1)
-        layout.addLayout(buttons)
+        self.back_button = button("< Back", self)
+        self.next_button = button("Next >", self, default=True)
+        buttons = hbox((self.message, 1), self.back_button, self.next_button)
+        vbox(self, self.step_label, (self.stack, 1), buttons)
         self._go(CHOOSE)
 
         self.build_combo.activated.connect(self._on_build_combo_activated)
@@ -119,7 +111,6 @@ class RollbackWizard(QWidget):
         self.build_combo.setMinimumWidth(320)
         self.query_edit = QLineEdit(page)
         self.query_edit.setPlaceholderText("optional: only members matching a visibility query")
-        form = QFormLayout(page)
         intro = QLabel(
             "Choose the build that damaged members. The next steps find every member it "
             "touched (across continue-as-new runs) and preview the repair; nothing changes "
@@ -127,32 +118,23 @@ class RollbackWizard(QWidget):
             page,
         )
         intro.setWordWrap(True)
-        form.addRow(intro)
-        form.addRow("Bad build:", self.build_combo)
-        form.addRow("Members:", self.query_edit)
+        form(page, intro, ("Bad build:", self.build_combo), ("Members:", self.query_edit))
         return page
 
     def _affected_page(self) -> QWidget:
         page = QWidget(self)
-        self.affected_summary = QLabel(page)
-        self.affected_summary.setObjectName("affectedSummary")
+        self.affected_summary = label(page, "affectedSummary")
         self.affected_model = RecordsModel(columns=affected_columns(), parent=self)
         self.affected_table = records_table(page, self.affected_model, "affectedTable")
-        layout = QVBoxLayout(page)
-        layout.addWidget(self.affected_summary)
-        layout.addWidget(self.affected_table)
+        vbox(page, self.affected_summary, self.affected_table)
         return page
 
     def _preview_page(self) -> QWidget:
         page = QWidget(self)
         self.preview_model = RecordsModel(columns=preview_columns(), parent=self)
         self.preview_table = records_table(page, self.preview_model, "previewTable")
-        self.totals_label = QLabel(page)
-        self.totals_label.setObjectName("previewTotals")
-        self.totals_label.setWordWrap(True)
-        layout = QVBoxLayout(page)
-        layout.addWidget(self.preview_table)
-        layout.addWidget(self.totals_label)
+        self.totals_label = label(page, "previewTotals", wrap=True)
+        vbox(page, self.preview_table, self.totals_label)
         return page
 
     def _execute_page(self) -> QWidget:
@@ -169,23 +151,20 @@ class RollbackWizard(QWidget):
         self.progress_bar = QProgressBar(page)
         self.progress_bar.setFormat("%v of %m members")
         self.progress_bar.setValue(0)
-        self.state_label = QLabel(page)
-        self.state_label.setObjectName("rollbackState")
-        self.state_label.setWordWrap(True)
-        self.pause_button = QPushButton("Pause", page)
-        self.resume_button = QPushButton("Resume", page)
-        self.cancel_button = QPushButton("Cancel rollback", page)
-        controls = QHBoxLayout()
-        for button in (self.pause_button, self.resume_button, self.cancel_button):
-            controls.addWidget(button)
-        controls.addStretch(1)
-        form = QFormLayout(page)
-        form.addRow("Reason:", self.reason_edit)
-        form.addRow("Rate:", self.rate_spin)
-        form.addRow("", self.execute_button)
-        form.addRow("Progress:", self.progress_bar)
-        form.addRow("", self.state_label)
-        form.addRow("", controls)
+        self.state_label = label(page, "rollbackState", wrap=True)
+        self.pause_button = button("Pause", page)
+        self.resume_button = button("Resume", page)
+        self.cancel_button = button("Cancel rollback", page)
+        controls = hbox(self.pause_button, self.resume_button, self.cancel_button, 1)
+        form(
+            page,
+            ("Reason:", self.reason_edit),
+            ("Rate:", self.rate_spin),
+            ("", self.execute_button),
+            ("Progress:", self.progress_bar),
+            ("", self.state_label),
+            ("", controls),
+        )
         return page
 
     def _verify_page(self) -> QWidget:
@@ -218,8 +197,8 @@ class RollbackWizard(QWidget):
         that still run members before those that run none."""
         chosen = self._picked
         self.build_combo.clear()
-        for label, build_id in rollback_text.build_choices(versions):
-            self.build_combo.addItem(label, build_id)
+        for text, build_id in rollback_text.build_choices(versions):
+            self.build_combo.addItem(text, build_id)
         found = self.build_combo.findData(chosen) if chosen else -1
         self.build_combo.setCurrentIndex(max(0, found))  # a refresh keeps what was picked
 

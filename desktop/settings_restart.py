@@ -31,14 +31,20 @@ class RestartQuestions:
         def _say(self, text: str) -> None: ...
         def window(self) -> QWidget: ...
 
-    def _ask(self, name: str, title: str, text: str, detail: str) -> QMessageBox:
+    async def _agreed(self, name: str, title: str, text: str, detail: str, later: str) -> bool:
+        """Ask the person (Yes / No); on No, say when the change applies instead (`later`)."""
         box = QMessageBox(QMessageBox.Icon.Question, title, text, parent=cast("QWidget", self))
         box.setObjectName(name)
         box.setInformativeText(detail)
         box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
         box.setDefaultButton(QMessageBox.StandardButton.Yes)
         self.question = box
-        return box
+        answer = await run_dialog(box)
+        self.question = None
+        if answer != QMessageBox.StandardButton.Yes:
+            self._say(f"{self.message.text()} {later}")
+            return False
+        return True
 
     @async_slot(overlap="skip", title="Restarting the worker")
     async def offer_worker_restart(self) -> bool:
@@ -48,17 +54,14 @@ class RestartQuestions:
         if worker is None or worker.state != "running":
             self._say(self.message.text() + " The worker uses them when it next starts.")
             return False
-        box = self._ask(
+        if not await self._agreed(
             "restartWorkerQuestion",
             "Restart the worker?",
             "The app's worker reads the model when it starts. Restart it now?",
             "A new worker starts first and takes over; the old one stops only once the new "
             "one polls, so no event waits and none is lost.",
-        )
-        answer = await run_dialog(box)
-        self.question = None
-        if answer != QMessageBox.StandardButton.Yes:
-            self._say(self.message.text() + " The worker uses them when it next starts.")
+            "The worker uses them when it next starts.",
+        ):
             return False
         self._say("Restarting the worker…")
         try:
@@ -92,17 +95,14 @@ class RestartQuestions:
     @async_slot(overlap="skip", title="Relaunching")
     async def offer_relaunch(self) -> bool:
         """The Temporal target changed: it applies at the next launch; relaunch now?"""
-        box = self._ask(
+        if not await self._agreed(
             "relaunchQuestion",
             "Relaunch Loyalty Desk?",
             "The Temporal target applies when the app next starts. Relaunch now?",
             "The app closes (its worker and embedded server stop cleanly) and starts again "
             "with the new target.",
-        )
-        answer = await run_dialog(box)
-        self.question = None
-        if answer != QMessageBox.StandardButton.Yes:
-            self._say(self.message.text() + " It applies at the next launch.")
+            "It applies at the next launch.",
+        ):
             return False
         self.relaunch_requested.emit()
         return True

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
     QFileDialog,
-    QFormLayout,
     QGridLayout,
     QGroupBox,
     QLabel,
@@ -24,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.asyncutil import async_slot, run_dialog
+from desktop.layouts import form, label
 from desktop.settings_keyring import secret_edit
 
 PROVIDER_CHOICES = (
@@ -70,8 +70,8 @@ class TemporalBox(QGroupBox):
             ("TLS key file:", self.private_edit, self.private_button),
             ("API key:", self.key_edit, None),
         )
-        for row, (label, edit, button) in enumerate(rows, start=2):
-            grid.addWidget(QLabel(label, self), row, 0)
+        for row, (title, edit, button) in enumerate(rows, start=2):
+            grid.addWidget(QLabel(title, self), row, 0)
             grid.addWidget(edit, row, 1)
             if button is not None:
                 grid.addWidget(button, row, 2)
@@ -150,22 +150,22 @@ class ModelBox(QGroupBox):
         super().__init__("Agent model (applies when the worker starts)", parent)
         self.provider_combo = QComboBox(self)
         self.provider_combo.setObjectName("provider")
-        for value, label in PROVIDER_CHOICES:
-            self.provider_combo.addItem(label, value)
+        for value, text in PROVIDER_CHOICES:
+            self.provider_combo.addItem(text, value)
         self.model_edit = QLineEdit(self)
         self.model_edit.setPlaceholderText("gpt-4o-mini")
         self.base_url_edit = QLineEdit(self)
         self.base_url_edit.setPlaceholderText("http://127.0.0.1:8000/v1")
         self.key_edit = secret_edit(self, "openaiKey")
-        self.key_status = QLabel(self)
-        self.key_status.setObjectName("openaiKeyStatus")
-        self.key_status.setWordWrap(True)
-        form = QFormLayout(self)
-        form.addRow("Provider:", self.provider_combo)
-        form.addRow("Model:", self.model_edit)
-        form.addRow("Base URL:", self.base_url_edit)
-        form.addRow("API key:", self.key_edit)
-        form.addRow("", self.key_status)
+        self.key_status = label(self, "openaiKeyStatus", wrap=True)
+        form(
+            self,
+            ("Provider:", self.provider_combo),
+            ("Model:", self.model_edit),
+            ("Base URL:", self.base_url_edit),
+            ("API key:", self.key_edit),
+            ("", self.key_status),
+        )
         self.provider_combo.currentIndexChanged.connect(self._on_provider_combo_changed)
 
     def fill(self, model: dict[str, Any]) -> None:

@@ -20,11 +20,9 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QDialog,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
-    QPushButton,
     QRadioButton,
     QSpinBox,
     QVBoxLayout,
@@ -32,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.asyncutil import async_slot, cancel_slot_tasks, one_line
+from desktop.layouts import button, hbox, label, vbox
 
 if TYPE_CHECKING:
     from desktop.session import Session
@@ -147,27 +146,13 @@ class SimulateDialog(QDialog):
         self.progress_bar = QProgressBar(self)
         self.progress_bar.setObjectName("simProgress")
         self.progress_bar.hide()
-        self.message = QLabel(self)
-        self.message.setObjectName("simMessage")
-        self.message.setWordWrap(True)
+        self.message = label(self, "simMessage", wrap=True)
 
-        self.send_button = QPushButton("Send", self)
-        self.send_button.setObjectName("simSend")
-        self.send_button.setDefault(True)
-        self.cancel_button = QPushButton("Close", self)
-        self.cancel_button.setObjectName("simCancel")
+        self.send_button = button("Send", self, "simSend", default=True)
+        self.cancel_button = button("Close", self, "simCancel")
         self.cancel_button.setAutoDefault(False)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.send_button)
-        buttons.addWidget(self.cancel_button)
-
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.command_label)
-        layout.addWidget(self.progress_bar)
-        layout.addWidget(self.message)
-        layout.addLayout(buttons)
+        buttons = hbox(1, self.send_button, self.cancel_button)
+        vbox(self, form, self.command_label, self.progress_bar, self.message, buttons)
         self.setMinimumWidth(460)
         self._show_command()
 

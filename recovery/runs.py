@@ -10,6 +10,7 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
+from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.member_messages import BOUNDED_PATCH, HOLD_PATCH, REWARD_EFFECTS_PATCH, MemberInput
 from workflows.rules import MemberBook
@@ -131,15 +132,48 @@ def closed_at(history: WorkflowHistory) -> datetime | None:
     return last.event_time.ToDatetime()
 
 
+async def fetch_run(client: Client, workflow_id: str, run_id: str) -> WorkflowHistory | None:
+    """The history of one run; None when the server no longer keeps it (past the
+    namespace's retention, or deleted)."""
+    try:
+        return await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+
+
+def kept_from(chain: list[WorkflowHistory]) -> datetime | None:
+    """When the oldest run still kept started, if earlier runs of the chain are gone."""
+    return started_at(chain[0]) if chain and previous_run(chain[0]) else None
+
+
+def kept_note(since: datetime, done: str = "checked") -> str:
+    """What a check (or a timeline: `done` "shown") of a chain whose earliest runs are
+    gone leaves out."""
+    text = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"history before {text} no longer kept: {done} from {text}"
+
+
 async def chain_histories(
-    client: Client, workflow_id: str, *, run_id: str, stop_at: str | None = None
+    client: Client,
+    workflow_id: str,
+    *,
+    run_id: str,
+    stop_at: str | None = None,
+    missing_ok: bool = False,
 ) -> list[WorkflowHistory]:
     """Histories of a chain of runs, oldest first, following continue-as-new links back
-    from `run_id` to `stop_at` (default: the first run)."""
+    from `run_id` to `stop_at` (default: the first run). With `missing_ok`, the walk
+    stops at a run the server no longer keeps (`kept_from` tells); else that raises."""
     runs: list[WorkflowHistory] = []
     current: str = run_id
     while True:
-        history = await client.get_workflow_handle(workflow_id, run_id=current).fetch_history()
+        history = await fetch_run(client, workflow_id, current)
+        if history is None:
+            if missing_ok and runs:
+                break
+            raise LookupError(f"run {current} of {workflow_id} is no longer kept by the server")
         runs.append(history)
         this_run = history.events[0].workflow_execution_started_event_attributes
         if stop_at is not None and current == stop_at:

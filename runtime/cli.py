@@ -128,21 +128,15 @@ class _VersionAction(argparse.Action):
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS lets the options stand before or after the subcommand
-    common.add_argument(
-        "--address",
-        default=argparse.SUPPRESS,
-        help="Temporal frontend HOST:PORT (env LOYALTY_DESK_ADDRESS); default: the embedded server",
-    )
-    common.add_argument(
-        "--namespace",
-        default=argparse.SUPPRESS,
-        help="Temporal namespace (env LOYALTY_DESK_NAMESPACE)",
-    )
-    common.add_argument(
-        "--data-dir",
-        default=argparse.SUPPRESS,
-        help="where the embedded server keeps its data (env LOYALTY_DESK_DATA_DIR)",
-    )
+    for flag, help_text in (
+        (
+            "--address",
+            "Temporal frontend HOST:PORT (env LOYALTY_DESK_ADDRESS); default: the embedded server",
+        ),
+        ("--namespace", "Temporal namespace (env LOYALTY_DESK_NAMESPACE)"),
+        ("--data-dir", "where the embedded server keeps its data (env LOYALTY_DESK_DATA_DIR)"),
+    ):
+        common.add_argument(flag, default=argparse.SUPPRESS, help=help_text)
     common.add_argument(
         "--tls",
         action=argparse.BooleanOptionalAction,

@@ -197,14 +197,12 @@ async def _replay_check(args: argparse.Namespace) -> int:
             or m.unchecked
             or ", ".join(f"{k} live {v[0]} vs candidate {v[1]}" for k, v in m.differences.items())
         )
+        why = "; ".join(part for part in (why, m.note) if part)
         lines.append(
             f"  {m.member_id:<22} {m.runs:>4} {m.events:>6}  {verdict}"
             + (f": {why}" if why else "")
         )
-    lines.append(
-        f"{'GO' if report.go else 'NO-GO'}: {data['nondeterministic']} non-deterministic,"
-        f" {data['state_differs']} with other numbers, of {data['members']} members"
-    )
+    lines.append(f"{'GO' if report.go else 'NO-GO'}: {report.summary()}")
     emit(args, data, "\n".join(lines))
     return 0 if report.go else 1
 

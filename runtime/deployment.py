@@ -7,6 +7,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from temporalio.api.enums.v1 import RoutingConfigUpdateState
 from temporalio.api.workflowservice.v1 import (
@@ -140,17 +141,7 @@ async def wait_registered(
 async def set_current(
     client: Client, deployment: str, build_id: str, *, timeout: float = 30.0
 ) -> None:
-    info = await wait_registered(client, deployment, build_id, timeout)
-    await client.workflow_service.set_worker_deployment_current_version(
-        SetWorkerDeploymentCurrentVersionRequest(
-            namespace=client.namespace,
-            deployment_name=deployment,
-            build_id=build_id,
-            conflict_token=info.conflict_token,
-            identity=identity(),
-        )
-    )
-    await wait_routed(client, deployment)
+    await _route(client, deployment, build_id, None, timeout)
 
 
 async def set_ramping(
@@ -158,17 +149,31 @@ async def set_ramping(
 ) -> None:
     if not 0 < percentage <= 100:
         raise ValueError(f"ramp percentage must be in (0, 100], got {percentage}")
+    await _route(client, deployment, build_id, percentage, timeout)
+
+
+async def _route(
+    client: Client, deployment: str, build_id: str, ramp: float | None, timeout: float
+) -> None:
+    """Make `build_id` the deployment's current version (`ramp` None) or ramp `ramp` %
+    of new work to it, once a worker of it registered; wait until routing took it."""
     info = await wait_registered(client, deployment, build_id, timeout)
-    await client.workflow_service.set_worker_deployment_ramping_version(
-        SetWorkerDeploymentRampingVersionRequest(
-            namespace=client.namespace,
-            deployment_name=deployment,
-            build_id=build_id,
-            percentage=percentage,
-            conflict_token=info.conflict_token,
-            identity=identity(),
+    common: dict[str, Any] = {
+        "namespace": client.namespace,
+        "deployment_name": deployment,
+        "build_id": build_id,
+        "conflict_token": info.conflict_token,
+        "identity": identity(),
+    }
+    service = client.workflow_service
+    if ramp is None:
+        await service.set_worker_deployment_current_version(
+            SetWorkerDeploymentCurrentVersionRequest(**common)
         )
-    )
+    else:
+        await service.set_worker_deployment_ramping_version(
+            SetWorkerDeploymentRampingVersionRequest(**common, percentage=ramp)
+        )
     await wait_routed(client, deployment)
 
 

@@ -9,8 +9,8 @@ import time
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
+from activities.support import memo_of
 from runtime import audit
 from runtime.config_update import set_with_start
 from runtime.connect import Target
@@ -34,13 +34,9 @@ class GuardrailsError(ValueError):
 async def current(client: Client, deployment: str) -> Guardrails:
     """The deployment's guardrails (defaults everywhere when nobody changed one), from
     the workflow's memo: no worker needs to be running."""
-    handle = client.get_workflow_handle(guardrails_workflow_id(deployment))
-    try:
-        memo = await (await handle.describe()).memo()
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return Guardrails()
-        raise
+    memo = await memo_of(client, guardrails_workflow_id(deployment))
+    if memo is None:
+        return Guardrails()
     values = memo.get(MEMO_POLICY)
     changes = memo.get(MEMO_CHANGES)
     return Guardrails(

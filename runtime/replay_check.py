@@ -12,6 +12,7 @@ import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from temporalio.client import Client
@@ -21,9 +22,9 @@ from temporalio.worker import Replayer
 from recovery.damage import bounded
 from recovery.history import received
 from recovery.rebuild import Rebuild
-from recovery.runs import as_run_applied, chain_histories, run_input
+from recovery.runs import as_run_applied, chain_histories, kept_from, kept_note, run_input
 from runtime import deployment
-from runtime.members import deployment_query, list_members
+from runtime.members import count_members, deployment_query, list_members
 from runtime.worker import default_build_id, sandbox_runner, workflow_classes
 from workflows import drill
 from workflows.ids import check_build_id, member_workflow_id
@@ -40,6 +41,13 @@ class MemberCheck:
     nondeterminism: str | None = None
     differences: dict[str, list[Any]] = field(default_factory=dict)  # field: [live, candidate]
     unchecked: str | None = None  # why the live state could not be compared
+    # when its earlier runs are no longer kept (retention): checked from this run's start
+    checked_from: datetime | None = None
+
+    @property
+    def note(self) -> str | None:
+        """What the verdict leaves out: history the server no longer keeps."""
+        return None if self.checked_from is None else kept_note(self.checked_from)
 
     @property
     def go(self) -> bool:
@@ -51,6 +59,8 @@ class ReplayReport:
     candidate: str
     drill: str | None
     members: list[MemberCheck]
+    # how many members matched (the check stops at --limit): more than checked -> say so
+    total: int = 0
 
     @property
     def go(self) -> bool:
@@ -62,6 +72,8 @@ class ReplayReport:
             "drill": self.drill,
             "go": self.go,
             "members": len(self.members),
+            "members_total": max(self.total, len(self.members)),
+            "summary": self.summary(),
             "nondeterministic": sum(1 for m in self.members if m.nondeterminism),
             "state_differs": sum(1 for m in self.members if m.differences),
             "unchecked": sum(1 for m in self.members if m.unchecked),
@@ -74,10 +86,30 @@ class ReplayReport:
                     "nondeterminism": m.nondeterminism,
                     "differences": m.differences,
                     "unchecked": m.unchecked,
+                    "note": m.note,
                 }
                 for m in self.members
             ],
         }
+
+    def summary(self) -> str:
+        """The counts behind the verdict in one line, the same in the CLI and the window."""
+        text = (
+            f"{sum(1 for m in self.members if m.nondeterminism)} non-deterministic, "
+            f"{sum(1 for m in self.members if m.differences)} with other numbers, "
+            f"{sum(1 for m in self.members if m.unchecked)} unchecked, "
+            f"of {len(self.members):,} members"
+        )
+        left = self.total - len(self.members)
+        if left > 0:
+            text += (
+                f"; {left:,} more members were not checked (of {self.total:,}): "
+                "`replay-check --limit N` checks more"
+            )
+        cut = sum(1 for m in self.members if m.checked_from is not None)
+        if cut:
+            text += f"; {cut:,} checked only from their oldest run still kept"
+        return text
 
 
 async def resolve_candidate(client: Client, deployment_name: str, build: str | None) -> str | None:
@@ -109,8 +141,9 @@ async def check_member(
     result = MemberCheck(member_id)
     workflow_id = member_workflow_id(member_id)
     description = await client.get_workflow_handle(workflow_id).describe()
-    chain = await chain_histories(client, workflow_id, run_id=description.run_id)
+    chain = await chain_histories(client, workflow_id, run_id=description.run_id, missing_ok=True)
     result.runs = len(chain)
+    result.checked_from = kept_from(chain)
     with drill.candidate(bug):
         for history in chain:
             replay = await replayer.replay_workflow(history, raise_on_replay_failure=False)
@@ -153,10 +186,9 @@ async def replay_check(
 ) -> ReplayReport:
     """`on_checked(done, total)` after each member (and once with 0 before the first)."""
     bug = await resolve_candidate(client, deployment_name, build)
-    members = [
-        row["member_id"]
-        for row in await list_members(client, deployment_query(deployment_name, query), limit=limit)
-    ]
+    matching = deployment_query(deployment_name, query)
+    members = [row["member_id"] for row in await list_members(client, matching, limit=limit)]
+    total = await count_members(client, matching) if limit and len(members) >= limit else 0
     replayer = Replayer(workflows=list(workflow_classes()), workflow_runner=sandbox_runner())
     # the drill override is process-wide: replay members one at a time per candidate
     lock = asyncio.Lock()
@@ -176,5 +208,8 @@ async def replay_check(
     checks = await bounded(members, one, concurrency)
     label = build or f"{default_build_id()} (the code installed here)"
     return ReplayReport(
-        candidate=label, drill=bug, members=sorted(checks, key=lambda c: c.member_id)
+        candidate=label,
+        drill=bug,
+        members=sorted(checks, key=lambda c: c.member_id),
+        total=total,
     )

@@ -203,19 +203,8 @@ class AgentDesk:
     def check_decision(self, proposal_id: str, approve: bool, now: datetime) -> str | None:
         return self.proposals.check_decision(proposal_id, approve, now=now, policy=self.policy)
 
-    def decide(
-        self,
-        proposal_id: str,
-        approve: bool,
-        *,
-        actor: str,
-        reason: str,
-        now: datetime,
-        policy_text: str | None = None,
-    ) -> dict[str, Any]:
-        record = self.proposals.decide(
-            proposal_id, approve, actor=actor, reason=reason, now=now, policy_text=policy_text
-        )
+    def counted(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Count a decided proposal (`proposals.decide`'s record) in the day's actions."""
         self.guard.count_action(record["action"], tokens=0, cost_usd=0, event=record["status"])
         return record
 

@@ -34,6 +34,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.isotime import iso
+    from workflows.signatures import activity_signature
 
 EFFECT_PREFIX = "effect-"
 EFFECT_WORKFLOW = "EffectWorkflow"
@@ -160,22 +161,15 @@ async def effect_destinations(request: DestinationsRequest) -> list[Destination]
     raise NotImplementedError
 
 
-@activity.defn(name=PROPOSAL_ACTIVITY)
-async def proposal_now(request: ProposalRequest) -> ProposalNow:
-    """Signature only; the worker registers `activities.effects.Deliverer.proposal`."""
-    raise NotImplementedError
-
-
-@activity.defn(name=WEBHOOK_ACTIVITY)
-async def deliver_webhook(request: DeliveryRequest) -> DeliveryAnswer:
-    """Signature only; the worker registers `activities.effects.Deliverer.webhook`."""
-    raise NotImplementedError
-
-
-@activity.defn(name=EMAIL_ACTIVITY)
-async def deliver_email(request: DeliveryRequest) -> DeliveryAnswer:
-    """Signature only; the worker registers `activities.effects.Deliverer.email`."""
-    raise NotImplementedError
+proposal_now = activity_signature(
+    PROPOSAL_ACTIVITY, ProposalRequest, ProposalNow, "activities.effects.Deliverer.proposal"
+)
+deliver_webhook = activity_signature(
+    WEBHOOK_ACTIVITY, DeliveryRequest, DeliveryAnswer, "activities.effects.Deliverer.webhook"
+)
+deliver_email = activity_signature(
+    EMAIL_ACTIVITY, DeliveryRequest, DeliveryAnswer, "activities.effects.Deliverer.email"
+)
 
 
 def effect_body(input: EffectInput) -> dict[str, Any]:

@@ -223,33 +223,31 @@ class MemberWorkflow(MemberAgent, MemberChores, MemberInbox, MemberDecisions, Me
 
     @workflow.signal(name=SIGNAL_EVENT)
     def event(self, payload: RawValue) -> None:
-        if self._bounded():
-            self._receive(_Received(payload, workflow.now(), bulk=False))
-            return
-        self._signals += 1
-        self._events += 1
-        self._dirty = True
-        raw = self._decoded(payload)
-        if raw is _UNDECODABLE:
-            return
-        now = workflow.now()
-        outcome = self._book.apply(raw, build_id=self._build(), received_at=now)
-        self._desk.observe(outcome, self._book, now)
+        self._signalled(payload, bulk=False)
 
     @workflow.signal(name=SIGNAL_EVENTS)
     def events(self, payload: RawValue) -> None:
+        self._signalled(payload, bulk=True)
+
+    def _signalled(self, payload: RawValue, *, bulk: bool) -> None:
+        """One event (`bulk` False) or a JSON list of them: into the inbox, or (runs of
+        builds before `bounded-tasks`) applied at once in the signal's task."""
         if self._bounded():
-            self._receive(_Received(payload, workflow.now(), bulk=True))
+            self._receive(_Received(payload, workflow.now(), bulk=bulk))
             return
         self._signals += 1
+        self._events += 0 if bulk else 1
         self._dirty = True
         raw = self._decoded(payload)
         if raw is _UNDECODABLE:
             return
-        if not isinstance(raw, list):
+        if not bulk:
+            raw = [raw]
+        elif not isinstance(raw, list):
             self._book.reject(None, "the events signal takes a JSON list of event objects")
             return
-        self._events += len(raw)
+        else:
+            self._events += len(raw)
         build, now = self._build(), workflow.now()
         for item in raw:
             outcome = self._book.apply(item, build_id=build, received_at=now)

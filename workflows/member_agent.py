@@ -295,8 +295,10 @@ class MemberAgent:
         at: datetime | None = None,
     ) -> DecisionResult:
         now = at or workflow.now()
-        record = self._desk.decide(
-            proposal_id, approve, actor=actor, reason=reason, now=now, policy_text=policy_text
+        record = self._desk.counted(
+            self._desk.proposals.decide(
+                proposal_id, approve, actor=actor, reason=reason, now=now, policy_text=policy_text
+            )
         )
         self._dirty = True
         action, args = record["action"], record["arguments"]

@@ -41,6 +41,9 @@ class MemberRedemptions:
 
         def _build(self) -> str: ...
 
+    def _closed(self) -> str | None:
+        return None if self._redeems else "this member's build takes no redemptions (from 0.4.0)"
+
     @workflow.update(name=UPDATE_REDEEM)
     def redeem(self, request: RedeemRequest) -> RedemptionResult:
         earlier = self._book.redemption(request.request_id)
@@ -59,14 +62,10 @@ class MemberRedemptions:
 
     @redeem.validator
     def _validate_redeem(self, request: RedeemRequest) -> None:
-        problem = self._redeem_problem(request)
-        if problem:
-            raise ValueError(problem)
+        _refuse(self._redeem_problem(request))
 
     def _redeem_problem(self, request: RedeemRequest) -> str | None:
-        if not self._redeems:
-            return "this member's build takes no redemptions (from 0.4.0)"
-        problem = redeem_problem(request) or reserved_actor_problem(request.actor)
+        problem = self._closed() or redeem_problem(request) or reserved_actor_problem(request.actor)
         if problem:
             return problem
         at = time_of(request.at)
@@ -89,15 +88,12 @@ class MemberRedemptions:
 
     @cancel_redemption.validator
     def _validate_cancel_redemption(self, request: CancelRedemption) -> None:
-        problem = self._cancel_problem(request)
-        if problem:
-            raise ValueError(problem)
+        _refuse(self._cancel_problem(request))
 
     def _cancel_problem(self, request: CancelRedemption) -> str | None:
-        if not self._redeems:
-            return "this member's build takes no redemptions (from 0.4.0)"
         return (
-            cancel_problem(request)
+            self._closed()
+            or cancel_problem(request)
             or reserved_actor_problem(request.actor)
             or self._book.check_cancel(request.request_id, request.reason)
         )
@@ -106,3 +102,9 @@ class MemberRedemptions:
     def redemption(self, request_id: str) -> dict[str, Any] | None:
         """One redemption as the member remembers it (None: unknown or forgotten)."""
         return self._book.redemption(request_id)
+
+
+def _refuse(problem: str | None) -> None:
+    """An update validator's refusal: the caller gets `problem`; the history gets nothing."""
+    if problem:
+        raise ValueError(problem)

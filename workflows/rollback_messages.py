@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from temporalio import activity
+from workflows.signatures import activity_signature
 
 FIND_DAMAGE = "find_damage"
 RESET_MEMBER = "reset_member"
@@ -117,25 +117,15 @@ class AuditRecord:
 
 # Typed references for the workflow: signatures only. The worker registers the
 # activities of `activities.rollback` under the same names.
-@activity.defn(name=FIND_DAMAGE)
-async def find_damage(input: FindDamageInput) -> FindDamageResult:
-    """Signature only; the worker registers `activities.rollback.find_damage`."""
-    raise NotImplementedError
-
-
-@activity.defn(name=RESET_MEMBER)
-async def reset_member(input: ResetInput) -> ResetOutcome:
-    """Signature only; the worker registers `activities.rollback.reset_member`."""
-    raise NotImplementedError
-
-
-@activity.defn(name=RESET_MEMBERS)
-async def reset_members(input: ResetBatch) -> ResetBatchOutcome:
-    """Signature only; the worker registers `activities.rollback.reset_members`."""
-    raise NotImplementedError
-
-
-@activity.defn(name=VERIFY_MEMBER)
-async def verify_member(input: VerifyInput) -> VerifyOutcome:
-    """Signature only; the worker registers `activities.rollback.verify_member`."""
-    raise NotImplementedError
+find_damage = activity_signature(
+    FIND_DAMAGE, FindDamageInput, FindDamageResult, "activities.rollback.find_damage"
+)
+reset_member = activity_signature(
+    RESET_MEMBER, ResetInput, ResetOutcome, "activities.rollback.reset_member"
+)
+reset_members = activity_signature(
+    RESET_MEMBERS, ResetBatch, ResetBatchOutcome, "activities.rollback.reset_members"
+)
+verify_member = activity_signature(
+    VERIFY_MEMBER, VerifyInput, VerifyOutcome, "activities.rollback.verify_member"
+)

@@ -14,10 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,27 +26,17 @@ from tests.agent.conftest import CHARGE, files_containing, sentinel, ticket
 from tests.agent.fake_openai import FakeOpenAI
 from tests.conftest import eventually
 from tests.effects.kit import smtp_server, webhook
-
-
-def _env() -> dict[str, str]:
-    """This environment without LOYALTY_DESK_* settings, but with the test's keyring service."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_DESK_")}
-    env[secrets.SERVICE_ENV] = secrets.service()
-    return env
+from tests.kit.headless import spawn
 
 
 async def _spawn(data_dir: Path, *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "runtime.cli",
+    """A CLI process whose every output the test reads, with the test's keyring service."""
+    return await spawn(
         *args,
-        "--data-dir",
-        str(data_dir),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=_env(),
+        data_dir=data_dir,
+        stdin=True,
+        capture=True,
+        env={secrets.SERVICE_ENV: secrets.service()},
     )
 
 

@@ -81,10 +81,9 @@ def test_fed_events_show_in_ledger_chart_and_timeline_across_runs(
             detail.runs_label.linkActivated.emit(links[1])
             assert [u.toString() for u in opened] == [links[1]]
             # a long chain is read back only so far
-            latest, complete = await fetch_chain(
-                client, detail.workflow_id, runs[-1], {}, max_runs=1
-            )
-            assert ([r for r, _ in latest], complete) == (runs[1:], False)
+            latest = await fetch_chain(client, detail.workflow_id, runs[-1], {}, max_runs=1)
+            assert ([r for r, _ in latest.runs], latest.complete) == (runs[1:], False)
+            assert latest.kept_from is None  # left out, not gone
 
             # an event fed from outside arrives on its own, and the ledger keeps its
             # selection and scroll position

@@ -8,14 +8,22 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 
-async def spawn(*args: str, data_dir: Path) -> asyncio.subprocess.Process:
-    """A CLI process. Servers and workers run on: their stderr goes to a log file beside
-    the data dir, since nobody drains it and a full pipe would block them."""
+async def spawn(
+    *args: str,
+    data_dir: Path,
+    stdin: bool = False,
+    capture: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> asyncio.subprocess.Process:
+    """A CLI process, without the caller's LOYALTY_DESK_* settings (plus `env`). Servers
+    and workers run on: their stderr goes to a log file beside the data dir, since nobody
+    drains it and a full pipe would block them, unless `capture` (the test reads it all)."""
     log = None
-    if args[0] in ("server", "worker"):
+    if args[0] in ("server", "worker") and not capture:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         path = data_dir.parent / f"{args[0]}.log"
         log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -27,9 +35,11 @@ async def spawn(*args: str, data_dir: Path) -> asyncio.subprocess.Process:
             *args,
             "--data-dir",
             str(data_dir),
+            stdin=subprocess.PIPE if stdin else None,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE if log is None else log,
-            env={k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_DESK_")},
+            env={k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_DESK_")}
+            | dict(env or {}),
         )
     finally:
         if log is not None:

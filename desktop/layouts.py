@@ -1,0 +1,95 @@
+"""Building a panel's widgets and layouts in one line each: the rows, columns and forms
+every panel has, named buttons and labels, and the refresh timer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import (
+    QBoxLayout,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLayout,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+# what a row or a column holds: a widget or layout, (one, its stretch), or a bare stretch
+Item = QWidget | QLayout | int | tuple[QWidget | QLayout, int]
+
+
+def _fill(box: QBoxLayout, items: tuple[Item, ...]) -> None:
+    for item in items:
+        part, stretch = item if isinstance(item, tuple) else (item, 0)
+        if isinstance(part, int):
+            box.addStretch(part)
+        elif isinstance(part, QLayout):
+            box.addLayout(part, stretch)
+        else:
+            box.addWidget(part, stretch)
+
+
+def hbox(*items: Item) -> QHBoxLayout:
+    """A row of `items`, left to right (an int is a stretch)."""
+    box = QHBoxLayout()
+    _fill(box, items)
+    return box
+
+
+def vbox(parent: QWidget | None, *items: Item) -> QVBoxLayout:
+    """A column of `items`, top to bottom; the layout of `parent` when one is given."""
+    box = QVBoxLayout(parent) if parent is not None else QVBoxLayout()
+    _fill(box, items)
+    return box
+
+
+def form(parent: QWidget, *rows: tuple[str, QWidget | QLayout] | QWidget) -> QFormLayout:
+    """`parent`'s form: ("Label:", field) rows, or a widget across the whole width."""
+    layout = QFormLayout(parent)
+    for row in rows:
+        if not isinstance(row, tuple):
+            layout.addRow(row)
+        elif isinstance(row[1], QLayout):
+            layout.addRow(row[0], row[1])
+        else:
+            layout.addRow(row[0], row[1])
+    return layout
+
+
+def button(
+    text: str,
+    parent: QWidget,
+    name: str | None = None,
+    *,
+    tip: str | None = None,
+    enabled: bool = True,
+    default: bool = False,
+) -> QPushButton:
+    widget = QPushButton(text, parent)
+    if name:
+        widget.setObjectName(name)
+    if tip:
+        widget.setToolTip(tip)
+    widget.setEnabled(enabled)
+    if default:
+        widget.setDefault(True)
+    return widget
+
+
+def label(parent: QWidget, name: str, text: str = "", *, wrap: bool = False) -> QLabel:
+    widget = QLabel(text, parent)
+    widget.setObjectName(name)
+    widget.setWordWrap(wrap)
+    return widget
+
+
+def ticker(parent: QWidget, interval_ms: int, on_timeout: Callable[[], Any]) -> QTimer:
+    """A timer (not started) calling `on_timeout` every `interval_ms`."""
+    timer = QTimer(parent)
+    timer.setInterval(interval_ms)
+    timer.timeout.connect(on_timeout)
+    return timer
