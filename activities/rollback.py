@@ -9,6 +9,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.support import heartbeating
 from recovery import repair
+from recovery.scan import ScanProgress
 from workflows.rollback_messages import (
     FIND_DAMAGE,
     RESET_MEMBER,
@@ -28,10 +29,11 @@ from workflows.visibility import QueryError
 
 @activity.defn(name=FIND_DAMAGE)
 async def find_damage(input: FindDamageInput) -> FindDamageResult:
-    async with heartbeating():
+    scan = ScanProgress()  # how far it is: in each heartbeat, for `rollback --status`
+    async with heartbeating(details=scan.as_json):
         try:
             scanned, damaged = await repair.find_damage(
-                activity.client(), input.bad_build, query=input.query
+                activity.client(), input.bad_build, query=input.query, progress=scan
             )
         except QueryError as error:  # retrying cannot fix the query
             raise ApplicationError(str(error), type="QueryError", non_retryable=True) from None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from temporalio import activity
@@ -17,13 +17,16 @@ HEARTBEAT_EVERY_S = 2.0
 
 
 @contextlib.asynccontextmanager
-async def heartbeating(interval_s: float = HEARTBEAT_EVERY_S) -> AsyncIterator[None]:
+async def heartbeating(
+    interval_s: float = HEARTBEAT_EVERY_S, details: Callable[[], Any] | None = None
+) -> AsyncIterator[None]:
     """Heartbeat while the body runs, so a killed worker's attempt is given up after the
-    heartbeat timeout rather than after the whole start-to-close timeout."""
+    heartbeat timeout rather than after the whole start-to-close timeout; each beat
+    carries `details()` when given (how far the attempt is, for whoever describes it)."""
 
     async def beat() -> None:
         while True:
-            activity.heartbeat()
+            activity.heartbeat(*(() if details is None else (details(),)))
             await asyncio.sleep(interval_s)
 
     task = asyncio.create_task(beat())

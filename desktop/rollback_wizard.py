@@ -35,7 +35,8 @@ from desktop.release_models import (
     verification_columns,
 )
 from desktop.tables import records_table
-from runtime.rollback_status import RollbackCount, RollbackState
+from recovery.scan import ScanProgress
+from runtime.rollback_status import RollbackCount, RollbackState, planning_progress
 
 if TYPE_CHECKING:
     from desktop.session import Session
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 STEPS = ("Bad build", "Affected members", "Preview", "Execute", "Verification")
 CHOOSE, AFFECTED, PREVIEW, EXECUTE, VERIFY = range(len(STEPS))
 POLL_INTERVAL_S = 0.5
+SCAN_SHOW_S = 0.25  # the preview's counts refresh this often
 
 
 class RollbackWizard(QWidget):
@@ -255,14 +257,24 @@ class RollbackWizard(QWidget):
         query = deployment_query(
             self._session.target.deployment, self.query_edit.text().strip() or None
         )
+        scan = ScanProgress()  # counts, rate and time left, from the first second
+
+        async def show() -> None:
+            while True:
+                await asyncio.sleep(SCAN_SHOW_S)
+                self._say(scan.tick().text())
+
+        shown = asyncio.create_task(show())
         try:
             report = await preview_rollback(
                 self._session.connected_client(),
                 build,
                 query,
                 rate=configured_rate(self._session.target.data_dir),
+                progress=scan,
             )
         finally:
+            shown.cancel()
             self.next_button.setEnabled(True)
         self.build, self.report, self.progress, self.query = build, report, None, query
         rows = report.members
@@ -331,8 +343,13 @@ class RollbackWizard(QWidget):
         from runtime.releases import rollback_progress
 
         assert self.build is not None
-        progress = await rollback_progress(self._session.connected_client(), self.build)
+        client = self._session.connected_client()
+        progress = await rollback_progress(client, self.build)
         self._show_progress(progress)
+        if progress.state == RollbackState.PLANNING:  # finding the damage: how far
+            scan = await planning_progress(client, self.build)
+            if scan is not None:
+                self.state_label.setText(f"{rollback_text.progress(progress)}\n{scan.text()}")
         return progress
 
     @async_slot(overlap="restart", title="Following the rollback")

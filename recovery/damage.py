@@ -16,6 +16,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from recovery.runs import previous_run, reset_base
+from recovery.scan import FINDING, ScanProgress
 from workflows.contract import MEMBER_WORKFLOW, member_id_of, member_workflow_id
 from workflows.rollback_messages import (
     Damage,
@@ -112,19 +113,37 @@ async def checked_damage(
 
 
 async def find_damage(
-    client: Client, bad_build: str, *, query: str | None = None, concurrency: int = 32
+    client: Client,
+    bad_build: str,
+    *,
+    query: str | None = None,
+    concurrency: int = 32,
+    progress: ScanProgress | None = None,
 ) -> tuple[int, list[Damage]]:
-    """(members scanned, members the bad build touched); only running members count."""
+    """(members scanned, members the bad build touched); only running members count.
+    `progress` counts as it goes, from a first count of the members to look at."""
     since = datetime.now(UTC) - timedelta(seconds=VISIBILITY_LAG_S)
     full = all_of(MEMBER_QUERY.format(since=since.strftime("%Y-%m-%dT%H:%M:%SZ")), query)
     assert full is not None
-    ids = list(dict.fromkeys([execution.id async for execution in client.list_workflows(full)]))
+    scan = progress if progress is not None else ScanProgress()
+    scan.total = (await client.count_workflows(full)).count
+    ids: dict[str, None] = {}
+    async for execution in client.list_workflows(full):
+        ids[execution.id] = None
+        scan.listed = len(ids)
+    # the count is of runs (a member that just continued as new counts twice): the
+    # listing, once complete, says how many members there are to look at
+    scan.total = len(ids)
+    scan.enter(FINDING)  # the rate counts from the first look
 
     async def check(workflow_id: str) -> Damage | None:
         description = await client.get_workflow_handle(workflow_id).describe()
-        if description.status is None or description.status.name != "RUNNING":
-            return None
-        return await checked_damage(client, description, bad_build)
+        damage = None
+        if description.status is not None and description.status.name == "RUNNING":
+            damage = await checked_damage(client, description, bad_build)
+        scan.scanned += 1
+        scan.found += damage is not None
+        return damage
 
     found = await bounded(ids, check, concurrency)
     return len(ids), sorted((d for d in found if d), key=lambda d: d.member_id)

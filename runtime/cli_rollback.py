@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from recovery.scan import ScanProgress
 from runtime.cliutil import CliError, async_command, emit, target_of
 from runtime.liability import LiabilityError, configured_rate
 from workflows.rollback_messages import COMPARED_FIELDS
@@ -17,6 +20,8 @@ if TYPE_CHECKING:
     from runtime.releases import RollbackPreview
 
 # -- rollback ---------------------------------------------------------------------
+
+PROGRESS_EVERY_S = 2.0
 
 
 def _preview_text(report: RollbackPreview) -> str:
@@ -60,11 +65,29 @@ def _progress_text(p: Any) -> str:
     return text
 
 
+@contextlib.asynccontextmanager
+async def _shown(args: argparse.Namespace, scan: ScanProgress) -> AsyncIterator[None]:
+    """While a preview runs, its progress on stderr every 2 s (not with --json)."""
+
+    async def show() -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY_S)
+            print(f"  {scan.tick().text()}", file=sys.stderr, flush=True)
+
+    task = None if args.json else asyncio.create_task(show())
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+
+
 async def _rollback(args: argparse.Namespace) -> int:
     from runtime import deployment, releases
     from runtime.connect import connect
     from runtime.members import deployment_query
     from runtime.releases import rollback_id
+    from runtime.rollback_status import planning_progress
     from workflows.ids import check_build_id
 
     target = target_of(args)
@@ -87,7 +110,13 @@ async def _rollback(args: argparse.Namespace) -> int:
                 progress = await releases.rollback_progress(client, build)
         except releases.ReleaseError as error:
             raise CliError(str(error)) from None
-        emit(args, progress.__dict__, _progress_text(progress))
+        data, text = dict(progress.__dict__), _progress_text(progress)
+        if progress.state == releases.RollbackState.PLANNING:
+            # finding the damage: how far, how fast, how long still (its last heartbeat)
+            scan = await planning_progress(client, build)
+            data["finding"] = scan.as_json() if scan else None
+            text += f"\n  {scan.text() if scan else 'finding: starting'}"
+        emit(args, data, text)
         return 1 if progress.mismatches else 0
     if not build:
         raise CliError("name the bad build: loyalty-desk rollback BUILD --dry-run|--execute")
@@ -99,7 +128,8 @@ async def _rollback(args: argparse.Namespace) -> int:
             rate = configured_rate(target.data_dir)  # the money at stake, as liability values it
         except LiabilityError as error:
             raise CliError(str(error)) from None
-        report = await releases.preview_rollback(client, build, query, rate=rate)
+        async with _shown(args, scan := ScanProgress()):
+            report = await releases.preview_rollback(client, build, query, rate=rate, progress=scan)
         emit(args, report.as_json(), _preview_text(report))
         return 0
     if not args.execute:
@@ -112,7 +142,8 @@ async def _rollback(args: argparse.Namespace) -> int:
     clean: dict[str, str] = {}
     preview_s = 0.0
     if not args.no_preview:
-        report = await releases.preview_rollback(client, build, query)
+        async with _shown(args, scan := ScanProgress()):
+            report = await releases.preview_rollback(client, build, query, progress=scan)
         preview_s = time.perf_counter() - started
         expected = releases.expected_after(report)
         clean = releases.clean_runs(report)
@@ -141,7 +172,11 @@ async def _rollback(args: argparse.Namespace) -> int:
         except TimeoutError:
             if not args.json:
                 count = releases.RollbackCount.of(await releases.rollback_progress(client, build))
-                print(f"  {count.state}: {count.done}/{count.repairable}", file=sys.stderr)
+                line = f"{count.state}: {count.done}/{count.repairable}"
+                if count.state == releases.RollbackState.PLANNING:
+                    found = await planning_progress(client, build)
+                    line = found.text() if found else line
+                print(f"  {line}", file=sys.stderr)
     data = dict(result.__dict__)
     data["seconds"] = {
         **result.seconds,  # the rollback's own states: planning, running, verifying

@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
+from recovery.scan import DONE, PREVIEWING, ScanProgress
 from runtime import audit, deployment
 from runtime.connect import Target
 from runtime.members import count_members
@@ -26,6 +27,7 @@ from runtime.rollback_status import RollbackState as RollbackState
 from workflows import drill
 from workflows.ids import BadNameError, check_build_id
 from workflows.rollback import ROLLBACK_ID_PREFIX, RollbackInput, RollbackProgress, RollbackWorkflow
+from workflows.rollback_messages import Damage
 from workflows.visibility import all_of, literal
 
 RollbackControl = Literal["pause", "resume", "cancel"]
@@ -215,7 +217,12 @@ class RollbackPreview:
 
 
 async def preview_rollback(
-    client: Client, build: str, query: str | None = None, *, rate: float | None = None
+    client: Client,
+    build: str,
+    query: str | None = None,
+    *,
+    rate: float | None = None,
+    progress: ScanProgress | None = None,
 ) -> RollbackPreview:
     """Which members the bad build touched and what a repair would make of each;
     computed from history, touching no live workflow. (The replay check, which makes
@@ -226,9 +233,18 @@ async def preview_rollback(
 
     check_build_id(build)
     started = time.perf_counter()
-    scanned, damage = await repair.find_damage(client, build, query=query)
+    scan = progress if progress is not None else ScanProgress()
+    scanned, damage = await repair.find_damage(client, build, query=query, progress=scan)
     found_s = time.perf_counter() - started
-    previews = await repair.bounded(damage, lambda d: repair.preview_member(client, d), 16)
+    scan.enter(PREVIEWING)
+
+    async def preview(d: Damage) -> repair.MemberPreview:
+        previewed = await repair.preview_member(client, d)
+        scan.previewed += 1
+        return previewed
+
+    previews = await repair.bounded(damage, preview, 16)
+    scan.enter(DONE)
     rows = []
     totals = {f"{k}_before": 0 for k in ("points", "lifetime_points")} | {
         f"{k}_after": 0 for k in ("points", "lifetime_points")

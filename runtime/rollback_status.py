@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from temporalio.service import RPCError, RPCStatusCode
+
+from recovery.scan import ScanProgress
+
 if TYPE_CHECKING:
+    from temporalio.client import Client
+
     from workflows.rollback import RollbackProgress
 
 
@@ -58,3 +64,24 @@ class RollbackCount:
             done=sum(v for k, v in counts.items() if k not in NOT_YET_DONE),
             repairable=progress.total - counts.get(MemberState.NOT_REPAIRABLE, 0),
         )
+
+
+async def planning_progress(client: Client, build: str) -> ScanProgress | None:
+    """How far the latest rollback of `build` is in finding the damage (its find
+    activity's last heartbeat); None when it is past that, or no beat came yet."""
+    from runtime.releases import rollback_id
+    from workflows.rollback_messages import FIND_DAMAGE
+
+    try:
+        description = await client.get_workflow_handle(rollback_id(build)).describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    for pending in description.raw_description.pending_activities:
+        if pending.activity_type.name != FIND_DAMAGE or not pending.heartbeat_details.payloads:
+            continue
+        details = await client.data_converter.decode(pending.heartbeat_details.payloads)
+        if details and isinstance(details[0], dict):
+            return ScanProgress.from_json(details[0])
+    return None
