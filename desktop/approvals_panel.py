@@ -148,6 +148,7 @@ class ApprovalsPanel(QWidget):
         self._timer = QTimer(self)
         self._timer.setInterval(REFRESH_INTERVAL_MS)
         self._ticks = 0
+        self._bulk_text = ""  # the bulk decisions running, as the last refresh found them
         self._timer.timeout.connect(self._on_timer_timeout)
         self.filters.changed.connect(self._on_filters_changed)
         self.refresh_button.clicked.connect(self._on_refresh_button_clicked)
@@ -205,6 +206,7 @@ class ApprovalsPanel(QWidget):
     async def refresh(self) -> None:
         await preload.ready(APPROVALS_MODULE)  # never on the GUI thread
         from runtime import approvals
+        from runtime.bulk_decisions import progress_text
 
         client = self._session.client
         if client is None:
@@ -216,6 +218,9 @@ class ApprovalsPanel(QWidget):
             task_queue=self._session.target.task_queue,
             unreachable=unreachable,
         )
+        # bulk decisions still under way on the server (this app may have been restarted)
+        running = [b for b in await approvals.bulk_decisions(client, limit=10) if b.state != "done"]
+        self._bulk_text = " · ".join(f"bulk: {progress_text(b)}" for b in running)
         self.model.set_rows(found)
         if self.proxy.rowCount() and not self.table.selectionModel().currentIndex().isValid():
             self.select_row(0)
@@ -226,7 +231,7 @@ class ApprovalsPanel(QWidget):
         text = f"{total:,} pending" + (f" · {shown:,} shown" if shown != total else "")
         if unreachable:
             text += f" · {len(unreachable)} members did not answer (is a worker running?)"
-        self.count_label.setText(text)
+        self.count_label.setText(text + (f" · {self._bulk_text}" if self._bulk_text else ""))
         self.pending_changed.emit(total)  # the tab's count agrees with this one
 
     # -- deciding ---------------------------------------------------------------------

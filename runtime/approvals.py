@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from functools import partial
+from dataclasses import dataclass
 from typing import Any
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.decisions import send_decision
 from runtime import audit
+from runtime.bulk_decisions import BulkReport as BulkReport
+from runtime.bulk_decisions import bulk_decisions as bulk_decisions
+from runtime.bulk_decisions import start_bulk
+from runtime.connect import TASK_QUEUE
 from runtime.deployment import os_account
 from runtime.members import list_members
 from workflows.actors import reserved_actor_problem
 from workflows.agent_policy import ACTIONS
+from workflows.bulk_decision import Decided
 from workflows.ids import check_name
 from workflows.member import Decision, DecisionResult, MemberWorkflow, member_workflow_id
-from workflows.proposals import digest_of, owner_of
+from workflows.proposals import digest_of
 from workflows.rules import TIER_NAMES
 from workflows.visibility import all_of, literal
 
@@ -222,63 +227,25 @@ async def decide(
     anything else now, or does not exist."""
     if not reason or not reason.strip():
         raise ApprovalError("a reason is required (--reason)")
-    member_id = owner_of(proposal_id)
-    if not member_id or ":" not in proposal_id:
-        raise ApprovalError(f"{proposal_id!r} is not a proposal id (member:trigger:index)")
-    handle = client.get_workflow_handle(member_workflow_id(member_id))
     decision = Decision(
         proposal_id, approve, reason.strip(), checked_actor(actor), policy, digest=digest
     )
-    record = partial(
-        audit.record_decision,
-        client,
-        proposal_id=proposal_id,
-        digest=digest,
-        approve=approve,
-        actor=decision.actor,
-        reason=decision.reason,
-        policy=policy,
-        task_queue=task_queue,  # where the audit log runs if it must be started
-    )
-    try:
-        # the SDK's types don't see through an async update method's coroutine
-        result: DecisionResult = await handle.execute_update(
-            MemberWorkflow.decide,  # type: ignore[arg-type]
-            decision,
+    outcome = await send_decision(client, decision)
+    if outcome.answered:
+        await audit.record_decision(
+            client,
+            proposal_id=proposal_id,
+            digest=digest,
+            approve=approve,
+            actor=decision.actor,
+            reason=decision.reason,
+            outcome=outcome.result.status if outcome.result else f"refused: {outcome.refused}",
+            policy=policy,
+            task_queue=task_queue,  # where the audit log runs if it must be started
         )
-    except WorkflowUpdateFailedError as error:
-        cause = error.cause
-        message = getattr(cause, "message", None) or str(cause or error)
-        line = message.splitlines()[0]
-        await record(outcome=f"refused: {line}")
-        raise ApprovalError(line) from None
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            raise ApprovalError(f"unknown member {member_id!r} (from {proposal_id!r})") from None
-        raise
-    await record(outcome=result.status)
-    return result
-
-
-@dataclass
-class BulkReport:
-    policy: str
-    approve: bool
-    matched: int = 0
-    decided: list[dict[str, Any]] = field(default_factory=list)
-    failed: list[dict[str, Any]] = field(default_factory=list)
-    # what was counted: [{"id", "digest"}], to confirm and decide exactly
-    chosen: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "policy": self.policy,
-            "decision": "approve" if self.approve else "reject",
-            "matched": self.matched,
-            "decided": len(self.decided),
-            "failed": self.failed,
-            "results": self.decided,
-        }
+    if outcome.result is None:
+        raise ApprovalError(outcome.refused or "refused")
+    return outcome.result
 
 
 async def decide_by_policy(
@@ -291,33 +258,35 @@ async def decide_by_policy(
     dry_run: bool = False,
     task_queue: str | None = None,
     confirmed: list[dict[str, Any]] | None = None,
+    wait: bool = True,
 ) -> BulkReport:
     """Every pending proposal the policy matches, decided the same way; one line per failure.
 
     The actor is the person (the OS account); the policy goes in each decision's `policy`.
     `confirmed`: the proposals a dry run counted and the person confirmed (`report.chosen`);
     exactly those are decided, each bound to the content counted (a proposal that
-    arrived, or changed, since is left alone)."""
+    arrived, or changed, since is left alone). The decisions are made by a workflow
+    (BulkDecisionWorkflow) on the server, so a killed app or CLI leaves them going;
+    `wait` False returns once it started (`report.bulk_ids`)."""
     if not reason or not reason.strip():
         raise ApprovalError("a reason is required (--reason)")
     who = checked_actor(actor)
     unreachable: list[str] = []
-    queue = await proposals(
-        client,
-        status="pending",
-        member=policy.member,
-        task_queue=task_queue,
-        unreachable=unreachable,
-    )
-    chosen = [p for p in queue if policy.matches(p)]
-    if confirmed is not None:
+    if confirmed is not None:  # exactly what the person confirmed: nothing to count again
         chosen = [
             {"id": c["id"], "digest": c["digest"]}
             for c in confirmed
             if isinstance(c, dict) and isinstance(c.get("id"), str)
         ]
     else:
-        chosen = [{"id": p["id"], "digest": shown_digest(p)} for p in chosen]
+        queue = await proposals(
+            client,
+            status="pending",
+            member=policy.member,
+            task_queue=task_queue,
+            unreachable=unreachable,
+        )
+        chosen = [{"id": p["id"], "digest": shown_digest(p)} for p in queue if policy.matches(p)]
     report = BulkReport(policy.text, approve, matched=len(chosen), chosen=chosen)
     report.failed += [
         {"proposal_id": f"{m}:*", "reason": "the member did not answer (is a worker running?)"}
@@ -327,39 +296,28 @@ async def decide_by_policy(
         report.decided = [{"proposal_id": p["id"], "status": "would be decided"} for p in chosen]
         return report
 
-    async def one(p: dict[str, Any]) -> None:
-        try:
-            result = await decide(
-                client,
-                p["id"],
-                digest=p["digest"],
-                approve=approve,
-                reason=reason,
-                actor=who,
-                policy=policy.text,
-                task_queue=task_queue,
-            )
-        except ApprovalError as error:
-            report.failed.append({"proposal_id": p["id"], "reason": str(error)})
-            return
-        report.decided.append(
-            {"proposal_id": result.proposal_id, "status": result.status, "message": result.message}
-        )
-
-    await _gather_limited(chosen, one)
+    handles = await start_bulk(
+        client,
+        report,
+        reason=reason,
+        actor=who,
+        task_queue=task_queue or TASK_QUEUE,
+        unreachable=[Decided(f["proposal_id"], "failed", f["reason"]) for f in report.failed],
+    )
+    report.bulk_ids = [h.id for h in handles]
+    if not wait:
+        return report
+    report.failed = []
+    for handle in handles:  # in order: the parts decide one after the other's start
+        done = await handle.result()
+        report.decided += [
+            {"proposal_id": r.proposal_id, "status": r.status, "message": r.message}
+            for r in done.results
+            if r.status != "failed"
+        ]
+        report.failed += [{"proposal_id": f.proposal_id, "reason": f.message} for f in done.failed]
     report.decided.sort(key=lambda r: r["proposal_id"])
     report.failed.sort(key=lambda r: r["proposal_id"])
-    await audit.record_bulk(
-        client,
-        policy=policy.text,
-        approve=approve,
-        actor=who,
-        reason=reason,
-        matched=report.matched,
-        decided=[r["proposal_id"] for r in report.decided],
-        failed=[f["proposal_id"] for f in report.failed],
-        task_queue=task_queue,
-    )
     return report
 
 

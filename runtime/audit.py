@@ -20,17 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities.audit_archive import ARCHIVE_FILE, archive_path
+from activities.audit_send import send_audit
 from runtime import temporal_settings
 from runtime.connect import TASK_QUEUE, Target
 from runtime.deployment import identity
 from workflows.audit import (
-    AUDIT_WORKFLOW_ID,
-    SIGNAL_RECORD,
     AuditEntry,
-    AuditWorkflow,
+    decision_entry,
+    policy_entry,
 )
 
 COLUMNS = ("seq", "at", "actor", "action", "target", "reason", "outcome", "details", "prev", "hash")
@@ -80,20 +79,7 @@ async def record(
 async def send(client: Client, entry: AuditEntry, *, task_queue: str | None = None) -> None:
     """Signal the entry to the audit workflow, starting it (on `task_queue`, else the
     default one) when the namespace has none running."""
-    if task_queue is None:
-        try:
-            await client.get_workflow_handle(AUDIT_WORKFLOW_ID).signal(SIGNAL_RECORD, entry)
-            return
-        except RPCError as error:
-            if error.status != RPCStatusCode.NOT_FOUND:
-                raise
-    await client.start_workflow(
-        AuditWorkflow.run,
-        id=AUDIT_WORKFLOW_ID,
-        task_queue=task_queue or TASK_QUEUE,
-        start_signal=SIGNAL_RECORD,
-        start_signal_args=[entry],
-    )
+    await send_audit(client, entry, task_queue=task_queue, fallback_queue=TASK_QUEUE)
 
 
 async def record_decision(
@@ -109,17 +95,7 @@ async def record_decision(
     task_queue: str | None = None,
 ) -> None:
     """One approve or reject of a proposal (by a person, or by a policy they chose)."""
-    details: dict[str, Any] = {"digest": digest}
-    if policy:
-        details["policy"] = policy
-    entry = AuditEntry(
-        "approval.approve" if approve else "approval.reject",
-        actor,
-        reason.strip(),
-        proposal_id,
-        details,
-        outcome=outcome,
-    )
+    entry = decision_entry(proposal_id, digest, approve, actor, reason, outcome, policy)
     await send(client, entry, task_queue=task_queue)
 
 
@@ -136,20 +112,7 @@ async def record_bulk(
     task_queue: str | None = None,
 ) -> None:
     """A policy decision: the policy, and the ids it decided and failed to decide."""
-    decided, failed = sorted(decided), sorted(failed)
-    entry = AuditEntry(
-        "approval.policy",
-        actor,
-        reason.strip(),
-        policy,
-        {
-            "decision": "approve" if approve else "reject",
-            "matched": matched,
-            "decided": decided,
-            "failed": failed,
-        },
-        outcome=f"{len(decided)} decided, {len(failed)} failed",
-    )
+    entry = policy_entry(policy, approve, actor, reason, matched, list(decided), list(failed))
     await send(client, entry, task_queue=task_queue)
 
 

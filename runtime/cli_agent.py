@@ -89,6 +89,10 @@ async def _list(args: argparse.Namespace, client: Any) -> int:
 async def _decide(args: argparse.Namespace, client: Any) -> int:
     from runtime import approvals
 
+    if args.status:
+        return await _bulk_status(args, client)
+    if not args.policy or not (args.approve or args.reject) or not args.reason:
+        raise CliError("approvals decide needs --policy, --approve or --reject, and --reason")
     policy = approvals.parse_policy(args.policy)
     report = await approvals.decide_by_policy(
         client,
@@ -97,8 +101,18 @@ async def _decide(args: argparse.Namespace, client: Any) -> int:
         reason=args.reason,
         dry_run=args.dry_run,
         task_queue=args.task_queue,
+        wait=not args.no_wait,
     )
     verb = "approve" if args.approve else "reject"
+    if args.no_wait and not args.dry_run:
+        started = ", ".join(report.bulk_ids)
+        emit(
+            args,
+            report.as_json(),
+            f"policy {policy.text!r}: {report.matched} pending proposals matched; deciding "
+            f"them in {started} (`approvals decide --status` follows it)",
+        )
+        return 0
     text = [
         f"policy {policy.text!r}: {report.matched} pending proposals matched, "
         + (f"would {verb} them" if args.dry_run else f"{len(report.decided)} {verb}d")
@@ -114,6 +128,17 @@ async def _decide(args: argparse.Namespace, client: Any) -> int:
             file=sys.stderr,
         )
         return 1
+    return 0
+
+
+async def _bulk_status(args: argparse.Namespace, client: Any) -> int:
+    """The latest bulk decisions: running ones as far as they are, finished ones' counts."""
+    from runtime import approvals
+    from runtime.bulk_decisions import progress_text
+
+    rows = await approvals.bulk_decisions(client)
+    text = [f"{r.bulk_id}  {progress_text(r)}" for r in rows]
+    emit(args, [r.as_json() for r in rows], "\n".join(text) or "no bulk decisions")
     return 0
 
 
@@ -374,15 +399,24 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q = asub.add_parser("decide", parents=[common], help="decide every pending match of a policy")
     q.add_argument(
         "--policy",
-        required=True,
         help='e.g. "action=grant_points,max_points=500"; keys: action, max_points, min_points, '
         "tier, member",
     )
-    which = q.add_mutually_exclusive_group(required=True)
+    which = q.add_mutually_exclusive_group()
     which.add_argument("--approve", action="store_true")
     which.add_argument("--reject", action="store_true")
-    q.add_argument("--reason", required=True)
+    q.add_argument("--reason")
     q.add_argument("--dry-run", action="store_true", help="only say what would be decided")
+    q.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="start the decisions (a workflow on the server) and return",
+    )
+    q.add_argument(
+        "--status",
+        action="store_true",
+        help="the latest bulk decisions, running ones as far as they are",
+    )
     p.set_defaults(func=async_command(_approvals))
 
     p = sub.add_parser(

@@ -24,6 +24,7 @@ from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.audit_archive import AuditArchive
+from activities.decisions import decide_batch
 from activities.effects import Deliverer
 from activities.model_provider import AgentSettingsSource, LoyaltyModelProvider
 from activities.outbox import Outbox
@@ -35,6 +36,7 @@ from runtime.ingest_meter import IngestMeter, IngestMeterInterceptor
 from workflows import drill
 from workflows.agent import AgentTurnWorkflow
 from workflows.audit import AuditWorkflow
+from workflows.bulk_decision import BulkDecisionWorkflow
 from workflows.effects import EffectWorkflow
 from workflows.effects_config import EffectsConfigWorkflow
 from workflows.guardrails import GuardrailsWorkflow
@@ -106,11 +108,12 @@ def workflow_classes() -> Sequence[type]:
         GuardrailsWorkflow,
         EffectWorkflow,
         EffectsConfigWorkflow,
+        BulkDecisionWorkflow,
     ]
 
 
 def activity_functions() -> Sequence[Any]:
-    return [*ROLLBACK_ACTIVITIES]
+    return [*ROLLBACK_ACTIVITIES, decide_batch]
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:

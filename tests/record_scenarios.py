@@ -498,6 +498,42 @@ async def record_effects(rec: Recorder) -> Path:
     )
 
 
+async def record_bulk(rec: Recorder) -> Path:
+    """A policy decision (build 0.4.2 on): the BulkDecisionWorkflow rejecting two
+    members' messages, one of which the member refuses (decided by hand first). (Their
+    grants are small: the guardrails approve them by themselves.)"""
+    members = [f"fx-bulk-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    async with rec.worker():
+        grants = []
+        for member in members:
+            await start_member(rec.client, rec.target, member, max_signals=500)
+            made = await proposals_for(rec, member, ticket(member, 1, CHARGE, 2))
+            grants.append(pick(made, "message_member"))
+        chosen = [{"id": g["id"], "digest": approvals.shown_digest(g)} for g in grants]
+        await decide(rec, grants[1], False, "decided by hand before the policy")
+        report = await approvals.decide_by_policy(
+            rec.client,
+            approvals.parse_policy("action=message_member"),
+            approve=False,
+            reason="fixture policy",
+            actor=ACTOR,
+            task_queue=rec.target.task_queue,
+            confirmed=chosen,
+        )
+        (bulk_id,) = report.bulk_ids
+        history = await rec.client.get_workflow_handle(bulk_id).fetch_history()
+    return write(
+        f"bulk-{rec.build_id}.json",
+        {
+            "build_id": rec.build_id,
+            "workflow_id": bulk_id,
+            "decided": report.decided,
+            "failed": report.failed,
+            "history": as_json(history),
+        },
+    )
+
+
 async def record(build_id: str) -> list[Path]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
@@ -516,6 +552,7 @@ async def record(build_id: str) -> list[Path]:
                 await record_guardrails(rec),
                 await record_audit(rec),
                 await record_effects(rec),
+                *([await record_bulk(rec)] if build_takes(build_id, "0.4.2") else []),
             ]
     finally:
         await env.shutdown()

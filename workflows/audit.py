@@ -47,6 +47,49 @@ class AuditEntry:
     hash: str = ""
 
 
+def decision_entry(
+    proposal_id: str,
+    digest: str | None,
+    approve: bool,
+    actor: str,
+    reason: str,
+    outcome: str,
+    policy: str | None = None,
+) -> AuditEntry:
+    """One approve or reject of a proposal (by a person, or by a policy they chose)."""
+    details: dict[str, Any] = {"digest": digest}
+    if policy:
+        details["policy"] = policy
+    action = "approval.approve" if approve else "approval.reject"
+    return AuditEntry(action, actor, reason.strip(), proposal_id, details, outcome=outcome)
+
+
+def policy_entry(
+    policy: str,
+    approve: bool,
+    actor: str,
+    reason: str,
+    matched: int,
+    decided: list[str],
+    failed: list[str],
+) -> AuditEntry:
+    """A policy decision: the policy, and the ids it decided and failed to decide."""
+    decided, failed = sorted(decided), sorted(failed)
+    return AuditEntry(
+        "approval.policy",
+        actor,
+        reason.strip(),
+        policy,
+        {
+            "decision": "approve" if approve else "reject",
+            "matched": matched,
+            "decided": decided,
+            "failed": failed,
+        },
+        outcome=f"{len(decided)} decided, {len(failed)} failed",
+    )
+
+
 def canonical(entry: dict[str, Any]) -> bytes:
     """The bytes an entry's hash covers: every field but the hash, in a fixed form."""
     body = {

@@ -20,6 +20,7 @@ from desktop.asyncutil import wait_until
 from desktop.proposal_view import ProposalView
 from desktop.session import Session
 from runtime import approvals
+from runtime.bulk_decisions import start_bulk
 from runtime.connect import connect
 from tests.conftest import Deployment
 from tests.kit.desk import (
@@ -399,3 +400,35 @@ async def _stop(panel: ApprovalsPanel) -> None:
     waits = panel.stop()
     if waits:
         await asyncio.wait(waits, timeout=10)
+
+
+def test_a_bulk_decision_under_way_shows_in_the_count_line(
+    qloop: qasync.QEventLoop, qtbot: Any, deployment: Deployment
+) -> None:
+    """A policy decision the app started before it was closed, with no worker to go on:
+    the reopened panel says it waits, and for what."""
+
+    async def scenario() -> None:
+        target = deployment.target
+        target.data_dir.mkdir(parents=True, exist_ok=True)
+        client = await connect(target)
+        report = approvals.BulkReport(
+            "action=grant_points", True, matched=1, chosen=[{"id": "nobody:t1:0", "digest": "d"}]
+        )
+        (handle,) = await start_bulk(
+            client, report, reason="r", actor="tester", task_queue=target.task_queue, unreachable=[]
+        )
+        try:
+            session = Session(target=target, start_worker=False)
+            session.client = client
+            panel = ApprovalsPanel(session=session)
+            qtbot.addWidget(panel)
+            await panel.refresh()
+            assert panel.count_label.text() == (
+                "0 pending · bulk: waiting for a worker approve 'action=grant_points': "
+                "1 to decide once a worker runs (by tester)"
+            )
+        finally:
+            await handle.terminate()
+
+    qloop.run_until_complete(scenario())

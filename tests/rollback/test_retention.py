@@ -12,6 +12,7 @@ from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import WorkflowHistory
 
 from desktop.member_detail_timeline import TimelineBuilder, fetch_chain
+from recovery.history import received
 from recovery.runs import chain_histories, fetch_run, started_at
 from runtime.feed import send_member, wait_applied
 from tests.conftest import Deployment, eventually
@@ -94,8 +95,12 @@ async def test_runs_past_retention_are_reported_per_member_not_failing_the_check
         builder = TimelineBuilder(first_number=3)
         for run_id, history in timeline.runs:
             builder.add_run(run_id, history)
-        events = [row for row in builder.rows([]) if row["kind"] == "event"]
-        assert events and all(row["run_id"] != gone[0] for row in events)
+        # every event the kept runs received, none of the gone runs'
+        gone_events = {i.key() for h in chain[:2] for i in received(h) if i.kind == "event"}
+        kept = {i.key() for _, h in timeline.runs for i in received(h) if i.kind == "event"}
+        assert len(gone_events) + len(kept) == 16 and not gone_events & kept
+        shown = {row["key"] for row in builder.rows([]) if row["kind"] == "event"}
+        assert shown == {f"r:{key}" for key in kept}
 
 
 async def _gone(client, workflow_id: str, run_id: str) -> bool:  # type: ignore[no-untyped-def]

@@ -45,6 +45,7 @@ from tests.memberkit import COMPARED
 from workflows import drill
 from workflows.agent import AgentTurnWorkflow
 from workflows.audit import SIGNAL_RECORD, AuditEntry, AuditWorkflow
+from workflows.bulk_decision import BulkDecisionWorkflow
 from workflows.effects import EffectWorkflow
 from workflows.effects_config import EffectsConfigWorkflow
 from workflows.guardrails import GuardrailsWorkflow
@@ -126,6 +127,8 @@ def recorded(path: Path) -> list[Recorded]:
         ]
     if name.startswith("guardrails-"):
         return [Recorded(name, GuardrailsWorkflow, data["workflow_id"], data["history"])]
+    if name.startswith("bulk-"):
+        return [Recorded(name, BulkDecisionWorkflow, data["workflow_id"], data["history"])]
     raise ValueError(f"{path.name}: a fixture of unknown kind")
 
 
@@ -169,6 +172,7 @@ def test_the_current_build_recorded_every_kind_of_history() -> None:
         GuardrailsWorkflow,
         EffectWorkflow,
         EffectsConfigWorkflow,
+        BulkDecisionWorkflow,
     }
     assert any(label.startswith(f"member-{build}-chain") for label, *_ in CHAINS)
     assert any(label.startswith(f"rollback-{build}/") for label, *_ in CHAINS)

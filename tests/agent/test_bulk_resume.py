@@ -1,0 +1,103 @@
+"""A bulk decision is a workflow on the server: the app that confirmed it may die and no
+worker may run; it waits, shows as waiting, and once a worker runs it decides exactly
+the confirmed proposals, each once, audited once each and once as a policy."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from activities.decisions import send_decision
+from runtime import approvals
+from runtime.audit_log import read_live
+from tests.agent.conftest import CHARGE, AgentDeployment, new_member, ticket
+from tests.conftest import eventually
+from tests.kit.cli import cli
+from workflows.bulk_decision import BulkDecisionWorkflow
+from workflows.member_messages import Decision
+
+
+async def status(agents: AgentDeployment, bulk_id: str) -> dict[str, Any]:
+    code, out, err = await cli(agents.deployment, "approvals", "decide", "--status", "--json")
+    assert code == 0, err
+    return next(row for row in json.loads(out) if row["bulk_id"] == bulk_id)
+
+
+async def test_a_bulk_decision_waits_for_a_worker_and_decides_each_proposal_once(
+    agents: AgentDeployment,
+) -> None:
+    members = [new_member() for _ in range(6)]
+    policy = approvals.parse_policy("action=grant_points")
+    async with agents.worker():
+        for member in members:
+            await agents.feed(member, [ticket(member, 1, CHARGE)])
+        for member in members:
+            await agents.proposals_made(member, 2)
+        points = {m: (await agents.state(m))["points"] for m in members}
+        queue = agents.deployment.target.task_queue
+
+        async def counted() -> list[dict[str, Any]] | None:
+            report = await approvals.decide_by_policy(
+                agents.client, policy, approve=True, reason="x", dry_run=True, task_queue=queue
+            )
+            chosen = [c for c in report.chosen if c["id"].split(":")[0] in members]
+            return chosen if len(chosen) == len(members) else None  # one grant each
+
+        ours = await eventually(counted, timeout=20)  # visibility lists them a moment later
+
+        # a decision sent twice under one update id is decided once: the second send
+        # (a retried batch) gets the first answer, not a refusal
+        twice = new_member()
+        await agents.feed(twice, [ticket(twice, 1, CHARGE)])
+        grant = next(
+            p for p in await agents.proposals_made(twice, 2) if p["action"] == "grant_points"
+        )
+        decision = Decision(
+            grant["id"], True, "once", "tester", digest=approvals.shown_digest(grant)
+        )
+        first = await send_decision(agents.client, decision, update_id="t/once")
+        again = await send_decision(agents.client, decision, update_id="t/once")
+        assert first.result is not None and again.result == first.result
+        assert (await agents.state(twice))["points"] == 100
+
+    # the person confirmed; the app and its worker are gone before anything is decided
+    report = await approvals.decide_by_policy(
+        agents.client,
+        policy,
+        approve=True,
+        reason="goodwill",
+        confirmed=ours,
+        wait=False,
+        task_queue=queue,
+    )
+    (bulk_id,) = report.bulk_ids
+    waiting = await status(agents, bulk_id)
+    assert (waiting["state"], waiting["total"], waiting["decided"]) == (
+        "waiting for a worker",
+        len(members),
+        0,
+    )
+
+    async with agents.worker():  # the app again: its worker takes the decision up
+        handle = agents.client.get_workflow_handle_for(BulkDecisionWorkflow.run, bulk_id)
+        done = await handle.result()
+        for member in members:
+            assert (await agents.state(member))["points"] == points[member] + 100
+        assert done.state == "done" and done.failed == []
+        assert sorted(r.proposal_id for r in done.results) == sorted(c["id"] for c in ours)
+        assert {r.status for r in done.results} == {"approved"}
+        finished = await status(agents, bulk_id)
+        assert (finished["state"], finished["decided"], finished["failed"]) == ("done", 6, [])
+
+        async def policy_recorded() -> list[dict[str, Any]] | None:
+            rows, _ = await read_live(agents.client)
+            found = any(r["details"].get("bulk_id") == bulk_id for r in rows)
+            return rows if found else None
+
+        rows = await eventually(policy_recorded, timeout=20)
+    ids = {c["id"] for c in ours}
+    decided = [r for r in rows if r["action"] == "approval.approve" and r["target"] in ids]
+    assert sorted(r["target"] for r in decided) == sorted(ids)  # once each
+    assert all(r["details"]["policy"] == policy.text for r in decided)
+    (entry,) = [r for r in rows if r["details"].get("bulk_id") == bulk_id]
+    assert entry["action"] == "approval.policy" and entry["outcome"] == "6 decided, 0 failed"
