@@ -45,6 +45,9 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
             # every test registers a worker deployment of its own; the server's default
             # cap (matching.maxDeployments, 100 per namespace) is below the suite's count
             *("--dynamic-config-value", "matching.maxDeployments=5000"),
+            # a closed run deleted (as retention would) is gone at once, not ~30 s later
+            *("--dynamic-config-value", "history.transferProcessorEnsureCloseBeforeDelete=false"),
+            *("--dynamic-config-value", "history.visibilityProcessorEnsureCloseBeforeDelete=false"),
         ],
     )
     yield env

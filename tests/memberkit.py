@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from temporalio.client import Client
@@ -66,3 +67,19 @@ async def feed_and_sync(
 ) -> dict[str, Any]:
     await send_member(client, target, member, events, bulk=bulk)
     return (await wait_applied(client, [member]))[member]
+
+
+async def state_when(
+    client: Client, member: str, check: Callable[[dict[str, Any]], bool], timeout: float
+) -> dict[str, Any]:
+    """The member's state once `check` holds for it (asked again until `timeout`)."""
+    from tests.conftest import eventually
+
+    handle = client.get_workflow_handle(member_workflow_id(member))
+
+    async def probe() -> dict[str, Any] | None:
+        state: dict[str, Any] = await handle.query(MemberWorkflow.state)
+        return state if check(state) else None
+
+    result: dict[str, Any] = await eventually(probe, timeout=timeout)
+    return result

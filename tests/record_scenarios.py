@@ -45,7 +45,7 @@ from runtime.worker import WorkerSettings, announce, build_worker
 from tests.conftest import eventually, temporal_binary
 from tests.effects.kit import webhook
 from tests.kit.events import member_events
-from tests.memberkit import start_member
+from tests.memberkit import start_member, state_when
 from workflows import search_attributes as sa
 from workflows.audit import AUDIT_WORKFLOW_ID
 from workflows.drill import drill_build_id
@@ -107,12 +107,7 @@ class Recorder:
     async def wait_for(
         self, member: str, check: Callable[[dict[str, Any]], bool], timeout: float = 60.0
     ) -> dict[str, Any]:
-        async def probe() -> dict[str, Any] | None:
-            state = await self.state(member)
-            return state if check(state) else None
-
-        result: dict[str, Any] = await eventually(probe, timeout=timeout)
-        return result
+        return await state_when(self.client, member, check, timeout)
 
     async def idle(self, member: str) -> dict[str, Any]:
         """The member's state once its agent has nothing running or queued."""

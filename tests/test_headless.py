@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +14,8 @@ from temporalio.client import Client
 
 from runtime.feed import wait_applied
 from runtime.server import find_running_server
-from tests.conftest import eventually, temporal_binary
+from tests.conftest import eventually
+from tests.kit.cli import temporal_signal_event
 from tests.kit.headless import run, spawn, stop
 from tests.memberkit import COMPARED
 from workflows.member import MemberWorkflow, member_workflow_id
@@ -93,23 +93,7 @@ async def test_simulated_traffic_gives_every_member_the_rules_state(
     }
     info = find_running_server(data_dir)
     assert info is not None
-    proc = await asyncio.create_subprocess_exec(
-        temporal_binary(),
-        "workflow",
-        "signal",
-        "--address",
-        info["address"],
-        "--workflow-id",
-        member_workflow_id(member),
-        "--name",
-        "event",
-        "--input",
-        json.dumps(event),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    _, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
+    await temporal_signal_event(info["address"], member, event)
     after = (await wait_applied(client, [member]))[member]
     expected = replay(member, [*by_member[member], event]).summary()
     assert after["events_processed"] == before["events_processed"] + 1

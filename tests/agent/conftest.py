@@ -24,7 +24,8 @@ from runtime import agent_config, effects, guardrails
 from runtime.feed import send_member, wait_applied
 from runtime.worker import announce, build_worker
 from tests.agent.fake_openai import FakeOpenAI, serve
-from tests.conftest import Deployment, eventually
+from tests.conftest import Deployment
+from tests.memberkit import state_when
 from workflows.agent_policy import AgentPolicy
 from workflows.member import (
     Decision,
@@ -144,12 +145,7 @@ class AgentDeployment:
     async def wait_for(
         self, member: str, check: Callable[[dict[str, Any]], bool], timeout: float = 20.0
     ) -> dict[str, Any]:
-        async def probe() -> dict[str, Any] | None:
-            state = await self.state(member)
-            return state if check(state) else None
-
-        result: dict[str, Any] = await eventually(probe, timeout=timeout)
-        return result
+        return await state_when(self.client, member, check, timeout)
 
     async def proposals_made(
         self, member: str, count: int, timeout: float = 20.0

@@ -20,7 +20,6 @@ import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from recovery.runs import reset_base
 from runtime.releases import rollback_id
 from runtime.server import find_running_server
 from tests.chaos.cluster import free_port
@@ -35,8 +34,8 @@ from tests.chaos.kit import (
     stop,
 )
 from tests.conftest import eventually
+from tests.rollback.kit import resets_of
 from workflows import drill
-from workflows.member import member_workflow_id
 from workflows.rollback import RollbackWorkflow
 
 
@@ -274,18 +273,3 @@ async def test_cli_and_worker_killed_during_a_rollback_which_a_new_worker_finish
     finally:
         for worker in workers:
             await stop(worker)
-
-
-async def resets_of(client: Client, member: str) -> int:
-    """How many runs of the member a reset created."""
-    resets = 0
-    async for execution in client.list_workflows(f"WorkflowId = '{member_workflow_id(member)}'"):
-        history = await client.get_workflow_handle(
-            execution.id, run_id=execution.run_id
-        ).fetch_history()
-        resets += reset_base(history) is not None and any(
-            e.workflow_task_failed_event_attributes.new_run_id == execution.run_id
-            for e in history.events
-            if e.HasField("workflow_task_failed_event_attributes")
-        )
-    return resets

@@ -22,7 +22,7 @@ from desktop.session import Session
 from runtime import approvals
 from runtime.bulk_decisions import start_bulk
 from runtime.connect import connect
-from tests.conftest import Deployment
+from tests.conftest import Deployment, eventually
 from tests.kit.desk import (
     TIMEOUT_S,
     cells,
@@ -423,7 +423,12 @@ def test_a_bulk_decision_under_way_shows_in_the_count_line(
             session.client = client
             panel = ApprovalsPanel(session=session)
             qtbot.addWidget(panel)
-            await panel.refresh()
+
+            async def listed() -> bool:  # visibility lists it a moment after it started
+                await panel.refresh()
+                return "bulk:" in panel.count_label.text()
+
+            await eventually(listed, timeout=30)
             assert panel.count_label.text() == (
                 "0 pending · bulk: waiting for a worker approve 'action=grant_points': "
                 "1 to decide once a worker runs (by tester)"

@@ -39,3 +39,30 @@ async def cli(
     out, err = await proc.communicate(data)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+async def temporal_signal_event(address: str, member: str, event: dict) -> None:  # type: ignore[type-arg]
+    """Send one event to a member with Temporal's own CLI (`temporal workflow signal`),
+    as any client of the public contract could."""
+    import json
+
+    from tests.conftest import temporal_binary
+    from workflows.contract import SIGNAL_EVENT, member_workflow_id
+
+    proc = await asyncio.create_subprocess_exec(
+        temporal_binary(),
+        "workflow",
+        "signal",
+        "--address",
+        address,
+        "--workflow-id",
+        member_workflow_id(member),
+        "--name",
+        SIGNAL_EVENT,
+        "--input",
+        json.dumps(event),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()

@@ -14,6 +14,7 @@ from temporalio.api.enums.v1 import ResetReapplyType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
 
+from recovery.runs import reset_base
 from runtime import deployment as releases
 from runtime.feed import send_member, wait_applied
 from runtime.worker import announce, build_worker
@@ -21,6 +22,7 @@ from tests.agent.conftest import AgentDeployment
 from tests.conftest import Deployment
 from tests.kit.events import member_events
 from tests.memberkit import start_member
+from workflows.member import member_workflow_id
 from workflows.rollback import RollbackInput, RollbackProgress, RollbackWorkflow
 from workflows.rollback_messages import COMPARED_FIELDS
 from workflows.rules import replay
@@ -150,3 +152,18 @@ def support_ticket(member: str, n: int, text: str, day: int) -> dict[str, Any]:
         "occurred_at": f"2026-04-{day:02d}T20:{n:02d}:00Z",
         "text": text,
     }
+
+
+async def resets_of(client: Client, member: str) -> int:
+    """How many runs of the member a reset created."""
+    resets = 0
+    async for execution in client.list_workflows(f"WorkflowId = '{member_workflow_id(member)}'"):
+        history = await client.get_workflow_handle(
+            execution.id, run_id=execution.run_id
+        ).fetch_history()
+        resets += reset_base(history) is not None and any(
+            e.workflow_task_failed_event_attributes.new_run_id == execution.run_id
+            for e in history.events
+            if e.HasField("workflow_task_failed_event_attributes")
+        )
+    return resets

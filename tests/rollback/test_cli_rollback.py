@@ -16,7 +16,7 @@ from runtime.cliutil import target_argv
 from runtime.feed import wait_applied
 from tests.conftest import Deployment, eventually
 from tests.kit.cli import cli
-from tests.rollback.kit import BAD, assert_repaired, damaged_members
+from tests.rollback.kit import BAD, assert_repaired, damaged_members, resets_of
 from workflows.rollback import RollbackWorkflow
 from workflows.rollback_messages import COMPARED_FIELDS
 
@@ -171,19 +171,7 @@ async def test_worker_killed_during_a_rollback_finishes_without_double_resets(
     assert result.verified_ok == 12, result.mismatches
     # no member was reset twice: exactly one run of each member was created by a reset
     for member in members:
-        resets = 0
-        async for execution in deployment.client.list_workflows(f"WorkflowId = 'member-{member}'"):
-            history = await deployment.client.get_workflow_handle(
-                execution.id, run_id=execution.run_id
-            ).fetch_history()
-            from recovery.runs import reset_base
-
-            resets += reset_base(history) is not None and any(
-                e.workflow_task_failed_event_attributes.new_run_id == execution.run_id
-                for e in history.events
-                if e.HasField("workflow_task_failed_event_attributes")
-            )
-        assert resets == 1, member
+        assert await resets_of(deployment.client, member) == 1, member
     async with deployment.worker("2.1"):
         assert_repaired(await wait_applied(deployment.client, members), fed)
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
 import uuid
 from typing import Any
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from tests.conftest import Deployment, eventually, temporal_binary
+from tests.conftest import Deployment, eventually
+from tests.kit.cli import temporal_signal_event
 from tests.memberkit import assert_matches_rules, feed_and_sync, start_member, trip
 from workflows.member import Adjustment, MemberWorkflow, member_workflow_id
 
@@ -155,23 +154,7 @@ async def test_event_sent_with_the_temporal_cli_counts(deployment: Deployment) -
     async with deployment.worker("1.0"):
         await feed_and_sync(deployment.client, deployment.target, member, [trip(member, 1)])
         event = trip(member, 2, 4_200)
-        proc = await asyncio.create_subprocess_exec(
-            temporal_binary(),
-            "workflow",
-            "signal",
-            "--address",
-            deployment.address,
-            "--workflow-id",
-            member_workflow_id(member),
-            "--name",
-            "event",
-            "--input",
-            json.dumps(event),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        _, err = await proc.communicate()
-        assert proc.returncode == 0, err.decode()
+        await temporal_signal_event(deployment.address, member, event)
         state = await feed_and_sync(deployment.client, deployment.target, member, [])
     assert state["events_processed"] == 2
     assert state["points"] == 25 + 42
