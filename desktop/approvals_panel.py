@@ -29,7 +29,7 @@ from desktop import preload, theme
 from desktop.approvals_filters import QueueFilters
 from desktop.approvals_model import ApprovalsFilterModel, ApprovalsModel
 from desktop.asyncutil import async_slot, cancel_slot_tasks, run_dialog, show_error
-from desktop.layouts import hbox
+from desktop.layouts import hbox, label
 from desktop.member_detail_text import proposal_text
 from desktop.proposal_view import ProposalView
 from desktop.tables import fixed_table
@@ -74,8 +74,10 @@ class ApprovalsPanel(QWidget):
         self.filters = QueueFilters(self)
         self.refresh_button = QPushButton("Refresh", self)
         self.refresh_button.setObjectName("approvalsRefresh")
-        self.count_label = QLabel("Waiting for the Temporal server…", self)
-        self.count_label.setObjectName("approvalsCount")
+        # wraps: a bulk decision under way adds its line to the count
+        self.count_label = label(
+            self, "approvalsCount", "Waiting for the Temporal server…", wrap=True
+        )
         filters = QHBoxLayout()
         filters.addWidget(self.filters)
         filters.addStretch(1)

@@ -135,9 +135,13 @@ async def bulk_decisions(client: Client, *, limit: int = 20) -> list[BulkProgres
 
 
 def progress_text(p: BulkProgress) -> str:
-    """One bulk decision in a line, the same in `approvals decide --status` and the panel."""
+    """One bulk decision in a line, the same in `approvals decide --status` and the panel:
+    "approve 'action=grant_points': 3 of 10 decided, 0 failed, running (by ann)"."""
     part = f" (part {p.part} of {p.parts})" if p.parts > 1 else ""
-    head = f"{p.state} {'approve' if p.approve else 'reject'} {p.policy!r}{part}"
+    head = f"{'approve' if p.approve else 'reject'} {p.policy!r}{part}"
     if p.state == WAITING:
-        return f"{head}: {p.total} to decide once a worker runs (by {p.actor})"
-    return f"{head}: {p.decided} of {p.total} decided, {len(p.failed)} failed (by {p.actor})"
+        return f"{head}: {p.total} to decide, {WAITING} (by {p.actor})"
+    return (
+        f"{head}: {p.decided} of {p.total} decided, {len(p.failed)} failed, {p.state} "
+        f"(by {p.actor})"
+    )

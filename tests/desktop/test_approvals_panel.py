@@ -423,6 +423,8 @@ def test_a_bulk_decision_under_way_shows_in_the_count_line(
             session.client = client
             panel = ApprovalsPanel(session=session)
             qtbot.addWidget(panel)
+            panel.resize(1200, 560)
+            panel.show()
 
             async def listed() -> bool:  # visibility lists it a moment after it started
                 await panel.refresh()
@@ -430,9 +432,10 @@ def test_a_bulk_decision_under_way_shows_in_the_count_line(
 
             await eventually(listed, timeout=30)
             assert panel.count_label.text() == (
-                "0 pending · bulk: waiting for a worker approve 'action=grant_points': "
-                "1 to decide once a worker runs (by tester)"
+                "0 pending · bulk: approve 'action=grant_points': 1 to decide, "
+                "waiting for a worker (by tester)"
             )
+            screenshot(panel, "approvals-bulk-waiting")
         finally:
             await handle.terminate()
 
