@@ -56,6 +56,7 @@ bench: setup
 	$(PY) -m runtime.testenv $(PY) -m bench.effects --effects $(BENCH_EFFECTS)
 	$(PY) -m runtime.testenv $(PY) -m bench.redeem
 	$(PY) -m bench.liability --members $(BENCH_LIABILITY_MEMBERS)
+	$(PY) -m runtime.testenv $(PY) -m bench.bulk
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
