@@ -57,13 +57,7 @@ async def pending_messages(bench: Bench, target: Target, members: list[str]) -> 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     async with embedded() as bench:
-        target = Target(
-            address=bench.server.address,
-            namespace="default",
-            data_dir=bench.data_dir,
-            task_queue=bench.task_queue,
-            deployment=bench.deployment,
-        )
+        target = bench.target()
         n = args.proposals
         one_by_one = await pending_messages(bench, target, [f"bench-o{i:04d}" for i in range(n)])
         durable = await pending_messages(bench, target, [f"bench-d{i:04d}" for i in range(n)])

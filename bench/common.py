@@ -20,6 +20,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
+from runtime.connect import Target
 from runtime.server import DEFAULT_SQLITE_PRAGMAS, EmbeddedServer, ServerConfig
 
 SYNC_ATTEMPTS = 3
@@ -33,6 +34,16 @@ class Bench:
     deployment: str
     data_dir: Path
     worker: asyncio.subprocess.Process | None = None
+
+    def target(self) -> Target:
+        """The connection target a front end would use for this bench's deployment."""
+        return Target(
+            address=self.server.address,
+            namespace="default",
+            data_dir=self.data_dir,
+            task_queue=self.task_queue,
+            deployment=self.deployment,
+        )
 
     def cpu_seconds(self) -> float:
         """Processor time the server and the worker used so far: unlike elapsed time,

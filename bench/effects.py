@@ -33,7 +33,6 @@ from activities.effects import (
 )
 from bench.common import embedded, emit, machine
 from runtime import effects, secrets
-from runtime.connect import Target
 from workflows.effects import EffectInput, EffectWorkflow, effect_body, effect_workflow_id
 
 
@@ -110,13 +109,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     try:
         async with embedded() as bench:
             client = bench.client
-            target = Target(
-                address=bench.server.address,
-                namespace="default",
-                data_dir=bench.data_dir,
-                task_queue=bench.task_queue,
-                deployment=bench.deployment,
-            )
+            target = bench.target()
             await effects.change_config(
                 client,
                 target,

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bench.common import Bench, Timer, embedded, emit, machine, synced
-from runtime.connect import Target
 from runtime.feed import send_member
 from workflows.member import Adjustment, MemberWorkflow, member_workflow_id
 from workflows.member_messages import RedeemRequest
@@ -39,13 +38,7 @@ def big_purchases(member: str) -> list[dict[str, Any]]:
 
 
 async def start(bench: Bench, members: list[str]) -> None:
-    target = Target(
-        address=bench.server.address,
-        namespace="default",
-        data_dir=bench.data_dir,
-        task_queue=bench.task_queue,
-        deployment=bench.deployment,
-    )
+    target = bench.target()
     for member in members:
         await send_member(bench.client, target, member, big_purchases(member), bulk=True)
     for member in members:

@@ -25,6 +25,7 @@ from runtime.deployment import os_account
 from runtime.members import list_members
 from workflows.actors import reserved_actor_problem
 from workflows.agent_policy import ACTIONS
+from workflows.audit import decision_entry
 from workflows.bulk_decision import Decided
 from workflows.ids import check_name
 from workflows.member import Decision, DecisionResult, MemberWorkflow, member_workflow_id
@@ -232,17 +233,17 @@ async def decide(
     )
     outcome = await send_decision(client, decision)
     if outcome.answered:
-        await audit.record_decision(
-            client,
-            proposal_id=proposal_id,
-            digest=digest,
-            approve=approve,
-            actor=decision.actor,
-            reason=decision.reason,
-            outcome=outcome.result.status if outcome.result else f"refused: {outcome.refused}",
-            policy=policy,
-            task_queue=task_queue,  # where the audit log runs if it must be started
+        entry = decision_entry(
+            proposal_id,
+            digest,
+            approve,
+            decision.actor,
+            decision.reason,
+            outcome.result.status if outcome.result else f"refused: {outcome.refused}",
+            policy,
         )
+        # `task_queue`: where the audit log runs if it must be started
+        await audit.send(client, entry, task_queue=task_queue)
     if outcome.result is None:
         raise ApprovalError(outcome.refused or "refused")
     return outcome.result

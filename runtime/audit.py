@@ -1,7 +1,8 @@
 """Recording operator actions in the audit log (workflows/audit.py).
 
 Every operator action is recorded here, in the operations layer the CLI and the window
-share: `record` for one action, `record_decision` and `record_bulk` for approvals.
+share: `record` for one action, `send` for an entry built elsewhere (a decision:
+workflows.audit.decision_entry).
 Reading, verifying and exporting the record: runtime.audit_log.
 
 The whole record is the archive (activities/audit_archive.py: entries of runs that
@@ -28,8 +29,6 @@ from runtime.connect import TASK_QUEUE, Target
 from runtime.deployment import identity
 from workflows.audit import (
     AuditEntry,
-    decision_entry,
-    policy_entry,
 )
 
 COLUMNS = ("seq", "at", "actor", "action", "target", "reason", "outcome", "details", "prev", "hash")
@@ -80,40 +79,6 @@ async def send(client: Client, entry: AuditEntry, *, task_queue: str | None = No
     """Signal the entry to the audit workflow, starting it (on `task_queue`, else the
     default one) when the namespace has none running."""
     await send_audit(client, entry, task_queue=task_queue, fallback_queue=TASK_QUEUE)
-
-
-async def record_decision(
-    client: Client,
-    *,
-    proposal_id: str,
-    digest: str | None,
-    approve: bool,
-    actor: str,
-    reason: str,
-    outcome: str,
-    policy: str | None = None,
-    task_queue: str | None = None,
-) -> None:
-    """One approve or reject of a proposal (by a person, or by a policy they chose)."""
-    entry = decision_entry(proposal_id, digest, approve, actor, reason, outcome, policy)
-    await send(client, entry, task_queue=task_queue)
-
-
-async def record_bulk(
-    client: Client,
-    *,
-    policy: str,
-    approve: bool,
-    actor: str,
-    reason: str,
-    matched: int,
-    decided: Iterable[str],
-    failed: Iterable[str] = (),
-    task_queue: str | None = None,
-) -> None:
-    """A policy decision: the policy, and the ids it decided and failed to decide."""
-    entry = policy_entry(policy, approve, actor, reason, matched, list(decided), list(failed))
-    await send(client, entry, task_queue=task_queue)
 
 
 NO_REASON = "(no reason given)"

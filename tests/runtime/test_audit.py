@@ -21,7 +21,14 @@ from tests.auditkit import desk
 from tests.conftest import Deployment, eventually
 from tests.kit.cli import cli
 from tests.memberkit import feed_and_sync, start_member, trip
-from workflows.audit import AUDIT_WORKFLOW_ID, AuditCarry, AuditWorkflow, entry_hash
+from workflows.audit import (
+    AUDIT_WORKFLOW_ID,
+    AuditCarry,
+    AuditWorkflow,
+    decision_entry,
+    entry_hash,
+    policy_entry,
+)
 
 FIELDS = ("seq", "at", "actor", "action", "target", "reason", "outcome", "details", "hash")
 
@@ -55,34 +62,26 @@ async def test_every_operator_action_is_exported_with_who_when_what_why_target_o
         await adjustments.adjust(client, target, "aud-1", 150, reason="goodwill")
         with pytest.raises(adjustments.AdjustmentRefused, match="limited to"):
             await adjustments.adjust(client, target, "aud-1", 10**9, reason="fat finger")
-        await audit.record_decision(
+        await audit.send(
             client,
-            proposal_id="aud-1:t1:0",
-            digest="d1",
-            approve=True,
-            actor="alice",
-            reason="looks right",
-            outcome="approved",
+            decision_entry("aud-1:t1:0", "d1", True, "alice", "looks right", "approved"),
             task_queue=target.task_queue,
         )
-        await audit.record_decision(
+        await audit.send(
             client,
-            proposal_id="aud-1:t2:0",
-            digest="d2",
-            approve=False,
-            actor="alice",
-            reason="too generous",
-            outcome="rejected",
+            decision_entry("aud-1:t2:0", "d2", False, "alice", "too generous", "rejected"),
         )
-        await audit.record_bulk(
+        await audit.send(
             client,
-            policy="action=grant_points,max_points=500",
-            approve=True,
-            actor="bob",
-            reason="small grants",
-            matched=3,
-            decided=["m2:t:0", "m1:t:0"],
-            failed=["m3:t:0"],
+            policy_entry(
+                "action=grant_points,max_points=500",
+                True,
+                "bob",
+                "small grants",
+                3,
+                ["m2:t:0", "m1:t:0"],
+                ["m3:t:0"],
+            ),
         )
         await releases.start_rollback(client, target, "0.9", reason="bad build 0.9")
         # the keyring and the settings file, from the command line
