@@ -105,7 +105,7 @@ async def bulk_decisions(client: Client, *, limit: int = 20) -> list[BulkProgres
     rows: list[BulkProgress] = []
     query = f"WorkflowType = '{BULK_WORKFLOW}'"
     async for execution in client.list_workflows(query, limit=limit):
-        handle = client.get_workflow_handle_for(BulkDecisionWorkflow.run, execution.id)
+        handle = client.get_workflow_handle(execution.id, result_type=BulkProgress)
         if execution.status == WorkflowExecutionStatus.COMPLETED:
             rows.append(await handle.result())
             continue

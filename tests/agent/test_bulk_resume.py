@@ -13,7 +13,7 @@ from runtime.audit_log import read_live
 from tests.agent.conftest import CHARGE, AgentDeployment, new_member, ticket
 from tests.conftest import eventually
 from tests.kit.cli import cli
-from workflows.bulk_decision import BulkDecisionWorkflow
+from workflows.bulk_decision import BulkProgress
 from workflows.member_messages import Decision
 
 
@@ -83,7 +83,7 @@ async def test_a_bulk_decision_waits_for_a_worker_and_decides_each_proposal_once
     assert (waiting["total"], waiting["decided"]) == (len(members), 0)
 
     async with agents.worker():  # the app again: its worker takes the decision up
-        handle = agents.client.get_workflow_handle_for(BulkDecisionWorkflow.run, bulk_id)
+        handle = agents.client.get_workflow_handle(bulk_id, result_type=BulkProgress)
         done = await handle.result()
         for member in members:
             assert (await agents.state(member))["points"] == points[member] + 100
