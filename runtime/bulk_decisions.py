@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    RPCTimeoutOrCancelledError,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+)
 from temporalio.service import RPCError
 
 from workflows.bulk_decision import (
@@ -115,7 +120,7 @@ async def bulk_decisions(client: Client, *, limit: int = 20) -> list[BulkProgres
             rows.append(
                 await handle.query(BulkDecisionWorkflow.progress, rpc_timeout=QUERY_TIMEOUT)
             )
-        except RPCError:
+        except (RPCError, RPCTimeoutOrCancelledError):  # no worker, or none in time
             memo = await execution.memo()
             rows.append(
                 BulkProgress(

@@ -11,6 +11,7 @@ from activities.decisions import send_decision
 from runtime import approvals
 from runtime.audit_log import read_live
 from tests.agent.conftest import CHARGE, AgentDeployment, new_member, ticket
+from tests.auditkit import fresh_audit_log
 from tests.conftest import eventually
 from tests.kit.cli import cli
 from workflows.bulk_decision import BulkProgress
@@ -68,6 +69,8 @@ async def test_a_bulk_decision_waits_for_a_worker_and_decides_each_proposal_once
         assert first.result is not None and again.result == first.result
         assert (await agents.state(twice))["points"] == 100
 
+    # the namespace's one audit log, started again by the decisions, on this test's queue
+    await fresh_audit_log(agents.client)
     # the person confirmed; the app and its worker are gone before anything is decided
     report = await approvals.decide_by_policy(
         agents.client,
