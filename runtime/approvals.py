@@ -309,7 +309,7 @@ async def decide_by_policy(
     if not wait:
         return report
     report.failed = []
-    for handle in handles:  # in order: the parts decide one after the other's start
+    for handle in handles:  # the parts run side by side on the server; read in order
         done = await handle.result()
         report.decided += [
             {"proposal_id": r.proposal_id, "status": r.status, "message": r.message}
