@@ -41,19 +41,24 @@ def affected(report: RollbackPreview) -> str:
 def totals(report: RollbackPreview) -> str:
     t = report.totals
     return (
-        f"Totals over {len(report.members):,} members: points {t.points_before:,} → "
+        f"Totals over {report.affected:,} members: points {t.points_before:,} → "
         f"{t.points_after:,} ({t.points_after - t.points_before:+,}); lifetime "
         f"points {t.lifetime_points_before:,} → {t.lifetime_points_after:,} "
         f"({t.lifetime_points_after - t.lifetime_points_before:+,}); "
         f"{t.stake_text()}; "
         f"{report.changing:,} members change. Computed from history: nothing has "
         "been touched yet."
+        + (f" The table lists the first {len(report.members):,}." if report.rows_left_out else "")
     )
 
 
 def progress(p: RollbackProgress) -> str:
     detail = ", ".join(f"{k} {v}" for k, v in sorted(p.counts.items())) or "planning"
-    return f"{p.state}: {detail}; verified {p.verified_ok}, mismatches {len(p.mismatches)}"
+    pages = f"; page {p.pages_done:,} of {p.pages:,}" if p.preview_id else ""
+    return (
+        f"{p.state}: {detail}{pages}; verified {p.verified_ok}, mismatches "
+        f"{max(p.mismatch_count, len(p.mismatches))}"
+    )
 
 
 def verification_rows(p: RollbackProgress) -> list[dict[str, Any]]:
@@ -74,9 +79,17 @@ def verification(p: RollbackProgress) -> str:
     verdict = RollbackState(p.state).value  # done or cancelled
     return (
         f"Rollback of {p.bad_build} {verdict}: {p.verified_ok:,} members "
-        f"repaired and verified, {len(p.mismatches):,} mismatches, "
-        f"{len(p.not_repairable):,} not repairable"
+        f"repaired and verified, {max(p.mismatch_count, len(p.mismatches)):,} mismatches, "
+        f"{p.counts.get(MemberState.NOT_REPAIRABLE, len(p.not_repairable)):,} not repairable"
         + (f", {cancelled:,} left untouched by the cancel" if cancelled else "")
         + (f", {failed:,} failed" if failed else "")
         + "."
+        + (f" Stopped: {p.error}." if p.error else "")
+        + (
+            f" {after['affected']:,} members still carry {p.bad_build} (damaged after the"
+            f" preview, or not repairable): preview {after['preview_id']} lists them, to"
+            " confirm and roll back on their own."
+            if (after := p.after_preview) and after["affected"]
+            else ""
+        )
     )

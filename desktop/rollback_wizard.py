@@ -36,7 +36,7 @@ from desktop.release_models import (
 )
 from desktop.tables import records_table
 from recovery.scan import ScanProgress
-from runtime.rollback_status import RollbackCount, RollbackState, planning_progress
+from runtime.rollback_status import RollbackCount, RollbackState
 
 if TYPE_CHECKING:
     from desktop.session import Session
@@ -270,6 +270,7 @@ class RollbackWizard(QWidget):
                 self._session.connected_client(),
                 build,
                 query,
+                task_queue=self._session.target.task_queue,
                 rate=configured_rate(self._session.target.data_dir),
                 progress=scan,
             )
@@ -299,7 +300,7 @@ class RollbackWizard(QWidget):
             self.reason_edit.setFocus()
             return
         await preload.ready("runtime.releases")
-        from runtime.releases import clean_runs, expected_after, start_rollback
+        from runtime.releases import start_rollback
 
         self.execute_button.setEnabled(False)
         try:
@@ -308,8 +309,8 @@ class RollbackWizard(QWidget):
                 self._session.target,
                 self.build,
                 reason=reason,
-                expected=expected_after(self.report),
-                clean=clean_runs(self.report),
+                # exactly the members of the preview the person saw, kept on the server
+                preview_id=self.report.preview_id,
                 rate_per_second=self.rate_spin.value(),
                 query=self.query,  # the members the preview showed, no others
             )
@@ -340,6 +341,7 @@ class RollbackWizard(QWidget):
         self._show_progress(progress)
 
     async def _read_progress(self) -> RollbackProgress:
+        from runtime.previews import planning_scan
         from runtime.releases import rollback_progress
 
         assert self.build is not None
@@ -347,7 +349,7 @@ class RollbackWizard(QWidget):
         progress = await rollback_progress(client, self.build)
         self._show_progress(progress)
         if progress.state == RollbackState.PLANNING:  # finding the damage: how far
-            scan = await planning_progress(client, self.build)
+            scan = await planning_scan(client, self.build, progress)
             if scan is not None:
                 self.state_label.setText(f"{rollback_text.progress(progress)}\n{scan.text()}")
         return progress

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from temporalio.client import (
@@ -17,22 +17,13 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from recovery.runs import previous_run, reset_base
 from recovery.scan import FINDING, ScanProgress
-from workflows.contract import MEMBER_WORKFLOW, member_id_of, member_workflow_id
+from workflows.contract import member_id_of, member_workflow_id
 from workflows.rollback_messages import (
     Damage,
     ResetPoint,
 )
-from workflows.visibility import all_of
+from workflows.rollback_pages import members_query
 
-# A member continuing as new at the moment of listing shows its old run closed and,
-# for a moment, its new run not yet listed (visibility lags the history): runs that
-# continued as new a little before the listing are listed too, and each member is then
-# looked at once, in its latest run (closed members and closed runs are never reset).
-MEMBER_QUERY = (
-    f"WorkflowType = '{MEMBER_WORKFLOW}' AND (ExecutionStatus = 'Running' OR "
-    "(ExecutionStatus = 'ContinuedAsNew' AND CloseTime > '{since}'))"
-)
-VISIBILITY_LAG_S = 60.0
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -122,9 +113,7 @@ async def find_damage(
 ) -> tuple[int, list[Damage]]:
     """(members scanned, members the bad build touched); only running members count.
     `progress` counts as it goes, from a first count of the members to look at."""
-    since = datetime.now(UTC) - timedelta(seconds=VISIBILITY_LAG_S)
-    full = all_of(MEMBER_QUERY.format(since=since.strftime("%Y-%m-%dT%H:%M:%SZ")), query)
-    assert full is not None
+    full = members_query(datetime.now(UTC), query)
     scan = progress if progress is not None else ScanProgress()
     scan.total = (await client.count_workflows(full)).count
     ids: dict[str, None] = {}

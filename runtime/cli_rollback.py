@@ -49,6 +49,12 @@ def _preview_text(report: RollbackPreview) -> str:
         f"  totals: points {t.points_before} -> {t.points_after}, lifetime "
         f"{t.lifetime_points_before} -> {t.lifetime_points_after}; {t.stake_text()}"
     )
+    if report.rows_left_out:
+        lines.append(f"  ({report.rows_left_out:,} more members not listed; totals cover all)")
+    lines.append(
+        f"  preview kept as {report.preview_id}: repair exactly these members with "
+        f"`rollback {report.bad_build} --execute --preview {report.preview_id} --reason ...`"
+    )
     return "\n".join(lines)
 
 
@@ -62,6 +68,18 @@ def _progress_text(p: Any) -> str:
         text += f"\n  MISMATCH {m['member_id']}: {'; '.join(m['problems'])}"
     for m in p.not_repairable:
         text += f"\n  not repairable {m['member_id']}: {m['reason']}"
+    if getattr(p, "mismatch_count", 0) > len(p.mismatches):
+        text += f"\n  ({p.mismatch_count - len(p.mismatches)} more mismatches not listed)"
+    if getattr(p, "error", None):
+        text += f"\n  stopped: {p.error}"
+    after = getattr(p, "after_preview", None)
+    if after and after["affected"]:
+        text += (
+            f"\n  {after['affected']} members still carry {p.bad_build} "
+            f"({after['repairable']} damaged after the preview, {after['not_repairable']} not "
+            f"repairable): confirm them with `rollback {p.bad_build} --dry-run --preview "
+            f"{after['preview_id']}`"
+        )
     return text
 
 
@@ -83,11 +101,10 @@ async def _shown(args: argparse.Namespace, scan: ScanProgress) -> AsyncIterator[
 
 
 async def _rollback(args: argparse.Namespace) -> int:
-    from runtime import deployment, releases
+    from runtime import deployment, previews, releases
     from runtime.connect import connect
     from runtime.members import deployment_query
     from runtime.releases import rollback_id
-    from runtime.rollback_status import planning_progress
     from workflows.ids import check_build_id
 
     target = target_of(args)
@@ -113,7 +130,7 @@ async def _rollback(args: argparse.Namespace) -> int:
         data, text = dict(progress.__dict__), _progress_text(progress)
         if progress.state == releases.RollbackState.PLANNING:
             # finding the damage: how far, how fast, how long still (its last heartbeat)
-            scan = await planning_progress(client, build)
+            scan = await previews.planning_scan(client, build, progress)
             data["finding"] = scan.as_json() if scan else None
             text += f"\n  {scan.text() if scan else 'finding: starting'}"
         emit(args, data, text)
@@ -129,7 +146,18 @@ async def _rollback(args: argparse.Namespace) -> int:
         except LiabilityError as error:
             raise CliError(str(error)) from None
         async with _shown(args, scan := ScanProgress()):
-            report = await releases.preview_rollback(client, build, query, rate=rate, progress=scan)
+            try:
+                report = await releases.preview_rollback(
+                    client,
+                    build,
+                    query,
+                    task_queue=target.task_queue,
+                    rate=rate,
+                    progress=scan,
+                    preview_id=args.preview,
+                )
+            except previews.PreviewError as error:
+                raise CliError(str(error)) from None
         emit(args, report.as_json(), _preview_text(report))
         return 0
     if not args.execute:
@@ -138,53 +166,55 @@ async def _rollback(args: argparse.Namespace) -> int:
         raise CliError("a rollback needs --reason")
     await releases.check_rollback(client, target, build, args.reason)  # before the preview
     started = time.perf_counter()
-    expected: dict[str, dict[str, Any]] = {}
-    clean: dict[str, str] = {}
-    preview_s = 0.0
-    if not args.no_preview:
-        async with _shown(args, scan := ScanProgress()):
-            report = await releases.preview_rollback(client, build, query, progress=scan)
-        preview_s = time.perf_counter() - started
-        expected = releases.expected_after(report)
-        clean = releases.clean_runs(report)
-    handle = await releases.start_rollback(
-        client,
-        target,
-        build,
-        reason=args.reason,
-        expected=expected,
-        clean=clean,
-        rate_per_second=args.rate,
-        concurrency=args.concurrency,
-        query=query,
+    # the preview runs on the workers and the rollback acts on its pages as they come
+    # (--execute is the person's confirmation of whatever the preview finds); with
+    # --preview, exactly the members of a preview made (and read) before
+    preview_id = args.preview or await previews.start_preview(
+        client, target.task_queue, build, query
     )
+    try:
+        handle = await releases.start_rollback(
+            client,
+            target,
+            build,
+            reason=args.reason,
+            preview_id=preview_id,
+            rate_per_second=args.rate,
+            concurrency=args.concurrency,
+            query=query,
+        )
+    except releases.ReleaseError as error:
+        raise CliError(str(error)) from None
     if args.no_wait:
         emit(
             args,
-            {"rollback": rollback_id(build), "started": True},
-            f"rollback {rollback_id(build)} started; follow it with `rollback {build} --status`",
+            {"rollback": rollback_id(build), "started": True, "preview": preview_id},
+            f"rollback {rollback_id(build)} started on preview {preview_id}; follow it with "
+            f"`rollback {build} --status`",
         )
         return 0
     while True:
         try:
-            result = await asyncio.wait_for(asyncio.shield(handle.result()), 2)
+            result = await asyncio.wait_for(asyncio.shield(handle.result()), PROGRESS_EVERY_S)
             break
         except TimeoutError:
             if not args.json:
-                count = releases.RollbackCount.of(await releases.rollback_progress(client, build))
+                progress = await releases.rollback_progress(client, build)
+                count = releases.RollbackCount.of(progress)
                 line = f"{count.state}: {count.done}/{count.repairable}"
                 if count.state == releases.RollbackState.PLANNING:
-                    found = await planning_progress(client, build)
+                    found = await previews.planning_scan(client, build, progress)
                     line = found.text() if found else line
                 print(f"  {line}", file=sys.stderr)
+    preview = await previews.preview_state(client, preview_id, build)
     data = dict(result.__dict__)
     data["seconds"] = {
         **result.seconds,  # the rollback's own states: planning, running, verifying
-        "preview": round(preview_s, 3),
+        "preview": previews.seconds_of(preview),
         "total": round(time.perf_counter() - started, 3),
     }
     emit(args, data, _progress_text(result) + f"\n  in {data['seconds']['total']} s")
-    return 1 if result.mismatches else 0
+    return 1 if result.mismatches or result.error else 0
 
 
 async def _rollback_list(args: argparse.Namespace, client: Any) -> int:
@@ -341,7 +371,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--query", help="only members matching this visibility query")
     p.add_argument("--rate", type=float, default=50.0, help="resets per second")
     p.add_argument("--concurrency", type=int, default=32, help="members in flight")
-    p.add_argument("--no-preview", action="store_true", help="skip the preview before executing")
+    p.add_argument(
+        "--preview",
+        metavar="ID",
+        help="a kept preview: --dry-run shows it, --execute repairs exactly its members",
+    )
     p.add_argument("--no-wait", action="store_true", help="start it and return")
     p.set_defaults(func=async_command(_rollback))
 

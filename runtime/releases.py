@@ -8,18 +8,19 @@ a rollback of the build that is still current, a second rollback of one build).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from recovery.scan import DONE, PREVIEWING, ScanProgress
-from runtime import audit, deployment
+from runtime import audit, deployment, previews
 from runtime.connect import Target
 from runtime.members import count_members
+from runtime.previews import PreviewTotals as PreviewTotals
+from runtime.previews import RollbackPreview as RollbackPreview
+from runtime.previews import preview_rollback as preview_rollback
 from runtime.rollback_status import NOT_YET_DONE as NOT_YET_DONE
 from runtime.rollback_status import MemberState as MemberState
 from runtime.rollback_status import RollbackCount as RollbackCount
@@ -27,7 +28,6 @@ from runtime.rollback_status import RollbackState as RollbackState
 from workflows import drill
 from workflows.ids import BadNameError, check_build_id
 from workflows.rollback import ROLLBACK_ID_PREFIX, RollbackInput, RollbackProgress, RollbackWorkflow
-from workflows.rollback_messages import Damage
 from workflows.visibility import all_of, literal
 
 RollbackControl = Literal["pause", "resume", "cancel"]
@@ -158,178 +158,39 @@ async def record_release_start(
     )
 
 
-@dataclass(frozen=True)
-class PreviewTotals:
-    """Points and lifetime points over the repairable members, before and after, and
-    the money at stake at `rate` (currency per point, as the liability report values
-    points): what the repair moves, member by member, and what it does to the
-    program's outstanding liability."""
-
-    points_before: int = 0
-    points_after: int = 0
-    lifetime_points_before: int = 0
-    lifetime_points_after: int = 0
-    points_moved: int = 0  # the sum over members of |after - before|
-    rate: float = 0.0
-
-    @property
-    def value_moved(self) -> float:
-        """Money the repair moves between the program and its members (either way)."""
-        return round(self.points_moved * self.rate, 2)
-
-    @property
-    def liability_change(self) -> float:
-        """What the repair adds to (or, negative, takes off) the outstanding liability."""
-        return round((self.points_after - self.points_before) * self.rate, 2)
-
-    def stake_text(self) -> str:
-        """One line for people: the money at stake."""
-        return (
-            f"money at stake {self.value_moved:,.2f} ({self.points_moved:,} points at "
-            f"{self.rate:g} a point); liability {self.liability_change:+,.2f}"
-        )
-
-
-@dataclass(frozen=True)
-class RollbackPreview:
-    """What a rollback of `bad_build` would do, computed from history (touching nothing).
-    `members` are the tables' records, one per affected member (member_id, before,
-    after, changes, ledger_removed, ledger_added, redeliver, problem, clean_run,
-    decisions, as_of)."""
-
-    bad_build: str
-    scanned: int
-    affected: int
-    repairable: int
-    not_repairable: list[dict[str, str]]  # member_id, reason
-    changing: int
-    # people's decisions the repair re-sends whose proposal will not come back
-    approvals_dropped: list[dict[str, Any]]
-    totals: PreviewTotals
-    members: list[dict[str, Any]]
-    seconds: dict[str, float]
-
-    def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["totals"]["value_moved"] = self.totals.value_moved
-        data["totals"]["liability_change"] = self.totals.liability_change
-        return data
-
-
-async def preview_rollback(
-    client: Client,
-    build: str,
-    query: str | None = None,
-    *,
-    rate: float | None = None,
-    progress: ScanProgress | None = None,
-) -> RollbackPreview:
-    """Which members the bad build touched and what a repair would make of each;
-    computed from history, touching no live workflow. (The replay check, which makes
-    every build count as its candidate while it replays, never runs in a process
-    that previews: the CLI runs one or the other, the app runs it as a child.)"""
-    from recovery import repair
-    from runtime.liability import DEFAULT_RATE
-
-    check_build_id(build)
-    started = time.perf_counter()
-    scan = progress if progress is not None else ScanProgress()
-    scanned, damage = await repair.find_damage(client, build, query=query, progress=scan)
-    found_s = time.perf_counter() - started
-    scan.enter(PREVIEWING)
-
-    async def preview(d: Damage) -> repair.MemberPreview:
-        previewed = await repair.preview_member(client, d)
-        scan.previewed += 1
-        return previewed
-
-    previews = await repair.bounded(damage, preview, 16)
-    scan.enter(DONE)
-    rows = []
-    totals = {f"{k}_before": 0 for k in ("points", "lifetime_points")} | {
-        f"{k}_after": 0 for k in ("points", "lifetime_points")
-    }
-    moved = 0
-    for p in previews:
-        for k in ("points", "lifetime_points"):
-            totals[f"{k}_before"] += p.before.get(k, 0)
-            totals[f"{k}_after"] += p.after.get(k, 0)
-        moved += abs(p.after.get("points", 0) - p.before.get("points", 0))
-        rows.append(
-            {
-                "member_id": p.member_id,
-                "before": p.before,
-                "after": p.after,
-                "changes": p.changes,
-                "ledger_removed": p.ledger_removed,
-                "ledger_added": p.ledger_added,
-                "redeliver": p.redeliver,
-                "problem": p.problem,
-                "clean_run": p.clean_run,
-                "decisions": p.decisions,
-                "as_of": p.as_of,
-            }
-        )
-    return RollbackPreview(
-        bad_build=build,
-        scanned=scanned,
-        affected=len(damage),
-        repairable=sum(1 for p in previews if not p.problem),
-        not_repairable=[
-            {"member_id": p.member_id, "reason": p.problem} for p in previews if p.problem
-        ],
-        changing=sum(1 for p in previews if p.changes),
-        approvals_dropped=[
-            {"member_id": p.member_id, **d}
-            for p in previews
-            for d in p.decisions
-            if d["fate"] == "dropped"
-        ],
-        totals=PreviewTotals(
-            **totals, points_moved=moved, rate=DEFAULT_RATE if rate is None else rate
-        ),
-        members=rows,
-        seconds={"find": round(found_s, 3), "total": round(time.perf_counter() - started, 3)},
-    )
-
-
-def expected_after(report: RollbackPreview) -> dict[str, dict[str, Any]]:
-    """The preview's "after" per repairable member: what verification compares with."""
-    return {
-        r["member_id"]: {**r["after"], "as_of": r.get("as_of")}
-        for r in report.members
-        if not r["problem"]
-    }
-
-
-def clean_runs(report: RollbackPreview) -> dict[str, str]:
-    """Members whose reset loses nothing, by the run the preview saw: their reset needs
-    no second read of their histories."""
-    return {r["member_id"]: r["clean_run"] for r in report.members if r.get("clean_run")}
-
-
 async def start_rollback(
     client: Client,
     target: Target,
     build: str,
     *,
     reason: str,
-    expected: dict[str, dict[str, Any]] | None = None,
-    clean: dict[str, str] | None = None,
+    preview_id: str,
     rate_per_second: float = 50.0,
     concurrency: int = 32,
     query: str | None = None,
+    pages_per_run: int = 20,
 ) -> WorkflowHandle[Any, RollbackProgress]:
-    """Start the durable rollback of `build`, after the checks an operator would want."""
+    """Start the durable rollback of `build`, after the checks an operator would want:
+    it acts on exactly the rows of preview `preview_id` (finished, or still under way:
+    the rollback then follows it page by page)."""
     await check_rollback(client, target, build, reason)
     all_of(query)  # a query that could widen the scope is refused before it is recorded
+    try:
+        preview = await previews.preview_state(client, preview_id, build)
+    except previews.PreviewError as error:
+        raise ReleaseError(str(error)) from None
     await audit.record(
         client,
         target,
         "rollback.start",
         reason=reason,
         subject=build,
-        details={"members": len(expected or {}), "query": query},
+        details={
+            "preview": preview_id,
+            # None while the preview is still under way (the CLI's --execute overlaps them)
+            "members": preview.counts.affected if preview.finished else None,
+            "query": query,
+        },
         outcome="started",
     )
     return await client.start_workflow(
@@ -341,8 +202,8 @@ async def start_rollback(
             rate_per_second=rate_per_second,
             concurrency=concurrency,
             query=query,
-            expected=expected or {},
-            clean=clean or {},
+            preview_id=preview_id,
+            pages_per_run=pages_per_run,
         ),
         id=rollback_id(build),
         task_queue=target.task_queue,

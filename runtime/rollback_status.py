@@ -26,10 +26,11 @@ class RollbackState(StrEnum):
     VERIFYING = "verifying"
     DONE = "done"
     CANCELLED = "cancelled"
+    FAILED = "failed"  # a paged rollback whose preview failed or whose page is gone
 
     @property
     def finished(self) -> bool:
-        return self in (RollbackState.DONE, RollbackState.CANCELLED)
+        return self in (RollbackState.DONE, RollbackState.CANCELLED, RollbackState.FAILED)
 
 
 class MemberState(StrEnum):
@@ -72,14 +73,22 @@ async def planning_progress(client: Client, build: str) -> ScanProgress | None:
     from runtime.releases import rollback_id
     from workflows.rollback_messages import FIND_DAMAGE
 
+    return await heartbeat_progress(client, rollback_id(build), FIND_DAMAGE)
+
+
+async def heartbeat_progress(
+    client: Client, workflow_id: str, activity_name: str
+) -> ScanProgress | None:
+    """The ScanProgress in the last heartbeat of the workflow's pending `activity_name`
+    (None: no such workflow, activity or beat)."""
     try:
-        description = await client.get_workflow_handle(rollback_id(build)).describe()
+        description = await client.get_workflow_handle(workflow_id).describe()
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             return None
         raise
     for pending in description.raw_description.pending_activities:
-        if pending.activity_type.name != FIND_DAMAGE or not pending.heartbeat_details.payloads:
+        if pending.activity_type.name != activity_name or not pending.heartbeat_details.payloads:
             continue
         details = await client.data_converter.decode(pending.heartbeat_details.payloads)
         if details and isinstance(details[0], dict):

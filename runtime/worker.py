@@ -29,6 +29,7 @@ from activities.effects import Deliverer
 from activities.model_provider import AgentSettingsSource, LoyaltyModelProvider
 from activities.outbox import Outbox
 from activities.rollback import ROLLBACK_ACTIVITIES
+from activities.rollback_pages import PAGE_ACTIVITIES
 from runtime import agent_config, agents_compat, audit, deployment, secrets
 from runtime.connect import default_data_dir
 from runtime.guardrails import GuardrailsReader
@@ -43,6 +44,7 @@ from workflows.guardrails import GuardrailsWorkflow
 from workflows.ids import check_build_id, check_name
 from workflows.member import MemberWorkflow
 from workflows.rollback import RollbackWorkflow
+from workflows.rollback_pages import PreviewPageWorkflow, PreviewWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +111,13 @@ def workflow_classes() -> Sequence[type]:
         EffectWorkflow,
         EffectsConfigWorkflow,
         BulkDecisionWorkflow,
+        PreviewWorkflow,
+        PreviewPageWorkflow,
     ]
 
 
 def activity_functions() -> Sequence[Any]:
-    return [*ROLLBACK_ACTIVITIES, decide_batch]
+    return [*ROLLBACK_ACTIVITIES, *PAGE_ACTIVITIES, decide_batch]
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:

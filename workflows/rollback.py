@@ -9,15 +9,18 @@ worker being killed, and a retried reset never resets a member twice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, VersioningBehavior
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import rollback_messages as stubs
+    from workflows import rollback_pages as pages
     from workflows import search_attributes
     from workflows.audit import AUDIT_WORKFLOW_ID, SIGNAL_RECORD, AuditEntry
     from workflows.rollback_messages import (
@@ -27,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         ResetInput,
         VerifyInput,
     )
+    from workflows.rollback_pages import PagedRun, PreviewInput, PreviewState, PreviewWorkflow
 
 ROLLBACK_ID_PREFIX = "rollback-"
 ACTIVITY_RETRY = RetryPolicy(
@@ -52,6 +56,14 @@ class RollbackInput:
     expected: dict[str, dict[str, Any]] = field(default_factory=dict)  # preview "after"
     # member -> its current run at the preview, where the preview found a reset loses nothing
     clean: dict[str, str] = field(default_factory=dict)
+    # paged (0.4.3 on): act on exactly the rows of this durable preview, page by page,
+    # continuing as new every `pages_per_run` pages; `paged` is what a run carries over
+    preview_id: str | None = None
+    pages_per_run: int = 20
+    paged: PagedRun | None = None
+
+
+PAGES_IN_FLIGHT = 2
 
 
 @dataclass
@@ -77,6 +89,16 @@ class RollbackProgress:
     not_repairable: list[dict[str, Any]]
     scanned: int
     seconds: dict[str, float] = field(default_factory=dict)  # time spent in each state
+    # paged rollbacks: the preview acted on, pages done of pages previewed so far, all
+    # mismatches (`mismatches` lists the first 200), why it stopped, and the scan after
+    # the last page (members still carrying the bad build: damaged after the preview,
+    # or not repairable), itself a preview to confirm and execute
+    preview_id: str | None = None
+    pages_done: int = 0
+    pages: int = 0
+    mismatch_count: int = 0
+    error: str | None = None
+    after_preview: dict[str, Any] | None = None
 
 
 @workflow.defn(name="RollbackWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
@@ -92,9 +114,13 @@ class RollbackWorkflow:
         self._seconds: dict[str, float] = {}
         self._since = workflow.now()
         self._batched = False
+        self._paged: PagedRun | None = None
+        self._error: str | None = None
 
     @workflow.run
     async def run(self, input: RollbackInput) -> RollbackProgress:
+        if input.preview_id:
+            return await self._run_paged(input, input.preview_id)
         # several members per activity, each verified right after its reset (rollbacks
         # started before this change reset one member per activity and verify afterwards)
         self._batched = workflow.patched("rollback-batched-resets")
@@ -143,7 +169,9 @@ class RollbackWorkflow:
         for progress in self._members.values():
             if progress.status == "pending":
                 progress.status = "cancelled"
-        await self._audit_resets()
+        await self._audit_resets(
+            sorted(p.member_id for p in self._members.values() if p.status == "reset")
+        )
 
     async def _reset_chunk(self, chunk: list[Damage], gate: asyncio.Semaphore) -> None:
         async with gate:
@@ -222,8 +250,7 @@ class RollbackWorkflow:
         ]
         await asyncio.gather(*(verify(p) for p in done))
 
-    async def _audit_resets(self) -> None:
-        reset = sorted(p.member_id for p in self._members.values() if p.status == "reset")
+    async def _audit_resets(self, reset: list[str]) -> None:
         if not reset:
             return
         entry = AuditEntry(
@@ -239,6 +266,129 @@ class RollbackWorkflow:
             )
         except Exception:  # no audit log on this cluster yet (the CLI starts it)
             workflow.logger.warning("audit log workflow not found; resets not recorded")
+
+    # -- paged: exactly the rows of a durable preview ---------------------------------
+
+    async def _run_paged(self, input: RollbackInput, preview_id: str) -> RollbackProgress:
+        paged = input.paged or PagedRun(preview_id, pages_per_run=input.pages_per_run)
+        self._paged, self._paused = paged, paged.paused
+        self._seconds = dict(paged.seconds)
+        if paged.runs > 1:
+            self._state = "running"
+        gate = asyncio.Semaphore(PAGES_IN_FLIGHT)
+        tasks: list[asyncio.Task[None]] = []
+        started, finished = 0, False
+        while started < max(1, paged.pages_per_run) and self._error is None:
+            await workflow.wait_condition(lambda: not self._paused or self._cancelled)
+            if self._cancelled:
+                break
+            preview = paged.preview
+            if preview is None or paged.next_page >= preview.pages:
+                if preview is not None and preview.finished:
+                    finished = True
+                    break
+                paged.preview = await self._preview_status(paged.next_page)
+                if paged.preview.state == "failed":
+                    self._error = f"the preview failed: {paged.preview.error}"
+                continue
+            await gate.acquire()
+            if self._state == "planning":
+                self._set_state("running")
+            tasks.append(asyncio.create_task(self._reset_page(paged.next_page, gate)))
+            paged.next_page += 1
+            started += 1
+            # the rate limit: about a page's members per page started
+            rows = preview.counts.affected / max(1, preview.pages)
+            await workflow.sleep(timedelta(seconds=rows / max(0.01, input.rate_per_second)))
+        await asyncio.gather(*tasks)
+        if not (finished or self._cancelled or self._error):
+            self._set_state(self._state)  # count the time spent so far
+            paged.paused, paged.seconds, paged.runs = self._paused, self._seconds, paged.runs + 1
+            workflow.continue_as_new(dataclasses.replace(input, paged=paged))
+        if finished and not self._cancelled:
+            self._set_state("verifying")  # what still carries the bad build now
+            paged.after_preview = await self._scan_after()
+        self._set_state("cancelled" if self._cancelled else "failed" if self._error else "done")
+        return self.progress()
+
+    async def _preview_status(self, page: int) -> PreviewState:
+        return await workflow.execute_activity(
+            pages.preview_status,
+            pages.StatusInput(self._input.preview_id or "", more_than=page),
+            start_to_close_timeout=timedelta(minutes=2),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+        )
+
+    async def _reset_page(self, page: int, gate: asyncio.Semaphore) -> None:
+        assert self._paged is not None
+        info = workflow.info()
+        try:
+            outcome = await workflow.execute_activity(
+                pages.reset_page,
+                pages.ResetPageInput(
+                    rollback_id=info.workflow_id,
+                    preview_id=self._paged.preview_id,
+                    page=page,
+                    bad_build=self._input.bad_build,
+                    reason=f"rollback of {self._input.bad_build}: {self._input.reason}",
+                    identity=f"{info.workflow_id} for {self._input.actor}",
+                    concurrency=max(1, self._input.concurrency // PAGES_IN_FLIGHT),
+                ),
+                start_to_close_timeout=timedelta(minutes=30),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=ACTIVITY_RETRY,
+            )
+        except ActivityError as error:  # e.g. the page is gone with retention
+            cause = error.cause or error
+            self._error = f"page {page}: {getattr(cause, 'message', cause)}"
+            return
+        finally:
+            gate.release()
+        self._paged.pages_done += 1
+        await self._audit_resets(self._paged.record(outcome))
+
+    async def _scan_after(self) -> PreviewState:
+        """A preview of the members still damaged after the last page: kept on the
+        server like any preview, to be confirmed and executed on its own."""
+        after = f"{self._input.preview_id}-after-{workflow.uuid4().hex[:8]}"
+        query = pages.members_query(workflow.now(), self._input.query)
+        return await workflow.execute_child_workflow(
+            PreviewWorkflow.run, PreviewInput(after, self._input.bad_build, query), id=after
+        )
+
+    def _paged_progress(self, paged: PagedRun, state: str) -> RollbackProgress:
+        preview = paged.preview
+        counts = dict(paged.counts)
+        total = max(preview.counts.affected if preview else 0, sum(counts.values()))
+        left = total - sum(counts.values())
+        if left > 0:
+            counts["cancelled" if state == "cancelled" else "pending"] = left
+        after = paged.after_preview
+        return RollbackProgress(
+            bad_build=self._input.bad_build,
+            state=state,
+            total=total,
+            counts=counts,
+            verified_ok=paged.verified_ok,
+            mismatches=list(paged.mismatches),
+            not_repairable=list(paged.not_repairable),
+            scanned=preview.counts.scanned if preview else 0,
+            seconds=dict(self._seconds),
+            preview_id=paged.preview_id,
+            pages_done=paged.pages_done,
+            pages=preview.pages if preview else 0,
+            mismatch_count=paged.mismatch_count,
+            error=self._error,
+            after_preview=None
+            if after is None
+            else {
+                "preview_id": after.preview_id,
+                "affected": after.counts.affected,
+                "repairable": after.counts.repairable,
+                "not_repairable": after.counts.affected - after.counts.repairable,
+            },
+        )
 
     def _set_state(self, state: str) -> None:
         now = workflow.now()
@@ -268,6 +418,8 @@ class RollbackWorkflow:
         for member in self._members.values():
             counts[member.status] = counts.get(member.status, 0) + 1
         state = "paused" if self._paused and self._state == "running" else self._state
+        if self._paged is not None:
+            return self._paged_progress(self._paged, state)
         return RollbackProgress(
             bad_build=self._input.bad_build,
             state=state,

@@ -1,0 +1,62 @@
+"""Activities of the paged preview and the paged rollback: thin wrappers over
+recovery/pages.py."""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.support import heartbeating
+from recovery import pages
+from recovery.scan import ScanProgress
+from workflows.rollback_pages import (
+    PREVIEW_PAGE,
+    PREVIEW_STATUS,
+    RESET_PAGE,
+    PageInput,
+    PageOutcome,
+    PageResult,
+    PreviewState,
+    ResetPageInput,
+    StatusInput,
+)
+
+
+@activity.defn(name=PREVIEW_PAGE)
+async def preview_page(input: PageInput) -> PageResult:
+    scan = ScanProgress()  # how far this page is, in each heartbeat
+    async with heartbeating(details=scan.as_json):
+        try:
+            return await pages.preview_page(activity.client(), input, scan)
+        except RPCError as error:
+            if error.status == RPCStatusCode.INVALID_ARGUMENT:  # retrying cannot fix the query
+                raise ApplicationError(
+                    f"the server refuses the query: {error.message}",
+                    type="QueryError",
+                    non_retryable=True,
+                ) from None
+            raise
+
+
+@activity.defn(name=PREVIEW_STATUS)
+async def preview_status(input: StatusInput) -> PreviewState:
+    async with heartbeating():
+        try:
+            return await pages.wait_pages(
+                activity.client(), input.preview_id, input.more_than, input.wait_s
+            )
+        except LookupError as error:
+            raise ApplicationError(str(error), type="NoPreview", non_retryable=True) from None
+
+
+@activity.defn(name=RESET_PAGE)
+async def reset_page(input: ResetPageInput) -> PageOutcome:
+    async with heartbeating():
+        try:
+            return await pages.reset_page(activity.client(), input)
+        except LookupError as error:
+            raise ApplicationError(str(error), type="PageGone", non_retryable=True) from None
+
+
+PAGE_ACTIVITIES = [preview_page, preview_status, reset_page]
