@@ -28,7 +28,9 @@ async def preview_page(input: PageInput) -> PageResult:
     scan = ScanProgress()  # how far this page is, in each heartbeat
     async with heartbeating(details=scan.as_json):
         try:
-            return await pages.preview_page(activity.client(), input, scan)
+            return await pages.preview_page(
+                activity.client(), input, scan, activity.info().task_queue
+            )
         except RPCError as error:
             if error.status == RPCStatusCode.INVALID_ARGUMENT:  # retrying cannot fix the query
                 raise ApplicationError(

@@ -205,7 +205,12 @@ async def preview(build: str, deployment: str) -> None:
     assert window is not None and window.session.client is not None
     wizard = window.releases.wizard
     started = time.monotonic()
-    report = await preview_rollback(window.session.client, build, deployment_query(deployment))
+    report = await preview_rollback(
+        window.session.client,
+        build,
+        deployment_query(deployment),
+        task_queue=window.session.target.task_queue,
+    )
     wizard.affected_model.set_records(report.members)
     wizard.preview_model.set_records(report.members)
     await asyncio.sleep(0)

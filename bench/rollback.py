@@ -35,10 +35,11 @@ from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
 
 from bench.common import Bench, embedded, emit, machine, start_worker
-from recovery import repair
+from recovery import pages
 from recovery.damage import current_build
 from recovery.plan import fields_of
 from runtime import deployment as releases
+from runtime import previews
 from runtime.feed import wait_applied
 from runtime.server import find_temporal_binary
 from workflows.contract import QUERY_STATE
@@ -139,18 +140,12 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         workers = await damage(bench.client, bench, "default", members, args.events)
         workers += await damage(cli_client, bench, CLI_NAMESPACE, members, args.events)
         try:
-            # Loyalty Desk: preview + execute + verify
-            rpcs = count_rpcs(bench.client)
+            # Loyalty Desk: the durable preview and the paged rollback acting on its
+            # pages as they come (as `rollback --execute` runs them), verified
             started = time.perf_counter()
-            _, found = await repair.find_damage(bench.client, BAD)
-            find_s = time.perf_counter() - started
-            rpcs_find = dict(rpcs)
-            previews = await repair.bounded(
-                found, lambda d: repair.preview_member(bench.client, d), 32
+            preview_id = await previews.start_preview(
+                bench.client, bench.task_queue, BAD, page_size=args.page_size
             )
-            preview_s = time.perf_counter() - started
-            rpcs_preview = {k: v - rpcs_find.get(k, 0) for k, v in rpcs.items()}
-            rpcs.clear()
             handle = await bench.client.start_workflow(
                 RollbackWorkflow.run,
                 RollbackInput(
@@ -159,14 +154,20 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     actor="bench",
                     rate_per_second=args.rate,
                     concurrency=args.concurrency,
-                    expected={p.member_id: p.after for p in previews},
-                    clean={p.member_id: p.clean_run for p in previews if p.clean_run},
+                    preview_id=preview_id,
                 ),
                 id="rollback-bench",
                 task_queue=bench.task_queue,
             )
             progress = await handle.result()
             desk_s = time.perf_counter() - started
+            preview = await pages.preview_state(bench.client, preview_id)
+            assert preview is not None
+            preview_s = previews.seconds_of(preview)
+            after: dict[str, dict[str, Any]] = {}
+            for k in range(preview.pages):
+                page = await pages.read_page(bench.client, preview_id, k)
+                after.update({r["member_id"]: r["after"] for r in page.rows} if page else {})
             # the CLI: batch reset by build id, running members only
             started = time.perf_counter()
             proc = await asyncio.create_subprocess_exec(
@@ -198,7 +199,6 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             # run again (their workers replayed the new runs) a while later
             cli_states = await wait_applied(cli_client, members)
             cli_run_s = time.perf_counter() - started
-            after = {p.member_id: p.after for p in previews}
             wrong_after_cli = sum(
                 1 for m in members if cli_states[m]["points"] != after[m]["points"]
             )
@@ -208,11 +208,15 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             for worker in workers:
                 worker.terminate()
                 await worker.wait()
+    affected = progress.total
     result.update(
-        affected=len(found),
+        affected=affected,
+        # the preview workflow, start to finish (the resets overlap it)
         preview_s=round(preview_s, 2),
-        # inside RollbackWorkflow: planning = find the damage again, running = reset
-        # (each member verified right after its reset), verifying = what is left over
+        pages=progress.pages,
+        # inside RollbackWorkflow: planning = waiting for the first page, running =
+        # resets (each member verified right after its reset), verifying = the scan for
+        # members still damaged after the last page
         workflow_s=progress.seconds,
         desk_rollback_s=round(desk_s, 2),
         cli_batch_reset_s=round(cli_s, 2),
@@ -222,39 +226,15 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         cli_all_correct_s=round(cli_correct_s, 2),
         desk_vs_cli_correct=round(desk_s / cli_correct_s, 3),
         cli_members_never_correct=never_correct,
-        profile={
-            "find_s": round(find_s, 2),
-            "previews_s": round(preview_s - find_s, 2),
-            "rpcs": {"find": rpcs_find, "preview": rpcs_preview},
-            "per_member_ms": {
-                "preview": round(1000 * preview_s / max(1, len(found)), 1),
-                **{
-                    state: round(1000 * spent / max(1, len(found)), 1)
-                    for state, spent in progress.seconds.items()
-                },
-            },
-        },
-        mismatches=len(progress.mismatches),
+        per_member_ms=round(1000 * desk_s / max(1, affected), 2),
+        cli_per_member_ms=round(1000 * cli_correct_s / max(1, affected), 2),
+        mismatches=progress.mismatch_count,
         verified_ok=progress.verified_ok,
+        still_damaged=(progress.after_preview or {}).get("affected"),
         cli_batch_job=job,
         cli_members_not_equal_to_preview=wrong_after_cli,
     )
     return result
-
-
-def count_rpcs(client: Client) -> dict[str, int]:
-    """Count the RPCs this client makes, by method (a bench probe: the desk's find and
-    preview run in this process; the workflow's activities run in the workers)."""
-    counts: dict[str, int] = {}
-    service = client.workflow_service._client
-    call = service._rpc_call
-
-    async def counted(*args: Any, rpc: str, **kwargs: Any) -> Any:
-        counts[rpc] = counts.get(rpc, 0) + 1
-        return await call(*args, rpc=rpc, **kwargs)
-
-    service._rpc_call = counted  # type: ignore[method-assign]
-    return counts
 
 
 async def wait_correct(client: Client, after: dict[str, dict[str, Any]], timeout: float) -> int:
@@ -311,8 +291,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--events", type=int, default=6, help="events per member and phase")
-    parser.add_argument("--rate", type=float, default=100.0)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=1_000.0, help="resets per second, at most")
+    parser.add_argument("--concurrency", type=int, default=32, help="members in flight")
+    parser.add_argument("--page-size", type=int, default=50, help="members per preview page")
     parser.add_argument(
         "--correct-timeout",
         type=float,

@@ -10,17 +10,25 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from datetime import datetime
 from typing import Any
 
+from temporalio.api.enums.v1 import WorkflowExecutionStatus as WorkflowExecutionStatusProto
+from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowHistoryEventFilterType,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from recovery.damage import bounded, checked_damage
 from recovery.plan import MemberPreview, preview_member
 from recovery.reset import reset_member
-from recovery.scan import PREVIEWING, ScanProgress
+from recovery.scan import ScanProgress
 from recovery.verify import verify_member
 from workflows.rollback_pages import (
     LIST_CAP,
@@ -36,6 +44,7 @@ from workflows.rollback_pages import (
     ResetPageInput,
     page_id,
 )
+from workflows.visibility import all_of
 
 DETAIL_CAP = 20  # ledger entries and decisions kept per row: a row stays a few KB
 ROW_BYTES = 4_000
@@ -102,15 +111,19 @@ def counts_of(page: PreviewPage) -> PreviewCounts:
     return counts
 
 
-async def preview_page(client: Client, input: PageInput, scan: ScanProgress) -> PageResult:
+async def preview_page(
+    client: Client, input: PageInput, scan: ScanProgress, task_queue: str
+) -> PageResult:
     """List one page of members, preview the damaged ones and keep their rows as page
-    `input.page`. A retry finds the page the first attempt kept and reports it as is."""
+    `input.page` (a workflow on `task_queue`). A retry finds the page the first attempt
+    kept and reports it as is."""
     kept = await read_page(client, input.preview_id, input.page)
     if kept is not None:
         return PageResult(counts_of(kept), True, kept.next_cursor)
     total = 0
-    if input.cursor is None:  # the first page: how many there are to look at
-        total = (await client.count_workflows(input.query)).count
+    if input.cursor is None:  # the first page: how many members there are to look at
+        running = all_of(input.query, "ExecutionStatus = 'Running'")
+        total = (await client.count_workflows(running or input.query)).count
         scan.total = total
     listing = await client.workflow_service.list_workflow_executions(
         ListWorkflowExecutionsRequest(
@@ -120,14 +133,20 @@ async def preview_page(client: Client, input: PageInput, scan: ScanProgress) -> 
             query=input.query,
         )
     )
-    ids = list(dict.fromkeys(e.execution.workflow_id for e in listing.executions))
     scan.listed += len(listing.executions)
+    started = datetime.fromisoformat(input.listed_from)
+    # every listed run is looked at: which of a member's runs counts it is decided by
+    # `_counted_here`, not by which one this page happens to list last
+    runs = list(listing.executions)
 
-    async def look(workflow_id: str) -> MemberPreview | None:
+    async def look(execution: WorkflowExecutionInfo) -> MemberPreview | None:
+        workflow_id = execution.execution.workflow_id
         description = await client.get_workflow_handle(workflow_id).describe()
-        scan.scanned += 1
         if description.status != WorkflowExecutionStatus.RUNNING:
             return None
+        if not await _counted_here(client, execution, description, started):
+            return None
+        scan.scanned += 1  # members: each counted by one of its listed runs
         damage = await checked_damage(client, description, input.bad_build)
         if damage is None:
             return None
@@ -136,8 +155,7 @@ async def preview_page(client: Client, input: PageInput, scan: ScanProgress) -> 
         scan.previewed += 1
         return previewed
 
-    scan.stage = PREVIEWING if scan.found else scan.stage
-    previews = [p for p in await bounded(ids, look, 16) if p is not None]
+    previews = [p for p in await bounded(runs, look, 16) if p is not None]
     token = listing.next_page_token
     page = PreviewPage(
         input.preview_id,
@@ -145,7 +163,7 @@ async def preview_page(client: Client, input: PageInput, scan: ScanProgress) -> 
         input.page,
         [row_of(p) for p in sorted(previews, key=lambda p: p.member_id)],
         listed=len(listing.executions),
-        scanned=len(ids),
+        scanned=scan.scanned,
         total=total,
         next_cursor=base64.b64encode(token).decode() if token else None,
     )
@@ -154,16 +172,40 @@ async def preview_page(client: Client, input: PageInput, scan: ScanProgress) -> 
             PreviewPageWorkflow.run,
             page,
             id=page_id(input.preview_id, input.page),
-            task_queue=_task_queue(),
+            task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
     return PageResult(counts_of(page), bool(page.rows), page.next_cursor)
 
 
-def _task_queue() -> str:
-    from temporalio import activity
-
-    return activity.info().task_queue
+async def _counted_here(
+    client: Client,
+    listed: WorkflowExecutionInfo,
+    current: WorkflowExecutionDescription,
+    listing_started: datetime,
+) -> bool:
+    """Whether this listing of the member is the one that counts it, so a member is
+    previewed once however many of its runs the pages list. Visibility lists running
+    runs first, then closed ones: a running run counts if it is still the member's
+    current run; a run that continued as new counts only if the run it continued into
+    is current and started after the listing began (so the running pass did not list
+    it). Left to chance: a run started in the instant between the query being made and
+    the first page being listed may be counted twice (the rollback then finds it
+    already repaired), and one started within visibility's lag before may be missed
+    (the rollback's scan after its last page lists it as still damaged)."""
+    if listed.status == WorkflowExecutionStatusProto.WORKFLOW_EXECUTION_STATUS_RUNNING:
+        return listed.execution.run_id == current.run_id
+    if current.start_time is None or current.start_time <= listing_started:
+        return False
+    handle = client.get_workflow_handle(
+        listed.execution.workflow_id, run_id=listed.execution.run_id
+    )
+    async for event in handle.fetch_history_events(
+        event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT
+    ):
+        attributes = event.workflow_execution_continued_as_new_event_attributes
+        return bool(attributes.new_execution_run_id == current.run_id)
+    return False
 
 
 async def read_page(client: Client, preview_id: str, page: int) -> PreviewPage | None:
@@ -251,8 +293,9 @@ async def reset_page(client: Client, input: ResetPageInput) -> PageOutcome:
             outcome.message[:TEXT_CAP],
         )
 
-    outcomes = await bounded(page.rows, one, max(1, input.concurrency))
-    return PageOutcome(input.page, outcomes)
+    end = input.first + input.count if input.count else len(page.rows)
+    outcomes = await bounded(page.rows[input.first : end], one, max(1, input.concurrency))
+    return PageOutcome(input.page, outcomes, len(page.rows))
 
 
 async def members_of(client: Client, preview_id: str) -> list[str]:

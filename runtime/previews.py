@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 
 from recovery import pages
 from recovery.scan import DONE, FINDING, PREVIEWING, ScanProgress
@@ -22,6 +23,8 @@ from runtime.rollback_status import heartbeat_progress, planning_progress
 from workflows.ids import check_build_id
 from workflows.rollback import RollbackProgress
 from workflows.rollback_pages import (
+    PAGE_SIZE,
+    PAGES_PER_RUN,
     PREVIEW_ID_PREFIX,
     PREVIEW_PAGE,
     PreviewCounts,
@@ -116,20 +119,52 @@ def _token() -> str:
 
 
 async def start_preview(
-    client: Client, task_queue: str, build: str, query: str | None = None
+    client: Client,
+    task_queue: str,
+    build: str,
+    query: str | None = None,
+    *,
+    page_size: int = PAGE_SIZE,
+    pages_per_run: int = PAGES_PER_RUN,
 ) -> str:
     """Start the durable preview of a rollback of `build` over the members `query`
-    scopes; its id."""
+    scopes; its id. `page_size` members are listed per page (at most MAX_PAGE_SIZE)."""
     check_build_id(build)
     preview_id = new_preview_id(build)
-    full = members_query(datetime.now(UTC), query)
+    now = datetime.now(UTC)
+    full = members_query(now, query)
     await client.start_workflow(
         PreviewWorkflow.run,
-        PreviewInput(preview_id, build, full),
+        PreviewInput(preview_id, build, full, now.isoformat(), page_size, pages_per_run),
         id=preview_id,
         task_queue=task_queue,
+        memo={"bad_build": build},  # readable with no worker (see `check_preview`)
     )
     return preview_id
+
+
+async def check_preview(client: Client, preview_id: str, build: str) -> PreviewState | None:
+    """Refuse (PreviewError) a preview that does not exist, is of another build or
+    failed; its state when it has finished (None while it runs). Needs no worker."""
+    handle = client.get_workflow_handle_for(PreviewWorkflow.run, preview_id)
+    try:
+        description = await handle.describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise PreviewError(f"no preview {preview_id!r} (or it passed retention)") from None
+        raise
+    of = (await description.memo()).get("bad_build")
+    if of != build:
+        raise PreviewError(f"preview {preview_id} is of build {of}, not {build}")
+    if description.status != WorkflowExecutionStatus.COMPLETED:
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            ended = description.status.name.lower() if description.status else "unknown"
+            raise PreviewError(f"preview {preview_id} ended: {ended}")
+        return None
+    state = await handle.result()
+    if state.state == "failed":
+        raise PreviewError(f"preview {preview_id} failed: {state.error}")
+    return state
 
 
 async def preview_state(client: Client, preview_id: str, build: str) -> PreviewState:
@@ -146,14 +181,18 @@ async def preview_state(client: Client, preview_id: str, build: str) -> PreviewS
 
 def scan_of(state: PreviewState, beat: ScanProgress | None, scan: ScanProgress) -> None:
     """Bring `scan` to where the preview is: its finished pages, plus the page under
-    way as its activity last reported."""
-    c = state.counts
-    scan.total = max(c.total, c.listed)
-    scan.listed = c.listed + (beat.listed if beat else 0)
-    scan.scanned = c.scanned + (beat.scanned if beat else 0)
-    scan.found = c.affected + (beat.found if beat else 0)
-    scan.previewed = c.affected + (beat.previewed if beat else 0)
+    way as its activity last reported (counts never go back: a page that just finished
+    may still show in the beat of the next one)."""
+    c, b = state.counts, beat or ScanProgress()
+    scan.total = max(scan.total, c.total, b.total)
+    scan.listed = max(scan.listed, c.listed + b.listed)
+    scan.scanned = max(scan.scanned, c.scanned + b.scanned)
+    scan.found = max(scan.found, c.affected + b.found)
+    scan.previewed = max(scan.previewed, c.affected + b.previewed)
     stage = DONE if state.finished else PREVIEWING if scan.found else FINDING
+    if state.finished:  # the finished preview's own counts, exactly
+        scan.listed, scan.scanned, scan.total = c.listed, c.scanned, c.scanned
+        scan.found = scan.previewed = c.affected
     if stage != scan.stage:
         scan.enter(stage)
 
@@ -169,8 +208,8 @@ async def follow_preview(
             None if state.finished else await heartbeat_progress(client, preview_id, PREVIEW_PAGE)
         )
         scan_of(state, beat, scan)
-        if state.finished:
-            return state
+        if state.finished:  # and its run returned (a rollback started now sees it done)
+            return await client.get_workflow_handle_for(PreviewWorkflow.run, preview_id).result()
         await asyncio.sleep(FOLLOW_S)
 
 

@@ -176,7 +176,7 @@ async def start_rollback(
     await check_rollback(client, target, build, reason)
     all_of(query)  # a query that could widen the scope is refused before it is recorded
     try:
-        preview = await previews.preview_state(client, preview_id, build)
+        await previews.check_preview(client, preview_id, build)
     except previews.PreviewError as error:
         raise ReleaseError(str(error)) from None
     await audit.record(
@@ -185,12 +185,9 @@ async def start_rollback(
         "rollback.start",
         reason=reason,
         subject=build,
-        details={
-            "preview": preview_id,
-            # None while the preview is still under way (the CLI's --execute overlaps them)
-            "members": preview.counts.affected if preview.finished else None,
-            "query": query,
-        },
+        # the preview names exactly the members (its count may not be known yet: the
+        # CLI's --execute starts both at once)
+        details={"preview": preview_id, "query": query},
         outcome="started",
     )
     return await client.start_workflow(

@@ -310,15 +310,16 @@ async def record_rollback(rec: Recorder) -> Path:
             for member in touched:
                 await rec.feed(member, member_events(member, "c", 7, day=9))
             damaged = {m: (await rec.chain(m))[0] for m in touched}
-            report = await releases.preview_rollback(rec.client, bad)
+            report = await releases.preview_rollback(
+                rec.client, bad, task_queue=rec.target.task_queue
+            )
             assert report.affected == len(touched) and report.changing, report
             handle = await releases.start_rollback(
                 rec.client,
                 rec.target,
                 bad,
                 reason="repair the drill's members",
-                expected=releases.expected_after(report),
-                clean=releases.clean_runs(report),
+                preview_id=report.preview_id,
             )
             progress = await handle.result()
             assert progress.state == "done" and progress.verified_ok == len(touched), progress

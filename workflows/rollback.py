@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, VersioningBehavior
@@ -26,8 +24,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rollback_messages import (
         Damage,
         FindDamageInput,
+        MemberProgress,
         ResetBatch,
         ResetInput,
+        RollbackInput,
+        RollbackProgress,
         VerifyInput,
     )
     from workflows.rollback_pages import PagedRun, PreviewInput, PreviewState, PreviewWorkflow
@@ -45,60 +46,7 @@ BATCH_MAX = 8  # members reset by one activity
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 
 
-@dataclass
-class RollbackInput:
-    bad_build: str
-    reason: str
-    actor: str
-    rate_per_second: float = 50.0
-    concurrency: int = 32
-    query: str | None = None  # restrict to members matching a visibility query
-    expected: dict[str, dict[str, Any]] = field(default_factory=dict)  # preview "after"
-    # member -> its current run at the preview, where the preview found a reset loses nothing
-    clean: dict[str, str] = field(default_factory=dict)
-    # paged (0.4.3 on): act on exactly the rows of this durable preview, page by page,
-    # continuing as new every `pages_per_run` pages; `paged` is what a run carries over
-    preview_id: str | None = None
-    pages_per_run: int = 20
-    paged: PagedRun | None = None
-
-
 PAGES_IN_FLIGHT = 2
-
-
-@dataclass
-class MemberProgress:
-    member_id: str
-    status: str = "pending"  # pending, resetting, reset, already-repaired, cancelled,
-    # not-repairable
-    new_run_id: str | None = None
-    redelivered: int = 0
-    message: str = ""
-    verified: bool | None = None
-    problems: list[str] = field(default_factory=list)
-
-
-@dataclass
-class RollbackProgress:
-    bad_build: str
-    state: str  # planning, running, paused, verifying, done, cancelled
-    total: int
-    counts: dict[str, int]
-    verified_ok: int
-    mismatches: list[dict[str, Any]]
-    not_repairable: list[dict[str, Any]]
-    scanned: int
-    seconds: dict[str, float] = field(default_factory=dict)  # time spent in each state
-    # paged rollbacks: the preview acted on, pages done of pages previewed so far, all
-    # mismatches (`mismatches` lists the first 200), why it stopped, and the scan after
-    # the last page (members still carrying the bad build: damaged after the preview,
-    # or not repairable), itself a preview to confirm and execute
-    preview_id: str | None = None
-    pages_done: int = 0
-    pages: int = 0
-    mismatch_count: int = 0
-    error: str | None = None
-    after_preview: dict[str, Any] | None = None
 
 
 @workflow.defn(name="RollbackWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
@@ -115,6 +63,8 @@ class RollbackWorkflow:
         self._since = workflow.now()
         self._batched = False
         self._paged: PagedRun | None = None
+        self._next_start = workflow.now()  # paged: when the next chunk may start
+        self._resetting = 0  # paged: members in chunks under way
         self._error: str | None = None
 
     @workflow.run
@@ -297,9 +247,6 @@ class RollbackWorkflow:
             tasks.append(asyncio.create_task(self._reset_page(paged.next_page, gate)))
             paged.next_page += 1
             started += 1
-            # the rate limit: about a page's members per page started
-            rows = preview.counts.affected / max(1, preview.pages)
-            await workflow.sleep(timedelta(seconds=rows / max(0.01, input.rate_per_second)))
         await asyncio.gather(*tasks)
         if not (finished or self._cancelled or self._error):
             self._set_state(self._state)  # count the time spent so far
@@ -321,50 +268,75 @@ class RollbackWorkflow:
         )
 
     async def _reset_page(self, page: int, gate: asyncio.Semaphore) -> None:
+        """Page `page`, a chunk of members at a time: pause, cancel and the rate act
+        between chunks."""
         assert self._paged is not None
-        info = workflow.info()
+        info, size = workflow.info(), max(1, self._input.concurrency // PAGES_IN_FLIGHT)
+        first, rows, chunk = 0, None, 0
         try:
-            outcome = await workflow.execute_activity(
-                pages.reset_page,
-                pages.ResetPageInput(
-                    rollback_id=info.workflow_id,
-                    preview_id=self._paged.preview_id,
-                    page=page,
-                    bad_build=self._input.bad_build,
-                    reason=f"rollback of {self._input.bad_build}: {self._input.reason}",
-                    identity=f"{info.workflow_id} for {self._input.actor}",
-                    concurrency=max(1, self._input.concurrency // PAGES_IN_FLIGHT),
-                ),
-                start_to_close_timeout=timedelta(minutes=30),
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=ACTIVITY_RETRY,
-            )
+            while rows is None or first < rows:
+                await workflow.wait_condition(lambda: not self._paused or self._cancelled)
+                if self._cancelled:
+                    return
+                now = workflow.now()
+                if self._next_start > now:  # the rate limit, over all pages in flight
+                    await workflow.sleep(self._next_start - now)
+                    continue  # paused or cancelled meanwhile?
+                rate = max(0.01, self._input.rate_per_second)
+                self._next_start = max(now, self._next_start) + timedelta(seconds=size / rate)
+                chunk = size if rows is None else min(size, rows - first)
+                self._resetting += chunk
+                outcome = await workflow.execute_activity(
+                    pages.reset_page,
+                    pages.ResetPageInput(
+                        rollback_id=info.workflow_id,
+                        preview_id=self._paged.preview_id,
+                        page=page,
+                        bad_build=self._input.bad_build,
+                        reason=f"rollback of {self._input.bad_build}: {self._input.reason}",
+                        identity=f"{info.workflow_id} for {self._input.actor}",
+                        concurrency=size,
+                        first=first,
+                        count=size,
+                    ),
+                    start_to_close_timeout=timedelta(minutes=30),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=ACTIVITY_RETRY,
+                )
+                self._resetting -= chunk
+                rows, first = outcome.rows, first + size
+                await self._audit_resets(self._paged.record(outcome))
         except ActivityError as error:  # e.g. the page is gone with retention
+            self._resetting -= chunk
             cause = error.cause or error
             self._error = f"page {page}: {getattr(cause, 'message', cause)}"
             return
         finally:
             gate.release()
         self._paged.pages_done += 1
-        await self._audit_resets(self._paged.record(outcome))
 
     async def _scan_after(self) -> PreviewState:
         """A preview of the members still damaged after the last page: kept on the
         server like any preview, to be confirmed and executed on its own."""
         after = f"{self._input.preview_id}-after-{workflow.uuid4().hex[:8]}"
-        query = pages.members_query(workflow.now(), self._input.query)
+        now = workflow.now()
+        query = pages.members_query(now, self._input.query)
         return await workflow.execute_child_workflow(
-            PreviewWorkflow.run, PreviewInput(after, self._input.bad_build, query), id=after
+            PreviewWorkflow.run,
+            PreviewInput(after, self._input.bad_build, query, now.isoformat()),
+            id=after,
+            memo={"bad_build": self._input.bad_build},
         )
 
     def _paged_progress(self, paged: PagedRun, state: str) -> RollbackProgress:
         preview = paged.preview
         counts = dict(paged.counts)
         total = max(preview.counts.affected if preview else 0, sum(counts.values()))
+        if self._resetting:
+            counts["resetting"] = self._resetting
         left = total - sum(counts.values())
         if left > 0:
             counts["cancelled" if state == "cancelled" else "pending"] = left
-        after = paged.after_preview
         return RollbackProgress(
             bad_build=self._input.bad_build,
             state=state,
@@ -380,14 +352,7 @@ class RollbackWorkflow:
             pages=preview.pages if preview else 0,
             mismatch_count=paged.mismatch_count,
             error=self._error,
-            after_preview=None
-            if after is None
-            else {
-                "preview_id": after.preview_id,
-                "affected": after.counts.affected,
-                "repairable": after.counts.repairable,
-                "not_repairable": after.counts.affected - after.counts.repairable,
-            },
+            after_preview=paged.after_summary(),
         )
 
     def _set_state(self, state: str) -> None:
@@ -417,7 +382,7 @@ class RollbackWorkflow:
         counts: dict[str, int] = {}
         for member in self._members.values():
             counts[member.status] = counts.get(member.status, 0) + 1
-        state = "paused" if self._paused and self._state == "running" else self._state
+        state = "paused" if self._paused and self._state in ("planning", "running") else self._state
         if self._paged is not None:
             return self._paged_progress(self._paged, state)
         return RollbackProgress(

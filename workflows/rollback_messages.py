@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflows.rollback_pages import PagedRun
 from workflows.signatures import activity_signature
 
 FIND_DAMAGE = "find_damage"
@@ -113,6 +114,59 @@ class AuditRecord:
     reason: str
     subject: str
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RollbackInput:
+    bad_build: str
+    reason: str
+    actor: str
+    rate_per_second: float = 50.0
+    concurrency: int = 32
+    query: str | None = None  # restrict to members matching a visibility query
+    expected: dict[str, dict[str, Any]] = field(default_factory=dict)  # preview "after"
+    # member -> its current run at the preview, where the preview found a reset loses nothing
+    clean: dict[str, str] = field(default_factory=dict)
+    # paged (0.4.3 on): act on exactly the rows of this durable preview, page by page,
+    # continuing as new every `pages_per_run` pages; `paged` is what a run carries over
+    preview_id: str | None = None
+    pages_per_run: int = 20
+    paged: PagedRun | None = None
+
+
+@dataclass
+class MemberProgress:
+    member_id: str
+    status: str = "pending"  # pending, resetting, reset, already-repaired, cancelled,
+    # not-repairable
+    new_run_id: str | None = None
+    redelivered: int = 0
+    message: str = ""
+    verified: bool | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RollbackProgress:
+    bad_build: str
+    state: str  # planning, running, paused, verifying, done, cancelled
+    total: int
+    counts: dict[str, int]
+    verified_ok: int
+    mismatches: list[dict[str, Any]]
+    not_repairable: list[dict[str, Any]]
+    scanned: int
+    seconds: dict[str, float] = field(default_factory=dict)  # time spent in each state
+    # paged rollbacks: the preview acted on, pages done of pages previewed so far, all
+    # mismatches (`mismatches` lists the first 200), why it stopped, and the scan after
+    # the last page (members still carrying the bad build: damaged after the preview,
+    # or not repairable), itself a preview to confirm and execute
+    preview_id: str | None = None
+    pages_done: int = 0
+    pages: int = 0
+    mismatch_count: int = 0
+    error: str | None = None
+    after_preview: dict[str, Any] | None = None
 
 
 # Typed references for the workflow: signatures only. The worker registers the

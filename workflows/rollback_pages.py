@@ -108,6 +108,7 @@ class PreviewInput:
     preview_id: str
     bad_build: str
     query: str  # members_query(...): the same for every page
+    listed_from: str  # ISO time the query was made at (see recovery.pages._counted_here)
     page_size: int = PAGE_SIZE
     pages_per_run: int = PAGES_PER_RUN
     # carried over continue-as-new
@@ -143,6 +144,7 @@ class PageInput:
     query: str
     page: int  # the number the page gets if it keeps rows
     cursor: str | None
+    listed_from: str
     page_size: int = PAGE_SIZE
 
 
@@ -184,6 +186,8 @@ class ResetPageInput:
     reason: str
     identity: str
     concurrency: int = 16
+    first: int = 0  # the page's rows first .. first + count (count 0: to the end)
+    count: int = 0
 
 
 @dataclass
@@ -199,6 +203,7 @@ class MemberOutcome:
 class PageOutcome:
     page: int
     members: list[MemberOutcome]
+    rows: int = 0  # in the whole page
 
 
 preview_page = activity_signature(
@@ -242,7 +247,13 @@ class PreviewWorkflow:
                 result = await workflow.execute_activity(
                     preview_page,
                     PageInput(
-                        input.preview_id, input.bad_build, input.query, self._pages, cursor, size
+                        input.preview_id,
+                        input.bad_build,
+                        input.query,
+                        self._pages,
+                        cursor,
+                        input.listed_from,
+                        size,
                     ),
                     start_to_close_timeout=timedelta(minutes=10),
                     heartbeat_timeout=HEARTBEAT_TIMEOUT,
@@ -257,17 +268,19 @@ class PreviewWorkflow:
             if not cursor:
                 return self._finish("done")
         workflow.continue_as_new(
-            PreviewInput(
+            memo={"bad_build": input.bad_build},
+            arg=PreviewInput(
                 input.preview_id,
                 input.bad_build,
                 input.query,
+                input.listed_from,
                 input.page_size,
                 input.pages_per_run,
                 self._pages,
                 cursor,
                 self._counts,
                 self._started,
-            )
+            ),
         )
 
     def _finish(self, state: str, error: str | None = None) -> PreviewState:
@@ -310,6 +323,17 @@ class PagedRun:
     preview: PreviewState | None = None  # as last read
     # the scan after the last page: members still carrying the bad build
     after_preview: PreviewState | None = None
+
+    def after_summary(self) -> dict[str, Any] | None:
+        after = self.after_preview
+        if after is None:
+            return None
+        return {
+            "preview_id": after.preview_id,
+            "affected": after.counts.affected,
+            "repairable": after.counts.repairable,
+            "not_repairable": after.counts.affected - after.counts.repairable,
+        }
 
     def record(self, outcome: PageOutcome) -> list[str]:
         """Count a finished page; the members it reset."""

@@ -85,11 +85,18 @@ def test_cli_and_window_say_and_audit_the_same(
                 # through control_rollback: one entry each, the rollback ends cancelled
                 wizard = panel.wizard
                 for front_end in ("window", "cli"):
+                    report = await releases.preview_rollback(
+                        client,
+                        bad,
+                        deployment_query(target.deployment),
+                        task_queue=target.task_queue,
+                    )
                     handle = await releases.start_rollback(
                         client,
                         target,
                         bad,
                         reason=REASON,
+                        preview_id=report.preview_id,
                         rate_per_second=0.1,
                         concurrency=1,
                         query=deployment_query(target.deployment),
@@ -225,11 +232,11 @@ def test_a_rollback_executed_from_the_cli_and_from_the_wizard_ends_the_same(
                 started = [
                     await audited(client, "rollback.start", build) for build in (by_cli, by_window)
                 ]
+                # the same entry but for the preview each acted on (its own, by its id)
+                for entry in started:
+                    assert entry["details"].pop("preview").startswith("rollback-preview-")
                 assert {k: started[0][k] for k in SAME} == {k: started[1][k] for k in SAME}
-                assert started[0]["details"] == {
-                    "members": 2,
-                    "query": deployment_query(target.deployment),
-                }
+                assert started[0]["details"] == {"query": deployment_query(target.deployment)}
                 await second.assert_repaired(fixed)
                 await first.assert_repaired(fixed)
             await panel.stop()

@@ -98,19 +98,31 @@ async def reset_run(
 
 
 async def damaged_members(
-    dep: Deployment, members: list[str], fed: dict[str, list], bug: str = "zero-on-trip"
+    dep: Deployment,
+    members: list[str],
+    fed: dict[str, list],
+    bug: str = "zero-on-trip",
+    concurrency: int = 1,
 ) -> None:
-    """Feed under a good build, a drill build, then the fixed build (all in this process)."""
+    """Feed under a good build, a drill build, then the fixed build (all in this process);
+    `concurrency` members fed at once."""
+    gate = asyncio.Semaphore(concurrency)
 
-    async def feed(phase: str, count: int, day: int) -> None:
-        for member in members:
+    async def feed_one(member: str, phase: str, count: int, day: int) -> None:
+        async with gate:
             events = member_events(member, phase, count, day)
             fed[member].extend(events)
             await send_member(dep.client, dep.target, member, events, bulk=False)
+
+    async def feed(phase: str, count: int, day: int) -> None:
+        await asyncio.gather(*(feed_one(m, phase, count, day) for m in members))
         await wait_applied(dep.client, members)
 
-    for member in members:
-        await start_member(dep.client, dep.target, member, max_signals=6)
+    async def start(member: str) -> None:
+        async with gate:
+            await start_member(dep.client, dep.target, member, max_signals=6)
+
+    await asyncio.gather(*(start(m) for m in members))
     await feed("a", 6, day=1)
     async with dep.worker("2.0", drill=bug):
         await releases.set_current(dep.client, dep.target.deployment, BAD)
@@ -167,3 +179,26 @@ async def resets_of(client: Client, member: str) -> int:
             if e.HasField("workflow_task_failed_event_attributes")
         )
     return resets
+
+
+async def spawn_worker(dep: Deployment, build: str) -> asyncio.subprocess.Process:
+    """The app's worker for `build` as a process of its own (to SIGKILL), once it polls."""
+    import subprocess
+    import sys
+
+    from runtime.cliutil import target_argv
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "runtime.cli",
+        "worker",
+        "--build-id",
+        build,
+        *target_argv(dep.target, dep.address),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    assert b"worker for build" in await asyncio.wait_for(proc.stdout.readline(), 60)
+    return proc

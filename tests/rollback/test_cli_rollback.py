@@ -1,23 +1,17 @@
-"""The drill from the command line: release, preview, execute, status, audit, replay-check;
-and a worker SIGKILLed in the middle of a rollback."""
+"""The drill from the command line: release, preview, execute, status, audit, replay-check
+(a worker SIGKILLed in the middle of a rollback: tests/rollback/test_paged.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
-import subprocess
-import sys
 import uuid
 from typing import Any
 
 from runtime import deployment as releases
-from runtime.cliutil import target_argv
 from runtime.feed import wait_applied
 from tests.conftest import Deployment, eventually
 from tests.kit.cli import cli
-from tests.rollback.kit import BAD, assert_repaired, damaged_members, resets_of
-from workflows.rollback import RollbackWorkflow
+from tests.rollback.kit import BAD, assert_repaired, damaged_members
 from workflows.rollback_messages import COMPARED_FIELDS
 
 
@@ -106,74 +100,6 @@ async def test_drill_preview_execute_status_audit_from_the_cli(deployment: Deplo
         assert ("rollback.reset", BAD) in actions
         entry = next(e for e in json.loads(out) if e["action"] == "rollback.start")
         assert entry["reason"] == "points zeroed on trips" and "@" in entry["actor"]
-
-
-async def test_worker_killed_during_a_rollback_finishes_without_double_resets(
-    deployment: Deployment,
-) -> None:
-    tag = uuid.uuid4().hex[:6]
-    members = [f"k{tag}-{i}" for i in range(12)]
-    fed: dict[str, list] = {m: [] for m in members}
-    t = deployment.target
-    worker_args = [
-        sys.executable,
-        "-m",
-        "runtime.cli",
-        "worker",
-        "--build-id",
-        "2.1",
-        *target_argv(t, deployment.address),
-    ]
-
-    async def spawn_worker() -> asyncio.subprocess.Process:
-        proc = await asyncio.create_subprocess_exec(
-            *worker_args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-        )
-        assert proc.stdout is not None
-        assert b"worker for build" in await asyncio.wait_for(proc.stdout.readline(), 60)
-        return proc
-
-    async with deployment.worker("1.0"):
-        worker = await spawn_worker()
-        try:
-            await damaged_members(deployment, members, fed)
-        finally:
-            pass
-    # from here on only the worker process runs the fixed build and the rollback
-    handle_id = f"rollback-kill-{tag}"
-    from workflows.rollback import RollbackInput
-
-    handle = await deployment.client.start_workflow(
-        RollbackWorkflow.run,
-        RollbackInput(
-            bad_build=BAD,
-            reason="kill test",
-            actor="test",
-            rate_per_second=3,
-            concurrency=2,
-        ),
-        id=handle_id,
-        task_queue=t.task_queue,
-    )
-    try:
-        for _ in range(2):
-            await asyncio.sleep(1.5)
-            worker.send_signal(signal.SIGKILL)
-            await worker.wait()
-            worker = await spawn_worker()
-        result = await asyncio.wait_for(handle.result(), 180)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        await worker.wait()
-    assert result.state == "done"
-    assert result.counts.get("failed", 0) == 0
-    assert result.counts.get("reset", 0) + result.counts.get("already-repaired", 0) == 12
-    assert result.verified_ok == 12, result.mismatches
-    # no member was reset twice: exactly one run of each member was created by a reset
-    for member in members:
-        assert await resets_of(deployment.client, member) == 1, member
-    async with deployment.worker("2.1"):
-        assert_repaired(await wait_applied(deployment.client, members), fed)
 
 
 async def test_a_mismatch_after_the_repair_fails_the_command_naming_member_and_field(

@@ -54,7 +54,11 @@ async def test_rollback_repairs_a_redemption_drill(
                 assert preview.after["points"] == 1_000 - 300 + 25 + 37
                 # and the money: 300 points either way, at a cent a point
                 report = await preview_rollback(
-                    client, bad, deployment_query(target.deployment), rate=0.01
+                    client,
+                    bad,
+                    deployment_query(target.deployment),
+                    task_queue=target.task_queue,
+                    rate=0.01,
                 )
                 assert [r["member_id"] for r in report.members] == [member]
                 t = report.totals

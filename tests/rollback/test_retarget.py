@@ -153,7 +153,7 @@ async def test_an_approval_whose_trigger_does_not_fire_again_is_reported_dropped
             async with worker(agents, "1.2"):
                 await releases.set_current(client, target.deployment, "1.2")
                 report = await operations.preview_rollback(
-                    client, bad, f"WorkflowId = 'member-{member}'"
+                    client, bad, f"WorkflowId = 'member-{member}'", task_queue=target.task_queue
                 )
                 (row,) = report.members
                 assert row["after"]["points"] == 480

@@ -59,7 +59,9 @@ async def test_the_preview_counts_as_it_goes(deployment: Deployment) -> None:
 
         watcher = asyncio.create_task(watch())
         scope = f"TemporalWorkerDeployment = '{deployment.target.deployment}'"
-        report = await preview_rollback(deployment.client, BAD, scope, progress=scan)
+        report = await preview_rollback(
+            deployment.client, BAD, scope, task_queue=deployment.target.task_queue, progress=scan
+        )
         watcher.cancel()
     assert report.affected == len(members)
     assert (scan.stage, scan.total, scan.scanned, scan.found, scan.previewed) == (

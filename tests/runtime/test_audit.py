@@ -16,7 +16,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from runtime import adjustments, audit, audit_log, guardrails, releases
+from runtime import adjustments, audit, audit_log, guardrails, previews, releases
 from tests.auditkit import desk
 from tests.conftest import Deployment, eventually
 from tests.kit.cli import cli
@@ -83,7 +83,10 @@ async def test_every_operator_action_is_exported_with_who_when_what_why_target_o
                 ["m3:t:0"],
             ),
         )
-        await releases.start_rollback(client, target, "0.9", reason="bad build 0.9")
+        preview_id = await previews.start_preview(client, target.task_queue, "0.9")
+        await releases.start_rollback(
+            client, target, "0.9", reason="bad build 0.9", preview_id=preview_id
+        )
         # the keyring and the settings file, from the command line
         code, _, err = await cli(
             deployment, "secrets", "set", "openai", "--reason", "new key", stdin=secret_value
