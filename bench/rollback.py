@@ -8,17 +8,17 @@ batch job finishes.
 
     python -m bench.rollback [--members 1000] [--events 6]
 
-Prints one JSON object: `desk_rollback_s` (preview + execute + verify), `preview_s`,
-`workflow_s` (inside RollbackWorkflow: planning, running = resets each verified right
-after, verifying = the rest), `cli_batch_reset_s` (until the batch job completes),
-`desk_vs_cli` (their ratio, same run), `mismatches`.
-
-`cli_all_correct_s` times the CLI's batch reset until every member is right, checked
-the way the desk verifies (its compared fields equal what the rules compute, the
-preview's `after`, and it no longer runs the bad build); `desk_vs_cli_correct` is the
-desk's time over that, the fair comparison (the desk's time ends with every member
-verified). `profile` splits the desk's time: `find_s`, `previews_s`, the RPCs the
-bench process made for them (`rpcs`, by method), and the workflow's own phases.
+Prints one JSON object. The desk runs as `rollback --execute` does: a durable preview
+(PreviewWorkflow, pages of `--page-size`) and a paged RollbackWorkflow acting on its
+pages as they come, every member verified, then a scan for members still damaged.
+`desk_rollback_s` is all of that; `preview_s` the preview workflow on its own (it
+overlaps the resets); `workflow_s` the rollback's states (planning = waiting for the
+first page, running = resets each verified right after, verifying = the last scan).
+`cli_batch_reset_s` times the Temporal CLI's batch reset until its job ends,
+`cli_all_correct_s` until every member's state equals what the rules compute (the
+preview's `after`) and none runs the bad build: `desk_vs_cli` and
+`desk_vs_cli_correct` are the desk's time over those. `per_member_ms` is the desk's
+time per affected member (compare it across `--members`).
 """
 
 from __future__ import annotations

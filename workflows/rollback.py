@@ -271,7 +271,11 @@ class RollbackWorkflow:
         """Page `page`, a chunk of members at a time: pause, cancel and the rate act
         between chunks."""
         assert self._paged is not None
-        info, size = workflow.info(), max(1, self._input.concurrency // PAGES_IN_FLIGHT)
+        # members per chunk: half the members in flight, and no more than a second's
+        # worth at the rate (a slow rollback starts members one by one, pausable)
+        rate = max(0.01, self._input.rate_per_second)
+        size = max(1, min(self._input.concurrency // PAGES_IN_FLIGHT, int(rate)))
+        info = workflow.info()
         first, rows, chunk = 0, None, 0
         try:
             while rows is None or first < rows:
@@ -282,7 +286,6 @@ class RollbackWorkflow:
                 if self._next_start > now:  # the rate limit, over all pages in flight
                     await workflow.sleep(self._next_start - now)
                     continue  # paused or cancelled meanwhile?
-                rate = max(0.01, self._input.rate_per_second)
                 self._next_start = max(now, self._next_start) + timedelta(seconds=size / rate)
                 chunk = size if rows is None else min(size, rows - first)
                 self._resetting += chunk
