@@ -136,9 +136,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     }
     members = [f"rb-{i:05d}" for i in range(args.members)]
     async with embedded(worker=False) as bench:
-        cli_client = await add_namespace(bench)
+        cli_client = None if args.no_cli else await add_namespace(bench)
         workers = await damage(bench.client, bench, "default", members, args.events)
-        workers += await damage(cli_client, bench, CLI_NAMESPACE, members, args.events)
+        if cli_client is not None:
+            workers += await damage(cli_client, bench, CLI_NAMESPACE, members, args.events)
         try:
             # Loyalty Desk: the durable preview and the paged rollback acting on its
             # pages as they come (as `rollback --execute` runs them), verified
@@ -168,42 +169,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             for k in range(preview.pages):
                 page = await pages.read_page(bench.client, preview_id, k)
                 after.update({r["member_id"]: r["after"] for r in page.rows} if page else {})
-            # the CLI: batch reset by build id, running members only
-            started = time.perf_counter()
-            proc = await asyncio.create_subprocess_exec(
-                str(find_temporal_binary()),
-                "workflow",
-                "reset",
-                "--address",
-                bench.server.address,
-                "--namespace",
-                CLI_NAMESPACE,
-                "--query",
-                "WorkflowType='MemberWorkflow' AND ExecutionStatus='Running'",
-                "--type",
-                "BuildId",
-                "--build-id",
-                BAD,
-                "--yes",
-                "--reason",
-                "bench",
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            _, err = await proc.communicate()
-            if proc.returncode:
-                raise RuntimeError(f"temporal workflow reset failed: {err.decode()[:300]}")
-            job = await wait_batch(cli_client)
-            cli_s = time.perf_counter() - started
-            # the batch job is done when the server has reset every member; the members
-            # run again (their workers replayed the new runs) a while later
-            cli_states = await wait_applied(cli_client, members)
-            cli_run_s = time.perf_counter() - started
-            wrong_after_cli = sum(
-                1 for m in members if cli_states[m]["points"] != after[m]["points"]
-            )
-            never_correct = await wait_correct(cli_client, after, args.correct_timeout)
-            cli_correct_s = time.perf_counter() - started
+            if cli_client is not None:  # the CLI: batch reset by build id
+                result.update(await cli_batch(bench, cli_client, members, after, args, desk_s))
         finally:
             for worker in workers:
                 worker.terminate()
@@ -219,22 +186,68 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         # members still damaged after the last page
         workflow_s=progress.seconds,
         desk_rollback_s=round(desk_s, 2),
-        cli_batch_reset_s=round(cli_s, 2),
-        desk_vs_cli=round(desk_s / cli_s, 3),
-        cli_until_members_run_s=round(cli_run_s, 2),
-        desk_vs_cli_until_members_run=round(desk_s / cli_run_s, 3),
-        cli_all_correct_s=round(cli_correct_s, 2),
-        desk_vs_cli_correct=round(desk_s / cli_correct_s, 3),
-        cli_members_never_correct=never_correct,
         per_member_ms=round(1000 * desk_s / max(1, affected), 2),
-        cli_per_member_ms=round(1000 * cli_correct_s / max(1, affected), 2),
         mismatches=progress.mismatch_count,
         verified_ok=progress.verified_ok,
         still_damaged=(progress.after_preview or {}).get("affected"),
-        cli_batch_job=job,
-        cli_members_not_equal_to_preview=wrong_after_cli,
     )
     return result
+
+
+async def cli_batch(
+    bench: Bench,
+    cli_client: Client,
+    members: list[str],
+    after: dict[str, dict[str, Any]],
+    args: argparse.Namespace,
+    desk_s: float,
+) -> dict[str, Any]:
+    """The Temporal CLI's batch reset of the same damage, on the copy namespace."""
+    started = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        str(find_temporal_binary()),
+        "workflow",
+        "reset",
+        "--address",
+        bench.server.address,
+        "--namespace",
+        CLI_NAMESPACE,
+        "--query",
+        "WorkflowType='MemberWorkflow' AND ExecutionStatus='Running'",
+        "--type",
+        "BuildId",
+        "--build-id",
+        BAD,
+        "--yes",
+        "--reason",
+        "bench",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"temporal workflow reset failed: {err.decode()[:300]}")
+    job = await wait_batch(cli_client)
+    cli_s = time.perf_counter() - started
+    # the batch job is done when the server has reset every member; the members
+    # run again (their workers replayed the new runs) a while later
+    cli_states = await wait_applied(cli_client, members)
+    cli_run_s = time.perf_counter() - started
+    wrong_after_cli = sum(1 for m in members if cli_states[m]["points"] != after[m]["points"])
+    never_correct = await wait_correct(cli_client, after, args.correct_timeout)
+    cli_correct_s = time.perf_counter() - started
+    return {
+        "cli_batch_reset_s": round(cli_s, 2),
+        "desk_vs_cli": round(desk_s / cli_s, 3),
+        "cli_until_members_run_s": round(cli_run_s, 2),
+        "desk_vs_cli_until_members_run": round(desk_s / cli_run_s, 3),
+        "cli_all_correct_s": round(cli_correct_s, 2),
+        "desk_vs_cli_correct": round(desk_s / cli_correct_s, 3),
+        "cli_members_never_correct": never_correct,
+        "cli_per_member_ms": round(1000 * cli_correct_s / max(1, len(members)), 2),
+        "cli_batch_job": job,
+        "cli_members_not_equal_to_preview": wrong_after_cli,
+    }
 
 
 async def wait_correct(client: Client, after: dict[str, dict[str, Any]], timeout: float) -> int:
@@ -293,6 +306,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=6, help="events per member and phase")
     parser.add_argument("--rate", type=float, default=1_000.0, help="resets per second, at most")
     parser.add_argument("--concurrency", type=int, default=32, help="members in flight")
+    parser.add_argument("--no-cli", action="store_true", help="the desk only (large runs)")
     parser.add_argument("--page-size", type=int, default=50, help="members per preview page")
     parser.add_argument(
         "--correct-timeout",
