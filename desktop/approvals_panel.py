@@ -29,7 +29,7 @@ from desktop import preload, theme
 from desktop.approvals_filters import QueueFilters
 from desktop.approvals_model import ApprovalsFilterModel, ApprovalsModel
 from desktop.asyncutil import async_slot, cancel_slot_tasks, run_dialog, show_error
-from desktop.layouts import hbox, label
+from desktop.layouts import elided, hbox, label
 from desktop.member_detail_text import proposal_text
 from desktop.proposal_view import ProposalView
 from desktop.tables import fixed_table
@@ -259,7 +259,7 @@ class ApprovalsPanel(QWidget):
         pid = proposal["id"]
         verb = "approve" if approve else "reject"
         member, action = proposal["member_id"], proposal["action"]
-        what = _elide(proposal_text(proposal), RESULT_TEXT_CHARS)
+        what = elided(proposal_text(proposal), RESULT_TEXT_CHARS)
         # the whole proposal, with its id (what `loyalty-desk approvals` takes), on hover
         details = f"{pid}\n{action}: {proposal_text(proposal)}"
         try:
@@ -444,8 +444,3 @@ class ApprovalsPanel(QWidget):
 
 
 RESULT_TEXT_CHARS = 60
-
-
-def _elide(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -93,3 +93,9 @@ def ticker(parent: QWidget, interval_ms: int, on_timeout: Callable[[], Any]) -> 
     timer.setInterval(interval_ms)
     timer.timeout.connect(on_timeout)
     return timer
+
+
+def elided(text: str, limit: int) -> str:
+    """`text` on one line, cut to `limit` characters with an ellipsis."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

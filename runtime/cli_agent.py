@@ -1,4 +1,5 @@
-"""Agent and approvals subcommands: `approvals`, `costs`, `secrets`, `model`.
+"""Agent and approvals subcommands: `approvals`, `costs`, `guardrails`; `secrets` and
+`model` (runtime/cli_keys.py) registered here.
 
 Every decision records who (the OS user), when (workflow time) and why (--reason,
 required). Heavy imports stay inside the commands.
@@ -10,6 +11,7 @@ import argparse
 import sys
 from typing import Any
 
+from runtime.cli_keys import model_command, secrets_command
 from runtime.cliutil import CliError, async_command, emit, target_of
 from workflows.proposals import arguments_text
 
@@ -234,143 +236,6 @@ async def _guardrails(args: argparse.Namespace) -> int:
 # -- secrets ----------------------------------------------------------------------
 
 
-def _configured_endpoint(args: argparse.Namespace) -> str | None:
-    """The base_url of the settings file (None: OpenAI's own, or no usable settings)."""
-    if args.name != "openai":
-        return None
-    from runtime import agent_config
-
-    try:
-        return agent_config.load(target_of(args).data_dir).base_url
-    except (agent_config.SettingsError, ValueError):
-        return None
-
-
-def _audit_secret(args: argparse.Namespace, action: str, outcome: str) -> None:
-    """The change goes to the audit log, by name only; when the log can't be reached the
-    change stands and the command says it was not recorded."""
-    from runtime import audit
-
-    target = target_of(args)
-    problem = audit.record_offline(
-        target,
-        lambda client: audit.record_secret(
-            client, target, args.name, action, outcome=outcome, reason=args.reason or ""
-        ),
-    )
-    if problem:
-        print(f"warning: not recorded in the audit log: {problem}", file=sys.stderr)
-
-
-def _secrets(args: argparse.Namespace) -> int:
-    from runtime import secrets
-
-    try:
-        if args.secrets_command == "set":
-            if sys.stdin.isatty():
-                print(f"paste the {args.name} key, then Enter:", file=sys.stderr)
-                value = sys.stdin.readline()
-            else:
-                value = sys.stdin.read()
-            endpoint = args.endpoint or _configured_endpoint(args)
-            backend = secrets.set_secret(args.name, value, endpoint=endpoint)
-            bound = secrets.bound_origin(args.name)
-            _audit_secret(args, "set", f"stored in {backend}" + (f" for {bound}" if bound else ""))
-            emit(
-                args,
-                {
-                    "name": args.name,
-                    "stored": True,
-                    "backend": backend,
-                    "service": secrets.service(),
-                    "for": bound,
-                },
-                f"stored the {args.name} key in {backend}"
-                + (f", to be sent to {bound} only" if bound else ""),
-            )
-            return 0
-        if args.secrets_command == "delete":
-            removed = secrets.delete_secret(args.name)
-            _audit_secret(args, "delete", "deleted" if removed else "none was stored")
-            emit(
-                args,
-                {"name": args.name, "deleted": removed},
-                f"deleted the {args.name} key" if removed else f"no {args.name} key was stored",
-            )
-            return 0
-        status = secrets.status(args.name)
-        emit(args, status.as_json(), status.message)
-        return 0
-    except secrets.SecretsError as error:
-        raise CliError(str(error)) from None
-
-
-# -- model ------------------------------------------------------------------------
-
-
-def _audit_settings(
-    args: argparse.Namespace, target: Any, before: dict[str, Any], after: dict[str, Any]
-) -> None:
-    from runtime import audit
-
-    names = audit.changed_names(before, after, "model.")
-    if not names:
-        return
-    problem = audit.record_offline(
-        target,
-        lambda client: audit.record_settings(
-            client, target, "model", names, outcome="saved", reason=args.reason or ""
-        ),
-    )
-    if problem:
-        print(f"warning: not recorded in the audit log: {problem}", file=sys.stderr)
-
-
-def _model(args: argparse.Namespace) -> int:
-    from runtime import agent_config, secrets
-
-    target = target_of(args)
-    try:
-        raw = agent_config.load_raw(target.data_dir)
-        if args.model_command == "set":
-            model = dict(raw.get("model") or {})
-            for key in agent_config.MODEL_KEYS:
-                value = getattr(args, key, None)
-                if value is not None:
-                    model[key] = value
-            if args.provider == "offline":
-                model = {"provider": "offline"}
-            before = dict(raw.get("model") or {})
-            raw["model"] = model
-            agent_config.save(target.data_dir, raw)
-            _audit_settings(args, target, before, model)
-        config = agent_config.model_config(raw)
-    except agent_config.SettingsError as error:
-        raise CliError(str(error)) from None
-    data: dict[str, Any] = {
-        "provider": config.provider,
-        "model": config.model,
-        "label": config.label,
-        "base_url": config.base_url,
-        "api": config.api,
-        "input_usd_per_mtok": config.input_usd_per_mtok,
-        "output_usd_per_mtok": config.output_usd_per_mtok,
-        "agent": config.policy,
-        "settings_file": str(agent_config.settings_path(target.data_dir)),
-    }
-    text = [f"model: {config.label}", f"settings: {data['settings_file']}"]
-    if config.provider != "offline":
-        status = secrets.status("openai")
-        data["key"] = {"stored": status.stored, "backend": status.backend}
-        text.append(status.message)
-    text.append("workers read this file when they start: restart them to apply a change")
-    emit(args, data, "\n".join(text))
-    return 0
-
-
-# -- parser -------------------------------------------------------------------------
-
-
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add this capability's subcommands to the `loyalty-desk` parser."""
     from runtime import secrets
@@ -451,7 +316,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q = ssub.add_parser("delete", parents=[common], help="remove a secret")
     q.add_argument("name", choices=secrets.KNOWN)
     q.add_argument("--reason", help="why (recorded in the audit log)")
-    p.set_defaults(func=_secrets)
+    p.set_defaults(func=secrets_command)
 
     p = sub.add_parser("model", parents=[common], help="which model the agent uses")
     msub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
@@ -464,4 +329,4 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--input-usd-per-mtok", dest="input_usd_per_mtok", type=float)
     q.add_argument("--output-usd-per-mtok", dest="output_usd_per_mtok", type=float)
     q.add_argument("--reason", help="why (recorded in the audit log)")
-    p.set_defaults(func=_model)
+    p.set_defaults(func=model_command)

@@ -18,6 +18,7 @@ from workflows.rollback_messages import COMPARED_FIELDS
 
 if TYPE_CHECKING:
     from runtime.releases import RollbackPreview
+    from workflows.rollback import RollbackProgress
 
 # -- rollback ---------------------------------------------------------------------
 
@@ -58,21 +59,23 @@ def _preview_text(report: RollbackPreview) -> str:
     return "\n".join(lines)
 
 
-def _progress_text(p: Any) -> str:
+def _progress_text(p: RollbackProgress) -> str:
     counts = ", ".join(f"{k} {v}" for k, v in sorted(p.counts.items()))
     text = (
         f"rollback of {p.bad_build}: {p.state}; {p.total} members ({counts or 'none'}); "
-        f"verified {p.verified_ok}, mismatches {len(p.mismatches)}"
+        f"verified {p.verified_ok}, mismatches {max(len(p.mismatches), p.mismatch_count)}"
     )
+    if p.preview_id:
+        text += f"\n  preview {p.preview_id}: {p.pages_done} of {p.pages} pages done"
     for m in p.mismatches:
         text += f"\n  MISMATCH {m['member_id']}: {'; '.join(m['problems'])}"
     for m in p.not_repairable:
         text += f"\n  not repairable {m['member_id']}: {m['reason']}"
-    if getattr(p, "mismatch_count", 0) > len(p.mismatches):
+    if p.mismatch_count > len(p.mismatches):
         text += f"\n  ({p.mismatch_count - len(p.mismatches)} more mismatches not listed)"
-    if getattr(p, "error", None):
+    if p.error:
         text += f"\n  stopped: {p.error}"
-    after = getattr(p, "after_preview", None)
+    after = p.after_preview
     if after and after["affected"]:
         text += (
             f"\n  {after['affected']} members still carry {p.bad_build} "

@@ -38,7 +38,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from recovery.runs import chain_histories
-from runtime import approvals, audit, effects, guardrails, releases, secrets
+from runtime import approvals, audit, effects, guardrails, previews, releases, secrets
 from runtime.connect import Target
 from runtime.feed import send_member, wait_applied
 from runtime.worker import WorkerSettings, announce, build_worker
@@ -55,6 +55,7 @@ from workflows.guardrails import guardrails_workflow_id
 from workflows.member import SIGNAL_EVENTS, Adjustment, MemberWorkflow, member_workflow_id
 from workflows.member_messages import CancelRedemption, RedeemRequest
 from workflows.proposals import AUTO_APPROVE_POLICY
+from workflows.rollback_pages import page_id
 
 FIXTURES = Path(__file__).parent / "fixtures" / "histories"
 ACTOR = "fixture-recorder"
@@ -310,8 +311,13 @@ async def record_rollback(rec: Recorder) -> Path:
             for member in touched:
                 await rec.feed(member, member_events(member, "c", 7, day=9))
             damaged = {m: (await rec.chain(m))[0] for m in touched}
+            # a page per member and a page per run: both the preview and the rollback
+            # continue as new, as they do every 50 and 20 pages at scale
+            preview_id = await previews.start_preview(
+                rec.client, rec.target.task_queue, bad, page_size=1, pages_per_run=1
+            )
             report = await releases.preview_rollback(
-                rec.client, bad, task_queue=rec.target.task_queue
+                rec.client, bad, task_queue=rec.target.task_queue, preview_id=preview_id
             )
             assert report.affected == len(touched) and report.changing, report
             handle = await releases.start_rollback(
@@ -320,10 +326,21 @@ async def record_rollback(rec: Recorder) -> Path:
                 bad,
                 reason="repair the drill's members",
                 preview_id=report.preview_id,
+                pages_per_run=1,
             )
             progress = await handle.result()
             assert progress.state == "done" and progress.verified_ok == len(touched), progress
-            history = await handle.fetch_history()
+            assert progress.after_preview is not None
+            latest = await rec.client.get_workflow_handle(handle.id).describe()
+            runs = await chain_histories(rec.client, handle.id, run_id=latest.run_id)
+            history = runs[0]
+            preview_latest = await rec.client.get_workflow_handle(preview_id).describe()
+            preview_runs = await chain_histories(
+                rec.client, preview_id, run_id=preview_latest.run_id
+            )
+            after_id = progress.after_preview["preview_id"]
+            after = await rec.client.get_workflow_handle(after_id).fetch_history()
+            page = await rec.client.get_workflow_handle(page_id(preview_id, 0)).fetch_history()
             members: dict[str, Any] = {}
             for member in touched:
                 state = (await wait_applied(rec.client, [member]))[member]
@@ -349,6 +366,10 @@ async def record_rollback(rec: Recorder) -> Path:
             "workflow_id": handle.id,
             "progress": dataclasses.asdict(progress),
             "history": as_json(history),
+            "later_runs": [as_json(h) for h in runs[1:]],
+            "preview": {"workflow_id": preview_id, "runs": [as_json(h) for h in preview_runs]},
+            "after_preview": {"workflow_id": after_id, "history": as_json(after)},
+            "page": {"workflow_id": page_id(preview_id, 0), "history": as_json(page)},
             "members": members,
         },
     )

@@ -51,6 +51,7 @@ from workflows.effects_config import EffectsConfigWorkflow
 from workflows.guardrails import GuardrailsWorkflow
 from workflows.member import MemberWorkflow
 from workflows.rollback import RollbackWorkflow
+from workflows.rollback_pages import PreviewPageWorkflow, PreviewWorkflow
 from workflows.rules import MemberBook, MemberSnapshot, replay
 
 HISTORIES = Path(__file__).parent.parent / "fixtures" / "histories"
@@ -103,6 +104,22 @@ def recorded(path: Path) -> list[Recorded]:
         return chain(name, data["workflow_id"], data["histories"]) + agent_runs
     if name.startswith("rollback-"):
         found = [Recorded(name, RollbackWorkflow, data["workflow_id"], data["history"])]
+        found += [  # 0.4.3 on: the paged rollback's later runs, its preview and a page
+            Recorded(f"{name}/run{n + 1}", RollbackWorkflow, data["workflow_id"], raw)
+            for n, raw in enumerate(data.get("later_runs", []))
+        ]
+        if "preview" in data:
+            found += [
+                Recorded(f"{name}/preview{n}", PreviewWorkflow, data["preview"]["workflow_id"], raw)
+                for n, raw in enumerate(data["preview"]["runs"])
+            ]
+            after, page = data["after_preview"], data["page"]
+            found.append(
+                Recorded(f"{name}/after", PreviewWorkflow, after["workflow_id"], after["history"])
+            )
+            found.append(
+                Recorded(f"{name}/page", PreviewPageWorkflow, page["workflow_id"], page["history"])
+            )
         for member, repaired in data["members"].items():
             wid = repaired["workflow_id"]
             found += chain(f"{name}/{member}", wid, repaired["histories"])
@@ -173,6 +190,8 @@ def test_the_current_build_recorded_every_kind_of_history() -> None:
         EffectWorkflow,
         EffectsConfigWorkflow,
         BulkDecisionWorkflow,
+        PreviewWorkflow,
+        PreviewPageWorkflow,
     }
     assert any(label.startswith(f"member-{build}-chain") for label, *_ in CHAINS)
     assert any(label.startswith(f"rollback-{build}/") for label, *_ in CHAINS)
