@@ -114,14 +114,22 @@ async def add_namespace(bench: Bench) -> Client:
 
 
 async def damage(
-    client: Client, bench: Bench, namespace: str, members: list[str], events: int
+    client: Client,
+    bench: Bench,
+    namespace: str,
+    members: list[str],
+    events: int,
+    fixed_workers: int = 1,
 ) -> list[asyncio.subprocess.Process]:
+    """Feed the three phases; `fixed_workers` worker processes run the fixed build (they
+    run the members again after the resets, and the desk's preview and rollback)."""
     workers = [await start_worker(bench, "1.0", namespace=namespace)]
     await feed_phase(client, bench, members, "a", events, 1)
     workers.append(await start_worker(bench, "1.1", namespace=namespace, drill=BUG))
     await releases.set_current(client, bench.deployment, BAD)
     await feed_phase(client, bench, members, "b", events, 3)
-    workers.append(await start_worker(bench, "1.2", namespace=namespace))
+    for _ in range(fixed_workers):
+        workers.append(await start_worker(bench, "1.2", namespace=namespace))
     await releases.set_current(client, bench.deployment, "1.2")
     await feed_phase(client, bench, members, "c", events, 5)
     return workers
@@ -132,14 +140,17 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "rollback",
         "machine": machine(),
         "members": args.members,
+        "workers": args.workers,
         "bad_build": BAD,
     }
     members = [f"rb-{i:05d}" for i in range(args.members)]
     async with embedded(worker=False) as bench:
         cli_client = None if args.no_cli else await add_namespace(bench)
-        workers = await damage(bench.client, bench, "default", members, args.events)
+        workers = await damage(bench.client, bench, "default", members, args.events, args.workers)
         if cli_client is not None:
-            workers += await damage(cli_client, bench, CLI_NAMESPACE, members, args.events)
+            workers += await damage(
+                cli_client, bench, CLI_NAMESPACE, members, args.events, args.workers
+            )
         try:
             # Loyalty Desk: the durable preview and the paged rollback acting on its
             # pages as they come (as `rollback --execute` runs them), verified
@@ -306,6 +317,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=6, help="events per member and phase")
     parser.add_argument("--rate", type=float, default=1_000.0, help="resets per second, at most")
     parser.add_argument("--concurrency", type=int, default=32, help="members in flight")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes for the fixed build, each side"
+    )
     parser.add_argument("--no-cli", action="store_true", help="the desk only (large runs)")
     parser.add_argument("--page-size", type=int, default=50, help="members per preview page")
     parser.add_argument(

@@ -34,7 +34,8 @@ from workflows.rollback_pages import (
     members_query,
 )
 
-MAX_ROWS = 5_000  # rows a report carries; the totals cover every member
+MAX_ROWS = 5_000
+MAX_ID = 300  # rows a report carries; the totals cover every member
 FOLLOW_S = 0.25
 
 
@@ -146,6 +147,8 @@ async def start_preview(
 async def check_preview(client: Client, preview_id: str, build: str) -> PreviewState | None:
     """Refuse (PreviewError) a preview that does not exist, is of another build or
     failed; its state when it has finished (None while it runs). Needs no worker."""
+    if not preview_id.startswith(PREVIEW_ID_PREFIX) or len(preview_id) > MAX_ID:
+        raise PreviewError(f"{preview_id[:80]!r} is not a preview id (rollback-preview-...)")
     handle = client.get_workflow_handle_for(PreviewWorkflow.run, preview_id)
     try:
         description = await handle.describe()
@@ -153,6 +156,8 @@ async def check_preview(client: Client, preview_id: str, build: str) -> PreviewS
         if error.status == RPCStatusCode.NOT_FOUND:
             raise PreviewError(f"no preview {preview_id!r} (or it passed retention)") from None
         raise
+    if description.workflow_type != "PreviewWorkflow":  # a workflow that only looks like one
+        raise PreviewError(f"{preview_id} is a {description.workflow_type}, not a preview")
     of = (await description.memo()).get("bad_build")
     if of != build:
         raise PreviewError(f"preview {preview_id} is of build {of}, not {build}")
@@ -233,6 +238,8 @@ async def preview_rollback(
     started = asyncio.get_running_loop().time()
     if preview_id is None:
         preview_id = await start_preview(client, task_queue, build, query)
+    else:  # one named by a person: refused unless it is a preview of this build
+        await check_preview(client, preview_id, build)
     state = await follow_preview(client, preview_id, build, progress)
     rows: list[dict[str, Any]] = []
     for k in range(state.pages):

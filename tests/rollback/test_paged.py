@@ -202,3 +202,8 @@ async def test_a_kept_preview_is_executed_exactly_by_a_later_process(
             deployment, "rollback", BAD, "--dry-run", "--preview", "rollback-preview-nope"
         )
         assert code != 0 and "no preview" in err
+        for hostile in (member_workflow_id(late), "rollback-preview-" + "x" * 400):
+            code, out, err = await cli(
+                deployment, "rollback", BAD, "--execute", "--preview", hostile, "--reason", "no"
+            )
+            assert code != 0 and "not a preview id" in err, err
