@@ -226,7 +226,7 @@ async def read_page(client: Client, preview_id: str, page: int) -> PreviewPage |
 
 async def preview_state(client: Client, preview_id: str) -> PreviewState | None:
     """How far a preview is (None: no such preview)."""
-    handle = client.get_workflow_handle_for(PreviewWorkflow.run, preview_id)
+    handle = client.get_workflow_handle(preview_id, result_type=PreviewState)
     try:
         description = await handle.describe()
         if description.status == WorkflowExecutionStatus.COMPLETED:

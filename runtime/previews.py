@@ -149,7 +149,7 @@ async def check_preview(client: Client, preview_id: str, build: str) -> PreviewS
     failed; its state when it has finished (None while it runs). Needs no worker."""
     if not preview_id.startswith(PREVIEW_ID_PREFIX) or len(preview_id) > MAX_ID:
         raise PreviewError(f"{preview_id[:80]!r} is not a preview id (rollback-preview-...)")
-    handle = client.get_workflow_handle_for(PreviewWorkflow.run, preview_id)
+    handle = client.get_workflow_handle(preview_id, result_type=PreviewState)
     try:
         description = await handle.describe()
     except RPCError as error:
@@ -214,7 +214,7 @@ async def follow_preview(
         )
         scan_of(state, beat, scan)
         if state.finished:  # and its run returned (a rollback started now sees it done)
-            return await client.get_workflow_handle_for(PreviewWorkflow.run, preview_id).result()
+            return await client.get_workflow_handle(preview_id, result_type=PreviewState).result()
         await asyncio.sleep(FOLLOW_S)
 
 
