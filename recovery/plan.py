@@ -135,16 +135,13 @@ async def plan(
     anchor = await client.get_workflow_handle(workflow_id, run_id=anchor_run).fetch_history()
     since = aware(started_at(anchor))
     runs = {anchor_run: anchor}
-    if not await _chain_still_running(client, workflow_id, runs):
-        # a reset since the anchor started ended its chain: the runs of other chains
-        # (what they received is re-delivered) are found by listing the member's runs
-        async for execution in client.list_workflows(f"WorkflowId = {literal(workflow_id)}"):
-            if execution.run_id in runs:
-                continue
-            closed = execution.close_time
-            if closed is None or aware(closed) >= since:
-                handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
-                runs[execution.run_id] = await handle.fetch_history()
+    async for execution in client.list_workflows(f"WorkflowId = {literal(workflow_id)}"):
+        if execution.run_id in runs:
+            continue
+        closed = execution.close_time
+        if closed is None or aware(closed) >= since:
+            handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
+            runs[execution.run_id] = await handle.fetch_history()
     await _follow_links(client, workflow_id, runs, since, known)
     successor: dict[str, str] = {}
     for run_id, history in runs.items():
@@ -175,30 +172,6 @@ async def plan(
                 missing.append(item)
     missing.sort(key=lambda item: item.at)
     return Plan(anchor, kept, reapplied, missing, base)
-
-
-async def _chain_still_running(
-    client: Client, workflow_id: str, runs: dict[str, WorkflowHistory]
-) -> bool:
-    """Follow the anchor's continue-as-new links into `runs`; True when they end in a
-    run that is still running. Any reset since the anchor started would have ended that
-    chain (a reset terminates the member's current run), so then no other chain holds
-    anything received since: the member's runs need not be listed (one visibility
-    query less per member)."""
-    (history,) = runs.values()
-    for _ in range(10_000):
-        successor = next_run(history)
-        if successor is None:
-            return closed_at(history) is None
-        try:
-            handle = client.get_workflow_handle(workflow_id, run_id=successor)
-            history = await handle.fetch_history()
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
-                return False
-            raise
-        runs[successor] = history
-    return False
 
 
 async def repaired_plan(

@@ -14,6 +14,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -35,6 +38,7 @@ from workflows.rollback_pages import (
 )
 
 MAX_ROWS = 5_000
+NO_WORKER_S = 5.0  # a preview that has not listed anything by then: is a worker there?
 MAX_ID = 300  # rows a report carries; the totals cover every member
 FOLLOW_S = 0.25
 
@@ -202,13 +206,37 @@ def scan_of(state: PreviewState, beat: ScanProgress | None, scan: ScanProgress) 
         scan.enter(stage)
 
 
+async def _check_worker(client: Client, preview_id: str) -> None:
+    """PreviewError when no worker polls the preview's task queue (it would wait for one
+    for good); the preview stays, to go on when a worker starts."""
+    description = await client.get_workflow_handle(preview_id).describe()
+    queue = description.task_queue
+    listing = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    if not listing.pollers:
+        raise PreviewError(
+            f"no worker polls task queue {queue}: start one (loyalty-desk worker); preview "
+            f"{preview_id} goes on then (see it with --dry-run --preview {preview_id})"
+        )
+
+
 async def follow_preview(
     client: Client, preview_id: str, build: str, progress: ScanProgress | None = None
 ) -> PreviewState:
     """Wait for the preview to finish, keeping `progress` up to date."""
     scan = progress if progress is not None else ScanProgress()
+    started, checked = asyncio.get_running_loop().time(), False
     while True:
         state = await preview_state(client, preview_id, build)
+        waited = asyncio.get_running_loop().time() - started
+        if not checked and waited > NO_WORKER_S and not state.counts.listed:
+            checked = True
+            await _check_worker(client, preview_id)
         beat = (
             None if state.finished else await heartbeat_progress(client, preview_id, PREVIEW_PAGE)
         )

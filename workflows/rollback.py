@@ -248,6 +248,8 @@ class RollbackWorkflow:
             paged.next_page += 1
             started += 1
         await asyncio.gather(*tasks)
+        if self._cancelled and paged.preview is None:  # cancelled before the first page
+            paged.preview = await self._preview_status(-1)  # how many it leaves untouched
         if not (finished or self._cancelled or self._error):
             self._set_state(self._state)  # count the time spent so far
             paged.paused, paged.seconds, paged.runs = self._paused, self._seconds, paged.runs + 1

@@ -19,8 +19,8 @@ from tests.rollback.kit import BAD, assert_repaired, damaged_members, resets_of,
 from workflows.contract import member_workflow_id
 from workflows.rollback import RollbackWorkflow
 
-MEMBERS = 200
-PAGE = 20
+MEMBERS = 100
+PAGE = 10
 PAGES_PER_RUN = 3  # the rollback continues as new after this many pages
 PREVIEW_PAGES_PER_RUN = 4
 

@@ -86,9 +86,10 @@ async def test_a_query_fragment_cannot_widen_a_rollback_or_a_listing(
 
     # an OR of its own stays inside our deployment: narrowing works as before
     either = "LoyaltyTier = 'Gold' OR WorkflowId STARTS_WITH 'member-'"
-    code, out, err = await cli(
-        deployment, "rollback", "9.9", "--dry-run", "--json", "--query", either
-    )
+    async with deployment.worker("1.0"):  # the preview runs on the workers
+        code, out, err = await cli(
+            deployment, "rollback", "9.9", "--dry-run", "--json", "--query", either
+        )
     assert code == 0, err
     assert json.loads(out)["scanned"] == len(ours)
     # the other deployment's members were there all along
