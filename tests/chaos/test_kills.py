@@ -222,7 +222,7 @@ async def test_cli_and_worker_killed_during_a_rollback_which_a_new_worker_finish
     info = find_running_server(desk.data_dir)
     assert info is not None
     client = await Client.connect(info["address"])
-    waves = ["--simulate", "300", "--members", "24", "--prefix", "rb", "--wait"]
+    waves = ["--simulate", "160", "--members", "12", "--prefix", "rb", "--wait"]
     workers = [await desk.worker("--build-id", "1.0")]
     try:
         one = await feed(desk, tmp_path / "one.jsonl", *waves, "--seed", "31")
