@@ -10,21 +10,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.support import heartbeating
 from recovery import pages
 from recovery.scan import ScanProgress
-from workflows.rollback_pages import (
-    PREVIEW_PAGE,
-    PREVIEW_STATUS,
-    RESET_PAGE,
-    PageInput,
-    PageOutcome,
-    PageResult,
-    PreviewState,
-    ResetPageInput,
-    StatusInput,
-)
+from workflows import rollback_pages as rp
 
 
-@activity.defn(name=PREVIEW_PAGE)
-async def preview_page(input: PageInput) -> PageResult:
+@activity.defn(name=rp.PREVIEW_PAGE)
+async def preview_page(input: rp.PageInput) -> rp.PageResult:
     scan = ScanProgress()  # how far this page is, in each heartbeat
     async with heartbeating(details=scan.as_json):
         try:
@@ -41,8 +31,8 @@ async def preview_page(input: PageInput) -> PageResult:
             raise
 
 
-@activity.defn(name=PREVIEW_STATUS)
-async def preview_status(input: StatusInput) -> PreviewState:
+@activity.defn(name=rp.PREVIEW_STATUS)
+async def preview_status(input: rp.StatusInput) -> rp.PreviewState:
     async with heartbeating():
         try:
             return await pages.wait_pages(
@@ -52,8 +42,8 @@ async def preview_status(input: StatusInput) -> PreviewState:
             raise ApplicationError(str(error), type="NoPreview", non_retryable=True) from None
 
 
-@activity.defn(name=RESET_PAGE)
-async def reset_page(input: ResetPageInput) -> PageOutcome:
+@activity.defn(name=rp.RESET_PAGE)
+async def reset_page(input: rp.ResetPageInput) -> rp.PageOutcome:
     async with heartbeating():
         try:
             return await pages.reset_page(activity.client(), input)

@@ -208,14 +208,29 @@ async def _counted_here(
     return False
 
 
-async def read_page(client: Client, preview_id: str, page: int) -> PreviewPage | None:
-    """Page `page` of a preview (None: no such page, or retention removed it)."""
+# pages this process read lately, for the chunks of a page that follow the first: a
+# page is written once and never changes
+_READ: dict[tuple[str, str, int], PreviewPage] = {}
+READ_KEPT = 32
+
+
+async def read_page(
+    client: Client, preview_id: str, page: int, *, again: bool = False
+) -> PreviewPage | None:
+    """Page `page` of a preview (None: no such page, or retention removed it).
+    `again`: the copy this process read before will do."""
+    key = (client.namespace, preview_id, page)
+    if again and key in _READ:
+        return _READ[key]
     handle = client.get_workflow_handle(page_id(preview_id, page))
     try:
         async for event in handle.fetch_history_events():
             payloads = event.workflow_execution_started_event_attributes.input.payloads
             decoded = await client.data_converter.decode(payloads, [PreviewPage])
             kept: PreviewPage = decoded[0]
+            while len(_READ) >= READ_KEPT:
+                del _READ[next(iter(_READ))]
+            _READ[key] = kept
             return kept
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
@@ -258,7 +273,7 @@ async def wait_pages(
 async def reset_page(client: Client, input: ResetPageInput) -> PageOutcome:
     """Reset, re-deliver and verify the members of one page, exactly as previewed; a
     retry finds the members reset by the failed attempt already repaired."""
-    page = await read_page(client, input.preview_id, input.page)
+    page = await read_page(client, input.preview_id, input.page, again=True)
     if page is None:
         raise LookupError(
             f"page {input.page} of preview {input.preview_id} is gone (retention): preview again"
@@ -296,13 +311,3 @@ async def reset_page(client: Client, input: ResetPageInput) -> PageOutcome:
     end = input.first + input.count if input.count else len(page.rows)
     outcomes = await bounded(page.rows[input.first : end], one, max(1, input.concurrency))
     return PageOutcome(input.page, outcomes, len(page.rows))
-
-
-async def members_of(client: Client, preview_id: str) -> list[str]:
-    """Every member a finished preview kept, page by page (tests and small previews)."""
-    state = await preview_state(client, preview_id)
-    members: list[str] = []
-    for k in range(state.pages if state else 0):
-        page = await read_page(client, preview_id, k)
-        members.extend(r["member_id"] for r in (page.rows if page else []))
-    return members

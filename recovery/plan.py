@@ -126,22 +126,28 @@ async def plan(
     anchor_run: str,
     cut: int | None,
     known: Iterable[str] = (),
+    *,
+    quick: bool = False,
 ) -> Plan:
     """The plan for resetting to event `cut` of `anchor_run` (None: keep the whole run).
 
     `known`: runs of the member to read even if visibility does not list them yet (the
-    run a reset just terminated may have started a moment ago by continue-as-new)."""
+    run a reset just terminated may have started a moment ago by continue-as-new).
+    `quick` (the preview's): the member's runs are listed only when the anchor's chain
+    has ended (see `_chain_still_running`). A reset acting on the plan checks the member
+    again, so the repair itself always lists them."""
     workflow_id = member_workflow_id(member_id)
     anchor = await client.get_workflow_handle(workflow_id, run_id=anchor_run).fetch_history()
     since = aware(started_at(anchor))
     runs = {anchor_run: anchor}
-    async for execution in client.list_workflows(f"WorkflowId = {literal(workflow_id)}"):
-        if execution.run_id in runs:
-            continue
-        closed = execution.close_time
-        if closed is None or aware(closed) >= since:
-            handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
-            runs[execution.run_id] = await handle.fetch_history()
+    if not (quick and await _chain_still_running(client, workflow_id, runs)):
+        async for execution in client.list_workflows(f"WorkflowId = {literal(workflow_id)}"):
+            if execution.run_id in runs:
+                continue
+            closed = execution.close_time
+            if closed is None or aware(closed) >= since:
+                handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
+                runs[execution.run_id] = await handle.fetch_history()
     await _follow_links(client, workflow_id, runs, since, known)
     successor: dict[str, str] = {}
     for run_id, history in runs.items():
@@ -172,6 +178,30 @@ async def plan(
                 missing.append(item)
     missing.sort(key=lambda item: item.at)
     return Plan(anchor, kept, reapplied, missing, base)
+
+
+async def _chain_still_running(
+    client: Client, workflow_id: str, runs: dict[str, WorkflowHistory]
+) -> bool:
+    """Follow the anchor's continue-as-new links into `runs`; True when they end in a
+    run that is still running. A reset since the anchor started ends that chain (it
+    terminates the member's current run), and so does a termination: while the chain
+    runs, no other run received anything since the anchor started, and the member's
+    runs need not be listed (one visibility query less per member)."""
+    (history,) = runs.values()
+    for _ in range(10_000):
+        successor = next_run(history)
+        if successor is None:
+            return closed_at(history) is None
+        try:
+            handle = client.get_workflow_handle(workflow_id, run_id=successor)
+            history = await handle.fetch_history()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        runs[successor] = history
+    return False
 
 
 async def repaired_plan(
@@ -314,7 +344,9 @@ async def preview_member(client: Client, damage: Damage) -> MemberPreview:
     if damage.point is None or damage.problem:
         preview.after = dict(preview.before)
         return preview
-    steps = await plan(client, damage.member_id, damage.point.run_id, damage.point.event_id)
+    steps = await plan(
+        client, damage.member_id, damage.point.run_id, damage.point.event_id, quick=True
+    )
     rebuilt = steps.rebuild()
     after = rebuilt.book.summary()
     preview.decisions = _decision_fates(steps, rebuilt.fired)

@@ -280,26 +280,25 @@ async def preview_rollback(
     return report_of(state, rows, DEFAULT_RATE if rate is None else rate, started)
 
 
+# what a report takes from the preview's counts as they are
+COUNTED = ("scanned", "affected", "repairable", "not_repairable", "changing", "approvals_dropped")
+TOTALLED = (
+    "points_before",
+    "points_after",
+    "lifetime_points_before",
+    "lifetime_points_after",
+    "points_moved",
+)
+
+
 def report_of(
     state: PreviewState, rows: list[dict[str, Any]], rate: float, started: float
 ) -> RollbackPreview:
     c: PreviewCounts = state.counts
     return RollbackPreview(
         bad_build=state.bad_build,
-        scanned=c.scanned,
-        affected=c.affected,
-        repairable=c.repairable,
-        not_repairable=c.not_repairable,
-        changing=c.changing,
-        approvals_dropped=c.approvals_dropped,
-        totals=PreviewTotals(
-            points_before=c.points_before,
-            points_after=c.points_after,
-            lifetime_points_before=c.lifetime_points_before,
-            lifetime_points_after=c.lifetime_points_after,
-            points_moved=c.points_moved,
-            rate=rate,
-        ),
+        **{k: getattr(c, k) for k in COUNTED},
+        totals=PreviewTotals(**{k: getattr(c, k) for k in TOTALLED}, rate=rate),
         members=rows,
         seconds={
             "preview": seconds_of(state),

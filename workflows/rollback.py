@@ -13,7 +13,7 @@ import dataclasses
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, VersioningBehavior
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -21,36 +21,28 @@ with workflow.unsafe.imports_passed_through():
     from workflows import rollback_pages as pages
     from workflows import search_attributes
     from workflows.audit import AUDIT_WORKFLOW_ID, SIGNAL_RECORD, AuditEntry
-    from workflows.rollback_messages import (
-        Damage,
-        FindDamageInput,
-        MemberProgress,
-        ResetBatch,
-        ResetInput,
-        RollbackInput,
-        RollbackProgress,
-        VerifyInput,
+    from workflows.rollback_legacy import LegacyRollback
+    from workflows.rollback_messages import MemberProgress, RollbackInput, RollbackProgress
+    from workflows.rollback_pages import (
+        HEARTBEAT_TIMEOUT,
+        RESET_RETRY,
+        PagedRun,
+        PageOutcome,
+        PreviewInput,
+        PreviewState,
+        PreviewWorkflow,
     )
-    from workflows.rollback_pages import PagedRun, PreviewInput, PreviewState, PreviewWorkflow
 
 ROLLBACK_ID_PREFIX = "rollback-"
-ACTIVITY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=10,
-)
-
-BATCH_MAX = 8  # members reset by one activity
-
-# a killed worker's activity is retried after this long, not after its whole timeout
-HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-
 
 PAGES_IN_FLIGHT = 2
+# from 0.4.4: chunks of members in flight over the pages under way (a chunk is a few
+# members, so a slow member holds up few others, and the next chunk starts at once)
+CHUNKS_IN_FLIGHT = 8
 
 
 @workflow.defn(name="RollbackWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
-class RollbackWorkflow:
+class RollbackWorkflow(LegacyRollback):
     @workflow.init
     def __init__(self, input: RollbackInput) -> None:
         self._input = input
@@ -65,140 +57,15 @@ class RollbackWorkflow:
         self._paged: PagedRun | None = None
         self._next_start = workflow.now()  # paged: when the next chunk may start
         self._resetting = 0  # paged: members in chunks under way
+        self._slots: asyncio.Semaphore | None = None  # paged, from 0.4.4: chunks in flight
+        self._audits: list[asyncio.Task[None]] = []
         self._error: str | None = None
 
     @workflow.run
     async def run(self, input: RollbackInput) -> RollbackProgress:
         if input.preview_id:
             return await self._run_paged(input, input.preview_id)
-        # several members per activity, each verified right after its reset (rollbacks
-        # started before this change reset one member per activity and verify afterwards)
-        self._batched = workflow.patched("rollback-batched-resets")
-        plan = await workflow.execute_activity(
-            stubs.find_damage,
-            FindDamageInput(input.bad_build, input.query),
-            start_to_close_timeout=timedelta(minutes=10),
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=ACTIVITY_RETRY,
-        )
-        self._scanned = plan.scanned
-        for damage in plan.damaged:
-            progress = MemberProgress(damage.member_id)
-            if damage.problem:
-                progress.status, progress.message = "not-repairable", damage.problem
-            self._members[damage.member_id] = progress
-        self._set_state("running")
-        await self._reset_all(plan.damaged)
-        if not self._cancelled:
-            self._set_state("verifying")
-        await self._verify_all()
-        self._set_state("cancelled" if self._cancelled else "done")
-        return self.progress()
-
-    async def _reset_all(self, plan: list[Damage]) -> None:
-        pending = [d for d in plan if not d.problem]
-        concurrency = max(1, self._input.concurrency)
-        # members per activity: fewer activities (each costs the server several history
-        # writes and a workflow task) while `concurrency` members are still in flight
-        size = max(1, min(BATCH_MAX, concurrency // 4)) if self._batched else 1
-        gate = asyncio.Semaphore(max(1, concurrency // size))
-        rate = max(0.01, self._input.rate_per_second)
-        wave = max(1, int(rate))  # members started together, then a pause of wave / rate
-        tasks: list[asyncio.Task[None]] = []
-        for start in range(0, len(pending), wave):
-            await workflow.wait_condition(lambda: not self._paused or self._cancelled)
-            if self._cancelled:
-                break
-            members = pending[start : start + wave]
-            for first in range(0, len(members), size):
-                chunk = members[first : first + size]
-                tasks.append(asyncio.create_task(self._reset_chunk(chunk, gate)))
-            if start + wave < len(pending):
-                await workflow.sleep(timedelta(seconds=wave / rate))  # the rate limit
-        await asyncio.gather(*tasks)
-        for progress in self._members.values():
-            if progress.status == "pending":
-                progress.status = "cancelled"
-        await self._audit_resets(
-            sorted(p.member_id for p in self._members.values() if p.status == "reset")
-        )
-
-    async def _reset_chunk(self, chunk: list[Damage], gate: asyncio.Semaphore) -> None:
-        async with gate:
-            # a pause or cancel also holds back members of a wave already under way
-            await workflow.wait_condition(lambda: not self._paused or self._cancelled)
-            if self._cancelled:
-                return
-            for damage in chunk:
-                self._members[damage.member_id].status = "resetting"
-            inputs = [self._reset_input(damage.member_id) for damage in chunk]
-            if self._batched:
-                batch = await workflow.execute_activity(
-                    stubs.reset_members,
-                    ResetBatch(inputs),
-                    start_to_close_timeout=timedelta(minutes=5),
-                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                    retry_policy=ACTIVITY_RETRY,
-                )
-                outcomes = batch.outcomes
-            else:
-                outcomes = [
-                    await workflow.execute_activity(
-                        stubs.reset_member,
-                        inputs[0],
-                        start_to_close_timeout=timedelta(minutes=2),
-                        heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                        retry_policy=ACTIVITY_RETRY,
-                    )
-                ]
-            for outcome in outcomes:
-                progress = self._members[outcome.member_id]
-                progress.status = outcome.status
-                progress.new_run_id = outcome.new_run_id
-                progress.redelivered = outcome.redelivered
-                progress.message = outcome.message
-                if outcome.verification is not None:
-                    progress.verified = outcome.verification.ok
-                    progress.problems = outcome.verification.problems
-
-    def _reset_input(self, member: str) -> ResetInput:
-        return ResetInput(
-            member_id=member,
-            bad_build=self._input.bad_build,
-            # one reset per member and rollback, however often this is retried
-            request_id=f"{workflow.info().workflow_id}/{member}",
-            reason=f"rollback of {self._input.bad_build}: {self._input.reason}",
-            identity=f"{workflow.info().workflow_id} for {self._input.actor}",
-            clean_run=self._input.clean.get(member) if self._batched else None,
-            expected=self._input.expected.get(member) if self._batched else None,
-        )
-
-    async def _verify_all(self) -> None:
-        gate = asyncio.Semaphore(max(1, self._input.concurrency))
-
-        async def verify(progress: MemberProgress) -> None:
-            async with gate:
-                outcome = await workflow.execute_activity(
-                    stubs.verify_member,
-                    VerifyInput(
-                        member_id=progress.member_id,
-                        bad_build=self._input.bad_build,
-                        anchor_run_id=progress.new_run_id if progress.status == "reset" else None,
-                        expected=self._input.expected.get(progress.member_id),
-                    ),
-                    start_to_close_timeout=timedelta(minutes=2),
-                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                    retry_policy=ACTIVITY_RETRY,
-                )
-                progress.verified = outcome.ok
-                progress.problems = outcome.problems
-
-        done = [
-            p
-            for p in self._members.values()
-            if p.status in ("reset", "already-repaired") and p.verified is None
-        ]
-        await asyncio.gather(*(verify(p) for p in done))
+        return await self._run_legacy(input)
 
     async def _audit_resets(self, reset: list[str]) -> None:
         if not reset:
@@ -226,6 +93,10 @@ class RollbackWorkflow:
         if paged.runs > 1:
             self._state = "running"
         gate = asyncio.Semaphore(PAGES_IN_FLIGHT)
+        reset_page = self._reset_page
+        if workflow.patched("rollback-chunk-slots"):
+            self._slots = asyncio.Semaphore(max(1, input.concurrency // self._chunk_size()))
+            reset_page = self._reset_page_in_chunks
         tasks: list[asyncio.Task[None]] = []
         started, finished = 0, False
         while started < max(1, paged.pages_per_run) and self._error is None:
@@ -244,10 +115,11 @@ class RollbackWorkflow:
             await gate.acquire()
             if self._state == "planning":
                 self._set_state("running")
-            tasks.append(asyncio.create_task(self._reset_page(paged.next_page, gate)))
+            tasks.append(asyncio.create_task(reset_page(paged.next_page, gate)))
             paged.next_page += 1
             started += 1
         await asyncio.gather(*tasks)
+        await asyncio.gather(*self._audits)
         if self._cancelled and paged.preview is None:  # cancelled before the first page
             paged.preview = await self._preview_status(-1)  # how many it leaves untouched
         if not (finished or self._cancelled or self._error):
@@ -266,7 +138,7 @@ class RollbackWorkflow:
             pages.StatusInput(self._input.preview_id or "", more_than=page),
             start_to_close_timeout=timedelta(minutes=2),
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=ACTIVITY_RETRY,
+            retry_policy=RESET_RETRY,
         )
 
     async def _reset_page(self, page: int, gate: asyncio.Semaphore) -> None:
@@ -277,7 +149,6 @@ class RollbackWorkflow:
         # worth at the rate (a slow rollback starts members one by one, pausable)
         rate = max(0.01, self._input.rate_per_second)
         size = max(1, min(self._input.concurrency // PAGES_IN_FLIGHT, int(rate)))
-        info = workflow.info()
         first, rows, chunk = 0, None, 0
         try:
             while rows is None or first < rows:
@@ -291,23 +162,7 @@ class RollbackWorkflow:
                 self._next_start = max(now, self._next_start) + timedelta(seconds=size / rate)
                 chunk = size if rows is None else min(size, rows - first)
                 self._resetting += chunk
-                outcome = await workflow.execute_activity(
-                    pages.reset_page,
-                    pages.ResetPageInput(
-                        rollback_id=info.workflow_id,
-                        preview_id=self._paged.preview_id,
-                        page=page,
-                        bad_build=self._input.bad_build,
-                        reason=f"rollback of {self._input.bad_build}: {self._input.reason}",
-                        identity=f"{info.workflow_id} for {self._input.actor}",
-                        concurrency=size,
-                        first=first,
-                        count=size,
-                    ),
-                    start_to_close_timeout=timedelta(minutes=30),
-                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                    retry_policy=ACTIVITY_RETRY,
-                )
+                outcome = await self._page_chunk(page, first, size)
                 self._resetting -= chunk
                 rows, first = outcome.rows, first + size
                 await self._audit_resets(self._paged.record(outcome))
@@ -319,6 +174,83 @@ class RollbackWorkflow:
         finally:
             gate.release()
         self._paged.pages_done += 1
+
+    def _chunk_size(self) -> int:
+        """Members per chunk (from 0.4.4): an eighth of those in flight, and no more than
+        a second's worth at the rate (a slow rollback starts members one by one)."""
+        rate = max(0.01, self._input.rate_per_second)
+        return max(1, min(self._input.concurrency // CHUNKS_IN_FLIGHT, int(rate)))
+
+    async def _reset_page_in_chunks(self, page: int, gate: asyncio.Semaphore) -> None:
+        """Page `page` (from 0.4.4): its first chunk, which tells how many rows the page
+        has, then the others side by side, as many chunks in flight over all the pages
+        under way as `_slots` holds. Pause, cancel and the rate act between chunks; the
+        audit entry of a chunk's resets does not hold up the next chunk."""
+        assert self._paged is not None
+        size = self._chunk_size()
+        try:
+            rows = await self._chunk(page, 0, size)
+            done = rows is not None
+            if rows is not None and rows > size:
+                firsts = range(size, rows, size)
+                chunks = [self._chunk(page, first, min(size, rows - first)) for first in firsts]
+                done = all(n is not None for n in await asyncio.gather(*chunks))
+        finally:
+            gate.release()
+        if done:
+            self._paged.pages_done += 1
+
+    async def _chunk(self, page: int, first: int, count: int) -> int | None:
+        """Reset rows first .. first + count of `page`; the page's row count, or None if
+        cancelled or failed first (a page activity that finally fails stops the
+        rollback)."""
+        assert self._paged is not None and self._slots is not None
+        rate = max(0.01, self._input.rate_per_second)
+        async with self._slots:
+            while True:
+                await workflow.wait_condition(lambda: not self._paused or self._cancelled)
+                if self._cancelled or self._error is not None:
+                    return None
+                now = workflow.now()
+                if self._next_start <= now:
+                    break
+                await workflow.sleep(self._next_start - now)  # the rate, over all chunks
+            self._next_start = max(now, self._next_start) + timedelta(seconds=count / rate)
+            self._resetting += count
+            try:
+                outcome = await self._page_chunk(page, first, count)
+            except ActivityError as error:  # e.g. the page is gone with retention
+                cause = error.cause or error
+                self._error = f"page {page}: {getattr(cause, 'message', cause)}"
+                return None
+            finally:
+                self._resetting -= count
+        reset = self._paged.record(outcome)
+        if reset:
+            self._audits.append(asyncio.create_task(self._audit_resets(reset)))
+        return outcome.rows
+
+    async def _page_chunk(self, page: int, first: int, count: int) -> PageOutcome:
+        """Reset (all at once) rows first .. first + count of `page`."""
+        assert self._paged is not None
+        info = workflow.info()
+        return await workflow.execute_activity(
+            pages.reset_page,
+            pages.ResetPageInput(
+                rollback_id=info.workflow_id,
+                preview_id=self._paged.preview_id,
+                page=page,
+                bad_build=self._input.bad_build,
+                reason=f"rollback of {self._input.bad_build}: {self._input.reason}",
+                identity=f"{info.workflow_id} for {self._input.actor}",
+                concurrency=count,
+                first=first,
+                count=count,
+            ),
+            start_to_close_timeout=timedelta(minutes=30),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=RESET_RETRY,
+        )
 
     async def _scan_after(self) -> PreviewState:
         """A preview of the members still damaged after the last page: kept on the

@@ -13,6 +13,7 @@ the cursor, the page count and the totals, and continues as new every
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +38,13 @@ RESET_PAGE = "reset_page"
 QUERY_PREVIEW = "preview"
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+# the rollback's own activities (find, reset, verify, page chunks): a reset that keeps
+# failing stops after 10 tries instead of holding up the rollback for good
+RESET_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=10,
+)
 
 # A member continuing as new at the moment of listing shows its old run closed and,
 # for a moment, its new run not yet listed (visibility lags the history): runs that
@@ -269,17 +277,12 @@ class PreviewWorkflow:
                 return self._finish("done")
         workflow.continue_as_new(
             memo={"bad_build": input.bad_build},
-            arg=PreviewInput(
-                input.preview_id,
-                input.bad_build,
-                input.query,
-                input.listed_from,
-                input.page_size,
-                input.pages_per_run,
-                self._pages,
-                cursor,
-                self._counts,
-                self._started,
+            arg=dataclasses.replace(
+                input,
+                pages=self._pages,
+                cursor=cursor,
+                counts=self._counts,
+                started_at=self._started,
             ),
         )
 

@@ -14,6 +14,7 @@ from temporalio.api.enums.v1 import ResetReapplyType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
 
+from recovery import pages
 from recovery.runs import reset_base
 from runtime import deployment as releases
 from runtime.feed import send_member, wait_applied
@@ -202,3 +203,13 @@ async def spawn_worker(dep: Deployment, build: str) -> asyncio.subprocess.Proces
     assert proc.stdout is not None
     assert b"worker for build" in await asyncio.wait_for(proc.stdout.readline(), 60)
     return proc
+
+
+async def members_of(client: Client, preview_id: str) -> list[str]:
+    """Every member a finished preview kept, page by page (tests and small previews)."""
+    state = await pages.preview_state(client, preview_id)
+    members: list[str] = []
+    for k in range(state.pages if state else 0):
+        page = await pages.read_page(client, preview_id, k)
+        members.extend(r["member_id"] for r in (page.rows if page else []))
+    return members

@@ -15,7 +15,14 @@ from runtime import previews, releases
 from runtime.feed import wait_applied
 from tests.conftest import Deployment, eventually
 from tests.kit.cli import cli
-from tests.rollback.kit import BAD, assert_repaired, damaged_members, resets_of, spawn_worker
+from tests.rollback.kit import (
+    BAD,
+    assert_repaired,
+    damaged_members,
+    members_of,
+    resets_of,
+    spawn_worker,
+)
 from workflows.contract import member_workflow_id
 from workflows.rollback import RollbackWorkflow
 
@@ -164,7 +171,7 @@ async def test_a_kept_preview_is_executed_exactly_by_a_later_process(
         assert await resets_of(deployment.client, late) == 0  # not in the preview: untouched
         after = result["after_preview"]
         assert (after["affected"], after["repairable"]) == (1, 1)
-        assert await pages.members_of(deployment.client, after["preview_id"]) == [late]
+        assert await members_of(deployment.client, after["preview_id"]) == [late]
         code, out, err = await cli(
             deployment,
             "rollback",
