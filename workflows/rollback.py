@@ -38,7 +38,11 @@ ROLLBACK_ID_PREFIX = "rollback-"
 PAGES_IN_FLIGHT = 2
 # from 0.4.4: chunks of members in flight over the pages under way (a chunk is a few
 # members, so a slow member holds up few others, and the next chunk starts at once)
-CHUNKS_IN_FLIGHT = 8
+CHUNKS_IN_FLIGHT = 4
+# chunks due this soon start now: a timer (a workflow task, and the server's timer
+# latency, about a second on the dev server) per chunk would cap a fast rollback at
+# about a chunk a second, whatever its rate
+RATE_SLACK = timedelta(milliseconds=250)
 
 
 @workflow.defn(name="RollbackWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
@@ -176,7 +180,7 @@ class RollbackWorkflow(LegacyRollback):
         self._paged.pages_done += 1
 
     def _chunk_size(self) -> int:
-        """Members per chunk (from 0.4.4): an eighth of those in flight, and no more than
+        """Members per chunk (from 0.4.4): a quarter of those in flight, and no more than
         a second's worth at the rate (a slow rollback starts members one by one)."""
         rate = max(0.01, self._input.rate_per_second)
         return max(1, min(self._input.concurrency // CHUNKS_IN_FLIGHT, int(rate)))
@@ -184,26 +188,30 @@ class RollbackWorkflow(LegacyRollback):
     async def _reset_page_in_chunks(self, page: int, gate: asyncio.Semaphore) -> None:
         """Page `page` (from 0.4.4): its first chunk, which tells how many rows the page
         has, then the others side by side, as many chunks in flight over all the pages
-        under way as `_slots` holds. Pause, cancel and the rate act between chunks; the
-        audit entry of a chunk's resets does not hold up the next chunk."""
+        under way as `_slots` holds. Pause, cancel and the rate act between chunks. The
+        page's resets are audited in one entry once it ends (cancelled or not), without
+        holding up the next page."""
         assert self._paged is not None
         size = self._chunk_size()
+        reset: list[str] = []
         try:
-            rows = await self._chunk(page, 0, size)
+            rows = await self._chunk(page, 0, size, reset)
             done = rows is not None
             if rows is not None and rows > size:
                 firsts = range(size, rows, size)
-                chunks = [self._chunk(page, first, min(size, rows - first)) for first in firsts]
+                chunks = [self._chunk(page, f, min(size, rows - f), reset) for f in firsts]
                 done = all(n is not None for n in await asyncio.gather(*chunks))
         finally:
             gate.release()
+            if reset:
+                self._audits.append(asyncio.create_task(self._audit_resets(reset)))
         if done:
             self._paged.pages_done += 1
 
-    async def _chunk(self, page: int, first: int, count: int) -> int | None:
-        """Reset rows first .. first + count of `page`; the page's row count, or None if
-        cancelled or failed first (a page activity that finally fails stops the
-        rollback)."""
+    async def _chunk(self, page: int, first: int, count: int, reset: list[str]) -> int | None:
+        """Reset rows first .. first + count of `page`, adding the members reset to
+        `reset`; the page's row count, or None if cancelled or failed first (a page
+        activity that finally fails stops the rollback)."""
         assert self._paged is not None and self._slots is not None
         rate = max(0.01, self._input.rate_per_second)
         async with self._slots:
@@ -212,9 +220,10 @@ class RollbackWorkflow(LegacyRollback):
                 if self._cancelled or self._error is not None:
                     return None
                 now = workflow.now()
-                if self._next_start <= now:
+                ahead = self._next_start - now
+                if ahead <= RATE_SLACK:
                     break
-                await workflow.sleep(self._next_start - now)  # the rate, over all chunks
+                await workflow.sleep(ahead - RATE_SLACK)  # the rate, over all chunks
             self._next_start = max(now, self._next_start) + timedelta(seconds=count / rate)
             self._resetting += count
             try:
@@ -225,9 +234,7 @@ class RollbackWorkflow(LegacyRollback):
                 return None
             finally:
                 self._resetting -= count
-        reset = self._paged.record(outcome)
-        if reset:
-            self._audits.append(asyncio.create_task(self._audit_resets(reset)))
+        reset.extend(self._paged.record(outcome))
         return outcome.rows
 
     async def _page_chunk(self, page: int, first: int, count: int) -> PageOutcome:

@@ -18,7 +18,7 @@ from workflows.rollback_messages import COMPARED_FIELDS
 
 MEMBERS = 8
 # slow enough that a rollback of MEMBERS members is still under way when it is steered
-SLOW = ("--rate", "0.5", "--concurrency", "1")
+SLOW = ("--rate", "1", "--concurrency", "1")
 
 
 async def start_slow_rollback(dep: Deployment) -> Any:
@@ -74,7 +74,7 @@ async def test_pause_stops_resets_and_resume_finishes(deployment: Deployment) ->
         reset = before.counts.get("reset", 0)
         assert 1 <= reset < MEMBERS, before.counts
         # several waves' worth of time: nothing moves while paused
-        await asyncio.sleep(6)
+        await asyncio.sleep(4)
         after = await handle.query(RollbackWorkflow.progress)
         assert after.state == "paused"
         assert after.counts == before.counts
