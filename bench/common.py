@@ -87,6 +87,7 @@ async def embedded(
     *,
     worker: bool = True,
     private_network: bool | None = None,
+    metrics_port: int | None = None,
 ) -> AsyncIterator[Bench]:
     """A fresh persistent embedded server (the app's settings) and a worker process."""
     with tempfile.TemporaryDirectory(prefix="ld-bench-") as tmp:
@@ -95,6 +96,7 @@ async def embedded(
             headless_ui=True,
             sqlite_pragmas=pragmas,
             private_network=private_network,
+            metrics_port=metrics_port,
         )
         async with EmbeddedServer(config) as server:
             client = await Client.connect(server.address)

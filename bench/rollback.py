@@ -34,6 +34,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
 
+from bench import server_ops
 from bench.common import Bench, embedded, emit, machine, start_worker
 from recovery import pages
 from recovery.damage import current_build
@@ -42,6 +43,7 @@ from runtime import deployment as releases
 from runtime import previews
 from runtime.feed import wait_applied
 from runtime.server import find_temporal_binary
+from runtime.server_files import free_port
 from workflows.contract import QUERY_STATE
 from workflows.drill import drill_build_id
 from workflows.ids import member_workflow_id
@@ -144,7 +146,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "bad_build": BAD,
     }
     members = [f"rb-{i:05d}" for i in range(args.members)]
-    async with embedded(worker=False) as bench:
+    metrics = free_port() if args.server_ops else None
+    # the server's metrics port is on 127.0.0.1: no private network with --server-ops
+    private = False if metrics else None
+    async with embedded(worker=False, private_network=private, metrics_port=metrics) as bench:
         cli_client = None if args.no_cli else await add_namespace(bench)
         workers = await damage(bench.client, bench, "default", members, args.events, args.workers)
         if cli_client is not None:
@@ -154,6 +159,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         try:
             # Loyalty Desk: the durable preview and the paged rollback acting on its
             # pages as they come (as `rollback --execute` runs them), verified
+            ops_before = await server_ops.counters(metrics) if metrics else None
             started = time.perf_counter()
             preview_id = await previews.start_preview(
                 bench.client, bench.task_queue, BAD, page_size=args.page_size
@@ -173,6 +179,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             )
             progress = await handle.result()
             desk_s = time.perf_counter() - started
+            if metrics and ops_before is not None:
+                result["desk_server_ops"] = server_ops.summary(
+                    ops_before, await server_ops.counters(metrics), {"default"}, args.members
+                )
             preview = await pages.preview_state(bench.client, preview_id)
             assert preview is not None
             preview_s = previews.seconds_of(preview)
@@ -214,6 +224,8 @@ async def cli_batch(
     desk_s: float,
 ) -> dict[str, Any]:
     """The Temporal CLI's batch reset of the same damage, on the copy namespace."""
+    metrics = bench.server.config.metrics_port
+    ops_before = await server_ops.counters(metrics) if metrics else None
     started = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(
         str(find_temporal_binary()),
@@ -247,7 +259,14 @@ async def cli_batch(
     wrong_after_cli = sum(1 for m in members if cli_states[m]["points"] != after[m]["points"])
     never_correct = await wait_correct(cli_client, after, args.correct_timeout)
     cli_correct_s = time.perf_counter() - started
+    ops: dict[str, Any] = {}
+    if metrics and ops_before is not None:
+        after_ops = await server_ops.counters(metrics)
+        ops["cli_server_ops"] = server_ops.summary(
+            ops_before, after_ops, {CLI_NAMESPACE}, len(members)
+        )
     return {
+        **ops,
         "cli_batch_reset_s": round(cli_s, 2),
         "desk_vs_cli": round(desk_s / cli_s, 3),
         "cli_until_members_run_s": round(cli_run_s, 2),
@@ -321,6 +340,11 @@ def main() -> None:
         "--workers", type=int, default=1, help="worker processes for the fixed build, each side"
     )
     parser.add_argument("--no-cli", action="store_true", help="the desk only (large runs)")
+    parser.add_argument(
+        "--server-ops",
+        action="store_true",
+        help="count the server's persistence requests and calls per side (its /metrics)",
+    )
     parser.add_argument("--page-size", type=int, default=50, help="members per preview page")
     parser.add_argument(
         "--correct-timeout",

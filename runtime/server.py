@@ -113,6 +113,8 @@ class ServerConfig:
     private_network: bool | None = None
     sqlite_pragmas: tuple[str, ...] = DEFAULT_SQLITE_PRAGMAS
     temporal_path: Path | None = None  # None: next to sys.executable, then PATH
+    # the server's Prometheus /metrics on 127.0.0.1 (benchmarks: what the server did)
+    metrics_port: int | None = None
 
     def __post_init__(self) -> None:
         if self.retention_days < 1:
@@ -329,6 +331,8 @@ class EmbeddedServer(Supervised[ServerState]):
             args += ["--ui-port", str(self._ui_port), "--ui-disable-news-fetch"]
         for pragma in config.sqlite_pragmas:
             args += ["--sqlite-pragma", pragma]
+        if config.metrics_port is not None:
+            args += ["--metrics-port", str(config.metrics_port)]
         for name, kind in SEARCH_ATTRIBUTES.items():
             args += ["--search-attribute", f"{name}={kind}"]
         if self._socket is not None:
