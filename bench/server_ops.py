@@ -45,7 +45,8 @@ def summary(
     """The phase's counts in `namespaces` (and the system's), per `per` members: totals
     and the operations that cost most."""
     delta = {k: after[k] - before.get(k, 0.0) for k in after if after[k] != before.get(k, 0.0)}
-    keep = namespaces | {"temporal-system", "_unknown_", "all", "?"}
+    # Prometheus spells "cli-copy" as "cli_copy"; "system": shard-wide task processing
+    keep = {n.replace("-", "_") for n in namespaces} | {"system", "temporal_system", "_unknown_"}
 
     def of(metric: str) -> dict[str, float]:
         found: dict[str, float] = defaultdict(float)
