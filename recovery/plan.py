@@ -280,6 +280,9 @@ class MemberPreview:
     # when it was made: verification tells a difference the preview missed from one
     # made by what arrived after it (see `_quiet_since`)
     as_of: str | None = None
+    # how many of the agent's triggers the repaired chain fires: none, and the reset
+    # gives the agent nothing to re-run (verification need not wait for it)
+    agent_runs: int = 0
 
     @property
     def changes(self) -> bool:
@@ -350,6 +353,7 @@ async def preview_member(client: Client, damage: Damage) -> MemberPreview:
     rebuilt = steps.rebuild()
     after = rebuilt.book.summary()
     preview.decisions = _decision_fates(steps, rebuilt.fired)
+    preview.agent_runs = len(rebuilt.fired)
     preview.after = fields_of(after)
     preview.redeliver = len(steps.missing) + len(steps.resent())
     if not steps.missing and not steps.resent() and damage.run_id in steps.base:

@@ -56,6 +56,8 @@ async def reset_member(
     identity: str,
     clean_run: str | None = None,
     expected: dict[str, Any] | None = None,
+    agent_runs: bool = True,
+    check_chain: bool = True,
 ) -> ResetOutcome:
     """Reset one member to the first task of the bad build, re-deliver what it lost and,
     given the preview's `expected` state, verify it right away.
@@ -65,6 +67,8 @@ async def reset_member(
     continues the reset's base run, so the server reapplies everything it received. If
     that run is still current, nothing since can have gone elsewhere and the member's
     histories need not be read again; otherwise they are read after the reset.
+
+    `agent_runs` and `check_chain`: see `verify_member`.
 
     Safe to retry: a member whose current run no longer carries the bad build's reset
     point was already repaired (the reset replaced those tasks) and is only healed
@@ -121,7 +125,13 @@ async def reset_member(
     )
     if expected is not None:
         outcome.verification = await verify_member(
-            client, member_id, bad_build, response.run_id, expected
+            client,
+            member_id,
+            bad_build,
+            response.run_id,
+            expected,
+            agent_runs=agent_runs,
+            check_chain=check_chain,
         )
     return outcome
 

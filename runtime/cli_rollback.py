@@ -137,7 +137,9 @@ async def _rollback(args: argparse.Namespace) -> int:
             data["finding"] = scan.as_json() if scan else None
             text += f"\n  {scan.text() if scan else 'finding: starting'}"
         emit(args, data, text)
-        return 1 if progress.mismatches else 0
+        # a rollback that stopped on an error, or left mismatches, is not a success
+        failed = progress.state == releases.RollbackState.FAILED
+        return 1 if progress.mismatches or failed else 0
     if not build:
         raise CliError("name the bad build: loyalty-desk rollback BUILD --dry-run|--execute")
     await deployment.load_drills(client, target.deployment)
