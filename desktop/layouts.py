@@ -1,12 +1,12 @@
 """Building a panel's widgets and layouts in one line each: the rows, columns and forms
-every panel has, named buttons and labels, and the refresh timer."""
+every panel has, splitters and tabs, named buttons and labels, and the refresh timer."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QBoxLayout,
     QFormLayout,
@@ -14,6 +14,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QLayout,
     QPushButton,
+    QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -58,6 +60,34 @@ def form(parent: QWidget, *rows: tuple[str, QWidget | QLayout] | QWidget) -> QFo
         else:
             layout.addRow(row[0], row[1])
     return layout
+
+
+def split(
+    parent: QWidget,
+    orientation: Qt.Orientation,
+    *parts: QWidget | tuple[QWidget, int],
+    name: str | None = None,
+) -> QSplitter:
+    """A splitter over `parts` (a widget, or (one, its stretch factor)), in order."""
+    splitter = QSplitter(orientation, parent)
+    if name:
+        splitter.setObjectName(name)
+    for index, part in enumerate(parts):
+        widget, stretch = part if isinstance(part, tuple) else (part, None)
+        splitter.addWidget(widget)
+        if stretch is not None:
+            splitter.setStretchFactor(index, stretch)
+    return splitter
+
+
+def tabbed(parent: QWidget, *pages: tuple[QWidget, str], name: str | None = None) -> QTabWidget:
+    """A tab widget with `pages` ((page, its tab's title)), in order."""
+    tabs = QTabWidget(parent)
+    if name:
+        tabs.setObjectName(name)
+    for page, title in pages:
+        tabs.addTab(page, title)
+    return tabs
 
 
 def button(
