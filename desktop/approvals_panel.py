@@ -14,7 +14,6 @@ from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QLabel,
-    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QMessageBox,
@@ -26,7 +25,7 @@ from desktop import preload, theme
 from desktop.approvals_filters import QueueFilters
 from desktop.approvals_model import ApprovalsFilterModel, ApprovalsModel
 from desktop.asyncutil import async_slot, cancel_slot_tasks, run_dialog, show_error
-from desktop.layouts import button, elided, hbox, label, split, ticker, vbox
+from desktop.layouts import button, elided, hbox, label, line_edit, split, ticker, vbox
 from desktop.member_detail_text import proposal_text
 from desktop.proposal_view import ProposalView
 from desktop.tables import fixed_table
@@ -82,9 +81,11 @@ class ApprovalsPanel(QWidget):
         self.table.setSortingEnabled(True)
         self.table.installEventFilter(self)
 
-        self.reason = QLineEdit(self)
-        self.reason.setObjectName("decisionReason")
-        self.reason.setPlaceholderText("Reason for the decision (required; kept for the next ones)")
+        self.reason = line_edit(
+            self,
+            "Reason for the decision (required; kept for the next ones)",
+            name="decisionReason",
+        )
         self.approve_button = QPushButton("Approve (A)", self)
         self.reject_button = QPushButton("Reject (R)", self)
         self.next_button = QPushButton("Next (N)", self)
@@ -96,11 +97,11 @@ class ApprovalsPanel(QWidget):
             self.next_button,
         )
 
-        self.policy = QLineEdit(self)
-        self.policy.setObjectName("bulkPolicy")
-        self.policy.setPlaceholderText(
+        self.policy = line_edit(
+            self,
             "Policy, e.g. action=grant_points,max_points=500 (keys: action, min_points, "
-            "max_points, tier, member)"
+            "max_points, tier, member)",
+            name="bulkPolicy",
         )
         self.bulk_approve_button = QPushButton("Approve by policy…", self)
         self.bulk_reject_button = QPushButton("Reject by policy…", self)

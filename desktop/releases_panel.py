@@ -15,12 +15,10 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
-    QComboBox,
     QDoubleSpinBox,
     QGroupBox,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QPushButton,
     QWidget,
 )
@@ -28,7 +26,7 @@ from PySide6.QtWidgets import (
 from desktop import preload
 from desktop.asyncutil import async_slot, cancel_slot_tasks
 from desktop.audit_page import AuditPage
-from desktop.layouts import hbox, label, split, tabbed, ticker, vbox
+from desktop.layouts import choices, hbox, label, line_edit, split, tabbed, ticker, vbox
 from desktop.release_models import RecordsModel, version_columns
 from desktop.replay_page import ReplayPage
 from desktop.rollback_wizard import RollbackWizard
@@ -87,23 +85,21 @@ class ReleasesPanel(QWidget):
         self.message = label(self, "releasesMessage", wrap=True)
         header = hbox(self.deployment_label, 1, self.refresh_button)
 
-        self.reason_edit = QLineEdit(self)
-        self.reason_edit.setObjectName("releaseReason")
-        self.reason_edit.setPlaceholderText("why (required for every release action; audited)")
+        self.reason_edit = line_edit(
+            self, "why (required for every release action; audited)", name="releaseReason"
+        )
         self.current_button = QPushButton("Make selected current", self)
         self.ramp_spin = QDoubleSpinBox(self)
         self.ramp_spin.setRange(1, 100)
         self.ramp_spin.setValue(10)
         self.ramp_spin.setSuffix(" %")
         self.ramp_button = QPushButton("Ramp selected", self)
-        self.build_edit = QLineEdit(self)
-        self.build_edit.setObjectName("newBuild")
-        self.build_edit.setPlaceholderText("build id, e.g. 1.1")
-        self.drill_combo = QComboBox(self)
-        self.drill_combo.setObjectName("drillChoice")
-        self.drill_combo.addItem(NO_DRILL, None)
-        for bug in DRILLS:
-            self.drill_combo.addItem(f"DRILL: {bug}", bug)
+        self.build_edit = line_edit(self, "build id, e.g. 1.1", name="newBuild")
+        self.drill_combo = choices(
+            self,
+            [(NO_DRILL, None), *((f"DRILL: {bug}", bug) for bug in DRILLS)],
+            name="drillChoice",
+        )
         self.start_button = QPushButton("Start worker", self)
         self.workers_label = label(self, "panelWorkers", "Workers started here: none", wrap=True)
 
