@@ -29,9 +29,9 @@ import aiohttp
 import aiosmtplib
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities.support import heartbeating, memo_of
+from recovery.found import if_found
 from workflows.contract import QUERY_PROPOSALS, member_workflow_id
 from workflows.effects import (
     DESTINATIONS_ACTIVITY,
@@ -151,12 +151,7 @@ class Deliverer:
         handle = self._client.get_workflow_handle(member_workflow_id(request.member_id))
         if request.redemption:
             return await self._redemption(handle, request.redemption)
-        try:
-            records = await handle.query(QUERY_PROPOSALS)
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
-                return ProposalNow(found=False)
-            raise
+        records = await if_found(handle.query(QUERY_PROPOSALS))  # None: no such member
         for record in records or []:
             if record.get("id") == request.proposal_id:
                 return ProposalNow(
@@ -167,12 +162,7 @@ class Deliverer:
         return ProposalNow(found=False)
 
     async def _redemption(self, handle: Any, request_id: str) -> ProposalNow:
-        try:
-            record = await handle.query(QUERY_REDEMPTION, request_id)
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
-                return ProposalNow(found=False)
-            raise
+        record = await if_found(handle.query(QUERY_REDEMPTION, request_id))
         if isinstance(record, dict) and record.get("status") == "cancelled":
             return ProposalNow(found=True, digest="", status="cancelled")
         return ProposalNow(found=False)

@@ -11,7 +11,8 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+
+from recovery.found import if_found
 
 HEARTBEAT_EVERY_S = 2.0
 
@@ -40,10 +41,5 @@ async def heartbeating(
 
 async def memo_of(client: Client, workflow_id: str) -> Mapping[str, Any] | None:
     """The memo of workflow `workflow_id`; None when no such workflow was ever started."""
-    handle = client.get_workflow_handle(workflow_id)
-    try:
-        return await (await handle.describe()).memo()
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise
+    description = await if_found(client.get_workflow_handle(workflow_id).describe())
+    return None if description is None else await description.memo()

@@ -10,18 +10,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
-    QHBoxLayout,
     QLabel,
-    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QMessageBox,
     QPushButton,
-    QSplitter,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -29,7 +25,7 @@ from desktop import preload, theme
 from desktop.approvals_filters import QueueFilters
 from desktop.approvals_model import ApprovalsFilterModel, ApprovalsModel
 from desktop.asyncutil import async_slot, cancel_slot_tasks, run_dialog, show_error
-from desktop.layouts import elided, hbox, label
+from desktop.layouts import button, elided, hbox, label, line_edit, split, ticker, vbox
 from desktop.member_detail_text import proposal_text
 from desktop.proposal_view import ProposalView
 from desktop.tables import fixed_table
@@ -72,16 +68,12 @@ class ApprovalsPanel(QWidget):
         self.confirm_box: QMessageBox | None = None
 
         self.filters = QueueFilters(self)
-        self.refresh_button = QPushButton("Refresh", self)
-        self.refresh_button.setObjectName("approvalsRefresh")
+        self.refresh_button = button("Refresh", self, "approvalsRefresh")
         # wraps: a bulk decision under way adds its line to the count
         self.count_label = label(
             self, "approvalsCount", "Waiting for the Temporal server…", wrap=True
         )
-        filters = QHBoxLayout()
-        filters.addWidget(self.filters)
-        filters.addStretch(1)
-        filters.addWidget(self.refresh_button)
+        filters = hbox(self.filters, 1, self.refresh_button)
 
         self.table = fixed_table(self.proxy, self, "approvalsTable", widths=_COLUMN_WIDTHS)
         # unsorted (oldest first) until a header is clicked; the order is remembered
@@ -89,9 +81,11 @@ class ApprovalsPanel(QWidget):
         self.table.setSortingEnabled(True)
         self.table.installEventFilter(self)
 
-        self.reason = QLineEdit(self)
-        self.reason.setObjectName("decisionReason")
-        self.reason.setPlaceholderText("Reason for the decision (required; kept for the next ones)")
+        self.reason = line_edit(
+            self,
+            "Reason for the decision (required; kept for the next ones)",
+            name="decisionReason",
+        )
         self.approve_button = QPushButton("Approve (A)", self)
         self.reject_button = QPushButton("Reject (R)", self)
         self.next_button = QPushButton("Next (N)", self)
@@ -103,11 +97,11 @@ class ApprovalsPanel(QWidget):
             self.next_button,
         )
 
-        self.policy = QLineEdit(self)
-        self.policy.setObjectName("bulkPolicy")
-        self.policy.setPlaceholderText(
+        self.policy = line_edit(
+            self,
             "Policy, e.g. action=grant_points,max_points=500 (keys: action, min_points, "
-            "max_points, tier, member)"
+            "max_points, tier, member)",
+            name="bulkPolicy",
         )
         self.bulk_approve_button = QPushButton("Approve by policy…", self)
         self.bulk_reject_button = QPushButton("Reject by policy…", self)
@@ -121,37 +115,26 @@ class ApprovalsPanel(QWidget):
         self.results = QListWidget(self)
         self.results.setObjectName("decisionResults")
         results_box = QWidget(self)
-        results_layout = QVBoxLayout(results_box)
+        results_layout = vbox(results_box, QLabel("Decisions made here", self), self.results)
         results_layout.setContentsMargins(0, 0, 0, 0)
-        results_layout.addWidget(QLabel("Decisions made here", self))
-        results_layout.addWidget(self.results)
         # the selected proposal whole, beside the queue
         self.proposal_view = ProposalView(session=session, parent=self)
-        beside = self.detail_splitter = QSplitter(Qt.Orientation.Horizontal, self)
-        beside.setObjectName("approvalsDetailSplitter")
-        beside.addWidget(self.table)
-        beside.addWidget(self.proposal_view)
-        beside.setStretchFactor(0, 3)
-        beside.setStretchFactor(1, 2)
-        splitter = self.splitter = QSplitter(Qt.Orientation.Vertical, self)
-        splitter.setObjectName("approvalsSplitter")
-        splitter.addWidget(beside)
-        splitter.addWidget(results_box)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 1)
+        beside = self.detail_splitter = split(
+            self,
+            Qt.Orientation.Horizontal,
+            (self.table, 3),
+            (self.proposal_view, 2),
+            name="approvalsDetailSplitter",
+        )
+        splitter = self.splitter = split(
+            self, Qt.Orientation.Vertical, (beside, 3), (results_box, 1), name="approvalsSplitter"
+        )
 
-        layout = QVBoxLayout(self)
-        layout.addLayout(filters)
-        layout.addWidget(splitter, 1)
-        layout.addLayout(decide_row)
-        layout.addLayout(bulk_row)
-        layout.addWidget(self.count_label)
+        vbox(self, filters, (splitter, 1), decide_row, bulk_row, self.count_label)
 
-        self._timer = QTimer(self)
-        self._timer.setInterval(REFRESH_INTERVAL_MS)
+        self._timer = ticker(self, REFRESH_INTERVAL_MS, self._on_timer_timeout)
         self._ticks = 0
         self._bulk_text = ""  # the bulk decisions running, as the last refresh found them
-        self._timer.timeout.connect(self._on_timer_timeout)
         self.filters.changed.connect(self._on_filters_changed)
         self.refresh_button.clicked.connect(self._on_refresh_button_clicked)
         self.approve_button.clicked.connect(self._on_approve_button_clicked)

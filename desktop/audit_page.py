@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.layouts import line_edit
 from desktop.release_models import RecordsModel, audit_columns
 from desktop.tables import records_table
 from runtime import audit_log
@@ -98,9 +99,7 @@ class AuditPage(QWidget):
 
 
 def _filter(parent: QWidget, name: str, placeholder: str) -> QLineEdit:
-    edit = QLineEdit(parent)
-    edit.setObjectName(name)
-    edit.setPlaceholderText(placeholder)
+    edit = line_edit(parent, placeholder, name=name)
     edit.setClearButtonEnabled(True)
     return edit
 

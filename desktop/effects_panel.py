@@ -16,11 +16,9 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QTableWidget,
     QTableWidgetItem,
     QWidget,
@@ -28,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from desktop import preload
 from desktop.asyncutil import async_slot, cancel_slot_tasks
-from desktop.layouts import button, label, ticker, vbox
+from desktop.layouts import button, choices, label, line_edit, ticker, vbox
 from desktop.units import local_time_text, utc_time_text
 
 if TYPE_CHECKING:
@@ -68,13 +66,8 @@ class EffectsPanel(QWidget):
         self.rows: list[dict[str, Any]] = []
         self.counts: dict[str, int] = {}
 
-        self.status_filter = QComboBox(self)
-        self.status_filter.setObjectName("effectsStatus")
-        for text, value in STATUS_CHOICES:
-            self.status_filter.addItem(text, value)
-        self.member_filter = QLineEdit(self)
-        self.member_filter.setObjectName("effectsMember")
-        self.member_filter.setPlaceholderText("member id")
+        self.status_filter = choices(self, STATUS_CHOICES, name="effectsStatus")
+        self.member_filter = line_edit(self, "member id", name="effectsMember")
         self.member_filter.setVisible(member is None)
         self.refresh_button = button("Refresh", self, "effectsRefresh")
         self.retry_button = button(

@@ -26,6 +26,8 @@ from PySide6.QtWidgets import (
 
 from desktop import preload
 from desktop.asyncutil import async_slot
+from desktop.layouts import line_edit
+from desktop.settings_keyring import secret_edit
 
 if TYPE_CHECKING:
     from desktop.session import Session
@@ -52,25 +54,23 @@ class EffectsSettingsBox(QGroupBox):
         self.status.setWordWrap(True)
         form.addRow(self.status)
         for kind, label in KIND_LABELS:
-            edit = QLineEdit(self)
-            edit.setObjectName(f"webhook_{kind}")
-            edit.setPlaceholderText("https://… webhook (empty: they wait undelivered)")
+            edit = line_edit(
+                self, "https://… webhook (empty: they wait undelivered)", name=f"webhook_{kind}"
+            )
             self.webhooks[kind] = edit
             form.addRow(f"{label}, webhook:", edit)
-        self.email = QLineEdit(self)
-        self.email.setObjectName("effectsEmail")
-        self.email.setPlaceholderText("{member_id}@members.example (empty: no email)")
+        self.email = line_edit(
+            self, "{member_id}@members.example (empty: no email)", name="effectsEmail"
+        )
         form.addRow("Messages, email to:", self.email)
         self.smtp_host = QLineEdit(self)
         self.smtp_host.setObjectName("smtpHost")
         self.smtp_port = QSpinBox(self)
         self.smtp_port.setRange(1, 65535)
         self.smtp_port.setValue(587)
-        self.smtp_sender = QLineEdit(self)
-        self.smtp_sender.setPlaceholderText("From address")
+        self.smtp_sender = line_edit(self, "From address")
         self.smtp_username = QLineEdit(self)
-        self.smtp_ca = QLineEdit(self)
-        self.smtp_ca.setPlaceholderText("CA file (PEM) to trust, if not the system's")
+        self.smtp_ca = line_edit(self, "CA file (PEM) to trust, if not the system's")
         self.smtp_starttls = QCheckBox("STARTTLS (off only for a server on this machine)", self)
         self.smtp_starttls.setChecked(True)
         form.addRow("SMTP host:", self.smtp_host)
@@ -79,13 +79,13 @@ class EffectsSettingsBox(QGroupBox):
         form.addRow("SMTP login:", self.smtp_username)
         form.addRow("SMTP CA file:", self.smtp_ca)
         form.addRow("", self.smtp_starttls)
-        self.webhook_secret = _secret_edit(self, "webhookSecret", "a signing secret")
-        self.smtp_password = _secret_edit(self, "smtpPassword", "an SMTP password")
+        self.webhook_secret = secret_edit(self, "webhookSecret", "a signing secret")
+        self.smtp_password = secret_edit(self, "smtpPassword", "an SMTP password")
         form.addRow("Webhook secret:", self.webhook_secret)
         form.addRow("SMTP password:", self.smtp_password)
-        self.reason = QLineEdit(self)
-        self.reason.setObjectName("effectsReason")
-        self.reason.setPlaceholderText("why they change (recorded in the audit log)")
+        self.reason = line_edit(
+            self, "why they change (recorded in the audit log)", name="effectsReason"
+        )
         form.addRow("Why:", self.reason)
         self.apply_button = QPushButton("Apply effect destinations", self)
         self.apply_button.setObjectName("effectsApply")
@@ -210,14 +210,6 @@ class EffectsSettingsBox(QGroupBox):
         except (ValueError, RuntimeError) as error:  # EffectsError, SecretsError: one line
             text = str(error)
         self.status.setText(text)
-
-
-def _secret_edit(parent: QWidget, name: str, what: str) -> QLineEdit:
-    edit = QLineEdit(parent)
-    edit.setObjectName(name)
-    edit.setEchoMode(QLineEdit.EchoMode.Password)
-    edit.setPlaceholderText(f"paste {what} to store it in the keyring")
-    return edit
 
 
 __all__ = ["EffectsSettingsBox"]

@@ -26,6 +26,17 @@ READ_ONLY = (
 )
 
 
+ROW_ROLE = Qt.ItemDataRole.UserRole + 1  # the raw row dict
+KEY_ROLE = Qt.ItemDataRole.UserRole + 2  # what identifies the row
+# the roles whose value comes from the row, for dataChanged
+ROW_VALUE_ROLES = (
+    Qt.ItemDataRole.DisplayRole,
+    Qt.ItemDataRole.ToolTipRole,
+    Qt.ItemDataRole.ForegroundRole,
+    ROW_ROLE,
+)
+
+
 def header(
     titles: Sequence[tuple[str, bool]], section: int, orientation: Qt.Orientation, role: int
 ) -> Any:
@@ -55,14 +66,9 @@ class Column:
 class KeyedRowsModel(QAbstractTableModel):
     """Rows (dicts) identified by their `KEY_FIELD`; subclasses say how a cell reads."""
 
-    RowRole = Qt.ItemDataRole.UserRole + 1  # the raw row dict
-    KeyRole = Qt.ItemDataRole.UserRole + 2
-    ROW_ROLES = (
-        Qt.ItemDataRole.DisplayRole,
-        Qt.ItemDataRole.ToolTipRole,
-        Qt.ItemDataRole.ForegroundRole,
-        RowRole,
-    )
+    RowRole = ROW_ROLE
+    KeyRole = KEY_ROLE
+    ROW_ROLES = ROW_VALUE_ROLES
     COLUMNS: tuple[Column, ...] = ()
     KEY_FIELD = "key"  # the row field that identifies it
 

@@ -1,22 +1,29 @@
 """Building a panel's widgets and layouts in one line each: the rows, columns and forms
-every panel has, named buttons and labels, and the refresh timer."""
+every panel has, splitters and tabs, named buttons, labels, text fields and choices, and
+the refresh timer."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import (
     QBoxLayout,
+    QComboBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QLayout,
+    QLineEdit,
     QPushButton,
+    QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
+
+Obj = TypeVar("Obj", bound=QObject)
 
 # what a row or a column holds: a widget or layout, (one, its stretch), or a bare stretch
 Item = QWidget | QLayout | int | tuple[QWidget | QLayout, int]
@@ -60,6 +67,37 @@ def form(parent: QWidget, *rows: tuple[str, QWidget | QLayout] | QWidget) -> QFo
     return layout
 
 
+def _named(thing: Obj, name: str | None) -> Obj:
+    """`thing`, with the object name `name` when one is given (tests and styles find it)."""
+    if name:
+        thing.setObjectName(name)
+    return thing
+
+
+def split(
+    parent: QWidget,
+    orientation: Qt.Orientation,
+    *parts: QWidget | tuple[QWidget, int],
+    name: str | None = None,
+) -> QSplitter:
+    """A splitter over `parts` (a widget, or (one, its stretch factor)), in order."""
+    splitter = _named(QSplitter(orientation, parent), name)
+    for index, part in enumerate(parts):
+        widget, stretch = part if isinstance(part, tuple) else (part, None)
+        splitter.addWidget(widget)
+        if stretch is not None:
+            splitter.setStretchFactor(index, stretch)
+    return splitter
+
+
+def tabbed(parent: QWidget, *pages: tuple[QWidget, str], name: str | None = None) -> QTabWidget:
+    """A tab widget with `pages` ((page, its tab's title)), in order."""
+    tabs = _named(QTabWidget(parent), name)
+    for page, title in pages:
+        tabs.addTab(page, title)
+    return tabs
+
+
 def button(
     text: str,
     parent: QWidget,
@@ -69,9 +107,7 @@ def button(
     enabled: bool = True,
     default: bool = False,
 ) -> QPushButton:
-    widget = QPushButton(text, parent)
-    if name:
-        widget.setObjectName(name)
+    widget = _named(QPushButton(text, parent), name)
     if tip:
         widget.setToolTip(tip)
     widget.setEnabled(enabled)
@@ -85,6 +121,23 @@ def label(parent: QWidget, name: str, text: str = "", *, wrap: bool = False) -> 
     widget.setObjectName(name)
     widget.setWordWrap(wrap)
     return widget
+
+
+def line_edit(parent: QWidget, placeholder: str, *, name: str | None = None) -> QLineEdit:
+    """A text field showing `placeholder` while it is empty."""
+    edit = _named(QLineEdit(parent), name)
+    edit.setPlaceholderText(placeholder)
+    return edit
+
+
+def choices(
+    parent: QWidget, items: Iterable[tuple[str, Any]], *, name: str | None = None
+) -> QComboBox:
+    """A combo box of `items`, (the text shown, the data it stands for), in order."""
+    combo = _named(QComboBox(parent), name)
+    for text, data in items:
+        combo.addItem(text, data)
+    return combo
 
 
 def ticker(parent: QWidget, interval_ms: int, on_timeout: Callable[[], Any]) -> QTimer:

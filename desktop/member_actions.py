@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QGroupBox,
-    QLineEdit,
     QMessageBox,
     QSpinBox,
     QWidget,
@@ -24,7 +23,7 @@ from PySide6.QtWidgets import (
 import resources
 from desktop import preload
 from desktop.asyncutil import async_slot, show_error
-from desktop.layouts import button, form, vbox
+from desktop.layouts import button, choices, form, line_edit, vbox
 from workflows.contract import AMOUNT_FIELD, SIGNAL_EVENT, UPDATE_SYNC, member_workflow_id
 
 if TYPE_CHECKING:
@@ -67,8 +66,7 @@ class MemberActions(QWidget):
         self.event_amount.setRange(0.01, 50_000.0)
         self.event_amount.setPrefix("$")
         self.event_amount.setValue(25.0)
-        self.event_text = QLineEdit(self)
-        self.event_text.setPlaceholderText("Ticket text")
+        self.event_text = line_edit(self, "Ticket text")
         self.event_text.setEnabled(False)
         self.send_button = button("Send event", self, "sendEventButton")
         event_box = QGroupBox("Send a test event", self)
@@ -83,8 +81,7 @@ class MemberActions(QWidget):
         self.adjust_points = QSpinBox(self)
         self.adjust_points.setRange(-1_000_000, 1_000_000)
         self.adjust_points.setValue(100)
-        self.adjust_reason = QLineEdit(self)
-        self.adjust_reason.setPlaceholderText("Why (required)")
+        self.adjust_reason = line_edit(self, "Why (required)")
         self.adjust_button = button("Apply adjustment", self, "adjustButton")
         adjust_box = QGroupBox("Manual adjustment", self)
         form(
@@ -94,17 +91,14 @@ class MemberActions(QWidget):
             self.adjust_button,
         )
 
-        self.reward = QComboBox(self)
         # the catalogue itself (runtime.rewards imports the member workflow: preloaded)
-        for reward in sorted(resources.rewards().values(), key=lambda r: (r["cost"], r["id"])):
-            self.reward.addItem(
-                f"{reward['name']}: {reward['cost']:,} pts ({reward['min_tier']}+)", reward["id"]
-            )
-        self.redeem_reason = QLineEdit(self)
-        self.redeem_reason.setPlaceholderText("Why (required)")
+        rewards = sorted(resources.rewards().values(), key=lambda r: (r["cost"], r["id"]))
+        self.reward = choices(
+            self, [(f"{r['name']}: {r['cost']:,} pts ({r['min_tier']}+)", r["id"]) for r in rewards]
+        )
+        self.redeem_reason = line_edit(self, "Why (required)")
         self.redeem_button = button("Redeem…", self, "redeemButton")
-        self.cancel_request = QLineEdit(self)
-        self.cancel_request.setPlaceholderText("Request id (see Timeline)")
+        self.cancel_request = line_edit(self, "Request id (see Timeline)")
         self.cancel_button = button("Cancel redemption…", self, "cancelRedemptionButton")
         redeem_box = QGroupBox("Redemption", self)
         form(

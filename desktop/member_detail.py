@@ -15,21 +15,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDesktopServices
 from PySide6.QtWidgets import (
     QGridLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
-    QSplitter,
-    QTabWidget,
-    QVBoxLayout,
     QWidget,
 )
 
 from desktop.asyncutil import async_slot, cancel_slot_tasks, one_line
 from desktop.effects_panel import EffectsPanel
+from desktop.layouts import hbox, label, split, tabbed, ticker, vbox
 from desktop.member_actions import MemberActions
 from desktop.member_detail_chart import PointsChart
 from desktop.member_detail_models import LedgerModel, ProposalsModel, TimelineModel
@@ -120,11 +117,13 @@ class MemberDetail(QWidget):
             stretch=6,
             widths=(140, 115, 160, 75, 125, 65, 0),
         )
-        self.tabs = QTabWidget(self)
-        self.tabs.addTab(self.ledger_table, "Ledger")
-        self.tabs.addTab(self.chart, "Points over time")
-        self.tabs.addTab(self.timeline_table, "Timeline")
-        self.tabs.addTab(self.proposals_table, "Proposals")
+        self.tabs = tabbed(
+            self,
+            (self.ledger_table, "Ledger"),
+            (self.chart, "Points over time"),
+            (self.timeline_table, "Timeline"),
+            (self.proposals_table, "Proposals"),
+        )
         self.effects = EffectsPanel(session=session, member=member_id, parent=self)
         self.tabs.addTab(self.effects, "Effects")
 
@@ -133,40 +132,20 @@ class MemberDetail(QWidget):
             member_id=member_id, session=session, say=self._say, refresh=self.refresh, parent=self
         )
 
-        self.runs_label = QLabel("…", self)
-        self.runs_label.setObjectName("runLinks")
+        self.runs_label = label(self, "runLinks", "…", wrap=True)
         self.runs_label.setTextFormat(Qt.TextFormat.RichText)
-        self.runs_label.setWordWrap(True)
         runs_box = QGroupBox("Runs in the Temporal Web UI", self)
-        QVBoxLayout(runs_box).addWidget(self.runs_label)
+        vbox(runs_box, self.runs_label)
 
         side = QWidget(self)
-        side_layout = QVBoxLayout(side)
-        side_layout.setContentsMargins(0, 0, 0, 0)
-        side_layout.addWidget(self.controls)
-        side_layout.addWidget(runs_box)
-        side_layout.addStretch(1)
-        splitter = QSplitter(self)
-        splitter.addWidget(self.tabs)
-        splitter.addWidget(side)
-        splitter.setStretchFactor(0, 1)
+        vbox(side, self.controls, runs_box, 1).setContentsMargins(0, 0, 0, 0)
+        splitter = split(self, Qt.Orientation.Horizontal, (self.tabs, 1), side)
         splitter.setSizes([820, 280])
 
-        self.status = QLabel(self)
-        self.status.setObjectName("detailStatus")
-        self.status.setWordWrap(True)
-        layout = QVBoxLayout(self)
-        header = QHBoxLayout()
-        header.addWidget(self.title)
-        header.addStretch(1)
-        layout.addLayout(header)
-        layout.addLayout(grid)
-        layout.addWidget(splitter, 1)
-        layout.addWidget(self.status)
+        self.status = label(self, "detailStatus", wrap=True)
+        vbox(self, hbox(self.title, 1), grid, (splitter, 1), self.status)
 
-        self._timer = QTimer(self)
-        self._timer.setInterval(REFRESH_INTERVAL_MS)
-        self._timer.timeout.connect(self._on_timer_timeout)
+        self._timer = ticker(self, REFRESH_INTERVAL_MS, self._on_timer_timeout)
         self.runs_label.linkActivated.connect(self._on_runs_label_link_activated)
 
     # -- public -----------------------------------------------------------------------
@@ -253,10 +232,10 @@ class MemberDetail(QWidget):
         self.state = state
         pending = sum(1 for p in state.get("proposals") or [] if p.get("status") == "pending")
         values = {**state, "pending": pending}
-        for key, label in self.state_labels.items():
-            label.setText(state_text(key, values.get(key), state))
+        for key, shown in self.state_labels.items():
+            shown.setText(state_text(key, values.get(key), state))
             if key == "last_event_at":
-                label.setToolTip(utc_time_text(values.get(key)))
+                shown.setToolTip(utc_time_text(values.get(key)))
         ledger = state.get("ledger") or []
         self.ledger_model.set_rows(ledger)
         self.chart.set_points(chart_points(state))

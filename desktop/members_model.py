@@ -13,7 +13,13 @@ from PySide6.QtCore import (
 )
 
 from desktop import theme
-from desktop.keyed_rows_model import header, read_only_flags
+from desktop.keyed_rows_model import (
+    KEY_ROLE,
+    ROW_ROLE,
+    ROW_VALUE_ROLES,
+    header,
+    read_only_flags,
+)
 from desktop.members_store import COLUMNS, MembersStore, Row, SortOrder
 from desktop.units import local_time_text, utc_time_text
 
@@ -36,16 +42,10 @@ class MembersTableModel(QAbstractTableModel):
 
     more_requested = Signal()
 
-    RowRole = Qt.ItemDataRole.UserRole + 1  # the raw row dict (member_row's fields)
-    MemberIdRole = Qt.ItemDataRole.UserRole + 2
+    RowRole = ROW_ROLE  # the raw row dict (member_row's fields)
+    MemberIdRole = KEY_ROLE
     # every role whose value comes from the row, for dataChanged
-    ROW_ROLES = (
-        Qt.ItemDataRole.DisplayRole,
-        Qt.ItemDataRole.ToolTipRole,
-        Qt.ItemDataRole.ForegroundRole,
-        RowRole,
-        MemberIdRole,
-    )
+    ROW_ROLES = (*ROW_VALUE_ROLES, MemberIdRole)
 
     def __init__(self, *, store: MembersStore, parent: Any = None) -> None:
         super().__init__(parent)

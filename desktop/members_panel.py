@@ -12,14 +12,13 @@ from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
-    QLineEdit,
     QTableView,
     QWidget,
 )
 
 from desktop import theme
 from desktop.asyncutil import async_slot, cancel_slot_tasks
-from desktop.layouts import button, hbox, label, ticker, vbox
+from desktop.layouts import button, hbox, label, line_edit, ticker, vbox
 from desktop.members_loader import MembersLoader, MembersSource, search_query
 from desktop.members_model import MembersStore, MembersTableModel
 from workflows.visibility import check_fragment
@@ -55,11 +54,11 @@ class MembersPanel(QWidget):
         self.model = MembersTableModel(store=self._store, parent=self)
         self._loader: MembersLoader | None = None
 
-        self.search = QLineEdit(self)
-        self.search.setObjectName("memberSearch")
-        self.search.setPlaceholderText(
+        self.search = line_edit(
+            self,
             "Member id prefix, or a visibility query such as "
-            "LoyaltyTier = 'Gold' AND LoyaltyPoints > 500"
+            "LoyaltyTier = 'Gold' AND LoyaltyPoints > 500",
+            name="memberSearch",
         )
         self.search.setClearButtonEnabled(True)
         self.refresh_button = button("Refresh", self, "refreshButton", enabled=False)

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import QSettings, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGroupBox, QSpinBox, QWidget
+from PySide6.QtWidgets import QCheckBox, QFormLayout, QGroupBox, QSpinBox, QWidget
 
 from desktop import theme
+from desktop.layouts import choices
 
 DEFAULT_THRESHOLD_MIN = 30
 DEFAULT_RATE_LIMIT_MIN = 10
@@ -82,15 +83,12 @@ class PreferencesBox(QGroupBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("This desktop (applies at once)", parent)
         self.setObjectName("preferences")
-        self.theme_combo = QComboBox(self)
-        self.theme_combo.setObjectName("themeChoice")
+        self.theme_combo = choices(
+            self,
+            [("Follow the system", "system"), ("Light", "light"), ("Dark", "dark")],
+            name="themeChoice",
+        )
         self.theme_combo.setAccessibleName("Theme")
-        for value, label in (
-            ("system", "Follow the system"),
-            ("light", "Light"),
-            ("dark", "Dark"),
-        ):
-            self.theme_combo.addItem(label, value)
         self.notify_check = QCheckBox("Desktop notifications", self)
         self.notify_check.setObjectName("notificationsEnabled")
         self.threshold_spin = QSpinBox(self)

@@ -15,24 +15,18 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
-    QComboBox,
     QDoubleSpinBox,
     QGroupBox,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QPushButton,
-    QSplitter,
-    QTabWidget,
-    QVBoxLayout,
     QWidget,
 )
 
 from desktop import preload
 from desktop.asyncutil import async_slot, cancel_slot_tasks
 from desktop.audit_page import AuditPage
-from desktop.layouts import ticker, vbox
+from desktop.layouts import choices, hbox, label, line_edit, split, tabbed, ticker, vbox
 from desktop.release_models import RecordsModel, version_columns
 from desktop.replay_page import ReplayPage
 from desktop.rollback_wizard import RollbackWizard
@@ -88,61 +82,44 @@ class ReleasesPanel(QWidget):
         )
         self.deployment_label = QLabel(f"Deployment {session.target.deployment}", self)
         self.refresh_button = QPushButton("Refresh", self)
-        self.message = QLabel(self)
-        self.message.setObjectName("releasesMessage")
-        self.message.setWordWrap(True)
-        header = QHBoxLayout()
-        header.addWidget(self.deployment_label)
-        header.addStretch(1)
-        header.addWidget(self.refresh_button)
+        self.message = label(self, "releasesMessage", wrap=True)
+        header = hbox(self.deployment_label, 1, self.refresh_button)
 
-        self.reason_edit = QLineEdit(self)
-        self.reason_edit.setObjectName("releaseReason")
-        self.reason_edit.setPlaceholderText("why (required for every release action; audited)")
+        self.reason_edit = line_edit(
+            self, "why (required for every release action; audited)", name="releaseReason"
+        )
         self.current_button = QPushButton("Make selected current", self)
         self.ramp_spin = QDoubleSpinBox(self)
         self.ramp_spin.setRange(1, 100)
         self.ramp_spin.setValue(10)
         self.ramp_spin.setSuffix(" %")
         self.ramp_button = QPushButton("Ramp selected", self)
-        self.build_edit = QLineEdit(self)
-        self.build_edit.setObjectName("newBuild")
-        self.build_edit.setPlaceholderText("build id, e.g. 1.1")
-        self.drill_combo = QComboBox(self)
-        self.drill_combo.setObjectName("drillChoice")
-        self.drill_combo.addItem(NO_DRILL, None)
-        for bug in DRILLS:
-            self.drill_combo.addItem(f"DRILL: {bug}", bug)
+        self.build_edit = line_edit(self, "build id, e.g. 1.1", name="newBuild")
+        self.drill_combo = choices(
+            self,
+            [(NO_DRILL, None), *((f"DRILL: {bug}", bug) for bug in DRILLS)],
+            name="drillChoice",
+        )
         self.start_button = QPushButton("Start worker", self)
-        self.workers_label = QLabel("Workers started here: none", self)
-        self.workers_label.setObjectName("panelWorkers")
-        self.workers_label.setWordWrap(True)
+        self.workers_label = label(self, "panelWorkers", "Workers started here: none", wrap=True)
 
         actions = QGroupBox("Release", self)
-        rows = QVBoxLayout(actions)
-        reason_row = QHBoxLayout()
-        reason_row.addWidget(QLabel("Reason:", actions))
-        reason_row.addWidget(self.reason_edit, 1)
-        routing = QHBoxLayout()
-        routing.addWidget(self.current_button)
-        routing.addWidget(self.ramp_spin)
-        routing.addWidget(self.ramp_button)
-        routing.addStretch(1)
-        start = QHBoxLayout()
-        start.addWidget(QLabel("New worker:", actions))
-        start.addWidget(self.build_edit)
-        start.addWidget(self.drill_combo)
-        start.addWidget(self.start_button)
-        start.addStretch(1)
-        rows.addLayout(reason_row)
-        rows.addLayout(routing)
-        rows.addLayout(start)
-        rows.addWidget(self.workers_label)
+        vbox(
+            actions,
+            hbox(QLabel("Reason:", actions), (self.reason_edit, 1)),
+            hbox(self.current_button, self.ramp_spin, self.ramp_button, 1),
+            hbox(
+                QLabel("New worker:", actions),
+                self.build_edit,
+                self.drill_combo,
+                self.start_button,
+                1,
+            ),
+            self.workers_label,
+        )
 
         self.wizard = RollbackWizard(session=session, parent=self)
-        self.tabs = QTabWidget(self)
-        self.tabs.setObjectName("releasesTabs")
-        self.tabs.addTab(self.wizard, "Rollback")
+        self.tabs = tabbed(self, (self.wizard, "Rollback"), name="releasesTabs")
         self.replay_page = ReplayPage(session=session, parent=self)
         # the page's parts, where the window's tests and tools have always found them
         page = self.replay_page
@@ -166,13 +143,10 @@ class ReleasesPanel(QWidget):
         vbox(top, header, (self.versions_table, 1), actions, self.message).setContentsMargins(
             0, 0, 0, 0
         )
-        self.splitter = QSplitter(Qt.Orientation.Vertical, self)
-        self.splitter.setObjectName("releasesSplitter")
+        self.splitter = split(
+            self, Qt.Orientation.Vertical, (top, 1), (self.tabs, 3), name="releasesSplitter"
+        )
         self.splitter.setChildrenCollapsible(False)
-        self.splitter.addWidget(top)
-        self.splitter.addWidget(self.tabs)
-        self.splitter.setStretchFactor(0, 1)
-        self.splitter.setStretchFactor(1, 3)
         vbox(self, self.splitter)
 
         self._timer = ticker(self, REFRESH_INTERVAL_MS, self._on_timer_timeout)

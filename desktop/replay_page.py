@@ -8,11 +8,11 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QLineEdit, QPushButton, QWidget
+from PySide6.QtWidgets import QPushButton, QWidget
 
 from desktop import preload, theme
 from desktop.asyncutil import async_slot
-from desktop.layouts import button, hbox, label, vbox
+from desktop.layouts import button, hbox, label, line_edit, vbox
 from desktop.release_models import RecordsModel, replay_columns
 from desktop.tables import records_table
 
@@ -37,9 +37,8 @@ class ReplayPage(QWidget):
         self._session = session
         self._replay: asyncio.Task[dict[str, Any]] | None = None  # the running check
         self.replay_pid: int | None = None  # its child process, while it runs
-        self.candidate_edit = QLineEdit(self)
-        self.candidate_edit.setPlaceholderText(
-            "candidate build (empty: the code installed here, or a drill build id)"
+        self.candidate_edit = line_edit(
+            self, "candidate build (empty: the code installed here, or a drill build id)"
         )
         self.replay_button = QPushButton("Run replay check", self)
         self.replay_cancel_button = button("Cancel", self, enabled=False)

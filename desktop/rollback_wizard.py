@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QLabel,
-    QLineEdit,
     QProgressBar,
     QPushButton,
     QStackedWidget,
@@ -27,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from desktop import preload, rollback_text
 from desktop.asyncutil import async_slot, cancel_slot_tasks
-from desktop.layouts import button, form, hbox, label, vbox
+from desktop.layouts import button, form, hbox, label, line_edit, vbox
 from desktop.release_models import (
     RecordsModel,
     affected_columns,
@@ -111,8 +110,7 @@ class RollbackWizard(QWidget):
         self.build_combo.setObjectName("badBuild")
         self.build_combo.setEditable(True)
         self.build_combo.setMinimumWidth(320)
-        self.query_edit = QLineEdit(page)
-        self.query_edit.setPlaceholderText("optional: only members matching a visibility query")
+        self.query_edit = line_edit(page, "optional: only members matching a visibility query")
         intro = QLabel(
             "Choose the build that damaged members. The next steps find every member it "
             "touched (across continue-as-new runs) and preview the repair; nothing changes "
@@ -141,9 +139,9 @@ class RollbackWizard(QWidget):
 
     def _execute_page(self) -> QWidget:
         page = QWidget(self)
-        self.reason_edit = QLineEdit(page)
-        self.reason_edit.setObjectName("rollbackReason")
-        self.reason_edit.setPlaceholderText("why (required; recorded in the audit log)")
+        self.reason_edit = line_edit(
+            page, "why (required; recorded in the audit log)", name="rollbackReason"
+        )
         self.rate_spin = QDoubleSpinBox(page)
         self.rate_spin.setRange(1, 1000)
         self.rate_spin.setDecimals(0)

@@ -12,11 +12,11 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QLabel,
-    QLineEdit,
     QSpinBox,
     QWidget,
 )
 
+from desktop.layouts import line_edit
 from desktop.units import exact_duration_text, parse_duration
 
 # the guardrails people tune; the rest keep their defaults unless set in the file
@@ -73,9 +73,9 @@ class GuardrailsBox(QGroupBox):
         self.widgets: dict[str, QSpinBox | QCheckBox] = {}
         # the deployment's guardrails as last read from the server (None: not read yet)
         self.read: dict[str, Any] | None = None
-        self.reason = QLineEdit(self)
-        self.reason.setObjectName("policyReason")
-        self.reason.setPlaceholderText("why they change (recorded in the audit log)")
+        self.reason = line_edit(
+            self, "why they change (recorded in the audit log)", name="policyReason"
+        )
         self.status = QLabel(self)
         self.status.setObjectName("policyStatus")
         self.status.setWordWrap(True)

@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 from PySide6.QtWidgets import QLineEdit, QWidget
 
+from desktop.layouts import line_edit
+
 T = TypeVar("T")
 
 _KEYRING_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyring")
@@ -56,9 +58,8 @@ async def in_keyring_thread(call: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(_KEYRING_THREAD, call, *args)
 
 
-def secret_edit(parent: QWidget, name: str) -> QLineEdit:
-    edit = QLineEdit(parent)
-    edit.setObjectName(name)
+def secret_edit(parent: QWidget, name: str, what: str = "a key") -> QLineEdit:
+    """A masked field to paste `what` into, for the keyring."""
+    edit = line_edit(parent, f"paste {what} to store it in the keyring", name=name)
     edit.setEchoMode(QLineEdit.EchoMode.Password)
-    edit.setPlaceholderText("paste a key to store it in the keyring")
     return edit

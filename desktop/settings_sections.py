@@ -11,7 +11,6 @@ from typing import Any
 
 from PySide6.QtWidgets import (
     QButtonGroup,
-    QComboBox,
     QFileDialog,
     QGridLayout,
     QGroupBox,
@@ -23,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.asyncutil import async_slot, run_dialog
-from desktop.layouts import form, label
+from desktop.layouts import choices, form, label, line_edit
 from desktop.settings_keyring import secret_edit
 
 PROVIDER_CHOICES = (
@@ -45,14 +44,10 @@ class TemporalBox(QGroupBox):
         self._target_group = QButtonGroup(self)
         self._target_group.addButton(self.embedded_radio)
         self._target_group.addButton(self.external_radio)
-        self.address_edit = QLineEdit(self)
-        self.address_edit.setPlaceholderText("host:port, e.g. my-ns.a1b2c.tmprl.cloud:7233")
-        self.namespace_edit = QLineEdit(self)
-        self.namespace_edit.setPlaceholderText("default")
-        self.cert_edit = QLineEdit(self)
-        self.cert_edit.setPlaceholderText("TLS client certificate file (PEM)")
-        self.private_edit = QLineEdit(self)
-        self.private_edit.setPlaceholderText("TLS client key file (PEM)")
+        self.address_edit = line_edit(self, "host:port, e.g. my-ns.a1b2c.tmprl.cloud:7233")
+        self.namespace_edit = line_edit(self, "default")
+        self.cert_edit = line_edit(self, "TLS client certificate file (PEM)")
+        self.private_edit = line_edit(self, "TLS client key file (PEM)")
         self.cert_button = QPushButton("Browse…", self)
         self.private_button = QPushButton("Browse…", self)
         self.key_edit = secret_edit(self, "temporalApiKey")
@@ -148,14 +143,11 @@ class ModelBox(QGroupBox):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Agent model (applies when the worker starts)", parent)
-        self.provider_combo = QComboBox(self)
-        self.provider_combo.setObjectName("provider")
-        for value, text in PROVIDER_CHOICES:
-            self.provider_combo.addItem(text, value)
-        self.model_edit = QLineEdit(self)
-        self.model_edit.setPlaceholderText("gpt-4o-mini")
-        self.base_url_edit = QLineEdit(self)
-        self.base_url_edit.setPlaceholderText("http://127.0.0.1:8000/v1")
+        self.provider_combo = choices(
+            self, [(text, value) for value, text in PROVIDER_CHOICES], name="provider"
+        )
+        self.model_edit = line_edit(self, "gpt-4o-mini")
+        self.base_url_edit = line_edit(self, "http://127.0.0.1:8000/v1")
         self.key_edit = secret_edit(self, "openaiKey")
         self.key_status = label(self, "openaiKeyStatus", wrap=True)
         form(

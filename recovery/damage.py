@@ -13,8 +13,8 @@ from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
 )
-from temporalio.service import RPCError, RPCStatusCode
 
+from recovery.found import if_found
 from recovery.runs import previous_run, reset_base
 from recovery.scan import FINDING, ScanProgress
 from workflows.contract import member_id_of, member_workflow_id
@@ -91,11 +91,8 @@ async def checked_damage(
     if damage is None or damage.problem or damage.point is None:
         return damage
     if damage.point.run_id != description.run_id:
-        try:
-            await client.get_workflow_handle(description.id, run_id=damage.point.run_id).describe()
-        except RPCError as error:
-            if error.status != RPCStatusCode.NOT_FOUND:
-                raise
+        handle = client.get_workflow_handle(description.id, run_id=damage.point.run_id)
+        if await if_found(handle.describe()) is None:
             damage.problem = (
                 f"reset point expired: run {damage.point.run_id} holding the first task of "
                 f"{bad_build} is gone (namespace retention)"

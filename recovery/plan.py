@@ -14,7 +14,6 @@ from temporalio.client import (
     WorkflowHistory,
 )
 from temporalio.converter import DataConverter
-from temporalio.service import RPCError, RPCStatusCode
 
 from recovery.history import Decided, Received, received
 from recovery.rebuild import Rebuild
@@ -22,6 +21,7 @@ from recovery.runs import (
     as_run_applied,
     aware,
     closed_at,
+    fetch_run,
     next_run,
     previous_run,
     reset_base,
@@ -193,14 +193,10 @@ async def _chain_still_running(
         successor = next_run(history)
         if successor is None:
             return closed_at(history) is None
-        try:
-            handle = client.get_workflow_handle(workflow_id, run_id=successor)
-            history = await handle.fetch_history()
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
-                return False
-            raise
-        runs[successor] = history
+        following = await fetch_run(client, workflow_id, successor)
+        if following is None:
+            return False
+        runs[successor] = history = following
     return False
 
 
@@ -245,12 +241,9 @@ async def _follow_links(
         if run_id in seen:
             continue
         seen.add(run_id)
-        try:
-            history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:  # deleted (retention)
-                continue
-            raise
+        history = await fetch_run(client, workflow_id, run_id)
+        if history is None:  # deleted (retention)
+            continue
         closed = closed_at(history)
         if closed is not None and aware(closed) < since:
             continue

@@ -10,8 +10,8 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
-from temporalio.service import RPCError, RPCStatusCode
 
+from recovery.found import if_found
 from workflows.member_messages import BOUNDED_PATCH, HOLD_PATCH, REWARD_EFFECTS_PATCH, MemberInput
 from workflows.rules import MemberBook
 
@@ -135,12 +135,7 @@ def closed_at(history: WorkflowHistory) -> datetime | None:
 async def fetch_run(client: Client, workflow_id: str, run_id: str) -> WorkflowHistory | None:
     """The history of one run; None when the server no longer keeps it (past the
     namespace's retention, or deleted)."""
-    try:
-        return await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise
+    return await if_found(client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history())
 
 
 def kept_from(chain: list[WorkflowHistory]) -> datetime | None:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from activities.decisions import send_decision
+from recovery.found import if_found
 from runtime import audit
 from runtime.bulk_decisions import BulkReport as BulkReport
 from runtime.bulk_decisions import bulk_decisions as bulk_decisions
@@ -137,12 +138,10 @@ async def _gather_limited(
 
 async def member_proposals(client: Client, member_id: str) -> list[dict[str, Any]]:
     handle = client.get_workflow_handle(member_workflow_id(member_id))
-    try:
-        return await handle.query(MemberWorkflow.proposals)
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            raise ApprovalError(f"unknown member {member_id!r}") from None
-        raise
+    proposals = await if_found(handle.query(MemberWorkflow.proposals))
+    if proposals is None:
+        raise ApprovalError(f"unknown member {member_id!r}")
+    return proposals
 
 
 def scoped(query: str | None, task_queue: str | None) -> str | None:

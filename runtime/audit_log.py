@@ -24,6 +24,7 @@ from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.audit_archive import row_of
+from recovery.found import if_found
 from runtime.audit import COLUMNS, FORMATS, QUERY_TIMEOUT, AuditError, archive_file
 from workflows.audit import (
     AUDIT_WORKFLOW_ID,
@@ -345,22 +346,16 @@ async def entries(client: Client, *, limit: int = 100) -> list[dict[str, Any]]:
     that are still kept (no worker needed; hashes are the open run's, see read_live)."""
     converter = DataConverter.default.payload_converter
     found: list[dict[str, Any]] = []
-    try:
-        description = await client.get_workflow_handle(AUDIT_WORKFLOW_ID).describe()
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return []
-        raise
+    description = await if_found(client.get_workflow_handle(AUDIT_WORKFLOW_ID).describe())
+    if description is None:
+        return []
     run_id: str | None = description.run_id
     while run_id and len(found) < limit:
-        try:
-            history = await client.get_workflow_handle(
-                AUDIT_WORKFLOW_ID, run_id=run_id
-            ).fetch_history()
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
-                break  # deleted by retention: the archive holds it
-            raise
+        history = await if_found(
+            client.get_workflow_handle(AUDIT_WORKFLOW_ID, run_id=run_id).fetch_history()
+        )
+        if history is None:
+            break  # deleted by retention: the archive holds it
         run_entries = []
         for event in history.events:
             if event.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:

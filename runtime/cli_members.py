@@ -86,19 +86,15 @@ async def _feed(args: argparse.Namespace, numbered: list[tuple[int, object]], so
 
 
 async def _member(args: argparse.Namespace) -> int:
-    from temporalio.service import RPCError, RPCStatusCode
-
+    from recovery.found import if_found
     from runtime.connect import connect
     from workflows.member import MemberWorkflow, member_workflow_id
 
     client = await connect(target_of(args))
     handle = client.get_workflow_handle(member_workflow_id(args.member_id))
-    try:
-        state = await handle.query(MemberWorkflow.state)
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            raise CliError(f"unknown member {args.member_id!r}") from None
-        raise
+    state = await if_found(handle.query(MemberWorkflow.state))
+    if state is None:
+        raise CliError(f"unknown member {args.member_id!r}")
     text = [
         f"{state['member_id']}: {state['points']} points, {state['tier']}, "
         f"lifetime {state['lifetime_points']}, build {state['build_id']}"

@@ -18,6 +18,7 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from recovery.found import if_found
 from workflows import drill
 from workflows.ids import check_build_id, check_name
 
@@ -71,14 +72,13 @@ class DeploymentInfo:
 
 
 async def describe(client: Client, deployment: str) -> DeploymentInfo | None:
-    try:
-        response = await client.workflow_service.describe_worker_deployment(
+    response = await if_found(
+        client.workflow_service.describe_worker_deployment(
             DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=deployment)
         )
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise
+    )
+    if response is None:
+        return None
     info = response.worker_deployment_info
     routing = info.routing_config
     current = routing.current_deployment_version.build_id or None

@@ -22,6 +22,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.effects import current_config
+from recovery.found import if_found
 from runtime import audit
 from runtime.config_update import set_with_start
 from runtime.connect import Target
@@ -109,13 +110,9 @@ def effect_id_of(text: str) -> str:
 
 
 async def show(client: Client, effect_id: str) -> dict[str, Any]:
-    handle = client.get_workflow_handle(effect_id_of(effect_id))
-    try:
-        description = await handle.describe()
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            raise EffectsError(f"no effect {effect_id[:200]!r}") from None
-        raise
+    description = await if_found(client.get_workflow_handle(effect_id_of(effect_id)).describe())
+    if description is None:
+        raise EffectsError(f"no effect {effect_id[:200]!r}")
     return _row(description, await description.memo())
 
 

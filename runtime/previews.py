@@ -18,9 +18,9 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
 
 from recovery import pages
+from recovery.found import if_found
 from recovery.scan import DONE, FINDING, PREVIEWING, ScanProgress
 from runtime.rollback_status import heartbeat_progress, planning_progress
 from workflows.ids import check_build_id
@@ -154,12 +154,9 @@ async def check_preview(client: Client, preview_id: str, build: str) -> PreviewS
     if not preview_id.startswith(PREVIEW_ID_PREFIX) or len(preview_id) > MAX_ID:
         raise PreviewError(f"{preview_id[:80]!r} is not a preview id (rollback-preview-...)")
     handle = client.get_workflow_handle(preview_id, result_type=PreviewState)
-    try:
-        description = await handle.describe()
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            raise PreviewError(f"no preview {preview_id!r} (or it passed retention)") from None
-        raise
+    description = await if_found(handle.describe())
+    if description is None:
+        raise PreviewError(f"no preview {preview_id!r} (or it passed retention)")
     if description.workflow_type != "PreviewWorkflow":  # a workflow that only looks like one
         raise PreviewError(f"{preview_id} is a {description.workflow_type}, not a preview")
     of = (await description.memo()).get("bad_build")

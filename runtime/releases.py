@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
+from recovery.found import if_found
 from runtime import audit, deployment, previews
 from runtime.connect import Target
 from runtime.members import count_members
@@ -220,23 +221,17 @@ async def check_rollback(client: Client, target: Target, build: str, reason: str
 
 
 async def rollback_running(client: Client, build: str) -> bool:
-    try:
-        description = await client.get_workflow_handle(rollback_id(build)).describe()
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return description.status == WorkflowExecutionStatus.RUNNING
+    description = await if_found(client.get_workflow_handle(rollback_id(build)).describe())
+    return description is not None and description.status == WorkflowExecutionStatus.RUNNING
 
 
 async def rollback_progress(client: Client, build: str) -> RollbackProgress:
     """The progress of the latest rollback of `build`, running or finished."""
-    try:
-        return await client.get_workflow_handle(rollback_id(build)).query(RollbackWorkflow.progress)
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            raise ReleaseError(f"no rollback of build {build!r}") from None
-        raise
+    handle = client.get_workflow_handle(rollback_id(build))
+    progress = await if_found(handle.query(RollbackWorkflow.progress))
+    if progress is None:
+        raise ReleaseError(f"no rollback of build {build!r}")
+    return progress
 
 
 async def control_rollback(

@@ -12,6 +12,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 import resources
+from recovery.found import if_found
 from runtime.adjustments import send_audited
 from runtime.connect import Target
 from runtime.deployment import os_account
@@ -121,10 +122,7 @@ async def cancel(
 async def redemptions(client: Client, member_id: str) -> list[dict[str, Any]]:
     """A member's redemptions, oldest first (the latest 50 the member shows)."""
     handle = client.get_workflow_handle(member_workflow_id(member_id))
-    try:
-        state = await handle.query(MemberWorkflow.state)
-    except RPCError as error:
-        if error.status != RPCStatusCode.NOT_FOUND:
-            raise
-        raise RedemptionRefused(f"unknown member {member_id!r}") from None
+    state = await if_found(handle.query(MemberWorkflow.state))
+    if state is None:
+        raise RedemptionRefused(f"unknown member {member_id!r}")
     return list(state.get("redemptions") or [])

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from temporalio.service import RPCError, RPCStatusCode
-
+from recovery.found import if_found
 from recovery.scan import ScanProgress
 
 if TYPE_CHECKING:
@@ -81,12 +80,9 @@ async def heartbeat_progress(
 ) -> ScanProgress | None:
     """The ScanProgress in the last heartbeat of the workflow's pending `activity_name`
     (None: no such workflow, activity or beat)."""
-    try:
-        description = await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise
+    description = await if_found(client.get_workflow_handle(workflow_id).describe())
+    if description is None:
+        return None
     for pending in description.raw_description.pending_activities:
         if pending.activity_type.name != activity_name or not pending.heartbeat_details.payloads:
             continue

@@ -27,17 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runtime.childproc import (
-    ChildProcessFailed,
-    ChildState,
-    DeathCount,
-    Supervised,
-    child_preexec,
-    describe_exit,
-    launch_log,
-    log_tail,
-    relaunch,
-)
+from runtime import childproc
 from runtime.cliutil import connection_argv
 from workflows.drill import drill_build_id
 from workflows.ids import check_build_id
@@ -49,14 +39,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WorkerState = ChildState
+WorkerState = childproc.ChildState
 
 READY_TIMEOUT_S = 60.0
 REGISTER_TIMEOUT_S = 60.0
 STOP_GRACE_S = 8.0  # the worker's own graceful shutdown takes up to 5 s
 
 
-class WorkerError(ChildProcessFailed):
+class WorkerError(childproc.ChildProcessFailed):
     """The worker process did not come up."""
 
 
@@ -105,7 +95,7 @@ class WorkerCommand:
         return self.data_dir / "logs" / f"worker-{label}.log"
 
 
-class WorkerProcess(Supervised[WorkerState]):
+class WorkerProcess(childproc.Supervised[WorkerState]):
     """One supervised worker child process.
 
     `on_state_changed` is called with the new state on every change, on the loop.
@@ -154,14 +144,14 @@ class WorkerProcess(Supervised[WorkerState]):
 
     async def _launch(self, timeout: float) -> None:
         command = self.command
-        with launch_log(command.log_path, command.argv()) as log_file:
+        with childproc.launch_log(command.log_path, command.argv()) as log_file:
             self._process = await asyncio.create_subprocess_exec(
                 *command.argv(),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log_file,
                 start_new_session=True,
-                preexec_fn=child_preexec(),
+                preexec_fn=childproc.child_preexec(),
             )
         process = self._process
         assert process.stdout is not None
@@ -170,7 +160,7 @@ class WorkerProcess(Supervised[WorkerState]):
         except TimeoutError:
             raise WorkerError(
                 f"the worker did not start polling within {timeout:.0f} s",
-                log_tail(command.log_path),
+                childproc.log_tail(command.log_path),
             ) from None
         self.build_id = str(ready.get("build_id") or "") or None
         log.info("worker pid %s running build %s", process.pid, self.build_id)
@@ -182,7 +172,7 @@ class WorkerProcess(Supervised[WorkerState]):
                 code = await self._process.wait() if self._process else None
                 raise WorkerError(
                     f"the worker exited with code {code} while starting",
-                    log_tail(self.command.log_path),
+                    childproc.log_tail(self.command.log_path),
                 )
             with contextlib.suppress(ValueError):
                 message = json.loads(line)
@@ -190,7 +180,7 @@ class WorkerProcess(Supervised[WorkerState]):
                     return message
 
     async def _supervise(self) -> None:
-        deaths = DeathCount()
+        deaths = childproc.DeathCount()
         while True:
             process = self._process
             assert process is not None and process.stdout is not None
@@ -198,11 +188,11 @@ class WorkerProcess(Supervised[WorkerState]):
             while await process.stdout.read(65536):
                 pass
             code = await process.wait()
-            self.last_error = f"the worker {describe_exit(code)} unexpectedly"
+            self.last_error = f"the worker {childproc.describe_exit(code)} unexpectedly"
             log.warning("%s; log: %s", self.last_error, self.command.log_path)
             launch = lambda: self._launch(READY_TIMEOUT_S)  # noqa: E731
             kill = lambda: self._kill(grace=0)  # noqa: E731
-            if not await relaunch(self, deaths, launch, kill, retry_failed_launch=False):
+            if not await childproc.relaunch(self, deaths, launch, kill, retry_failed_launch=False):
                 return
 
     async def _kill(self, grace: float) -> None:
@@ -297,14 +287,14 @@ async def start_detached_worker(
         process.wait()
         raise WorkerError(
             f"the worker for {full} did not register; see {command.log_path}",
-            log_tail(command.log_path),
+            childproc.log_tail(command.log_path),
         ) from None
     return await _audited(client, target, command, reason, process.pid)
 
 
 def _spawn_detached(command: WorkerCommand) -> subprocess.Popen[bytes]:
     """A worker that outlives us: its own session, no parent-death signal, output to its log."""
-    with launch_log(command.log_path, command.argv()) as log_file:
+    with childproc.launch_log(command.log_path, command.argv()) as log_file:
         return subprocess.Popen(
             command.argv(),
             stdout=log_file,
