@@ -205,6 +205,11 @@ async def spawn_worker(dep: Deployment, build: str) -> asyncio.subprocess.Proces
     return proc
 
 
+def scope_of(prefix: str) -> str:
+    """The members whose ids start with `prefix` (a test's own, on the shared server)."""
+    return f"WorkflowId STARTS_WITH '{member_workflow_id(prefix)}'"
+
+
 async def members_of(client: Client, preview_id: str) -> list[str]:
     """Every member a finished preview kept, page by page (tests and small previews)."""
     state = await pages.preview_state(client, preview_id)

@@ -24,18 +24,14 @@ from tests.rollback.kit import (
     assert_repaired,
     damaged_members,
     resets_of,
+    scope_of,
     spawn_worker,
 )
-from workflows.contract import member_workflow_id
 from workflows.rollback_pages import page_id
 
 MEMBERS = 8
 PAGE = 2  # four pages
 GONE = 2  # the page deleted before the rollback reaches it
-
-
-def scope_of(prefix: str) -> str:
-    return f"WorkflowId STARTS_WITH '{member_workflow_id(prefix)}'"
 
 
 async def test_a_page_gone_mid_rollback_fails_it_cleanly_and_a_new_preview_finishes(

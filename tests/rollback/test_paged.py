@@ -21,6 +21,7 @@ from tests.rollback.kit import (
     damaged_members,
     members_of,
     resets_of,
+    scope_of,
     spawn_worker,
 )
 from workflows.contract import member_workflow_id
@@ -30,10 +31,6 @@ MEMBERS = 60
 PAGE = 6  # 10 pages: the same continue-as-new crossings as 300 members in pages of 30
 PAGES_PER_RUN = 3  # the rollback continues as new after this many pages
 PREVIEW_PAGES_PER_RUN = 4
-
-
-def scope_of(prefix: str) -> str:
-    return f"WorkflowId STARTS_WITH '{member_workflow_id(prefix)}'"
 
 
 async def runs_of(deployment: Deployment, workflow_id: str) -> list[str]:
