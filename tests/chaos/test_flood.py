@@ -144,6 +144,9 @@ async def test_a_flood_of_bulk_signals_is_applied_in_bounded_tasks(deployment: D
         assert {k: states[member][k] for k in SAME_AS_RULES} == {k: truth[k] for k in SAME_AS_RULES}
 
 
+STOP_EVENTS = 15_000  # a member: still draining 2 s after the flood (asserted)
+
+
 async def test_a_worker_stops_within_10_s_while_members_are_flooded(
     deployment: Deployment, tmp_path: Path
 ) -> None:
@@ -163,7 +166,7 @@ async def test_a_worker_stops_within_10_s_while_members_are_flooded(
         str(tmp_path / "data"),
     ]
     members = ["stop-a", "stop-b"]
-    fed = {m: [purchase(m, f"{m}-{n}", n) for n in range(30_000)] for m in members}
+    fed = {m: [purchase(m, f"{m}-{n}", n) for n in range(STOP_EVENTS)] for m in members}
     worker = await start_worker(*options, log=tmp_path / "worker-1.log")
     try:
         await asyncio.gather(
@@ -177,7 +180,7 @@ async def test_a_worker_stops_within_10_s_while_members_are_flooded(
             await client.get_workflow_handle(member_workflow_id(m)).query(MemberWorkflow.state)
             for m in members
         ]
-        assert any(s["events_processed"] < 30_000 for s in states), "drained before the stop"
+        assert any(s["events_processed"] < STOP_EVENTS for s in states), "drained before the stop"
         began = time.monotonic()
         await stop(worker)
         took = time.monotonic() - began
@@ -188,7 +191,7 @@ async def test_a_worker_stops_within_10_s_while_members_are_flooded(
     worker = await start_worker(*options, log=tmp_path / "worker-2.log")
     try:
         states = await wait_applied(client, members)
-        assert [states[m]["events_processed"] for m in members] == [30_000, 30_000]
+        assert [states[m]["events_processed"] for m in members] == [STOP_EVENTS, STOP_EVENTS]
         assert await failed_tasks(client, members) == []
     finally:
         await stop(worker)

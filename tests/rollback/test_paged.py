@@ -27,8 +27,8 @@ from tests.rollback.kit import (
 from workflows.contract import member_workflow_id
 from workflows.rollback import RollbackWorkflow
 
-MEMBERS = 60
-PAGE = 6  # 10 pages: the same continue-as-new crossings as 300 members in pages of 30
+MEMBERS = 40
+PAGE = 4  # 10 pages: the same continue-as-new crossings as 300 members in pages of 30
 PAGES_PER_RUN = 3  # the rollback continues as new after this many pages
 PREVIEW_PAGES_PER_RUN = 4
 
