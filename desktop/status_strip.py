@@ -41,6 +41,15 @@ _WORKER_TEXT = {
 }
 
 
+def shown_address(address: str) -> str:
+    """The address as the status bar shows it: a private server's socket path is long
+    and says nothing to an operator (the tooltip has it)."""
+    return PRIVATE_SOCKET if address.startswith("unix:") else address
+
+
+PRIVATE_SOCKET = "a private socket"
+
+
 class StatusStrip(QObject):
     """Labels and a button in `window`'s status bar, kept current from the session."""
 
@@ -85,11 +94,13 @@ class StatusStrip(QObject):
         if state == "starting" and not address:
             text = "Server: starting…"
         else:
-            text = _SERVER_TEXT.get(state, f"Server: {state}").format(address=address)
+            shown = shown_address(address)
+            text = _SERVER_TEXT.get(state, f"Server: {state}").format(address=shown)
         self.server_label.setText(text)
         server = self._session.server
         error = server.last_error if server is not None else None
-        self.server_label.setToolTip(error or "")
+        where = f"The server's address: {address}" if address else ""
+        self.server_label.setToolTip("\n".join(t for t in (where, error) if t))
         self.web_ui_button.setEnabled(
             bool(self._session.ui_url) and state in ("running", "shared", "restarting")
         )

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QMessageBox
 from desktop.asyncutil import wait_until
 from desktop.desk import Desk
 from desktop.members_model import MembersTableModel
+from desktop.status_strip import PRIVATE_SOCKET, shown_address
 from runtime import feed
 from runtime.connect import Target
 from runtime.server import private_network_available
@@ -77,14 +78,18 @@ def test_window_shows_fed_members_and_closing_stops_worker_and_server(
         assert window.isVisible()  # shown before the server is up
         assert window.strip.server_label.text() == "Server: starting…"
         # its own network: reached by a socket file in the data dir (runtime/private_net.py)
-        where = "unix:///" if private_network_available() else "127.0.0.1:"
+        # shown as such, not as the socket's long path (the tooltip has the address)
+        where = PRIVATE_SOCKET if private_network_available() else "127.0.0.1:"
         starting = f"Server: starting on {where}"
         await wait_until(lambda: window.strip.server_label.text().startswith(starting), timeout=10)
         await wait_until(lambda: desk.session.worker_state == "running", timeout=STARTUP_TIMEOUT_S)
         assert desk.session.server is not None and desk.session.worker is not None
         pids["server"] = desk.session.server.pid or 0
         pids["worker"] = desk.session.worker.pid or 0
-        assert window.strip.server_label.text() == f"Server: running on {desk.session.address}"
+        address = desk.session.address or ""
+        assert window.strip.server_label.text() == f"Server: running on {shown_address(address)}"
+        assert address.startswith("unix:///") == private_network_available()
+        assert f"The server's address: {address}" in window.strip.server_label.toolTip()
         assert (
             window.strip.worker_label.text()
             == "Worker: running · build " + desk.session.worker_build
