@@ -94,6 +94,11 @@ async def stop(proc: asyncio.subprocess.Process) -> None:
             await sigkill(proc)
 
 
+async def stop_all(procs: Sequence[asyncio.subprocess.Process]) -> None:
+    """`stop` each, all at once: a worker's graceful shutdown takes a few seconds."""
+    await asyncio.gather(*(stop(proc) for proc in procs))
+
+
 def worker_identity(proc: asyncio.subprocess.Process) -> str:
     """The SDK's default identity for a worker process: pid@host."""
     return f"{proc.pid}@{os.uname().nodename}"

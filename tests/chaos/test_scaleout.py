@@ -21,7 +21,7 @@ from tests.chaos.kit import (
     sigkill,
     spawn,
     start_worker,
-    stop,
+    stop_all,
     worker_identity,
 )
 from tests.conftest import eventually
@@ -125,8 +125,7 @@ async def test_three_workers_on_an_external_cluster_lose_nothing_when_one_is_kil
             states = await assert_members_match_rules(client, fed)
             assert sum(s["events_processed"] for s in states.values()) == 3600
         finally:
-            for worker in workers:
-                await stop(worker)
+            await stop_all(workers)
             await run("secrets", "delete", "temporal", env=keyring)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from runtime.server import find_running_server
 from tests.agent.conftest import CHARGE, ticket
 from tests.chaos.cluster import free_port
-from tests.chaos.kit import run, sigkill, spawn, start_worker, stop
+from tests.chaos.kit import run, sigkill, spawn, start_worker, stop, stop_all
 from tests.conftest import eventually
 from tests.effects.kit import smtp_server, webhook
 
@@ -126,8 +126,7 @@ async def test_a_killed_worker_and_a_failing_receiver_still_deliver_each_effect_
             # 2. two workers on one task queue, separate data dirs: one request per effect
             await worker(here, "worker-3")
             members = [f"fy-{uuid.uuid4().hex[:8]}" for _ in range(3)]
-            for name in members:
-                await approve_message(name)
+            await asyncio.gather(*(approve_message(name) for name in members))
 
             async def all_delivered(data_dir: Path) -> list[dict[str, Any]] | None:
                 rows = await delivered(data_dir)
@@ -143,5 +142,5 @@ async def test_a_killed_worker_and_a_failing_receiver_still_deliver_each_effect_
             counts = (await cli("effects", "list", data_dir=there))["counts"]
             assert counts == {"pending": 0, "delivered": 4, "failed": 0, "superseded": 0}
     finally:
-        for proc in reversed(processes):
-            await stop(proc)
+        await stop_all(processes[1:])  # the workers, then the server they use
+        await stop(server)

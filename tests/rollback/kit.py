@@ -103,10 +103,10 @@ async def damaged_members(
     members: list[str],
     fed: dict[str, list],
     bug: str = "zero-on-trip",
-    concurrency: int = 1,
+    concurrency: int = 8,
 ) -> None:
     """Feed under a good build, a drill build, then the fixed build (all in this process);
-    `concurrency` members fed at once."""
+    `concurrency` members fed at once (each member's events in order)."""
     gate = asyncio.Semaphore(concurrency)
 
     async def feed_one(member: str, phase: str, count: int, day: int) -> None:
