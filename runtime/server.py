@@ -43,6 +43,7 @@ from runtime.childproc import (
 )
 from runtime.server_files import (
     DB_FILE,
+    DYNAMIC_CONFIG,
     HOST,
     PRIVATE_NET,
     DataDirLock,
@@ -66,16 +67,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ServerState = ChildState
-
 SEARCH_ATTRIBUTES: dict[str, str] = SEARCH_ATTRIBUTE_TYPES
 # WAL with synchronous=normal loses no committed transaction when the process is killed
 # (only on power loss), and is much faster than the default rollback journal.
 DEFAULT_SQLITE_PRAGMAS: tuple[str, ...] = ("journal_mode=wal", "synchronous=normal")
 
 LOG_FILE = Path("logs") / "server.log"
-# The HTTP API (which the app does not use) answers 403 to every Host header: no web page
-# can POST to it, should it be reachable (the fallback without a private network).
-HTTP_API_CLOSED = "frontend.httpAllowedHosts=[]"
 
 # The SDK warns that a "scheme://" target is deprecated; "unix://" is the only way to
 # name a Unix socket, which is how the app reaches its private server.
@@ -288,9 +285,13 @@ class EmbeddedServer(Supervised[ServerState]):
                 f"could not set the retention of namespace {self.config.namespace!r}: {e}"
             ) from e
         try:
-            await ensure_search_attributes(self._client, self.config.namespace)
+            added = await ensure_search_attributes(self._client, self.config.namespace)
         except Exception as e:
             raise ServerError(f"could not register the app's search attributes: {e}") from e
+        if added:  # the server reads its search attributes once (see DYNAMIC_CONFIG)
+            await self._kill()
+            self._process = self._spawn(binary)
+            self._client = await self._wait_healthy(deadline)
         write_info(
             self.config.data_dir,
             {
@@ -320,8 +321,7 @@ class EmbeddedServer(Supervised[ServerState]):
             str(self._port),
             "--log-level",
             "warn",
-            "--dynamic-config-value",
-            HTTP_API_CLOSED,
+            *(arg for value in DYNAMIC_CONFIG for arg in ("--dynamic-config-value", value)),
         ]
         if config.namespace != "default":
             args += ["--namespace", config.namespace]

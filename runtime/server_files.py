@@ -34,6 +34,19 @@ SOCKET_FILE = "temporal.sock"
 PRIVATE_NET = Path(__file__).with_name("private_net.py")
 # A Unix socket path longer than this does not fit in sockaddr_un (108 bytes with the NUL).
 MAX_SOCKET_PATH = 100
+# start-dev's dynamic config, each given as a --dynamic-config-value
+DYNAMIC_CONFIG = (
+    # The HTTP API (which the app does not use) answers 403 to every Host header: no web
+    # page can POST to it, should it be reachable (the fallback without a private network).
+    "frontend.httpAllowedHosts=[]",
+    # start-dev reads the search attributes from its database again for every event or
+    # description that carries them (cluster metadata twice and the namespace once, on
+    # its one SQLite connection): 53 of the 76 persistence requests a rollback made per
+    # member. The app's attributes are registered when the server starts, and a server
+    # that had to add any is started again (`ensure_search_attributes`), so the copy it
+    # caches is right.
+    "system.forceSearchAttributesCacheRefreshOnRead=false",
+)
 
 
 class ServerError(ChildProcessFailed):
@@ -232,10 +245,12 @@ async def ensure_retention(client: Client, namespace: str, days: int) -> None:
         raise ServerError(f"server kept retention at {actual} s instead of {wanted} s")
 
 
-async def ensure_search_attributes(client: Client, namespace: str) -> None:
+async def ensure_search_attributes(client: Client, namespace: str) -> bool:
     """Register the app's search attributes this database lacks: `start-dev` registers
     its --search-attribute flags only when it creates the database, so a data dir made
-    by an older build would miss the ones added since (the effects' ones, say)."""
+    by an older build would miss the ones added since (the effects' ones, say). True
+    when it added any: the server must then be started again to see them (its cache of
+    them is kept, see DYNAMIC_CONFIG)."""
     from temporalio.api.enums.v1 import IndexedValueType
     from temporalio.api.operatorservice.v1 import (
         AddSearchAttributesRequest,
@@ -254,3 +269,4 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
         )
+    return bool(missing)

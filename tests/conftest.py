@@ -42,6 +42,9 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         search_attributes=sa.ALL_KEYS,
         dev_server_extra_args=[
             *("--sqlite-pragma", "journal_mode=wal"),
+            # as the app's server runs (runtime.server_files.DYNAMIC_CONFIG): search
+            # attributes read once, not again for every event and description
+            *("--dynamic-config-value", "system.forceSearchAttributesCacheRefreshOnRead=false"),
             # every test registers a worker deployment of its own; the server's default
             # cap (matching.maxDeployments, 100 per namespace) is below the suite's count
             *("--dynamic-config-value", "matching.maxDeployments=5000"),

@@ -21,6 +21,7 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from runtime.server import (
     SEARCH_ATTRIBUTES,
@@ -31,6 +32,7 @@ from runtime.server import (
     find_running_server,
     private_network_available,
 )
+from workflows.search_attributes import EFFECT_STATUS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,6 +72,19 @@ async def test_a_data_dir_of_an_older_build_gets_the_search_attributes_added_sin
         assert "LoyaltyEffectStatus" not in await registered(server)
     async with EmbeddedServer(config) as server:
         assert set(SEARCH_ATTRIBUTES) <= await registered(server)
+        # usable at once: the server keeps the attributes it read (forced refreshes off,
+        # see server_files.DYNAMIC_CONFIG), so it was started again after adding one
+        client = await Client.connect(server.address)
+        handle = await client.start_workflow(
+            "EffectWorkflow",
+            id="effect-right-after-the-upgrade",
+            task_queue="nobody-polls",
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(EFFECT_STATUS, "pending")]
+            ),
+        )
+        described = await handle.describe()
+        assert described.typed_search_attributes.get(EFFECT_STATUS) == "pending"
 
 
 async def test_start_registers_attributes_and_retention_and_stop_cleans_up(
