@@ -296,7 +296,7 @@ async def reset_page(client: Client, input: ResetPageInput) -> PageOutcome:
             clean_run=row.get("clean_run"),
             expected=expected,
             # a row kept by an older build does not say: wait for the agent
-            agent_runs=row.get("agent_runs") != 0,
+            settle_agent=row.get("agent_runs") != 0,
             check_chain=False,  # the rollback's scan after its last page does
         )
         verification = outcome.verification

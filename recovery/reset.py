@@ -56,7 +56,7 @@ async def reset_member(
     identity: str,
     clean_run: str | None = None,
     expected: dict[str, Any] | None = None,
-    agent_runs: bool = True,
+    settle_agent: bool = True,
     check_chain: bool = True,
 ) -> ResetOutcome:
     """Reset one member to the first task of the bad build, re-deliver what it lost and,
@@ -68,7 +68,7 @@ async def reset_member(
     that run is still current, nothing since can have gone elsewhere and the member's
     histories need not be read again; otherwise they are read after the reset.
 
-    `agent_runs` and `check_chain`: see `verify_member`.
+    `settle_agent` and `check_chain`: see `verify_member`.
 
     Safe to retry: a member whose current run no longer carries the bad build's reset
     point was already repaired (the reset replaced those tasks) and is only healed
@@ -130,7 +130,7 @@ async def reset_member(
             bad_build,
             response.run_id,
             expected,
-            agent_runs=agent_runs,
+            settle_agent=settle_agent,
             check_chain=check_chain,
         )
     return outcome

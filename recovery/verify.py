@@ -103,20 +103,20 @@ async def verify_member(
     anchor_run_id: str | None,
     expected: dict[str, Any] | None = None,
     *,
-    agent_runs: bool = True,
+    settle_agent: bool = True,
     check_chain: bool = True,
 ) -> VerifyOutcome:
     """After the repair: the member no longer runs the bad build and its live state is
     what the current rules compute from its history since the reset.
 
-    `agent_runs` False: the preview's rebuild fired none of the agent's triggers, so
+    `settle_agent` False: the preview's rebuild fired none of the agent's triggers, so
     the reset gives the agent nothing to re-run and its state is not waited for.
     `check_chain` False: the caller checks the member's chain for the bad build's
     tasks itself (the paged rollback's scan after its last page does, for every
     member): one call to the server less per member."""
     workflow_id = member_workflow_id(member_id)
     handle = client.get_workflow_handle(workflow_id)
-    if agent_runs:
+    if settle_agent:
         await agent_settled(handle)
     state: dict[str, Any] = await handle.execute_update(
         MemberWorkflow.sync  # type: ignore[arg-type]
