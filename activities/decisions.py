@@ -4,7 +4,8 @@ decides a batch of confirmed proposals and records each in the audit log.
 
 A decision of a bulk decision is sent with an update id made of the bulk decision's id
 and the proposal's: a retried batch (the worker died mid-way) gets the member's first
-answer again instead of deciding twice.
+answer again instead of deciding twice, and its audit entry goes under the same key,
+so the audit log records it once.
 """
 
 from __future__ import annotations
@@ -100,7 +101,11 @@ async def decide_batch(batch: BatchInput) -> BatchOutcome:
                     batch.policy,
                 )
                 await send_audit(
-                    client, entry, task_queue=batch.task_queue, fallback_queue=batch.task_queue
+                    client,
+                    entry,
+                    task_queue=batch.task_queue,
+                    fallback_queue=batch.task_queue,
+                    once=f"{batch.bulk_id}/{proposal_id}",
                 )
         if outcome.result is None:
             return Decided(proposal_id, "failed", outcome.refused or "")

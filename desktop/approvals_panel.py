@@ -204,7 +204,8 @@ class ApprovalsPanel(QWidget):
             unreachable=unreachable,
         )
         # bulk decisions still under way on the server (this app may have been restarted)
-        running = [b for b in await approvals.bulk_decisions(client, limit=10) if b.state != "done"]
+        under_way = await approvals.bulk_decisions(client, limit=10, running=True)
+        running = [b for b in under_way if b.state != "done"]  # done, not yet closed
         self._bulk_text = " · ".join(f"bulk: {progress_text(b)}" for b in running)
         self.model.set_rows(found)
         if self.proxy.rowCount() and not self.table.selectionModel().currentIndex().isValid():

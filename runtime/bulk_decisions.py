@@ -104,11 +104,17 @@ async def start_bulk(
     return handles
 
 
-async def bulk_decisions(client: Client, *, limit: int = 20) -> list[BulkProgress]:
+async def bulk_decisions(
+    client: Client, *, limit: int = 20, running: bool = False
+) -> list[BulkProgress]:
     """The latest bulk decisions, newest first: running ones as far as they are (or, when
-    no worker answers, as "waiting for a worker" with what they were started with)."""
+    no worker answers, as "waiting for a worker" with what they were started with).
+    `running`: only those still running (one listing, and nothing read of the ended
+    ones' histories: what a panel refreshing every few seconds asks)."""
     rows: list[BulkProgress] = []
     query = f"WorkflowType = '{BULK_WORKFLOW}'"
+    if running:
+        query += " AND ExecutionStatus = 'Running'"
     async for execution in client.list_workflows(query, limit=limit):
         handle = client.get_workflow_handle(execution.id, result_type=BulkProgress)
         if execution.status == WorkflowExecutionStatus.COMPLETED:

@@ -26,6 +26,7 @@ from temporalio.common import RetryPolicy, VersioningBehavior
 
 AUDIT_WORKFLOW_ID = "loyalty-desk-audit"
 SIGNAL_RECORD = "record"
+AUDIT_WORKFLOW_TYPE = "AuditWorkflow"
 RECORDS_PER_RUN = 1_000
 ARCHIVE_ACTIVITY = "audit_archive"
 PATCH_CHAIN = "audit-chain-archive"  # runs before it continued as new with no archive
@@ -150,7 +151,7 @@ ARCHIVE_RETRY = RetryPolicy(
 )  # no maximum: the run does not continue as new until its batch is safe
 
 
-@workflow.defn(name="AuditWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name=AUDIT_WORKFLOW_TYPE, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class AuditWorkflow:
     def __init__(self) -> None:
         self._entries: list[AuditEntry] = []

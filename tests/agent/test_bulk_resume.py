@@ -5,16 +5,21 @@ the confirmed proposals, each once, audited once each and once as a policy."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
-from activities.decisions import send_decision
+from temporalio.testing import ActivityEnvironment
+
+from activities.audit_send import send_audit
+from activities.decisions import decide_batch, send_decision
 from runtime import approvals
 from runtime.audit_log import read_live
 from tests.agent.conftest import CHARGE, AgentDeployment, new_member, ticket
 from tests.auditkit import fresh_audit_log
 from tests.conftest import eventually
 from tests.kit.cli import cli
-from workflows.bulk_decision import BulkProgress
+from workflows.audit import AuditEntry
+from workflows.bulk_decision import BatchInput, BulkProgress
 from workflows.member_messages import Decision
 
 
@@ -102,6 +107,13 @@ async def test_a_bulk_decision_waits_for_a_worker_and_decides_each_proposal_once
             return rows if found else None
 
         rows = await eventually(policy_recorded, timeout=20)
+
+        async def ended() -> bool:  # the panel's listing: running ones only
+            under_way = await approvals.bulk_decisions(agents.client, running=True)
+            return bulk_id not in [b.bulk_id for b in under_way]
+
+        await eventually(ended, timeout=20)
+        assert bulk_id in [b.bulk_id for b in await approvals.bulk_decisions(agents.client)]
     ids = {c["id"] for c in ours}
     decided = [r for r in rows if r["action"] == "approval.approve" and r["target"] in ids]
     assert sorted(r["target"] for r in decided) == sorted(ids)  # once each
@@ -111,3 +123,43 @@ async def test_a_bulk_decision_waits_for_a_worker_and_decides_each_proposal_once
         entry["action"] == "approval.policy"
         and entry["outcome"] == f"{len(members)} decided, 0 failed"
     )
+
+
+async def test_a_retried_batch_decides_and_audits_each_proposal_once(
+    agents: AgentDeployment,
+) -> None:
+    member = new_member()
+    queue = agents.deployment.target.task_queue
+    async with agents.worker():
+        await agents.feed(member, [ticket(member, 1, CHARGE)])
+        grant = next(
+            p for p in await agents.proposals_made(member, 2) if p["action"] == "grant_points"
+        )
+        before = (await agents.state(member))["points"]
+        await fresh_audit_log(agents.client)
+        batch = BatchInput(
+            f"bulk-retried-{uuid.uuid4().hex[:8]}",
+            True,
+            "goodwill",
+            "tester",
+            "action=grant_points",
+            queue,
+            [[grant["id"], approvals.shown_digest(grant)]],
+        )
+        # the batch's worker died after it sent everything, before it reported: the
+        # server runs the activity again with the same input
+        first = await ActivityEnvironment(agents.client).run(decide_batch, batch)
+        again = await ActivityEnvironment(agents.client).run(decide_batch, batch)
+        assert first == again and [d.status for d in first.decided] == ["approved"]
+        assert (await agents.state(member))["points"] == before + 100
+        # sent after both batches: once it is in, so is anything either of them sent
+        marker = AuditEntry("test.marker", "tester", "after", batch.bulk_id)
+        await send_audit(agents.client, marker, task_queue=queue, fallback_queue=queue)
+
+        async def marked() -> list[dict[str, Any]] | None:
+            rows, _ = await read_live(agents.client)
+            return rows if any(r["action"] == "test.marker" for r in rows) else None
+
+        rows = await eventually(marked, timeout=20)
+    decided = [r for r in rows if r["target"] == grant["id"]]
+    assert [(r["action"], r["outcome"]) for r in decided] == [("approval.approve", "approved")]
