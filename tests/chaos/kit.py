@@ -155,13 +155,15 @@ async def failed_tasks(client: Client, members: Sequence[str]) -> list[str]:
                 for e in history.events
                 if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
             ]
-            # not failures of the workflow: a reset's own failed task, and the server
+            # not failures of the workflow: a reset's own failed task, the server
             # flushing signals it buffered while a task was in flight (past 2 MB or 100
-            # signals it fails that task, and the next one takes them all)
+            # signals it fails that task, and the next one takes them all), and its
+            # answer to a continue-as-new racing new signals (the next task takes them)
             causes = [
                 c
                 for c in causes
                 if not c.new_run_id
+                and c.cause != EnumCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND
                 and not (
                     c.cause == EnumCause.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND
                     and c.identity == "history-service"

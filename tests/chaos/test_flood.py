@@ -16,6 +16,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 
 from recovery.history import received, received_events
 from recovery.runs import chain_histories
+from runtime import rewards
 from runtime.feed import wait_applied
 from tests.chaos.kit import (
     SAME_AS_RULES,
@@ -27,6 +28,7 @@ from tests.chaos.kit import (
 )
 from tests.conftest import Deployment
 from workflows.carry import CARRY_BUDGET
+from workflows.events import MAX_REASON_CHARS
 from workflows.member import (
     MAX_EVENTS_PER_TASK,
     SIGNAL_EVENTS,
@@ -240,3 +242,67 @@ async def test_oversized_update_fields_are_refused_and_nothing_is_kept(
         after = (await wait_applied(client, [member]))[member]
         assert await failed_tasks(client, [member]) == []
     assert after["points"] == before["points"] and after["ledger"] == before["ledger"]
+
+
+async def test_a_flood_of_hostile_cancellations_returns_each_redemption_once(
+    deployment: Deployment,
+) -> None:
+    """5,000 `redemption_cancelled` events sent back to back by a plain client: the same
+    three cancellations again and again, the longest ids and reasons the contract allows,
+    ids no redemption has, reasons that are no text. Each redemption comes back once, every
+    other event is refused with its reason, no task fails, and what the member carries
+    into its next runs stays under the budget."""
+    client, target = deployment.client, deployment.target
+    member = "cancel-flood"
+    earned = [purchase(member, f"{member}-p{n}", 4_000 + n) for n in range(40)]
+    mine = [f"{member}-r{n}" for n in range(3)]
+    refers = [*mine, f"000000{LONG_TAIL}", "no-such-redemption"]
+    reasons: list[object] = [
+        "\U0001d538" * MAX_REASON_CHARS,
+        "fare dispute",
+        None,
+        ["x"],
+        7,
+        "x" * (MAX_REASON_CHARS + 1),
+    ]
+
+    def cancellation(n: int) -> dict[str, Any]:
+        return {
+            "type": "redemption_cancelled",
+            "event_id": f"{n:06d}{LONG_TAIL}",
+            "member_id": member,
+            "occurred_at": f"2026-04-{1 + n // 200:02d}T{n // 10 % 20:02d}:{n % 10:02d}:00Z",
+            "refers_to": refers[n % len(refers)],
+            "reason": reasons[n // len(refers) % len(reasons)],
+        }
+
+    flooded = [cancellation(n) for n in range(5_000)]
+    async with deployment.worker():
+        await flood(client, target.task_queue, member, [earned])
+        before = (await wait_applied(client, [member]))[member]
+        for request_id in mine:
+            await rewards.redeem(client, target, member, "coffee", request_id=request_id)
+        await flood(
+            client, target.task_queue, member, [flooded[i : i + 100] for i in range(0, 5_000, 100)]
+        )
+        state = (await wait_applied(client, [member]))[member]
+        assert await failed_tasks(client, [member]) == []
+        sizes = await run_inputs(client, member)
+        # and it still takes ordinary events
+        late = purchase(member, f"{member}-late", 1)
+        await client.get_workflow_handle(member_workflow_id(member)).signal(SIGNAL_EVENTS, [late])
+        after = (await wait_applied(client, [member]))[member]
+    returned = [e for e in state["ledger"] if e["kind"] == "redemption_cancelled"]
+    assert sorted(e["cause"] for e in returned) == mine and {e["delta"] for e in returned} == {300}
+    assert state["points"] == before["points"]  # 3 x 300 spent, 3 x 300 back
+    by_id = {r["request_id"]: r for r in state["redemptions"]}
+    assert [by_id[r]["status"] for r in mine] == ["cancelled"] * 3
+    assert state["events_processed"] == before["events_processed"] + 3
+    assert state["events_rejected"] == before["events_rejected"] + 5_000 - 3
+    why = {r["reason"] for r in state["rejections"]}
+    assert any("was already cancelled" in r for r in why), why
+    assert any("no redemption" in r for r in why), why
+    assert "reason must be a string, got ['x']" in why and "reason must be a string, got 7" in why
+    assert f"reason is {MAX_REASON_CHARS + 1} characters, the limit is {MAX_REASON_CHARS}" in why
+    assert len(sizes) >= 2 and max(sizes) < CARRY_BUDGET, sizes
+    assert after["events_processed"] == state["events_processed"] + 1

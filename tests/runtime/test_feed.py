@@ -8,10 +8,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.api.enums.v1 import WorkflowTaskFailedCause
-
 from runtime import feed
 from runtime.feed import check, deliver, read_lines, wait_applied
+from tests.chaos.kit import failed_tasks
 from tests.conftest import Deployment
 from tests.kit.events import member_events
 from tests.memberkit import assert_matches_rules
@@ -33,9 +32,6 @@ def test_unreadable_lines_are_rejects_with_reasons() -> None:
     assert batch.report.accepted == 1
     assert [(r.line, r.sent) for r in batch.report.rejects] == [(2, False), (3, False), (4, False)]
     assert all(r.reason and "\n" not in r.reason for r in batch.report.rejects)
-
-
-UNHANDLED_COMMAND = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND
 
 
 async def test_a_large_bulk_feed_for_one_member_is_applied_in_full(deployment: Deployment) -> None:
@@ -61,21 +57,7 @@ async def test_a_large_bulk_feed_for_one_member_is_applied_in_full(deployment: D
         state = (await wait_applied(deployment.client, [member_id]))[member_id]
     assert state["events_processed"] + state["events_rejected"] == len(events)
     assert_matches_rules(state, member_id, events)
-    failed: list[Any] = []
-    async for execution in deployment.client.list_workflows(
-        f"WorkflowId = '{member_workflow_id(member_id)}'"
-    ):
-        history = await deployment.client.get_workflow_handle(
-            execution.id, run_id=execution.run_id
-        ).fetch_history()
-        failed += [
-            e.workflow_task_failed_event_attributes
-            for e in history.events
-            if e.HasField("workflow_task_failed_event_attributes")
-            # the server's answer to a continue-as-new racing new signals: benign, retried
-            and e.workflow_task_failed_event_attributes.cause != UNHANDLED_COMMAND
-        ]
-    assert failed == []
+    assert await failed_tasks(deployment.client, [member_id]) == []
 
 
 async def test_a_sync_sent_again_is_one_update_in_the_member(
