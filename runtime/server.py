@@ -275,9 +275,8 @@ class EmbeddedServer(Supervised[ServerState]):
 
     async def _launch(self, binary: Path, timeout: float) -> None:
         """Spawn the server and wait until it is healthy and its namespace configured."""
-        self._process = self._spawn(binary)
         deadline = time.monotonic() + timeout
-        self._client = await self._wait_healthy(deadline)
+        self._client = await self._spawn_healthy(binary, deadline)
         try:
             await ensure_retention(self._client, self.config.namespace, self.config.retention_days)
         except Exception as e:
@@ -288,10 +287,10 @@ class EmbeddedServer(Supervised[ServerState]):
             added = await ensure_search_attributes(self._client, self.config.namespace)
         except Exception as e:
             raise ServerError(f"could not register the app's search attributes: {e}") from e
-        if added:  # the server reads its search attributes once (see DYNAMIC_CONFIG)
+        if added:  # the server reads its search attributes once (SEARCH_ATTRIBUTES_CACHED)
             await self._kill()
-            self._process = self._spawn(binary)
-            self._client = await self._wait_healthy(deadline)
+            self._client = await self._spawn_healthy(binary, deadline)
+        assert self._process is not None  # spawned by _spawn_healthy
         write_info(
             self.config.data_dir,
             {
@@ -354,8 +353,8 @@ class EmbeddedServer(Supervised[ServerState]):
                 preexec_fn=child_preexec(private_files=True),
             )
 
-    async def _wait_healthy(self, deadline: float) -> Client:
-        assert self._process is not None
+    async def _spawn_healthy(self, binary: Path, deadline: float) -> Client:
+        self._process = self._spawn(binary)
         last_error = "no answer"
         while True:
             code = self._process.poll()

@@ -34,18 +34,19 @@ SOCKET_FILE = "temporal.sock"
 PRIVATE_NET = Path(__file__).with_name("private_net.py")
 # A Unix socket path longer than this does not fit in sockaddr_un (108 bytes with the NUL).
 MAX_SOCKET_PATH = 100
+# start-dev reads the search attributes from its database again for every event or
+# description that carries them (cluster metadata twice and the namespace once, on its
+# one SQLite connection): 53 of the 76 persistence requests a rollback made per member.
+# The app's attributes are registered when the server starts, and a server that had to
+# add any is started again (`ensure_search_attributes`), so the copy it caches is right.
+# The test suite's server runs with it too (tests/conftest.py).
+SEARCH_ATTRIBUTES_CACHED = "system.forceSearchAttributesCacheRefreshOnRead=false"
 # start-dev's dynamic config, each given as a --dynamic-config-value
 DYNAMIC_CONFIG = (
     # The HTTP API (which the app does not use) answers 403 to every Host header: no web
     # page can POST to it, should it be reachable (the fallback without a private network).
     "frontend.httpAllowedHosts=[]",
-    # start-dev reads the search attributes from its database again for every event or
-    # description that carries them (cluster metadata twice and the namespace once, on
-    # its one SQLite connection): 53 of the 76 persistence requests a rollback made per
-    # member. The app's attributes are registered when the server starts, and a server
-    # that had to add any is started again (`ensure_search_attributes`), so the copy it
-    # caches is right.
-    "system.forceSearchAttributesCacheRefreshOnRead=false",
+    SEARCH_ATTRIBUTES_CACHED,
 )
 
 

@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from runtime import secrets
 from runtime.connect import Target
+from runtime.server_files import SEARCH_ATTRIBUTES_CACHED
 from runtime.worker import WorkerSettings, announce, build_worker
 from workflows import search_attributes as sa
 
@@ -42,9 +43,9 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         search_attributes=sa.ALL_KEYS,
         dev_server_extra_args=[
             *("--sqlite-pragma", "journal_mode=wal"),
-            # as the app's server runs (runtime.server_files.DYNAMIC_CONFIG): search
-            # attributes read once, not again for every event and description
-            *("--dynamic-config-value", "system.forceSearchAttributesCacheRefreshOnRead=false"),
+            # as the app's server runs: search attributes read once, not again for every
+            # event and description
+            *("--dynamic-config-value", SEARCH_ATTRIBUTES_CACHED),
             # every test registers a worker deployment of its own; the server's default
             # cap (matching.maxDeployments, 100 per namespace) is below the suite's count
             *("--dynamic-config-value", "matching.maxDeployments=5000"),
