@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowHistoryEventFilterType,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from runtime.connect import Target
@@ -83,6 +91,61 @@ class Batch:
 
     by_member: dict[str, list[Any]] = field(default_factory=dict)
     report: FeedReport = field(default_factory=FeedReport)
+    # beside each member's events: the line it came from and what `check` counted it as
+    # (accepted, duplicate or rejected: a reject that is sent too)
+    origin: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+
+    def add(self, member_id: str, raw: Any, line: int, counted: str) -> None:
+        self.by_member.setdefault(member_id, []).append(raw)
+        self.origin.setdefault(member_id, []).append((line, counted))
+
+    def not_sent(self, closed: MemberClosed) -> None:
+        """The member's events from `closed.sent` on were not sent: each becomes a reject
+        with the reason (the feed's rejects log lists them, to feed again once the member
+        is repaired), and the member leaves the batch (nothing more to wait for)."""
+        report, reason = self.report, str(closed)
+        earlier = {r.line: r for r in report.rejects}
+        events = self.by_member.pop(closed.member_id)
+        origin = self.origin.pop(closed.member_id)
+        for raw, (line, counted) in list(zip(events, origin, strict=True))[closed.sent :]:
+            if counted == "rejected":
+                earlier[line].sent = False
+                continue
+            report.accepted -= counted == "accepted"
+            report.duplicates -= counted == "duplicate"
+            event_id = raw.get("event_id") if isinstance(raw, dict) else None
+            report.rejects.append(Reject(line, event_id, reason, False))
+        report.rejected = len(report.rejects)
+
+
+class MemberClosed(Exception):
+    """The member's workflow is closed (terminated, failed or timed out): the feed does
+    not start it again, since a new run would start from no state at all."""
+
+    def __init__(self, member_id: str, how: str, sent: int) -> None:
+        super().__init__(
+            f"member {member_id}'s workflow is {how}: not started again from empty; "
+            "repair it (reset), then feed this again"
+        )
+        self.member_id = member_id
+        self.sent = sent  # events of the member sent before it was found closed
+
+
+async def closed_how(client: Client, member_id: str) -> str:
+    """How the member's latest run ended, in a few words: "terminated (reason)"."""
+    handle = client.get_workflow_handle(member_workflow_id(member_id))
+    async for event in handle.fetch_history_events(
+        event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT
+    ):
+        kind = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_WORKFLOW_EXECUTION_")
+        why = ""
+        if event.HasField("workflow_execution_terminated_event_attributes"):
+            why = event.workflow_execution_terminated_event_attributes.reason
+        elif event.HasField("workflow_execution_failed_event_attributes"):
+            why = event.workflow_execution_failed_event_attributes.failure.message
+        first = why.strip().splitlines()[0][:200] if why.strip() else ""
+        return kind.lower().replace("_", " ") + (f" ({first})" if first else "")
+    return "closed"
 
 
 def read_lines(stream: Iterable[bytes] | Iterable[str]) -> Iterable[tuple[int, object]]:
@@ -132,15 +195,18 @@ def check(numbered: Iterable[tuple[int, object]]) -> Batch:
             sendable = valid_member_id(member) and size <= MAX_EVENT_BYTES
             batch.report.rejects.append(Reject(number, error.event_id, error.reason, sendable))
             if sendable:
-                batch.by_member.setdefault(str(member), []).append(raw)
+                batch.add(str(member), raw, number, "rejected")
             continue
         key = f"{event.member_id}\x00{event.event_id}"
         first = first_seen.get(key)
+        counted = "rejected"
         if first is None:
             first_seen[key] = (number, event.fingerprint)
             batch.report.accepted += 1
+            counted = "accepted"
         elif first[1] == event.fingerprint:
             batch.report.duplicates += 1  # a resend: harmless, the member counts it once
+            counted = "duplicate"
         else:
             # the same id for another event: one of the two is wrong, and the member
             # keeps the first; sent too, so the member records the conflict as well
@@ -149,7 +215,7 @@ def check(numbered: Iterable[tuple[int, object]]) -> Batch:
                 "content: a conflict, not a repeat"
             )
             batch.report.rejects.append(Reject(number, event.event_id, reason, True, first[0]))
-        batch.by_member.setdefault(event.member_id, []).append(raw)
+        batch.add(event.member_id, raw, number, counted)
     batch.report.rejected = len(batch.report.rejects)
     batch.report.members = len(batch.by_member)
     return batch
@@ -198,6 +264,7 @@ async def send_member(
     progress: Progress | None = None,
 ) -> int:
     """Send one member's events in order by signal-with-start; returns signals sent.
+    A member whose workflow is closed is not started again (MemberClosed is raised).
 
     Bulk chunks go BULK_WINDOW at a time, each window applied before the next is sent:
     signals that pile up reach the member in one workflow task, and thousands of events
@@ -208,17 +275,28 @@ async def send_member(
         chunks = [(SIGNAL_EVENTS, chunk) for chunk in bulk_chunks(events)]
     else:
         chunks = [(SIGNAL_EVENT, event) for event in events]
+    done = 0  # events sent
     for sent, (name, payload) in enumerate(chunks, start=1):
-        if bulk and sent > 1 and (sent - 1) % BULK_WINDOW == 0:
-            await _sync(client.get_workflow_handle(member_workflow_id(member_id)))
-        await client.start_workflow(
-            MemberWorkflow.run,
-            MemberInput(member_id=member_id),
-            id=member_workflow_id(member_id),
-            task_queue=target.task_queue,
-            start_signal=name,
-            start_signal_args=[payload],
-        )
+        try:
+            if bulk and sent > 1 and (sent - 1) % BULK_WINDOW == 0:
+                await _sync(client.get_workflow_handle(member_workflow_id(member_id)))
+            await client.start_workflow(
+                MemberWorkflow.run,
+                MemberInput(member_id=member_id),
+                id=member_workflow_id(member_id),
+                task_queue=target.task_queue,
+                start_signal=name,
+                start_signal_args=[payload],
+                # a member runs for ever: a closed one was ended by someone or something
+                # (terminated, history over the server's limit), and a new run would
+                # start from nothing, its points gone
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except (WorkflowAlreadyStartedError, RPCError) as error:
+            if isinstance(error, RPCError) and error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            raise MemberClosed(member_id, await closed_how(client, member_id), done) from None
+        done += len(payload) if bulk else 1
         if progress is not None:
             progress(len(payload) if bulk else 1)
     return len(chunks)
@@ -238,13 +316,20 @@ async def deliver(
     gate = asyncio.Semaphore(concurrency)
     started = time.perf_counter()
 
-    async def one(member_id: str, events: list[Any]) -> int:
+    async def one(member_id: str, events: list[Any]) -> int | MemberClosed:
         async with gate:
-            return await send_member(
-                client, target, member_id, events, bulk=bulk, progress=progress
-            )
+            try:
+                return await send_member(
+                    client, target, member_id, events, bulk=bulk, progress=progress
+                )
+            except MemberClosed as closed:
+                return closed
 
-    counts = await asyncio.gather(*(one(m, ev) for m, ev in batch.by_member.items()))
+    results = await asyncio.gather(*(one(m, ev) for m, ev in batch.by_member.items()))
+    counts = [r for r in results if isinstance(r, int)]
+    for closed in (r for r in results if isinstance(r, MemberClosed)):
+        log.warning("%s", closed)
+        batch.not_sent(closed)
     batch.report.signals = sum(counts)
     batch.report.seconds = time.perf_counter() - started
     return batch.report

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 
 from recovery.history import received, received_events
 from recovery.runs import chain_histories
 from runtime import rewards
-from runtime.feed import wait_applied
+from runtime.feed import check, deliver, wait_applied
 from tests.chaos.kit import (
     SAME_AS_RULES,
     failed_tasks,
@@ -306,3 +306,39 @@ async def test_a_flood_of_hostile_cancellations_returns_each_redemption_once(
     assert f"reason is {MAX_REASON_CHARS + 1} characters, the limit is {MAX_REASON_CHARS}" in why
     assert len(sizes) >= 2 and max(sizes) < CARRY_BUDGET, sizes
     assert after["events_processed"] == state["events_processed"] + 1
+
+
+async def test_a_member_the_server_ended_for_its_history_size_is_not_fed_from_empty(
+    deployment: Deployment,
+) -> None:
+    """A client that sends more than the server keeps in one run (50 MB of history, here
+    40 signals of 1.6 MB at once, faster than any member can continue as new) gets the
+    member terminated by the server: Temporal's limit, which no workflow code can stop.
+    What the desk guarantees is that nothing is lost after it: the feed does not start
+    the member again from no points, and says why."""
+    client, target = deployment.client, deployment.target
+    member = "history-limit"
+    chunks = [
+        [purchase(member, f"{k * 1_000 + n:06d}{LONG_TAIL}", n) for n in range(1_000)]
+        for k in range(41)
+    ]
+    handle = client.get_workflow_handle(member_workflow_id(member))
+    async with deployment.worker():
+        await flood(client, target.task_queue, member, chunks[:1])
+        before = (await wait_applied(client, [member]))[member]
+        await asyncio.gather(
+            *(handle.signal(SIGNAL_EVENTS, c) for c in chunks[1:]), return_exceptions=True
+        )
+        ended = await handle.describe()
+        assert ended.status == WorkflowExecutionStatus.TERMINATED
+        later = purchase(member, f"{member}-later", 1)
+        batch = check([(1, later)])
+        report = await deliver(client, target, batch)
+        again = await handle.describe()
+    assert before["events_processed"] == 1_000
+    assert again.run_id == ended.run_id and again.status == WorkflowExecutionStatus.TERMINATED
+    (reject,) = report.rejects
+    assert reject.reason.startswith(
+        f"member {member}'s workflow is terminated (Workflow history size exceeds limit.)"
+    ), reject.reason
+    assert (reject.line, reject.sent, report.accepted) == (1, False, 0)

@@ -8,6 +8,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+
 from runtime import feed
 from runtime.feed import check, deliver, read_lines, wait_applied
 from tests.chaos.kit import failed_tasks
@@ -87,3 +90,38 @@ async def test_a_sync_sent_again_is_one_update_in_the_member(
         if e.HasField("workflow_execution_update_accepted_event_attributes")
     ]
     assert names.count(UPDATE_SYNC) == 2  # the first wait_applied's, then one
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+async def test_a_terminated_member_is_not_started_again_from_empty(
+    deployment: Deployment, bulk: bool
+) -> None:
+    """A member runs for ever; one whose workflow was ended (by hand, or by the server
+    when a run's history passed its size limit) is not started again by the next event,
+    which would begin from no points at all. Its events are refused with the reason and
+    kept in the rejects log, to feed again once it is repaired."""
+    client, target = deployment.client, deployment.target
+    member_id = f"ended-{uuid.uuid4().hex[:6]}"
+    handle = client.get_workflow_handle(member_workflow_id(member_id))
+    async with deployment.worker("1.0"):
+        await deliver(client, target, check(enumerate(member_events(member_id, "a", 3, 1), 1)))
+        before = (await wait_applied(client, [member_id]))[member_id]
+        ended = await handle.describe()
+        await handle.terminate(reason="ended by hand")
+        later = [*member_events(member_id, "b", 3, 2), {"type": "bogus", "member_id": member_id}]
+        batch = check(enumerate(later, start=10))
+        report = await deliver(client, target, batch, bulk=bulk)
+        assert await wait_applied(client, batch.by_member) == {}  # nothing to wait for
+        after = await handle.describe()
+    assert before["points"] > 0
+    assert (after.run_id, after.status) == (ended.run_id, WorkflowExecutionStatus.TERMINATED)
+    assert (report.accepted, report.rejected, report.duplicates) == (0, 4, 0)
+    closed = [r for r in report.rejects if r.line in (10, 11, 12)]
+    assert [(r.line, r.event_id, r.sent) for r in closed] == [
+        (10, f"{member_id}-b-0", False),
+        (11, f"{member_id}-b-1", False),
+        (12, f"{member_id}-b-2", False),
+    ]
+    assert all("is terminated (ended by hand): not started again" in r.reason for r in closed)
+    (bogus,) = [r for r in report.rejects if r.line == 13]
+    assert bogus.sent is False and "unknown event type" in bogus.reason
