@@ -17,7 +17,7 @@ from temporalio.api.enums.v1 import EventType
 
 from desktop.member_detail_text import short_run
 from recovery.history import Received, received
-from recovery.runs import fetch_run, previous_run, reset_base, started_at
+from recovery.runs import fetch_run, previous_run, reset_base, reset_cut, started_at
 from workflows.contract import AMOUNT_FIELDS
 from workflows.proposals import arguments_text
 
@@ -132,6 +132,11 @@ def _run_row(number: int, run_id: str, history: WorkflowHistory) -> Row:
     at = _utc(history.events[0].event_time.ToDatetime())
     base = reset_base(history)
     if base:
+        # when the reset was made, not when the run it copied began: what the member
+        # received before the reset point is listed before it
+        cut = reset_cut(history)
+        marks = (e for e in history.events if e.event_id == cut)
+        at = _utc(next(marks).event_time.ToDatetime())
         kind, detail = "reset", f"run {number} reset from run {short_run(base)}"
     elif previous_run(history):
         kind, detail = "run", f"run {number} continued as new"

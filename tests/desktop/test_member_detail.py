@@ -5,6 +5,7 @@ adjustments change the member, and a refused adjustment says why."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -223,6 +224,7 @@ def test_the_timeline_is_stitched_across_a_reset(
                 if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
             )
             # back to the first task: the events are reapplied in the new run
+            made = datetime.now(UTC)
             await client.workflow_service.reset_workflow_execution(
                 ResetWorkflowExecutionRequest(
                     namespace=client.namespace,
@@ -239,10 +241,14 @@ def test_the_timeline_is_stitched_across_a_reset(
 
             detail = open_detail(qtbot, session, member, [])
             await detail.start()
-            rows = detail.timeline_model.rows
-            assert [r["kind"] for r in rows if r["kind"] != "build"] == ["reset"] + ["event"] * 3
-            assert rows[0]["detail"] == f"run 1 reset from run {short_run(original)}"
-            assert rows[0]["run_id"] != original
+            rows = [r for r in detail.timeline_model.rows if r["kind"] != "build"]
+            # t1 came before the reset point (the run copies it); the reset is listed when
+            # it was made, and t2 and t3 after it, as the new run took them again
+            assert [r["kind"] for r in rows] == ["event", "reset", "event", "event"]
+            (reset,) = [r for r in rows if r["kind"] == "reset"]
+            assert reset["detail"] == f"run 1 reset from run {short_run(original)}"
+            assert reset["run_id"] != original
+            assert rows[0]["at"] < made <= reset["at"]
             assert [r["detail"] for r in rows if r["kind"] == "event"] == [
                 f"trip_completed {member}-t{n} $25.00" for n in (1, 2, 3)
             ]
