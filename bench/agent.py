@@ -91,9 +91,6 @@ async def agents_idle(client: Client, members: list[str], timeout: float = 600) 
 
 
 async def scenario(args: argparse.Namespace, data_dir: Path, *, agent: bool) -> dict[str, Any]:
-    from runtime import agent_config
-
-    agent_config.save(data_dir, {} if agent else {"agent": {"enabled": False}})
     server = await spawn(data_dir, "server", "--headless")
     worker = None
     try:
@@ -109,6 +106,11 @@ async def scenario(args: argparse.Namespace, data_dir: Path, *, agent: bool) -> 
         line = await asyncio.wait_for(worker.stdout.readline(), 60)
         assert b"worker for build" in line, line
         client = await Client.connect(info["address"])
+        if not agent:  # the deployment's guardrails (a worker's settings.json can't)
+            off = await run(
+                data_dir, "guardrails", "set", "enabled=false", "--reason", "bench: agent off"
+            )
+            assert off["policy"]["enabled"] is False, off
         started = time.perf_counter()
         fed = await run(
             data_dir,
@@ -138,6 +140,8 @@ async def scenario(args: argparse.Namespace, data_dir: Path, *, agent: bool) -> 
             ).raw_description.workflow_execution_info.history_length
 
         result["member_history_events"] = sum(await gather_limited(members, history_length))
+        runs = await client.count_workflows("WorkflowType = 'AgentTurnWorkflow'")
+        result["agent_runs"] = runs.count
         if not agent:
             return result
 

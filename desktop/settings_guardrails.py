@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (
 from desktop.layouts import line_edit
 from desktop.units import exact_duration_text, parse_duration
 
-# the guardrails people tune; the rest keep their defaults unless set in the file
+# the guardrails people tune here; the rest keep their defaults unless changed with
+# `loyalty-desk guardrails set` (never in settings.json, whose "agent" section is ignored)
 POLICY_FIELDS = (
     "enabled",
     "max_calls_per_day",

@@ -78,6 +78,19 @@ def load(data_dir: Path) -> ModelConfig:
     return model_config(load_raw(data_dir))
 
 
+def ignored_agent_section(config: ModelConfig) -> str | None:
+    """One line when the file still has an "agent" section (guardrails were set here
+    before they became the deployment's): none of its values is in force."""
+    if not config.policy:
+        return None
+    names = ", ".join(f"{k}={v}" for k, v in sorted(config.policy.items()))
+    return (
+        f'settings.json\'s "agent" section is ignored ({names[:200]}): the guardrails in '
+        "force are the deployment's, see `loyalty-desk guardrails show`, change them with "
+        "`guardrails set`"
+    )
+
+
 def save(data_dir: Path, raw: dict[str, Any]) -> Path:
     """Write the settings (validated first), atomically; refuses anything secret-looking."""
     model_config(raw)

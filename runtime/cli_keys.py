@@ -131,10 +131,13 @@ def model_command(args: argparse.Namespace) -> int:
         "api": config.api,
         "input_usd_per_mtok": config.input_usd_per_mtok,
         "output_usd_per_mtok": config.output_usd_per_mtok,
-        "agent": config.policy,
         "settings_file": str(agent_config.settings_path(target.data_dir)),
     }
     text = [f"model: {config.label}", f"settings: {data['settings_file']}"]
+    ignored = agent_config.ignored_agent_section(config)
+    if ignored:
+        data["ignored_agent_section"] = config.policy
+        text.append(f"warning: {ignored}")
     if config.provider != "offline":
         status = secrets.status("openai")
         data["key"] = {"stored": status.stored, "backend": status.backend}

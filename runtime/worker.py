@@ -131,6 +131,9 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
 def model_provider(data_dir: Path) -> LoyaltyModelProvider:
     """The model the settings file asks for; an OpenAI key comes from the keyring, lazily."""
     config = agent_config.load(data_dir)
+    ignored = agent_config.ignored_agent_section(config)
+    if ignored:
+        log.warning("%s", ignored)
     return LoyaltyModelProvider(config, api_key=lambda: secrets.model_key(config.base_url))
 
 

@@ -86,12 +86,24 @@ async def test_ten_identical_tickets_cannot_add_up_past_the_daily_caps(
 
 
 async def test_every_worker_obeys_the_deployments_guardrails_not_its_own_file(
-    agents: AgentDeployment,
+    agents: AgentDeployment, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A machine whose settings file says "approve grants up to 1,000 by yourself" has no
-    say: the deployment's guardrails (none changed: no auto-approval) hold."""
+    say: the deployment's guardrails (none changed: no auto-approval) hold. The worker's
+    log and `model show` say the file's section is ignored (a file from before the
+    guardrails moved to the server would otherwise look as if it were in force)."""
     agent_config.save(agents.data_dir, {"agent": {"auto_approve_max_points": 1_000}})
+    ignored = 'settings.json\'s "agent" section is ignored (auto_approve_max_points=1000)'
+    code, out, err = await cli(agents.deployment, "model", "show", "--json")
+    assert code == 0, err
+    assert json.loads(out)["ignored_agent_section"] == {"auto_approve_max_points": 1_000}
+    code, out, err = await cli(agents.deployment, "model", "show")
+    assert code == 0 and f"warning: {ignored}" in out, out
     member = new_member()
+    with caplog.at_level("WARNING", logger="runtime.worker"):
+        async with agents.worker():
+            pass
+    assert any(r.getMessage().startswith(ignored) for r in caplog.records), caplog.records
     async with agents.worker():
         await agents.feed(member, [trip(member, 1, 2_000), ticket(member, 1, CHARGE)])
         state = await tickets_answered(agents, member, 1)
