@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop import theme
 from desktop.asyncutil import async_slot, cancel_slot_tasks, one_line
 from desktop.effects_panel import EffectsPanel
 from desktop.layouts import hbox, label, split, tabbed, ticker, vbox
@@ -143,7 +144,11 @@ class MemberDetail(QWidget):
         splitter.setSizes([820, 280])
 
         self.status = label(self, "detailStatus", wrap=True)
-        vbox(self, hbox(self.title, 1), grid, (splitter, 1), self.status)
+        # shown only when the member's workflow is closed (terminated, failed)
+        self.closed_label = label(self, "closedLabel", wrap=True)
+        theme.set_tone(self.closed_label, "bad")
+        self.closed_label.hide()
+        vbox(self, hbox(self.title, 1), self.closed_label, grid, (splitter, 1), self.status)
 
         self._timer = ticker(self, REFRESH_INTERVAL_MS, self._on_timer_timeout)
         self.runs_label.linkActivated.connect(self._on_runs_label_link_activated)
@@ -195,6 +200,7 @@ class MemberDetail(QWidget):
             self.status.setText(f"The member did not answer: {one_line(error)}")
             return
         self._show_state(state)
+        await self._show_closed(client, described)
         signature = (described.run_id, *state_signature(state))
         if signature != self._seen_signature:
             try:
@@ -207,6 +213,26 @@ class MemberDetail(QWidget):
             ("Temporal did not", "The member did not", "Could not read", "Waiting")
         ):
             self.status.clear()
+
+    async def _show_closed(self, client: Any, described: Any) -> None:
+        """Say so when the member's workflow is not running: its state is the last it had,
+        and nothing sent to it is applied (the feed refuses its events) until a reset."""
+        from temporalio.client import WorkflowExecutionStatus
+
+        from runtime.members import closed_how
+
+        running = described.status == WorkflowExecutionStatus.RUNNING
+        self.controls.setEnabled(running)  # events, adjustments, redemptions: refused
+        if running:
+            self.closed_label.hide()
+            return
+        if self.closed_label.isHidden():  # how it ended does not change: read once
+            how = await closed_how(client, self.member_id)
+            self.closed_label.setText(
+                f"Not running: this member's workflow is {how}. It takes no events until "
+                "it is repaired (reset); what is shown is its state when it ended."
+            )
+            self.closed_label.show()
 
     async def _load_timeline(self, state: dict[str, Any], current_run: str) -> None:
         from desktop.member_detail_timeline import TimelineBuilder, fetch_chain

@@ -86,8 +86,11 @@ async def _feed(args: argparse.Namespace, numbered: list[tuple[int, object]], so
 
 
 async def _member(args: argparse.Namespace) -> int:
+    from temporalio.client import WorkflowExecutionStatus
+
     from recovery.found import if_found
     from runtime.connect import connect
+    from runtime.members import closed_how
     from workflows.member import MemberWorkflow, member_workflow_id
 
     client = await connect(target_of(args))
@@ -95,7 +98,15 @@ async def _member(args: argparse.Namespace) -> int:
     state = await if_found(handle.query(MemberWorkflow.state))
     if state is None:
         raise CliError(f"unknown member {args.member_id!r}")
-    text = [
+    text = []
+    if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+        # its last state, read from the history: nothing more is applied to it
+        state["workflow_closed"] = await closed_how(client, args.member_id)
+        text.append(
+            f"NOT RUNNING: the member's workflow is {state['workflow_closed']}; it takes no "
+            "events until it is repaired (reset). Its state when it ended:"
+        )
+    text += [
         f"{state['member_id']}: {state['points']} points, {state['tier']}, "
         f"lifetime {state['lifetime_points']}, build {state['build_id']}"
         + (f" (DRILL {state['drill']})" if state.get("drill") else ""),

@@ -12,11 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
     WorkflowHandle,
-    WorkflowHistoryEventFilterType,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDReusePolicy
@@ -24,6 +22,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from runtime.connect import Target
+from runtime.members import closed_how
 from workflows.events import EventError, parse_event, valid_member_id
 from workflows.member import (
     SIGNAL_EVENT,
@@ -129,23 +128,6 @@ class MemberClosed(Exception):
         )
         self.member_id = member_id
         self.sent = sent  # events of the member sent before it was found closed
-
-
-async def closed_how(client: Client, member_id: str) -> str:
-    """How the member's latest run ended, in a few words: "terminated (reason)"."""
-    handle = client.get_workflow_handle(member_workflow_id(member_id))
-    async for event in handle.fetch_history_events(
-        event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT
-    ):
-        kind = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_WORKFLOW_EXECUTION_")
-        why = ""
-        if event.HasField("workflow_execution_terminated_event_attributes"):
-            why = event.workflow_execution_terminated_event_attributes.reason
-        elif event.HasField("workflow_execution_failed_event_attributes"):
-            why = event.workflow_execution_failed_event_attributes.failure.message
-        first = why.strip().splitlines()[0][:200] if why.strip() else ""
-        return kind.lower().replace("_", " ") + (f" ({first})" if first else "")
-    return "closed"
 
 
 def read_lines(stream: Iterable[bytes] | Iterable[str]) -> Iterable[tuple[int, object]]:

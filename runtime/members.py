@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowExecution, WorkflowHistoryEventFilterType
 
 from workflows import search_attributes as sa
+from workflows.contract import member_workflow_id
 from workflows.ids import check_name, member_id_of
 from workflows.visibility import all_of, literal
 
@@ -63,3 +65,20 @@ async def list_members(
 async def count_members(client: Client, query: str | None = None) -> int:
     result = await client.count_workflows(member_query(query))
     return result.count
+
+
+async def closed_how(client: Client, member_id: str) -> str:
+    """How the member's latest run ended, in a few words: "terminated (reason)"."""
+    handle = client.get_workflow_handle(member_workflow_id(member_id))
+    async for event in handle.fetch_history_events(
+        event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT
+    ):
+        kind = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_WORKFLOW_EXECUTION_")
+        why = ""
+        if event.HasField("workflow_execution_terminated_event_attributes"):
+            why = event.workflow_execution_terminated_event_attributes.reason
+        elif event.HasField("workflow_execution_failed_event_attributes"):
+            why = event.workflow_execution_failed_event_attributes.failure.message
+        first = why.strip().splitlines()[0][:200] if why.strip() else ""
+        return kind.lower().replace("_", " ") + (f" ({first})" if first else "")
+    return "closed"

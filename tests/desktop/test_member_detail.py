@@ -364,3 +364,34 @@ def test_redeem_and_cancel_from_the_member_detail(
             assert "300 pts returned" in detail.status.text()
 
     qloop.run_until_complete(scenario())
+
+
+def test_a_closed_member_says_it_is_not_running(
+    qloop: qasync.QEventLoop, qtbot: Any, deployment: Deployment
+) -> None:
+    """A member whose workflow was ended shows its last state, and says it is not running
+    and why: nothing sent to it is applied until it is repaired."""
+    member = unique("gil")
+
+    async def scenario() -> None:
+        async with desk_session(deployment) as session:
+            client = session.client
+            assert client is not None
+            await send_member(client, deployment.target, member, [trip(member, 1)], bulk=False)
+            await wait_applied(client, [member])
+            detail = open_detail(qtbot, session, member, [])
+            await detail.start()
+            assert detail.closed_label.isHidden() and detail.controls.isEnabled()
+            handle = client.get_workflow_handle(member_workflow_id(member))
+            await handle.terminate(reason="ended by hand")
+            await detail.refresh()
+            assert detail.closed_label.isVisible()
+            assert detail.closed_label.text().startswith(
+                "Not running: this member's workflow is terminated (ended by hand)."
+            )
+            assert detail.state_labels["points"].text() == "25"  # its state when it ended
+            assert not detail.controls.isEnabled()  # nothing can be sent to it
+            screenshot(detail, "member-detail-closed")
+            await _stop(detail)
+
+    qloop.run_until_complete(scenario())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from runtime import feed
 from runtime.feed import check, deliver, read_lines, wait_applied
 from tests.chaos.kit import failed_tasks
 from tests.conftest import Deployment
+from tests.kit.cli import cli
 from tests.kit.events import member_events
 from tests.memberkit import assert_matches_rules
 from workflows.contract import UPDATE_SYNC
@@ -113,6 +115,17 @@ async def test_a_terminated_member_is_not_started_again_from_empty(
         report = await deliver(client, target, batch, bulk=bulk)
         assert await wait_applied(client, batch.by_member) == {}  # nothing to wait for
         after = await handle.describe()
+        if not bulk:  # `member ID` shows its last state, and that it is not running
+            code, out, err = await cli(deployment, "member", member_id)
+            assert code == 0, err
+            assert out.startswith(
+                "NOT RUNNING: the member's workflow is terminated (ended by hand); it takes "
+                "no events until it is repaired (reset)."
+            ), out
+            code, out, err = await cli(deployment, "member", member_id, "--json")
+            shown = json.loads(out)
+            assert shown["workflow_closed"] == "terminated (ended by hand)"
+            assert shown["points"] == before["points"]
     assert before["points"] > 0
     assert (after.run_id, after.status) == (ended.run_id, WorkflowExecutionStatus.TERMINATED)
     assert (report.accepted, report.rejected, report.duplicates) == (0, 4, 0)
