@@ -42,6 +42,19 @@ def open_detail(qtbot: Any, session: Session, member: str, opened: list[QUrl]) -
     return detail
 
 
+async def fed_and_open(
+    qtbot: Any, session: Session, member: str, events: list[dict[str, Any]]
+) -> MemberDetail:
+    """`member` fed `events` (all applied), its window open and loaded."""
+    client = session.client
+    assert client is not None
+    await send_member(client, session.target, member, events, bulk=False)
+    await wait_applied(client, [member])
+    detail = open_detail(qtbot, session, member, [])
+    await detail.start()
+    return detail
+
+
 def test_fed_events_show_in_ledger_chart_and_timeline_across_runs(
     qloop: qasync.QEventLoop, qtbot: Any, deployment: Deployment
 ) -> None:
@@ -146,10 +159,7 @@ def test_manual_adjustment_changes_the_member_and_a_bad_one_says_why(
         async with desk_session(deployment) as session:
             client = session.client
             assert client is not None
-            await send_member(client, deployment.target, member, [trip(member, 1)], bulk=False)
-            await wait_applied(client, [member])
-            detail = open_detail(qtbot, session, member, [])
-            await detail.start()
+            detail = await fed_and_open(qtbot, session, member, [trip(member, 1)])
             assert detail.state_labels["points"].text() == "25"
 
             detail.controls.adjust_points.setValue(250)
@@ -377,10 +387,7 @@ def test_a_closed_member_says_it_is_not_running(
         async with desk_session(deployment) as session:
             client = session.client
             assert client is not None
-            await send_member(client, deployment.target, member, [trip(member, 1)], bulk=False)
-            await wait_applied(client, [member])
-            detail = open_detail(qtbot, session, member, [])
-            await detail.start()
+            detail = await fed_and_open(qtbot, session, member, [trip(member, 1)])
             assert detail.closed_label.isHidden() and detail.controls.isEnabled()
             handle = client.get_workflow_handle(member_workflow_id(member))
             await handle.terminate(reason="ended by hand")
